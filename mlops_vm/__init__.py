@@ -1,0 +1,3 @@
+"""mlops-vm: put a containerised ML model into production behind HTTPS on VMs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,17 @@
+"""Where the project's files are, and where generated state (keys, caches, runs) lives.
+
+Generated state never lives in the git tree: it defaults to ~/.mlops-vm and can be moved
+with MLOPS_VM_HOME.
+"""
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(os.environ.get("MLOPS_VM_PROJECT_DIR", Path(__file__).resolve().parents[1]))
+STATE_DIR = Path(os.environ.get("MLOPS_VM_HOME", Path.home() / ".mlops-vm"))
+
+IMAGES_DIR = PROJECT_DIR / "images"
+EXAMPLES_DIR = PROJECT_DIR / "examples"
+PKI_DIR = STATE_DIR / "pki"
+CACHE_DIR = STATE_DIR / "cache"
+REGISTRY_STATE_DIR = STATE_DIR / "registry"

@@ -1,0 +1,22 @@
+"""Bring the whole local platform up: images, CA, registry, model images in the registry.
+
+Run as `python -m mlops_vm.platform`. Idempotent: a second run builds and pushes nothing
+whose inputs did not change.
+"""
+
+import logging
+
+from mlops_vm.platform import images, registry
+
+log = logging.getLogger(__name__)
+
+
+def ensure_platform() -> dict[str, list[str]]:
+    built = images.ensure_images()
+    creds = registry.ensure_registry()
+    pushed = [
+        images.model_tag(version)
+        for version in images.MODEL_VERSIONS
+        if registry.push(creds, images.model_tag(version))
+    ]
+    return {"built": built, "pushed": pushed}
