@@ -1,0 +1,85 @@
+"""The provider interface: what every cloud package implements.
+
+Contract for every implementation:
+- Idempotent by tags: find what exists (TAG_ENV/TAG_ROLE or LABEL_ENV/LABEL_ROLE) before
+  creating anything; a second call with the same spec returns no changes.
+- dry_run=True returns the planned changes and changes nothing (this is `--check`).
+- `validate` checks what can be checked up front (region exists, machine type offered,
+  certificate exists) and raises ProvisionError(INVALID_INPUT) before anything is created.
+- SDK calls are wrapped once: transient errors retried with backoff (retry.with_backoff),
+  others raised as ProvisionError with a classified code and a hint.
+- Not-found on delete is success; `destroy` twice is a no-op the second time.
+"""
+
+from abc import ABC, abstractmethod
+
+from mlops_vm.provision.model import (
+    Change,
+    FleetResult,
+    FleetSpec,
+    Instance,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    ProviderSettings,
+    TargetHealth,
+)
+
+
+class Provider(ABC):
+    name: str = ""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse."""
+
+    @abstractmethod
+    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        """Network, firewall and instances (fleet) or scaling group, converged to SPEC."""
+
+    @abstractmethod
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+        """The environment's live instances (not terminated), sorted by name."""
+
+    @abstractmethod
+    def ensure_load_balancer(
+        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
+    ) -> LoadBalancerResult:
+        """The managed LB in front of FLEET, its targets registered (surplus deregistered)."""
+
+    @abstractmethod
+    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        """The LB's view of each target."""
+
+    @abstractmethod
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        """Delete everything tagged with ENV, in dependency order."""
+
+    def wait_healthy(
+        self, spec: LoadBalancerSpec, *, expected: int, timeout_s: float = 600.0,
+        poll_s: float = 5.0,
+    ) -> list[TargetHealth]:
+        """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
+        import time
+
+        from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.target_health(spec)
+            if sum(target.healthy for target in health) >= expected:
+                return health
+            if time.monotonic() > deadline:
+                unhealthy = ", ".join(
+                    f"{t.instance_id} ({t.reason or 'unhealthy'})" for t in health if not t.healthy
+                )
+                raise ProvisionError(
+                    ErrorCode.TIMEOUT,
+                    f"{expected} healthy targets wanted after {timeout_s:.0f}s; "
+                    f"unhealthy: {unhealthy or 'none registered'}",
+                    hint="check the instances' Nginx and model containers (/healthz)",
+                    provider=self.name, operation="wait for healthy targets",
+                )
+            time.sleep(poll_s)

@@ -1,0 +1,197 @@
+"""Typed inputs and outputs shared by every provider.
+
+Specs go in, records come out; the Ansible inventory is built from `Instance` records only.
+Everything a provider creates is tagged (or labelled) with the environment and the role
+(TAG_ENV / TAG_ROLE), which is how it finds its resources again without a state file.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+TAG_ENV = "mlops-vm/env"
+TAG_ROLE = "mlops-vm/role"
+# GCP labels and Azure tags cannot hold "/": those providers use these spellings.
+LABEL_ENV = "mlops-vm-env"
+LABEL_ROLE = "mlops-vm-role"
+
+ROLE_MODEL = "model"  # the model-serving instances
+ROLE_LB = "lb"  # a load balancer host (local provider) or the managed LB's resources
+ROLE_NETWORK = "network"
+
+
+class InstanceStatus(StrEnum):
+    """Each cloud's native states mapped to one set."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    TERMINATED = "terminated"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """How to reach a provider. Credentials are never here: each SDK's standard chain
+    (AWS profiles/env/instance role, Google ADC, DefaultAzureCredential) supplies them."""
+
+    name: str  # "local", "static", "aws", "gcp", "azure"
+    region: str | None = None  # AWS region, GCP region, Azure location
+    # Aim the SDK at an emulator or a fake (moto server, tests/fakes/...). None = the cloud.
+    endpoint_url: str | None = None
+    # Provider-specific options, validated by the provider (project, subscription, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The network the instances live in: created and owned by the environment, or reused."""
+
+    cidr: str = "10.42.0.0/16"
+    # Who may reach the instances over SSH; None closes SSH entirely.
+    ssh_cidr: str | None = None
+    # Reuse instead of create: provider-specific IDs/names, e.g. {"vpc_id": ...,
+    # "subnet_ids": [...], "security_group_id": ...} (AWS), {"network": ..., "subnetwork": ...}
+    # (GCP), {"resource_group": ..., "vnet": ..., "subnet": ...} (Azure).
+    existing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What one instance looks like."""
+
+    machine_type: str  # t3.small / e2-small / Standard_B2s; ignored by local
+    # AMI id or name pattern, GCP image family or self link, Azure URN, local image tag.
+    # None means the provider's Debian 12 default.
+    image: str | None = None
+    disk_gb: int = 20
+    ssh_user: str = "admin"
+    ssh_public_key: str | None = None
+    # cloud-init user-data that makes a fresh instance configure itself (scaling groups,
+    # and fleets that want boot-time configuration). Rendered by the caller, opaque here.
+    user_data: str | None = None
+    # Extra tags/labels for every resource, on top of env and role.
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AutoscalingSpec:
+    min_size: int = 1
+    max_size: int = 3
+    # Target average CPU utilisation, percent; None disables that policy.
+    target_cpu_percent: float | None = 60.0
+    # Target requests per instance per minute (AWS ALBRequestCountPerTarget, GCP LB
+    # utilisation is derived from it); None disables that policy.
+    target_requests_per_instance: float | None = None
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """The model-serving instances of one environment."""
+
+    env: str
+    instance: InstanceSpec
+    # "fleet": exactly `count` instances that Ansible configures over SSH.
+    # "scaling_group": ASG / MIG / VM scale set whose instances configure themselves.
+    mode: Literal["fleet", "scaling_group"] = "fleet"
+    count: int = 2  # fleet size, or the scaling group's desired size
+    autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
+    zones: tuple[str, ...] = ()  # empty: the provider picks (two zones where it can)
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    role: str = ROLE_MODEL
+    # The port the instances serve HTTPS on (Nginx), opened to the load balancer only.
+    service_port: int = 443
+
+
+@dataclass(frozen=True)
+class CertificateSpec:
+    """The load balancer's certificate: exactly one way of getting it."""
+
+    cert_file: str | None = None  # PEM certificate (chain) to import / upload
+    key_file: str | None = None  # PEM private key for cert_file
+    arn: str | None = None  # AWS: an existing ACM certificate
+    key_vault_secret_id: str | None = None  # Azure: a Key Vault secret
+    managed_domains: tuple[str, ...] = ()  # GCP: a Google-managed certificate
+
+
+@dataclass(frozen=True)
+class LoadBalancerSpec:
+    env: str
+    certificate: CertificateSpec
+    https_port: int = 443
+    http_port: int = 80  # answers with a redirect to HTTPS
+    backend_port: int = 443
+    backend_protocol: Literal["HTTP", "HTTPS"] = "HTTPS"
+    health_path: str = "/healthz"
+    drain_seconds: int = 30
+    # Local provider only: where the LB host publishes HTTPS on 127.0.0.1.
+    publish_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance as the provider sees it; the inventory is built from these."""
+
+    id: str  # provider id (i-..., numeric id, VM resource id, container name)
+    name: str  # a human name, unique in the environment
+    status: InstanceStatus
+    private_ip: str | None = None
+    public_ip: str | None = None
+    zone: str | None = None
+    role: str = ROLE_MODEL
+    # How Ansible reaches it: "ssh" (address + user) or "docker" (container name).
+    connection: Literal["ssh", "docker"] = "ssh"
+    ssh_user: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str | None:
+        return self.public_ip or self.private_ip
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a resource: planned (dry run) or done."""
+
+    action: Literal["create", "update", "delete"]
+    kind: str  # "vpc", "instance", "target_group", "container", ...
+    name: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.action} {self.kind} {self.name}{extra}"
+
+
+@dataclass
+class FleetResult:
+    instances: list[Instance]
+    changes: list[Change] = field(default_factory=list)
+    # IDs of what the fleet lives in, for the load balancer step (vpc_id, subnet_ids,
+    # security group ids, network name, instance group, scaling group name, ...).
+    network: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    instance_id: str
+    healthy: bool
+    reason: str = ""
+
+
+@dataclass
+class LoadBalancerResult:
+    endpoint: str  # https://...: what users call
+    changes: list[Change] = field(default_factory=list)
+    targets: list[TargetHealth] = field(default_factory=list)
+    # Provider ids of the LB's parts (alb arn, target group arn, url map, gateway id, ...).
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)

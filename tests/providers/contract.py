@@ -1,0 +1,56 @@
+"""The provider contract, run against every provider (libcloud's mixin idea).
+
+A provider's test module subclasses ProviderContract and supplies three fixtures:
+  provider       a Provider aimed at its emulator/fake, for a fresh environment name
+  fleet_spec     a callable: count -> FleetSpec (mode "fleet") for that environment
+  lb_spec        a LoadBalancerSpec for that environment
+"""
+
+from mlops_vm.provision import FleetSpec, InstanceStatus, LoadBalancerSpec, Provider
+
+
+class ProviderContract:
+    def test_dry_run_plans_and_creates_nothing(self, provider: Provider, fleet_spec):
+        spec: FleetSpec = fleet_spec(2)
+        plan = provider.ensure_fleet(spec, dry_run=True)
+        assert any(c.action == "create" and c.kind.endswith("instance") for c in plan.changes)
+        assert provider.list_instances(spec.env) == []
+
+    def test_fleet_converges_and_second_run_changes_nothing(self, provider, fleet_spec):
+        spec = fleet_spec(2)
+        first = provider.ensure_fleet(spec)
+        assert first.changed
+        assert len(first.instances) == 2
+        assert all(i.status == InstanceStatus.RUNNING for i in first.instances)
+        second = provider.ensure_fleet(spec)
+        assert second.changes == []
+        assert sorted(i.id for i in second.instances) == sorted(i.id for i in first.instances)
+
+    def test_count_shrinks_and_grows(self, provider, fleet_spec):
+        provider.ensure_fleet(fleet_spec(3))
+        shrunk = provider.ensure_fleet(fleet_spec(1))
+        assert [c.action for c in shrunk.changes if c.kind.endswith("instance")] == [
+            "delete", "delete",
+        ]
+        assert len(provider.list_instances(fleet_spec(1).env)) == 1
+        grown = provider.ensure_fleet(fleet_spec(3))
+        assert len(grown.instances) == 3
+        assert provider.ensure_fleet(fleet_spec(3)).changes == []
+
+    def test_load_balancer_is_idempotent(self, provider, fleet_spec, lb_spec: LoadBalancerSpec):
+        fleet = provider.ensure_fleet(fleet_spec(2))
+        first = provider.ensure_load_balancer(lb_spec, fleet)
+        assert first.changed
+        assert first.endpoint.startswith("https://")
+        again = provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(2)))
+        assert again.changes == []
+
+    def test_destroy_removes_everything_and_twice_is_a_no_op(
+        self, provider, fleet_spec, lb_spec
+    ):
+        spec = fleet_spec(2)
+        provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(spec))
+        removed = provider.destroy(spec.env)
+        assert removed
+        assert provider.list_instances(spec.env) == []
+        assert provider.destroy(spec.env) == []
