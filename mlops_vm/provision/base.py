@@ -58,7 +58,11 @@ class Provider(ABC):
         """Delete everything tagged with ENV, in dependency order."""
 
     def wait_healthy(
-        self, spec: LoadBalancerSpec, *, expected: int, timeout_s: float = 600.0,
+        self,
+        spec: LoadBalancerSpec,
+        *,
+        expected: int,
+        timeout_s: float = 600.0,
         poll_s: float = 5.0,
     ) -> list[TargetHealth]:
         """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
@@ -80,6 +84,7 @@ class Provider(ABC):
                     f"{expected} healthy targets wanted after {timeout_s:.0f}s; "
                     f"unhealthy: {unhealthy or 'none registered'}",
                     hint="check the instances' Nginx and model containers (/healthz)",
-                    provider=self.name, operation="wait for healthy targets",
+                    provider=self.name,
+                    operation="wait for healthy targets",
                 )
             time.sleep(poll_s)

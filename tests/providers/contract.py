@@ -30,7 +30,8 @@ class ProviderContract:
         provider.ensure_fleet(fleet_spec(3))
         shrunk = provider.ensure_fleet(fleet_spec(1))
         assert [c.action for c in shrunk.changes if c.kind.endswith("instance")] == [
-            "delete", "delete",
+            "delete",
+            "delete",
         ]
         assert len(provider.list_instances(fleet_spec(1).env)) == 1
         grown = provider.ensure_fleet(fleet_spec(3))
@@ -45,9 +46,7 @@ class ProviderContract:
         again = provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(2)))
         assert again.changes == []
 
-    def test_destroy_removes_everything_and_twice_is_a_no_op(
-        self, provider, fleet_spec, lb_spec
-    ):
+    def test_destroy_removes_everything_and_twice_is_a_no_op(self, provider, fleet_spec, lb_spec):
         spec = fleet_spec(2)
         provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(spec))
         removed = provider.destroy(spec.env)

@@ -1,0 +1,349 @@
+"""One pydantic model of an environment, loaded from inventories/<env>/group_vars/all.
+
+An environment's settings live under the single variable `mlops_vm` so that the playbooks,
+the Ansible modules and the CLI read the same structure, and this model checks it once.
+Bad input is reported with the file, the line and the dotted field, before anything runs.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops_vm import paths
+from mlops_vm.provision.dispatch import PROVIDER_NAMES
+
+CONFIG_VARIABLE = "mlops_vm"
+
+# A docker image reference: [registry[:port]/]path[:tag][@sha256:digest]
+IMAGE_REFERENCE = re.compile(
+    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+TEMPLATED = re.compile(r"{{.*}}|{%.*%}", re.S)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(Strict):
+    name: Literal[PROVIDER_NAMES]  # type: ignore[valid-type]
+    region: str | None = None
+    endpoint_url: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class NetworkConfig(Strict):
+    cidr: str = "10.42.0.0/16"
+    ssh_cidr: str | None = None
+    existing: dict[str, Any] = Field(default_factory=dict)
+
+
+class AutoscalingConfig(Strict):
+    min_size: Annotated[int, Field(ge=0)] = 1
+    max_size: Annotated[int, Field(ge=1)] = 3
+    target_cpu_percent: Annotated[float, Field(gt=0, le=100)] | None = 60.0
+    target_requests_per_instance: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def min_not_above_max(self) -> "AutoscalingConfig":
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size ({self.min_size}) is above max_size ({self.max_size})")
+        return self
+
+
+class StaticHost(Strict):
+    name: str
+    address: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+
+
+class FleetConfig(Strict):
+    mode: Literal["fleet", "scaling_group"] = "fleet"
+    count: Annotated[int, Field(ge=1, le=100)] = 2
+    machine_type: str = "local"
+    image: str | None = None
+    disk_gb: Annotated[int, Field(ge=8)] = 20
+    ssh_user: str = "admin"
+    ssh_public_key_file: str | None = None
+    ssh_private_key_file: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    # static provider: the hosts you already have
+    hosts: list[StaticHost] = Field(default_factory=list)
+
+
+class RegistryConfig(Strict):
+    username: str = ""
+    password: str = ""
+    ca_file: str | None = None
+
+
+class ModelConfig(Strict):
+    image: str
+    replicas: Annotated[int, Field(ge=1, le=32)] = 1
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    cpus: Annotated[float, Field(ge=0)] = 1.0
+    memory: str = "1g"
+    env: dict[str, str] = Field(default_factory=dict)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @field_validator("image")
+    @classmethod
+    def image_is_a_reference(cls, value: str) -> str:
+        if not IMAGE_REFERENCE.match(value):
+            raise ValueError(
+                f"{value!r} is not an image reference "
+                "(registry[:port]/path[:tag][@sha256:digest], lowercase path)"
+            )
+        return value
+
+
+class TlsConfig(Strict):
+    mode: Literal["selfsigned", "provided"] = "selfsigned"
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def provided_needs_files(self) -> "TlsConfig":
+        if self.mode == "provided" and not (self.cert_file and self.key_file):
+            raise ValueError("mode 'provided' needs cert_file and key_file")
+        return self
+
+
+class LoadBalancerConfig(Strict):
+    # local provider: HTTPS published on 127.0.0.1:<publish_port>
+    publish_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    https_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    health_path: str = "/healthz"
+    drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    certificate_arn: str | None = None
+    key_vault_secret_id: str | None = None
+    managed_domains: list[str] = Field(default_factory=list)
+
+
+class EnvironmentConfig(Strict):
+    env: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+    provider: ProviderConfig
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    model: ModelConfig
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+
+    @model_validator(mode="after")
+    def provider_specifics(self) -> "EnvironmentConfig":
+        if self.provider.name == "local" and self.load_balancer.publish_port is None:
+            raise ValueError("load_balancer.publish_port is required by the local provider")
+        if self.provider.name == "static" and not self.fleet.hosts:
+            raise ValueError("fleet.hosts is required by the static provider")
+        return self
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem with an environment's configuration, located for a person to fix."""
+
+    file: Path
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The environment's configuration is invalid; `problems` says where and why."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedEnvironment:
+    config: EnvironmentConfig
+    inventory_dir: Path
+    source: Path  # the file that holds the `mlops_vm` variable
+
+
+def inventory_dir(env: str) -> Path:
+    return paths.PROJECT_DIR / "inventories" / env
+
+
+def group_vars_files(directory: Path) -> list[Path]:
+    group_vars = directory / "group_vars"
+    files = sorted((group_vars / "all").glob("*.y*ml")) if (group_vars / "all").is_dir() else []
+    files += [p for p in (group_vars / "all.yml", group_vars / "all.yaml") if p.exists()]
+    return files
+
+
+def is_vaulted(path: Path) -> bool:
+    return path.read_bytes().startswith(b"$ANSIBLE_VAULT")
+
+
+def parse_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    text = path.read_text()
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    path,
+                    "(yaml)",
+                    f"YAML syntax error: {getattr(error, 'problem', error)}",
+                    mark.line + 1 if mark else None,
+                )
+            ]
+        ) from None
+
+
+def node_line(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
+    """The line of the YAML node at LOCATION (keys and list indexes), or its nearest parent."""
+    line = node.start_mark.line + 1 if node else None
+    for key in location:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def templated_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Locations of Jinja expressions: resolved by Ansible, so only allowed in secrets."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in templated_paths(v, (*prefix, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in templated_paths(v, (*prefix, i))]
+    return [prefix] if isinstance(value, str) and TEMPLATED.search(value) else []
+
+
+SECRET_FIELDS = {("model", "registry", "password"), ("model", "registry", "username")}
+
+
+def validate_config(
+    data: Any, *, source: Path, node: yaml.Node | None = None, env: str | None = None
+) -> EnvironmentConfig:
+    """Validate the `mlops_vm` mapping; ConfigError locates every problem in SOURCE."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(source, CONFIG_VARIABLE, "must be a mapping")])
+    data = {"env": env, **data} if env and "env" not in data else data
+    problems = []
+    for location in templated_paths(data):
+        if tuple(location) not in SECRET_FIELDS:
+            problems.append(
+                ConfigProblem(
+                    source,
+                    ".".join(map(str, (CONFIG_VARIABLE, *location))),
+                    "Jinja templates are only allowed in secret fields (model.registry.*)",
+                    node_line(node, location),
+                )
+            )
+    try:
+        config = EnvironmentConfig.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors():
+            location = tuple(item["loc"])
+            problems.append(
+                ConfigProblem(
+                    source,
+                    ".".join(map(str, (CONFIG_VARIABLE, *location)))
+                    if location
+                    else CONFIG_VARIABLE,
+                    item["msg"].removeprefix("Value error, "),
+                    node_line(node, location),
+                )
+            )
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def check_files(loaded: "LoadedEnvironment", node: yaml.Node | None) -> None:
+    """Files the configuration names must exist (relative paths: from the inventory)."""
+    config = loaded.config
+    wanted = {
+        ("tls", "cert_file"): config.tls.cert_file,
+        ("tls", "key_file"): config.tls.key_file,
+        ("fleet", "ssh_public_key_file"): config.fleet.ssh_public_key_file,
+        ("fleet", "ssh_private_key_file"): config.fleet.ssh_private_key_file,
+        ("model", "registry", "ca_file"): config.model.registry.ca_file,
+    }
+    problems = [
+        ConfigProblem(
+            loaded.source,
+            ".".join((CONFIG_VARIABLE, *location)),
+            f"file not found: {resolve_path(value, loaded.inventory_dir)}",
+            node_line(node, location),
+        )
+        for location, value in wanted.items()
+        if value
+        and not TEMPLATED.search(value)
+        and not resolve_path(value, loaded.inventory_dir).is_file()
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_environment(env_or_dir: str | Path) -> LoadedEnvironment:
+    """Load and validate inventories/ENV (or a given inventory directory)."""
+    directory = Path(env_or_dir)
+    if not directory.is_dir():
+        directory = inventory_dir(str(env_or_dir))
+    if not directory.is_dir():
+        raise ConfigError([ConfigProblem(directory, "environment", "no such inventory directory")])
+    found: list[tuple[Path, Any, yaml.Node | None]] = []
+    for path in group_vars_files(directory):
+        if is_vaulted(path):
+            continue  # secrets only; Ansible decrypts them at run time
+        data, node = parse_yaml(path)
+        if isinstance(data, dict) and CONFIG_VARIABLE in data:
+            mapping_node = node_line_node(node, CONFIG_VARIABLE)
+            found.append((path, data[CONFIG_VARIABLE], mapping_node))
+    if not found:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    directory / "group_vars" / "all",
+                    CONFIG_VARIABLE,
+                    "no group_vars file defines the mlops_vm variable",
+                )
+            ]
+        )
+    if len(found) > 1:
+        raise ConfigError(
+            [ConfigProblem(found[1][0], CONFIG_VARIABLE, f"defined again (first in {found[0][0]})")]
+        )
+    source, data, node = found[0]
+    config = validate_config(data, source=source, node=node, env=directory.name)
+    loaded = LoadedEnvironment(config, directory, source)
+    check_files(loaded, node)
+    return loaded
+
+
+def node_line_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if k.value == key), None)
+    return None

@@ -1,0 +1,160 @@
+"""The HTTPS listener's certificate: an ACM ARN as given, or PEM files imported into ACM.
+
+An imported certificate is tagged with the environment and the SHA-256 of its PEM, so the
+same files are imported once; new files are imported beside the old certificate, which is
+deleted once the listener no longer uses it. The private key goes to ACM only: it is read
+here, sent once, and never written or logged.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_vm.provision.aws import errors, tags
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import ROLE_LB, CertificateSpec, Change, LoadBalancerSpec
+
+PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class PemBundle:
+    certificate: bytes
+    chain: bytes  # the intermediates after the leaf, possibly empty
+    fingerprint: str  # SHA-256 of the certificate file's certificates
+
+    def __repr__(self) -> str:
+        return f"PemBundle(fingerprint={self.fingerprint!r})"
+
+
+def invalid(message: str, hint: str) -> ProvisionError:
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT,
+        message,
+        hint=hint,
+        provider=errors.PROVIDER,
+        operation="read the certificate",
+    )
+
+
+def check_spec(certificate: CertificateSpec) -> None:
+    """Exactly one source of the certificate, in a form AWS can use."""
+    from_files = bool(certificate.cert_file or certificate.key_file)
+    if certificate.arn and from_files:
+        raise invalid(
+            "certificate: both arn and cert_file/key_file are set",
+            "give either an ACM certificate ARN or the PEM files to import, not both",
+        )
+    if not certificate.arn and not (certificate.cert_file and certificate.key_file):
+        raise invalid(
+            "certificate: AWS needs arn, or cert_file and key_file",
+            "set CertificateSpec.arn (ACM) or both CertificateSpec.cert_file and key_file",
+        )
+    for path in (certificate.cert_file, certificate.key_file):
+        if path and not Path(path).is_file():
+            raise invalid(f"certificate file {path} does not exist", "fix the path")
+
+
+def read_bundle(cert_file: str) -> PemBundle:
+    blocks = PEM_BLOCK.findall(Path(cert_file).read_bytes())
+    if not blocks:
+        raise invalid(
+            f"{cert_file} holds no PEM certificate",
+            "give the certificate (and its chain) in PEM form",
+        )
+    return PemBundle(
+        certificate=blocks[0] + b"\n",
+        chain=b"\n".join(blocks[1:]) + (b"\n" if len(blocks) > 1 else b""),
+        fingerprint=hashlib.sha256(b"\n".join(blocks)).hexdigest(),
+    )
+
+
+def describe_certificate(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
+    return ctx.call(
+        "acm",
+        "describe_certificate",
+        f"read certificate {arn}",
+        missing_ok=True,
+        CertificateArn=arn,
+    ).get("Certificate")
+
+
+def imported_certificates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    """The environment's imported certificates: {"arn", "tags"} each."""
+    summaries = ctx.pages(
+        "acm",
+        "list_certificates",
+        "CertificateSummaryList",
+        "list the certificates",
+    )
+    found = []
+    for summary in summaries:
+        arn = summary["CertificateArn"]
+        tag_items = ctx.call(
+            "acm",
+            "list_tags_for_certificate",
+            "read the certificate's tags",
+            missing_ok=True,
+            CertificateArn=arn,
+        ).get("Tags", [])
+        tag_set = tags.as_dict(tag_items)
+        if tag_set.get(tags.TAG_ENV) == env:
+            found.append({"arn": arn, "tags": tag_set})
+    return found
+
+
+def ensure_certificate(
+    ctx: AwsContext, spec: LoadBalancerSpec, *, dry_run: bool
+) -> tuple[str | None, list[Change]]:
+    """The ARN the HTTPS listener uses (None when a dry run would import it)."""
+    certificate = spec.certificate
+    check_spec(certificate)
+    if certificate.arn:
+        return certificate.arn, []
+    assert certificate.cert_file and certificate.key_file
+    bundle = read_bundle(certificate.cert_file)
+    for existing in imported_certificates(ctx, spec.env):
+        if existing["tags"].get(tags.TAG_CERT_SHA256) == bundle.fingerprint:
+            return existing["arn"], []
+    name = f"mlops-vm-{spec.env}"
+    change = Change("create", "certificate", name, f"import {certificate.cert_file}")
+    if dry_run:
+        return None, [change]
+    tag_set = tags.tag_dict(spec.env, ROLE_LB, name)
+    tag_set[tags.TAG_CERT_SHA256] = bundle.fingerprint
+    params: dict[str, Any] = {
+        "Certificate": bundle.certificate,
+        "PrivateKey": Path(certificate.key_file).read_bytes(),
+        "Tags": tags.tag_list(tag_set),
+    }
+    if bundle.chain:
+        params["CertificateChain"] = bundle.chain
+    arn = ctx.call("acm", "import_certificate", "import the certificate into ACM", **params)
+    return arn["CertificateArn"], [change]
+
+
+def delete_stale_certificates(
+    ctx: AwsContext, env: str, keep_arn: str | None, *, dry_run: bool
+) -> list[Change]:
+    """Imported certificates of ENV other than KEEP_ARN (replaced ones)."""
+    changes = []
+    for existing in imported_certificates(ctx, env):
+        if existing["arn"] == keep_arn:
+            continue
+        changes.append(Change("delete", "certificate", existing["arn"], "replaced"))
+        if not dry_run:
+            delete_certificate(ctx, existing["arn"])
+    return changes
+
+
+def delete_certificate(ctx: AwsContext, arn: str) -> None:
+    ctx.call(
+        "acm",
+        "delete_certificate",
+        f"delete certificate {arn}",
+        missing_ok=True,
+        CertificateArn=arn,
+    )

@@ -1,0 +1,207 @@
+"""boto3 clients for one region, and the one wrapper every SDK call goes through.
+
+Credentials come from boto3's standard chain only (environment, shared config and
+credentials files, SSO, the instance role); nothing here stores or prints them.
+`ProviderSettings.endpoint_url` aims every client at an emulator (moto in the tests).
+
+Each SDK call is made through `AwsContext.call`: throttling, 5xx and dropped connections
+are retried with jittered backoff (retry.with_backoff), anything else is raised as a
+classified ProvisionError whose operation says what was being done. botocore's own
+retries are switched off so that there is exactly one retry policy.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from mlops_vm.provision.aws import errors
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.provision.retry import with_backoff
+
+T = TypeVar("T")
+
+SERVICES = ("ec2", "elbv2", "autoscaling", "acm")
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """ProviderSettings.options understood by the AWS provider."""
+
+    # A named profile of the shared config files (the rest of the chain still applies).
+    profile: str | None = None
+    # An existing EC2 key pair for the instances (fleet SSH and the launch template).
+    key_name: str | None = None
+    # Owner account of the AMI name pattern (InstanceSpec.image); Debian's by default.
+    image_owner: str = "136693071363"
+    # Seconds between polls of a waiter, and how long a waiter waits at most.
+    poll_interval_s: float = 5.0
+    wait_timeout_s: float = 900.0
+    # Retries of throttled/5xx calls: attempts in all, and the first backoff ceiling.
+    retry_attempts: int = 6
+    retry_base_delay_s: float = 0.5
+    # Scaling groups: seconds before ELB health checks count for a new instance (it
+    # installs Ansible and runs the roles first), and whether a changed launch template
+    # starts an instance refresh (the rolling replacement that rolls the change out).
+    health_check_grace_s: int = 900
+    instance_refresh: bool = True
+    # Minimum healthy percentage during an instance refresh.
+    refresh_min_healthy_percent: int = 90
+    # TLS policy of the HTTPS listener.
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # Wait until scaling-group instances are InService before ensure_fleet returns.
+    wait_for_scaling_group: bool = True
+
+    @classmethod
+    def from_settings(cls, options: dict[str, Any]) -> "AwsOptions":
+        known = {field.name: field for field in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                f"unknown AWS option(s): {', '.join(unknown)}",
+                hint=f"known options: {', '.join(known)}",
+                provider=errors.PROVIDER,
+                operation="read the provider options",
+            )
+        values: dict[str, Any] = {}
+        for name, value in options.items():
+            default = getattr(cls, name)
+            expected = type(default) if default is not None else str
+            try:
+                values[name] = bool(value) if expected is bool else expected(value)
+            except (TypeError, ValueError):
+                raise ProvisionError(
+                    ErrorCode.INVALID_INPUT,
+                    f"option {name}={value!r} is not a {expected.__name__}",
+                    provider=errors.PROVIDER,
+                    operation="read the provider options",
+                ) from None
+        return cls(**values)
+
+
+class AwsContext:
+    """The region, the options and lazily created clients of one provider instance."""
+
+    def __init__(
+        self, settings: ProviderSettings, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        import boto3  # lazily: the dispatcher turns a missing SDK into an install hint
+
+        self.settings = settings
+        self.options = AwsOptions.from_settings(dict(settings.options))
+        self.sleep = sleep
+        self.session = boto3.session.Session(
+            profile_name=self.options.profile, region_name=settings.region
+        )
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def region(self) -> str:
+        region = self.settings.region or self.session.region_name
+        if not region:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                "no AWS region given",
+                hint="set ProviderSettings.region, AWS_REGION, or the profile's region",
+                provider=errors.PROVIDER,
+                operation="choose the region",
+            )
+        return region
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            from botocore.config import Config
+
+            config = Config(
+                # One retry policy (ours, with backoff and classification), not two.
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+                user_agent_extra="mlops-vm",
+            )
+            self._clients[service] = self.session.client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.settings.endpoint_url,
+                config=config,
+            )
+        return self._clients[service]
+
+    def call(
+        self,
+        service: str,
+        operation: str,
+        doing: str,
+        *,
+        missing_ok: bool = False,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """SERVICE.OPERATION(**PARAMS), retried when transient, translated when not.
+
+        DOING names the step in the error ("create the VPC"); with MISSING_OK a not-found
+        answer returns {} (deleting what is already gone is success).
+        """
+        method = getattr(self.client(service), operation)
+        try:
+            return with_backoff(
+                lambda: method(**params),
+                is_transient=errors.is_transient,
+                attempts=self.options.retry_attempts,
+                base_delay_s=self.options.retry_base_delay_s,
+                sleep=self.sleep,
+            )
+        except Exception as error:
+            if missing_ok and errors.is_not_found(error):
+                return {}
+            raise errors.translate(error, doing) from error
+
+    def pages(
+        self, service: str, operation: str, key: str, doing: str, **params: Any
+    ) -> list[dict[str, Any]]:
+        """All items under KEY of a paginated OPERATION, each page retried on its own."""
+        items: list[dict[str, Any]] = []
+        token_name, token_key = _pagination_tokens(service, operation)
+        token: str | None = None
+        while True:
+            page_params = dict(params)
+            if token:
+                page_params[token_name] = token
+            page = self.call(service, operation, doing, **page_params)
+            items.extend(page.get(key, []))
+            token = page.get(token_key)
+            if not token:
+                return items
+
+    def wait_until(
+        self,
+        check: Callable[[], T | None],
+        what: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Poll CHECK until it returns something other than None; TIMEOUT past the limit."""
+        limit_s = self.options.wait_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit_s
+        while True:
+            result = check()
+            if result is not None:
+                return result
+            if time.monotonic() > deadline:
+                raise ProvisionError(
+                    ErrorCode.TIMEOUT,
+                    f"gave up after {limit_s:.0f}s waiting until {what}",
+                    hint="look at the resource in the AWS console; raise wait_timeout_s if "
+                    "it is merely slow",
+                    provider=errors.PROVIDER,
+                    operation=f"wait until {what}",
+                )
+            self.sleep(self.options.poll_interval_s)
+
+
+def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:
+    """(request parameter, response key) of the continuation token of OPERATION."""
+    if service == "elbv2":
+        return "Marker", "NextMarker"
+    return "NextToken", "NextToken"

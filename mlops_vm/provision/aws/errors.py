@@ -1,0 +1,264 @@
+"""AWS error codes classified into ErrorCode, each with a hint a person can act on.
+
+botocore raises ClientError with the service's error code ("UnauthorizedOperation",
+"InstanceLimitExceeded", ...); connection problems arrive as other botocore exceptions.
+`translate` turns any of them into a ProvisionError; `is_transient` says which ones the
+retry wrapper tries again (throttling, 5xx, dropped connections).
+"""
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+PROVIDER = "aws"
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "BandwidthLimitExceeded",
+    }
+)
+SERVER_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+AUTH_CODES = frozenset(
+    {
+        "AuthFailure",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "InvalidAccessKeyId",
+        "OptInRequired",
+    }
+)
+PERMISSION_CODES = frozenset(
+    {
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedAccess",
+        "Blocked",
+    }
+)
+QUOTA_CODES = frozenset(
+    {
+        "InstanceLimitExceeded",
+        "VcpuLimitExceeded",
+        "LimitExceeded",
+        "LimitExceededException",
+        "VpcLimitExceeded",
+        "AddressLimitExceeded",
+        "InternetGatewayLimitExceeded",
+        "RouteTableLimitExceeded",
+        "SecurityGroupLimitExceeded",
+        "RulesPerSecurityGroupLimitExceeded",
+        "SubnetLimitExceeded",
+        "MaxSpotInstanceCountExceeded",
+        "TooManyLoadBalancers",
+        "TooManyTargetGroups",
+        "TooManyListeners",
+        "TooManyTargets",
+        "TooManyRules",
+        "TooManyCertificates",
+        "TooManyTags",
+        "ResourceLimitExceeded",
+        "ServiceLinkedRoleFailure",
+    }
+)
+CAPACITY_CODES = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InsufficientHostCapacity",
+        "InsufficientReservedInstanceCapacity",
+        "InsufficientCapacity",
+        "InsufficientFreeAddressesInSubnet",
+        "Unsupported",
+        "UnsupportedOperation",
+        "InstanceTypeNotSupported",
+    }
+)
+CONFLICT_CODES = frozenset(
+    {
+        "DependencyViolation",
+        "ResourceInUse",
+        "ResourceInUseException",
+        "ResourceInUseFault",
+        "InvalidGroup.Duplicate",
+        "InvalidPermission.Duplicate",
+        "DuplicateLoadBalancerName",
+        "DuplicateTargetGroupName",
+        "DuplicateListener",
+        "AlreadyExists",
+        "AlreadyExistsFault",
+        "AlreadyExistsException",
+        "IncorrectState",
+        "IncorrectInstanceState",
+        "Resource.AlreadyAssociated",
+        "ScalingActivityInProgress",
+        "ScalingActivityInProgressFault",
+    }
+)
+INVALID_INPUT_CODES = frozenset(
+    {
+        "InvalidParameter",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "InvalidParameterException",
+        "MissingParameter",
+        "ValidationError",
+        "ValidationException",
+        "InvalidConfigurationRequest",
+        "InvalidAMIID.Malformed",
+        "InvalidSubnet.Range",
+        "InvalidVpc.Range",
+        "InvalidKeyPair.Format",
+        "InvalidUserData.Malformed",
+    }
+)
+
+HINTS: dict[ErrorCode, str] = {
+    ErrorCode.AUTH: (
+        "check the AWS credentials of the standard chain (AWS_PROFILE / AWS_ACCESS_KEY_ID, "
+        "~/.aws/credentials, SSO login, instance role): `aws sts get-caller-identity` must work"
+    ),
+    ErrorCode.PERMISSION: (
+        "the credentials work but lack this permission: grant the named action to the "
+        "IAM user/role (see the message for the action), or use another profile"
+    ),
+    ErrorCode.QUOTA: (
+        "an account quota is used up: free resources in this region or ask for a higher "
+        "limit in the Service Quotas console"
+    ),
+    ErrorCode.CAPACITY: (
+        "AWS has no capacity for this instance type here right now: try other zones "
+        "(FleetSpec.zones), another instance type, or retry later"
+    ),
+    ErrorCode.NOT_FOUND: "the resource does not exist (any more): check the ID and the region",
+    ErrorCode.CONFLICT: (
+        "the resource exists already or is still in use: wait a minute and run again, or "
+        "remove what holds it"
+    ),
+    ErrorCode.THROTTLED: "AWS kept throttling the requests: run again later",
+    ErrorCode.INVALID_INPUT: "AWS refused the input: fix the value the message names",
+    ErrorCode.INTERNAL: "an error on the AWS side or on the way to it: run again",
+}
+
+
+def error_code(error: BaseException) -> str:
+    """The service error code of a botocore ClientError, "" for anything else."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        message = response.get("Error", {}).get("Message")
+        if message:
+            return f"{error_code(error)}: {message}"
+    return str(error) or type(error).__name__
+
+
+def http_status(error: BaseException) -> int:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return 0
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(error, BotoConnectionError | HTTPClientError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling, server errors and dropped connections are worth another try."""
+    code = error_code(error)
+    return (
+        code in THROTTLING_CODES
+        or code in SERVER_ERROR_CODES
+        or http_status(error) >= 500
+        or is_connection_error(error)
+    )
+
+
+def classify(error: BaseException) -> ErrorCode:
+    from botocore.exceptions import NoCredentialsError, NoRegionError, PartialCredentialsError
+
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return ErrorCode.AUTH
+    if isinstance(error, NoRegionError):
+        return ErrorCode.INVALID_INPUT
+    code = error_code(error)
+    if code in THROTTLING_CODES:
+        return ErrorCode.THROTTLED
+    if is_not_found(error):
+        return ErrorCode.NOT_FOUND
+    for codes, classified in (
+        (AUTH_CODES, ErrorCode.AUTH),
+        (PERMISSION_CODES, ErrorCode.PERMISSION),
+        (QUOTA_CODES, ErrorCode.QUOTA),
+        (CAPACITY_CODES, ErrorCode.CAPACITY),
+        (CONFLICT_CODES, ErrorCode.CONFLICT),
+        (INVALID_INPUT_CODES, ErrorCode.INVALID_INPUT),
+    ):
+        if code in codes:
+            return classified
+    if code.endswith("LimitExceeded"):
+        return ErrorCode.QUOTA
+    if code.startswith("Invalid") and code.endswith(".Malformed"):
+        return ErrorCode.INVALID_INPUT
+    return ErrorCode.INTERNAL
+
+
+def is_not_found(error: BaseException) -> bool:
+    """EC2 spells it InvalidVpcID.NotFound, ELB LoadBalancerNotFound, ACM
+    ResourceNotFoundException, Auto Scaling a ValidationError that names the group."""
+    code = error_code(error)
+    if code.endswith(("NotFound", "NotFoundException", "NotFoundFault")):
+        return True
+    if code in {"NoSuchEntity", "ResourceNotFoundException", "InvalidGroup.NotFound"}:
+        return True
+    message = error_message(error).lower()
+    return code == "ValidationError" and ("not found" in message or "does not exist" in message)
+
+
+def translate(error: BaseException, operation: str) -> ProvisionError:
+    """ERROR as a ProvisionError whose code and hint say what to do about it."""
+    if isinstance(error, ProvisionError):
+        return error
+    code = classify(error)
+    hint = HINTS.get(code, "")
+    if is_connection_error(error):
+        hint = "AWS could not be reached: check the network, the region and endpoint_url"
+    if code == ErrorCode.INVALID_INPUT and not error_code(error):
+        hint = "set a region (ProviderSettings.region, AWS_REGION or the profile's region)"
+    return ProvisionError(
+        code, error_message(error), hint=hint, provider=PROVIDER, operation=operation
+    )

@@ -1,0 +1,309 @@
+"""EC2 instances: the launch settings both modes share, and the fixed-size fleet.
+
+Every instance boots with IMDSv2 required (no token, no metadata: SSRF from the model
+cannot read the instance role's credentials), an encrypted gp3 root volume, and the env
+and role tags on the instance, its volume and its network interface. Fleet instances are
+named <env>-<role>-<n>; growing fills the lowest free numbers, spread over the subnets,
+and shrinking terminates the highest numbers first.
+"""
+
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.model import Change, FleetSpec, Instance, InstanceStatus
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+STATUS = {
+    "pending": InstanceStatus.PENDING,
+    "running": InstanceStatus.RUNNING,
+    "stopping": InstanceStatus.STOPPING,
+    "shutting-down": InstanceStatus.STOPPING,
+    "stopped": InstanceStatus.STOPPED,
+    "terminated": InstanceStatus.TERMINATED,
+}
+ASG_TAG = "aws:autoscaling:groupName"
+# The model's containers do not need the instance's credentials: one hop keeps them out.
+METADATA_OPTIONS = {
+    "HttpTokens": "required",
+    "HttpEndpoint": "enabled",
+    "HttpPutResponseHopLimit": 1,
+}
+
+
+def launch_settings(spec: FleetSpec, image: dict[str, Any], key_name: str | None) -> dict:
+    """RunInstances / launch template fields that both modes share."""
+    settings: dict[str, Any] = {
+        "ImageId": image["ImageId"],
+        "InstanceType": spec.instance.machine_type,
+        "MetadataOptions": dict(METADATA_OPTIONS),
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": image.get("RootDeviceName") or "/dev/xvda",
+                "Ebs": {
+                    "VolumeSize": spec.instance.disk_gb,
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+    }
+    if key_name:
+        settings["KeyName"] = key_name
+    return settings
+
+
+def instance_tags(spec: FleetSpec, name: str) -> dict[str, str]:
+    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[tags.TAG_SSH_USER] = spec.instance.ssh_user
+    return tag_set
+
+
+def to_instance(raw: dict[str, Any]) -> Instance:
+    tag_set = tags.as_dict(raw.get("Tags"))
+    return Instance(
+        id=raw["InstanceId"],
+        name=tag_set.get("Name", raw["InstanceId"]),
+        status=STATUS.get(raw["State"]["Name"], InstanceStatus.UNKNOWN),
+        private_ip=raw.get("PrivateIpAddress"),
+        public_ip=raw.get("PublicIpAddress"),
+        zone=raw.get("Placement", {}).get("AvailabilityZone"),
+        role=tag_set.get(tags.TAG_ROLE, ""),
+        connection="ssh",
+        ssh_user=tag_set.get(tags.TAG_SSH_USER),
+        tags=tag_set,
+    )
+
+
+def describe_instances(
+    ctx: AwsContext, env: str, role: str | None = None, states: tuple[str, ...] = LIVE_STATES
+) -> list[dict[str, Any]]:
+    filters = [
+        *tags.env_filters(env, role),
+        {"Name": "instance-state-name", "Values": list(states)},
+    ]
+    reservations = ctx.pages(
+        "ec2", "describe_instances", "Reservations", "list the instances", Filters=filters
+    )
+    return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
+def describe_by_ids(ctx: AwsContext, instance_ids: list[str]) -> list[dict[str, Any]]:
+    if not instance_ids:
+        return []
+    reservations = ctx.pages(
+        "ec2",
+        "describe_instances",
+        "Reservations",
+        "read the instances",
+        InstanceIds=instance_ids,
+    )
+    return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
+def list_instances(ctx: AwsContext, env: str, role: str | None = None) -> list[Instance]:
+    found = [to_instance(raw) for raw in describe_instances(ctx, env, role)]
+    return sorted(found, key=lambda instance: instance.name)
+
+
+def fleet_members(ctx: AwsContext, spec: FleetSpec) -> list[dict[str, Any]]:
+    """The fleet's own instances (a scaling group's carry its group's tag instead)."""
+    return [
+        raw
+        for raw in describe_instances(ctx, spec.env, spec.role)
+        if ASG_TAG not in tags.as_dict(raw.get("Tags"))
+    ]
+
+
+# --- key pair ---------------------------------------------------------------------------
+
+
+def key_pair_name(env: str) -> str:
+    return f"mlops-vm-{env}"
+
+
+def ensure_key_pair(
+    ctx: AwsContext, spec: FleetSpec, *, dry_run: bool
+) -> tuple[str | None, list[Change]]:
+    """The key pair instances get: the key_name option, or InstanceSpec.ssh_public_key
+    imported under the environment's name (a public key: nothing secret leaves here)."""
+    if ctx.options.key_name:
+        return ctx.options.key_name, []
+    public_key = spec.instance.ssh_public_key
+    if not public_key:
+        return None, []
+    name = key_pair_name(spec.env)
+    fingerprint = hashlib.sha256(public_key.strip().encode()).hexdigest()
+    pairs = ctx.call(
+        "ec2",
+        "describe_key_pairs",
+        "find the key pair",
+        Filters=tags.env_filters(spec.env),
+    )["KeyPairs"]
+    current = next((pair for pair in pairs if pair["KeyName"] == name), None)
+    if current and tags.as_dict(current.get("Tags")).get(tags.TAG_PURPOSE) == fingerprint:
+        return name, []
+    changes = [Change("update" if current else "create", "key_pair", name)]
+    if dry_run:
+        return name, changes
+    if current:
+        ctx.call("ec2", "delete_key_pair", "replace the key pair", KeyName=name)
+    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[tags.TAG_PURPOSE] = fingerprint
+    ctx.call(
+        "ec2",
+        "import_key_pair",
+        "import the SSH public key",
+        KeyName=name,
+        PublicKeyMaterial=public_key.strip().encode(),
+        TagSpecifications=tags.tag_specifications("key-pair", tag_set),
+    )
+    return name, changes
+
+
+# --- the fleet --------------------------------------------------------------------------
+
+
+def index_of(raw: dict[str, Any]) -> int:
+    match = re.search(r"-(\d+)$", tags.as_dict(raw.get("Tags")).get("Name", ""))
+    return int(match.group(1)) if match else 1_000_000
+
+
+def plan_fleet(members: list[dict[str, Any]], count: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """(indexes to launch, instances to terminate) that make MEMBERS exactly COUNT."""
+    ordered = sorted(members, key=index_of)
+    surplus = ordered[count:] if len(ordered) > count else []
+    kept = {index_of(raw) for raw in ordered[:count]}
+    missing = max(0, count - len(ordered))
+    free = [index for index in range(1, count + len(ordered) + 1) if index not in kept]
+    return free[:missing], list(reversed(surplus))
+
+
+def pick_subnet(subnet_ids: list[str | None], members: list[dict[str, Any]]) -> str | None:
+    """The subnet with the fewest members, so the fleet stays spread over the zones."""
+    load = {subnet_id: 0 for subnet_id in subnet_ids}
+    for raw in members:
+        if raw.get("SubnetId") in load:
+            load[raw["SubnetId"]] += 1
+    return min(subnet_ids, key=lambda subnet_id: (load[subnet_id], subnet_ids.index(subnet_id)))
+
+
+def launch_instance(
+    ctx: AwsContext,
+    spec: FleetSpec,
+    name: str,
+    subnet_id: str,
+    security_group_id: str,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        **settings,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "SubnetId": subnet_id,
+        "SecurityGroupIds": [security_group_id],
+        # A retried call after a lost answer must not launch a second instance.
+        "ClientToken": uuid.uuid4().hex,
+        "TagSpecifications": [
+            {"ResourceType": resource, "Tags": tags.tag_list(instance_tags(spec, name))}
+            for resource in ("instance", "volume", "network-interface")
+        ],
+    }
+    if spec.instance.user_data:
+        params["UserData"] = spec.instance.user_data
+    return ctx.call("ec2", "run_instances", f"launch instance {name}", **params)["Instances"][0]
+
+
+def ensure_fleet_instances(
+    ctx: AwsContext,
+    spec: FleetSpec,
+    subnet_ids: list[str | None],
+    security_group_id: str | None,
+    settings: dict[str, Any],
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    members = fleet_members(ctx, spec)
+    to_launch, to_terminate = plan_fleet(members, spec.count)
+    changes = [
+        Change(
+            "delete",
+            "instance",
+            tags.as_dict(raw.get("Tags")).get("Name", raw["InstanceId"]),
+            raw["InstanceId"],
+        )
+        for raw in to_terminate
+    ]
+    names = [f"{spec.env}-{spec.role}-{index}" for index in to_launch]
+    changes += [
+        Change("create", "instance", name, f"{spec.instance.machine_type} {settings['ImageId']}")
+        for name in names
+    ]
+    if dry_run:
+        return changes
+    if to_terminate:
+        ctx.call(
+            "ec2",
+            "terminate_instances",
+            "terminate surplus instances",
+            InstanceIds=[raw["InstanceId"] for raw in to_terminate],
+        )
+        members = [raw for raw in members if raw not in to_terminate]
+    launched: list[str] = []
+    for name in names:
+        subnet_id = pick_subnet(subnet_ids, members)
+        assert subnet_id is not None and security_group_id is not None
+        raw = launch_instance(ctx, spec, name, subnet_id, security_group_id, settings)
+        members.append(raw)
+        launched.append(raw["InstanceId"])
+    wait_running(ctx, launched)
+    return changes
+
+
+def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:
+    if not instance_ids:
+        return
+
+    def all_running() -> bool | None:
+        states = {raw["State"]["Name"] for raw in describe_by_ids(ctx, instance_ids)}
+        return True if states == {"running"} else None
+
+    ctx.wait_until(all_running, f"instances {', '.join(instance_ids)} are running")
+
+
+def terminate(ctx: AwsContext, instance_ids: list[str]) -> None:
+    if instance_ids:
+        ctx.call(
+            "ec2",
+            "terminate_instances",
+            "terminate the instances",
+            missing_ok=True,
+            InstanceIds=instance_ids,
+        )
+
+
+def wait_terminated(ctx: AwsContext, instance_ids: list[str]) -> None:
+    if not instance_ids:
+        return
+
+    def all_gone() -> bool | None:
+        raws = describe_by_ids_tolerant(ctx, instance_ids)
+        return True if all(raw["State"]["Name"] == "terminated" for raw in raws) else None
+
+    ctx.wait_until(all_gone, f"instances {', '.join(instance_ids)} are terminated")
+
+
+def describe_by_ids_tolerant(ctx: AwsContext, instance_ids: list[str]) -> list[dict[str, Any]]:
+    """Like describe_by_ids, but instances AWS has already forgotten count as terminated."""
+    reservations = ctx.call(
+        "ec2",
+        "describe_instances",
+        "read the instances",
+        missing_ok=True,
+        InstanceIds=instance_ids,
+    ).get("Reservations", [])
+    return [instance for reservation in reservations for instance in reservation["Instances"]]

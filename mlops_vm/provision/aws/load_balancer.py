@@ -1,0 +1,600 @@
+"""The Application Load Balancer in front of the fleet.
+
+ALB (internet-facing, in the fleet's subnets, behind the LB security group that admits
+the HTTPS and HTTP ports from anywhere), a target group (backend protocol and port,
+health check on LoadBalancerSpec.health_path, deregistration delay = drain_seconds), an
+HTTPS listener with the ACM certificate forwarding to it, and an HTTP listener that
+answers 301 to HTTPS. Fleet instances are registered (surplus ones deregistered); a
+scaling group is attached to the target group instead and gets its request-count policy.
+
+A target group's protocol and port cannot change: a new one (its name carries them) is
+created, the listener switched to it, and the old one deleted.
+"""
+
+from typing import Any
+
+from mlops_vm.provision.aws import certificates, errors, scaling_group, tags
+from mlops_vm.provision.aws import security_groups as sg
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import (
+    ROLE_LB,
+    Change,
+    FleetResult,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    TargetHealth,
+)
+
+WORLD = "0.0.0.0/0"
+TAGS_PER_CALL = 20  # elbv2 describe_tags takes at most 20 ARNs
+
+
+def load_balancer_name(env: str) -> str:
+    return tags.elb_name(env, "alb")
+
+
+def target_group_name(spec: LoadBalancerSpec) -> str:
+    return tags.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
+
+
+def lb_tags(env: str, name: str) -> list[dict[str, str]]:
+    return tags.tag_list(tags.tag_dict(env, ROLE_LB, name))
+
+
+# --- finding what exists ----------------------------------------------------------------
+
+
+def tags_by_arn(ctx: AwsContext, arns: list[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(arns), TAGS_PER_CALL):
+        descriptions = ctx.call(
+            "elbv2",
+            "describe_tags",
+            "read load balancer tags",
+            ResourceArns=arns[start : start + TAGS_PER_CALL],
+        )["TagDescriptions"]
+        for description in descriptions:
+            found[description["ResourceArn"]] = tags.as_dict(description.get("Tags"))
+    return found
+
+
+def tagged_load_balancers(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    balancers = ctx.pages(
+        "elbv2", "describe_load_balancers", "LoadBalancers", "list the load balancers"
+    )
+    by_arn = tags_by_arn(ctx, [lb["LoadBalancerArn"] for lb in balancers])
+    return [
+        lb for lb in balancers if by_arn.get(lb["LoadBalancerArn"], {}).get(tags.TAG_ENV) == env
+    ]
+
+
+def tagged_target_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    groups = ctx.pages("elbv2", "describe_target_groups", "TargetGroups", "list the target groups")
+    by_arn = tags_by_arn(ctx, [group["TargetGroupArn"] for group in groups])
+    return [g for g in groups if by_arn.get(g["TargetGroupArn"], {}).get(tags.TAG_ENV) == env]
+
+
+def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, Any] | None:
+    """The load balancer or target group NAME, if it is ENV's (CONFLICT if another's)."""
+    if kind == "load_balancer":
+        found = ctx.call(
+            "elbv2",
+            "describe_load_balancers",
+            f"find load balancer {name}",
+            missing_ok=True,
+            Names=[name],
+        ).get("LoadBalancers", [])
+        arn_key = "LoadBalancerArn"
+    else:
+        found = ctx.call(
+            "elbv2",
+            "describe_target_groups",
+            f"find target group {name}",
+            missing_ok=True,
+            Names=[name],
+        ).get("TargetGroups", [])
+        arn_key = "TargetGroupArn"
+    if not found:
+        return None
+    owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(tags.TAG_ENV)
+    if owner != env:
+        raise ProvisionError(
+            ErrorCode.CONFLICT,
+            f"{kind.replace('_', ' ')} {name} exists and belongs to "
+            f"{'environment ' + owner if owner else 'no mlops-vm environment'}",
+            hint="rename the environment, or delete that resource",
+            provider=errors.PROVIDER,
+            operation=f"find {kind.replace('_', ' ')} {name}",
+        )
+    return found[0]
+
+
+# --- target group -----------------------------------------------------------------------
+
+
+def health_check_settings(spec: LoadBalancerSpec) -> dict[str, Any]:
+    return {
+        "HealthCheckProtocol": spec.backend_protocol,
+        "HealthCheckPort": "traffic-port",
+        "HealthCheckPath": spec.health_path,
+        "HealthCheckIntervalSeconds": 15,
+        "HealthCheckTimeoutSeconds": 5,
+        "HealthyThresholdCount": 2,
+        "UnhealthyThresholdCount": 3,
+        "Matcher": {"HttpCode": "200"},
+    }
+
+
+def target_group_attributes(ctx: AwsContext, arn: str) -> dict[str, str]:
+    attributes = ctx.call(
+        "elbv2",
+        "describe_target_group_attributes",
+        "read the target group's attributes",
+        TargetGroupArn=arn,
+    )["Attributes"]
+    return {item["Key"]: item["Value"] for item in attributes}
+
+
+def ensure_target_group(
+    ctx: AwsContext, spec: LoadBalancerSpec, vpc_id: str | None, *, dry_run: bool
+) -> tuple[str | None, list[Change]]:
+    name = target_group_name(spec)
+    group = find_by_name(ctx, "target_group", name, spec.env) if vpc_id else None
+    health = health_check_settings(spec)
+    changes: list[Change] = []
+    if group is None:
+        changes.append(
+            Change("create", "target_group", name, f"{spec.backend_protocol}:{spec.backend_port}")
+        )
+        if dry_run:
+            return None, changes
+        group = ctx.call(
+            "elbv2",
+            "create_target_group",
+            "create the target group",
+            Name=name,
+            Protocol=spec.backend_protocol,
+            Port=spec.backend_port,
+            VpcId=vpc_id,
+            TargetType="instance",
+            Tags=lb_tags(spec.env, name),
+            **health,
+        )["TargetGroups"][0]
+    else:
+        drift = {key: value for key, value in health.items() if group.get(key) != value}
+        if drift:
+            changes.append(Change("update", "target_group", name, ", ".join(sorted(drift))))
+            if not dry_run:
+                ctx.call(
+                    "elbv2",
+                    "modify_target_group",
+                    "update the target group's health check",
+                    TargetGroupArn=group["TargetGroupArn"],
+                    **drift,
+                )
+    arn = group["TargetGroupArn"]
+    delay = str(spec.drain_seconds)
+    attributes = target_group_attributes(ctx, arn)
+    if attributes.get("deregistration_delay.timeout_seconds") != delay:
+        if not any(change.action == "create" for change in changes):
+            changes.append(Change("update", "target_group", name, f"drain {delay}s"))
+        if not dry_run:
+            ctx.call(
+                "elbv2",
+                "modify_target_group_attributes",
+                "set the deregistration delay",
+                TargetGroupArn=arn,
+                Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": delay}],
+            )
+    return arn, changes
+
+
+# --- load balancer ----------------------------------------------------------------------
+
+
+def ensure_alb(
+    ctx: AwsContext,
+    spec: LoadBalancerSpec,
+    subnet_ids: list[str],
+    security_group_id: str | None,
+    *,
+    dry_run: bool,
+) -> tuple[dict[str, Any] | None, list[Change]]:
+    name = load_balancer_name(spec.env)
+    alb = find_by_name(ctx, "load_balancer", name, spec.env)
+    if alb is None:
+        change = Change("create", "load_balancer", name, "application, internet-facing")
+        if dry_run:
+            return None, [change]
+        alb = ctx.call(
+            "elbv2",
+            "create_load_balancer",
+            "create the load balancer",
+            Name=name,
+            Subnets=subnet_ids,
+            SecurityGroups=[security_group_id],
+            Scheme="internet-facing",
+            Type="application",
+            IpAddressType="ipv4",
+            Tags=lb_tags(spec.env, name),
+        )["LoadBalancers"][0]
+        wait_active(ctx, alb["LoadBalancerArn"])
+        return alb, [change]
+    changes: list[Change] = []
+    have_subnets = {zone["SubnetId"] for zone in alb.get("AvailabilityZones", [])}
+    if have_subnets != set(subnet_ids):
+        changes.append(Change("update", "load_balancer", name, "subnets"))
+        if not dry_run:
+            ctx.call(
+                "elbv2",
+                "set_subnets",
+                "move the load balancer to the fleet's subnets",
+                LoadBalancerArn=alb["LoadBalancerArn"],
+                Subnets=subnet_ids,
+            )
+    if set(alb.get("SecurityGroups", [])) != {security_group_id}:
+        changes.append(Change("update", "load_balancer", name, "security groups"))
+        if not dry_run:
+            ctx.call(
+                "elbv2",
+                "set_security_groups",
+                "set the load balancer's security group",
+                LoadBalancerArn=alb["LoadBalancerArn"],
+                SecurityGroups=[security_group_id],
+            )
+    return alb, changes
+
+
+def wait_active(ctx: AwsContext, arn: str) -> None:
+    def active() -> bool | None:
+        found = ctx.call(
+            "elbv2",
+            "describe_load_balancers",
+            "read the load balancer's state",
+            LoadBalancerArns=[arn],
+        )["LoadBalancers"]
+        state = found[0]["State"]["Code"] if found else ""
+        if state == "failed":
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"load balancer {arn} failed to provision: {found[0]['State'].get('Reason')}",
+                hint="look at the load balancer in the console, then run destroy and again",
+                provider=errors.PROVIDER,
+                operation="wait for the load balancer",
+            )
+        return True if state == "active" else None
+
+    ctx.wait_until(active, "the load balancer is active")
+
+
+# --- listeners --------------------------------------------------------------------------
+
+
+def https_listener(
+    ctx: AwsContext, spec: LoadBalancerSpec, certificate_arn: str | None, target_group_arn: str
+) -> dict[str, Any]:
+    return {
+        "Protocol": "HTTPS",
+        "Port": spec.https_port,
+        "SslPolicy": ctx.options.ssl_policy,
+        "Certificates": [{"CertificateArn": certificate_arn}],
+        "DefaultActions": [{"Type": "forward", "TargetGroupArn": target_group_arn}],
+    }
+
+
+def http_listener(spec: LoadBalancerSpec) -> dict[str, Any]:
+    return {
+        "Protocol": "HTTP",
+        "Port": spec.http_port,
+        "DefaultActions": [
+            {
+                "Type": "redirect",
+                "RedirectConfig": {
+                    "Protocol": "HTTPS",
+                    "Port": str(spec.https_port),
+                    "Host": "#{host}",
+                    "Path": "/#{path}",
+                    "Query": "#{query}",
+                    "StatusCode": "HTTP_301",
+                },
+            }
+        ],
+    }
+
+
+def listener_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    if current.get("Protocol") != wanted["Protocol"]:
+        return True
+    if wanted.get("SslPolicy") and current.get("SslPolicy") != wanted["SslPolicy"]:
+        return True
+    if wanted.get("Certificates"):
+        have = [c.get("CertificateArn") for c in current.get("Certificates", [])]
+        if have[:1] != [wanted["Certificates"][0]["CertificateArn"]]:
+            return True
+    action, want = (current.get("DefaultActions") or [{}])[0], wanted["DefaultActions"][0]
+    if action.get("Type") != want["Type"]:
+        return True
+    if want["Type"] == "forward":
+        return action.get("TargetGroupArn") != want["TargetGroupArn"]
+    have_redirect = action.get("RedirectConfig", {})
+    return any(have_redirect.get(k) != v for k, v in want["RedirectConfig"].items())
+
+
+def ensure_listeners(
+    ctx: AwsContext,
+    spec: LoadBalancerSpec,
+    alb_arn: str | None,
+    certificate_arn: str | None,
+    target_group_arn: str | None,
+    *,
+    dry_run: bool,
+) -> tuple[list[str], list[Change]]:
+    name = load_balancer_name(spec.env)
+    current = {}
+    if alb_arn:
+        found = ctx.call(
+            "elbv2", "describe_listeners", "list the listeners", LoadBalancerArn=alb_arn
+        )["Listeners"]
+        current = {listener["Port"]: listener for listener in found}
+    wanted = {
+        spec.https_port: https_listener(ctx, spec, certificate_arn, target_group_arn or ""),
+        spec.http_port: http_listener(spec),
+    }
+    changes: list[Change] = []
+    arns: list[str] = []
+    for port, listener in current.items():
+        if port not in wanted:
+            changes.append(Change("delete", "listener", f"{name}:{port}"))
+            if not dry_run:
+                delete_listener(ctx, listener["ListenerArn"])
+    for port, listener in wanted.items():
+        label = f"{name}:{port}"
+        detail = "HTTPS -> target group" if listener["Protocol"] == "HTTPS" else "301 to HTTPS"
+        existing = current.get(port)
+        if existing and not listener_differs(existing, listener):
+            arns.append(existing["ListenerArn"])
+            continue
+        changes.append(Change("update" if existing else "create", "listener", label, detail))
+        if dry_run:
+            continue
+        if existing:
+            ctx.call(
+                "elbv2",
+                "modify_listener",
+                f"update listener {label}",
+                ListenerArn=existing["ListenerArn"],
+                **listener,
+            )
+            arns.append(existing["ListenerArn"])
+        else:
+            created = ctx.call(
+                "elbv2",
+                "create_listener",
+                f"create listener {label}",
+                LoadBalancerArn=alb_arn,
+                Tags=lb_tags(spec.env, label),
+                **listener,
+            )
+            arns.append(created["Listeners"][0]["ListenerArn"])
+    return arns, changes
+
+
+def delete_listener(ctx: AwsContext, arn: str) -> None:
+    ctx.call("elbv2", "delete_listener", "delete a listener", missing_ok=True, ListenerArn=arn)
+
+
+# --- targets ----------------------------------------------------------------------------
+
+
+def describe_health(ctx: AwsContext, target_group_arn: str) -> list[dict[str, Any]]:
+    return ctx.call(
+        "elbv2",
+        "describe_target_health",
+        "read the targets' health",
+        TargetGroupArn=target_group_arn,
+    )["TargetHealthDescriptions"]
+
+
+def ensure_targets(
+    ctx: AwsContext,
+    spec: LoadBalancerSpec,
+    target_group_arn: str | None,
+    instance_ids: list[str],
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    """Register exactly INSTANCE_IDS (draining targets are already on their way out)."""
+    registered = set()
+    if target_group_arn:
+        for description in describe_health(ctx, target_group_arn):
+            if description.get("TargetHealth", {}).get("State") != "draining":
+                registered.add(description["Target"]["Id"])
+    missing = sorted(set(instance_ids) - registered)
+    surplus = sorted(registered - set(instance_ids))
+    changes = [Change("create", "target", instance_id) for instance_id in missing]
+    changes += [
+        Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
+        for instance_id in surplus
+    ]
+    if dry_run:
+        return changes
+    if surplus:
+        ctx.call(
+            "elbv2",
+            "deregister_targets",
+            "deregister surplus targets",
+            TargetGroupArn=target_group_arn,
+            Targets=[{"Id": instance_id} for instance_id in surplus],
+        )
+    if missing:
+        ctx.call(
+            "elbv2",
+            "register_targets",
+            "register the instances as targets",
+            TargetGroupArn=target_group_arn,
+            Targets=[{"Id": i, "Port": spec.backend_port} for i in missing],
+        )
+    return changes
+
+
+def target_health(ctx: AwsContext, spec: LoadBalancerSpec) -> list[TargetHealth]:
+    group = find_by_name(ctx, "target_group", target_group_name(spec), spec.env)
+    if group is None:
+        return []
+    health = []
+    for description in describe_health(ctx, group["TargetGroupArn"]):
+        state = description.get("TargetHealth", {})
+        health.append(
+            TargetHealth(
+                instance_id=description["Target"]["Id"],
+                healthy=state.get("State") == "healthy",
+                reason=" ".join(
+                    part
+                    for part in (state.get("State"), state.get("Reason"), state.get("Description"))
+                    if part and state.get("State") != "healthy"
+                ),
+            )
+        )
+    return sorted(health, key=lambda target: target.instance_id)
+
+
+# --- the whole load balancer ------------------------------------------------------------
+
+
+def lb_rules(spec: LoadBalancerSpec) -> set[sg.Rule]:
+    return {sg.Rule.tcp(spec.https_port, WORLD), sg.Rule.tcp(spec.http_port, WORLD)}
+
+
+def check_ports(spec: LoadBalancerSpec, fleet: FleetResult) -> None:
+    service_port = fleet.network.get("service_port")
+    if spec.https_port == spec.http_port or (
+        service_port is not None and service_port != spec.backend_port
+    ):
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"ports: https {spec.https_port}, http {spec.http_port}, backend "
+            f"{spec.backend_port}, fleet service port {service_port}",
+            hint="https_port and http_port must differ; backend_port must be the fleet's "
+            "service_port (the only port the instances admit from the load balancer)",
+            provider=errors.PROVIDER,
+            operation="check the load balancer ports",
+        )
+
+
+def ensure_load_balancer(
+    ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool
+) -> LoadBalancerResult:
+    check_ports(spec, fleet)
+    network = fleet.network
+    vpc_id = network.get("vpc_id")
+    subnet_ids = [subnet for subnet in network.get("subnet_ids", []) if subnet]
+    lb_group = network.get("lb_security_group_id")
+    changes: list[Change] = []
+    if network.get("lb_security_group_owned", True):
+        changes += sg.converge_ingress(
+            ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
+        )
+    certificate_arn, more = certificates.ensure_certificate(ctx, spec, dry_run=dry_run)
+    changes += more
+    target_group_arn, more = ensure_target_group(ctx, spec, vpc_id, dry_run=dry_run)
+    changes += more
+    alb, more = ensure_alb(ctx, spec, subnet_ids, lb_group, dry_run=dry_run)
+    changes += more
+    alb_arn = alb["LoadBalancerArn"] if alb else None
+    listener_arns, more = ensure_listeners(
+        ctx, spec, alb_arn, certificate_arn, target_group_arn, dry_run=dry_run
+    )
+    changes += more
+    group = network.get("scaling_group")
+    if group:
+        changes += scaling_group.ensure_target_groups(ctx, group, target_group_arn, dry_run=dry_run)
+        label = (
+            scaling_group.request_count_label(alb_arn, target_group_arn)
+            if alb_arn and target_group_arn
+            else "(new)"
+        )
+        changes += scaling_group.ensure_request_policy(
+            ctx, group, label, network.get("target_requests_per_instance"), dry_run=dry_run
+        )
+    else:
+        instance_ids = [instance.id for instance in fleet.instances]
+        changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
+    changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)
+    if certificate_arn and not spec.certificate.arn:
+        changes += delete_stale_certificates(ctx, spec.env, certificate_arn, dry_run=dry_run)
+    dns_name = alb["DNSName"] if alb else f"{load_balancer_name(spec.env)}.elb.amazonaws.com"
+    port = "" if spec.https_port == 443 else f":{spec.https_port}"
+    return LoadBalancerResult(
+        endpoint=f"https://{dns_name}{port}",
+        changes=changes,
+        targets=target_health(ctx, spec) if not dry_run or alb else [],
+        resources={
+            "load_balancer_arn": alb_arn,
+            "dns_name": alb["DNSName"] if alb else None,
+            "target_group_arn": target_group_arn,
+            "listener_arns": listener_arns,
+            "certificate_arn": certificate_arn,
+            "security_group_id": lb_group,
+        },
+    )
+
+
+def delete_stale_target_groups(
+    ctx: AwsContext, spec: LoadBalancerSpec, keep_arn: str | None, *, dry_run: bool
+) -> list[Change]:
+    """Target groups of the environment other than KEEP_ARN (a replaced protocol/port)."""
+    if keep_arn is None:
+        return []
+    changes = []
+    for group in tagged_target_groups(ctx, spec.env):
+        if group["TargetGroupArn"] == keep_arn:
+            continue
+        changes.append(Change("delete", "target_group", group["TargetGroupName"], "replaced"))
+        if not dry_run:
+            delete_target_group(ctx, group["TargetGroupArn"])
+    return changes
+
+
+def delete_stale_certificates(
+    ctx: AwsContext, env: str, keep_arn: str, *, dry_run: bool
+) -> list[Change]:
+    """Replaced certificates; one the listener has not let go of yet waits for a later run."""
+    try:
+        return certificates.delete_stale_certificates(ctx, env, keep_arn, dry_run=dry_run)
+    except ProvisionError as error:
+        if error.code != ErrorCode.CONFLICT:
+            raise
+        return []
+
+
+def delete_target_group(ctx: AwsContext, arn: str) -> None:
+    ctx.call(
+        "elbv2",
+        "delete_target_group",
+        "delete a target group",
+        missing_ok=True,
+        TargetGroupArn=arn,
+    )
+
+
+def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
+    ctx.call(
+        "elbv2",
+        "delete_load_balancer",
+        "delete the load balancer",
+        missing_ok=True,
+        LoadBalancerArn=arn,
+    )
+
+    def gone() -> bool | None:
+        found = ctx.call(
+            "elbv2",
+            "describe_load_balancers",
+            "check that the load balancer is gone",
+            missing_ok=True,
+            LoadBalancerArns=[arn],
+        ).get("LoadBalancers", [])
+        return True if not found else None
+
+    ctx.wait_until(gone, "the load balancer is deleted")

@@ -1,0 +1,479 @@
+"""Scaling-group mode: a launch template, an Auto Scaling group, target-tracking policies.
+
+The instances are never reached over SSH: the launch template's user-data
+(InstanceSpec.user_data, rendered by mlops_vm.bootstrap) makes each one configure itself.
+A change of AMI, instance type, user-data (or anything else in the template) becomes a
+new template version, made the default one; the group launches "$Default", and an
+instance refresh replaces the running instances so the change really rolls out.
+
+The group's desired size is written only when FleetSpec.count changes (remembered in a
+tag), so a later run does not undo what the autoscaler decided. The CPU policy belongs to
+ensure_fleet; the ALBRequestCountPerTarget policy needs the ALB and target group ARNs in
+its ResourceLabel, so ensure_load_balancer puts it in place once the target group exists.
+"""
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from mlops_vm.provision.aws import errors, tags
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import Change, FleetSpec
+
+CPU_POLICY = "mlops-vm-cpu-target"
+REQUESTS_POLICY = "mlops-vm-alb-requests-target"
+DIGEST_PREFIX = "mlops-vm:sha256:"
+# Fields compared to say what a new template version changes.
+WATCHED_FIELDS = ("ImageId", "InstanceType", "UserData", "KeyName", "SecurityGroupIds")
+
+
+def group_name(env: str, role: str) -> str:
+    return tags.base_name(env, role)
+
+
+def template_data(
+    spec: FleetSpec, settings: dict[str, Any], security_group_id: str | None
+) -> dict[str, Any]:
+    """The launch template's LaunchTemplateData for SPEC."""
+    data: dict[str, Any] = {**settings, "SecurityGroupIds": [security_group_id or "(new)"]}
+    if spec.instance.user_data:
+        # Launch templates take user-data base64-encoded (RunInstances encodes it itself).
+        data["UserData"] = base64.b64encode(spec.instance.user_data.encode()).decode()
+    instance_tags = tags.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
+    instance_tags.update(spec.instance.tags)
+    data["TagSpecifications"] = [
+        {"ResourceType": resource, "Tags": tags.tag_list(instance_tags)}
+        for resource in ("instance", "volume")
+    ]
+    return data
+
+
+def digest(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return DIGEST_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- launch template --------------------------------------------------------------------
+
+
+def find_template(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    templates = ctx.call(
+        "ec2",
+        "describe_launch_templates",
+        "find the launch template",
+        missing_ok=True,
+        LaunchTemplateNames=[name],
+    ).get("LaunchTemplates", [])
+    return templates[0] if templates else None
+
+
+def default_version(ctx: AwsContext, template_id: str) -> dict[str, Any]:
+    return ctx.call(
+        "ec2",
+        "describe_launch_template_versions",
+        "read the launch template's default version",
+        LaunchTemplateId=template_id,
+        Versions=["$Default"],
+    )["LaunchTemplateVersions"][0]
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changed = [name for name in WATCHED_FIELDS if old.get(name) != new.get(name)]
+    return changed or ["settings"]
+
+
+def ensure_launch_template(
+    ctx: AwsContext, spec: FleetSpec, data: dict[str, Any], *, dry_run: bool
+) -> tuple[str | None, bool, list[Change]]:
+    """(template id, whether a running group must be refreshed, changes)."""
+    name = group_name(spec.env, spec.role)
+    wanted = digest(data)
+    template = find_template(ctx, name)
+    if template is None:
+        change = Change("create", "launch_template", name, spec.instance.machine_type)
+        if dry_run:
+            return None, False, [change]
+        created = ctx.call(
+            "ec2",
+            "create_launch_template",
+            "create the launch template",
+            LaunchTemplateName=name,
+            VersionDescription=wanted,
+            LaunchTemplateData=data,
+            TagSpecifications=tags.tag_specifications(
+                "launch-template", tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+            ),
+        )["LaunchTemplate"]
+        return created["LaunchTemplateId"], False, [change]
+    template_id = template["LaunchTemplateId"]
+    current = default_version(ctx, template_id)
+    if current.get("VersionDescription") == wanted:
+        return template_id, False, []
+    what = ", ".join(changed_fields(current.get("LaunchTemplateData", {}), data))
+    change = Change("update", "launch_template", name, f"new default version: {what}")
+    if dry_run:
+        return template_id, True, [change]
+    version = ctx.call(
+        "ec2",
+        "create_launch_template_version",
+        "add a launch template version",
+        LaunchTemplateId=template_id,
+        VersionDescription=wanted,
+        LaunchTemplateData=data,
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    ctx.call(
+        "ec2",
+        "modify_launch_template",
+        "make the new launch template version the default",
+        LaunchTemplateId=template_id,
+        DefaultVersion=str(version),
+    )
+    return template_id, True, [change]
+
+
+# --- the group --------------------------------------------------------------------------
+
+
+def find_group(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    groups = ctx.call(
+        "autoscaling",
+        "describe_auto_scaling_groups",
+        "find the scaling group",
+        AutoScalingGroupNames=[name],
+    )["AutoScalingGroups"]
+    return groups[0] if groups else None
+
+
+def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    return ctx.pages(
+        "autoscaling",
+        "describe_auto_scaling_groups",
+        "AutoScalingGroups",
+        "list the scaling groups",
+        Filters=[{"Name": f"tag:{tags.TAG_ENV}", "Values": [env]}],
+    )
+
+
+def desired_size(spec: FleetSpec) -> int:
+    scaling = spec.autoscaling
+    if not scaling.min_size <= spec.count <= scaling.max_size:
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"count {spec.count} is outside autoscaling min_size..max_size "
+            f"({scaling.min_size}..{scaling.max_size})",
+            hint="make min_size <= count <= max_size",
+            provider=errors.PROVIDER,
+            operation="check the scaling group size",
+        )
+    return spec.count
+
+
+def group_tags(spec: FleetSpec, name: str) -> list[dict[str, Any]]:
+    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[tags.TAG_SSH_USER] = spec.instance.ssh_user
+    group_tag_list = [
+        {
+            "ResourceId": name,
+            "ResourceType": "auto-scaling-group",
+            "Key": key,
+            "Value": value,
+            "PropagateAtLaunch": True,
+        }
+        for key, value in sorted(tag_set.items())
+    ]
+    group_tag_list.append(desired_tag(name, spec.count))
+    return group_tag_list
+
+
+def desired_tag(name: str, count: int) -> dict[str, Any]:
+    return {
+        "ResourceId": name,
+        "ResourceType": "auto-scaling-group",
+        "Key": tags.TAG_DESIRED,
+        "Value": str(count),
+        "PropagateAtLaunch": False,
+    }
+
+
+def ensure_group(
+    ctx: AwsContext,
+    spec: FleetSpec,
+    template_id: str | None,
+    subnet_ids: list[str | None],
+    *,
+    refresh: bool,
+    dry_run: bool,
+) -> list[Change]:
+    name = group_name(spec.env, spec.role)
+    desired = desired_size(spec)
+    group = find_group(ctx, name)
+    zone_identifier = ",".join(subnet_id or "(new)" for subnet_id in subnet_ids)
+    settings = {
+        "MinSize": spec.autoscaling.min_size,
+        "MaxSize": spec.autoscaling.max_size,
+        "VPCZoneIdentifier": zone_identifier,
+        "HealthCheckType": "ELB",
+        "HealthCheckGracePeriod": ctx.options.health_check_grace_s,
+    }
+    if group is None:
+        change = Change(
+            "create",
+            "scaling_group",
+            name,
+            f"{spec.autoscaling.min_size}..{spec.autoscaling.max_size}, desired {desired}",
+        )
+        if dry_run:
+            return [change]
+        ctx.call(
+            "autoscaling",
+            "create_auto_scaling_group",
+            "create the scaling group",
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
+            DesiredCapacity=desired,
+            Tags=group_tags(spec, name),
+            **settings,
+        )
+        return [change]
+    changes = update_group(ctx, spec, group, template_id, settings, dry_run=dry_run)
+    if refresh and group.get("Instances") and ctx.options.instance_refresh:
+        changes.append(Change("update", "scaling_group", name, "instance refresh"))
+        if not dry_run:
+            start_refresh(ctx, name)
+    return changes
+
+
+def update_group(
+    ctx: AwsContext,
+    spec: FleetSpec,
+    group: dict[str, Any],
+    template_id: str | None,
+    settings: dict[str, Any],
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    name = group["AutoScalingGroupName"]
+    update: dict[str, Any] = {}
+    for key, value in settings.items():
+        current = group.get(key)
+        if key == "VPCZoneIdentifier":
+            same = set(str(current or "").split(",")) == set(value.split(","))
+        else:
+            same = current == value
+        if not same:
+            update[key] = value
+    template = group.get("LaunchTemplate") or {}
+    if template.get("LaunchTemplateId") != template_id or template.get("Version") != "$Default":
+        update["LaunchTemplate"] = {"LaunchTemplateId": template_id, "Version": "$Default"}
+    remembered = tags.as_dict(group.get("Tags")).get(tags.TAG_DESIRED)
+    count_changed = remembered != str(spec.count)
+    if count_changed:
+        update["DesiredCapacity"] = spec.count
+    if not update:
+        return []
+    change = Change("update", "scaling_group", name, ", ".join(sorted(update)))
+    if dry_run:
+        return [change]
+    ctx.call(
+        "autoscaling",
+        "update_auto_scaling_group",
+        "update the scaling group",
+        AutoScalingGroupName=name,
+        **update,
+    )
+    if count_changed:
+        ctx.call(
+            "autoscaling",
+            "create_or_update_tags",
+            "remember the scaling group's desired size",
+            Tags=[desired_tag(name, spec.count)],
+        )
+    return [change]
+
+
+def start_refresh(ctx: AwsContext, name: str) -> None:
+    """Replace the group's instances in turns, keeping most of them in service."""
+    ctx.call(
+        "autoscaling",
+        "start_instance_refresh",
+        "start an instance refresh (roll out the new launch template)",
+        AutoScalingGroupName=name,
+        Strategy="Rolling",
+        Preferences={
+            "MinHealthyPercentage": ctx.options.refresh_min_healthy_percent,
+            "InstanceWarmup": ctx.options.health_check_grace_s,
+        },
+    )
+
+
+def group_instance_ids(group: dict[str, Any]) -> list[str]:
+    return sorted(instance["InstanceId"] for instance in group.get("Instances", []))
+
+
+def wait_in_service(ctx: AwsContext, name: str, count: int) -> list[str]:
+    """Wait until COUNT instances of the group are InService; returns their ids."""
+
+    def in_service() -> list[str] | None:
+        group = find_group(ctx, name)
+        ready = [
+            instance["InstanceId"]
+            for instance in (group or {}).get("Instances", [])
+            if instance.get("LifecycleState") == "InService"
+        ]
+        return sorted(ready) if len(ready) >= count else None
+
+    return ctx.wait_until(in_service, f"{count} instance(s) of {name} are in service")
+
+
+def delete_group(ctx: AwsContext, name: str) -> None:
+    ctx.call(
+        "autoscaling",
+        "delete_auto_scaling_group",
+        f"delete scaling group {name}",
+        missing_ok=True,
+        AutoScalingGroupName=name,
+        ForceDelete=True,
+    )
+    ctx.wait_until(
+        lambda: True if find_group(ctx, name) is None else None,
+        f"scaling group {name} is deleted",
+    )
+
+
+def delete_template(ctx: AwsContext, template_id: str) -> None:
+    ctx.call(
+        "ec2",
+        "delete_launch_template",
+        f"delete launch template {template_id}",
+        missing_ok=True,
+        LaunchTemplateId=template_id,
+    )
+
+
+def tagged_templates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    return ctx.call(
+        "ec2",
+        "describe_launch_templates",
+        "list the launch templates",
+        Filters=tags.env_filters(env),
+    )["LaunchTemplates"]
+
+
+# --- target-tracking policies -----------------------------------------------------------
+
+
+def policies(ctx: AwsContext, name: str) -> dict[str, dict[str, Any]]:
+    found = ctx.call(
+        "autoscaling",
+        "describe_policies",
+        "read the scaling policies",
+        AutoScalingGroupName=name,
+    )["ScalingPolicies"]
+    return {policy["PolicyName"]: policy for policy in found}
+
+
+def ensure_target_tracking(
+    ctx: AwsContext,
+    group: str,
+    policy_name: str,
+    metric: dict[str, Any],
+    target: float | None,
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    """Policy POLICY_NAME tracks METRIC at TARGET; TARGET None removes it."""
+    current = policies(ctx, group).get(policy_name)
+    if target is None:
+        if current is None:
+            return []
+        if not dry_run:
+            ctx.call(
+                "autoscaling",
+                "delete_policy",
+                f"delete scaling policy {policy_name}",
+                missing_ok=True,
+                AutoScalingGroupName=group,
+                PolicyName=policy_name,
+            )
+        return [Change("delete", "scaling_policy", policy_name)]
+    wanted = {"PredefinedMetricSpecification": metric, "TargetValue": float(target)}
+    if current:
+        config = current.get("TargetTrackingConfiguration", {})
+        have = {
+            "PredefinedMetricSpecification": config.get("PredefinedMetricSpecification"),
+            "TargetValue": float(config.get("TargetValue", -1)),
+        }
+        if have == wanted:
+            return []
+    change = Change(
+        "update" if current else "create",
+        "scaling_policy",
+        policy_name,
+        f"{metric['PredefinedMetricType']} target {target:g}",
+    )
+    if not dry_run:
+        ctx.call(
+            "autoscaling",
+            "put_scaling_policy",
+            f"set scaling policy {policy_name}",
+            AutoScalingGroupName=group,
+            PolicyName=policy_name,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingConfiguration=wanted,
+        )
+    return [change]
+
+
+def ensure_cpu_policy(
+    ctx: AwsContext, group: str, target_percent: float | None, *, dry_run: bool
+) -> list[Change]:
+    metric = {"PredefinedMetricType": "ASGAverageCPUUtilization"}
+    return ensure_target_tracking(ctx, group, CPU_POLICY, metric, target_percent, dry_run=dry_run)
+
+
+def request_count_label(load_balancer_arn: str, target_group_arn: str) -> str:
+    """app/<alb>/<id>/targetgroup/<tg>/<id>: the ResourceLabel ALBRequestCountPerTarget needs."""
+    alb_part = load_balancer_arn.split(":loadbalancer/", 1)[1]
+    tg_part = target_group_arn.split(":", 5)[5]
+    return f"{alb_part}/{tg_part}"
+
+
+def ensure_request_policy(
+    ctx: AwsContext, group: str, label: str, target: float | None, *, dry_run: bool
+) -> list[Change]:
+    metric = {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}
+    return ensure_target_tracking(ctx, group, REQUESTS_POLICY, metric, target, dry_run=dry_run)
+
+
+def ensure_target_groups(
+    ctx: AwsContext, group: str, target_group_arn: str | None, *, dry_run: bool
+) -> list[Change]:
+    """Attach the group to exactly TARGET_GROUP_ARN (its instances register themselves)."""
+    current = find_group(ctx, group)
+    attached = set((current or {}).get("TargetGroupARNs", []))
+    wanted = {target_group_arn} if target_group_arn else set()
+    changes: list[Change] = []
+    stale = sorted(attached - wanted)
+    if stale:
+        changes.append(Change("update", "scaling_group", group, "detach old target group"))
+        if not dry_run:
+            ctx.call(
+                "autoscaling",
+                "detach_load_balancer_target_groups",
+                "detach the scaling group from an old target group",
+                AutoScalingGroupName=group,
+                TargetGroupARNs=stale,
+            )
+    if wanted - attached:
+        changes.append(Change("update", "scaling_group", group, "attach to the target group"))
+        if not dry_run and target_group_arn:
+            ctx.call(
+                "autoscaling",
+                "attach_load_balancer_target_groups",
+                "attach the scaling group to the target group",
+                AutoScalingGroupName=group,
+                TargetGroupARNs=[target_group_arn],
+            )
+    return changes

@@ -1,0 +1,62 @@
+"""Tags and names: how the provider marks what it creates and finds it again.
+
+Every resource carries mlops-vm/env and mlops-vm/role (and a Name); that is the only
+state there is. Load balancer and target group names are limited to 32 characters, so
+long environment names are shortened with a hash that keeps them unique.
+"""
+
+import hashlib
+import re
+from typing import Any
+
+from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
+
+# Tags that are the provider's own bookkeeping, on top of env and role.
+TAG_SSH_USER = "mlops-vm/ssh-user"
+TAG_CERT_SHA256 = "mlops-vm/cert-sha256"
+TAG_DESIRED = "mlops-vm/desired-count"
+TAG_PURPOSE = "mlops-vm/purpose"
+
+ELB_NAME_MAX = 32
+
+
+def tag_dict(env: str, role: str, name: str, extra: dict[str, str] | None = None) -> dict:
+    tags = dict(extra or {})
+    tags.update({TAG_ENV: env, TAG_ROLE: role, "Name": name})
+    return tags
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def as_dict(tag_items: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {item["Key"]: item["Value"] for item in tag_items or []}
+
+
+def tag_specifications(resource_type: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags)}]
+
+
+def env_filters(env: str, role: str | None = None) -> list[dict[str, Any]]:
+    """EC2 Filters that select the environment's resources (of ROLE)."""
+    filters = [{"Name": f"tag:{TAG_ENV}", "Values": [env]}]
+    if role is not None:
+        filters.append({"Name": f"tag:{TAG_ROLE}", "Values": [role]})
+    return filters
+
+
+def base_name(env: str, role: str) -> str:
+    """Name of per-role resources (security groups, launch template, scaling group)."""
+    return f"mlops-vm-{env}-{role}"
+
+
+def elb_name(env: str, suffix: str) -> str:
+    """An ALB / target group name: at most 32 of [A-Za-z0-9-], not ending in '-'."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", f"{env}-{suffix}").strip("-")
+    if len(name) <= ELB_NAME_MAX:
+        return name
+    digest = hashlib.sha256(env.encode()).hexdigest()[:6]
+    room = ELB_NAME_MAX - len(suffix) - len(digest) - 2
+    short_env = re.sub(r"[^A-Za-z0-9-]", "-", env)[:room].strip("-")
+    return f"{short_env}-{digest}-{suffix}"

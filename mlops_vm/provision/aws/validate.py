@@ -1,0 +1,192 @@
+"""Checks made before anything is created: what AWS would refuse halfway through.
+
+Region known, instance type offered in the region (and its zones, when given), image
+resolvable, reused network IDs real, certificate ARN existing, sizes and ports sane,
+user-data within EC2's 16 KB. Every failure is ProvisionError(INVALID_INPUT) naming the
+value to fix. Only read calls are made here.
+"""
+
+import difflib
+import ipaddress
+
+from mlops_vm.provision.aws import certificates, errors, images, network, scaling_group
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
+
+USER_DATA_LIMIT_BYTES = 16 * 1024  # EC2: before base64 encoding
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+def invalid(message: str, hint: str, operation: str = "validate the input") -> ProvisionError:
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT, message, hint=hint, provider=errors.PROVIDER, operation=operation
+    )
+
+
+def known_regions(ctx: AwsContext) -> set[str]:
+    """The regions boto3 knows offline, plus those the endpoint lists (newer ones)."""
+    regions: set[str] = set()
+    for partition in PARTITIONS:
+        regions.update(ctx.session.get_available_regions("ec2", partition_name=partition))
+    return regions
+
+
+def check_region(ctx: AwsContext) -> None:
+    region = ctx.region
+    known = known_regions(ctx)
+    if region in known:
+        return
+    # Newer than this boto3, or an emulator's list: ask EC2 itself. An unknown region has
+    # no endpoint, so the question goes to the configured endpoint or to us-east-1.
+    client_region = region if ctx.settings.endpoint_url else "us-east-1"
+    client = ctx.session.client(
+        "ec2", region_name=client_region, endpoint_url=ctx.settings.endpoint_url
+    )
+    try:
+        listed = client.describe_regions(AllRegions=True)["Regions"]
+    except Exception as error:
+        raise errors.translate(error, "list the regions") from error
+    names = {entry["RegionName"] for entry in listed}
+    if region not in names:
+        close = difflib.get_close_matches(region, sorted(known | names), n=3)
+        raise invalid(
+            f"unknown AWS region {region!r}",
+            f"did you mean {' or '.join(close)}?" if close else "use a region like eu-west-1",
+            "check the region",
+        )
+
+
+def check_instance_type(ctx: AwsContext, spec: FleetSpec) -> None:
+    machine_type = spec.instance.machine_type
+    location_type, locations = (
+        ("availability-zone", list(spec.zones)) if spec.zones else ("region", [ctx.region])
+    )
+    offered = ctx.pages(
+        "ec2",
+        "describe_instance_type_offerings",
+        "InstanceTypeOfferings",
+        "check that the instance type is offered",
+        LocationType=location_type,
+        Filters=[
+            {"Name": "instance-type", "Values": [machine_type]},
+            {"Name": "location", "Values": locations},
+        ],
+    )
+    where = {offer["Location"] for offer in offered}
+    missing = [location for location in locations if location not in where]
+    if missing:
+        raise invalid(
+            f"instance type {machine_type!r} is not offered in {', '.join(missing)}",
+            "choose an instance type this region offers (aws ec2 "
+            "describe-instance-type-offerings), or other zones",
+            "check the instance type",
+        )
+
+
+def check_zones(ctx: AwsContext, spec: FleetSpec) -> None:
+    if not spec.zones:
+        return
+    available = set(network.available_zones(ctx))
+    unknown = [zone for zone in spec.zones if zone not in available]
+    if unknown:
+        raise invalid(
+            f"zone(s) {', '.join(unknown)} not available in {ctx.region}",
+            f"use zones of {', '.join(sorted(available))}",
+            "check the zones",
+        )
+    if len(set(spec.zones)) < network.ZONE_COUNT and not spec.network.existing:
+        raise invalid(
+            f"zones {', '.join(spec.zones)}: the load balancer needs two different zones",
+            "list at least two availability zones, or leave zones empty",
+            "check the zones",
+        )
+
+
+def check_network(spec: FleetSpec) -> None:
+    try:
+        cidr = ipaddress.ip_network(spec.network.cidr)
+    except ValueError as error:
+        raise invalid(f"network.cidr: {error}", "give a CIDR like 10.42.0.0/16") from None
+    if cidr.version != 4 or not 16 <= cidr.prefixlen <= 24:
+        raise invalid(
+            f"network.cidr {cidr} must be IPv4 with a prefix from /16 to /24",
+            "a VPC's CIDR is /16../28 and each zone gets a subnet of it",
+        )
+    if spec.network.ssh_cidr is not None:
+        try:
+            ipaddress.ip_network(spec.network.ssh_cidr)
+        except ValueError as error:
+            raise invalid(
+                f"network.ssh_cidr: {error}", "give the admins' CIDR, like 203.0.113.0/24"
+            ) from None
+
+
+def check_sizes(spec: FleetSpec) -> None:
+    if spec.count < 0:
+        raise invalid(f"count {spec.count} is negative", "count is 0 or more")
+    if spec.mode == "scaling_group":
+        scaling = spec.autoscaling
+        if not 0 <= scaling.min_size <= scaling.max_size:
+            raise invalid(
+                f"autoscaling min_size {scaling.min_size} / max_size {scaling.max_size}",
+                "0 <= min_size <= max_size",
+            )
+        scaling_group.desired_size(spec)
+    user_data = spec.instance.user_data or ""
+    size = len(user_data.encode())
+    if size > USER_DATA_LIMIT_BYTES:
+        raise invalid(
+            f"user-data is {size} bytes; EC2 takes at most {USER_DATA_LIMIT_BYTES}",
+            "compress it (mlops_vm.bootstrap renders compressed user-data) or move files out of it",
+        )
+    if not 8 <= spec.instance.disk_gb <= 16384:
+        raise invalid(f"disk_gb {spec.instance.disk_gb}", "a gp3 volume is 8..16384 GiB here")
+
+
+def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) -> None:
+    if lb.env != spec.env:
+        raise invalid(
+            f"load balancer env {lb.env!r} differs from the fleet's {spec.env!r}",
+            "use one environment name",
+        )
+    if lb.backend_port != spec.service_port or lb.https_port == lb.http_port:
+        raise invalid(
+            f"ports: https {lb.https_port}, http {lb.http_port}, backend {lb.backend_port}, "
+            f"service {spec.service_port}",
+            "backend_port must equal the fleet's service_port; https_port and http_port differ",
+        )
+    if not lb.health_path.startswith("/"):
+        raise invalid(f"health_path {lb.health_path!r}", "a path starting with /")
+    if not 0 <= lb.drain_seconds <= 3600:
+        raise invalid(f"drain_seconds {lb.drain_seconds}", "ALB takes 0..3600 seconds")
+    certificates.check_spec(lb.certificate)
+    if lb.certificate.cert_file:
+        certificates.read_bundle(lb.certificate.cert_file)
+    if lb.certificate.arn:
+        if certificates.describe_certificate(ctx, lb.certificate.arn) is None:
+            raise invalid(
+                f"certificate {lb.certificate.arn} does not exist in {ctx.region}",
+                "give the ARN of an ACM certificate in the load balancer's region",
+                "check the certificate",
+            )
+
+
+def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    check_network(spec)
+    check_sizes(spec)
+    check_region(ctx)
+    check_zones(ctx, spec)
+    check_instance_type(ctx, spec)
+    images.resolve_image(ctx, spec.instance.image)
+    if spec.network.existing:
+        try:
+            network.existing_network(ctx, spec)
+        except ProvisionError as error:
+            if error.code == ErrorCode.NOT_FOUND:
+                raise invalid(
+                    error.message, "check network.existing's IDs and the region"
+                ) from None
+            raise
+    if lb is not None:
+        check_load_balancer(ctx, spec, lb)

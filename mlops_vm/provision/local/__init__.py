@@ -1,0 +1,10 @@
+"""The `local` provider: VMs are systemd containers on a Docker network the environment owns.
+
+Everything is found again by Docker labels (mlops-vm/env, mlops-vm/role), so no state file
+is needed. The load balancer is one more VM container that publishes HTTPS on 127.0.0.1 and
+is configured by roles/nginx_proxy with the model VMs as its upstream pool.
+"""
+
+from mlops_vm.provision.local.provider import LocalProvider
+
+__all__ = ["LocalProvider"]

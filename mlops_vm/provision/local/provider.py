@@ -1,0 +1,228 @@
+"""LocalProvider: the provider interface over the local Docker engine."""
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from mlops_vm.platform import images
+from mlops_vm.platform.docker_cli import docker
+from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
+from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.health import probe_https
+from mlops_vm.provision.local import resources as res
+from mlops_vm.provision.model import (
+    ROLE_LB,
+    ROLE_MODEL,
+    TAG_ROLE,
+    Change,
+    FleetResult,
+    FleetSpec,
+    Instance,
+    InstanceStatus,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    TargetHealth,
+)
+
+LB_CONTAINER_PORT = 443
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def error(self, code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError:
+        return ProvisionError(code, message, hint=hint, provider=self.name, operation=operation)
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        image = fleet.instance.image or images.VM_IMAGE
+        if not docker("image", "ls", "-q", image):
+            raise self.error(
+                ErrorCode.INVALID_INPUT,
+                f"VM image {image} is not built",
+                "run ./scripts/setup (it builds the local images)",
+                "validate",
+            )
+        if lb is not None and lb.publish_port is not None:
+            self.check_port_free(fleet.env, lb.publish_port)
+
+    def check_port_free(self, env: str, port: int) -> None:
+        for container in res.find_containers(env, ROLE_LB):
+            if container.ports.get(f"{LB_CONTAINER_PORT}/tcp") == f"127.0.0.1:{port}":
+                return  # ours already
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise self.error(
+                    ErrorCode.INVALID_INPUT,
+                    f"port {port} on 127.0.0.1 is already in use",
+                    "choose another load_balancer.publish_port or stop what listens there",
+                    "validate",
+                ) from None
+
+    # -- fleet ----------------------------------------------------------------------------
+
+    def instance_record(self, container: res.Container, env: str) -> Instance:
+        return Instance(
+            id=container.name,
+            name=container.name,
+            status=InstanceStatus.RUNNING if container.running else InstanceStatus.STOPPED,
+            private_ip=container.ips.get(res.network_name(env)),
+            role=container.labels.get(TAG_ROLE, ROLE_MODEL),
+            connection="docker",
+            ssh_user="root",
+            tags=container.labels,
+        )
+
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+        return [self.instance_record(c, env) for c in res.find_containers(env, role)]
+
+    def ensure_network(self, env: str, dry_run: bool) -> list[Change]:
+        if res.network_exists(env):
+            if not dry_run:
+                res.attach_registry(env)
+            return []
+        if not dry_run:
+            res.create_network(env)
+            res.attach_registry(env)
+        return [Change("create", "network", res.network_name(env), "docker bridge network")]
+
+    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        if spec.mode != "fleet":
+            raise self.error(
+                ErrorCode.INVALID_INPUT,
+                "the local provider runs fleets only",
+                "set fleet.mode: fleet",
+                "ensure fleet",
+            )
+        changes = self.ensure_network(spec.env, dry_run)
+        existing = {c.index: c for c in res.find_containers(spec.env, ROLE_MODEL)}
+        wanted = set(range(1, spec.count + 1))
+        to_create = sorted(wanted - existing.keys())
+        to_delete = sorted(existing.keys() - wanted, reverse=True)
+        to_start = sorted(i for i in wanted & existing.keys() if not existing[i].running)
+        changes += [
+            Change(
+                "create",
+                "instance",
+                res.vm_name(spec.env, ROLE_MODEL, i),
+                spec.instance.image or images.VM_IMAGE,
+            )
+            for i in to_create
+        ]
+        changes += [Change("update", "instance", existing[i].name, "start") for i in to_start]
+        changes += [Change("delete", "instance", existing[i].name) for i in to_delete]
+        if not dry_run:
+            self.apply_fleet(spec, to_create, to_start, [existing[i].name for i in to_delete])
+        instances = self.list_instances(spec.env, ROLE_MODEL)
+        network = {"network": res.network_name(spec.env)}
+        if res.network_exists(spec.env):
+            network["cidr"] = res.network_cidr(spec.env)
+        return FleetResult(instances, changes, network)
+
+    def apply_fleet(
+        self, spec: FleetSpec, create: list[int], start: list[int], delete: list[str]
+    ) -> None:
+        for name in delete:
+            remove_vm(name)
+        names = []
+        for index in create:
+            name = res.vm_name(spec.env, ROLE_MODEL, index)
+            run_vm(
+                name,
+                network=res.network_name(spec.env),
+                labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
+                image=spec.instance.image or images.VM_IMAGE,
+            )
+            names.append(name)
+        for index in start:
+            name = res.vm_name(spec.env, ROLE_MODEL, index)
+            docker("start", name)
+            names.append(name)
+        self.wait_all_booted(names)
+
+    def wait_all_booted(self, names: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for name, state in zip(names, pool.map(wait_booted, names), strict=True):
+                if state not in ("running", "degraded"):
+                    raise self.error(
+                        ErrorCode.INTERNAL,
+                        f"{name} booted {state}",
+                        f"docker exec {name} systemctl --failed",
+                        "boot",
+                    )
+
+    # -- load balancer --------------------------------------------------------------------
+
+    def ensure_load_balancer(
+        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
+    ) -> LoadBalancerResult:
+        if spec.publish_port is None:
+            raise self.error(
+                ErrorCode.INVALID_INPUT,
+                "load_balancer.publish_port is not set",
+                "set the port to publish HTTPS on 127.0.0.1",
+                "ensure lb",
+            )
+        name = res.vm_name(spec.env, ROLE_LB)
+        binding = f"127.0.0.1:{spec.publish_port}"
+        changes: list[Change] = []
+        current = res.find_containers(spec.env, ROLE_LB)
+        if current and current[0].ports.get(f"{LB_CONTAINER_PORT}/tcp") != binding:
+            changes.append(Change("delete", "lb_host", name, "publish port changed"))
+            if not dry_run:
+                remove_vm(name)
+            current = []
+        if not current:
+            changes.append(Change("create", "lb_host", name, f"HTTPS on {binding}"))
+            if not dry_run:
+                self.ensure_network(spec.env, dry_run)
+                run_vm(
+                    name,
+                    network=res.network_name(spec.env),
+                    labels=res.labels(spec.env, ROLE_LB),
+                    extra_args=("--publish", f"{binding}:{LB_CONTAINER_PORT}"),
+                )
+                self.wait_all_booted([name])
+        elif not current[0].running:
+            changes.append(Change("update", "lb_host", name, "start"))
+            if not dry_run:
+                docker("start", name)
+                self.wait_all_booted([name])
+        hosts = self.list_instances(spec.env, ROLE_LB)
+        return LoadBalancerResult(
+            endpoint=f"https://127.0.0.1:{spec.publish_port}",
+            changes=changes,
+            resources={"hosts": hosts, "network": res.network_name(spec.env)},
+        )
+
+    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        return [
+            probe_https(instance, spec.health_path)
+            for instance in self.list_instances(spec.env, ROLE_MODEL)
+        ]
+
+    # -- destroy --------------------------------------------------------------------------
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        changes = []
+        # The load balancer goes first, so it never points at removed VMs.
+        containers = res.find_containers(env)
+        for container in sorted(containers, key=lambda c: c.labels.get(TAG_ROLE) != ROLE_LB):
+            changes.append(
+                Change("delete", container.labels.get(TAG_ROLE, "") + "_container", container.name)
+            )
+            if not dry_run:
+                remove_vm(container.name)
+        for volume in res.find_volumes(env):
+            changes.append(Change("delete", "volume", volume))
+            if not dry_run:
+                docker("volume", "rm", "-f", volume, check=False)
+        if res.network_exists(env):
+            changes.append(Change("delete", "network", res.network_name(env)))
+            if not dry_run:
+                res.remove_network(env)
+        return changes

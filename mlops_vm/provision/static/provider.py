@@ -1,0 +1,77 @@
+"""StaticProvider: the provider interface over a fixed list of SSH hosts."""
+
+import socket
+
+from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.local.provider import LocalProvider
+from mlops_vm.provision.model import (
+    ROLE_MODEL,
+    Change,
+    FleetResult,
+    FleetSpec,
+    Instance,
+    InstanceStatus,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    TargetHealth,
+)
+
+
+def reachable(address: str, port: int, timeout_s: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+class StaticProvider(Provider):
+    name = "static"
+
+    @property
+    def hosts(self) -> list[dict]:
+        return list(self.settings.options.get("hosts", []))
+
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        if not self.hosts:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                "no hosts configured",
+                hint="list them under fleet.hosts",
+                provider=self.name,
+            )
+
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+        if role not in (None, ROLE_MODEL):
+            return []
+        return [
+            Instance(
+                id=host["name"],
+                name=host["name"],
+                status=InstanceStatus.RUNNING
+                if reachable(host["address"], host.get("port", 22))
+                else InstanceStatus.UNKNOWN,
+                private_ip=host["address"],
+                connection="ssh",
+                ssh_user=self.settings.options.get("ssh_user"),
+                tags={"ssh_port": str(host.get("port", 22))},
+            )
+            for host in self.hosts
+        ]
+
+    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        return FleetResult(self.list_instances(spec.env), [], {})
+
+    def ensure_load_balancer(
+        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
+    ) -> LoadBalancerResult:
+        first = fleet.instances[0].address if fleet.instances else "unknown"
+        port = "" if spec.https_port == 443 else f":{spec.https_port}"
+        return LoadBalancerResult(endpoint=f"https://{first}{port}", resources={"hosts": []})
+
+    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        return [LocalProvider.probe(i, spec.health_path) for i in self.list_instances(spec.env)]
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        return []  # the hosts are yours: nothing was created, nothing is deleted

@@ -1,0 +1,100 @@
+#!/usr/bin/python
+"""Ansible module: converge an environment's instances through its provider."""
+
+DOCUMENTATION = r"""
+module: mlops_vm_fleet
+short_description: Launch (or destroy) an mlops-vm environment's instances
+description:
+  - Validates the environment's C(mlops_vm) settings, then asks its provider (local, static,
+    aws, gcp, azure) to converge the network and the instances, or the scaling group.
+  - Idempotent by tags; in check mode it returns the planned changes and changes nothing.
+  - Runs on the controller, with the Python that has mlops_vm installed.
+options:
+  config:
+    description: The environment's C(mlops_vm) variable, secrets removed.
+    type: dict
+    required: true
+  inventory_dir:
+    description: The environment's inventory directory (relative paths start there).
+    type: path
+    required: true
+  state:
+    description: C(present) converges, C(absent) deletes everything the environment owns.
+    type: str
+    choices: [present, absent]
+    default: present
+  user_data:
+    description: Boot-time cloud-init user-data for scaling groups.
+    type: str
+notes:
+  - Supports check mode.
+"""
+
+RETURN = r"""
+changes:
+  description: What was (or, in check mode, would be) created, updated or deleted.
+  type: list
+  elements: str
+  returned: always
+instances:
+  description: The instances, as provider records.
+  type: list
+  elements: dict
+  returned: when state is present
+hosts:
+  description: Name, group and connection variables of each instance, for add_host.
+  type: list
+  elements: dict
+  returned: when state is present
+network:
+  description: Provider ids of the network the instances live in.
+  type: dict
+  returned: when state is present
+"""
+
+from dataclasses import asdict
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "config": {"type": "dict", "required": True},
+            "inventory_dir": {"type": "path", "required": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "user_data": {"type": "str", "no_log": True},
+        },
+        supports_check_mode=True,
+    )
+    from mlops_vm.config import ConfigError, validate_config
+    from mlops_vm.inventory import host_entry
+    from mlops_vm.provision import ProvisionError, get_provider
+    from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
+
+    inventory_dir = Path(module.params["inventory_dir"])
+    try:
+        config = validate_config(module.params["config"], source=inventory_dir / "group_vars")
+        provider = get_provider(provider_settings(config))
+        if module.params["state"] == "absent":
+            changes = provider.destroy(config.env, dry_run=module.check_mode)
+            module.exit_json(changed=bool(changes), changes=[str(c) for c in changes])
+        spec = fleet_spec(config, inventory_dir, module.params["user_data"])
+        provider.validate(spec, load_balancer_spec(config, inventory_dir))
+        result = provider.ensure_fleet(spec, dry_run=module.check_mode)
+    except ConfigError as error:
+        module.fail_json(msg=f"invalid configuration: {error}")
+    except ProvisionError as error:
+        module.fail_json(msg=str(error), error=error.as_dict())
+    module.exit_json(
+        changed=result.changed,
+        changes=[str(c) for c in result.changes],
+        instances=[asdict(i) for i in result.instances],
+        hosts=[host_entry(i, config, inventory_dir) for i in result.instances],
+        network=result.network,
+    )
+
+
+if __name__ == "__main__":
+    main()

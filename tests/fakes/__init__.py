@@ -1,0 +1,1 @@
+"""Stateful fakes of cloud APIs that have no usable emulator, held to the real contracts."""
