@@ -1,0 +1,199 @@
+"""Run a playbook through ansible-runner, with events for a live display and a run folder.
+
+One class owns the runner arguments (like ansible-navigator): quiet unless verbose, a cancel
+callback tied to Ctrl-C, an event handler that feeds the display and drops secrets, only
+ANSIBLE_* variables passed through on top of a clean environment, and one artifact folder
+per run under ~/.mlops-vm/runs/<env>/<timestamp>.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_vm import paths
+
+CENSORED = "********"
+FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
+
+
+@dataclass
+class HostProgress:
+    task: str = ""
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: bool = False
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.host}: task '{self.task}' failed: {self.message}"
+
+
+@dataclass
+class RunState:
+    """What the run has said so far; the display reads it, the summary is built from it."""
+
+    play: str = ""
+    task: str = ""
+    hosts: dict[str, HostProgress] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # set_stats of the playbook
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def changed(self) -> int:
+        return sum(self.stats.get("changed", {}).values())
+
+
+@dataclass
+class RunResult:
+    status: str  # successful, failed, canceled, timeout
+    rc: int
+    state: RunState
+    run_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+
+def failure_message(result: dict[str, Any]) -> str:
+    message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
+    if not message and result.get("results"):
+        failed = [r for r in result["results"] if r.get("failed")]
+        message = failed[0].get("msg", "") if failed else ""
+    return str(message).strip()[:2000]
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """VALUE with every occurrence of a secret replaced (walks dicts and lists)."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, CENSORED)
+        return value
+    if isinstance(value, dict):
+        return {key: scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, secrets) for item in value]
+    return value
+
+
+class PlaybookRun:
+    def __init__(
+        self,
+        *,
+        env: str,
+        inventory_dir: Path,
+        playbook: str,
+        check: bool = False,
+        verbose: bool = False,
+        secrets: Iterable[str] = (),
+        on_event: Callable[[RunState], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.inventory_dir = inventory_dir
+        self.playbook = playbook
+        self.check = check
+        self.verbose = verbose
+        # Short strings would censor half the output; real secrets are long.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.on_event = on_event
+        self.state = RunState()
+        self.cancel_requested = False
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = paths.STATE_DIR / "runs" / env / f"{stamp}-{os.getpid()}"
+
+    def environment(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key.startswith("ANSIBLE_")}
+        env["ANSIBLE_CONFIG"] = str(paths.PROJECT_DIR / "ansible.cfg")
+        # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+        return env
+
+    def handle_event(self, event: dict[str, Any]) -> bool:
+        """Update the state from one runner event (True: runner keeps it in the run folder)."""
+        # ansible-runner writes the event after this handler: scrub it in place.
+        if self.secrets and any(s in json.dumps(event) for s in self.secrets):
+            scrubbed = scrub(event, self.secrets)
+            event.clear()
+            event.update(scrubbed)
+        data = event.get("event_data", {})
+        kind = event.get("event", "")
+        host = data.get("host") or data.get("remote_addr")
+        if kind == "playbook_on_play_start":
+            self.state.play = data.get("play", "")
+        elif kind == "playbook_on_task_start":
+            self.state.task = data.get("task", "")
+        elif kind.startswith("runner_on_") and host and not data.get("delegate_to"):
+            progress = self.state.hosts.setdefault(host, HostProgress())
+            progress.task = data.get("task", progress.task)
+            result = data.get("res", {}) or {}
+            if kind == "runner_on_ok":
+                progress.ok += 1
+                progress.changed += bool(result.get("changed"))
+            elif kind == "runner_on_skipped":
+                progress.skipped += 1
+            elif kind in FAILED_EVENTS and not data.get("ignore_errors"):
+                progress.failed += 1
+                progress.unreachable = kind == "runner_on_unreachable"
+                self.state.failures.append(
+                    Failure(
+                        host, data.get("task", ""), scrub(failure_message(result), self.secrets)
+                    )
+                )
+        elif kind == "playbook_on_stats":
+            self.state.stats = {
+                k: data.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped")
+            }
+            self.state.data = data.get("artifact_data", {}) or {}
+        if self.on_event:
+            self.on_event(self.state)
+        return True
+
+    def run(self) -> RunResult:
+        import ansible_runner
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_cancel(signum, frame):  # Ctrl-C: stop ansible cleanly, keep the log
+            self.cancel_requested = True
+
+        signal.signal(signal.SIGINT, request_cancel)
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(self.run_dir),
+                project_dir=str(paths.PROJECT_DIR),
+                playbook=self.playbook,
+                inventory=str(self.inventory_dir),
+                envvars=self.environment(),
+                cmdline="--check" if self.check else None,
+                quiet=not self.verbose,
+                event_handler=self.handle_event,
+                cancel_callback=lambda: self.cancel_requested,
+                settings={"suppress_env_files": True},
+                ident="run",
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        status = "canceled" if self.cancel_requested else runner.status
+        return RunResult(status, runner.rc, self.state, self.run_dir)
