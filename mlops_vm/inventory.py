@@ -21,7 +21,7 @@ def host_vars(instance: Instance, config: EnvironmentConfig, inventory_dir: Path
     if instance.connection == "docker":
         return {
             **common,
-            "ansible_connection": "community.docker.docker",
+            "ansible_connection": "community.docker.docker_api",
             "ansible_host": instance.name,
             "ansible_user": "root",
             "ansible_python_interpreter": "/usr/bin/python3",

@@ -1,10 +1,13 @@
 """Fixtures shared by the whole suite: the local platform (images, CA, registry)."""
 
+import subprocess
 import uuid
+from pathlib import Path
 
+import joblib
 import pytest
 
-from mlops_vm.platform import registry
+from mlops_vm.platform import images, registry
 from mlops_vm.platform.setup import ensure_platform
 
 
@@ -13,6 +16,20 @@ def platform() -> registry.Credentials:
     """Images built and the registry serving (no-op when setup already ran)."""
     ensure_platform()
     return registry.ensure_credentials()
+
+
+@pytest.fixture(scope="session")
+def reference_model(platform, tmp_path_factory):
+    """The model file inside the 1.0 image, loaded here: the source of expected answers."""
+    target = Path(tmp_path_factory.mktemp("reference-model"))
+    name = f"mlops-vm-test-model-copy-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["docker", "create", "--name", name, images.model_tag("1.0")],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(["docker", "cp", f"{name}:/opt/model/.", str(target)], check=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True)
+    return joblib.load(target / "model.joblib")
 
 
 @pytest.fixture

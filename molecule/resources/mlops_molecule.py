@@ -46,7 +46,9 @@ def run_playbook(
         os.unlink(vars_file)
 
 
-def apply_role(role: str, variables: dict, limit: str | None = None) -> subprocess.CompletedProcess[str]:
+def apply_role(
+    role: str, variables: dict, limit: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Apply one role with the given variables through apply_role.yml."""
     return run_playbook(APPLY_ROLE_PLAYBOOK, {"role_under_test": role, **variables}, limit=limit)
 

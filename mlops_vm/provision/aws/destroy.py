@@ -123,7 +123,7 @@ def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
                 "delete_key_pair",
                 "delete the key pair",
                 missing_ok=True,
-                KeyPairId=pair["KeyPairId"],
+                KeyName=pair["KeyName"],
             )
     return changes
 

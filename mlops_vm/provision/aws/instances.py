@@ -4,7 +4,8 @@ Every instance boots with IMDSv2 required (no token, no metadata: SSRF from the 
 cannot read the instance role's credentials), an encrypted gp3 root volume, and the env
 and role tags on the instance, its volume and its network interface. Fleet instances are
 named <env>-<role>-<n>; growing fills the lowest free numbers, spread over the subnets,
-and shrinking terminates the highest numbers first.
+and shrinking terminates the highest numbers first, after draining them from the load
+balancer (deregistered, the deregistration delay waited out).
 """
 
 import hashlib
@@ -12,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import load_balancer, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import Change, FleetSpec, Instance, InstanceStatus
 
@@ -229,7 +230,9 @@ def ensure_fleet_instances(
 ) -> list[Change]:
     members = fleet_members(ctx, spec)
     to_launch, to_terminate = plan_fleet(members, spec.count)
-    changes = [
+    surplus_ids = [raw["InstanceId"] for raw in to_terminate]
+    changes = load_balancer.drain_targets(ctx, spec.env, surplus_ids, dry_run=dry_run)
+    changes += [
         Change(
             "delete",
             "instance",

@@ -438,6 +438,43 @@ def ensure_targets(
     return changes
 
 
+def drain_targets(
+    ctx: AwsContext, env: str, instance_ids: list[str], *, dry_run: bool
+) -> list[Change]:
+    """Deregister INSTANCE_IDS from ENV's target groups and wait out the deregistration
+    delay, so that requests in flight finish before the instances are terminated."""
+    changes: list[Change] = []
+    draining: dict[str, list[str]] = {}
+    for group in tagged_target_groups(ctx, env) if instance_ids else []:
+        arn = group["TargetGroupArn"]
+        registered = {d["Target"]["Id"] for d in describe_health(ctx, arn)}
+        ours = sorted(registered & set(instance_ids))
+        if not ours:
+            continue
+        delay = target_group_attributes(ctx, arn).get("deregistration_delay.timeout_seconds")
+        changes += [Change("delete", "target", i, f"drain {delay}s") for i in ours]
+        draining[arn] = ours
+        if not dry_run:
+            ctx.call(
+                "elbv2",
+                "deregister_targets",
+                "deregister instances before terminating them",
+                TargetGroupArn=arn,
+                Targets=[{"Id": instance_id} for instance_id in ours],
+            )
+    if dry_run or not draining:
+        return changes
+
+    def drained() -> bool | None:
+        for arn, ids in draining.items():
+            if {d["Target"]["Id"] for d in describe_health(ctx, arn)} & set(ids):
+                return None
+        return True
+
+    ctx.wait_until(drained, f"targets {', '.join(sorted(set(instance_ids)))} are drained")
+    return changes
+
+
 def target_health(ctx: AwsContext, spec: LoadBalancerSpec) -> list[TargetHealth]:
     group = find_by_name(ctx, "target_group", target_group_name(spec), spec.env)
     if group is None:

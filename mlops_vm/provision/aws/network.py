@@ -185,7 +185,8 @@ def ensure_internet_gateway(
     gateway_id = gateway["InternetGatewayId"]
     attached = {a["VpcId"] for a in gateway.get("Attachments", [])}
     if vpc_id not in attached:
-        changes.append(Change("update", "internet_gateway", name, f"attach to {vpc_id}"))
+        if not changes:  # a new gateway's attachment is part of its creation
+            changes.append(Change("update", "internet_gateway", name, f"attach to {vpc_id}"))
         if not dry_run:
             ctx.call(
                 "ec2",
@@ -283,13 +284,15 @@ def ensure_routes(
             TagSpecifications=tags.tag_specifications("route-table", network_tags(spec, name)),
         )["RouteTable"]
     table_id = table["RouteTableId"]
+    created = bool(changes)  # a new table's route and associations are part of its creation
     default_route = [
         route
         for route in table.get("Routes", [])
         if route.get("DestinationCidrBlock") == "0.0.0.0/0"
     ]
     if not default_route or default_route[0].get("GatewayId") != gateway_id:
-        changes.append(Change("update", "route_table", name, "route 0.0.0.0/0 -> gateway"))
+        if not created:
+            changes.append(Change("update", "route_table", name, "route 0.0.0.0/0 -> gateway"))
         if not dry_run:
             operation = "replace_route" if default_route else "create_route"
             ctx.call(
@@ -304,7 +307,8 @@ def ensure_routes(
     for subnet_id in subnet_ids:
         if subnet_id in associated:
             continue
-        changes.append(Change("update", "route_table", name, f"associate {subnet_id}"))
+        if not created:
+            changes.append(Change("update", "route_table", name, f"associate {subnet_id}"))
         if not dry_run:
             ctx.call(
                 "ec2",

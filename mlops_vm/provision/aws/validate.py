@@ -38,10 +38,9 @@ def check_region(ctx: AwsContext) -> None:
     if region in known:
         return
     # Newer than this boto3, or an emulator's list: ask EC2 itself. An unknown region has
-    # no endpoint, so the question goes to the configured endpoint or to us-east-1.
-    client_region = region if ctx.settings.endpoint_url else "us-east-1"
+    # no endpoint, so the question goes to us-east-1 (or the configured endpoint as it).
     client = ctx.session.client(
-        "ec2", region_name=client_region, endpoint_url=ctx.settings.endpoint_url
+        "ec2", region_name="us-east-1", endpoint_url=ctx.settings.endpoint_url
     )
     try:
         listed = client.describe_regions(AllRegions=True)["Regions"]
@@ -163,13 +162,13 @@ def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) 
     certificates.check_spec(lb.certificate)
     if lb.certificate.cert_file:
         certificates.read_bundle(lb.certificate.cert_file)
-    if lb.certificate.arn:
-        if certificates.describe_certificate(ctx, lb.certificate.arn) is None:
-            raise invalid(
-                f"certificate {lb.certificate.arn} does not exist in {ctx.region}",
-                "give the ARN of an ACM certificate in the load balancer's region",
-                "check the certificate",
-            )
+    arn = lb.certificate.arn
+    if arn and certificates.describe_certificate(ctx, arn) is None:
+        raise invalid(
+            f"certificate {arn} does not exist in {ctx.region}",
+            "give the ARN of an ACM certificate in the load balancer's region",
+            "check the certificate",
+        )
 
 
 def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:

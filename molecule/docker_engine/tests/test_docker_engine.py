@@ -111,7 +111,9 @@ def test_daemon_took_the_nvidia_runtime(host):
 
 def test_tcp_socket_is_refused_before_any_change(host):
     before = host.file("/etc/docker/daemon.json").sha256sum
-    result = apply_role("docker_engine", {"docker_engine_daemon_options": {"hosts": ["tcp://0.0.0.0:2375"]}})
+    result = apply_role(
+        "docker_engine", {"docker_engine_daemon_options": {"hosts": ["tcp://0.0.0.0:2375"]}}
+    )
     assert_refused(result, "docker_engine_daemon_options.hosts")
     assert host.file("/etc/docker/daemon.json").sha256sum == before
     assert host.service("docker").is_running
@@ -131,6 +133,8 @@ def test_unknown_source_is_refused_before_any_change(host):
 
 
 def test_missing_registry_ca_key_is_refused(host):
-    result = apply_role("docker_engine", {"docker_engine_registry_ca_certs": [{"registry": REGISTRY}]})
+    result = apply_role(
+        "docker_engine", {"docker_engine_registry_ca_certs": [{"registry": REGISTRY}]}
+    )
     assert_refused(result, "content")
     assert host.file(f"/etc/docker/certs.d/{REGISTRY}/ca.crt").exists

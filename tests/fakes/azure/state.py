@@ -78,6 +78,8 @@ class Operation:
     polls_left: int
     # Applies the final state when the operation ends; returns a POST's result body.
     complete: Callable[[], Json | None]
+    # Restores the resource when the operation fails (provisioningState Failed, ...).
+    fail: Callable[[], None] | None = None
     status: str = "InProgress"
     error: ArmError | None = None
     result: Json | None = None
@@ -164,9 +166,12 @@ class ArmState:
     # -- operations ------------------------------------------------------------------------
 
     def start_operation(
-        self, complete: Callable[[], Json | None], error: ArmError | None = None
+        self,
+        complete: Callable[[], Json | None],
+        fail: Callable[[], None] | None = None,
+        error: ArmError | None = None,
     ) -> Operation:
-        operation = Operation(uuid.uuid4().hex, self.polls_in_progress, complete, error=error)
+        operation = Operation(uuid.uuid4().hex, self.polls_in_progress, complete, fail, error=error)
         self.operations[operation.id] = operation
         return operation
 
@@ -179,6 +184,8 @@ class ArmState:
             return operation
         if operation.error is not None:
             operation.status = "Failed"
+            if operation.fail is not None:
+                operation.fail()
         else:
             operation.result = operation.complete()
             operation.status = "Succeeded"

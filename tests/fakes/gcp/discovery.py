@@ -191,7 +191,7 @@ class Discovery:
             ok = isinstance(value, bool) or (from_query and text in ("true", "false"))
         elif kind == "integer" or (kind == "string" and fmt in _INTEGER_FORMATS):
             ok = not isinstance(value, bool) and re.fullmatch(r"-?\d+", text) is not None
-            ok = ok and (isinstance(value, int) or isinstance(value, str))
+            ok = ok and isinstance(value, int | str)
         elif kind == "number":
             ok = not isinstance(value, bool) and isinstance(value, int | float | str)
             if ok and isinstance(value, str):

@@ -1,0 +1,99 @@
+"""Render the cloud-init user-data that makes a fresh Debian 12 instance serve the model.
+
+The user-data is a small #cloud-config document: one write_files entry holding the
+payload (payload.py: roles, playbook, variables, run script; xz, base85) and runcmd
+entries that unpack it with Python (present wherever cloud-init is) and run it. The
+run script installs Ansible and applies docker_engine, model_service and nginx_proxy to
+the instance itself (connection=local): the same roles and variables as the SSH path,
+so the instance ends up serving HTTPS through Nginx without anyone logging in.
+
+The result is text (InstanceSpec.user_data is a str on every cloud); the payload is
+compressed inside it, which is how it fits the tightest limit, EC2's 16 KB.
+"""
+
+import base64
+import logging
+
+import yaml
+
+from mlops_vm.bootstrap.config import BootConfig
+from mlops_vm.bootstrap.payload import BOOT_DIR, BlockDumper, LiteralText, build_payload
+
+log = logging.getLogger(__name__)
+
+# Largest user-data each cloud takes, in bytes of the text handed to the API.
+USER_DATA_LIMITS = {
+    "aws": 16 * 1024,  # EC2 / launch templates, before base64
+    "azure": 64 * 1024,  # customData (VMSS and VMs), before base64
+    "gcp": 256 * 1024,  # one metadata value
+}
+PAYLOAD = f"{BOOT_DIR}/payload.b85"
+LINE_LENGTH = 1024  # of the payload's lines (a literal block: no escaping, no folding)
+
+# The instance's unpacker (payload.read_payload, written out): base85 text, xz inside.
+# Python does it because python3 is wherever cloud-init is; xz-utils is not always.
+UNPACK = """\
+import base64, lzma, os
+boot = {boot_dir!r}
+data = lzma.decompress(base64.b85decode(b''.join(open({payload!r}, 'rb').read().split())))
+offset = 0
+while offset < len(data):
+    end = data.index(b'\\n', offset)
+    mode, size, name = data[offset:end].decode().split(' ', 2)
+    start, size = end + 1, int(size)
+    path = os.path.join(boot, name)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, int(mode, 8))
+    os.write(fd, data[start:start + size])
+    os.close(fd)
+    offset = start + size
+"""
+
+
+def unpack_code(payload_path: str = PAYLOAD, boot_dir: str = BOOT_DIR) -> str:
+    return UNPACK.format(boot_dir=boot_dir, payload=payload_path)
+
+
+class UserDataTooLarge(ValueError):
+    """The rendered user-data is over a cloud's limit."""
+
+
+def render_user_data(boot: BootConfig, *, limit_bytes: int = USER_DATA_LIMITS["aws"]) -> str:
+    """The #cloud-config user-data for BOOT; UserDataTooLarge past LIMIT_BYTES."""
+    # Base85 is denser than cloud-init's own base64 encoding, and it needs no escaping
+    # in a YAML block.
+    encoded = base64.b85encode(build_payload(boot)).decode()
+    payload = LiteralText(
+        "\n".join(
+            encoded[start : start + LINE_LENGTH] for start in range(0, len(encoded), LINE_LENGTH)
+        )
+        + "\n"
+    )
+    document = {
+        "write_files": [
+            {"path": PAYLOAD, "owner": "root:root", "permissions": "0600", "content": payload}
+        ],
+        "runcmd": [
+            ["python3", "-c", unpack_code()],
+            ["rm", "-f", PAYLOAD],
+            ["sh", f"{BOOT_DIR}/run.sh"],
+        ],
+    }
+    text = (
+        "#cloud-config\n"
+        "# mlops-vm: configure this instance with the project's roles (mlops_vm.bootstrap)\n"
+        + yaml.dump(document, Dumper=BlockDumper, sort_keys=False, width=4096)
+    )
+    check_size(text, limit_bytes)
+    # Sizes only: the document carries the secret variables.
+    log.debug("rendered user-data: %d bytes (limit %d)", len(text.encode()), limit_bytes)
+    return text
+
+
+def check_size(user_data: str, limit_bytes: int) -> None:
+    size = len(user_data.encode())
+    if size > limit_bytes:
+        raise UserDataTooLarge(
+            f"user-data is {size} bytes, over the limit of {limit_bytes}: embed fewer "
+            "roles, or use a cloud with a larger limit (Azure 64 KB, GCP 256 KB)"
+        )

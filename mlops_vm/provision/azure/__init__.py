@@ -1,0 +1,143 @@
+"""Azure provider: VMs or a VM scale set behind an Application Gateway (Standard_v2).
+
+    provider = AzureProvider(ProviderSettings(
+        name="azure", region="westeurope", options={"subscription_id": "..."}))
+
+Layout of this package (one concern per module):
+  client.py         SDK clients (DefaultAzureCredential), the retry + error-translating wrapper
+  errors.py         ARM error codes -> ErrorCode + hint
+  naming.py         names, ids and tags of an environment
+  drift.py          desired body vs ARM's answer
+  validate.py       checks before anything is created
+  network.py        resource group, virtual network + subnets, NSG
+  instances.py      fleet mode: VMs, NICs, OS disks
+  scaling_group.py  scaling-group mode: scale set + autoscale setting
+  certificate.py    PFX from PEM, or Key Vault
+  load_balancer.py  public IP, Application Gateway, backend registration, health
+  inventory.py      finding an environment's resource groups and instances again
+  destroy.py        deletion in dependency order
+
+Everything carries the tags mlops-vm-env / mlops-vm-role (Azure tags cannot hold "/").
+Options (ProviderSettings.options): subscription_id (required), poll_interval_s,
+operation_timeout_s, retry_attempts, retry_base_delay_s, gateway_identity_id, backend_ca_file,
+backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type.
+Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authentication_policy`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_vm.provision.azure import (
+    destroy,
+    instances,
+    inventory,
+    load_balancer,
+    network,
+    scaling_group,
+    validate,
+)
+from mlops_vm.provision.azure.client import Arm, AzureOptions
+from mlops_vm.provision.azure.errors import PROVIDER
+from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import (
+    Change,
+    FleetResult,
+    FleetSpec,
+    Instance,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    ProviderSettings,
+    TargetHealth,
+)
+
+__all__ = ["AzureProvider"]
+
+
+class AzureProvider(Provider):
+    name = "azure"
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        credential: Any = None,
+        authentication_policy: Any = None,
+    ) -> None:
+        """CREDENTIAL: a TokenCredential (default: DefaultAzureCredential).
+        AUTHENTICATION_POLICY: replaces the SDK's bearer-token policy, which refuses plain
+        http; tests use it to reach a local fake."""
+        super().__init__(settings)
+        self._credential = credential
+        self._authentication_policy = authentication_policy
+        self._arm: Arm | None = None
+
+    @property
+    def arm(self) -> Arm:
+        """The SDK clients, built on first use (settings are checked then)."""
+        if self._arm is None:
+            self._arm = Arm(
+                AzureOptions.from_settings(self.settings),
+                endpoint_url=self.settings.endpoint_url,
+                credential=self._credential,
+                authentication_policy=self._authentication_policy,
+            )
+        return self._arm
+
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        validate.validate(self.arm, fleet, lb)
+
+    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        validate.check_fleet_spec(spec)
+        arm = self.arm
+        layout = network.resolve_layout(arm, spec)
+        changes = network.ensure_network(arm, layout, spec, dry_run=dry_run)
+        disk_type = arm.options.os_disk_type
+        group = layout.resource_group
+        details: dict[str, Any] = {**layout.as_dict(), "mode": spec.mode}
+        if spec.mode == "fleet":
+            changes += instances.converge_fleet(
+                arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+            )
+            found = instances.fleet_instances(arm, group, spec.env, spec.role)
+        else:
+            changes += scaling_group.converge_scale_set(
+                arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+            )
+            found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
+            details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
+        return FleetResult(sorted(found, key=lambda i: i.name), changes, details)
+
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+        return inventory.list_instances(self.arm, env, role)
+
+    def ensure_load_balancer(
+        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
+    ) -> LoadBalancerResult:
+        if not fleet.network.get("resource_group"):
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                "the fleet result carries no Azure network details",
+                hint="pass the FleetResult that AzureProvider.ensure_fleet returned",
+                provider=PROVIDER,
+                operation="ensure load balancer",
+            )
+        validate.check_lb_spec(spec, self.arm.options)
+        return load_balancer.ensure_load_balancer(self.arm, spec, fleet, dry_run=dry_run)
+
+    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        found = inventory.find_gateway(self.arm, spec.env)
+        if found is None:
+            raise ProvisionError(
+                ErrorCode.NOT_FOUND,
+                f"environment {spec.env!r} has no Application Gateway",
+                hint="run provision first (it creates the load balancer)",
+                provider=PROVIDER,
+                operation="read backend health",
+            )
+        group, gateway = found
+        return load_balancer.health_of(self.arm, group, gateway["name"])
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        return destroy.destroy(self.arm, env, dry_run=dry_run)

@@ -1,0 +1,152 @@
+"""Delete an environment: the resource group it owns in one go (ARM deletes the contents in
+dependency order), or, in a reused group, its tagged resources one kind at a time, users
+before what they use: autoscale, scale sets, VMs, NICs, disks, gateway, public IP, virtual
+network, NSG. What is already gone counts as deleted, so a second destroy does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from azure.core.exceptions import HttpResponseError
+
+from mlops_vm.provision.azure import instances, scaling_group
+from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.errors import status_of
+from mlops_vm.provision.azure.inventory import EnvironmentGroup, environment_groups
+from mlops_vm.provision.azure.naming import has_tags
+from mlops_vm.provision.model import Change
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of resource: how to list a group's, and how to delete some by name."""
+
+    kind: str  # Change.kind
+    type_name: str  # the ARM type
+    list: Callable[[Arm, str], list[Json]]
+    delete: Callable[[Arm, str, list[str]], None]
+
+
+def _lro_delete(operation: str, begin: Callable[[Arm], Callable]) -> Callable:
+    def delete(arm: Arm, group: str, names: list[str]) -> None:
+        arm.run_all(operation, begin(arm), [(group, n) for n in names], missing_ok=True)
+
+    return delete
+
+
+def _list(operation: str, call: Callable[[Arm], Callable]) -> Callable[[Arm, str], list[Json]]:
+    return lambda arm, group: arm.read_all(operation, call(arm), group)
+
+
+def _delete_autoscale(arm: Arm, group: str, names: list[str]) -> None:
+    for name in names:  # synchronous in ARM: no poller
+
+        def delete(name: str = name) -> None:
+            try:
+                arm.monitor.autoscale_settings.delete(group, name)
+            except HttpResponseError as error:
+                if status_of(error) != 404:
+                    raise
+
+        arm.write("delete autoscale setting", delete)
+
+
+ORDER = (
+    Kind(
+        "autoscale_setting",
+        "Microsoft.Insights/autoscaleSettings",
+        _list(
+            "list autoscale settings", lambda a: a.monitor.autoscale_settings.list_by_resource_group
+        ),
+        _delete_autoscale,
+    ),
+    Kind(
+        "scale_set",
+        "Microsoft.Compute/virtualMachineScaleSets",
+        scaling_group.list_scale_sets,
+        _lro_delete(
+            "delete scale set", lambda a: a.compute.virtual_machine_scale_sets.begin_delete
+        ),
+    ),
+    Kind(
+        "instance",
+        "Microsoft.Compute/virtualMachines",
+        lambda arm, group: instances.list_vms(arm, group),
+        instances.delete_vms,
+    ),
+    Kind(
+        "network_interface",
+        "Microsoft.Network/networkInterfaces",
+        instances.list_nics,
+        instances.delete_nics,
+    ),
+    Kind("disk", "Microsoft.Compute/disks", instances.list_disks, instances.delete_disks),
+    Kind(
+        "application_gateway",
+        "Microsoft.Network/applicationGateways",
+        _list("list application gateways", lambda a: a.network.application_gateways.list),
+        _lro_delete(
+            "delete application gateway", lambda a: a.network.application_gateways.begin_delete
+        ),
+    ),
+    Kind(
+        "public_ip",
+        "Microsoft.Network/publicIPAddresses",
+        _list("list public IPs", lambda a: a.network.public_ip_addresses.list),
+        _lro_delete("delete public IP", lambda a: a.network.public_ip_addresses.begin_delete),
+    ),
+    Kind(
+        "virtual_network",
+        "Microsoft.Network/virtualNetworks",
+        _list("list virtual networks", lambda a: a.network.virtual_networks.list),
+        _lro_delete("delete virtual network", lambda a: a.network.virtual_networks.begin_delete),
+    ),
+    Kind(
+        "network_security_group",
+        "Microsoft.Network/networkSecurityGroups",
+        _list("list network security groups", lambda a: a.network.network_security_groups.list),
+        _lro_delete(
+            "delete network security group",
+            lambda a: a.network.network_security_groups.begin_delete,
+        ),
+    ),
+)
+KIND_BY_TYPE = {kind.type_name.lower(): kind.kind for kind in ORDER}
+RANK_BY_TYPE = {kind.type_name.lower(): rank for rank, kind in enumerate(ORDER)}
+
+
+def destroy(arm: Arm, env: str, *, dry_run: bool) -> list[Change]:
+    changes: list[Change] = []
+    for group in environment_groups(arm, env):
+        if group.owned:
+            changes += delete_owned_group(arm, group, dry_run=dry_run)
+        else:
+            changes += delete_tagged(arm, group.name, env, dry_run=dry_run)
+    return changes
+
+
+def delete_owned_group(arm: Arm, group: EnvironmentGroup, *, dry_run: bool) -> list[Change]:
+    contents = arm.read_all(
+        "list resources", arm.resources.resources.list_by_resource_group, group.name
+    )
+    contents.sort(key=lambda r: RANK_BY_TYPE.get(r["type"].lower(), len(ORDER)))
+    changes = [
+        Change("delete", KIND_BY_TYPE.get(r["type"].lower(), r["type"]), r["name"])
+        for r in contents
+    ]
+    changes.append(Change("delete", "resource_group", group.name, "and everything in it"))
+    if not dry_run:
+        arm.delete("delete resource group", arm.resources.resource_groups.begin_delete, group.name)
+    return changes
+
+
+def delete_tagged(arm: Arm, group: str, env: str, *, dry_run: bool) -> list[Change]:
+    changes: list[Change] = []
+    for kind in ORDER:
+        names = [r["name"] for r in kind.list(arm, group) if has_tags(r, env)]
+        changes += [Change("delete", kind.kind, name) for name in names]
+        if names and not dry_run:
+            kind.delete(arm, group, names)
+    return changes

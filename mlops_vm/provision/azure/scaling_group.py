@@ -1,0 +1,463 @@
+"""Scaling-group mode: a VM scale set with rolling upgrades, and its autoscale setting.
+
+Instances configure themselves at boot from the user data (customData, read by cloud-init);
+nothing reaches them over SSH. A new image or new user data is a new scale set model: the
+model is updated, then instances that do not run it are upgraded (update_instances, rolled in
+batches by the Rolling policy; maxSurge brings new instances up before old ones go, which is
+also how new custom data reaches them). The Application Health extension reports /healthz, as
+a Rolling policy requires a health signal.
+
+Size: the scale set starts at FleetSpec.count. Between runs the autoscale setting owns the
+capacity; a run changes it only when FleetSpec.count itself changed (remembered in a tag), or
+to bring it back inside [min_size, max_size].
+"""
+
+from __future__ import annotations
+
+import copy
+
+from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.drift import converge, differences
+from mlops_vm.provision.azure.instances import (
+    custom_data,
+    linux_configuration,
+    os_disk_size_gb,
+    primary_private_ip,
+    vm_status,
+)
+from mlops_vm.provision.azure.naming import (
+    IP_CONFIG,
+    NIC_CONFIG,
+    TAG_DESIRED_COUNT,
+    TAG_USER_DATA_SHA256,
+    has_tags,
+    image_reference,
+    sha256,
+    tags,
+)
+from mlops_vm.provision.azure.network import Layout
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import LABEL_ROLE, Change, FleetSpec, Instance
+
+HEALTH_PATH = "/healthz"
+# Hysteresis: scale in only well below the target, so that one scale-in does not push the
+# remaining instances straight back over it.
+SCALE_IN_FRACTION = 0.5
+
+
+# -- SDK calls -------------------------------------------------------------------------------
+
+
+def get_scale_set(arm: Arm, group: str, name: str) -> Json | None:
+    return arm.read("read scale set", arm.compute.virtual_machine_scale_sets.get, group, name)
+
+
+def put_scale_set(arm: Arm, group: str, name: str, body: Json) -> Json:
+    return arm.run(
+        "create or update scale set",
+        arm.compute.virtual_machine_scale_sets.begin_create_or_update,
+        group,
+        name,
+        body,
+    )
+
+
+def patch_scale_set(arm: Arm, group: str, name: str, body: Json) -> Json:
+    return arm.run(
+        "update scale set", arm.compute.virtual_machine_scale_sets.begin_update, group, name, body
+    )
+
+
+def list_scale_sets(arm: Arm, group: str) -> list[Json]:
+    return arm.read_all("list scale sets", arm.compute.virtual_machine_scale_sets.list, group)
+
+
+def list_scale_set_vms(arm: Arm, group: str, name: str) -> list[Json]:
+    return arm.read_all(
+        "list scale set instances",
+        arm.compute.virtual_machine_scale_set_vms.list,
+        group,
+        name,
+        expand="instanceView",
+    )
+
+
+def list_scale_set_nics(arm: Arm, group: str, name: str) -> list[Json]:
+    return arm.read_all(
+        "list scale set network interfaces",
+        arm.network.network_interfaces.list_virtual_machine_scale_set_network_interfaces,
+        group,
+        name,
+    )
+
+
+def upgrade_instances(arm: Arm, group: str, name: str, instance_ids: list[str]) -> None:
+    arm.run(
+        "upgrade scale set instances to the latest model",
+        arm.compute.virtual_machine_scale_sets.begin_update_instances,
+        group,
+        name,
+        {"instanceIds": instance_ids},
+    )
+
+
+def get_autoscale(arm: Arm, group: str, name: str) -> Json | None:
+    return arm.read("read autoscale setting", arm.monitor.autoscale_settings.get, group, name)
+
+
+def put_autoscale(arm: Arm, group: str, name: str, body: Json) -> Json:
+    return arm.write(
+        "create autoscale setting",
+        arm.monitor.autoscale_settings.create_or_update,
+        group,
+        name,
+        body,
+    )
+
+
+# -- desired state ---------------------------------------------------------------------------
+
+
+def health_extension(spec: FleetSpec) -> Json:
+    return {
+        "name": "health",
+        "properties": {
+            "publisher": "Microsoft.ManagedServices",
+            "type": "ApplicationHealthLinux",
+            "typeHandlerVersion": "2.0",
+            "autoUpgradeMinorVersion": True,
+            "settings": {
+                "protocol": "https" if spec.service_port == 443 else "http",
+                "port": spec.service_port,
+                "requestPath": HEALTH_PATH,
+            },
+        },
+    }
+
+
+def backend_pools(scale_set: Json | None) -> list[Json]:
+    """The gateway pools the model references: the load balancer step owns them, so a fleet
+    run keeps whatever it finds."""
+    if scale_set is None:
+        return []
+    profile = scale_set["properties"]["virtualMachineProfile"]["networkProfile"]
+    for config in profile["networkInterfaceConfigurations"]:
+        for ipc in config["properties"]["ipConfigurations"]:
+            pools = ipc["properties"].get("applicationGatewayBackendAddressPools") or []
+            return [{"id": pool["id"]} for pool in pools]
+    return []
+
+
+def desired_capacity(scale_set: Json | None, spec: FleetSpec) -> int:
+    if scale_set is None:
+        return spec.count
+    if (scale_set.get("tags") or {}).get(TAG_DESIRED_COUNT) != str(spec.count):
+        return spec.count
+    current = int(scale_set["sku"]["capacity"])
+    return min(max(current, spec.autoscaling.min_size), spec.autoscaling.max_size)
+
+
+def scale_set_body(
+    layout: Layout, spec: FleetSpec, *, capacity: int, pools: list[Json], disk_type: str
+) -> Json:
+    instance = spec.instance
+    os_profile: Json = {
+        "computerNamePrefix": layout.names.computer_name_prefix,
+        "adminUsername": instance.ssh_user,
+        "linuxConfiguration": linux_configuration(instance),
+    }
+    data = custom_data(instance.user_data)
+    if data is not None:
+        os_profile["customData"] = data
+    nic_config: Json = {
+        "name": NIC_CONFIG,
+        "properties": {
+            "primary": True,
+            "ipConfigurations": [
+                {
+                    "name": IP_CONFIG,
+                    "properties": {
+                        "subnet": {"id": layout.instance_subnet_id},
+                        "applicationGatewayBackendAddressPools": pools,
+                    },
+                }
+            ],
+        },
+    }
+    if layout.nic_nsg_id:
+        nic_config["properties"]["networkSecurityGroup"] = {"id": layout.nic_nsg_id}
+    body: Json = {
+        "location": layout.location,
+        "tags": tags(
+            spec.env,
+            spec.role,
+            {
+                **instance.tags,
+                TAG_USER_DATA_SHA256: sha256(instance.user_data),
+                TAG_DESIRED_COUNT: str(spec.count),
+            },
+        ),
+        "sku": {"name": instance.machine_type, "tier": "Standard", "capacity": capacity},
+        "properties": {
+            "orchestrationMode": "Uniform",
+            # Exactly `capacity` VMs: overprovisioning would briefly boot extra instances
+            # that configure themselves and register with the gateway for nothing.
+            "overprovision": False,
+            "upgradePolicy": {
+                "mode": "Rolling",
+                "rollingUpgradePolicy": {
+                    "maxBatchInstancePercent": 34,
+                    "maxUnhealthyInstancePercent": 34,
+                    "maxUnhealthyUpgradedInstancePercent": 34,
+                    "pauseTimeBetweenBatches": "PT0S",
+                    "maxSurge": True,
+                },
+            },
+            "virtualMachineProfile": {
+                "osProfile": os_profile,
+                "storageProfile": {
+                    "imageReference": image_reference(instance.image),
+                    "osDisk": {
+                        "createOption": "FromImage",
+                        "caching": "ReadWrite",
+                        "diskSizeGB": os_disk_size_gb(instance),
+                        "managedDisk": {"storageAccountType": disk_type},
+                    },
+                },
+                "networkProfile": {"networkInterfaceConfigurations": [nic_config]},
+                "extensionProfile": {"extensions": [health_extension(spec)]},
+            },
+        },
+    }
+    if spec.zones:
+        body["zones"] = list(spec.zones)
+    return body
+
+
+def comparable(body: Json) -> Json:
+    """What ARM shows back: customData is write-only (the user data tag stands for it)."""
+    shown = copy.deepcopy(body)
+    shown["properties"]["virtualMachineProfile"]["osProfile"].pop("customData", None)
+    return shown
+
+
+def autoscale_body(layout: Layout, spec: FleetSpec, scale_set_id: str) -> Json:
+    scaling = spec.autoscaling
+    rules: list[Json] = []
+    if scaling.target_cpu_percent is not None:
+        target = float(scaling.target_cpu_percent)
+        rules = [
+            cpu_rule(scale_set_id, "GreaterThan", target, "Increase", "PT5M"),
+            cpu_rule(scale_set_id, "LessThan", target * SCALE_IN_FRACTION, "Decrease", "PT10M"),
+        ]
+    # Requests per instance (AutoscalingSpec.target_requests_per_instance) would need the
+    # gateway's metrics, which exist only after the load balancer step: CPU rules only here.
+    return {
+        "location": layout.location,
+        "tags": tags(spec.env, spec.role),
+        "properties": {
+            "enabled": True,
+            "targetResourceUri": scale_set_id,
+            "profiles": [
+                {
+                    "name": "default",
+                    "capacity": {
+                        "minimum": str(scaling.min_size),
+                        "maximum": str(scaling.max_size),
+                        "default": str(spec.count),
+                    },
+                    "rules": rules,
+                }
+            ],
+        },
+    }
+
+
+def cpu_rule(
+    scale_set_id: str, operator: str, threshold: float, direction: str, cooldown: str
+) -> Json:
+    return {
+        "metricTrigger": {
+            "metricName": "Percentage CPU",
+            "metricNamespace": "microsoft.compute/virtualmachinescalesets",
+            "metricResourceUri": scale_set_id,
+            "timeGrain": "PT1M",
+            "statistic": "Average",
+            "timeWindow": "PT5M",
+            "timeAggregation": "Average",
+            "operator": operator,
+            "threshold": threshold,
+        },
+        "scaleAction": {
+            "direction": direction,
+            "type": "ChangeCount",
+            "value": "1",
+            "cooldown": cooldown,
+        },
+    }
+
+
+# -- convergence -----------------------------------------------------------------------------
+
+
+def converge_scale_set(
+    arm: Arm, layout: Layout, spec: FleetSpec, *, disk_type: str, dry_run: bool
+) -> list[Change]:
+    group, name = layout.resource_group, layout.names.scale_set
+    actual = get_scale_set(arm, group, name)
+    capacity = desired_capacity(actual, spec)
+    desired = scale_set_body(
+        layout, spec, capacity=capacity, pools=backend_pools(actual), disk_type=disk_type
+    )
+    changes: list[Change] = []
+    if actual is None:
+        changes.append(
+            Change("create", "scale_set", name, f"{capacity} x {spec.instance.machine_type}")
+        )
+        if not dry_run:
+            put_scale_set(arm, group, name, desired)
+    else:
+        changed = differences(comparable(desired), actual)
+        if changed:
+            changes.append(Change("update", "scale_set", name, describe(changed, actual, desired)))
+            if not dry_run:
+                put_scale_set(arm, group, name, desired)
+        changes += roll_stale_instances(
+            arm, group, name, model_changed=model_changed(changed), dry_run=dry_run
+        )
+    changes += converge_autoscale(arm, layout, spec, dry_run=dry_run)
+    return changes
+
+
+def model_changed(changed_paths: list[str]) -> bool:
+    """Capacity and tags alone do not change what an instance runs."""
+    return any(not p.startswith(("sku.capacity", "tags")) for p in changed_paths) or any(
+        p == f"tags.{TAG_USER_DATA_SHA256}" for p in changed_paths
+    )
+
+
+def describe(changed: list[str], actual: Json, desired: Json) -> str:
+    parts = []
+    if "sku.capacity" in changed:
+        parts.append(f"capacity {actual['sku']['capacity']} -> {desired['sku']['capacity']}")
+    if any("imageReference" in p for p in changed):
+        parts.append("new image")
+    if f"tags.{TAG_USER_DATA_SHA256}" in changed:
+        parts.append("new user data")
+    rest = [
+        p
+        for p in changed
+        if p != "sku.capacity" and "imageReference" not in p and TAG_USER_DATA_SHA256 not in p
+    ]
+    if rest:
+        parts.append(", ".join(rest[:3]))
+    return "; ".join(parts)
+
+
+def roll_stale_instances(
+    arm: Arm, group: str, name: str, *, model_changed: bool, dry_run: bool
+) -> list[Change]:
+    """Upgrade the instances that do not run the latest model (after a model change, or left
+    behind by an interrupted run)."""
+    instances = list_scale_set_vms(arm, group, name)
+    if dry_run:
+        stale = [vm["instanceId"] for vm in instances] if model_changed else []
+    else:
+        stale = [
+            vm["instanceId"]
+            for vm in instances
+            if not vm["properties"].get("latestModelApplied", True)
+        ]
+    if not stale:
+        return []
+    detail = f"roll {len(stale)} instance(s) to the latest model"
+    if not dry_run:
+        try:
+            upgrade_instances(arm, group, name, stale)
+        except ProvisionError as error:
+            # Under the Rolling policy Azure may already be rolling the new model out on its
+            # own (and refuse a second upgrade meanwhile): that is the outcome we asked for.
+            if error.code != ErrorCode.CONFLICT:
+                raise
+            detail += " (Azure's rolling upgrade is already under way)"
+    return [Change("update", "scale_set", name, detail)]
+
+
+def converge_autoscale(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
+    group, name = layout.resource_group, layout.names.autoscale
+    scale_set_id = layout.ids.scale_set(layout.names.scale_set)
+    desired = autoscale_body(layout, spec, scale_set_id)
+    scaling = spec.autoscaling
+    return converge(
+        "autoscale_setting",
+        name,
+        desired,
+        get_autoscale(arm, group, name),
+        lambda: put_autoscale(arm, group, name, desired),
+        dry_run=dry_run,
+        create_detail=f"{scaling.min_size}-{scaling.max_size}, CPU {scaling.target_cpu_percent}%",
+    )
+
+
+def attach_backend_pool(arm: Arm, layout: Layout, pool_id: str, *, dry_run: bool) -> list[Change]:
+    """Put the scale set's NICs in the gateway's backend pool (model, then instances)."""
+    group, name = layout.resource_group, layout.names.scale_set
+    actual = get_scale_set(arm, group, name)
+    if actual is None:
+        return [Change("update", "scale_set", name, "join backend pool")] if dry_run else []
+    pools = backend_pools(actual)
+    if any(p["id"].lower() == pool_id.lower() for p in pools):
+        return roll_stale_instances(arm, group, name, model_changed=False, dry_run=dry_run)
+    configs = copy.deepcopy(
+        actual["properties"]["virtualMachineProfile"]["networkProfile"][
+            "networkInterfaceConfigurations"
+        ]
+    )
+    for config in configs:
+        for ipc in config["properties"]["ipConfigurations"]:
+            ipc["properties"]["applicationGatewayBackendAddressPools"] = [*pools, {"id": pool_id}]
+    changes = [Change("update", "scale_set", name, "join backend pool")]
+    if not dry_run:
+        # PATCH only the network profile: a PUT would have to resend the write-only customData.
+        patch_scale_set(
+            arm,
+            group,
+            name,
+            {
+                "properties": {
+                    "virtualMachineProfile": {
+                        "networkProfile": {"networkInterfaceConfigurations": configs}
+                    }
+                }
+            },
+        )
+    return changes + roll_stale_instances(arm, group, name, model_changed=True, dry_run=dry_run)
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+def scale_set_instances(arm: Arm, group: str, env: str, role: str | None) -> list[Instance]:
+    found: list[Instance] = []
+    for scale_set in list_scale_sets(arm, group):
+        if not has_tags(scale_set, env, role):
+            continue
+        nics = {
+            (nic["properties"].get("virtualMachine") or {}).get("id", "").lower(): nic
+            for nic in list_scale_set_nics(arm, group, scale_set["name"])
+        }
+        for vm in list_scale_set_vms(arm, group, scale_set["name"]):
+            found.append(
+                Instance(
+                    id=vm["id"],
+                    name=vm["name"],
+                    status=vm_status(vm),
+                    private_ip=primary_private_ip(nics.get(vm["id"].lower())),
+                    zone=(vm.get("zones") or [None])[0],
+                    role=(scale_set.get("tags") or {}).get(LABEL_ROLE, ""),
+                    connection="ssh",
+                    ssh_user=vm["properties"].get("osProfile", {}).get("adminUsername"),
+                    tags=dict(scale_set.get("tags") or {}),
+                )
+            )
+    return found

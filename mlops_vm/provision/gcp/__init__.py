@@ -1,0 +1,247 @@
+"""The GCP provider: Compute Engine (compute v1 through google-api-python-client).
+
+    provider = GcpProvider(ProviderSettings(name="gcp", region="europe-west1",
+                                            options={"project": "my-project"}))
+
+Credentials come from Application Default Credentials (google.auth.default()); tests pass
+`credentials=` (or options["credentials"]) and aim the same client at a fake with
+ProviderSettings.endpoint_url. Options (ProviderSettings.options):
+
+    project              the project id (required)
+    service_account      instances' service account email ("default")
+    scopes               its OAuth scopes (cloud-platform)
+    external_ip          give instances an ephemeral public IP (True)
+    poll_interval_s      between operation polls (2.0)
+    operation_timeout_s  per operation (900)
+    running_timeout_s    instance STAGING -> RUNNING (600)
+    stable_timeout_s     managed instance group until stable (1200)
+    retry_attempts, retry_base_delay_s, http_timeout_s   transport tuning
+    credentials          a google.auth Credentials object (instead of ADC)
+
+One module per concern: client (calls, retries, operations), errors (classification),
+names (names, labels, links), network, instances (fleet), scaling_group (template, MIG,
+autoscaler), load_balancer, destroy, validate.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp import destroy as teardown
+from mlops_vm.provision.gcp import instances, load_balancer, network, scaling_group
+from mlops_vm.provision.gcp import validate as checks
+from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
+from mlops_vm.provision.gcp.context import Context, InstanceOptions
+from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
+from mlops_vm.provision.gcp.names import Names
+from mlops_vm.provision.gcp.plan import ChangeLog
+from mlops_vm.provision.model import (
+    Change,
+    FleetResult,
+    FleetSpec,
+    Instance,
+    LoadBalancerResult,
+    LoadBalancerSpec,
+    ProviderSettings,
+    TargetHealth,
+)
+
+KNOWN_OPTIONS = {
+    "project",
+    "credentials",
+    "service_account",
+    "scopes",
+    "external_ip",
+    "poll_interval_s",
+    "operation_timeout_s",
+    "running_timeout_s",
+    "stable_timeout_s",
+    "retry_attempts",
+    "retry_base_delay_s",
+    "http_timeout_s",
+}
+DEFAULT_ZONE_COUNT = 2
+
+
+class GcpProvider(Provider):
+    name = "gcp"
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        credentials: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(settings)
+        options = dict(settings.options)
+        unknown = sorted(set(options) - KNOWN_OPTIONS)
+        if unknown:
+            raise self._invalid(
+                f"unknown provider options: {', '.join(unknown)}",
+                f"use only: {', '.join(sorted(KNOWN_OPTIONS))}",
+            )
+        self._credentials = credentials if credentials is not None else options.get("credentials")
+        self._sleep = sleep
+        self._client: ComputeClient | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _invalid(self, message: str, hint: str) -> ProvisionError:
+        return ProvisionError(
+            ErrorCode.INVALID_INPUT, message, hint=hint, provider=PROVIDER, operation="configure"
+        )
+
+    def _option(self, key: str, default: Any) -> Any:
+        return self.settings.options.get(key, default)
+
+    def compute_client(self) -> ComputeClient:
+        """The client, built on first use (building it reads credentials)."""
+        if self._client is None:
+            project = self._option("project", None)
+            if not project:
+                raise self._invalid(
+                    "ProviderSettings.options['project'] is not set",
+                    "set the GCP project id in the inventory",
+                )
+            service = build_service(
+                endpoint_url=self.settings.endpoint_url,
+                credentials=self._credentials,
+                http_timeout_s=float(self._option("http_timeout_s", 60.0)),
+            )
+            options = ClientOptions(
+                poll_interval_s=float(self._option("poll_interval_s", 2.0)),
+                operation_timeout_s=float(self._option("operation_timeout_s", 900.0)),
+                retry_attempts=int(self._option("retry_attempts", 6)),
+                retry_base_delay_s=float(self._option("retry_base_delay_s", 0.5)),
+            )
+            self._client = ComputeClient(service, project, options, sleep=self._sleep)
+        return self._client
+
+    def _context(self, env: str) -> Context:
+        if not self.settings.region:
+            raise self._invalid(
+                "ProviderSettings.region is not set", "set the GCP region, e.g. europe-west1"
+            )
+        client = self.compute_client()
+        scopes = self._option("scopes", InstanceOptions.scopes)
+        return Context(
+            client=client,
+            project=client.project,
+            region=self.settings.region,
+            names=Names(env),
+            instance_options=InstanceOptions(
+                service_account=str(self._option("service_account", "default")),
+                scopes=tuple(scopes),
+                external_ip=bool(self._option("external_ip", True)),
+            ),
+            running_timeout_s=float(self._option("running_timeout_s", 600.0)),
+            stable_timeout_s=float(self._option("stable_timeout_s", 1200.0)),
+        )
+
+    def _zones(self, ctx: Context, spec: FleetSpec) -> list[str]:
+        """FleetSpec.zones, or the region's first two zones (not every region has -a)."""
+        zones = checks.region_zones(ctx)
+        return list(spec.zones) if spec.zones else zones[:DEFAULT_ZONE_COUNT]
+
+    # -- the interface -------------------------------------------------------------------
+
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        ctx = self._context(fleet.env)
+        checks.check_local(ctx, fleet, lb)
+        checks.check_remote(ctx, fleet, self._zones(ctx, fleet))
+
+    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        ctx = self._context(spec.env)
+        log = ChangeLog(dry_run=dry_run)
+        try:
+            zones = self._zones(ctx, spec)
+            refs = network.ensure_network(ctx, spec.network, log)
+            network.ensure_firewalls(ctx, spec, refs, log)
+            details: dict[str, Any] = {
+                "project": ctx.project,
+                "region": ctx.region,
+                "zones": zones,
+                "network": refs.network,
+                "subnetwork": refs.subnetwork,
+                "network_tag": ctx.names.network_tag,
+                "service_port": spec.service_port,
+                "role": spec.role,
+                "mode": spec.mode,
+            }
+            if spec.mode == "scaling_group":
+                details.update(scaling_group.ensure_scaling_group(ctx, spec, refs, zones, log))
+                details["max_rate_per_instance"] = scaling_group.backend_rate_per_instance(
+                    spec.autoscaling
+                )
+            else:
+                instances.ensure_count(ctx, spec, refs, zones, log)
+        except ProvisionError as error:
+            raise with_changes(error, log.changes) from error
+        return FleetResult(
+            instances=self.list_instances(spec.env, spec.role),
+            changes=log.changes,
+            network=details,
+        )
+
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+        ctx = self._context(env)
+        found = [instances.to_instance(r) for r in instances.list_resources(ctx, env, role)]
+        return sorted(found, key=lambda instance: instance.name)
+
+    def ensure_load_balancer(
+        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
+    ) -> LoadBalancerResult:
+        ctx = self._context(spec.env)
+        log = ChangeLog(dry_run=dry_run)
+        try:
+            resources = load_balancer.ensure(ctx, spec, fleet, log)
+        except ProvisionError as error:
+            raise with_changes(error, log.changes) from error
+        return LoadBalancerResult(
+            endpoint=load_balancer.endpoint(spec, resources["address"]),
+            changes=log.changes,
+            targets=self.target_health(spec),
+            resources=resources,
+        )
+
+    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        ctx = self._context(spec.env)
+        service_name = ctx.names.backend_service
+        service = load_balancer.get_global(ctx, "backend_service", service_name)
+        if service is None:
+            return []
+        ids = {instance.name: instance.id for instance in self.list_instances(spec.env)}
+        health = []
+        for backend in service.get("backends", []):
+            answer = ctx.client.execute(
+                f"read health of backend service {service_name}",
+                lambda s, g=backend["group"]: s.backendServices().getHealth(
+                    project=ctx.project, backendService=service_name, body={"group": g}
+                ),
+            )
+            for status in answer.get("healthStatus", []):
+                name = status["instance"].rsplit("/", 1)[-1]
+                state = status.get("healthState", "UNKNOWN")
+                health.append(
+                    TargetHealth(
+                        instance_id=ids.get(name, name),
+                        healthy=state == "HEALTHY",
+                        reason="" if state == "HEALTHY" else state,
+                    )
+                )
+        return sorted(health, key=lambda target: target.instance_id)
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        ctx = self._context(env)
+        log = ChangeLog(dry_run=dry_run)
+        try:
+            teardown.destroy(ctx, log)
+        except ProvisionError as error:
+            raise with_changes(error, log.changes) from error
+        return log.changes
+
+
+__all__ = ["GcpProvider"]

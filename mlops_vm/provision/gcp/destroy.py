@@ -1,0 +1,213 @@
+"""Delete everything an environment owns, each part after whatever points at it.
+
+    forwarding rules -> proxies -> URL maps -> certificates -> backend service
+    -> health check -> address -> autoscalers -> MIGs (and their instances) -> templates
+    -> unmanaged instance groups -> instances (and their boot disks) -> firewalls
+    -> subnetwork -> network
+
+Labelled resources are found by label; the others by their deterministic names, and only
+deleted when their description carries this environment's ownership marker. Not-found is
+success, so a second destroy finds nothing and changes nothing.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
+from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.names import basename, owner
+from mlops_vm.provision.gcp.plan import ChangeLog
+
+
+def _owned(resource: dict[str, Any] | None, env: str) -> bool:
+    mark = owner(resource or {})
+    return mark is not None and mark[0] == env
+
+
+def _remove(
+    ctx: Context, log: ChangeLog, kind: str, name: str, request: Callable, detail: str = ""
+) -> None:
+    log.apply(
+        "delete",
+        kind,
+        name,
+        lambda: ctx.client.delete(f"delete {kind} {name}", request),
+        detail=detail,
+    )
+
+
+def _remove_global(ctx: Context, log: ChangeLog, kind: str, name: str) -> None:
+    """Delete a name-found global LB part, if it exists and is ours."""
+    if _owned(load_balancer.get_global(ctx, kind, name), ctx.names.env):
+        collection, param = load_balancer.GLOBAL[kind]
+        _remove(
+            ctx,
+            log,
+            kind,
+            name,
+            lambda s: getattr(s, collection)().delete(project=ctx.project, **{param: name}),
+        )
+
+
+def destroy_load_balancer(ctx: Context, log: ChangeLog) -> None:
+    names, env = ctx.names, ctx.names.env
+    for rule in load_balancer.env_forwarding_rules(ctx, env):
+        name = rule["name"]
+        _remove(
+            ctx,
+            log,
+            "forwarding_rule",
+            name,
+            lambda s, n=name: s.globalForwardingRules().delete(
+                project=ctx.project, forwardingRule=n
+            ),
+        )
+    _remove_global(ctx, log, "target_https_proxy", names.https_proxy)
+    _remove_global(ctx, log, "target_http_proxy", names.http_proxy)
+    _remove_global(ctx, log, "url_map", names.url_map)
+    _remove_global(ctx, log, "url_map", names.redirect_url_map)
+    for cert in load_balancer.owned_certificates(ctx, env):
+        _remove_global(ctx, log, "ssl_certificate", cert["name"])
+    _remove_global(ctx, log, "backend_service", names.backend_service)
+    _remove_global(ctx, log, "health_check", names.health_check)
+    _remove_global(ctx, log, "global_address", names.address)
+
+
+def destroy_scaling_groups(ctx: Context, log: ChangeLog) -> None:
+    env = ctx.names.env
+    autoscalers = ctx.client.list_aggregated(
+        f"list autoscalers of {env}", "autoscalers", filter=f'name eq "{ctx.names.prefix}-.*"'
+    )
+    for autoscaler in autoscalers:
+        if _owned(autoscaler, env):
+            _remove_scoped(ctx, log, "autoscaler", autoscaler)
+    for manager in scaling_group.find_managers(ctx, env):
+        _remove_scoped(ctx, log, "instance_group_manager", manager)
+    for template in scaling_group.owned_templates(ctx, env):
+        name = template["name"]
+        _remove(
+            ctx,
+            log,
+            "instance_template",
+            name,
+            lambda s, n=name: s.instanceTemplates().delete(project=ctx.project, instanceTemplate=n),
+        )
+
+
+def _remove_scoped(ctx: Context, log: ChangeLog, kind: str, resource: dict[str, Any]) -> None:
+    """An autoscaler or MIG, zonal or regional."""
+    name = resource["name"]
+    zone = basename(resource["zone"]) if resource.get("zone") else None
+    region = basename(resource.get("region", "")) or ctx.region
+    where = {"zone": zone} if zone else {"region": region}
+    if kind == "autoscaler":
+
+        def request(s: Any) -> Any:
+            collection = s.autoscalers() if zone else s.regionAutoscalers()
+            return collection.delete(project=ctx.project, autoscaler=name, **where)
+    else:
+
+        def request(s: Any) -> Any:
+            collection = s.instanceGroupManagers() if zone else s.regionInstanceGroupManagers()
+            return collection.delete(project=ctx.project, instanceGroupManager=name, **where)
+
+    _remove(ctx, log, kind, name, request, detail=zone or region)
+
+
+def destroy_instances(ctx: Context, log: ChangeLog) -> None:
+    env = ctx.names.env
+    for group in load_balancer.owned_fleet_groups(ctx, env):
+        name, zone = group["name"], basename(group["zone"])
+        _remove(
+            ctx,
+            log,
+            "instance_group",
+            name,
+            lambda s, n=name, z=zone: s.instanceGroups().delete(
+                project=ctx.project, zone=z, instanceGroup=n
+            ),
+            detail=zone,
+        )
+    doomed = instances.list_resources(ctx, env)
+    if log.dry_run:
+        for resource in doomed:
+            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
+        return
+    # Start every delete, then wait: instances go in parallel, as they would by hand.
+    started, failures = [], []
+    for resource in doomed:
+        name, zone = resource["name"], basename(resource["zone"])
+        what = f"delete instance {name}"
+        try:
+            operation = ctx.client.execute(
+                what,
+                lambda s, n=name, z=zone: s.instances().delete(
+                    project=ctx.project, zone=z, instance=n
+                ),
+            )
+        except ProvisionError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                failures.append(error)
+            continue
+        started.append((resource, what, operation))
+    errors = ctx.client.wait_all([(what, operation) for _, what, operation in started])
+    for (resource, _, _), error in zip(started, errors, strict=True):
+        if error is None or error.code is ErrorCode.NOT_FOUND:
+            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
+        else:
+            failures.append(error)
+    if failures:
+        raise failures[0]
+
+
+def destroy_network(ctx: Context, log: ChangeLog) -> None:
+    names, env = ctx.names, ctx.names.env
+    for name in (names.firewall_lb, names.firewall_ssh):
+        current = ctx.client.get(
+            f"read firewall {name}",
+            lambda s, n=name: s.firewalls().get(project=ctx.project, firewall=n),
+        )
+        if _owned(current, env):
+            _remove(
+                ctx,
+                log,
+                "firewall",
+                name,
+                lambda s, n=name: s.firewalls().delete(project=ctx.project, firewall=n),
+            )
+    subnet = ctx.client.get(
+        f"read subnetwork {names.subnetwork}",
+        lambda s: s.subnetworks().get(
+            project=ctx.project, region=ctx.region, subnetwork=names.subnetwork
+        ),
+    )
+    if _owned(subnet, env):
+        _remove(
+            ctx,
+            log,
+            "subnetwork",
+            names.subnetwork,
+            lambda s: s.subnetworks().delete(
+                project=ctx.project, region=ctx.region, subnetwork=names.subnetwork
+            ),
+        )
+    network = ctx.client.get(
+        f"read network {names.network}",
+        lambda s: s.networks().get(project=ctx.project, network=names.network),
+    )
+    if _owned(network, env):
+        _remove(
+            ctx,
+            log,
+            "network",
+            names.network,
+            lambda s: s.networks().delete(project=ctx.project, network=names.network),
+        )
+
+
+def destroy(ctx: Context, log: ChangeLog) -> None:
+    destroy_load_balancer(ctx, log)
+    destroy_scaling_groups(ctx, log)
+    destroy_instances(ctx, log)
+    destroy_network(ctx, log)

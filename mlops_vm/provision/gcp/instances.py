@@ -1,0 +1,292 @@
+"""Fleet mode: exactly `count` instances, found by label, named `mlops-vm-<env>-<role>-<n>`.
+
+Growing creates the lowest free indexes, spread round-robin over the zones; shrinking deletes
+the highest. Inserts (and deletes) are started together and their zone operations waited on
+one by one; what succeeded is recorded even when another one failed, so a failure reports
+what exists. Also here: the instance configuration shared with instance templates (boot disk
+from an image family, metadata with user-data, service account scopes, labels, tags).
+"""
+
+import time
+from typing import Any
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, labels
+from mlops_vm.provision.gcp.network import NetworkRefs
+from mlops_vm.provision.gcp.plan import ChangeLog
+from mlops_vm.provision.model import (
+    LABEL_ROLE,
+    ROLE_MODEL,
+    FleetSpec,
+    Instance,
+    InstanceSpec,
+    InstanceStatus,
+)
+
+STATUSES: dict[str, InstanceStatus] = {
+    "PROVISIONING": InstanceStatus.PENDING,
+    "STAGING": InstanceStatus.PENDING,
+    "REPAIRING": InstanceStatus.PENDING,
+    "RUNNING": InstanceStatus.RUNNING,
+    "STOPPING": InstanceStatus.STOPPING,
+    "SUSPENDING": InstanceStatus.STOPPING,
+    "SUSPENDED": InstanceStatus.STOPPED,
+    # Compute Engine's TERMINATED is a stopped instance that can be started again.
+    "TERMINATED": InstanceStatus.STOPPED,
+    "STOPPED": InstanceStatus.STOPPED,
+}
+
+
+# -- configuration shared with instance templates ------------------------------------------
+
+
+def image_link(instance: InstanceSpec) -> str:
+    """InstanceSpec.image as a source image: a full/partial URL as is, a bare name as an
+    image family of debian-cloud; None means Debian 12."""
+    if not instance.image:
+        return DEFAULT_IMAGE
+    if "/" in instance.image:
+        return instance.image
+    return f"projects/debian-cloud/global/images/family/{instance.image}"
+
+
+def resource_labels(spec: FleetSpec) -> dict[str, str]:
+    return labels(spec.env, spec.role, spec.instance.tags)
+
+
+def metadata(instance: InstanceSpec) -> dict[str, Any]:
+    items = []
+    if instance.user_data:
+        items.append({"key": "user-data", "value": instance.user_data})
+    if instance.ssh_public_key:
+        items.append(
+            {"key": "ssh-keys", "value": f"{instance.ssh_user}:{instance.ssh_public_key.strip()}"}
+        )
+    return {"items": items}
+
+
+def boot_disk(spec: FleetSpec) -> dict[str, Any]:
+    return {
+        "boot": True,
+        "autoDelete": True,
+        "type": "PERSISTENT",
+        "initializeParams": {
+            "sourceImage": image_link(spec.instance),
+            "diskSizeGb": str(spec.instance.disk_gb),
+            "labels": resource_labels(spec),
+        },
+    }
+
+
+def network_interface(ctx: Context, refs: NetworkRefs) -> dict[str, Any]:
+    nic: dict[str, Any] = {"network": refs.network, "subnetwork": refs.subnetwork}
+    if ctx.instance_options.external_ip:
+        nic["accessConfigs"] = [{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}]
+    return nic
+
+
+def service_accounts(ctx: Context) -> list[dict[str, Any]]:
+    options = ctx.instance_options
+    return [{"email": options.service_account, "scopes": list(options.scopes)}]
+
+
+def instance_body(
+    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zone: str, name: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"mlops-vm {spec.env} {spec.role} instance",
+        "machineType": f"zones/{zone}/machineTypes/{spec.instance.machine_type}",
+        "disks": [boot_disk(spec)],
+        "networkInterfaces": [network_interface(ctx, refs)],
+        "metadata": metadata(spec.instance),
+        "serviceAccounts": service_accounts(ctx),
+        "labels": resource_labels(spec),
+        "tags": {"items": [ctx.names.network_tag]},
+    }
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def list_resources(ctx: Context, env: str, role: str | None = None) -> list[dict[str, Any]]:
+    """The environment's instances as the API returns them, across zones."""
+    return ctx.client.list_aggregated(
+        f"list instances of {env}", "instances", filter=label_filter(env, role)
+    )
+
+
+def ssh_user_of(resource: dict[str, Any]) -> str | None:
+    for item in resource.get("metadata", {}).get("items", []):
+        if item.get("key") == "ssh-keys" and ":" in item.get("value", ""):
+            return item["value"].split(":", 1)[0]
+    return None
+
+
+def to_instance(resource: dict[str, Any]) -> Instance:
+    nic = (resource.get("networkInterfaces") or [{}])[0]
+    access = (nic.get("accessConfigs") or [{}])[0]
+    resource_labels = resource.get("labels", {})
+    return Instance(
+        id=str(resource["id"]),
+        name=resource["name"],
+        status=STATUSES.get(resource.get("status", ""), InstanceStatus.UNKNOWN),
+        private_ip=nic.get("networkIP"),
+        public_ip=access.get("natIP"),
+        zone=basename(resource["zone"]),
+        role=resource_labels.get(LABEL_ROLE, ROLE_MODEL),
+        connection="ssh",
+        ssh_user=ssh_user_of(resource),
+        tags=dict(resource_labels),
+    )
+
+
+# -- converging the count ------------------------------------------------------------------
+
+
+def _first_error(failures: list[tuple[str, ProvisionError]]) -> ProvisionError:
+    what, error = failures[0]
+    if len(failures) == 1:
+        return error
+    others = ", ".join(w for w, _ in failures[1:])
+    return ProvisionError(
+        error.code,
+        f"{error.message} (also failed: {others})",
+        hint=error.hint,
+        provider=error.provider,
+        operation=what,
+    )
+
+
+def ensure_count(
+    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zones: list[str], log: ChangeLog
+) -> None:
+    existing = list_resources(ctx, spec.env, spec.role)
+    surplus = len(existing) - spec.count
+    if surplus > 0:
+        _delete_surplus(ctx, spec, existing, surplus, log)
+    elif surplus < 0:
+        _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
+
+
+def _delete_surplus(
+    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
+) -> None:
+    def newest_first(resource: dict[str, Any]) -> tuple[int, str]:
+        index = ctx.names.instance_index(spec.role, resource["name"])
+        return (-1 if index is None else index, resource["name"])
+
+    victims = sorted(existing, key=newest_first, reverse=True)[:surplus]
+    if log.dry_run:
+        for victim in victims:
+            log.record("delete", "instance", victim["name"], detail=basename(victim["zone"]))
+        return
+    started, names, failures = [], [], []
+    for victim in victims:
+        name, zone = victim["name"], basename(victim["zone"])
+        what = f"delete instance {name}"
+        try:
+            started.append(
+                (
+                    what,
+                    ctx.client.execute(
+                        what,
+                        lambda s, n=name, z=zone: s.instances().delete(
+                            project=ctx.project, zone=z, instance=n
+                        ),
+                    ),
+                )
+            )
+            names.append((name, zone))
+        except ProvisionError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                failures.append((what, error))
+    for (name, zone), (what, _), error in zip(
+        names, started, ctx.client.wait_all(started), strict=True
+    ):
+        if error is None or error.code is ErrorCode.NOT_FOUND:
+            log.record("delete", "instance", name, detail=zone)
+        else:
+            failures.append((what, error))
+    if failures:
+        raise _first_error(failures)
+
+
+def _create_missing(
+    ctx: Context,
+    spec: FleetSpec,
+    refs: NetworkRefs,
+    zones: list[str],
+    existing: list[dict[str, Any]],
+    missing: int,
+    log: ChangeLog,
+) -> None:
+    used = {ctx.names.instance_index(spec.role, r["name"]) for r in existing}
+    wanted: list[tuple[str, str]] = []
+    index = 0
+    while len(wanted) < missing:
+        if index not in used:
+            wanted.append((ctx.names.instance(spec.role, index), zones[index % len(zones)]))
+        index += 1
+    detail = spec.instance.machine_type
+    if log.dry_run:
+        for name, zone in wanted:
+            log.record("create", "instance", name, detail=f"{detail} in {zone}")
+        return
+    started, names, failures = [], [], []
+    for name, zone in wanted:
+        body = instance_body(ctx, spec, refs, zone, name)
+        what = f"create instance {name} in {zone}"
+        try:
+            started.append(
+                (
+                    what,
+                    ctx.client.execute(
+                        what,
+                        lambda s, z=zone, b=body: s.instances().insert(
+                            project=ctx.project, zone=z, body=b
+                        ),
+                    ),
+                )
+            )
+            names.append((name, zone))
+        except ProvisionError as error:
+            failures.append((what, error))
+    created = []
+    for (name, zone), (what, _), error in zip(
+        names, started, ctx.client.wait_all(started), strict=True
+    ):
+        if error is None:
+            log.record("create", "instance", name, detail=f"{detail} in {zone}")
+            created.append((name, zone))
+        else:
+            failures.append((what, error))
+    if failures:
+        raise _first_error(failures)
+    for name, zone in created:
+        wait_running(ctx, name, zone)
+
+
+def wait_running(ctx: Context, name: str, zone: str) -> dict[str, Any]:
+    """Poll the instance until RUNNING (a DONE insert may still be STAGING)."""
+    deadline = time.monotonic() + ctx.running_timeout_s
+    while True:
+        resource = ctx.client.execute(
+            f"read instance {name}",
+            lambda s: s.instances().get(project=ctx.project, zone=zone, instance=name),
+        )
+        status = resource.get("status")
+        if status == "RUNNING":
+            return resource
+        if status in ("TERMINATED", "STOPPED", "SUSPENDED") or time.monotonic() > deadline:
+            raise ProvisionError(
+                ErrorCode.TIMEOUT,
+                f"instance {name} is {status}, not RUNNING, after creation",
+                hint="check the instance's serial console output in the console; re-run to "
+                "converge",
+                provider=PROVIDER,
+                operation=f"wait for instance {name}",
+            )
+        ctx.client.pause()

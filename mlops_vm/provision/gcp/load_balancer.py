@@ -1,0 +1,755 @@
+"""Global external Application Load Balancer (EXTERNAL_MANAGED) in front of the fleet.
+
+    forwarding rule :443 -> target HTTPS proxy -> URL map -> backend service -> instance groups
+                                 |                                  '-> health check (/healthz)
+                                 '-> SSL certificate (Google-managed or self-managed)
+    forwarding rule :80  -> target HTTP proxy  -> URL map (redirect to HTTPS)
+    both rules on one reserved global address.
+
+Backends: the MIG's instance group (scaling-group mode), or one unmanaged instance group per
+zone holding the fleet's instances (fleet mode), each with the named port `https`.
+Certificates are immutable, so each one is named with a hash of its content; a new one is
+attached to the proxy before the old one is deleted.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.names import (
+    basename,
+    description,
+    digest,
+    label_filter,
+    labels,
+    owner,
+    path_of,
+    same_link,
+)
+from mlops_vm.provision.gcp.plan import ChangeLog
+from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
+from mlops_vm.provision.model import ROLE_LB, FleetResult, LoadBalancerSpec
+
+SCHEME = "EXTERNAL_MANAGED"
+
+# kind -> (discovery collection, name parameter)
+GLOBAL: dict[str, tuple[str, str]] = {
+    "health_check": ("healthChecks", "healthCheck"),
+    "backend_service": ("backendServices", "backendService"),
+    "url_map": ("urlMaps", "urlMap"),
+    "ssl_certificate": ("sslCertificates", "sslCertificate"),
+    "target_https_proxy": ("targetHttpsProxies", "targetHttpsProxy"),
+    "target_http_proxy": ("targetHttpProxies", "targetHttpProxy"),
+    "global_address": ("globalAddresses", "address"),
+    "forwarding_rule": ("globalForwardingRules", "forwardingRule"),
+}
+
+
+def _invalid(message: str, hint: str) -> ProvisionError:
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT,
+        message,
+        hint=hint,
+        provider=PROVIDER,
+        operation="check load balancer spec",
+    )
+
+
+def check_spec(spec: LoadBalancerSpec, service_port: int | None = None) -> None:
+    """What the LB spec must say before anything is created."""
+    cert = spec.certificate
+    managed = bool(cert.managed_domains)
+    uploaded = bool(cert.cert_file or cert.key_file)
+    if cert.arn or cert.key_vault_secret_id:
+        raise _invalid(
+            "CertificateSpec.arn / key_vault_secret_id are not GCP certificates",
+            "use managed_domains (Google-managed) or cert_file + key_file",
+        )
+    if managed == uploaded:
+        raise _invalid(
+            "the GCP load balancer needs exactly one certificate source",
+            "set CertificateSpec.managed_domains, or cert_file and key_file",
+        )
+    if uploaded:
+        for label, path in (("cert_file", cert.cert_file), ("key_file", cert.key_file)):
+            if not path or not Path(path).is_file():
+                raise _invalid(
+                    f"CertificateSpec.{label} {path!r} is not a readable file",
+                    "point cert_file/key_file at PEM files",
+                )
+        if "BEGIN CERTIFICATE" not in Path(cert.cert_file or "").read_text():
+            raise _invalid(
+                f"{cert.cert_file} holds no PEM certificate",
+                "cert_file must be a PEM certificate (chain)",
+            )
+    if service_port is not None and spec.backend_port != service_port:
+        raise _invalid(
+            f"LoadBalancerSpec.backend_port {spec.backend_port} differs from the fleet's "
+            f"service_port {service_port}",
+            "the LB reaches the instances on the fleet's service_port: make them equal",
+        )
+
+
+# -- generic get/create for global resources -------------------------------------------------
+
+
+def get_global(ctx: Context, kind: str, name: str) -> dict[str, Any] | None:
+    collection, param = GLOBAL[kind]
+    return ctx.client.get(
+        f"read {kind} {name}",
+        lambda s: getattr(s, collection)().get(project=ctx.project, **{param: name}),
+    )
+
+
+def _create(ctx: Context, kind: str, body: dict[str, Any], log: ChangeLog, detail: str = ""):
+    collection, _ = GLOBAL[kind]
+    name = body["name"]
+    log.apply(
+        "create",
+        kind,
+        name,
+        lambda: ctx.client.mutate(
+            f"create {kind} {name}",
+            lambda s: getattr(s, collection)().insert(project=ctx.project, body=body),
+        ),
+        detail=detail,
+    )
+
+
+def _patch(
+    ctx: Context, kind: str, name: str, patch: dict[str, Any], log: ChangeLog, detail: str
+) -> None:
+    collection, param = GLOBAL[kind]
+    log.apply(
+        "update",
+        kind,
+        name,
+        lambda: ctx.client.mutate(
+            f"update {kind} {name}",
+            lambda s: getattr(s, collection)().patch(
+                project=ctx.project, **{param: name}, body=patch
+            ),
+        ),
+        detail=detail,
+    )
+
+
+def _delete(ctx: Context, kind: str, name: str) -> bool:
+    collection, param = GLOBAL[kind]
+    return ctx.client.delete(
+        f"delete {kind} {name}",
+        lambda s: getattr(s, collection)().delete(project=ctx.project, **{param: name}),
+    )
+
+
+# -- backends ------------------------------------------------------------------------------
+
+
+def _group_members(ctx: Context, zone: str, name: str) -> list[str]:
+    items = ctx.client.list_post(
+        f"list instances of instance group {name}",
+        "instanceGroups",
+        "listInstances",
+        "items",
+        zone=zone,
+        instanceGroup=name,
+        body={"instanceState": "ALL"},
+    )
+    return [item["instance"] for item in items]
+
+
+def owned_fleet_groups(ctx: Context, env: str) -> list[dict[str, Any]]:
+    """The environment's unmanaged instance groups (MIGs' groups are not ours by name)."""
+    found = ctx.client.list_aggregated(
+        f"list instance groups of {env}",
+        "instanceGroups",
+        filter=f'name eq "{ctx.names.prefix}-.*"',
+    )
+    return [g for g in found if (mark := owner(g)) is not None and mark[0] == env]
+
+
+def ensure_fleet_groups(
+    ctx: Context, fleet: FleetResult, role: str, port: int, log: ChangeLog
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One unmanaged group per zone holding exactly the fleet's instances.
+    Returns the groups' links and the groups no longer needed (deleted by the caller once
+    the backend service lets go of them)."""
+    name = ctx.names.instance_group(role)
+    wanted: dict[str, list[str]] = {}
+    for instance in fleet.instances:
+        zone = instance.zone or ""
+        wanted.setdefault(zone, []).append(ctx.links.zonal(zone, "instances", instance.name))
+    existing = {
+        basename(g["zone"]): g for g in owned_fleet_groups(ctx, ctx.names.env) if g["name"] == name
+    }
+    ports = [{"name": NAMED_PORT, "port": port}]
+    links = []
+    for zone in sorted(wanted):
+        group = existing.get(zone)
+        links.append(ctx.links.zonal(zone, "instanceGroups", name))
+        if group is None:
+            body = {
+                "name": name,
+                "description": description(ctx.names.env, role),
+                "network": fleet.network.get("network"),
+                "namedPorts": ports,
+            }
+            log.apply(
+                "create",
+                "instance_group",
+                name,
+                lambda z=zone, b=body: ctx.client.mutate(
+                    f"create instance group {name} in {z}",
+                    lambda s: s.instanceGroups().insert(project=ctx.project, zone=z, body=b),
+                ),
+                detail=zone,
+            )
+            current_members: list[str] = []
+        else:
+            if group.get("namedPorts", []) != ports:
+                _set_named_ports(ctx, zone, group, ports, log)
+            current_members = _group_members(ctx, zone, name)
+        _converge_members(ctx, zone, name, current_members, wanted[zone], log)
+    stale = [group for zone, group in existing.items() if zone not in wanted]
+    return links, stale
+
+
+def _set_named_ports(
+    ctx: Context, zone: str, group: dict[str, Any], ports: list[dict[str, Any]], log: ChangeLog
+) -> None:
+    name = group["name"]
+    body = {"namedPorts": ports, "fingerprint": group.get("fingerprint")}
+    log.apply(
+        "update",
+        "instance_group",
+        name,
+        lambda: ctx.client.mutate(
+            f"set named ports of instance group {name}",
+            lambda s: s.instanceGroups().setNamedPorts(
+                project=ctx.project, zone=zone, instanceGroup=name, body=body
+            ),
+        ),
+        detail=f"{zone}: named port {NAMED_PORT}:{ports[0]['port']}",
+    )
+
+
+def _converge_members(
+    ctx: Context, zone: str, name: str, current: list[str], wanted: list[str], log: ChangeLog
+) -> None:
+    add = [link for link in wanted if not any(same_link(link, c) for c in current)]
+    remove = [link for link in current if not any(same_link(link, w) for w in wanted)]
+    if add:
+        body = {"instances": [{"instance": link} for link in add]}
+        log.apply(
+            "update",
+            "instance_group",
+            name,
+            lambda: ctx.client.mutate(
+                f"add instances to instance group {name}",
+                lambda s: s.instanceGroups().addInstances(
+                    project=ctx.project, zone=zone, instanceGroup=name, body=body
+                ),
+            ),
+            detail=f"{zone}: add {', '.join(basename(link) for link in add)}",
+        )
+    if remove:
+        body = {"instances": [{"instance": link} for link in remove]}
+        log.apply(
+            "update",
+            "instance_group",
+            name,
+            lambda: ctx.client.mutate(
+                f"remove instances from instance group {name}",
+                lambda s: s.instanceGroups().removeInstances(
+                    project=ctx.project, zone=zone, instanceGroup=name, body=body
+                ),
+            ),
+            detail=f"{zone}: remove {', '.join(basename(link) for link in remove)}",
+        )
+
+
+def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) -> None:
+    for group in groups:
+        name, zone = group["name"], basename(group["zone"])
+        log.apply(
+            "delete",
+            "instance_group",
+            name,
+            lambda n=name, z=zone: ctx.client.delete(
+                f"delete instance group {n} in {z}",
+                lambda s: s.instanceGroups().delete(project=ctx.project, zone=z, instanceGroup=n),
+            ),
+            detail=zone,
+        )
+
+
+# -- health check, backend service, URL maps -------------------------------------------------
+
+
+def ensure_health_check(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+    name = ctx.names.health_check
+    protocol = spec.backend_protocol
+    detail_key = "httpsHealthCheck" if protocol == "HTTPS" else "httpHealthCheck"
+    probe = {"portSpecification": "USE_SERVING_PORT", "requestPath": spec.health_path}
+    body = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "type": protocol,
+        detail_key: probe,
+        "checkIntervalSec": 10,
+        "timeoutSec": 5,
+        "healthyThreshold": 2,
+        "unhealthyThreshold": 3,
+    }
+    current = get_global(ctx, "health_check", name)
+    if current is None:
+        _create(ctx, "health_check", body, log, detail=f"{protocol} {spec.health_path}")
+    else:
+        probe_now = current.get(detail_key) or {}
+        if current.get("type") != protocol or any(probe_now.get(k) != v for k, v in probe.items()):
+            patch = {k: v for k, v in body.items() if k != "name"}
+            _patch(ctx, "health_check", name, patch, log, f"{protocol} {spec.health_path}")
+    return ctx.links.global_("healthChecks", name)
+
+
+def _backend(group: str, rate_per_instance: float | None) -> dict[str, Any]:
+    if rate_per_instance is None:
+        return {
+            "group": group,
+            "balancingMode": "UTILIZATION",
+            "maxUtilization": 0.8,
+            "capacityScaler": 1.0,
+        }
+    return {
+        "group": group,
+        "balancingMode": "RATE",
+        "maxRatePerInstance": rate_per_instance,
+        "capacityScaler": 1.0,
+    }
+
+
+def _backends_key(backends: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """What decides whether the backends changed, however the API spells the links."""
+    return sorted(
+        (path_of(b["group"]), b.get("balancingMode", ""), float(b.get("maxRatePerInstance") or 0))
+        for b in backends
+    )
+
+
+def ensure_backend_service(
+    ctx: Context,
+    spec: LoadBalancerSpec,
+    groups: list[str],
+    health_check: str,
+    rate_per_instance: float | None,
+    log: ChangeLog,
+) -> str:
+    name = ctx.names.backend_service
+    body = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "protocol": spec.backend_protocol,
+        "portName": NAMED_PORT,
+        "timeoutSec": 30,
+        "healthChecks": [health_check],
+        "loadBalancingScheme": SCHEME,
+        "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
+        "backends": [_backend(group, rate_per_instance) for group in groups],
+    }
+    current = get_global(ctx, "backend_service", name)
+    if current is None:
+        _create(ctx, "backend_service", body, log, detail=f"{len(groups)} backend group(s)")
+    else:
+        differs = (
+            current.get("protocol") != body["protocol"]
+            or current.get("portName") != body["portName"]
+            or [basename(h) for h in current.get("healthChecks", [])] != [basename(health_check)]
+            or (current.get("connectionDraining") or {}).get("drainingTimeoutSec")
+            != spec.drain_seconds
+            or _backends_key(current.get("backends", [])) != _backends_key(body["backends"])
+        )
+        if differs:
+            patch = {k: v for k, v in body.items() if k not in ("name", "loadBalancingScheme")}
+            patch["fingerprint"] = current.get("fingerprint")
+            _patch(ctx, "backend_service", name, patch, log, f"{len(groups)} backend group(s)")
+    return ctx.links.global_("backendServices", name)
+
+
+def ensure_url_map(ctx: Context, spec: LoadBalancerSpec, service: str, log: ChangeLog) -> str:
+    name = ctx.names.url_map
+    current = get_global(ctx, "url_map", name)
+    if current is None:
+        _create(
+            ctx,
+            "url_map",
+            {
+                "name": name,
+                "description": description(spec.env, ROLE_LB),
+                "defaultService": service,
+            },
+            log,
+        )
+    elif not same_link(current.get("defaultService"), service):
+        _patch(
+            ctx,
+            "url_map",
+            name,
+            {"defaultService": service, "fingerprint": current.get("fingerprint")},
+            log,
+            f"default service {basename(service)}",
+        )
+    return ctx.links.global_("urlMaps", name)
+
+
+REDIRECT = {
+    "httpsRedirect": True,
+    "redirectResponseCode": "MOVED_PERMANENTLY_DEFAULT",
+    "stripQuery": False,
+}
+
+
+def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+    name = ctx.names.redirect_url_map
+    current = get_global(ctx, "url_map", name)
+    if current is None:
+        _create(
+            ctx,
+            "url_map",
+            {
+                "name": name,
+                "description": description(spec.env, ROLE_LB),
+                "defaultUrlRedirect": REDIRECT,
+            },
+            log,
+            detail="HTTP -> HTTPS",
+        )
+    elif current.get("defaultUrlRedirect") != REDIRECT or current.get("defaultService"):
+        _patch(
+            ctx,
+            "url_map",
+            name,
+            {
+                "defaultUrlRedirect": REDIRECT,
+                "defaultService": None,
+                "fingerprint": current.get("fingerprint"),
+            },
+            log,
+            "HTTP -> HTTPS",
+        )
+    return ctx.links.global_("urlMaps", name)
+
+
+# -- certificate and proxies -------------------------------------------------------------------
+
+
+def certificate_body(ctx: Context, spec: LoadBalancerSpec) -> dict[str, Any]:
+    cert = spec.certificate
+    if cert.managed_domains:
+        domains = sorted(cert.managed_domains)
+        return {
+            "name": ctx.names.certificate(digest({"managed": domains})),
+            "description": description(spec.env, ROLE_LB),
+            "type": "MANAGED",
+            "managed": {"domains": domains},
+        }
+    certificate = Path(cert.cert_file or "").read_text()
+    private_key = Path(cert.key_file or "").read_text()
+    return {
+        "name": ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
+        "description": description(spec.env, ROLE_LB),
+        "type": "SELF_MANAGED",
+        "certificate": certificate,
+        "privateKey": private_key,
+    }
+
+
+def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
+    found = ctx.client.list_all(
+        f"list SSL certificates of {env}",
+        "sslCertificates",
+        filter=f'name eq "{ctx.names.prefix}-cert-.*"',
+    )
+    return [
+        c
+        for c in found
+        if (mark := owner(c)) is not None and mark[0] == env and ctx.names.is_certificate(c["name"])
+    ]
+
+
+def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+    body = certificate_body(ctx, spec)
+    if get_global(ctx, "ssl_certificate", body["name"]) is None:
+        detail = ", ".join(spec.certificate.managed_domains) or "self-managed"
+        _create(ctx, "ssl_certificate", body, log, detail=detail)
+    return ctx.links.global_("sslCertificates", body["name"])
+
+
+def delete_unused_certificates(
+    ctx: Context, spec: LoadBalancerSpec, keep: str, log: ChangeLog
+) -> None:
+    for cert in owned_certificates(ctx, spec.env):
+        if not same_link(cert["selfLink"], keep):
+            name = cert["name"]
+            log.apply(
+                "delete",
+                "ssl_certificate",
+                name,
+                lambda n=name: _delete(ctx, "ssl_certificate", n),
+                detail="replaced",
+            )
+
+
+def ensure_https_proxy(
+    ctx: Context, spec: LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
+) -> str:
+    name = ctx.names.https_proxy
+    current = get_global(ctx, "target_https_proxy", name)
+    if current is None:
+        _create(
+            ctx,
+            "target_https_proxy",
+            {
+                "name": name,
+                "description": description(spec.env, ROLE_LB),
+                "urlMap": url_map,
+                "sslCertificates": [certificate],
+            },
+            log,
+        )
+        return ctx.links.global_("targetHttpsProxies", name)
+    if not same_link(current.get("urlMap"), url_map):
+        log.apply(
+            "update",
+            "target_https_proxy",
+            name,
+            lambda: ctx.client.mutate(
+                f"set URL map of target HTTPS proxy {name}",
+                lambda s: s.targetHttpsProxies().setUrlMap(
+                    project=ctx.project, targetHttpsProxy=name, body={"urlMap": url_map}
+                ),
+            ),
+            detail=f"URL map {basename(url_map)}",
+        )
+    certs = current.get("sslCertificates", [])
+    if len(certs) != 1 or not same_link(certs[0], certificate):
+        log.apply(
+            "update",
+            "target_https_proxy",
+            name,
+            lambda: ctx.client.mutate(
+                f"set certificates of target HTTPS proxy {name}",
+                lambda s: s.targetHttpsProxies().setSslCertificates(
+                    project=ctx.project,
+                    targetHttpsProxy=name,
+                    body={"sslCertificates": [certificate]},
+                ),
+            ),
+            detail=f"certificate {basename(certificate)}",
+        )
+    return ctx.links.global_("targetHttpsProxies", name)
+
+
+def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: ChangeLog) -> str:
+    name = ctx.names.http_proxy
+    current = get_global(ctx, "target_http_proxy", name)
+    if current is None:
+        _create(
+            ctx,
+            "target_http_proxy",
+            {
+                "name": name,
+                "description": description(spec.env, ROLE_LB),
+                "urlMap": url_map,
+            },
+            log,
+        )
+    elif not same_link(current.get("urlMap"), url_map):
+        log.apply(
+            "update",
+            "target_http_proxy",
+            name,
+            lambda: ctx.client.mutate(
+                f"set URL map of target HTTP proxy {name}",
+                lambda s: s.targetHttpProxies().setUrlMap(
+                    project=ctx.project, targetHttpProxy=name, body={"urlMap": url_map}
+                ),
+            ),
+            detail=f"URL map {basename(url_map)}",
+        )
+    return ctx.links.global_("targetHttpProxies", name)
+
+
+# -- address and forwarding rules ----------------------------------------------------------------
+
+
+def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str | None:
+    """The reserved global IPv4 address; None in a dry run that would create it."""
+    name = ctx.names.address
+    wanted_labels = labels(spec.env, ROLE_LB)
+    current = get_global(ctx, "global_address", name)
+    if current is None:
+        _create(
+            ctx,
+            "global_address",
+            {
+                "name": name,
+                "description": description(spec.env, ROLE_LB),
+                "ipVersion": "IPV4",
+                "addressType": "EXTERNAL",
+                "labels": wanted_labels,
+            },
+            log,
+        )
+        if log.dry_run:
+            return None
+        current = get_global(ctx, "global_address", name) or {}
+    elif current.get("labels", {}) != wanted_labels:
+        body = {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")}
+        log.apply(
+            "update",
+            "global_address",
+            name,
+            lambda: ctx.client.mutate(
+                f"set labels of global address {name}",
+                lambda s: s.globalAddresses().setLabels(
+                    project=ctx.project, resource=name, body=body
+                ),
+            ),
+            detail="labels",
+        )
+    return current.get("address")
+
+
+def ensure_forwarding_rule(
+    ctx: Context,
+    spec: LoadBalancerSpec,
+    name: str,
+    address: str | None,
+    port: int,
+    target: str,
+    log: ChangeLog,
+) -> str:
+    wanted_labels = labels(spec.env, ROLE_LB)
+    body: dict[str, Any] = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "IPProtocol": "TCP",
+        "portRange": str(port),
+        "target": target,
+        "loadBalancingScheme": SCHEME,
+        "networkTier": "PREMIUM",
+        "labels": wanted_labels,
+    }
+    if address:
+        body["IPAddress"] = address
+    current = get_global(ctx, "forwarding_rule", name)
+    moved = current is not None and (
+        current.get("IPAddress") != address
+        or current.get("portRange") not in (str(port), f"{port}-{port}")
+    )
+    if moved:
+        # Address and port of a forwarding rule are immutable: replace the rule.
+        log.apply(
+            "delete",
+            "forwarding_rule",
+            name,
+            lambda: _delete(ctx, "forwarding_rule", name),
+            detail="address or port changed",
+        )
+        current = None
+    if current is None:
+        _create(ctx, "forwarding_rule", body, log, detail=f"{address or 'new address'}:{port}")
+        return ctx.links.global_("forwardingRules", name)
+    if not same_link(current.get("target"), target):
+        log.apply(
+            "update",
+            "forwarding_rule",
+            name,
+            lambda: ctx.client.mutate(
+                f"set target of forwarding rule {name}",
+                lambda s: s.globalForwardingRules().setTarget(
+                    project=ctx.project, forwardingRule=name, body={"target": target}
+                ),
+            ),
+            detail=f"target {basename(target)}",
+        )
+    if current.get("labels", {}) != wanted_labels:
+        label_body = {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")}
+        log.apply(
+            "update",
+            "forwarding_rule",
+            name,
+            lambda: ctx.client.mutate(
+                f"set labels of forwarding rule {name}",
+                lambda s: s.globalForwardingRules().setLabels(
+                    project=ctx.project, resource=name, body=label_body
+                ),
+            ),
+            detail="labels",
+        )
+    return ctx.links.global_("forwardingRules", name)
+
+
+def env_forwarding_rules(ctx: Context, env: str) -> list[dict[str, Any]]:
+    return ctx.client.list_all(
+        f"list forwarding rules of {env}", "globalForwardingRules", filter=label_filter(env)
+    )
+
+
+# -- the whole chain ---------------------------------------------------------------------------
+
+
+def ensure(
+    ctx: Context, spec: LoadBalancerSpec, fleet: FleetResult, log: ChangeLog
+) -> dict[str, Any]:
+    """Converge every part, each after what it points to; the parts' links by role."""
+    role = str(fleet.network.get("role") or "model")
+    port = int(fleet.network.get("service_port") or spec.backend_port)
+    check_spec(spec, port)
+    stale_groups: list[dict[str, Any]] = []
+    if fleet.network.get("instance_group"):
+        groups = [str(fleet.network["instance_group"])]
+    else:
+        groups, stale_groups = ensure_fleet_groups(ctx, fleet, role, port, log)
+    health_check = ensure_health_check(ctx, spec, log)
+    service = ensure_backend_service(
+        ctx, spec, groups, health_check, fleet.network.get("max_rate_per_instance"), log
+    )
+    delete_groups(ctx, stale_groups, log)  # only now that the service let go of them
+    url_map = ensure_url_map(ctx, spec, service, log)
+    certificate = ensure_certificate(ctx, spec, log)
+    https_proxy = ensure_https_proxy(ctx, spec, url_map, certificate, log)
+    delete_unused_certificates(ctx, spec, certificate, log)
+    address = ensure_address(ctx, spec, log)
+    https_rule = ensure_forwarding_rule(
+        ctx, spec, ctx.names.https_rule, address, spec.https_port, https_proxy, log
+    )
+    redirect_map = ensure_redirect_url_map(ctx, spec, log)
+    http_proxy = ensure_http_proxy(ctx, spec, redirect_map, log)
+    http_rule = ensure_forwarding_rule(
+        ctx, spec, ctx.names.http_rule, address, spec.http_port, http_proxy, log
+    )
+    return {
+        "address": address,
+        "instance_groups": groups,
+        "health_check": health_check,
+        "backend_service": service,
+        "url_map": url_map,
+        "ssl_certificate": certificate,
+        "target_https_proxy": https_proxy,
+        "https_forwarding_rule": https_rule,
+        "redirect_url_map": redirect_map,
+        "target_http_proxy": http_proxy,
+        "http_forwarding_rule": http_rule,
+    }
+
+
+def endpoint(spec: LoadBalancerSpec, address: str | None) -> str:
+    host = (
+        spec.certificate.managed_domains[0]
+        if spec.certificate.managed_domains
+        else (address or "address-not-yet-reserved")
+    )
+    return f"https://{host}" if spec.https_port == 443 else f"https://{host}:{spec.https_port}"

@@ -1,0 +1,451 @@
+"""Scaling-group mode: instance template + managed instance group (MIG) + autoscaler.
+
+- Templates are immutable, so each configuration is its own template, named with a hash of
+  its properties (`mlops-vm-<env>-<role>-<hash10>`); a change (user-data, machine type,
+  image, ...) makes a new one, the MIG is patched to it with a PROACTIVE update policy (a
+  rolling replacement, surge first), and the templates left unused are deleted.
+- One zone makes a zonal MIG, several a regional one spread over them.
+- The instances configure themselves at boot from user-data (metadata key `user-data`);
+  nothing reaches them over SSH.
+- With an autoscaling policy the autoscaler owns the size: `count` is the size at creation
+  and min/max/targets are converged. Without one the MIG is resized to `count`.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.instances import (
+    boot_disk,
+    metadata,
+    network_interface,
+    resource_labels,
+    service_accounts,
+)
+from mlops_vm.provision.gcp.names import basename, description, digest, owner, same_link
+from mlops_vm.provision.gcp.network import NetworkRefs
+from mlops_vm.provision.gcp.plan import ChangeLog
+from mlops_vm.provision.model import AutoscalingSpec, FleetSpec
+
+NAMED_PORT = "https"
+# LB utilisation target: a backend's maxRatePerInstance is set so that this fraction of it
+# equals the wanted requests per instance (see backend_rate_per_instance).
+LB_UTILIZATION_TARGET = 0.8
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the MIG and its autoscaler live: one zone, or a region."""
+
+    zone: str | None
+    region: str | None
+
+    @property
+    def label(self) -> str:
+        return f"zone {self.zone}" if self.zone else f"region {self.region}"
+
+    def kwargs(self, ctx: Context) -> dict[str, str]:
+        if self.zone:
+            return {"project": ctx.project, "zone": self.zone}
+        return {"project": ctx.project, "region": self.region or ctx.region}
+
+    def managers(self, service: Any) -> Any:
+        return (
+            service.instanceGroupManagers()
+            if self.zone
+            else (service.regionInstanceGroupManagers())
+        )
+
+    def autoscalers(self, service: Any) -> Any:
+        return service.autoscalers() if self.zone else service.regionAutoscalers()
+
+    def link(self, ctx: Context, collection: str, name: str) -> str:
+        if self.zone:
+            return ctx.links.zonal(self.zone, collection, name)
+        return ctx.links.regional(self.region or "", collection, name)
+
+
+def location_for(ctx: Context, zones: list[str]) -> Location:
+    return Location(zone=zones[0], region=None) if len(zones) == 1 else Location(None, ctx.region)
+
+
+def is_autoscaled(autoscaling: AutoscalingSpec) -> bool:
+    return (
+        autoscaling.target_cpu_percent is not None
+        or autoscaling.target_requests_per_instance is not None
+    )
+
+
+def backend_rate_per_instance(autoscaling: AutoscalingSpec) -> float | None:
+    """maxRatePerInstance (requests/s) for the backend when scaling on LB utilisation."""
+    if autoscaling.target_requests_per_instance is None:
+        return None
+    return round(autoscaling.target_requests_per_instance / 60 / LB_UTILIZATION_TARGET, 3)
+
+
+# -- template ------------------------------------------------------------------------------
+
+
+def template_properties(ctx: Context, spec: FleetSpec, refs: NetworkRefs) -> dict[str, Any]:
+    return {
+        "machineType": spec.instance.machine_type,
+        "disks": [boot_disk(spec)],
+        "networkInterfaces": [network_interface(ctx, refs)],
+        "metadata": metadata(spec.instance),
+        "serviceAccounts": service_accounts(ctx),
+        "labels": resource_labels(spec),
+        "tags": {"items": [ctx.names.network_tag]},
+    }
+
+
+def ensure_template(ctx: Context, spec: FleetSpec, refs: NetworkRefs, log: ChangeLog) -> str:
+    properties = template_properties(ctx, spec, refs)
+    name = ctx.names.template(spec.role, digest(properties))
+    link = ctx.links.global_("instanceTemplates", name)
+    current = ctx.client.get(
+        f"read instance template {name}",
+        lambda s: s.instanceTemplates().get(project=ctx.project, instanceTemplate=name),
+    )
+    if current is None:
+        body = {
+            "name": name,
+            "description": description(spec.env, spec.role),
+            "properties": properties,
+        }
+        log.apply(
+            "create",
+            "instance_template",
+            name,
+            lambda: ctx.client.mutate(
+                f"create instance template {name}",
+                lambda s: s.instanceTemplates().insert(project=ctx.project, body=body),
+            ),
+            detail=spec.instance.machine_type,
+        )
+    return link
+
+
+def owned_templates(ctx: Context, env: str, role: str | None = None) -> list[dict[str, Any]]:
+    """The environment's templates (all roles unless ROLE), by name pattern and owner."""
+    found = ctx.client.list_all(
+        f"list instance templates of {env}",
+        "instanceTemplates",
+        filter=f'name eq "{ctx.names.prefix}-.*"',
+    )
+    return [
+        template
+        for template in found
+        if (mark := owner(template)) is not None
+        and mark[0] == env
+        and (role is None or mark[1] == role)
+        and ctx.names.is_template(mark[1], template["name"])
+    ]
+
+
+def delete_unused_templates(ctx: Context, spec: FleetSpec, keep: str, log: ChangeLog) -> None:
+    """Delete the role's templates other than KEEP; one still in use is left alone."""
+    for template in owned_templates(ctx, spec.env, spec.role):
+        name = template["name"]
+        if same_link(template["selfLink"], keep):
+            continue
+        if not log.dry_run:
+            try:
+                ctx.client.delete(
+                    f"delete instance template {name}",
+                    lambda s, n=name: s.instanceTemplates().delete(
+                        project=ctx.project, instanceTemplate=n
+                    ),
+                )
+            except ProvisionError as error:
+                if error.code is ErrorCode.CONFLICT:
+                    continue
+                raise
+        log.record("delete", "instance_template", name, detail="replaced")
+
+
+# -- managed instance group ----------------------------------------------------------------
+
+
+def _update_policy(zones: list[str]) -> dict[str, Any]:
+    return {
+        "type": "PROACTIVE",
+        "minimalAction": "REPLACE",
+        # Surge first, never below size: a new instance must be up before an old one goes.
+        "maxSurge": {"fixed": max(1, len(zones))},
+        "maxUnavailable": {"fixed": 0},
+    }
+
+
+def _versions(template_link: str) -> list[dict[str, Any]]:
+    return [{"name": f"v-{basename(template_link)[-10:]}", "instanceTemplate": template_link}]
+
+
+def initial_size(spec: FleetSpec) -> int:
+    if not is_autoscaled(spec.autoscaling):
+        return spec.count
+    bounds = spec.autoscaling
+    return max(bounds.min_size, min(bounds.max_size, spec.count))
+
+
+def current_template(manager: dict[str, Any]) -> str | None:
+    versions = manager.get("versions") or []
+    return versions[0].get("instanceTemplate") if versions else manager.get("instanceTemplate")
+
+
+def find_managers(ctx: Context, env: str) -> list[dict[str, Any]]:
+    """The environment's MIGs, zonal and regional."""
+    found = ctx.client.list_aggregated(
+        f"list instance group managers of {env}",
+        "instanceGroupManagers",
+        filter=f'name eq "{ctx.names.prefix}-.*"',
+    )
+    return [m for m in found if (mark := owner(m)) is not None and mark[0] == env]
+
+
+def ensure_group_manager(
+    ctx: Context, spec: FleetSpec, zones: list[str], template_link: str, log: ChangeLog
+) -> dict[str, str]:
+    """Converge the MIG; its self link and its instance group's, for the load balancer."""
+    location = location_for(ctx, zones)
+    name = ctx.names.group_manager(spec.role)
+    links = {
+        "instance_group_manager": location.link(ctx, "instanceGroupManagers", name),
+        "instance_group": location.link(ctx, "instanceGroups", name),
+    }
+    current = ctx.client.get(
+        f"read instance group manager {name}",
+        lambda s: location.managers(s).get(**location.kwargs(ctx), instanceGroupManager=name),
+    )
+    if current is None:
+        _refuse_other_location(ctx, spec, name, location)
+        body: dict[str, Any] = {
+            "name": name,
+            "description": description(spec.env, spec.role),
+            "baseInstanceName": ctx.names.base_instance_name(spec.role),
+            "instanceTemplate": template_link,
+            "versions": _versions(template_link),
+            "targetSize": initial_size(spec),
+            "namedPorts": [{"name": NAMED_PORT, "port": spec.service_port}],
+            "updatePolicy": _update_policy(zones),
+        }
+        if location.region:
+            body["distributionPolicy"] = {"zones": [{"zone": f"zones/{z}"} for z in zones]}
+            body["updatePolicy"]["instanceRedistributionType"] = "PROACTIVE"
+        log.apply(
+            "create",
+            "instance_group_manager",
+            name,
+            lambda: ctx.client.mutate(
+                f"create instance group manager {name}",
+                lambda s: location.managers(s).insert(**location.kwargs(ctx), body=body),
+            ),
+            detail=f"{body['targetSize']} instances in {location.label}",
+        )
+        return links
+    _converge_manager(ctx, spec, zones, location, current, template_link, log)
+    return links
+
+
+def _refuse_other_location(ctx: Context, spec: FleetSpec, name: str, location: Location):
+    for manager in find_managers(ctx, spec.env):
+        if manager["name"] == name and not same_link(
+            manager["selfLink"], location.link(ctx, "instanceGroupManagers", name)
+        ):
+            raise ProvisionError(
+                ErrorCode.CONFLICT,
+                f"instance group manager {name} exists at {manager['selfLink']}, the inventory "
+                f"now asks for {location.label}",
+                hint="a MIG cannot move between a zone and a region: destroy the environment "
+                "(or restore the zones) and provision again",
+                provider=PROVIDER,
+                operation=f"create instance group manager {name}",
+            )
+
+
+def _converge_manager(
+    ctx: Context,
+    spec: FleetSpec,
+    zones: list[str],
+    location: Location,
+    current: dict[str, Any],
+    template_link: str,
+    log: ChangeLog,
+) -> None:
+    name = current["name"]
+    patch: dict[str, Any] = {}
+    details = []
+    if not same_link(current_template(current), template_link):
+        patch["versions"] = _versions(template_link)
+        patch["updatePolicy"] = _update_policy(zones)
+        details.append(f"rolling replacement to {basename(template_link)}")
+    wanted_ports = [{"name": NAMED_PORT, "port": spec.service_port}]
+    if current.get("namedPorts", []) != wanted_ports:
+        patch["namedPorts"] = wanted_ports
+        details.append(f"named port {NAMED_PORT}:{spec.service_port}")
+    if (current.get("updatePolicy") or {}).get("type") != "PROACTIVE":
+        patch["updatePolicy"] = _update_policy(zones)
+        details.append("PROACTIVE update policy")
+    if patch:
+        patch["fingerprint"] = current.get("fingerprint")
+        log.apply(
+            "update",
+            "instance_group_manager",
+            name,
+            lambda: ctx.client.mutate(
+                f"update instance group manager {name}",
+                lambda s: location.managers(s).patch(
+                    **location.kwargs(ctx), instanceGroupManager=name, body=patch
+                ),
+            ),
+            detail="; ".join(details),
+        )
+    size = int(current.get("targetSize", 0))
+    if not is_autoscaled(spec.autoscaling) and size != spec.count:
+        log.apply(
+            "update",
+            "instance_group_manager",
+            name,
+            lambda: ctx.client.mutate(
+                f"resize instance group manager {name}",
+                lambda s: location.managers(s).resize(
+                    **location.kwargs(ctx), instanceGroupManager=name, size=spec.count
+                ),
+            ),
+            detail=f"resize {size} -> {spec.count}",
+        )
+
+
+def wait_stable(ctx: Context, spec: FleetSpec, zones: list[str]) -> None:
+    """Wait until the MIG has no action in progress (created, replaced, resized)."""
+    location = location_for(ctx, zones)
+    name = ctx.names.group_manager(spec.role)
+    deadline = time.monotonic() + ctx.stable_timeout_s
+    while True:
+        manager = ctx.client.execute(
+            f"read instance group manager {name}",
+            lambda s: location.managers(s).get(**location.kwargs(ctx), instanceGroupManager=name),
+        )
+        if (manager.get("status") or {}).get("isStable"):
+            return
+        if time.monotonic() > deadline:
+            raise ProvisionError(
+                ErrorCode.TIMEOUT,
+                f"instance group manager {name} not stable after {ctx.stable_timeout_s:.0f}s "
+                f"(current actions: {manager.get('currentActions')})",
+                hint="check the MIG's errors in the console (quota, image, startup); re-run to "
+                "resume",
+                provider=PROVIDER,
+                operation=f"wait for instance group manager {name}",
+            )
+        ctx.client.pause()
+
+
+# -- autoscaler ----------------------------------------------------------------------------
+
+
+def autoscaling_policy(autoscaling: AutoscalingSpec) -> dict[str, Any]:
+    policy: dict[str, Any] = {
+        "minNumReplicas": autoscaling.min_size,
+        "maxNumReplicas": autoscaling.max_size,
+        "coolDownPeriodSec": 90,
+        "mode": "ON",
+    }
+    if autoscaling.target_cpu_percent is not None:
+        policy["cpuUtilization"] = {
+            "utilizationTarget": round(autoscaling.target_cpu_percent / 100, 4)
+        }
+    if autoscaling.target_requests_per_instance is not None:
+        policy["loadBalancingUtilization"] = {"utilizationTarget": LB_UTILIZATION_TARGET}
+    return policy
+
+
+def _policy_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def target(policy: dict[str, Any], key: str) -> float | None:
+        value = (policy.get(key) or {}).get("utilizationTarget")
+        return None if value is None else round(float(value), 4)
+
+    return any(
+        (
+            int(current.get("minNumReplicas", 1)) != wanted["minNumReplicas"],
+            int(current.get("maxNumReplicas", 0)) != wanted["maxNumReplicas"],
+            target(current, "cpuUtilization") != target(wanted, "cpuUtilization"),
+            target(current, "loadBalancingUtilization")
+            != target(wanted, "loadBalancingUtilization"),
+        )
+    )
+
+
+def ensure_autoscaler(
+    ctx: Context, spec: FleetSpec, zones: list[str], manager_link: str, log: ChangeLog
+) -> None:
+    location = location_for(ctx, zones)
+    name = ctx.names.autoscaler(spec.role)
+    current = ctx.client.get(
+        f"read autoscaler {name}",
+        lambda s: location.autoscalers(s).get(**location.kwargs(ctx), autoscaler=name),
+    )
+    if not is_autoscaled(spec.autoscaling):
+        if current is not None:
+            log.apply(
+                "delete",
+                "autoscaler",
+                name,
+                lambda: ctx.client.delete(
+                    f"delete autoscaler {name}",
+                    lambda s: location.autoscalers(s).delete(
+                        **location.kwargs(ctx), autoscaler=name
+                    ),
+                ),
+                detail="no autoscaling policy",
+            )
+        return
+    wanted = autoscaling_policy(spec.autoscaling)
+    body = {
+        "name": name,
+        "description": description(spec.env, spec.role),
+        "target": manager_link,
+        "autoscalingPolicy": wanted,
+    }
+    bounds = f"{spec.autoscaling.min_size}..{spec.autoscaling.max_size}"
+    if current is None:
+        log.apply(
+            "create",
+            "autoscaler",
+            name,
+            lambda: ctx.client.mutate(
+                f"create autoscaler {name}",
+                lambda s: location.autoscalers(s).insert(**location.kwargs(ctx), body=body),
+            ),
+            detail=bounds,
+        )
+    elif _policy_differs(current.get("autoscalingPolicy") or {}, wanted):
+        log.apply(
+            "update",
+            "autoscaler",
+            name,
+            lambda: ctx.client.mutate(
+                f"update autoscaler {name}",
+                lambda s: location.autoscalers(s).update(
+                    **location.kwargs(ctx), autoscaler=name, body=body
+                ),
+            ),
+            detail=bounds,
+        )
+
+
+def ensure_scaling_group(
+    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zones: list[str], log: ChangeLog
+) -> dict[str, str]:
+    """Template, MIG, autoscaler and clean-up, in that order; the MIG's links."""
+    template_link = ensure_template(ctx, spec, refs, log)
+    before = len(log.changes)
+    links = ensure_group_manager(ctx, spec, zones, template_link, log)
+    ensure_autoscaler(ctx, spec, zones, links["instance_group_manager"], log)
+    manager_changed = len(log.changes) > before
+    delete_unused_templates(ctx, spec, template_link, log)
+    if manager_changed and not log.dry_run:
+        wait_stable(ctx, spec, zones)
+    return links

@@ -1,0 +1,115 @@
+"""`mlops-vm provision` on the local cloud, from nothing to predictions and back to nothing.
+
+One environment is shared by the tests of this module, in order: plan, provision, second
+run, status, a failure in the middle and its repair, destroy.
+"""
+
+import httpx
+import pytest
+from sklearn.datasets import load_iris
+
+from tests.environments import cli_json, labelled, make_environment, nothing_labelled
+
+pytestmark = pytest.mark.slow
+
+ENV = "e2e"
+PORT = 18443
+
+
+@pytest.fixture(scope="module")
+def environment(platform, tmp_path_factory):
+    directory = make_environment(
+        tmp_path_factory.mktemp("inventories"), ENV, {"load_balancer": {"publish_port": PORT}}
+    )
+    cli_json("destroy", str(directory), "--yes")  # leftovers of an interrupted run
+    yield directory
+    cli_json("destroy", str(directory), "--yes")
+
+
+@pytest.fixture(scope="module")
+def provisioned(environment):
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    return summary
+
+
+def predict(summary: dict, rows) -> httpx.Response:
+    return httpx.post(
+        f"{summary['endpoint']}/predict", json={"instances": rows.tolist()},
+        verify=summary["ca_file"], timeout=30,
+    )
+
+
+def test_check_on_an_empty_environment_plans_and_creates_nothing(environment):
+    code, plan = cli_json("provision", str(environment), "--check")
+    assert code == 0, plan
+    planned = "\n".join(plan["planned"])
+    assert "create network mlops-vm-e2e" in planned
+    assert "create instance mlops-vm-e2e-model-1" in planned
+    assert "create instance mlops-vm-e2e-model-2" in planned
+    assert "create lb_host mlops-vm-e2e-lb" in planned
+    assert nothing_labelled(ENV)
+
+
+def test_provision_serves_correct_predictions_over_verified_tls(provisioned, reference_model):
+    assert provisioned["endpoint"] == f"https://127.0.0.1:{PORT}"
+    assert provisioned["changed"] > 0
+    rows = load_iris().data[::5]
+    answer = predict(provisioned, rows)
+    assert answer.status_code == 200
+    assert answer.json()["predictions"] == reference_model.predict(rows).tolist()
+    with pytest.raises(httpx.ConnectError):  # the certificate is the generated CA's, only
+        httpx.get(f"{provisioned['endpoint']}/healthz", timeout=5)
+    assert len(labelled(ENV)["containers"]) == 3  # two model VMs and the LB host
+
+
+def test_second_provision_changes_nothing(provisioned, environment):
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    assert summary["changed"] == 0, summary["changed_by_host"]
+    assert summary["changes"] == []
+    assert {t["instance_id"] for t in summary["targets"] if t["healthy"]} == {
+        "mlops-vm-e2e-model-1", "mlops-vm-e2e-model-2",
+    }
+
+
+def test_status_lists_the_vms_and_their_health(provisioned, environment):
+    code, status = cli_json("status", str(environment))
+    assert code == 0, status
+    by_name = {row["name"]: row for row in status["instances"]}
+    assert set(by_name) == {"mlops-vm-e2e-model-1", "mlops-vm-e2e-model-2", "mlops-vm-e2e-lb"}
+    assert by_name["mlops-vm-e2e-model-1"]["healthy"] is True
+    assert by_name["mlops-vm-e2e-model-2"]["healthy"] is True
+    assert all(row["status"] == "running" for row in status["instances"])
+
+
+def test_a_failing_host_is_named_and_a_rerun_after_the_fix_converges(
+    provisioned, environment, reference_model
+):
+    settings = environment / "group_vars" / "all" / "mlops_vm.yml"
+    good = settings.read_text()
+    settings.write_text(good.replace("model-service:1.0", "model-service:9.9-missing"))
+    try:
+        code, summary = cli_json("provision", str(environment))
+    finally:
+        settings.write_text(good)
+    assert code == 1, summary
+    failures = summary["failures"]
+    assert {f["host"] for f in failures} >= {"mlops-vm-e2e-model-1"}
+    assert any("pull" in f["task"].lower() for f in failures), failures
+    assert any("9.9-missing" in f["message"] for f in failures), failures
+
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    rows = load_iris().data[::9]
+    assert predict(summary, rows).json()["predictions"] == reference_model.predict(rows).tolist()
+
+
+def test_destroy_leaves_nothing_labelled_and_twice_is_a_no_op(provisioned, environment):
+    code, summary = cli_json("destroy", str(environment), "--yes")
+    assert code == 0, summary
+    assert any("delete network mlops-vm-e2e" in c for c in summary["changes"])
+    assert labelled(ENV) == {"containers": [], "networks": [], "volumes": []}
+    code, again = cli_json("destroy", str(environment), "--yes")
+    assert code == 0, again
+    assert again["changes"] == []

@@ -1,0 +1,71 @@
+"""Build throwaway environments (inventory folders) for end-to-end tests."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_vm import paths
+from mlops_vm.platform.docker_cli import docker
+from mlops_vm.provision.model import TAG_ENV
+
+LOCAL_ENV = paths.PROJECT_DIR / "inventories" / "local" / "group_vars" / "all" / "mlops_vm.yml"
+CLI = str(Path(sys.executable).parent / "mlops-vm")
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def make_environment(root: Path, name: str, overrides: dict[str, Any] | None = None) -> Path:
+    """An inventory folder like inventories/local, for environment NAME, with OVERRIDES
+    merged into its `mlops_vm` settings."""
+    base = yaml.safe_load(LOCAL_ENV.read_text())
+    base["mlops_vm"] = deep_merge(base["mlops_vm"], {"env": name, **(overrides or {})})
+    directory = root / name
+    (directory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (directory / "mlops_vm.yml").write_text("---\nplugin: mlops_vm\n")
+    (directory / "group_vars" / "all" / "mlops_vm.yml").write_text(
+        "---\n" + yaml.safe_dump(base, sort_keys=False)
+    )
+    return directory
+
+
+def cli(*args: str, timeout_s: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=timeout_s,
+        env={**os.environ, "COLUMNS": "200"}, check=False,
+    )
+
+
+def cli_json(*args: str) -> tuple[int, dict]:
+    proc = cli(*args, "--json")
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON from {args}: {proc.stdout}\n{proc.stderr}") from None
+
+
+def labelled(env: str) -> dict[str, list[str]]:
+    """Containers, networks and volumes that carry the environment's label."""
+    label = f"label={TAG_ENV}={env}"
+    return {
+        "containers": docker("ps", "-aq", "--filter", label).split(),
+        "networks": docker("network", "ls", "-q", "--filter", label).split(),
+        "volumes": docker("volume", "ls", "-q", "--filter", label).split(),
+    }
+
+
+def nothing_labelled(env: str) -> bool:
+    return not any(labelled(env).values())
