@@ -126,7 +126,7 @@ class PlaybookRun:
         env["ANSIBLE_CONFIG"] = str(paths.PROJECT_DIR / "ansible.cfg")
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+        env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text
         return env
 
     def handle_event(self, event: dict[str, Any]) -> bool:

@@ -23,8 +23,11 @@ def reference_model(platform, tmp_path_factory):
     """The model file inside the 1.0 image, loaded here: the source of expected answers."""
     target = Path(tmp_path_factory.mktemp("reference-model"))
     name = f"mlops-vm-test-model-copy-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["docker", "create", "--name", name, images.model_tag("1.0")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "create", "--name", name, images.model_tag("1.0")],
+        check=True,
+        capture_output=True,
+    )
     try:
         subprocess.run(["docker", "cp", f"{name}:/opt/model/.", str(target)], check=True)
     finally:

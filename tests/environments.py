@@ -44,8 +44,12 @@ def make_environment(root: Path, name: str, overrides: dict[str, Any] | None = N
 
 def cli(*args: str, timeout_s: float = 1500) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CLI, *args], capture_output=True, text=True, timeout=timeout_s,
-        env={**os.environ, "COLUMNS": "200"}, check=False,
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
     )
 
 

@@ -70,6 +70,9 @@ def render_user_data(boot: BootConfig, *, limit_bytes: int = USER_DATA_LIMITS["a
         + "\n"
     )
     document = {
+        # The image's locale stays as it is: Ansible runs with C.UTF-8, and a locale the
+        # image lacks would fail the boot for nothing.
+        "locale": False,
         "write_files": [
             {"path": PAYLOAD, "owner": "root:root", "permissions": "0600", "content": payload}
         ],

@@ -25,7 +25,7 @@ from mlops_vm.bootstrap.payload import DONE_MARKER
 from mlops_vm.platform import pki, registry
 from mlops_vm.platform.docker_cli import docker
 from mlops_vm.platform.images import VM_IMAGE
-from mlops_vm.platform.vm import container_ip, remove_vm, run_vm, wait_booted
+from mlops_vm.platform.vm import container_ip, remove_vm, run_vm
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def booted_vm(platform, wheel_mirror, tmp_path_factory):
         extra_args=("--volume", f"{seed}:/var/lib/cloud/seed/nocloud:ro"),
     )
     try:
-        wait_booted(name, timeout_s=180)
+        # No wait_booted first: systemd's boot includes cloud-final, i.e. the whole run.
         status = wait_for_cloud_init(name, BOOT_TIMEOUT_S)
         yield name, status, creds
     finally:

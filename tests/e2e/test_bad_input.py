@@ -21,10 +21,18 @@ def settings_file(directory):
     [
         ("provider", {"provider": {"name": "vmware"}}, "mlops_vm.provider.name", "Input should be"),
         ("count", {"fleet": {"count": 0}}, "mlops_vm.fleet.count", "greater than or equal to 1"),
-        ("image", {"model": {"image": "Registry/UPPER case:tag"}}, "mlops_vm.model.image",
-         "not an image reference"),
-        ("tls", {"tls": {"mode": "provided", "cert_file": "missing.crt",
-                         "key_file": "missing.key"}}, "mlops_vm.tls.cert_file", "file not found"),
+        (
+            "image",
+            {"model": {"image": "Registry/UPPER case:tag"}},
+            "mlops_vm.model.image",
+            "not an image reference",
+        ),
+        (
+            "tls",
+            {"tls": {"mode": "provided", "cert_file": "missing.crt", "key_file": "missing.key"}},
+            "mlops_vm.tls.cert_file",
+            "file not found",
+        ),
         ("tlsmode", {"tls": {"mode": "letsencrypt"}}, "mlops_vm.tls.mode", "Input should be"),
     ],
 )
@@ -55,7 +63,9 @@ def test_port_in_use_is_refused_before_anything_is_created(tmp_path, platform):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        directory = make_environment(tmp_path, "bad-port", {"load_balancer": {"publish_port": port}})
+        directory = make_environment(
+            tmp_path, "bad-port", {"load_balancer": {"publish_port": port}}
+        )
         code, output = provision(directory)
     assert code == 2, output
     assert f"port {port} on 127.0.0.1 is already in use" in output

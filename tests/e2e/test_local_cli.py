@@ -35,8 +35,10 @@ def provisioned(environment):
 
 def predict(summary: dict, rows) -> httpx.Response:
     return httpx.post(
-        f"{summary['endpoint']}/predict", json={"instances": rows.tolist()},
-        verify=summary["ca_file"], timeout=30,
+        f"{summary['endpoint']}/predict",
+        json={"instances": rows.tolist()},
+        verify=summary["ca_file"],
+        timeout=30,
     )
 
 
@@ -69,7 +71,8 @@ def test_second_provision_changes_nothing(provisioned, environment):
     assert summary["changed"] == 0, summary["changed_by_host"]
     assert summary["changes"] == []
     assert {t["instance_id"] for t in summary["targets"] if t["healthy"]} == {
-        "mlops-vm-e2e-model-1", "mlops-vm-e2e-model-2",
+        "mlops-vm-e2e-model-1",
+        "mlops-vm-e2e-model-2",
     }
 
 

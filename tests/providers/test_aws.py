@@ -26,6 +26,7 @@ from mlops_vm.provision import (
     AutoscalingSpec,
     CertificateSpec,
     ErrorCode,
+    FleetResult,
     FleetSpec,
     InstanceSpec,
     InstanceStatus,
@@ -538,8 +539,15 @@ def test_certificate_by_arn(provider, fleet_spec, lb_spec, boto, certificate):
     )["CertificateArn"]
     spec = LoadBalancerSpec(env=lb_spec.env, certificate=CertificateSpec(arn=arn))
     provider.validate(fleet_spec(1), spec)
-    result = provider.ensure_load_balancer(spec, provider.ensure_fleet(fleet_spec(1)))
+    fleet = provider.ensure_fleet(fleet_spec(1))
+    imported = provider.ensure_load_balancer(lb_spec, fleet).resources["certificate_arn"]
+    result = provider.ensure_load_balancer(spec, fleet)
     assert result.resources["certificate_arn"] == arn
+    assert ("delete", "certificate", imported) in {
+        (c.action, c.kind, c.name) for c in result.changes
+    }
+    listed = [c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]]
+    assert listed == [arn]
     provider.destroy(spec.env)
     # Not imported by the provider: not the provider's to delete.
     assert acm.describe_certificate(CertificateArn=arn)["Certificate"]
@@ -589,7 +597,7 @@ def test_scaling_group_with_launch_template_and_policies(
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (1, 4, 2)
     assert set(group["VPCZoneIdentifier"].split(",")) == set(fleet.network["subnet_ids"])
     assert group["LaunchTemplate"]["Version"] == "$Default"
-    assert len(fleet.instances) == 2
+    assert len({instance.name for instance in fleet.instances}) == 2
     ec2 = boto("ec2")
     [version] = ec2.describe_launch_template_versions(
         LaunchTemplateId=group["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"]
@@ -928,3 +936,14 @@ def test_nothing_is_written_to_disk(provider, fleet_spec, lb_spec, tmp_path, mon
     provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(1)))
     provider.destroy(lb_spec.env)
     assert list(home.rglob("*")) == []
+
+
+def test_load_balancer_finds_the_network_when_the_fleet_result_lacks_it(
+    provider, fleet_spec, lb_spec
+):
+    fleet = provider.ensure_fleet(fleet_spec(2))
+    bare = FleetResult(instances=provider.list_instances(fleet_spec(2).env))
+    result = provider.ensure_load_balancer(lb_spec, bare)
+    assert result.resources["security_group_id"] == fleet.network["lb_security_group_id"]
+    assert len(provider.wait_healthy(lb_spec, expected=2, timeout_s=5, poll_s=0.05)) == 2
+    assert provider.ensure_load_balancer(lb_spec, fleet).changes == []

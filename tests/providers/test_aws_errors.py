@@ -186,3 +186,14 @@ def test_option_types_are_checked():
         )
     assert raised.value.code == ErrorCode.INVALID_INPUT
     assert "poll_interval_s" in raised.value.message
+
+
+def test_boolean_options_read_from_text():
+    settings = ProviderSettings(
+        name="aws", region="eu-west-1", options={"instance_refresh": "false"}
+    )
+    assert AwsContext(settings).options.instance_refresh is False
+    with pytest.raises(ProvisionError):
+        AwsContext(
+            ProviderSettings(name="aws", region="eu-west-1", options={"instance_refresh": "maybe"})
+        )

@@ -123,9 +123,11 @@ class AwsProvider(Provider):
     def _retire_fleet(self, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
         """Switching to scaling-group mode: the fleet's own instances go."""
         members = instances.fleet_members(self.ctx, spec)
+        ids = [raw["InstanceId"] for raw in members]
+        changes = load_balancer.drain_targets(self.ctx, spec.env, ids, dry_run=dry_run)
         if not dry_run:
-            instances.terminate(self.ctx, [raw["InstanceId"] for raw in members])
-        return [
+            instances.terminate(self.ctx, ids)
+        return changes + [
             Change("delete", "instance", instances.to_instance(raw).name, "scaling-group mode")
             for raw in members
         ]

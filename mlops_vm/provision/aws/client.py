@@ -70,7 +70,7 @@ class AwsOptions:
             default = getattr(cls, name)
             expected = type(default) if default is not None else str
             try:
-                values[name] = bool(value) if expected is bool else expected(value)
+                values[name] = as_bool(value) if expected is bool else expected(value)
             except (TypeError, ValueError):
                 raise ProvisionError(
                     ErrorCode.INVALID_INPUT,
@@ -79,6 +79,18 @@ class AwsOptions:
                     operation="read the provider options",
                 ) from None
         return cls(**values)
+
+
+def as_bool(value: Any) -> bool:
+    """A boolean option: a bool, or "true"/"false" (and yes/no, 1/0) from a config file."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(value)
 
 
 class AwsContext:

@@ -118,6 +118,8 @@ CONFLICT_CODES = frozenset(
         "Resource.AlreadyAssociated",
         "ScalingActivityInProgress",
         "ScalingActivityInProgressFault",
+        "InstanceRefreshInProgress",
+        "InstanceRefreshInProgressFault",
     }
 )
 INVALID_INPUT_CODES = frozenset(

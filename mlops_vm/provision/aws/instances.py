@@ -66,9 +66,12 @@ def instance_tags(spec: FleetSpec, name: str) -> dict[str, str]:
 
 def to_instance(raw: dict[str, Any]) -> Instance:
     tag_set = tags.as_dict(raw.get("Tags"))
+    name = tag_set.get("Name", raw["InstanceId"])
+    if ASG_TAG in tag_set:  # a scaling group's instances share its Name tag
+        name = f"{name}-{raw['InstanceId']}"
     return Instance(
         id=raw["InstanceId"],
-        name=tag_set.get("Name", raw["InstanceId"]),
+        name=name,
         status=STATUS.get(raw["State"]["Name"], InstanceStatus.UNKNOWN),
         private_ip=raw.get("PrivateIpAddress"),
         public_ip=raw.get("PublicIpAddress"),
@@ -146,7 +149,7 @@ def ensure_key_pair(
         Filters=tags.env_filters(spec.env),
     )["KeyPairs"]
     current = next((pair for pair in pairs if pair["KeyName"] == name), None)
-    if current and tags.as_dict(current.get("Tags")).get(tags.TAG_PURPOSE) == fingerprint:
+    if current and tags.as_dict(current.get("Tags")).get(tags.TAG_KEY_SHA256) == fingerprint:
         return name, []
     changes = [Change("update" if current else "create", "key_pair", name)]
     if dry_run:
@@ -154,7 +157,7 @@ def ensure_key_pair(
     if current:
         ctx.call("ec2", "delete_key_pair", "replace the key pair", KeyName=name)
     tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-    tag_set[tags.TAG_PURPOSE] = fingerprint
+    tag_set[tags.TAG_KEY_SHA256] = fingerprint
     ctx.call(
         "ec2",
         "import_key_pair",

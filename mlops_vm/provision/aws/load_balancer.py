@@ -13,7 +13,7 @@ created, the listener switched to it, and the old one deleted.
 
 from typing import Any
 
-from mlops_vm.provision.aws import certificates, errors, scaling_group, tags
+from mlops_vm.provision.aws import certificates, errors, network, scaling_group, tags
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -519,16 +519,37 @@ def check_ports(spec: LoadBalancerSpec, fleet: FleetResult) -> None:
         )
 
 
+def fleet_network(
+    ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool
+) -> dict[str, Any]:
+    """The fleet's network ids: from FLEET, or found by the environment's tags when the
+    result was built elsewhere (from an inventory, say) without them."""
+    if fleet.network.get("vpc_id"):
+        return fleet.network
+    found = network.find_owned_network(ctx, spec.env)
+    if found is None:
+        if dry_run:
+            return fleet.network
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"environment {spec.env} has no network to put a load balancer in",
+            hint="run ensure_fleet first and pass its FleetResult",
+            provider=errors.PROVIDER,
+            operation="find the fleet's network",
+        )
+    return {**found.as_dict(), **{k: v for k, v in fleet.network.items() if v is not None}}
+
+
 def ensure_load_balancer(
     ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool
 ) -> LoadBalancerResult:
     check_ports(spec, fleet)
-    network = fleet.network
-    vpc_id = network.get("vpc_id")
-    subnet_ids = [subnet for subnet in network.get("subnet_ids", []) if subnet]
-    lb_group = network.get("lb_security_group_id")
+    net = fleet_network(ctx, spec, fleet, dry_run=dry_run)
+    vpc_id = net.get("vpc_id")
+    subnet_ids = [subnet for subnet in net.get("subnet_ids", []) if subnet]
+    lb_group = net.get("lb_security_group_id")
     changes: list[Change] = []
-    if network.get("lb_security_group_owned", True):
+    if net.get("lb_security_group_owned", True):
         changes += sg.converge_ingress(
             ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
         )
@@ -543,7 +564,7 @@ def ensure_load_balancer(
         ctx, spec, alb_arn, certificate_arn, target_group_arn, dry_run=dry_run
     )
     changes += more
-    group = network.get("scaling_group")
+    group = net.get("scaling_group")
     if group:
         changes += scaling_group.ensure_target_groups(ctx, group, target_group_arn, dry_run=dry_run)
         label = (
@@ -552,13 +573,13 @@ def ensure_load_balancer(
             else "(new)"
         )
         changes += scaling_group.ensure_request_policy(
-            ctx, group, label, network.get("target_requests_per_instance"), dry_run=dry_run
+            ctx, group, label, net.get("target_requests_per_instance"), dry_run=dry_run
         )
     else:
         instance_ids = [instance.id for instance in fleet.instances]
         changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
     changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)
-    if certificate_arn and not spec.certificate.arn:
+    if certificate_arn:  # imported ones the listener no longer uses
         changes += delete_stale_certificates(ctx, spec.env, certificate_arn, dry_run=dry_run)
     dns_name = alb["DNSName"] if alb else f"{load_balancer_name(spec.env)}.elb.amazonaws.com"
     port = "" if spec.https_port == 443 else f":{spec.https_port}"

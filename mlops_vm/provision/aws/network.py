@@ -437,29 +437,18 @@ def invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def find_network(ctx: AwsContext, spec: FleetSpec) -> NetworkIds | None:
-    """The network as it is now, without changing anything (None: not created yet)."""
-    if spec.network.existing:
-        ids = existing_network(ctx, spec)
-    else:
-        vpc = find_vpc(ctx, spec.env)
-        if vpc is None:
-            return None
-        subnets = sorted(find_subnets(ctx, spec.env), key=lambda s: s["AvailabilityZone"])
-        ids = NetworkIds(
-            vpc_id=vpc["VpcId"],
-            subnet_ids=[subnet["SubnetId"] for subnet in subnets],
-            zones=[subnet["AvailabilityZone"] for subnet in subnets],
-        )
-    assert ids.vpc_id is not None
-    lb_group = spec.network.existing.get("lb_security_group_id") or _group_id(
-        ctx, ids.vpc_id, tags.base_name(spec.env, ROLE_LB)
+def find_owned_network(ctx: AwsContext, env: str) -> NetworkIds | None:
+    """ENV's own network as it is now, found by its tags (None: not created yet)."""
+    vpc = find_vpc(ctx, env)
+    if vpc is None:
+        return None
+    subnets = sorted(find_subnets(ctx, env), key=lambda subnet: subnet["AvailabilityZone"])
+    return NetworkIds(
+        vpc_id=vpc["VpcId"],
+        subnet_ids=[subnet["SubnetId"] for subnet in subnets],
+        zones=[subnet["AvailabilityZone"] for subnet in subnets],
+        lb_security_group_id=_group_id(ctx, vpc["VpcId"], tags.base_name(env, ROLE_LB)),
     )
-    instance_group = spec.network.existing.get("security_group_id") or _group_id(
-        ctx, ids.vpc_id, tags.base_name(spec.env, spec.role)
-    )
-    ids.lb_security_group_id, ids.instance_security_group_id = lb_group, instance_group
-    return ids
 
 
 def _group_id(ctx: AwsContext, vpc_id: str, name: str) -> str | None:

@@ -15,7 +15,7 @@ from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 TAG_SSH_USER = "mlops-vm/ssh-user"
 TAG_CERT_SHA256 = "mlops-vm/cert-sha256"
 TAG_DESIRED = "mlops-vm/desired-count"
-TAG_PURPOSE = "mlops-vm/purpose"
+TAG_KEY_SHA256 = "mlops-vm/key-sha256"
 
 ELB_NAME_MAX = 32
 

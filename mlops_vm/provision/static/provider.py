@@ -4,7 +4,7 @@ import socket
 
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.local.provider import LocalProvider
+from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.model import (
     ROLE_MODEL,
     Change,
@@ -71,7 +71,7 @@ class StaticProvider(Provider):
         return LoadBalancerResult(endpoint=f"https://{first}{port}", resources={"hosts": []})
 
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
-        return [LocalProvider.probe(i, spec.health_path) for i in self.list_instances(spec.env)]
+        return [probe_https(i, spec.health_path) for i in self.list_instances(spec.env)]
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return []  # the hosts are yours: nothing was created, nothing is deleted
