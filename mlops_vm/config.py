@@ -210,18 +210,21 @@ def parse_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
 
 
 def node_line(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
-    """The line of the YAML node at LOCATION (keys and list indexes), or its nearest parent."""
+    """The line of the YAML key (or item) at LOCATION, or of its nearest parent."""
     line = node.start_mark.line + 1 if node else None
     for key in location:
+        mark = None
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(key)), None)
+            pair = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            node, mark = (pair[1], pair[0].start_mark) if pair else (None, None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
+            mark = node.start_mark
         else:
             node = None
         if node is None:
             break
-        line = node.start_mark.line + 1
+        line = mark.line + 1
     return line
 
 

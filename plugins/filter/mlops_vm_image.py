@@ -1,24 +1,12 @@
 """Filters that split an image reference for roles/model_service."""
 
-import re
-
-# registry[:port]/path[:tag][@sha256:digest]; the tag is what follows the last ":" after
-# the last "/" (a registry port is not a tag).
-REFERENCE = re.compile(
-    r"^(?P<name>.+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
+from mlops_vm.bootstrap.config import split_image_ref
 
 
 def split_image(reference: str) -> dict[str, str]:
     """'reg:5443/team/model:1.0' -> {'name': 'reg:5443/team/model', 'tag': '1.0', 'digest': ''}"""
-    match = REFERENCE.match(reference)
-    if not match or "/" in (match.group("tag") or ""):
-        return {"name": reference, "tag": "latest", "digest": ""}
-    return {
-        "name": match.group("name"),
-        "tag": match.group("tag") or "latest",
-        "digest": match.group("digest") or "",
-    }
+    name, tag, digest = split_image_ref(reference)
+    return {"name": name, "tag": tag or "latest", "digest": digest}
 
 
 def image_registry(reference: str) -> str:

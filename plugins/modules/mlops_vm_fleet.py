@@ -24,8 +24,18 @@ options:
     choices: [present, absent]
     default: present
   user_data:
-    description: Boot-time cloud-init user-data for scaling groups.
+    description:
+      - Boot-time cloud-init user-data for scaling groups. By default it is rendered from
+        the settings (the instances apply the same roles at boot).
     type: str
+  registry_username:
+    description: The model registry's user, for scaling-group instances.
+    type: str
+    default: ""
+  registry_password:
+    description: The model registry's password, for scaling-group instances (never logged).
+    type: str
+    default: ""
 notes:
   - Supports check mode.
 """
@@ -65,6 +75,8 @@ def main() -> None:
             "inventory_dir": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "user_data": {"type": "str", "no_log": True},
+            "registry_username": {"type": "str", "default": ""},
+            "registry_password": {"type": "str", "default": "", "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -80,7 +92,17 @@ def main() -> None:
         if module.params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=module.check_mode)
             module.exit_json(changed=bool(changes), changes=[str(c) for c in changes])
-        spec = fleet_spec(config, inventory_dir, module.params["user_data"])
+        user_data = module.params["user_data"]
+        if user_data is None and config.fleet.mode == "scaling_group":
+            from mlops_vm.boot_config import environment_user_data
+
+            user_data = environment_user_data(
+                config,
+                inventory_dir,
+                registry_username=module.params["registry_username"],
+                registry_password=module.params["registry_password"],
+            )
+        spec = fleet_spec(config, inventory_dir, user_data)
         provider.validate(spec, load_balancer_spec(config, inventory_dir))
         result = provider.ensure_fleet(spec, dry_run=module.check_mode)
     except ConfigError as error:

@@ -1,0 +1,37 @@
+"""The boot-time configuration of an environment's scaling-group instances.
+
+Scaling-group instances are never reached over SSH: their user-data applies the same roles
+with the same variables (see mlops_vm.bootstrap). The registry secret comes from the run
+(never from the validated, secret-free settings).
+"""
+
+from pathlib import Path
+
+from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
+from mlops_vm.config import EnvironmentConfig, resolve_path
+
+
+def environment_user_data(
+    config: EnvironmentConfig,
+    inventory_dir: Path,
+    *,
+    registry_username: str = "",
+    registry_password: str = "",
+) -> str:
+    model = config.model
+    ca_file = model.registry.ca_file
+    boot = BootConfig.for_model(
+        model.image,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        registry_ca_cert=resolve_path(ca_file, inventory_dir).read_text() if ca_file else "",
+        replicas=model.replicas,
+        role_vars={
+            "model_service_workers": model.workers,
+            "model_service_cpus": model.cpus,
+            "model_service_memory": model.memory,
+            "model_service_env": dict(model.env),
+        },
+    )
+    limit = USER_DATA_LIMITS.get(config.provider.name, min(USER_DATA_LIMITS.values()))
+    return render_user_data(boot, limit_bytes=limit)

@@ -1,0 +1,71 @@
+"""The environment model: what it accepts, and how it locates what it refuses."""
+
+import pytest
+
+from mlops_vm.config import ConfigError, load_environment
+from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
+from tests.environments import make_environment
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+def test_shipped_environments_are_valid(env):
+    loaded = load_environment(env)
+    assert loaded.config.env == env
+    spec = fleet_spec(loaded.config, loaded.inventory_dir)
+    assert spec.count >= 1
+    assert load_balancer_spec(loaded.config, loaded.inventory_dir).health_path == "/healthz"
+    assert provider_settings(loaded.config).name == loaded.config.provider.name
+
+
+def test_prod_is_a_scaling_group_with_both_policies():
+    spec = fleet_spec(load_environment("prod").config, load_environment("prod").inventory_dir)
+    assert spec.mode == "scaling_group"
+    assert spec.autoscaling.target_cpu_percent == 60
+    assert spec.autoscaling.target_requests_per_instance == 1000
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path):
+    directory = make_environment(
+        tmp_path,
+        "many",
+        {
+            "fleet": {"count": 0, "autoscaling": {"min_size": 5, "max_size": 2}},
+            "model": {"replicas": "two"},
+        },
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_environment(directory)
+    fields = {problem.field for problem in raised.value.problems}
+    assert {
+        "mlops_vm.fleet.count",
+        "mlops_vm.model.replicas",
+        "mlops_vm.fleet.autoscaling",
+    } <= fields
+    source = directory / "group_vars" / "all" / "mlops_vm.yml"
+    lines = source.read_text().splitlines()
+    for problem in raised.value.problems:
+        assert problem.file == source
+        assert problem.line is not None
+        key = problem.field.rsplit(".", 1)[-1]
+        assert key in lines[problem.line - 1], (problem, lines[problem.line - 1])
+
+
+def test_templates_are_refused_outside_secret_fields(tmp_path):
+    directory = make_environment(tmp_path, "jinja", {"fleet": {"machine_type": "{{ size }}"}})
+    with pytest.raises(ConfigError, match=r"mlops_vm\.fleet\.machine_type: Jinja templates"):
+        load_environment(directory)
+
+
+def test_unknown_keys_are_refused(tmp_path):
+    directory = make_environment(tmp_path, "typo", {"fleet": {"cuont": 3}})
+    with pytest.raises(ConfigError, match=r"mlops_vm\.fleet\.cuont: Extra inputs"):
+        load_environment(directory)
+
+
+def test_static_needs_hosts_and_local_needs_a_port(tmp_path):
+    static = make_environment(tmp_path, "nohosts", {"provider": {"name": "static"}})
+    with pytest.raises(ConfigError, match=r"fleet\.hosts is required"):
+        load_environment(static)
+    local = make_environment(tmp_path, "noport", {"load_balancer": {"publish_port": None}})
+    with pytest.raises(ConfigError, match="publish_port is required"):
+        load_environment(local)
