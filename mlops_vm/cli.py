@@ -174,6 +174,24 @@ def show_run(summary: dict[str, Any], title: str) -> None:
         )
 
 
+def run_and_report(
+    loaded: LoadedEnvironment,
+    playbook: str,
+    title: str,
+    check: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Run PLAYBOOK, print its summary (or JSON), exit with the run's code."""
+    result = run_playbook(loaded, playbook, title, check=check, verbose=verbose, as_json=as_json)
+    summary = run_summary(result, check)
+    if as_json:
+        display.print_json(summary)
+    else:
+        show_run(summary, title)
+    raise typer.Exit(exit_code(result))
+
+
 @app.command()
 def provision(
     env: EnvArg,
@@ -184,20 +202,8 @@ def provision(
     """Launch the fleet, configure it, put the load balancer in front, smoke-test it."""
     loaded = load(env, as_json)
     check_with_provider(loaded, provider_for(loaded, as_json), as_json)
-    result = run_playbook(
-        loaded,
-        "playbooks/provision.yml",
-        f"provision {loaded.config.env}",
-        check=check,
-        verbose=verbose,
-        as_json=as_json,
-    )
-    summary = run_summary(result, check)
-    if as_json:
-        display.print_json(summary)
-    else:
-        show_run(summary, f"{'plan for' if check else 'provisioned'} {loaded.config.env}")
-    raise typer.Exit(exit_code(result))
+    title = f"{'plan for' if check else 'provisioned'} {loaded.config.env}"
+    run_and_report(loaded, "playbooks/provision.yml", title, check, verbose, as_json)
 
 
 @app.command()
@@ -216,20 +222,8 @@ def destroy(
                 EXIT_BAD_INPUT, "destroy needs --yes when not run interactively", [], as_json
             )
         typer.confirm(f"Delete every resource of environment {loaded.config.env!r}?", abort=True)
-    result = run_playbook(
-        loaded,
-        "playbooks/destroy.yml",
-        f"destroy {loaded.config.env}",
-        check=False,
-        verbose=verbose,
-        as_json=as_json,
-    )
-    summary = run_summary(result, False)
-    if as_json:
-        display.print_json(summary)
-    else:
-        show_run(summary, f"destroyed {loaded.config.env}")
-    raise typer.Exit(exit_code(result))
+    title = f"destroyed {loaded.config.env}"
+    run_and_report(loaded, "playbooks/destroy.yml", title, False, verbose, as_json)
 
 
 @app.command()

@@ -4,6 +4,8 @@ One environment is shared by the tests of this module, in order: plan, provision
 run, status, a failure in the middle and its repair, destroy.
 """
 
+from pathlib import Path
+
 import httpx
 import pytest
 from sklearn.datasets import load_iris
@@ -63,6 +65,14 @@ def test_provision_serves_correct_predictions_over_verified_tls(provisioned, ref
     with pytest.raises(httpx.ConnectError):  # the certificate is the generated CA's, only
         httpx.get(f"{provisioned['endpoint']}/healthz", timeout=5)
     assert len(labelled(ENV)["containers"]) == 3  # two model VMs and the LB host
+
+
+def test_the_run_folder_never_holds_the_registry_password(provisioned, platform):
+    run_dir = Path(provisioned["run_dir"])
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "stdout" for path in files)  # the log is really there
+    leaks = [path for path in files if platform.password in path.read_text(errors="replace")]
+    assert leaks == []
 
 
 def test_second_provision_changes_nothing(provisioned, environment):
