@@ -18,14 +18,6 @@ def known_hosts_file(env: str) -> Path:
 
 def host_vars(instance: Instance, config: EnvironmentConfig, inventory_dir: Path) -> dict[str, Any]:
     common = {"mlops_vm_private_ip": instance.private_ip, "mlops_vm_instance_id": instance.id}
-    if instance.connection == "docker":
-        return {
-            **common,
-            "ansible_connection": "community.docker.docker_api",
-            "ansible_host": instance.name,
-            "ansible_user": "root",
-            "ansible_python_interpreter": "/usr/bin/python3",
-        }
     port = int(instance.tags.get("ssh_port", 22))
     known_hosts = known_hosts_file(config.env)
     known_hosts.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +34,9 @@ def host_vars(instance: Instance, config: EnvironmentConfig, inventory_dir: Path
             f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts}"
         ),
     }
-    if config.fleet.ssh_private_key_file:
+    if instance.tags.get("ssh_key_file"):  # a key the provider made (local)
+        host["ansible_ssh_private_key_file"] = instance.tags["ssh_key_file"]
+    elif config.fleet.ssh_private_key_file:
         host["ansible_ssh_private_key_file"] = str(
             resolve_path(config.fleet.ssh_private_key_file, inventory_dir)
         )

@@ -7,7 +7,6 @@ and by the Stubber tests in test_aws_errors.py.
 """
 
 import base64
-import datetime as dt
 import json
 import logging
 import os
@@ -17,10 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mlops_vm.provision import (
     AutoscalingSpec,
@@ -38,6 +35,7 @@ from mlops_vm.provision import (
 )
 from mlops_vm.provision.aws import AwsProvider
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
+from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
 
 REGION = "eu-west-1"
@@ -141,31 +139,8 @@ def make_provider(endpoint: str, **options) -> AwsProvider:
 
 
 def write_certificate(directory: Path, common_name: str) -> CertificateSpec:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file = directory / f"{common_name}.crt"
-    key_file = directory / f"{common_name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return CertificateSpec(cert_file=str(cert_file), key_file=str(key_file))
+    cert_file, key_file = self_signed_certificate(directory, common_name)
+    return CertificateSpec(cert_file=cert_file, key_file=key_file)
 
 
 # --- the contract fixtures --------------------------------------------------------------

@@ -5,7 +5,6 @@ updates, dry runs, destroy, and the error paths (SKU, quota, authorization, thro
 from __future__ import annotations
 
 import base64
-import datetime
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +14,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mlops_vm.provision import (
     AutoscalingSpec,
@@ -33,6 +31,7 @@ from mlops_vm.provision import (
 from mlops_vm.provision.azure import AzureProvider
 from mlops_vm.provision.azure.naming import Ids
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
+from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
 
 LOCATION = "westeurope"
@@ -93,30 +92,7 @@ def provider(arm: FakeArm) -> AzureProvider:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "model.example.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "model.example.test")
 
 
 def instance_spec(**changes: object) -> InstanceSpec:

@@ -29,9 +29,9 @@ from tests.fakes.gcp.testing import (
     make_provider,
     new_project,
     running_fake,
-    self_signed_certificate,
     tail,
 )
+from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
 
 ENV = "t1"

@@ -95,6 +95,21 @@ def network(compute: Any, project: str, name: str = "n1") -> dict[str, Any]:
     )
 
 
+def subnetwork(compute: Any, project: str) -> dict[str, Any]:
+    """Subnetwork s1 of network n1 (made by `network`), in REGION."""
+    return settle(
+        compute,
+        project,
+        compute.subnetworks()
+        .insert(
+            project=project,
+            region=REGION,
+            body={"name": "s1", "network": "global/networks/n1", "ipCidrRange": "10.1.0.0/24"},
+        )
+        .execute(),
+    )
+
+
 # -- the discovery contract --------------------------------------------------------------------
 
 
@@ -252,17 +267,7 @@ def test_delete_of_a_resource_in_use_is_refused(compute, project):
         .insert(project=project, body={"name": "b1", "healthChecks": ["global/healthChecks/h1"]})
         .execute(),
     )
-    settle(
-        compute,
-        project,
-        compute.subnetworks()
-        .insert(
-            project=project,
-            region=REGION,
-            body={"name": "s1", "network": "global/networks/n1", "ipCidrRange": "10.1.0.0/24"},
-        )
-        .execute(),
-    )
+    subnetwork(compute, project)
     for call, user in (
         (compute.healthChecks().delete(project=project, healthCheck="h1"), "backendServices/b1"),
         (compute.networks().delete(project=project, network="n1"), "subnetworks/s1"),
@@ -340,17 +345,7 @@ def test_lists_page_and_filter(fake, compute, project):
 def test_operation_faults_end_in_an_operation_error(fake, compute, project):
     network(compute, project)
     fake.faults.quota_exceeded("compute.subnetworks.insert", metric="SUBNETWORKS")
-    operation = settle(
-        compute,
-        project,
-        compute.subnetworks()
-        .insert(
-            project=project,
-            region=REGION,
-            body={"name": "s1", "network": "global/networks/n1", "ipCidrRange": "10.1.0.0/24"},
-        )
-        .execute(),
-    )
+    operation = subnetwork(compute, project)
     assert operation["error"]["errors"][0]["code"] == "QUOTA_EXCEEDED"
     assert compute.subnetworks().list(project=project, region=REGION).execute().get("items") is None
     fake.reset_faults()

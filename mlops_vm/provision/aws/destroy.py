@@ -111,9 +111,7 @@ def launch_templates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    pairs = ctx.call(
-        "ec2", "describe_key_pairs", "list the key pairs", Filters=tags.env_filters(env)
-    )["KeyPairs"]
+    pairs = tags.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs")
     changes = []
     for pair in pairs:
         changes.append(Change("delete", "key_pair", pair["KeyName"]))
@@ -129,12 +127,9 @@ def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    groups = ctx.call(
-        "ec2",
-        "describe_security_groups",
-        "list the security groups",
-        Filters=tags.env_filters(env),
-    )["SecurityGroups"]
+    groups = tags.tagged_ec2(
+        ctx, env, "describe_security_groups", "list the security groups", "SecurityGroups"
+    )
     changes = [Change("delete", "security_group", group["GroupName"]) for group in groups]
     if dry_run:
         return changes
@@ -160,9 +155,7 @@ def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    found = ctx.call("ec2", "describe_subnets", "list the subnets", Filters=tags.env_filters(env))[
-        "Subnets"
-    ]
+    found = tags.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets")
     changes = []
     for subnet in found:
         changes.append(Change("delete", "subnet", subnet["SubnetId"], subnet["CidrBlock"]))
@@ -177,9 +170,9 @@ def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    tables = ctx.call(
-        "ec2", "describe_route_tables", "list the route tables", Filters=tags.env_filters(env)
-    )["RouteTables"]
+    tables = tags.tagged_ec2(
+        ctx, env, "describe_route_tables", "list the route tables", "RouteTables"
+    )
     changes = []
     for table in tables:
         changes.append(Change("delete", "route_table", table["RouteTableId"]))
@@ -205,12 +198,9 @@ def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    gateways = ctx.call(
-        "ec2",
-        "describe_internet_gateways",
-        "list the internet gateways",
-        Filters=tags.env_filters(env),
-    )["InternetGateways"]
+    gateways = tags.tagged_ec2(
+        ctx, env, "describe_internet_gateways", "list the internet gateways", "InternetGateways"
+    )
     changes = []
     for gateway in gateways:
         gateway_id = gateway["InternetGatewayId"]
@@ -237,7 +227,7 @@ def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def vpcs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    found = ctx.call("ec2", "describe_vpcs", "list the VPCs", Filters=tags.env_filters(env))["Vpcs"]
+    found = tags.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs")
     changes = []
     for vpc in found:
         changes.append(Change("delete", "vpc", vpc["VpcId"], vpc["CidrBlock"]))

@@ -59,42 +59,39 @@ def tags_by_arn(ctx: AwsContext, arns: list[str]) -> dict[str, dict[str, str]]:
     return found
 
 
+# kind -> (describe operation, list key, ARN key); the names read "load balancer" etc.
+ELB_KINDS: dict[str, tuple[str, str, str]] = {
+    "load_balancer": ("describe_load_balancers", "LoadBalancers", "LoadBalancerArn"),
+    "target_group": ("describe_target_groups", "TargetGroups", "TargetGroupArn"),
+}
+
+
+def _tagged(ctx: AwsContext, kind: str, env: str) -> list[dict[str, Any]]:
+    """Every load balancer or target group of ENV (ELBv2 cannot filter by tag)."""
+    operation, key, arn_key = ELB_KINDS[kind]
+    found = ctx.pages("elbv2", operation, key, f"list the {kind.replace('_', ' ')}s")
+    by_arn = tags_by_arn(ctx, [item[arn_key] for item in found])
+    return [item for item in found if by_arn.get(item[arn_key], {}).get(tags.TAG_ENV) == env]
+
+
 def tagged_load_balancers(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    balancers = ctx.pages(
-        "elbv2", "describe_load_balancers", "LoadBalancers", "list the load balancers"
-    )
-    by_arn = tags_by_arn(ctx, [lb["LoadBalancerArn"] for lb in balancers])
-    return [
-        lb for lb in balancers if by_arn.get(lb["LoadBalancerArn"], {}).get(tags.TAG_ENV) == env
-    ]
+    return _tagged(ctx, "load_balancer", env)
 
 
 def tagged_target_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    groups = ctx.pages("elbv2", "describe_target_groups", "TargetGroups", "list the target groups")
-    by_arn = tags_by_arn(ctx, [group["TargetGroupArn"] for group in groups])
-    return [g for g in groups if by_arn.get(g["TargetGroupArn"], {}).get(tags.TAG_ENV) == env]
+    return _tagged(ctx, "target_group", env)
 
 
 def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, Any] | None:
     """The load balancer or target group NAME, if it is ENV's (CONFLICT if another's)."""
-    if kind == "load_balancer":
-        found = ctx.call(
-            "elbv2",
-            "describe_load_balancers",
-            f"find load balancer {name}",
-            missing_ok=True,
-            Names=[name],
-        ).get("LoadBalancers", [])
-        arn_key = "LoadBalancerArn"
-    else:
-        found = ctx.call(
-            "elbv2",
-            "describe_target_groups",
-            f"find target group {name}",
-            missing_ok=True,
-            Names=[name],
-        ).get("TargetGroups", [])
-        arn_key = "TargetGroupArn"
+    operation, key, arn_key = ELB_KINDS[kind]
+    found = ctx.call(
+        "elbv2",
+        operation,
+        f"find {kind.replace('_', ' ')} {name}",
+        missing_ok=True,
+        Names=[name],
+    ).get(key, [])
     if not found:
         return None
     owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(tags.TAG_ENV)

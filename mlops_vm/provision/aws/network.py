@@ -99,9 +99,7 @@ def choose_zones(ctx: AwsContext, wanted: tuple[str, ...]) -> list[str]:
 
 
 def find_vpc(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    vpcs = ctx.call(
-        "ec2", "describe_vpcs", "find the VPC", Filters=tags.env_filters(env, ROLE_NETWORK)
-    )["Vpcs"]
+    vpcs = tags.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
     return vpcs[0] if vpcs else None
 
 
@@ -157,12 +155,14 @@ def ensure_vpc(ctx: AwsContext, spec: FleetSpec, *, dry_run: bool) -> tuple[str 
 
 
 def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    gateways = ctx.call(
-        "ec2",
+    gateways = tags.tagged_ec2(
+        ctx,
+        env,
         "describe_internet_gateways",
         "find the internet gateway",
-        Filters=tags.env_filters(env, ROLE_NETWORK),
-    )["InternetGateways"]
+        "InternetGateways",
+        ROLE_NETWORK,
+    )
     return gateways[0] if gateways else None
 
 
@@ -199,12 +199,9 @@ def ensure_internet_gateway(
 
 
 def find_subnets(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return ctx.call(
-        "ec2",
-        "describe_subnets",
-        "find the subnets",
-        Filters=tags.env_filters(env, ROLE_NETWORK),
-    )["Subnets"]
+    return tags.tagged_ec2(
+        ctx, env, "describe_subnets", "find the subnets", "Subnets", ROLE_NETWORK
+    )
 
 
 def ensure_subnets(
@@ -250,12 +247,9 @@ def ensure_subnets(
 
 
 def find_route_table(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    tables = ctx.call(
-        "ec2",
-        "describe_route_tables",
-        "find the route table",
-        Filters=tags.env_filters(env, ROLE_NETWORK),
-    )["RouteTables"]
+    tables = tags.tagged_ec2(
+        ctx, env, "describe_route_tables", "find the route table", "RouteTables", ROLE_NETWORK
+    )
     return tables[0] if tables else None
 
 

@@ -7,9 +7,12 @@ long environment names are shortened with a hash that keeps them unique.
 
 import hashlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
+
+if TYPE_CHECKING:  # the client's modules import this one
+    from mlops_vm.provision.aws.client import AwsContext
 
 # Tags that are the provider's own bookkeeping, on top of env and role.
 TAG_SSH_USER = "mlops-vm/ssh-user"
@@ -44,6 +47,14 @@ def env_filters(env: str, role: str | None = None) -> list[dict[str, Any]]:
     if role is not None:
         filters.append({"Name": f"tag:{TAG_ROLE}", "Values": [role]})
     return filters
+
+
+def tagged_ec2(
+    ctx: "AwsContext", env: str, operation: str, doing: str, key: str, role: str | None = None
+) -> list[dict[str, Any]]:
+    """The EC2 resources of one kind that carry ENV's tags (and ROLE's): OPERATION (a
+    describe_*) lists them under KEY."""
+    return ctx.call("ec2", operation, doing, Filters=env_filters(env, role))[key]
 
 
 def base_name(env: str, role: str) -> str:

@@ -141,6 +141,19 @@ def linux_configuration(instance: InstanceSpec) -> Json:
     }
 
 
+def os_profile(instance: InstanceSpec, **computer_name: str) -> Json:
+    """The OS profile of one VM (computerName=...) or of a scale set's (computerNamePrefix=...)."""
+    profile: Json = {
+        **computer_name,
+        "adminUsername": instance.ssh_user,
+        "linuxConfiguration": linux_configuration(instance),
+    }
+    data = custom_data(instance.user_data)
+    if data is not None:
+        profile["customData"] = data
+    return profile
+
+
 def os_disk_size_gb(instance: InstanceSpec) -> int:
     return max(instance.disk_gb, IMAGE_OS_DISK_GB)
 
@@ -169,14 +182,6 @@ def nic_body(layout: Layout, spec: FleetSpec) -> Json:
 
 def vm_body(layout: Layout, spec: FleetSpec, vm_name: str, index: int, disk_type: str) -> Json:
     instance = spec.instance
-    os_profile: Json = {
-        "computerName": vm_name,
-        "adminUsername": instance.ssh_user,
-        "linuxConfiguration": linux_configuration(instance),
-    }
-    data = custom_data(instance.user_data)
-    if data is not None:
-        os_profile["customData"] = data
     body: Json = {
         "location": layout.location,
         "tags": tags(spec.env, spec.role, instance.tags),
@@ -192,7 +197,7 @@ def vm_body(layout: Layout, spec: FleetSpec, vm_name: str, index: int, disk_type
                     "managedDisk": {"storageAccountType": disk_type},
                 },
             },
-            "osProfile": os_profile,
+            "osProfile": os_profile(instance, computerName=vm_name),
             "networkProfile": {
                 "networkInterfaces": [
                     {"id": layout.ids.nic(Names.nic(vm_name)), "properties": {"primary": True}}

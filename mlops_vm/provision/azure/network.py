@@ -107,23 +107,14 @@ def resolve_layout(arm: Arm, spec: FleetSpec) -> Layout:
     group = existing.get("resource_group") or names.resource_group
     ids = Ids(arm.subscription_id, group)
     nsg_id = ids.nsg(names.nsg)
-    if existing.get("vnet"):
+    owns_vnet = not existing.get("vnet")
+    if owns_vnet:
+        vnet_ids, vnet = ids, names.vnet
+        instance_subnet, gateway_subnet = INSTANCE_SUBNET, GATEWAY_SUBNET
+    else:
         vnet_ids = Ids(arm.subscription_id, existing.get("vnet_resource_group") or group)
         vnet = existing["vnet"]
-        return Layout(
-            env=spec.env,
-            role=spec.role,
-            location=arm.location,
-            resource_group=group,
-            owns_resource_group=not existing.get("resource_group"),
-            subscription_id=arm.subscription_id,
-            vnet_id=vnet_ids.vnet(vnet),
-            instance_subnet_id=vnet_ids.subnet(vnet, existing["subnet"]),
-            gateway_subnet_id=vnet_ids.subnet(vnet, existing["gateway_subnet"]),
-            nsg_id=nsg_id,
-            nic_nsg_id=nsg_id,
-            owns_vnet=False,
-        )
+        instance_subnet, gateway_subnet = existing["subnet"], existing["gateway_subnet"]
     return Layout(
         env=spec.env,
         role=spec.role,
@@ -131,12 +122,13 @@ def resolve_layout(arm: Arm, spec: FleetSpec) -> Layout:
         resource_group=group,
         owns_resource_group=not existing.get("resource_group"),
         subscription_id=arm.subscription_id,
-        vnet_id=ids.vnet(names.vnet),
-        instance_subnet_id=ids.subnet(names.vnet, INSTANCE_SUBNET),
-        gateway_subnet_id=ids.subnet(names.vnet, GATEWAY_SUBNET),
+        vnet_id=vnet_ids.vnet(vnet),
+        instance_subnet_id=vnet_ids.subnet(vnet, instance_subnet),
+        gateway_subnet_id=vnet_ids.subnet(vnet, gateway_subnet),
         nsg_id=nsg_id,
-        nic_nsg_id=None,
-        owns_vnet=True,
+        # A reused subnet is not ours to attach the NSG to: the NICs carry it instead.
+        nic_nsg_id=None if owns_vnet else nsg_id,
+        owns_vnet=owns_vnet,
     )
 
 

@@ -19,9 +19,8 @@ import copy
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge, differences
 from mlops_vm.provision.azure.instances import (
-    custom_data,
-    linux_configuration,
     os_disk_size_gb,
+    os_profile,
     primary_private_ip,
     vm_status,
 )
@@ -161,14 +160,6 @@ def scale_set_body(
     layout: Layout, spec: FleetSpec, *, capacity: int, pools: list[Json], disk_type: str
 ) -> Json:
     instance = spec.instance
-    os_profile: Json = {
-        "computerNamePrefix": layout.names.computer_name_prefix,
-        "adminUsername": instance.ssh_user,
-        "linuxConfiguration": linux_configuration(instance),
-    }
-    data = custom_data(instance.user_data)
-    if data is not None:
-        os_profile["customData"] = data
     nic_config: Json = {
         "name": NIC_CONFIG,
         "properties": {
@@ -214,7 +205,9 @@ def scale_set_body(
                 },
             },
             "virtualMachineProfile": {
-                "osProfile": os_profile,
+                "osProfile": os_profile(
+                    instance, computerNamePrefix=layout.names.computer_name_prefix
+                ),
                 "storageProfile": {
                     "imageReference": image_reference(instance.image),
                     "osDisk": {

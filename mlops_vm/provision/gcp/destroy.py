@@ -13,7 +13,6 @@ success, so a second destroy finds nothing and changes nothing.
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.names import basename, owner
@@ -129,36 +128,10 @@ def destroy_instances(ctx: Context, log: ChangeLog) -> None:
             ),
             detail=zone,
         )
-    doomed = instances.list_resources(ctx, env)
-    if log.dry_run:
-        for resource in doomed:
-            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
-        return
-    # Start every delete, then wait: instances go in parallel, as they would by hand.
-    started, failures = [], []
-    for resource in doomed:
-        name, zone = resource["name"], basename(resource["zone"])
-        what = f"delete instance {name}"
-        try:
-            operation = ctx.client.execute(
-                what,
-                lambda s, n=name, z=zone: s.instances().delete(
-                    project=ctx.project, zone=z, instance=n
-                ),
-            )
-        except ProvisionError as error:
-            if error.code is not ErrorCode.NOT_FOUND:
-                failures.append(error)
-            continue
-        started.append((resource, what, operation))
-    errors = ctx.client.wait_all([(what, operation) for _, what, operation in started])
-    for (resource, _, _), error in zip(started, errors, strict=True):
-        if error is None or error.code is ErrorCode.NOT_FOUND:
-            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
-        else:
-            failures.append(error)
+    # Every delete is started before waiting: instances go in parallel, as they would by hand.
+    failures = instances.delete_instances(ctx, instances.list_resources(ctx, env), log)
     if failures:
-        raise failures[0]
+        raise failures[0][1]
 
 
 def destroy_network(ctx: Context, log: ChangeLog) -> None:

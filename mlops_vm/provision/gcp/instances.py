@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp.client import Request
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, labels
@@ -171,6 +172,65 @@ def ensure_count(
         _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
 
 
+def _run_together(
+    ctx: Context,
+    requests: list[tuple[str, tuple[str, str], Request]],
+    *,
+    missing_ok: bool,
+) -> tuple[list[tuple[str, str]], list[tuple[str, ProvisionError]]]:
+    """Start every request, (what, (name, zone), request) each, before waiting for any (one
+    instance after the other would take minutes each). The (name, zone) of those that
+    succeeded (or, with MISSING_OK, found nothing to do), and the (what, error) of the rest."""
+
+    def failed(error: ProvisionError) -> bool:
+        return not (missing_ok and error.code is ErrorCode.NOT_FOUND)
+
+    started, names, failures = [], [], []
+    for what, name_zone, request in requests:
+        try:
+            started.append((what, ctx.client.execute(what, request)))
+            names.append(name_zone)
+        except ProvisionError as error:
+            if failed(error):
+                failures.append((what, error))
+    done = []
+    for name_zone, (what, _), error in zip(
+        names, started, ctx.client.wait_all(started), strict=True
+    ):
+        if error is None or not failed(error):
+            done.append(name_zone)
+        else:
+            failures.append((what, error))
+    return done, failures
+
+
+def delete_instances(
+    ctx: Context, resources: list[dict[str, Any]], log: ChangeLog
+) -> list[tuple[str, ProvisionError]]:
+    """Delete the instance RESOURCES together and log each one gone (what was already
+    gone counts); the (what, error) of those that failed."""
+    if log.dry_run:
+        for resource in resources:
+            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
+        return []
+    requests: list[tuple[str, tuple[str, str], Request]] = []
+    for resource in resources:
+        name, zone = resource["name"], basename(resource["zone"])
+        requests.append(
+            (
+                f"delete instance {name}",
+                (name, zone),
+                lambda s, n=name, z=zone: s.instances().delete(
+                    project=ctx.project, zone=z, instance=n
+                ),
+            )
+        )
+    done, failures = _run_together(ctx, requests, missing_ok=True)
+    for name, zone in done:
+        log.record("delete", "instance", name, detail=zone)
+    return failures
+
+
 def _delete_surplus(
     ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
 ) -> None:
@@ -179,37 +239,7 @@ def _delete_surplus(
         return (-1 if index is None else index, resource["name"])
 
     victims = sorted(existing, key=newest_first, reverse=True)[:surplus]
-    if log.dry_run:
-        for victim in victims:
-            log.record("delete", "instance", victim["name"], detail=basename(victim["zone"]))
-        return
-    started, names, failures = [], [], []
-    for victim in victims:
-        name, zone = victim["name"], basename(victim["zone"])
-        what = f"delete instance {name}"
-        try:
-            started.append(
-                (
-                    what,
-                    ctx.client.execute(
-                        what,
-                        lambda s, n=name, z=zone: s.instances().delete(
-                            project=ctx.project, zone=z, instance=n
-                        ),
-                    ),
-                )
-            )
-            names.append((name, zone))
-        except ProvisionError as error:
-            if error.code is not ErrorCode.NOT_FOUND:
-                failures.append((what, error))
-    for (name, zone), (what, _), error in zip(
-        names, started, ctx.client.wait_all(started), strict=True
-    ):
-        if error is None or error.code is ErrorCode.NOT_FOUND:
-            log.record("delete", "instance", name, detail=zone)
-        else:
-            failures.append((what, error))
+    failures = delete_instances(ctx, victims, log)
     if failures:
         raise _first_error(failures)
 
@@ -235,34 +265,19 @@ def _create_missing(
         for name, zone in wanted:
             log.record("create", "instance", name, detail=f"{detail} in {zone}")
         return
-    started, names, failures = [], [], []
+    requests: list[tuple[str, tuple[str, str], Request]] = []
     for name, zone in wanted:
         body = instance_body(ctx, spec, refs, zone, name)
-        what = f"create instance {name} in {zone}"
-        try:
-            started.append(
-                (
-                    what,
-                    ctx.client.execute(
-                        what,
-                        lambda s, z=zone, b=body: s.instances().insert(
-                            project=ctx.project, zone=z, body=b
-                        ),
-                    ),
-                )
+        requests.append(
+            (
+                f"create instance {name} in {zone}",
+                (name, zone),
+                lambda s, z=zone, b=body: s.instances().insert(project=ctx.project, zone=z, body=b),
             )
-            names.append((name, zone))
-        except ProvisionError as error:
-            failures.append((what, error))
-    created = []
-    for (name, zone), (what, _), error in zip(
-        names, started, ctx.client.wait_all(started), strict=True
-    ):
-        if error is None:
-            log.record("create", "instance", name, detail=f"{detail} in {zone}")
-            created.append((name, zone))
-        else:
-            failures.append((what, error))
+        )
+    created, failures = _run_together(ctx, requests, missing_ok=False)
+    for name, zone in created:
+        log.record("create", "instance", name, detail=f"{detail} in {zone}")
     if failures:
         raise _first_error(failures)
     for name, zone in created:

@@ -136,6 +136,35 @@ def _patch(
     )
 
 
+def _set(
+    ctx: Context,
+    kind: str,
+    name: str,
+    method: str,
+    body: dict[str, Any],
+    log: ChangeLog,
+    *,
+    doing: str,
+    detail: str,
+) -> None:
+    """One of a global resource's setX methods: what a patch cannot change."""
+    collection, param = GLOBAL[kind]
+    # setLabels names the resource `resource`; the other setters by the kind's parameter.
+    key = "resource" if method == "setLabels" else param
+    log.apply(
+        "update",
+        kind,
+        name,
+        lambda: ctx.client.mutate(
+            doing,
+            lambda s: getattr(getattr(s, collection)(), method)(
+                project=ctx.project, **{key: name}, body=body
+            ),
+        ),
+        detail=detail,
+    )
+
+
 def _delete(ctx: Context, kind: str, name: str) -> bool:
     collection, param = GLOBAL[kind]
     return ctx.client.delete(
@@ -241,33 +270,31 @@ def _converge_members(
     add = [link for link in wanted if not any(same_link(link, c) for c in current)]
     remove = [link for link in current if not any(same_link(link, w) for w in wanted)]
     if add:
-        body = {"instances": [{"instance": link} for link in add]}
-        log.apply(
-            "update",
-            "instance_group",
-            name,
-            lambda: ctx.client.mutate(
-                f"add instances to instance group {name}",
-                lambda s: s.instanceGroups().addInstances(
-                    project=ctx.project, zone=zone, instanceGroup=name, body=body
-                ),
-            ),
-            detail=f"{zone}: add {', '.join(basename(link) for link in add)}",
-        )
+        _change_members(ctx, zone, name, "add", add, log)
     if remove:
-        body = {"instances": [{"instance": link} for link in remove]}
-        log.apply(
-            "update",
-            "instance_group",
-            name,
-            lambda: ctx.client.mutate(
-                f"remove instances from instance group {name}",
-                lambda s: s.instanceGroups().removeInstances(
-                    project=ctx.project, zone=zone, instanceGroup=name, body=body
-                ),
+        _change_members(ctx, zone, name, "remove", remove, log)
+
+
+_MEMBER_CHANGES = {"add": "add instances to", "remove": "remove instances from"}
+
+
+def _change_members(
+    ctx: Context, zone: str, name: str, verb: str, links: list[str], log: ChangeLog
+) -> None:
+    """Add LINKS to, or remove them from, the unmanaged group NAME (verb "add" or "remove")."""
+    body = {"instances": [{"instance": link} for link in links]}
+    log.apply(
+        "update",
+        "instance_group",
+        name,
+        lambda: ctx.client.mutate(
+            f"{_MEMBER_CHANGES[verb]} instance group {name}",
+            lambda s: getattr(s.instanceGroups(), f"{verb}Instances")(
+                project=ctx.project, zone=zone, instanceGroup=name, body=body
             ),
-            detail=f"{zone}: remove {', '.join(basename(link) for link in remove)}",
-        )
+        ),
+        detail=f"{zone}: {verb} {', '.join(basename(link) for link in links)}",
+    )
 
 
 def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) -> None:
@@ -520,32 +547,26 @@ def ensure_https_proxy(
         )
         return ctx.links.global_("targetHttpsProxies", name)
     if not same_link(current.get("urlMap"), url_map):
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "target_https_proxy",
             name,
-            lambda: ctx.client.mutate(
-                f"set URL map of target HTTPS proxy {name}",
-                lambda s: s.targetHttpsProxies().setUrlMap(
-                    project=ctx.project, targetHttpsProxy=name, body={"urlMap": url_map}
-                ),
-            ),
+            "setUrlMap",
+            {"urlMap": url_map},
+            log,
+            doing=f"set URL map of target HTTPS proxy {name}",
             detail=f"URL map {basename(url_map)}",
         )
     certs = current.get("sslCertificates", [])
     if len(certs) != 1 or not same_link(certs[0], certificate):
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "target_https_proxy",
             name,
-            lambda: ctx.client.mutate(
-                f"set certificates of target HTTPS proxy {name}",
-                lambda s: s.targetHttpsProxies().setSslCertificates(
-                    project=ctx.project,
-                    targetHttpsProxy=name,
-                    body={"sslCertificates": [certificate]},
-                ),
-            ),
+            "setSslCertificates",
+            {"sslCertificates": [certificate]},
+            log,
+            doing=f"set certificates of target HTTPS proxy {name}",
             detail=f"certificate {basename(certificate)}",
         )
     return ctx.links.global_("targetHttpsProxies", name)
@@ -566,16 +587,14 @@ def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: C
             log,
         )
     elif not same_link(current.get("urlMap"), url_map):
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "target_http_proxy",
             name,
-            lambda: ctx.client.mutate(
-                f"set URL map of target HTTP proxy {name}",
-                lambda s: s.targetHttpProxies().setUrlMap(
-                    project=ctx.project, targetHttpProxy=name, body={"urlMap": url_map}
-                ),
-            ),
+            "setUrlMap",
+            {"urlMap": url_map},
+            log,
+            doing=f"set URL map of target HTTP proxy {name}",
             detail=f"URL map {basename(url_map)}",
         )
     return ctx.links.global_("targetHttpProxies", name)
@@ -606,17 +625,14 @@ def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str 
             return None
         current = get_global(ctx, "global_address", name) or {}
     elif current.get("labels", {}) != wanted_labels:
-        body = {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")}
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "global_address",
             name,
-            lambda: ctx.client.mutate(
-                f"set labels of global address {name}",
-                lambda s: s.globalAddresses().setLabels(
-                    project=ctx.project, resource=name, body=body
-                ),
-            ),
+            "setLabels",
+            {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")},
+            log,
+            doing=f"set labels of global address {name}",
             detail="labels",
         )
     return current.get("address")
@@ -663,30 +679,25 @@ def ensure_forwarding_rule(
         _create(ctx, "forwarding_rule", body, log, detail=f"{address or 'new address'}:{port}")
         return ctx.links.global_("forwardingRules", name)
     if not same_link(current.get("target"), target):
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "forwarding_rule",
             name,
-            lambda: ctx.client.mutate(
-                f"set target of forwarding rule {name}",
-                lambda s: s.globalForwardingRules().setTarget(
-                    project=ctx.project, forwardingRule=name, body={"target": target}
-                ),
-            ),
+            "setTarget",
+            {"target": target},
+            log,
+            doing=f"set target of forwarding rule {name}",
             detail=f"target {basename(target)}",
         )
     if current.get("labels", {}) != wanted_labels:
-        label_body = {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")}
-        log.apply(
-            "update",
+        _set(
+            ctx,
             "forwarding_rule",
             name,
-            lambda: ctx.client.mutate(
-                f"set labels of forwarding rule {name}",
-                lambda s: s.globalForwardingRules().setLabels(
-                    project=ctx.project, resource=name, body=label_body
-                ),
-            ),
+            "setLabels",
+            {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")},
+            log,
+            doing=f"set labels of forwarding rule {name}",
             detail="labels",
         )
     return ctx.links.global_("forwardingRules", name)

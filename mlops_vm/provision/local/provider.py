@@ -10,6 +10,7 @@ from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.local import resources as res
+from mlops_vm.provision.local import ssh_access
 from mlops_vm.provision.model import (
     ROLE_LB,
     ROLE_MODEL,
@@ -72,9 +73,9 @@ class LocalProvider(Provider):
             status=InstanceStatus.RUNNING if container.running else InstanceStatus.STOPPED,
             private_ip=container.ips.get(res.network_name(env)),
             role=container.labels.get(TAG_ROLE, ROLE_MODEL),
-            connection="docker",
+            connection="ssh",
             ssh_user="root",
-            tags=container.labels,
+            tags={**container.labels, "ssh_key_file": str(ssh_access.key_file(env))},
         )
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
@@ -117,6 +118,7 @@ class LocalProvider(Provider):
         changes += [Change("delete", "instance", existing[i].name) for i in to_delete]
         if not dry_run:
             self.apply_fleet(spec, to_create, to_start, [existing[i].name for i in to_delete])
+            self.grant_ssh(spec.env, ROLE_MODEL)
         instances = self.list_instances(spec.env, ROLE_MODEL)
         network = {"network": res.network_name(spec.env)}
         if res.network_exists(spec.env):
@@ -143,6 +145,15 @@ class LocalProvider(Provider):
             docker("start", name)
             names.append(name)
         self.wait_all_booted(names)
+
+    def grant_ssh(self, env: str, role: str) -> None:
+        """Every running VM of ROLE takes the environment's key; its host key is recorded."""
+        public_key = ssh_access.ensure_key(env)
+        for container in res.find_containers(env, role):
+            address = container.ips.get(res.network_name(env))
+            if container.running and address:
+                ssh_access.authorize(container.name, public_key)
+                ssh_access.record_host_key(env, container.name, address)
 
     def wait_all_booted(self, names: list[str]) -> None:
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -192,6 +203,8 @@ class LocalProvider(Provider):
             if not dry_run:
                 docker("start", name)
                 self.wait_all_booted([name])
+        if not dry_run:
+            self.grant_ssh(spec.env, ROLE_LB)
         hosts = self.list_instances(spec.env, ROLE_LB)
         return LoadBalancerResult(
             endpoint=f"https://127.0.0.1:{spec.publish_port}",

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from tests.fakes.azure.rules import (
     ResourceType,
     allocate_private_ip,
-    find_child,
     require,
+    require_child_ref,
+    require_optional_ref,
     same_id,
     vm_using_nic,
 )
@@ -433,23 +434,11 @@ class VirtualMachineScaleSets(ResourceType):
             for ipc in config.get("properties", {}).get("ipConfigurations", []):
                 ip_props = ipc.get("properties", {})
                 subnet_id = ref_id(ip_props.get("subnet"))
-                require(
-                    subnet_id is not None and find_child(state, subnet_id) is not None,
-                    "InvalidResourceReference",
-                    f"Resource {subnet_id} referenced by resource {rid} was not found.",
-                )
+                require_child_ref(state, subnet_id, rid)
                 for pool in ip_props.get("applicationGatewayBackendAddressPools", []):
-                    require(
-                        find_child(state, ref_id(pool) or "") is not None,
-                        "InvalidResourceReference",
-                        f"Resource {ref_id(pool)} referenced by resource {rid} was not found.",
-                    )
+                    require_child_ref(state, ref_id(pool), rid)
             nsg = ref_id(config.get("properties", {}).get("networkSecurityGroup"))
-            require(
-                nsg is None or state.get(nsg) is not None,
-                "InvalidResourceReference",
-                f"Resource {nsg} referenced by resource {rid} was not found.",
-            )
+            require_optional_ref(state, nsg, rid)
 
     @staticmethod
     def _check_upgrade_policy(props: Json, profile: Json) -> None:

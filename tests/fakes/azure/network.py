@@ -22,6 +22,8 @@ from tests.fakes.azure.rules import (
     ip_configurations,
     named_children,
     require,
+    require_child_ref,
+    require_optional_ref,
     same_id,
     scale_set_model_pool_ids,
     vm_using_nic,
@@ -88,12 +90,7 @@ class VirtualNetworks(ResourceType):
             "the IP address range of virtual network.",
         )
         nsg = ref_id(props.get("networkSecurityGroup"))
-        if nsg is not None:
-            require(
-                state.get(nsg) is not None,
-                "InvalidResourceReference",
-                f"Resource {nsg} referenced by resource {subnet['id']} was not found.",
-            )
+        require_optional_ref(state, nsg, subnet["id"])
 
     @staticmethod
     def _check_overlaps(subnets: list[Json]) -> None:
@@ -300,11 +297,7 @@ class NetworkInterfaces(ResourceType):
         if len(configs) == 1:
             configs[0]["properties"]["primary"] = True
         nsg = ref_id(props.get("networkSecurityGroup"))
-        require(
-            nsg is None or state.get(nsg) is not None,
-            "InvalidResourceReference",
-            f"Resource {nsg} referenced by resource {rid} was not found.",
-        )
+        require_optional_ref(state, nsg, rid)
         old_mac = (existing or {}).get("properties", {}).get("macAddress")
         props["macAddress"] = old_mac or "00-0D-3A-" + uuid.uuid4().bytes[:3].hex("-").upper()
         return body
@@ -315,11 +308,7 @@ class NetworkInterfaces(ResourceType):
     ) -> None:
         props = config["properties"]
         subnet_id = ref_id(props.get("subnet"))
-        require(
-            subnet_id is not None and find_child(state, subnet_id) is not None,
-            "InvalidResourceReference",
-            f"Resource {subnet_id} referenced by resource {nic_id} was not found.",
-        )
+        require_child_ref(state, subnet_id, nic_id)
         assert subnet_id is not None
         require(
             not gateways_using_subnet(state, subnet_id),
@@ -333,11 +322,7 @@ class NetworkInterfaces(ResourceType):
             f"Public IP referenced by {nic_id} was not found.",
         )
         for pool in props.get("applicationGatewayBackendAddressPools", []):
-            require(
-                find_child(state, ref_id(pool) or "") is not None,
-                "InvalidResourceReference",
-                f"Resource {ref_id(pool)} referenced by resource {nic_id} was not found.",
-            )
+            require_child_ref(state, ref_id(pool), nic_id)
         props.setdefault("privateIPAllocationMethod", "Dynamic")
         if old and same_id(ref_id(old.get("subnet")), subnet_id):
             props["privateIPAddress"] = old["privateIPAddress"]
@@ -479,11 +464,7 @@ class ApplicationGateways(ResourceType):
             "An Application Gateway needs exactly one gateway IP configuration.",
         )
         subnet_id = ref_id(configs[0]["properties"].get("subnet"))
-        require(
-            subnet_id is not None and find_child(state, subnet_id) is not None,
-            "InvalidResourceReference",
-            f"Resource {subnet_id} referenced by resource {rid} was not found.",
-        )
+        require_child_ref(state, subnet_id, rid)
         assert subnet_id is not None
         others = [c.id for c in ip_configurations(state) if same_id(c.subnet_id, subnet_id)]
         other_gateways = [

@@ -88,6 +88,25 @@ def require(condition: bool, code: str, message: str, status: int = 400) -> None
         raise ArmError(status, code, message)
 
 
+def require_child_ref(state: ArmState, child_id: str | None, referrer: str) -> None:
+    """A reference to a child resource (a subnet, a backend pool) must name one that exists."""
+    require(
+        child_id is not None and find_child(state, child_id) is not None,
+        "InvalidResourceReference",
+        f"Resource {child_id} referenced by resource {referrer} was not found.",
+    )
+
+
+def require_optional_ref(state: ArmState, resource_id: str | None, referrer: str) -> None:
+    """An optional reference to a resource (a network security group) must, when set, name
+    one that exists."""
+    require(
+        resource_id is None or state.get(resource_id) is not None,
+        "InvalidResourceReference",
+        f"Resource {resource_id} referenced by resource {referrer} was not found.",
+    )
+
+
 # -- shared look-ups ------------------------------------------------------------------------
 
 

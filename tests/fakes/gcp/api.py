@@ -187,6 +187,17 @@ class ComputeApi:
         token = str(start + size) if start + size < len(items) else None
         return page, token
 
+    def list_answer(self, call: Call, kind: str, path: str, items: list[Any]) -> dict[str, Any]:
+        """The page of ITEMS the call asks for, as a list method answers: `items` only when
+        there are some, `nextPageToken` while more pages follow."""
+        page, token = self._page(call, items)
+        answer: dict[str, Any] = {"kind": kind, "id": path, "selfLink": link(path)}
+        if page:
+            answer["items"] = page
+        if token:
+            answer["nextPageToken"] = token
+        return answer
+
     def _filtered(self, call: Call, rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
         text = call.query.get("filter")
         if not text:
@@ -225,18 +236,10 @@ class ComputeApi:
     def verb_list(self, call: Call) -> dict[str, Any]:
         prefix = call.path
         rendered = [self.render(p, r) for p, r in self.store.collection(prefix)]
-        page, token = self._page(call, self._filtered(call, rendered))
         schema = self.discovery.schemas[call.method.response_schema or ""]
-        answer: dict[str, Any] = {
-            "kind": schema["properties"]["kind"]["default"],
-            "id": prefix,
-            "selfLink": link(prefix),
-        }
-        if page:
-            answer["items"] = page
-        if token:
-            answer["nextPageToken"] = token
-        return answer
+        return self.list_answer(
+            call, schema["properties"]["kind"]["default"], prefix, self._filtered(call, rendered)
+        )
 
     def verb_aggregatedList(self, call: Call) -> dict[str, Any]:
         collection = call.path.rsplit("/", 1)[1]

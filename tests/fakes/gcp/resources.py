@@ -775,17 +775,7 @@ class Behaviours:
                         "namedPorts": group.get("namedPorts", []),
                     }
                 )
-        page, token = self.api._page(call, items)
-        answer: dict[str, Any] = {
-            "kind": "compute#instanceGroupsListInstances",
-            "id": path,
-            "selfLink": link(path),
-        }
-        if page:
-            answer["items"] = page
-        if token:
-            answer["nextPageToken"] = token
-        return answer
+        return self.api.list_answer(call, "compute#instanceGroupsListInstances", path, items)
 
     def set_named_ports(self, call: Call) -> dict:
         path = self.api.item_path(call)

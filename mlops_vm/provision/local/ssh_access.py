@@ -1,0 +1,72 @@
+"""SSH into the local VMs the way cloud VMs are reached: a key per environment, known
+host keys.
+
+Like cloud-init on a cloud, the provider puts the environment's public key in root's
+authorized_keys when a VM boots. Unlike a cloud, it can read the VM's host key directly,
+so the environment's known_hosts holds the real key and strict checking stays on. This
+keeps the local cloud on the same connection path as every cloud (ssh, pipelining,
+ControlPersist) instead of a docker-specific one.
+"""
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mlops_vm import paths
+from mlops_vm.inventory import known_hosts_file
+from mlops_vm.platform.docker_cli import docker
+from mlops_vm.platform.pki import write_private
+
+
+def key_file(env: str) -> Path:
+    return paths.STATE_DIR / "envs" / env / "ssh" / "id_ed25519"
+
+
+def ensure_key(env: str) -> str:
+    """The environment's key pair (created once); returns the public key line."""
+    private = key_file(env)
+    public = private.with_suffix(".pub")
+    if not (private.exists() and public.exists()):
+        key = ed25519.Ed25519PrivateKey.generate()
+        write_private(
+            private,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            ),
+        )
+        line = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .decode()
+        )
+        public.write_text(f"{line} mlops-vm-{env}\n")
+    return public.read_text().strip()
+
+
+def authorize(vm: str, public_key: str) -> None:
+    """Root's authorized_keys in VM holds exactly the environment's key."""
+    docker(
+        "exec",
+        "-i",
+        vm,
+        "sh",
+        "-c",
+        "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+        " && chmod 600 /root/.ssh/authorized_keys",
+        input_bytes=f"{public_key}\n".encode(),
+    )
+
+
+def record_host_key(env: str, vm: str, address: str) -> None:
+    """Put VM's host key in the environment's known_hosts, replacing older keys of ADDRESS
+    (addresses are reused when VMs are recreated)."""
+    host_key = docker("exec", vm, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+    path = known_hosts_file(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if line.split(" ", 1)[0] != address]
+    kept.append(" ".join([address, *host_key]))
+    path.write_text("\n".join(kept) + "\n")
