@@ -65,8 +65,8 @@ def timed_provision(directory: Path) -> tuple[float, dict]:
 
 
 def to_ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def wrk(url: str, duration_s: int, connections: int, threads: int) -> dict[str, float]:
@@ -90,6 +90,7 @@ def wrk(url: str, duration_s: int, connections: int, threads: int) -> dict[str, 
         text=True,
         check=True,
     ).stdout
+    print(f"wrk {url}:\n{out}", flush=True)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -150,6 +151,7 @@ def main() -> None:
             fresh_s, summary = timed_provision(directory)
             again_s, again = timed_provision(directory)
             rows.append((size, fresh_s, again_s, again["changed"]))
+            print(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {again_s:.1f}s", flush=True)
             if size == max(args.sizes) or size == 1:
                 load[size] = wrk(
                     f"{summary['endpoint']}/predict", args.duration, args.connections, args.threads
