@@ -1,4 +1,4 @@
-"""The `mlops-vm` command: provision, status, destroy and validate an environment.
+"""The `mlops-vm` command: provision, deploy, rollback, status, logs, destroy and validate.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (nothing was created or changed),
 130 interrupted (Ctrl-C; the run stops cleanly and its log is kept).
@@ -13,8 +13,11 @@ import typer
 from rich.live import Live
 
 from mlops_vm import display
-from mlops_vm.config import ConfigError, LoadedEnvironment, load_environment
+from mlops_vm.config import IMAGE_REFERENCE, ConfigError, LoadedEnvironment, load_environment
 from mlops_vm.provision import ErrorCode, Provider, ProvisionError, get_provider
+from mlops_vm.provision.model import ROLE_MODEL
+from mlops_vm.release.choose import choose_release
+from mlops_vm.release.hosts import read_hosts, stream_logs
 from mlops_vm.runner import PlaybookRun, RunResult
 from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
@@ -97,6 +100,7 @@ def run_playbook(
     check: bool,
     verbose: bool,
     as_json: bool,
+    extravars: dict[str, Any] | None = None,
 ) -> RunResult:
     run = PlaybookRun(
         env=loaded.config.env,
@@ -105,6 +109,7 @@ def run_playbook(
         check=check,
         verbose=verbose,
         secrets=known_secrets(loaded),
+        extravars={"mlops_vm_release_batch": loaded.config.release.batch, **(extravars or {})},
     )
     if as_json or verbose or not display.console.is_terminal:
         return run.run()
@@ -137,6 +142,7 @@ def run_summary(result: RunResult, check: bool) -> dict[str, Any]:
         "changed_by_host": state.stats.get("changed", {}),
         "planned" if check else "changes": state.data.get("planned", []),
         "targets": state.data.get("targets", []),
+        "release": state.data.get("release"),
         "failures": [asdict(f) for f in state.failures],
         "elapsed_s": round(state.elapsed_s, 1),
         "run_dir": str(result.run_dir),
@@ -163,6 +169,7 @@ def show_run(summary: dict[str, Any], title: str) -> None:
             f"{summary['changed']} " + json.dumps(summary["changed_by_host"], sort_keys=True),
         ),
         (changes_key, "\n".join(summary[changes_key]) or "none"),
+        *release_rows(summary.get("release")),
         ("time", f"{summary['elapsed_s']:.0f}s"),
         ("run log", summary["run_dir"]),
     ]
@@ -174,6 +181,18 @@ def show_run(summary: dict[str, Any], title: str) -> None:
         )
 
 
+def release_rows(release: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not release or not release.get("image"):
+        return []
+    changed = ", ".join(release.get("hosts_changed") or []) or "none (already running)"
+    rows = [("release", f"{release['image']} ({release.get('source')}), hosts changed: {changed}")]
+    rows += [("note", note) for note in release.get("notes") or []]
+    if release.get("failure"):
+        failure = release["failure"]
+        rows.append(("rolled back", f"{failure['host']}: {failure['reason']}"))
+    return rows
+
+
 def run_and_report(
     loaded: LoadedEnvironment,
     playbook: str,
@@ -181,9 +200,12 @@ def run_and_report(
     check: bool,
     verbose: bool,
     as_json: bool,
+    extravars: dict[str, Any] | None = None,
 ) -> None:
     """Run PLAYBOOK, print its summary (or JSON), exit with the run's code."""
-    result = run_playbook(loaded, playbook, title, check=check, verbose=verbose, as_json=as_json)
+    result = run_playbook(
+        loaded, playbook, title, check=check, verbose=verbose, as_json=as_json, extravars=extravars
+    )
     summary = run_summary(result, check)
     if as_json:
         display.print_json(summary)
@@ -227,20 +249,92 @@ def destroy(
 
 
 @app.command()
-def status(env: EnvArg, as_json: JsonOpt = False) -> None:
-    """List the environment's instances and their health behind the load balancer."""
+def deploy(
+    env: EnvArg,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="Image to release (default: the inventory's model.image)."),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Release a model version host by host: out of the load balancer, swap, health-gate, back
+    in; a host that does not get healthy rolls the release back everywhere (exit 1)."""
     loaded = load(env, as_json)
-    provider = provider_for(loaded, as_json)
+    if image is not None and not IMAGE_REFERENCE.match(image):
+        raise fail(
+            EXIT_BAD_INPUT,
+            f"--image {image!r} is not an image reference",
+            ["registry[:port]/path[:tag][@sha256:digest], lowercase path"],
+            as_json,
+        )
+    provider_for(loaded, as_json)
+    extravars: dict[str, Any] = {"mlops_vm_release_mode": "deploy"}
+    if image:
+        extravars["mlops_vm_release_image"] = image
+    title = f"{'release plan for' if check else 'released'} {loaded.config.env}"
+    run_and_report(loaded, "playbooks/release.yml", title, check, verbose, as_json, extravars)
+
+
+@app.command()
+def rollback(
+    env: EnvArg,
+    check: Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Go back to the previous release recorded on the hosts, host by host like a deploy."""
+    loaded = load(env, as_json)
+    provider_for(loaded, as_json)
+    title = f"{'rollback plan for' if check else 'rolled back'} {loaded.config.env}"
+    extravars = {"mlops_vm_release_mode": "rollback"}
+    run_and_report(loaded, "playbooks/release.yml", title, check, verbose, as_json, extravars)
+
+
+@app.command()
+def logs(
+    env: EnvArg,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    tail: Annotated[int, typer.Option("--tail", help="Lines per container.")] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+) -> None:
+    """The model containers' logs across the hosts, each line prefixed with host | container."""
+    loaded = load(env, False)
+    provider = provider_for(loaded, False)
     try:
-        instances = provider.list_instances(loaded.config.env)
-        health = {
-            t.instance_id: t
-            for t in provider.target_health(load_balancer_spec(loaded.config, loaded.inventory_dir))
-        }
+        instances = provider.list_instances(loaded.config.env, ROLE_MODEL)
     except ProvisionError as error:
-        raise fail(EXIT_FAILED, "status failed", [str(error)], as_json) from None
-    rows = [
-        {
+        raise fail(EXIT_FAILED, "logs failed", [str(error)], False) from None
+    if host:
+        instances = [i for i in instances if host in (i.name, i.id)]
+        if not instances:
+            raise fail(EXIT_BAD_INPUT, f"no model host {host!r} in {loaded.config.env}", [], False)
+    code = stream_logs(instances, loaded.config, loaded.inventory_dir, tail=tail, follow=follow)
+    raise typer.Exit(code)
+
+
+def host_status_rows(
+    loaded: LoadedEnvironment, provider: Provider
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One row per instance (release, replicas, LB health) and the release the inventory asks
+    for (with the rules of `provision`)."""
+    config = loaded.config
+    instances = provider.list_instances(config.env)
+    health = {
+        t.instance_id: t
+        for t in provider.target_health(load_balancer_spec(config, loaded.inventory_dir))
+    }
+    model_hosts = [i for i in instances if i.role == ROLE_MODEL]
+    readings = read_hosts(model_hosts, config, loaded.inventory_dir) if model_hosts else {}
+    wanted = None
+    records = {name: r.record for name, r in readings.items() if not r.error}
+    if config.fleet.mode == "fleet":
+        wanted = choose_release("provision", config.model.model_dump(), records).release["image"]
+    rows = []
+    for i in instances:
+        reading = readings.get(i.name)
+        row: dict[str, Any] = {
             "name": i.name,
             "role": i.role,
             "status": str(i.status),
@@ -248,25 +342,81 @@ def status(env: EnvArg, as_json: JsonOpt = False) -> None:
             "healthy": health[i.id].healthy if i.id in health else None,
             "health": health[i.id].reason if i.id in health else "",
         }
-        for i in instances
-    ]
+        if reading is not None:
+            row.update(
+                running_image=reading.current.get("image"),
+                previous_image=reading.previous.get("image"),
+                deployed_by=reading.current.get("source"),
+                deployed_at=reading.current.get("deployed_at"),
+                replicas_ready=sum(r["ready"] for r in reading.replicas),
+                replicas=reading.current.get("replicas"),
+                read_error=reading.error,
+            )
+        rows.append(row)
+    return rows, wanted
+
+
+def status_problems(rows: list[dict[str, Any]], wanted: str | None) -> list[str]:
+    problems = []
+    for row in rows:
+        name = row["name"]
+        if row["role"] != ROLE_MODEL:
+            continue
+        if row["healthy"] is False:
+            problems.append(f"{name}: not healthy behind the load balancer ({row['health']})")
+        if row.get("read_error"):
+            problems.append(f"{name}: could not be read ({row['read_error']})")
+        elif wanted and "running_image" in row and row["running_image"] != wanted:
+            problems.append(f"{name}: runs {row['running_image']}, the release is {wanted}")
+        if row.get("replicas") and row.get("replicas_ready", 0) < row["replicas"]:
+            problems.append(f"{name}: {row['replicas_ready']}/{row['replicas']} replicas ready")
+    return problems
+
+
+@app.command()
+def status(env: EnvArg, as_json: JsonOpt = False) -> None:
+    """Per host: running and previous release, replicas ready, health behind the load balancer.
+    Exits 1 when a target is unhealthy or a host runs another image than the release."""
+    loaded = load(env, as_json)
+    provider = provider_for(loaded, as_json)
+    try:
+        rows, wanted = host_status_rows(loaded, provider)
+    except ProvisionError as error:
+        raise fail(EXIT_FAILED, "status failed", [str(error)], as_json) from None
+    problems = status_problems(rows, wanted)
+    code = EXIT_FAILED if problems else EXIT_OK
     if as_json:
-        display.print_json({"env": loaded.config.env, "instances": rows})
-        return
+        display.print_json(
+            {
+                "env": loaded.config.env,
+                "ok": not problems,
+                "release": wanted,
+                "inventory_image": loaded.config.model.image,
+                "instances": rows,
+                "problems": problems,
+            }
+        )
+        raise typer.Exit(code)
     if not rows:
         display.out.print(f"environment {loaded.config.env}: no instances")
-        return
-    display.print_summary(
-        [
-            (
-                r["name"],
-                f"{r['role']:6} {r['status']:8} {r['address'] or '-':15} "
-                f"{'healthy' if r['healthy'] else r['health'] or '-'}",
+        raise typer.Exit(code)
+    summary = [("release", f"{wanted or '-'} (inventory: {loaded.config.model.image})")]
+    for r in rows:
+        line = (
+            f"{r['role']:6} {r['status']:8} {r['address'] or '-':15} "
+            f"{'healthy' if r['healthy'] else r['health'] or '-'}"
+        )
+        if "running_image" in r:
+            line += (
+                f"\n  running {r['running_image'] or '-'} ({r['deployed_by'] or '-'}, "
+                f"{r['deployed_at'] or '-'}), replicas ready {r['replicas_ready']}/"
+                f"{r['replicas'] or '-'}\n  previous {r['previous_image'] or '-'}"
             )
-            for r in rows
-        ],
-        f"environment {loaded.config.env}",
-    )
+        summary.append((r["name"], line))
+    display.print_summary(summary, f"environment {loaded.config.env}")
+    if problems:
+        display.print_problems("not as it should be:", problems)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -130,6 +130,22 @@ class LoadBalancerConfig(Strict):
     managed_domains: list[str] = Field(default_factory=list)
 
 
+class ReleaseConfig(Strict):
+    """How a new model release rolls across the hosts (playbooks/release.yml)."""
+
+    # Hosts per batch: a count ("1") or a share of the model hosts ("25%").
+    batch: Annotated[str, Field(pattern=r"^([1-9][0-9]*|([1-9][0-9]?|100)%)$")] = "1"
+    # Seconds a new replica has to answer its readiness path.
+    ready_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 180
+    # Seconds a host back in the load balancer has to be reported healthy.
+    healthy_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 120
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def batch_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class EnvironmentConfig(Strict):
     env: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
     provider: ProviderConfig
@@ -137,6 +153,7 @@ class EnvironmentConfig(Strict):
     model: ModelConfig
     tls: TlsConfig = Field(default_factory=TlsConfig)
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     @model_validator(mode="after")
     def provider_specifics(self) -> "EnvironmentConfig":

@@ -106,6 +106,7 @@ class PlaybookRun:
         check: bool = False,
         verbose: bool = False,
         secrets: Iterable[str] = (),
+        extravars: dict[str, Any] | None = None,
         on_event: Callable[[RunState], None] | None = None,
     ) -> None:
         self.env = env
@@ -115,6 +116,7 @@ class PlaybookRun:
         self.verbose = verbose
         # Short strings would censor half the output; real secrets are long.
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.extravars = dict(extravars or {})
         self.on_event = on_event
         self.state = RunState()
         self.cancel_requested = False
@@ -187,6 +189,7 @@ class PlaybookRun:
                 inventory=str(self.inventory_dir),
                 envvars=self.environment(),
                 cmdline="--check" if self.check else None,
+                extravars=self.extravars or None,
                 quiet=not self.verbose,
                 event_handler=self.handle_event,
                 cancel_callback=lambda: self.cancel_requested,

@@ -57,6 +57,51 @@ class Provider(ABC):
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         """Delete everything tagged with ENV, in dependency order."""
 
+    # -- releases: one target at a time out of the load balancer and back -------------------
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        """Take INSTANCE out of the load balancer; return once its connections have drained.
+
+        The LB sends it no new request, requests in flight finish (ALB deregistration delay,
+        GCP connection draining, Application Gateway connection draining, the local LB's
+        drain state), bounded by spec.drain_seconds. Not registered: no change, no wait.
+        """
+        raise NotImplementedError(f"{self.name}: deregister_target")
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        """Put INSTANCE (back) into the load balancer. Does not wait: see wait_target_healthy.
+        Already registered: no change."""
+        raise NotImplementedError(f"{self.name}: register_target")
+
+    def wait_target_healthy(
+        self, spec: LoadBalancerSpec, instance_id: str, *, timeout_s: float, poll_s: float = 2.0
+    ) -> TargetHealth:
+        """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit."""
+        import time
+
+        from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [t for t in self.target_health(spec) if t.instance_id == instance_id]
+            if found and found[0].healthy:
+                return found[0]
+            if time.monotonic() > deadline:
+                reason = found[0].reason if found else "not registered"
+                raise ProvisionError(
+                    ErrorCode.TIMEOUT,
+                    f"{instance_id} not healthy behind the load balancer after "
+                    f"{timeout_s:.0f}s ({reason or 'unhealthy'})",
+                    hint="check the instance's Nginx and model containers (/healthz)",
+                    provider=self.name,
+                    operation="wait for a healthy target",
+                )
+            time.sleep(poll_s)
+
     def wait_healthy(
         self,
         spec: LoadBalancerSpec,

@@ -1,6 +1,8 @@
 """StaticProvider: the provider interface over a fixed list of SSH hosts."""
 
+import shlex
 import socket
+import subprocess
 
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -72,6 +74,44 @@ class StaticProvider(Provider):
 
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
         return [probe_https(i, spec.health_path) for i in self.list_instances(spec.env)]
+
+    # -- releases: your load balancer, through your commands ------------------------------
+
+    def run_hook(self, option: str, instance: Instance, dry_run: bool) -> list[Change]:
+        """Run the command the environment gives for OPTION (provider.options.drain_command /
+        register_command) on this machine, with {name} and {address} filled in. Without
+        one, there is no load balancer of ours to change: the in-host swap keeps serving."""
+        command = self.settings.options.get(option)
+        if not command:
+            return []
+        argv = [
+            part.format(name=instance.name, address=instance.address)
+            for part in shlex.split(command)
+        ]
+        change = Change("update", "lb_target", instance.name, option.removesuffix("_command"))
+        if dry_run:
+            return [change]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+        if done.returncode != 0:
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"{option} for {instance.name} exited {done.returncode}: "
+                f"{(done.stderr or done.stdout).strip()[-500:]}",
+                hint=f"check provider.options.{option}",
+                provider=self.name,
+                operation=option,
+            )
+        return [change]
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return self.run_hook("drain_command", instance, dry_run)
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return self.run_hook("register_command", instance, dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return []  # the hosts are yours: nothing was created, nothing is deleted

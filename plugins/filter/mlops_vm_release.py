@@ -1,0 +1,23 @@
+"""Filter that chooses the release a run rolls out (see mlops_vm/release/choose.py)."""
+
+from dataclasses import asdict
+
+from ansible.errors import AnsibleFilterError
+
+from mlops_vm.release.choose import ReleaseError, choose_release, inventory_release
+
+
+def mlops_vm_choose_release(records: dict, mode: str, model: dict, image: str = "") -> dict:
+    """{'release': {...}, 'source': ..., 'notes': [...]} for the records of the hosts."""
+    try:
+        return asdict(choose_release(mode, model, records, image))
+    except ReleaseError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {
+            "mlops_vm_choose_release": mlops_vm_choose_release,
+            "mlops_vm_inventory_release": inventory_release,
+        }
