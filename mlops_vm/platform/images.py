@@ -30,6 +30,8 @@ VM_IMAGE = "mlops-vm/vm:debian12"
 REGISTRY_IMAGE = "mlops-vm/registry:2"
 MODEL_REPOSITORY = "mlops-vm/model-service"
 MODEL_VERSIONS = ("1.0", "1.1")
+# A tag that pulls fine but never becomes ready (the release tests' bad release).
+BROKEN_MODEL_VERSION = "1.1-broken"
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,13 @@ def all_specs() -> list[ImageSpec]:
         )
         for version in MODEL_VERSIONS
     ]
+    specs.append(
+        ImageSpec(
+            model_tag(BROKEN_MODEL_VERSION),
+            context=paths.IMAGES_DIR / "model-broken",
+            parent=model_tag(MODEL_VERSIONS[-1]),
+        )
+    )
     return specs
 
 

@@ -16,7 +16,7 @@ def ensure_platform() -> dict[str, list[str]]:
     creds = registry.ensure_registry()
     pushed = [
         images.model_tag(version)
-        for version in images.MODEL_VERSIONS
+        for version in (*images.MODEL_VERSIONS, images.BROKEN_MODEL_VERSION)
         if registry.push(creds, images.model_tag(version))
     ]
     return {"built": built, "pushed": pushed}

@@ -69,3 +69,19 @@ def test_static_needs_hosts_and_local_needs_a_port(tmp_path):
     local = make_environment(tmp_path, "noport", {"load_balancer": {"publish_port": None}})
     with pytest.raises(ConfigError, match="publish_port is required"):
         load_environment(local)
+
+
+@pytest.mark.parametrize("batch", [1, "2", "25%", "100%"])
+def test_release_batch_takes_a_count_or_a_share(tmp_path, batch):
+    directory = make_environment(tmp_path, "batch", {"release": {"batch": batch}})
+    assert load_environment(directory).config.release.batch == str(batch)
+
+
+@pytest.mark.parametrize("batch", [0, "0%", "150%", "half", -1])
+def test_release_batch_refuses_what_serial_cannot_take(tmp_path, batch):
+    directory = make_environment(tmp_path, "batch", {"release": {"batch": batch}})
+    with pytest.raises(ConfigError) as raised:
+        load_environment(directory)
+    [problem] = raised.value.problems
+    assert problem.field == "mlops_vm.release.batch"
+    assert problem.line is not None

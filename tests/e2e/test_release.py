@@ -1,0 +1,249 @@
+"""Model releases on the local cloud, felt the way a user feels them: a steady request loop
+plus a concurrent load generator through the endpoint while releases, a bad release and
+its automatic rollback run, counting every failed request.
+
+Runs the real thing: 2 local VMs x 1 replica behind the local load balancer, images from
+the TLS registry. One environment is shared by the tests of this module, in order.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_vm import paths
+from mlops_vm.platform import images, registry
+from mlops_vm.platform.docker_cli import docker
+from tests.environments import cli, cli_json, make_environment
+from tests.load import RequestLoop
+
+pytestmark = pytest.mark.slow
+
+ENV = "release"
+PORT = 18473
+REPOSITORY = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}"
+IMAGE_10 = f"{REPOSITORY}:1.0"
+IMAGE_11 = f"{REPOSITORY}:1.1"
+BROKEN = f"{REPOSITORY}:{images.BROKEN_MODEL_VERSION}"
+HOSTS = [f"mlops-vm-{ENV}-model-1", f"mlops-vm-{ENV}-model-2"]
+
+
+@pytest.fixture(scope="module")
+def environment(platform, tmp_path_factory):
+    directory = make_environment(
+        tmp_path_factory.mktemp("inventories"),
+        ENV,
+        {"load_balancer": {"publish_port": PORT}, "release": {"ready_timeout_s": 60}},
+    )
+    cli_json("destroy", str(directory), "--yes")
+    code, summary = cli_json("provision", str(directory))
+    assert code == 0, summary
+    yield directory
+    cli_json("destroy", str(directory), "--yes")
+
+
+@pytest.fixture
+def load(environment):
+    """The steady loop (10 requests/s) plus a concurrent generator (2 clients, ~6 requests/s),
+    under the proxies' default rate limit of 20 requests/s per client address."""
+    ca_file = str(Path.home() / ".mlops-vm" / "envs" / ENV / "pki" / "ca.crt")
+    endpoint = f"https://127.0.0.1:{PORT}"
+    steady = RequestLoop(endpoint, ca_file, threads=1, interval_s=0.1)
+    generator = RequestLoop(endpoint, ca_file, threads=2, interval_s=0.3)
+    with steady, generator:
+        time.sleep(1)
+        yield steady, generator
+    for loop in (steady, generator):
+        assert loop.outcomes, "the load loop sent nothing"
+
+
+def assert_no_failed_request(load) -> None:
+    for loop in load:
+        assert not loop.failures, loop.report()
+    print("requests:", " + ".join(str(len(loop.outcomes)) for loop in load), "none failed")
+
+
+def status(environment) -> tuple[int, dict]:
+    return cli_json("status", str(environment))
+
+
+def running(environment) -> dict[str, dict]:
+    _, answer = status(environment)
+    return {row["name"]: row for row in answer["instances"] if row["role"] == "model"}
+
+
+def set_inventory(environment: Path, **model) -> None:
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    data = yaml.safe_load(path.read_text())
+    data["mlops_vm"]["model"].update(model)
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+
+
+def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    assert code == 0, summary
+    assert summary["release"]["image"] == IMAGE_11
+    assert sorted(summary["release"]["hosts_changed"]) == HOSTS
+    assert_no_failed_request(load)
+    steady, _ = load
+    assert steady.versions() == ["1.0", "1.1"], steady.versions()
+    hosts = running(environment)
+    assert {h["running_image"] for h in hosts.values()} == {IMAGE_11}
+    assert {h["previous_image"] for h in hosts.values()} == {IMAGE_10}
+    # Host by host: one host's release finished before the next one's.
+    moments = sorted(h["deployed_at"] for h in hosts.values())
+    assert moments[0] < moments[1], moments
+
+
+def test_status_shows_running_and_previous_and_exits_0(environment):
+    code, answer = status(environment)
+    assert code == 0, answer
+    assert answer["release"] == IMAGE_11
+    assert answer["inventory_image"] == IMAGE_10
+    for row in answer["instances"]:
+        if row["role"] == "model":
+            assert row["healthy"] is True
+            assert row["replicas_ready"] == row["replicas"] == 1
+            assert row["deployed_by"] == "deploy"
+
+
+def test_provision_keeps_the_deployed_release_and_says_so(environment):
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    assert summary["release"]["hosts_changed"] == []
+    assert "keeping the running release" in " ".join(summary["release"]["notes"])
+    assert {h["running_image"] for h in running(environment).values()} == {IMAGE_11}
+
+
+def test_rollback_returns_to_the_previous_release(environment, load):
+    code, summary = cli_json("rollback", str(environment))
+    assert code == 0, summary
+    assert_no_failed_request(load)
+    assert load[0].versions() == ["1.1", "1.0"]
+    hosts = running(environment)
+    assert {h["running_image"] for h in hosts.values()} == {IMAGE_10}
+    assert {h["previous_image"] for h in hosts.values()} == {IMAGE_11}
+    assert {h["deployed_by"] for h in hosts.values()} == {"rollback"}
+
+
+def test_deploy_of_the_running_release_changes_nothing(environment, load):
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_10)
+    assert code == 0, summary
+    assert summary["release"]["hosts_changed"] == []
+    assert summary["changed"] == 0, summary["changed_by_host"]
+    assert_no_failed_request(load)
+
+
+def test_a_release_that_never_gets_ready_is_rolled_back(environment, load):
+    before = running(environment)
+    code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
+    assert code == 1, summary
+    failure = summary["release"]["failure"]
+    assert failure["image"] == BROKEN
+    assert failure["host"] == HOSTS[0]
+    assert "keeps restarting" in failure["reason"] or "exited" in failure["reason"]
+    assert "/nonexistent/model.joblib" in failure["reason"]  # the container's own log
+    assert_no_failed_request(load)
+    assert load[0].versions() == ["1.0"]
+    after = running(environment)
+    assert {h["running_image"] for h in after.values()} == {IMAGE_10}
+    # The second host was never touched.
+    assert after[HOSTS[1]]["deployed_at"] == before[HOSTS[1]]["deployed_at"]
+
+
+def test_a_memory_limit_the_model_cannot_live_in_is_rolled_back_through_provision(
+    environment, load
+):
+    set_inventory(environment, memory="40m")
+    try:
+        code, summary = cli_json("provision", str(environment))
+    finally:
+        set_inventory(environment, memory="512m")
+    assert code == 1, summary
+    assert "out of memory" in summary["release"]["failure"]["reason"]
+    assert_no_failed_request(load)
+    hosts = running(environment)
+    assert {h["running_image"] for h in hosts.values()} == {IMAGE_10}
+    assert {h["deployed_by"] for h in hosts.values()} == {"rollback"}
+
+
+def test_a_missing_tag_is_refused_before_any_host_leaves_the_load_balancer(environment, load):
+    before = running(environment)
+    code, summary = cli_json("deploy", str(environment), "--image", f"{REPOSITORY}:9.9")
+    assert code == 1, summary
+    assert {f["task"] for f in summary["failures"]} == {"Pull the model image"}
+    assert_no_failed_request(load)
+    assert running(environment) == before
+
+
+def test_provision_with_an_edited_inventory_releases_safely(environment, load):
+    set_inventory(environment, image=IMAGE_11, memory="600m")
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    assert sorted(summary["release"]["hosts_changed"]) == HOSTS
+    assert_no_failed_request(load)
+    hosts = running(environment)
+    assert {h["running_image"] for h in hosts.values()} == {IMAGE_11}
+    assert {h["deployed_by"] for h in hosts.values()} == {"provision"}
+
+
+def test_ansible_playbook_releases_safely(environment, load):
+    proc = ansible_playbook(environment, "-e", f"mlops_vm_release_image={IMAGE_10}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert_no_failed_request(load)
+    assert {h["running_image"] for h in running(environment).values()} == {IMAGE_10}
+
+
+def ansible_playbook(environment: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(environment),
+            str(paths.PROJECT_DIR / "playbooks" / "release.yml"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=paths.PROJECT_DIR,
+        env={**os.environ, "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg")},
+        timeout=1200,
+        check=False,
+    )
+
+
+def test_logs_show_every_host_and_container(environment):
+    proc = cli("logs", str(environment), "--tail", "20")
+    assert proc.returncode == 0, proc.stderr
+    for host in HOSTS:
+        assert f"{host} | model-0 | " in proc.stdout, proc.stdout[-2000:]
+    assert "Application startup complete" in proc.stdout
+    one = cli("logs", str(environment), "--host", HOSTS[1], "--tail", "5")
+    assert HOSTS[0] not in one.stdout and HOSTS[1] in one.stdout
+
+
+def replica(host: str, *args: str) -> str:
+    return docker("exec", host, "docker", *args)
+
+
+def test_status_exits_1_while_a_replica_is_down_and_the_watchdog_revives_it(environment):
+    host = HOSTS[1]
+    docker("exec", host, "systemctl", "stop", "mlops-vm-replicas.timer")
+    replica(host, "kill", "model-0")
+    code, answer = status(environment)
+    assert code == 1, answer
+    assert any(host in problem and "replicas ready" in problem for problem in answer["problems"])
+    docker("exec", host, "systemctl", "start", "mlops-vm-replicas.timer")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = json.loads(replica(host, "inspect", "model-0"))[0]["State"]
+        if state["Running"] and status(environment)[0] == 0:
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"model-0 on {host} did not come back after docker kill: {state}")
