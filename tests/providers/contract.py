@@ -6,6 +6,8 @@ A provider's test module subclasses ProviderContract and supplies three fixtures
   lb_spec        a LoadBalancerSpec for that environment
 """
 
+from dataclasses import replace
+
 from mlops_vm.provision import FleetSpec, InstanceStatus, LoadBalancerSpec, Provider
 
 
@@ -53,3 +55,37 @@ class ProviderContract:
         assert removed
         assert provider.list_instances(spec.env) == []
         assert provider.destroy(spec.env) == []
+
+    def test_release_takes_one_target_out_and_back(self, provider, fleet_spec, lb_spec):
+        """deregister drains one target (the others keep serving), register brings it back;
+        both are no-ops the second time."""
+        spec = replace(lb_spec, drain_seconds=1)
+        fleet = provider.ensure_fleet(fleet_spec(2))
+        provider.ensure_load_balancer(spec, fleet)
+        provider.wait_healthy(spec, expected=2, timeout_s=30, poll_s=0.1)
+        leaving, staying = fleet.instances
+
+        planned = provider.deregister_target(spec, leaving, dry_run=True)
+        assert [(c.action, c.kind) for c in planned] == [("delete", "target")]
+        assert registered_healthy(provider, spec) == {leaving.id, staying.id}
+
+        done = provider.deregister_target(spec, leaving)
+        assert [(c.action, c.kind, c.name) for c in done] == [("delete", "target", leaving.id)]
+        assert registered_healthy(provider, spec) == {staying.id}
+        assert provider.deregister_target(spec, leaving) == []
+
+        back = provider.register_target(spec, leaving)
+        assert [(c.action, c.kind, c.name) for c in back] == [("create", "target", leaving.id)]
+        healthy = provider.wait_target_healthy(spec, leaving.id, timeout_s=30, poll_s=0.1)
+        assert healthy.healthy
+        assert registered_healthy(provider, spec) == {leaving.id, staying.id}
+        assert provider.register_target(spec, leaving) == []
+        # The LB step sees the fleet registered as it wants it: nothing to converge.
+        assert (
+            provider.ensure_load_balancer(spec, provider.ensure_fleet(fleet_spec(2))).changes == []
+        )
+
+
+def registered_healthy(provider: Provider, spec: LoadBalancerSpec) -> set[str]:
+    """Instance ids the LB reports healthy (a draining or removed target is not)."""
+    return {target.instance_id for target in provider.target_health(spec) if target.healthy}

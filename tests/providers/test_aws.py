@@ -12,6 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -542,6 +543,149 @@ def test_health_check_and_drain_changes_converge(provider, fleet_spec, lb_spec, 
     assert provider.ensure_load_balancer(changed, fleet).changes == []
 
 
+# --- releases: one target out of the ALB and back ---------------------------------------
+
+
+def record_elb_calls(provider: AwsProvider) -> list[str]:
+    """ELBv2 operation names, in the order the provider sends them."""
+    seen: list[str] = []
+    # An event name without the operation catches every operation of the service.
+    provider.ctx.client("elbv2").meta.events.register(
+        "before-call.elastic-load-balancing-v2", lambda model, **_: seen.append(model.name)
+    )
+    return seen
+
+
+def answer_draining(provider: AwsProvider, times: int, *, after: str | None = None) -> list[int]:
+    """Answer the next TIMES DescribeTargetHealth calls that name one target with
+    `draining`, as ALB does during the deregistration delay (moto skips it); with AFTER,
+    only once that operation was sent. Returns [how many are left]."""
+    left = [times]
+    armed = [after is None]
+
+    def arm(model, **_):
+        armed[0] = armed[0] or model.name == after
+
+    def answer(params, **_):
+        target = params["body"].get("Targets.member.1.Id")
+        if not target or not armed[0] or left[0] == 0:
+            return None
+        left[0] -= 1
+        body = {
+            "TargetHealthDescriptions": [
+                {
+                    "Target": {"Id": target, "Port": 443},
+                    "TargetHealth": {
+                        "State": "draining",
+                        "Reason": "Target.DeregistrationInProgress",
+                    },
+                }
+            ],
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+        return Answer(200), body
+
+    events = provider.ctx.client("elbv2").meta.events
+    events.register("before-call.elastic-load-balancing-v2", arm)
+    events.register("before-call.elastic-load-balancing-v2.DescribeTargetHealth", answer)
+    return left
+
+
+def released_fleet(provider, fleet_spec, lb_spec) -> tuple[LoadBalancerSpec, FleetResult]:
+    spec = LoadBalancerSpec(env=lb_spec.env, certificate=lb_spec.certificate, drain_seconds=1)
+    fleet = provider.ensure_fleet(fleet_spec(2))
+    provider.ensure_load_balancer(spec, fleet)
+    return spec, fleet
+
+
+def test_release_cycle_calls_elb_in_order(provider, fleet_spec, lb_spec):
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    target = fleet.instances[0]
+    calls = record_elb_calls(provider)
+    provider.deregister_target(spec, target)
+    provider.register_target(spec, target)
+    provider.wait_target_healthy(spec, target.id, timeout_s=5, poll_s=0.05)
+    lookups = {"DescribeTargetGroups", "DescribeTags", "DescribeTargetGroupAttributes"}
+    assert [call for call in calls if call not in lookups] == [
+        "DescribeTargetHealth",  # registered? (then deregister)
+        "DeregisterTargets",
+        "DescribeTargetHealth",  # waiting until unused
+        "DescribeTargetHealth",  # registered? (then register)
+        "RegisterTargets",
+        "DescribeTargetHealth",  # waiting until healthy
+    ]
+
+
+def test_deregister_returns_only_once_the_target_has_drained(provider, fleet_spec, lb_spec):
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    left = answer_draining(provider, 3, after="DeregisterTargets")
+    calls = record_elb_calls(provider)
+    assert provider.deregister_target(spec, fleet.instances[0])
+    # It kept polling through the three `draining` answers before it returned.
+    assert left == [0]
+    assert calls.index("DeregisterTargets") < len(calls) - 1
+
+
+def test_a_target_already_draining_is_waited_for_not_deregistered_again(
+    provider, fleet_spec, lb_spec, boto
+):
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    arn = provider.ensure_load_balancer(spec, fleet).resources["target_group_arn"]
+    target = fleet.instances[0]
+    boto("elbv2").deregister_targets(TargetGroupArn=arn, Targets=[{"Id": target.id}])
+    calls = record_elb_calls(provider)
+    left = answer_draining(provider, 3)
+    assert provider.deregister_target(spec, target) == []
+    assert left == [0]
+    assert "DeregisterTargets" not in calls
+
+
+def test_a_target_that_never_drains_times_out(moto_endpoint, fleet_spec, lb_spec):
+    provider = make_provider(moto_endpoint, drain_margin_s=0.3)
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    answer_draining(provider, 10_000, after="DeregisterTargets")
+    with pytest.raises(ProvisionError) as raised:
+        provider.deregister_target(spec, fleet.instances[1])
+    assert raised.value.code == ErrorCode.TIMEOUT
+    assert "drained" in raised.value.message
+
+
+def test_deregister_sets_the_drain_to_drain_seconds(provider, fleet_spec, lb_spec, boto):
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    longer = LoadBalancerSpec(env=spec.env, certificate=spec.certificate, drain_seconds=2)
+    changes = provider.deregister_target(longer, fleet.instances[0])
+    assert ("update", "target_group", "drain 2s") in {(c.action, c.kind, c.detail) for c in changes}
+    arn = provider.ensure_load_balancer(longer, fleet).resources["target_group_arn"]
+    attributes = boto("elbv2").describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "2"} in attributes
+
+
+def test_dry_run_deregister_keeps_the_target(provider, fleet_spec, lb_spec):
+    spec, fleet = released_fleet(provider, fleet_spec, lb_spec)
+    calls = record_elb_calls(provider)
+    assert provider.deregister_target(spec, fleet.instances[0], dry_run=True)
+    assert "DeregisterTargets" not in calls
+    assert {t.instance_id for t in provider.target_health(spec) if t.healthy} == {
+        i.id for i in fleet.instances
+    }
+
+
+def test_release_refuses_scaling_group_instances_and_a_missing_lb(
+    moto_endpoint, fleet_spec, lb_spec
+):
+    provider = make_provider(moto_endpoint, instance_refresh=False)
+    [member, *_] = provider.ensure_fleet(scaling_spec(fleet_spec)).instances
+    for call in (provider.deregister_target, provider.register_target):
+        with pytest.raises(ProvisionError) as raised:
+            call(lb_spec, member)
+        assert raised.value.code == ErrorCode.INVALID_INPUT
+        assert "instance refresh" in raised.value.hint
+    loose = replace(member, tags={})
+    with pytest.raises(ProvisionError) as raised:
+        provider.deregister_target(lb_spec, loose)
+    assert raised.value.code == ErrorCode.NOT_FOUND
+
+
 # --- scaling group ----------------------------------------------------------------------
 
 
@@ -880,27 +1024,139 @@ def test_launch_failures_are_classified(provider, fleet_spec, code, expected, hi
     assert hint_word in raised.value.hint
 
 
+class FakeRefreshes:
+    """Instance refreshes answered at the botocore level: moto 5.2.5 implements neither
+    StartInstanceRefresh nor DescribeInstanceRefreshes (NotImplementedError). Every other
+    call still goes to moto. ERRORS: codes the next StartInstanceRefresh calls answer."""
+
+    def __init__(self, provider: AwsProvider) -> None:
+        self.started: list[dict] = []
+        self.refreshes: list[dict] = []  # newest first, as AWS lists them
+        self.errors: list[str] = []
+        # moto shows each instance on the template's current default version, whatever it
+        # was launched from: BEHIND says which version the instances really run.
+        self.behind: str | None = None
+        events = provider.ctx.client("autoscaling").meta.events
+        events.register("before-call.auto-scaling.StartInstanceRefresh", self.start)
+        events.register("before-call.auto-scaling.DescribeInstanceRefreshes", self.describe)
+        events.register("after-call.auto-scaling.DescribeAutoScalingGroups", self.versions)
+
+    def versions(self, parsed, **_):
+        for group in parsed.get("AutoScalingGroups", []) if self.behind else []:
+            for instance in group.get("Instances", []):
+                instance["LaunchTemplate"]["Version"] = self.behind
+
+    def start(self, params, **_):
+        if self.errors:
+            code = self.errors.pop(0)
+            status = 400 if code != "Throttling" else 503
+            return Answer(status), {
+                "Error": {"Code": code, "Message": f"injected {code}"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+        self.started.append(params["body"])
+        refresh_id = f"r-{len(self.started)}"
+        self.refreshes.insert(0, {"InstanceRefreshId": refresh_id, "Status": "Pending"})
+        return Answer(200), {"InstanceRefreshId": refresh_id, "ResponseMetadata": {}}
+
+    def describe(self, params, **_):
+        return Answer(200), {"InstanceRefreshes": self.refreshes[:1], "ResponseMetadata": {}}
+
+    def end(self, status: str, reason: str = "") -> None:
+        self.refreshes[0].update(Status=status, StatusReason=reason, PercentageComplete=50)
+
+
+def refresh_details(changes) -> list[str]:
+    return [c.detail for c in changes if c.kind == "scaling_group" and "refresh" in c.detail]
+
+
+V2 = "#cloud-config\n# v2\n"
+
+
 def test_a_changed_template_rolls_out_by_instance_refresh(provider, fleet_spec):
-    # moto has no instance refresh: the call is answered here and its arguments checked.
+    refreshes = FakeRefreshes(provider)
     provider.ensure_fleet(scaling_spec(fleet_spec))
-    refreshes: list[dict] = []
-
-    def answer(params, **_):
-        refreshes.append(params["body"])
-        return Answer(200), {"InstanceRefreshId": "r-1", "ResponseMetadata": {}}
-
-    provider.ctx.client("autoscaling").meta.events.register(
-        "before-call.auto-scaling.StartInstanceRefresh", answer
-    )
     assert provider.ensure_fleet(scaling_spec(fleet_spec)).changes == []
-    assert refreshes == []
-    changed = provider.ensure_fleet(scaling_spec(fleet_spec, user_data="#cloud-config\n# v2\n"))
-    assert ("update", "scaling_group", "instance refresh") in {
-        (c.action, c.kind, c.detail) for c in changed.changes
-    }
-    [refresh] = refreshes
+    assert refreshes.started == []
+    changed = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    assert refresh_details(changed.changes) == ["instance refresh"]
+    [refresh] = refreshes.started
     assert refresh["AutoScalingGroupName"] == changed.network["scaling_group"]
-    assert refresh["Preferences.MinHealthyPercentage"] == 90
+    # Launch before terminate, skip what already matches, roll back on its own.
+    assert refresh["Preferences.MinHealthyPercentage"] == 100
+    assert refresh["Preferences.MaxHealthyPercentage"] == 200
+    assert refresh["Preferences.SkipMatching"] == "true"
+    assert refresh["Preferences.AutoRollback"] == "true"
+    assert refresh["Preferences.InstanceWarmup"] == 900
+    assert refresh["DesiredConfiguration.LaunchTemplate.Version"] == "$Default"
+
+    running = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    assert refresh_details(running.changes) == ["instance refresh r-1 Pending"]
+    refreshes.end("Successful")
+    assert provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2)).changes == []
+    # Instances still behind after a refresh that went well: the template moved on meanwhile.
+    refreshes.behind = "1"
+    again = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    assert refresh_details(again.changes) == [
+        "instance refresh (2 instance(s) behind launch template version 2)"
+    ]
+    assert len(refreshes.started) == 2
+
+
+@pytest.mark.parametrize("status", ["Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"])
+def test_a_refresh_that_ended_badly_is_started_again(provider, fleet_spec, status):
+    refreshes = FakeRefreshes(provider)
+    provider.ensure_fleet(scaling_spec(fleet_spec))
+    provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    refreshes.end(status, "new instances failed their health checks")
+    assert provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2)).changes == []
+    refreshes.behind = "1"  # the refresh left (or rolled) instances on version 1
+    again = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    [detail] = refresh_details(again.changes)
+    assert detail.startswith(f"instance refresh restarted (instance refresh r-1 {status}")
+    assert "2 instance(s) behind launch template version 2" in detail
+    assert len(refreshes.started) == 2
+
+
+def test_instances_left_behind_without_a_refresh_get_one(moto_endpoint, fleet_spec):
+    # An earlier run changed the template and stopped before any refresh started.
+    stopped = make_provider(moto_endpoint, instance_refresh=False)
+    stopped.ensure_fleet(scaling_spec(fleet_spec))
+    stopped.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    provider = make_provider(moto_endpoint)
+    refreshes = FakeRefreshes(provider)
+    refreshes.behind = "1"
+    assert provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2, count=2)).changes
+    [refresh] = refreshes.started
+    assert refresh["Preferences.SkipMatching"] == "true"
+    dry = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2), dry_run=True)
+    assert refresh_details(dry.changes) == ["instance refresh r-1 Pending"]
+
+
+def test_a_refresh_already_running_is_reported_not_raised(provider, fleet_spec):
+    refreshes = FakeRefreshes(provider)
+    provider.ensure_fleet(scaling_spec(fleet_spec))
+    refreshes.errors = ["InstanceRefreshInProgress"]
+    changed = provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    assert refresh_details(changed.changes) == [
+        "instance refresh already running: run provision again once it has ended"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("AccessDenied", ErrorCode.PERMISSION), ("Throttling", ErrorCode.THROTTLED)],
+)
+def test_a_refresh_that_cannot_start_is_an_error(moto_endpoint, fleet_spec, code, expected):
+    provider = make_provider(moto_endpoint, retry_attempts=2)
+    refreshes = FakeRefreshes(provider)
+    provider.ensure_fleet(scaling_spec(fleet_spec))
+    refreshes.errors = [code] * 2
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(scaling_spec(fleet_spec, user_data=V2))
+    assert raised.value.code == expected
+    assert "instance refresh" in raised.value.operation
+    assert refreshes.started == []
 
 
 def test_nothing_is_written_to_disk(provider, fleet_spec, lb_spec, tmp_path, monkeypatch):

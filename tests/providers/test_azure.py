@@ -8,6 +8,7 @@ import base64
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from mlops_vm.provision import (
     ProvisionError,
     get_provider,
 )
-from mlops_vm.provision.azure import AzureProvider
+from mlops_vm.provision.azure import AzureProvider, targets
 from mlops_vm.provision.azure.naming import Ids
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
 from tests.providers.cloud_fixtures import self_signed_certificate
@@ -391,6 +392,94 @@ def test_load_balancer_dry_run_plans_and_creates_nothing(provider, arm, fleet_sp
     assert arm.resources("Microsoft.Network/applicationGateways", f"mlops-vm-{env}") == []
 
 
+# -- releases: one VM out of the backend pool and back ---------------------------------------
+
+
+def _released(provider, fleet_spec, lb_spec, drain_seconds: int = 1):
+    spec = replace(lb_spec, drain_seconds=drain_seconds)
+    fleet = provider.ensure_fleet(fleet_spec(2))
+    provider.ensure_load_balancer(spec, fleet)
+    return spec, fleet
+
+
+def test_release_cycle_calls_arm_in_order(provider, arm, fleet_spec, lb_spec, monkeypatch):
+    monkeypatch.setattr(targets, "sleep", lambda seconds: None)
+    spec, fleet = _released(provider, fleet_spec, lb_spec)
+    target = fleet.instances[0]
+    arm.clear_requests()
+    provider.deregister_target(spec, target)
+    provider.register_target(spec, target)
+    provider.wait_target_healthy(spec, target.id, timeout_s=5, poll_s=0.02)
+    steps = []
+    for request in arm.requests:
+        path = request.path.lower()
+        if "/networkinterfaces/" in path and request.method == "PUT":
+            steps.append("PUT nic")
+        elif "/operations/" in path or "operationresults" in path or "asyncoperations" in path:
+            steps.append("poll")
+        elif path.endswith("/backendhealth"):
+            steps.append("POST backendHealth")
+    collapsed = [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s]
+    assert collapsed[:4] == ["PUT nic", "poll", "PUT nic", "poll"]
+    assert collapsed[4] == "POST backendHealth"
+
+
+def test_deregister_takes_the_nic_out_of_the_pool_and_waits_the_drain(
+    provider, arm, fleet_spec, lb_spec, monkeypatch
+):
+    slept: list[float] = []
+    monkeypatch.setattr(targets, "sleep", slept.append)
+    spec, fleet = _released(provider, fleet_spec, lb_spec, drain_seconds=9)
+    target = fleet.instances[0]
+    provider.deregister_target(spec, target)
+    assert slept == [9]
+    nics = arm.resources("Microsoft.Network/networkInterfaces", f"mlops-vm-{spec.env}")
+    pools = {
+        (n["properties"].get("virtualMachine") or {}).get("id", "").lower(): n["properties"][
+            "ipConfigurations"
+        ][0]["properties"].get("applicationGatewayBackendAddressPools", [])
+        for n in nics
+    }
+    assert pools[target.id.lower()] == []
+    assert len(pools[fleet.instances[1].id.lower()]) == 1
+    assert provider.deregister_target(spec, target) == []
+    assert slept == [9]  # not registered: no wait
+
+
+def test_deregister_keeps_the_gateway_draining_in_step(provider, arm, fleet_spec, lb_spec):
+    spec, fleet = _released(provider, fleet_spec, lb_spec, drain_seconds=0)
+    longer = replace(spec, drain_seconds=1)
+    changes = provider.deregister_target(longer, fleet.instances[0])
+    assert [(c.action, c.kind) for c in changes] == [
+        ("update", "application_gateway"),
+        ("delete", "target"),
+    ]
+    (gateway,) = arm.resources("Microsoft.Network/applicationGateways", f"mlops-vm-{spec.env}")
+    (settings,) = gateway["properties"]["backendHttpSettingsCollection"]
+    assert settings["properties"]["connectionDraining"] == {
+        "enabled": True,
+        "drainTimeoutInSec": 1,
+    }
+    # The GET-modify-PUT kept the rest of the gateway (its certificate too) as the LB step
+    # wants it: that step only brings the deregistered VM back.
+    again = provider.ensure_load_balancer(longer, provider.ensure_fleet(fleet_spec(2)))
+    assert [(c.kind, c.detail) for c in again.changes] == [("target", "register in backend pool")]
+
+
+def test_release_refuses_scale_set_instances_and_a_missing_gateway(
+    provider, fleet_spec, scale_set_spec, lb_spec
+):
+    with pytest.raises(ProvisionError) as raised:
+        provider.deregister_target(lb_spec, provider.ensure_fleet(fleet_spec(1)).instances[0])
+    assert raised.value.code is ErrorCode.NOT_FOUND
+    member = provider.ensure_fleet(scale_set_spec(1)).instances[0]
+    for call in (provider.deregister_target, provider.register_target):
+        with pytest.raises(ProvisionError) as raised:
+            call(lb_spec, member)
+        assert raised.value.code is ErrorCode.INVALID_INPUT
+        assert "Rolling" in raised.value.hint
+
+
 # -- scaling-group mode ----------------------------------------------------------------------
 
 
@@ -501,6 +590,60 @@ def test_image_change_updates_the_model_and_rolls_the_instances(
         provider.ensure_fleet(scale_set_spec(2, instance=instance_spec(image=new_image))).changes
         == []
     )
+
+
+NEW_IMAGE = "Debian:debian-12:12-gen2:0.20250610.2137"
+
+
+def test_scale_set_rolls_in_small_health_gated_batches(provider, arm, scale_set_spec, env):
+    provider.ensure_fleet(scale_set_spec(2))
+    policy = scale_set_of(arm, env)["properties"]["upgradePolicy"]
+    assert policy["mode"] == "Rolling"
+    rolling = policy["rollingUpgradePolicy"]
+    assert rolling["maxBatchInstancePercent"] == 20
+    assert rolling["maxUnhealthyInstancePercent"] == 20
+    assert rolling["maxUnhealthyUpgradedInstancePercent"] == 0
+    assert rolling["pauseTimeBetweenBatches"] == "PT0S"
+    assert rolling["prioritizeUnhealthyInstances"] is True
+    assert rolling["maxSurge"] is True
+    extensions = scale_set_of(arm, env)["properties"]["virtualMachineProfile"]["extensionProfile"][
+        "extensions"
+    ]
+    assert [e["properties"]["type"] for e in extensions] == ["ApplicationHealthLinux"]
+
+
+def test_a_completed_rolling_upgrade_is_read_and_accepted(provider, arm, scale_set_spec):
+    provider.ensure_fleet(scale_set_spec(2))
+    arm.clear_requests()
+    changed = scale_set_spec(2, instance=instance_spec(image=NEW_IMAGE))
+    assert provider.ensure_fleet(changed).changes
+    reads = [r.path for r in arm.requests if r.path.lower().endswith("/rollingupgrades/latest")]
+    assert len(reads) == 1
+    assert provider.ensure_fleet(changed).changes == []
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [("Faulted", ErrorCode.INTERNAL), ("Cancelled", ErrorCode.CONFLICT)]
+)
+def test_a_failed_rolling_upgrade_is_an_error_with_its_reason(
+    provider, arm, scale_set_spec, env, code, expected
+):
+    provider.ensure_fleet(scale_set_spec(2))
+    scale_set = scale_set_of(arm, env)
+    reason = "Application Health extension reports Unhealthy on /healthz"
+    arm.fault_rolling_upgrade(scale_set["id"], code, reason)
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(scale_set_spec(2, instance=instance_spec(image=NEW_IMAGE)))
+    assert raised.value.code is expected
+    assert f"{code.lower()}: {reason}" in raised.value.message
+    assert "0 upgraded, 2 failed" in raised.value.message
+    assert "/healthz" in raised.value.hint
+    # The instances stayed on the old model: the next run tries again and, healthy, passes.
+    assert not any(
+        vm["properties"]["latestModelApplied"] for vm in arm.scale_set_instances(scale_set["id"])
+    )
+    again = provider.ensure_fleet(scale_set_spec(2, instance=instance_spec(image=NEW_IMAGE)))
+    assert [c.detail for c in again.changes] == ["roll 2 instance(s) to the latest model"]
 
 
 def test_user_data_change_is_a_new_model(provider, arm, scale_set_spec, env):

@@ -5,9 +5,11 @@ and keeps state, so what these tests read back is what the provider's calls prod
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from google.auth.credentials import AnonymousCredentials
 
 from mlops_vm.provision import (
     AutoscalingSpec,
@@ -421,6 +423,87 @@ def test_lb_backend_port_must_match_the_service_port(fake, provider, project):
     assert fake.resources(project, "healthChecks") == []
 
 
+# -- releases: one target out of the load balancer and back ------------------------------
+
+
+def _released(provider, lb_spec, drain_seconds: int = 0):
+    spec = replace(lb_spec, drain_seconds=drain_seconds)
+    result = provider.ensure_fleet(fleet(2))
+    provider.ensure_load_balancer(spec, result)
+    return spec, result
+
+
+def test_release_cycle_calls_compute_in_order(fake, provider, project, lb_spec):
+    spec, result = _released(provider, lb_spec)
+    target = result.instances[0]
+    start = len(fake.calls)
+    provider.deregister_target(spec, target)
+    provider.register_target(spec, target)
+    provider.wait_target_healthy(spec, target.id, timeout_s=5, poll_s=0.02)
+    membership = {
+        "compute.instanceGroups.removeInstances",
+        "compute.instanceGroups.addInstances",
+        "compute.instanceGroups.listInstances",
+        "compute.backendServices.getHealth",
+        "compute.zoneOperations.wait",
+    }
+    calls: list[str] = []
+    for method, path in fake.calls[start:]:
+        # An operation is waited on until DONE: one entry for its polls.
+        if method in membership and f"/{project}/" in path and calls[-1:] != [method]:
+            calls.append(method)
+    assert calls[: calls.index("compute.backendServices.getHealth")] == [
+        "compute.instanceGroups.listInstances",  # a member? then remove it
+        "compute.instanceGroups.removeInstances",
+        "compute.zoneOperations.wait",
+        "compute.instanceGroups.listInstances",  # a member? then add it
+        "compute.instanceGroups.addInstances",
+        "compute.zoneOperations.wait",
+    ]
+    assert set(calls[calls.index("compute.backendServices.getHealth") :]) == {
+        "compute.backendServices.getHealth"
+    }
+
+
+def test_deregister_waits_out_the_draining_time(fake, project, lb_spec):
+    slept: list[float] = []
+    settings = make_provider(fake, project).settings
+    provider = GcpProvider(settings, credentials=AnonymousCredentials(), sleep=slept.append)
+    spec, result = _released(provider, lb_spec, drain_seconds=7)
+    slept.clear()
+    provider.deregister_target(spec, result.instances[0])
+    assert slept[-1] == 7  # after the removal's operation is done
+    slept.clear()
+    assert provider.deregister_target(spec, result.instances[0]) == []
+    assert 7 not in slept
+
+
+def test_deregister_keeps_the_draining_time_in_step(fake, provider, project, lb_spec):
+    spec, result = _released(provider, lb_spec)
+    longer = replace(spec, drain_seconds=1)
+    changes = provider.deregister_target(longer, result.instances[0])
+    assert [(c.action, c.kind) for c in changes] == [
+        ("update", "backend_service"),
+        ("delete", "target"),
+    ]
+    (service,) = fake.resources(project, "backendServices")
+    assert service["connectionDraining"] == {"drainingTimeoutSec": 1}
+
+
+def test_release_refuses_managed_instances_and_a_missing_lb(fake, provider, project, lb_spec):
+    with pytest.raises(ProvisionError) as raised:
+        provider.deregister_target(lb_spec, provider.ensure_fleet(fleet(1)).instances[0])
+    assert raised.value.code is ErrorCode.NOT_FOUND
+    provider.destroy(ENV)
+    result = provider.ensure_fleet(scaling_group(1))
+    provider.ensure_load_balancer(lb_spec, result)
+    for call in (provider.deregister_target, provider.register_target):
+        with pytest.raises(ProvisionError) as raised:
+            call(lb_spec, result.instances[0])
+        assert raised.value.code is ErrorCode.INVALID_INPUT
+        assert "update policy" in raised.value.hint
+
+
 # -- scaling-group mode --------------------------------------------------------------------
 
 
@@ -501,6 +584,61 @@ def test_user_data_change_rolls_out_a_new_template(fake, provider, project):
         ("update", "instance_group_manager"),
         ("delete", "instance_template"),
     ]
+    assert provider.ensure_fleet(scaling_group(2, instance=changed)).changes == []
+
+
+def test_rolling_update_policy_never_drops_below_size(fake, provider, project):
+    provider.ensure_fleet(scaling_group(2))
+    policy = _mig(fake, project)["updatePolicy"]
+    assert policy["type"] == "PROACTIVE"
+    assert policy["minimalAction"] == "REPLACE"
+    assert policy["maxUnavailable"] == {"fixed": 0}
+    assert policy["maxSurge"] == {"fixed": 2}  # regional over two zones: one per zone
+    assert policy["replacementMethod"] == "SUBSTITUTE"
+
+
+def test_a_drifted_update_policy_is_put_back(fake, provider, project):
+    provider.ensure_fleet(scaling_group(1, zones=("us-central1-c",)))
+    mig = _mig(fake, project)
+    with fake.store.lock:
+        stored = fake.store.get(tail(mig["selfLink"]))
+        stored["updatePolicy"] = {**stored["updatePolicy"], "maxUnavailable": {"fixed": 1}}
+        stored["updatePolicy"].pop("replacementMethod")
+    fixed = provider.ensure_fleet(scaling_group(1, zones=("us-central1-c",)))
+    assert [c.detail for c in fixed.changes] == ["update policy: maxUnavailable, replacementMethod"]
+    policy = _mig(fake, project)["updatePolicy"]
+    assert policy["maxUnavailable"] == {"fixed": 0}
+    assert policy["maxSurge"] == {"fixed": 1}  # zonal
+    assert provider.ensure_fleet(scaling_group(1, zones=("us-central1-c",))).changes == []
+
+
+@pytest.mark.parametrize(
+    ("is_stable", "version_reached"), [(False, False), (True, False), (False, True)]
+)
+def test_old_templates_stay_until_the_rollout_is_over(fake, project, is_stable, version_reached):
+    provider = make_provider(fake, project, stable_timeout_s=0.05)
+    provider.ensure_fleet(scaling_group(2))
+    (old,) = fake.resources(project, "instanceTemplates")
+    changed = InstanceSpec(machine_type="e2-small", user_data=USER_DATA + "# model v2\n")
+    mig_link = _mig(fake, project)["selfLink"]
+    fake.hold_rollout(mig_link, is_stable=is_stable, version_reached=version_reached)
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(scaling_group(2, instance=changed))
+    assert raised.value.code is ErrorCode.TIMEOUT
+    assert old["name"] in {t["name"] for t in fake.resources(project, "instanceTemplates")}
+    # A later run while it still rolls: the old template is kept, and the run says so.
+    later = provider.ensure_fleet(scaling_group(2, instance=changed))
+    assert [(c.action, c.kind, c.name) for c in later.changes] == [
+        ("update", "instance_template", old["name"])
+    ]
+    assert "kept until" in later.changes[0].detail
+    assert len(fake.resources(project, "instanceTemplates")) == 2
+    fake.release_rollout(mig_link)
+    done = provider.ensure_fleet(scaling_group(2, instance=changed))
+    assert [(c.action, c.kind, c.name) for c in done.changes] == [
+        ("delete", "instance_template", old["name"])
+    ]
+    assert old["name"] not in {t["name"] for t in fake.resources(project, "instanceTemplates")}
     assert provider.ensure_fleet(scaling_group(2, instance=changed)).changes == []
 
 

@@ -1,9 +1,9 @@
 """The roles' Molecule scenarios, run whole (create, converge, idempotence, verify, destroy).
 
 Each scenario's Testinfra tests also apply its role with bad variables against the running VM
-(wrong type, missing required value, unknown choice, a TCP docker socket, an invalid Nginx
-directive) and check that the run fails naming the variable while the service keeps running;
-here we check those tests ran and passed, and that the registry password, which the
+(wrong type, missing required value, unknown choice, a TCP docker socket, an invalid Nginx or
+HAProxy directive) and check that the run fails naming the variable while the service keeps
+running; here we check those tests ran and passed, and that the registry password, which the
 model_service and stack scenarios hand to the role, appears nowhere in Molecule's output.
 """
 
@@ -41,6 +41,13 @@ REFUSAL_TESTS = {
         "test_wrong_type_is_refused_before_any_change",
         "test_provided_mode_without_certificate_is_refused_before_any_change",
         "test_provided_certificate_with_the_wrong_key_is_refused",
+    ],
+    "haproxy_lb": [
+        "test_bad_configuration_never_replaces_the_working_one",
+        "test_unknown_tls_mode_is_refused_before_any_change",
+        "test_wrong_type_is_refused_before_any_change",
+        "test_server_without_address_is_refused_before_any_change",
+        "test_no_servers_is_refused_before_any_change",
     ],
     "stack": [],
 }

@@ -8,7 +8,8 @@
 One concern per module: client.py (clients, the call wrapper, waiters), errors.py
 (classification), network.py and security_groups.py, images.py, instances.py (fleet),
 scaling_group.py (launch template, ASG, policies), certificates.py (ACM),
-load_balancer.py (ALB, target group, listeners, targets), destroy.py, validate.py.
+load_balancer.py (ALB, target group, listeners, targets), targets.py (one target out
+and back, for releases), destroy.py, validate.py.
 Everything is found again by its mlops-vm/env and mlops-vm/role tags; no state file.
 
 ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_interval_s,
@@ -16,7 +17,14 @@ wait_timeout_s, retry_attempts, ...). Credentials: boto3's standard chain only.
 """
 
 from mlops_vm.provision.aws import destroy as destroy_module
-from mlops_vm.provision.aws import images, instances, load_balancer, network, scaling_group
+from mlops_vm.provision.aws import (
+    images,
+    instances,
+    load_balancer,
+    network,
+    scaling_group,
+    targets,
+)
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
@@ -142,6 +150,16 @@ class AwsProvider(Provider):
 
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
         return load_balancer.target_health(self.ctx, spec)
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return targets.deregister_target(self.ctx, spec, instance, dry_run=dry_run)
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return targets.register_target(self.ctx, spec, instance, dry_run=dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy_module.destroy(self.ctx, env, dry_run=dry_run)

@@ -46,12 +46,15 @@ class AwsOptions:
     # starts an instance refresh (the rolling replacement that rolls the change out).
     health_check_grace_s: int = 900
     instance_refresh: bool = True
-    # Minimum healthy percentage during an instance refresh.
-    refresh_min_healthy_percent: int = 90
+    # Minimum healthy percentage during an instance refresh: 100 with a maximum of 200
+    # launches each replacement before its predecessor goes (capacity never drops).
+    refresh_min_healthy_percent: int = 100
     # TLS policy of the HTTPS listener.
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     # Wait until scaling-group instances are InService before ensure_fleet returns.
     wait_for_scaling_group: bool = True
+    # Seconds a deregistered target may take past its deregistration delay to be unused.
+    drain_margin_s: float = 30.0
 
     @classmethod
     def from_settings(cls, options: dict[str, Any]) -> "AwsOptions":

@@ -4,7 +4,8 @@ The instances are never reached over SSH: the launch template's user-data
 (InstanceSpec.user_data, rendered by mlops_vm.bootstrap) makes each one configure itself.
 A change of AMI, instance type, user-data (or anything else in the template) becomes a
 new template version, made the default one; the group launches "$Default", and an
-instance refresh replaces the running instances so the change really rolls out.
+instance refresh (instance_refresh.py) replaces the running instances, launch before
+terminate, so the change really rolls out.
 
 The group's desired size is written only when FleetSpec.count changes (remembered in a
 tag), so a later run does not undo what the autoscaler decided. The CPU policy belongs to
@@ -17,7 +18,7 @@ import hashlib
 import json
 from typing import Any
 
-from mlops_vm.provision.aws import errors, tags
+from mlops_vm.provision.aws import errors, instance_refresh, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import Change, FleetSpec
@@ -238,10 +239,12 @@ def ensure_group(
         )
         return [change]
     changes = update_group(ctx, spec, group, template_id, settings, dry_run=dry_run)
-    if refresh and group.get("Instances") and ctx.options.instance_refresh:
-        changes.append(Change("update", "scaling_group", name, "instance refresh"))
-        if not dry_run:
-            start_refresh(ctx, name)
+    if ctx.options.instance_refresh:
+        template = find_template(ctx, name) if template_id else None
+        version = str(template["DefaultVersionNumber"]) if template else None
+        changes += instance_refresh.ensure_rolled_out(
+            ctx, group, template_id, version, template_changed=refresh, dry_run=dry_run
+        )
     return changes
 
 
@@ -291,21 +294,6 @@ def update_group(
             Tags=[desired_tag(name, spec.count)],
         )
     return [change]
-
-
-def start_refresh(ctx: AwsContext, name: str) -> None:
-    """Replace the group's instances in turns, keeping most of them in service."""
-    ctx.call(
-        "autoscaling",
-        "start_instance_refresh",
-        "start an instance refresh (roll out the new launch template)",
-        AutoScalingGroupName=name,
-        Strategy="Rolling",
-        Preferences={
-            "MinHealthyPercentage": ctx.options.refresh_min_healthy_percent,
-            "InstanceWarmup": ctx.options.health_check_grace_s,
-        },
-    )
 
 
 def group_instance_ids(group: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ Layout of this package (one concern per module):
   scaling_group.py  scaling-group mode: scale set + autoscale setting
   certificate.py    PFX from PEM, or Key Vault
   load_balancer.py  public IP, Application Gateway, backend registration, health
+  targets.py        one VM out of the backend pool and back (releases)
   inventory.py      finding an environment's resource groups and instances again
   destroy.py        deletion in dependency order
 
@@ -35,6 +36,7 @@ from mlops_vm.provision.azure import (
     load_balancer,
     network,
     scaling_group,
+    targets,
     validate,
 )
 from mlops_vm.provision.azure.client import Arm, AzureOptions
@@ -138,6 +140,16 @@ class AzureProvider(Provider):
             )
         group, gateway = found
         return load_balancer.health_of(self.arm, group, gateway["name"])
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return targets.deregister_target(self.arm, spec, instance, dry_run=dry_run)
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return targets.register_target(self.arm, spec, instance, dry_run=dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy.destroy(self.arm, env, dry_run=dry_run)

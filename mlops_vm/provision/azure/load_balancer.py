@@ -129,6 +129,15 @@ def protocol(name: str) -> str:
     return "Https" if name.upper() == "HTTPS" else "Http"
 
 
+def connection_draining(spec: LoadBalancerSpec) -> Json:
+    """Backend settings' draining: a target leaving the pool finishes its requests first.
+    ARM takes 1..3600 seconds; drain_seconds 0 turns draining off."""
+    return {
+        "enabled": spec.drain_seconds > 0,
+        "drainTimeoutInSec": min(max(spec.drain_seconds, 1), 3600),
+    }
+
+
 def gateway_body(
     layout: Layout,
     spec: LoadBalancerSpec,
@@ -152,10 +161,7 @@ def gateway_body(
         "cookieBasedAffinity": "Disabled",
         "requestTimeout": REQUEST_TIMEOUT_S,
         "probe": ref("probes", PROBE),
-        "connectionDraining": {
-            "enabled": spec.drain_seconds > 0,
-            "drainTimeoutInSec": min(max(spec.drain_seconds, 1), 3600),
-        },
+        "connectionDraining": connection_draining(spec),
     }
     if options.backend_host_name:
         settings["hostName"] = options.backend_host_name

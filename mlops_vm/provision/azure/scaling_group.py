@@ -5,7 +5,8 @@ nothing reaches them over SSH. A new image or new user data is a new scale set m
 model is updated, then instances that do not run it are upgraded (update_instances, rolled in
 batches by the Rolling policy; maxSurge brings new instances up before old ones go, which is
 also how new custom data reaches them). The Application Health extension reports /healthz, as
-a Rolling policy requires a health signal.
+a Rolling policy requires a health signal. After an upgrade the latest rolling upgrade status
+is read: one that faulted (unhealthy new instances, rolled back) or was cancelled is an error.
 
 Size: the scale set starts at FleetSpec.count. Between runs the autoscale setting owns the
 capacity; a run changes it only when FleetSpec.count itself changed (remembered in a tag), or
@@ -18,6 +19,7 @@ import copy
 
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge, differences
+from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.instances import (
     os_disk_size_gb,
     os_profile,
@@ -39,6 +41,20 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import LABEL_ROLE, Change, FleetSpec, Instance
 
 HEALTH_PATH = "/healthz"
+# Small batches (at least one instance each), new instances up before old ones go (maxSurge);
+# one upgraded instance failing its health signal stops the upgrade and rolls the failed ones
+# back, and instances already unhealthy are replaced first.
+ROLLING_POLICY: Json = {
+    "maxBatchInstancePercent": 20,
+    "maxUnhealthyInstancePercent": 20,
+    "maxUnhealthyUpgradedInstancePercent": 0,
+    "pauseTimeBetweenBatches": "PT0S",
+    "prioritizeUnhealthyInstances": True,
+    "rollbackFailedInstancesOnPolicyBreach": True,
+    "maxSurge": True,
+}
+# Rolling upgrade states that mean the new model did not (fully) roll out.
+UPGRADE_FAILED = {"Faulted": ErrorCode.INTERNAL, "Cancelled": ErrorCode.CONFLICT}
 # Hysteresis: scale in only well below the target, so that one scale-in does not push the
 # remaining instances straight back over it.
 SCALE_IN_FRACTION = 0.5
@@ -97,6 +113,41 @@ def upgrade_instances(arm: Arm, group: str, name: str, instance_ids: list[str]) 
         group,
         name,
         {"instanceIds": instance_ids},
+    )
+
+
+def latest_rolling_upgrade(arm: Arm, group: str, name: str) -> Json | None:
+    """The scale set's most recent rolling upgrade (None when it never had one)."""
+    return arm.read(
+        "read the latest rolling upgrade",
+        arm.compute.virtual_machine_scale_set_rolling_upgrades.get_latest,
+        group,
+        name,
+    )
+
+
+def check_rolling_upgrade(arm: Arm, group: str, name: str) -> None:
+    """A rolling upgrade that faulted or was cancelled left instances on the old model: say
+    so, with Azure's reason, rather than report success."""
+    latest = latest_rolling_upgrade(arm, group, name) or {}
+    props = latest.get("properties") or {}
+    code = (props.get("runningStatus") or {}).get("code")
+    if code not in UPGRADE_FAILED:
+        return
+    error = props.get("error") or {}
+    progress = props.get("progress") or {}
+    reasons = [error.get("message") or error.get("code") or "no reason given"]
+    reasons += [d.get("message", "") for d in error.get("details") or [] if d.get("message")]
+    raise ProvisionError(
+        UPGRADE_FAILED[code],
+        f"the rolling upgrade of scale set {name} {code.lower()}: {'; '.join(reasons)} "
+        f"({progress.get('successfulInstanceCount', 0)} upgraded, "
+        f"{progress.get('failedInstanceCount', 0)} failed, "
+        f"{progress.get('pendingInstanceCount', 0)} pending)",
+        hint="instances of the new model must answer the Application Health extension on "
+        f"{HEALTH_PATH}: check the image and user data (or roll back), then run provision",
+        provider=PROVIDER,
+        operation="roll the scale set to the latest model",
     )
 
 
@@ -194,16 +245,7 @@ def scale_set_body(
             # Exactly `capacity` VMs: overprovisioning would briefly boot extra instances
             # that configure themselves and register with the gateway for nothing.
             "overprovision": False,
-            "upgradePolicy": {
-                "mode": "Rolling",
-                "rollingUpgradePolicy": {
-                    "maxBatchInstancePercent": 34,
-                    "maxUnhealthyInstancePercent": 34,
-                    "maxUnhealthyUpgradedInstancePercent": 34,
-                    "pauseTimeBetweenBatches": "PT0S",
-                    "maxSurge": True,
-                },
-            },
+            "upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": ROLLING_POLICY},
             "virtualMachineProfile": {
                 "osProfile": os_profile(
                     instance, computerNamePrefix=layout.names.computer_name_prefix
@@ -373,6 +415,8 @@ def roll_stale_instances(
             if error.code != ErrorCode.CONFLICT:
                 raise
             detail += " (Azure's rolling upgrade is already under way)"
+        else:
+            check_rolling_upgrade(arm, group, name)
     return [Change("update", "scale_set", name, detail)]
 
 

@@ -20,7 +20,8 @@ ProviderSettings.endpoint_url. Options (ProviderSettings.options):
 
 One module per concern: client (calls, retries, operations), errors (classification),
 names (names, labels, links), network, instances (fleet), scaling_group (template, MIG,
-autoscaler), load_balancer, destroy, validate.
+autoscaler), load_balancer, targets (one target out and back, for releases), destroy,
+validate.
 """
 
 import time
@@ -30,7 +31,7 @@ from typing import Any
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import destroy as teardown
-from mlops_vm.provision.gcp import instances, load_balancer, network, scaling_group
+from mlops_vm.provision.gcp import instances, load_balancer, network, scaling_group, targets
 from mlops_vm.provision.gcp import validate as checks
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
@@ -233,6 +234,18 @@ class GcpProvider(Provider):
                     )
                 )
         return sorted(health, key=lambda target: target.instance_id)
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        log = ChangeLog(dry_run=dry_run)
+        return targets.deregister_target(self._context(spec.env), spec, instance, log)
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        log = ChangeLog(dry_run=dry_run)
+        return targets.register_target(self._context(spec.env), spec, instance, log)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         ctx = self._context(env)

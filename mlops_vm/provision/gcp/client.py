@@ -176,9 +176,9 @@ class ComputeClient:
                 results.append(error)
         return results
 
-    def pause(self) -> None:
-        """Sleep one poll interval (between reads of something that is settling)."""
-        self._sleep(self.options.poll_interval_s)
+    def pause(self, seconds: float | None = None) -> None:
+        """Sleep one poll interval (between reads of something that is settling), or SECONDS."""
+        self._sleep(self.options.poll_interval_s if seconds is None else seconds)
 
     # -- listing -------------------------------------------------------------------------
 

@@ -176,7 +176,7 @@ def _delete(ctx: Context, kind: str, name: str) -> bool:
 # -- backends ------------------------------------------------------------------------------
 
 
-def _group_members(ctx: Context, zone: str, name: str) -> list[str]:
+def group_members(ctx: Context, zone: str, name: str) -> list[str]:
     items = ctx.client.list_post(
         f"list instances of instance group {name}",
         "instanceGroups",
@@ -239,7 +239,7 @@ def ensure_fleet_groups(
         else:
             if group.get("namedPorts", []) != ports:
                 _set_named_ports(ctx, zone, group, ports, log)
-            current_members = _group_members(ctx, zone, name)
+            current_members = group_members(ctx, zone, name)
         _converge_members(ctx, zone, name, current_members, wanted[zone], log)
     stale = [group for zone, group in existing.items() if zone not in wanted]
     return links, stale
@@ -270,15 +270,15 @@ def _converge_members(
     add = [link for link in wanted if not any(same_link(link, c) for c in current)]
     remove = [link for link in current if not any(same_link(link, w) for w in wanted)]
     if add:
-        _change_members(ctx, zone, name, "add", add, log)
+        change_members(ctx, zone, name, "add", add, log)
     if remove:
-        _change_members(ctx, zone, name, "remove", remove, log)
+        change_members(ctx, zone, name, "remove", remove, log)
 
 
 _MEMBER_CHANGES = {"add": "add instances to", "remove": "remove instances from"}
 
 
-def _change_members(
+def change_members(
     ctx: Context, zone: str, name: str, verb: str, links: list[str], log: ChangeLog
 ) -> None:
     """Add LINKS to, or remove them from, the unmanaged group NAME (verb "add" or "remove")."""

@@ -3,7 +3,8 @@
 - Templates are immutable, so each configuration is its own template, named with a hash of
   its properties (`mlops-vm-<env>-<role>-<hash10>`); a change (user-data, machine type,
   image, ...) makes a new one, the MIG is patched to it with a PROACTIVE update policy (a
-  rolling replacement, surge first), and the templates left unused are deleted.
+  rolling replacement, surge first, never below size), and the templates left unused are
+  deleted once the MIG is stable on its new version (a rollback still needs the old one).
 - One zone makes a zonal MIG, several a regional one spread over them.
 - The instances configure themselves at boot from user-data (metadata key `user-data`);
   nothing reaches them over SSH.
@@ -145,11 +146,23 @@ def owned_templates(ctx: Context, env: str, role: str | None = None) -> list[dic
     ]
 
 
-def delete_unused_templates(ctx: Context, spec: FleetSpec, keep: str, log: ChangeLog) -> None:
-    """Delete the role's templates other than KEEP; one still in use is left alone."""
+def delete_unused_templates(
+    ctx: Context, spec: FleetSpec, keep: str, log: ChangeLog, *, settled: bool = True
+) -> None:
+    """Delete the role's templates other than KEEP; one still in use is left alone. While
+    the MIG is still rolling out (not SETTLED), old templates stay: a rollback needs them,
+    and instances being replaced still refer to them. A later run deletes them."""
     for template in owned_templates(ctx, spec.env, spec.role):
         name = template["name"]
         if same_link(template["selfLink"], keep):
+            continue
+        if not settled:
+            log.record(
+                "update",
+                "instance_template",
+                name,
+                detail="kept until the group's rollout is over; a later run deletes it",
+            )
             continue
         if not log.dry_run:
             try:
@@ -170,13 +183,26 @@ def delete_unused_templates(ctx: Context, spec: FleetSpec, keep: str, log: Chang
 
 
 def _update_policy(zones: list[str]) -> dict[str, Any]:
+    """A rolling replacement that never drops below size: each new instance (maxSurge; a
+    regional MIG needs one per zone) is up before an old one goes (maxUnavailable 0), and
+    SUBSTITUTE gives it a new name, so it can boot while its predecessor still serves.
+    (minReadySec, the wait before a new instance counts as ready, exists only in the beta
+    API, not in compute v1: readiness here is the instance's RUNNING state and, behind the
+    load balancer, its health check.)"""
     return {
         "type": "PROACTIVE",
         "minimalAction": "REPLACE",
-        # Surge first, never below size: a new instance must be up before an old one goes.
         "maxSurge": {"fixed": max(1, len(zones))},
         "maxUnavailable": {"fixed": 0},
+        "replacementMethod": "SUBSTITUTE",
     }
+
+
+def _policy_drift(current: dict[str, Any] | None, wanted: dict[str, Any]) -> list[str]:
+    """The update policy fields that differ from WANTED (others, e.g. the redistribution
+    type of a regional MIG, are left as they are)."""
+    current = current or {}
+    return sorted(key for key, value in wanted.items() if current.get(key) != value)
 
 
 def _versions(template_link: str) -> list[dict[str, Any]]:
@@ -285,9 +311,10 @@ def _converge_manager(
     if current.get("namedPorts", []) != wanted_ports:
         patch["namedPorts"] = wanted_ports
         details.append(f"named port {NAMED_PORT}:{spec.service_port}")
-    if (current.get("updatePolicy") or {}).get("type") != "PROACTIVE":
+    drift = _policy_drift(current.get("updatePolicy"), _update_policy(zones))
+    if drift and "updatePolicy" not in patch:
         patch["updatePolicy"] = _update_policy(zones)
-        details.append("PROACTIVE update policy")
+        details.append(f"update policy: {', '.join(drift)}")
     if patch:
         patch["fingerprint"] = current.get("fingerprint")
         log.apply(
@@ -318,8 +345,26 @@ def _converge_manager(
         )
 
 
+def is_settled(manager: dict[str, Any]) -> bool:
+    """No action in progress and every instance on the target version: a rollout is over."""
+    status = manager.get("status") or {}
+    return bool(status.get("isStable")) and bool(
+        (status.get("versionTarget") or {}).get("isReached")
+    )
+
+
+def read_manager(ctx: Context, spec: FleetSpec, zones: list[str]) -> dict[str, Any] | None:
+    location = location_for(ctx, zones)
+    name = ctx.names.group_manager(spec.role)
+    return ctx.client.get(
+        f"read instance group manager {name}",
+        lambda s: location.managers(s).get(**location.kwargs(ctx), instanceGroupManager=name),
+    )
+
+
 def wait_stable(ctx: Context, spec: FleetSpec, zones: list[str]) -> None:
-    """Wait until the MIG has no action in progress (created, replaced, resized)."""
+    """Wait until the MIG has no action in progress (created, replaced, resized) and has
+    reached its version target."""
     location = location_for(ctx, zones)
     name = ctx.names.group_manager(spec.role)
     deadline = time.monotonic() + ctx.stable_timeout_s
@@ -328,7 +373,7 @@ def wait_stable(ctx: Context, spec: FleetSpec, zones: list[str]) -> None:
             f"read instance group manager {name}",
             lambda s: location.managers(s).get(**location.kwargs(ctx), instanceGroupManager=name),
         )
-        if (manager.get("status") or {}).get("isStable"):
+        if is_settled(manager):
             return
         if time.monotonic() > deadline:
             raise ProvisionError(
@@ -445,7 +490,11 @@ def ensure_scaling_group(
     links = ensure_group_manager(ctx, spec, zones, template_link, log)
     ensure_autoscaler(ctx, spec, zones, links["instance_group_manager"], log)
     manager_changed = len(log.changes) > before
-    delete_unused_templates(ctx, spec, template_link, log)
-    if manager_changed and not log.dry_run:
-        wait_stable(ctx, spec, zones)
+    if log.dry_run:
+        settled = True  # the real run waits for the rollout before it deletes
+    else:
+        if manager_changed:
+            wait_stable(ctx, spec, zones)
+        settled = is_settled(read_manager(ctx, spec, zones) or {})
+    delete_unused_templates(ctx, spec, template_link, log, settled=settled)
     return links

@@ -1,6 +1,7 @@
 """LocalProvider: the provider interface over the local Docker engine."""
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from mlops_vm.platform import images
@@ -9,8 +10,8 @@ from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
+from mlops_vm.provision.local import lb_admin, ssh_access
 from mlops_vm.provision.local import resources as res
-from mlops_vm.provision.local import ssh_access
 from mlops_vm.provision.model import (
     ROLE_LB,
     ROLE_MODEL,
@@ -212,11 +213,86 @@ class LocalProvider(Provider):
             resources={"hosts": hosts, "network": res.network_name(spec.env)},
         )
 
+    def lb_servers(self, env: str) -> dict[str, lb_admin.ServerState] | None:
+        """The LB host's HAProxy view of its servers; None before HAProxy runs there."""
+        lb_hosts = [c for c in res.find_containers(env, ROLE_LB) if c.running]
+        if not lb_hosts:
+            return None
+        try:
+            return lb_admin.servers(lb_hosts[0].name)
+        except lb_admin.AdminUnavailable:
+            return None
+
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+        """The load balancer's own view (HAProxy's active health checks, drain and
+        maintenance states); before the LB host is configured, a probe of each host."""
+        instances = self.list_instances(spec.env, ROLE_MODEL)
+        servers = self.lb_servers(spec.env)
+        if servers is None:
+            return [probe_https(instance, spec.health_path) for instance in instances]
         return [
-            probe_https(instance, spec.health_path)
-            for instance in self.list_instances(spec.env, ROLE_MODEL)
+            TargetHealth(instance.id, servers[instance.name].healthy, servers[instance.name].reason)
+            if instance.name in servers
+            else TargetHealth(instance.id, False, "not registered with the load balancer")
+            for instance in instances
         ]
+
+    def lb_server(
+        self, spec: LoadBalancerSpec, instance: Instance, operation: str
+    ) -> tuple[str, lb_admin.ServerState | None]:
+        """The LB host's container and INSTANCE's server there (None: not in the backend)."""
+        lb_hosts = [c for c in res.find_containers(spec.env, ROLE_LB) if c.running]
+        try:
+            if not lb_hosts:
+                raise lb_admin.AdminUnavailable("no running load balancer host")
+            return lb_hosts[0].name, lb_admin.servers(lb_hosts[0].name).get(instance.name)
+        except lb_admin.AdminUnavailable as error:
+            raise self.error(
+                ErrorCode.NOT_FOUND,
+                f"the load balancer of {spec.env} does not answer on its admin socket ({error})",
+                f"run `mlops-vm provision {spec.env}` to configure the load balancer host",
+                operation,
+            ) from None
+
+    def deregister_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        """HAProxy drain (no new request; requests in flight finish), then maintenance once
+        no request is left on it or spec.drain_seconds have passed."""
+        lb, server = self.lb_server(spec, instance, "deregister target")
+        if server is None or not server.registered:
+            return []
+        change = Change("update", "lb_target", instance.name, "drain and deregister")
+        if dry_run:
+            return [change]
+        lb_admin.set_state(lb, instance.name, "drain")
+        deadline = time.monotonic() + spec.drain_seconds
+        while time.monotonic() < deadline:
+            current = lb_admin.servers(lb).get(instance.name)
+            if current is None or current.current_sessions == 0:
+                break
+            time.sleep(0.2)
+        lb_admin.set_state(lb, instance.name, "maint")
+        return [change]
+
+    def register_target(
+        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        """HAProxy `state ready`: the server takes requests again once its checks pass."""
+        lb, server = self.lb_server(spec, instance, "register target")
+        if server is None:
+            raise self.error(
+                ErrorCode.NOT_FOUND,
+                f"{instance.name} is not a server of the load balancer of {spec.env}",
+                f"run `mlops-vm provision {spec.env}` to add it to the load balancer",
+                "register target",
+            )
+        if server.registered:
+            return []
+        change = Change("update", "lb_target", instance.name, "register")
+        if not dry_run:
+            lb_admin.set_state(lb, instance.name, "ready")
+        return [change]
 
     # -- destroy --------------------------------------------------------------------------
 

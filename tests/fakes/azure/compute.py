@@ -604,6 +604,13 @@ class VirtualMachineScaleSets(ResourceType):
                     for nic in instances[i]["nics"]
                 ]
             }
+        if lowered == ["rollingupgrades", "latest"]:
+            latest = state.private_of(stored["id"]).get("rolling_upgrade")
+            if latest is None:
+                raise ArmError(
+                    404, "NotFound", f"No rolling upgrade found for scale set {stored['name']}."
+                )
+            return copy.deepcopy(latest)
         if len(lowered) >= 2 and lowered[0] == "virtualmachines":
             instance_id = segments[1]
             if instance_id not in instances:
@@ -638,12 +645,47 @@ class VirtualMachineScaleSets(ResourceType):
             )
 
         def upgrade() -> None:
-            for instance_id in wanted:
-                if instance_id in instances:
-                    instances[instance_id]["snapshot"] = _model_snapshot(stored)
-                    self._apply_snapshot(state, stored, instance_id)
+            # FakeArm.fault_rolling_upgrade: the upgraded instances fail their health signal,
+            # the upgrade stops and rolls them back (rollbackFailedInstancesOnPolicyBreach).
+            fault = state.private_of(stored["id"]).pop("upgrade_fault", None)
+            if fault is None:
+                for instance_id in wanted:
+                    if instance_id in instances:
+                        instances[instance_id]["snapshot"] = _model_snapshot(stored)
+                        self._apply_snapshot(state, stored, instance_id)
+            state.private_of(stored["id"])["rolling_upgrade"] = _rolling_upgrade(
+                stored, len(wanted), fault
+            )
 
         return upgrade
+
+
+def _rolling_upgrade(stored: Json, count: int, fault: Json | None) -> Json:
+    """A RollingUpgradeStatusInfo as GET .../rollingUpgrades/latest answers it."""
+    props = stored["properties"]
+    status: Json = {
+        "policy": copy.deepcopy(props.get("upgradePolicy", {}).get("rollingUpgradePolicy", {})),
+        "runningStatus": {
+            "code": fault["code"] if fault else "Completed",
+            "startTime": now(),
+            "lastAction": "Cancel" if fault and fault["code"] == "Cancelled" else "Start",
+            "lastActionTime": now(),
+        },
+        "progress": {
+            "successfulInstanceCount": 0 if fault else count,
+            "failedInstanceCount": count if fault else 0,
+            "inProgressInstanceCount": 0,
+            "pendingInstanceCount": 0,
+        },
+    }
+    if fault and fault.get("error"):
+        status["error"] = copy.deepcopy(fault["error"])
+    return {
+        "name": "latest",
+        "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+        "location": stored["location"],
+        "properties": status,
+    }
 
 
 ISO_DURATION = re.compile(r"^P(T(\d+H)?(\d+M)?(\d+S)?|\d+D)$")

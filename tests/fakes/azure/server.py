@@ -807,6 +807,21 @@ class FakeArm:
         with self.state.lock:
             self.state.backend_health[address_or_ip_configuration_id.lower()] = health
 
+    def fault_rolling_upgrade(
+        self, scale_set_id: str, code: str = "Faulted", message: str | None = None
+    ) -> None:
+        """The next upgrade of the scale set's instances ends CODE (Faulted, Cancelled) and
+        leaves them on their old model; MESSAGE is the upgrade's error."""
+        fault: Json = {"code": code}
+        if message:
+            fault["error"] = {
+                "code": "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade",
+                "message": message,
+                "details": [{"code": "VMExtensionHandlerNonTransientError", "message": message}],
+            }
+        with self.state.lock:
+            self.state.private_of(scale_set_id)["upgrade_fault"] = fault
+
     def set_polls_in_progress(self, polls: int) -> None:
         with self.state.lock:
             self.state.polls_in_progress = polls

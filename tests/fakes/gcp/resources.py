@@ -553,6 +553,8 @@ class Behaviours:
             "isStable": not unstable,
             "versionTarget": {"isReached": not unstable},
         }
+        if resource.get("_hold"):  # FakeCompute.hold_rollout
+            rendered["status"].update(copy.deepcopy(resource["_hold"]))
         if resource.get("_autoscaler"):
             rendered["status"]["autoscaler"] = resource["_autoscaler"]
         if unstable:

@@ -113,6 +113,22 @@ class FakeCompute:
         with self.store.lock:
             self.store.get(self_link.split("/compute/v1/", 1)[-1])["status"] = status
 
+    def hold_rollout(
+        self, self_link: str, *, is_stable: bool = False, version_reached: bool = False
+    ) -> None:
+        """Keep a MIG mid-rollout, as a slow or stuck one is: its status shows IS_STABLE and
+        versionTarget.isReached VERSION_REACHED until release_rollout."""
+        with self.store.lock:
+            manager = self.store.get(self_link.split("/compute/v1/", 1)[-1])
+            manager["_hold"] = {
+                "isStable": is_stable,
+                "versionTarget": {"isReached": version_reached},
+            }
+
+    def release_rollout(self, self_link: str) -> None:
+        with self.store.lock:
+            self.store.get(self_link.split("/compute/v1/", 1)[-1]).pop("_hold", None)
+
     def operations(self, project: str) -> list[Operation]:
         """Every operation started in PROJECT, with its poll count."""
         with self.store.lock:

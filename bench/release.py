@@ -1,0 +1,116 @@
+"""Benchmark of a model release on the local cloud: how long a 2-host release takes, how
+many requests fail during it, against the floor of two times one host's pull and ready.
+
+    .venv/bin/python bench/release.py [--json] [--clients 4]
+
+1. provisions a 2-VM environment (rate limiting off, as in bench/local_cloud.py);
+2. the floor: on one VM, `docker pull` of the 1.1 image (removed first) and `docker run`
+   until /readyz answers 200, timed; the release cannot beat twice that, host by host;
+3. removes 1.1 from both VMs, then `mlops-vm deploy --image ...:1.1` under a request loop
+   (CLIENTS keep-alive clients sending POST /predict back to back), counting every request;
+4. `mlops-vm rollback` under the same loop;
+5. destroys the environment.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from bench.local_cloud import make_environment, mlops_vm  # noqa: E402
+from mlops_vm.platform import images, registry  # noqa: E402
+from mlops_vm.platform.docker_cli import docker  # noqa: E402
+from tests.load import RequestLoop  # noqa: E402
+
+IMAGE_11 = f"{registry.ADDRESS}/{images.model_tag('1.1')}"
+PORT = 18541
+
+
+def in_vm(vm: str, *argv: str, check: bool = True) -> str:
+    return docker("exec", vm, *argv, check=check)
+
+
+def one_host_pull_and_ready(vm: str) -> dict[str, float]:
+    """Seconds to pull the 1.1 image on VM and to get one container of it ready."""
+    in_vm(vm, "docker", "rmi", "-f", IMAGE_11, check=False)
+    started = time.monotonic()
+    in_vm(vm, "docker", "pull", "-q", IMAGE_11)
+    pulled = time.monotonic()
+    in_vm(vm, "docker", "run", "-d", "--name", "bench-ready", "-p", "127.0.0.1:8199:8080", IMAGE_11)
+    try:
+        while in_vm(vm, "curl", "-sf", "http://127.0.0.1:8199/readyz", check=False) == "":
+            time.sleep(0.2)
+        ready = time.monotonic()
+    finally:
+        in_vm(vm, "docker", "rm", "-f", "bench-ready", check=False)
+    return {"pull_s": pulled - started, "ready_s": ready - pulled, "total_s": ready - started}
+
+
+def under_load(endpoint: str, ca_file: str, clients: int, *command: str) -> dict:
+    with RequestLoop(endpoint, ca_file, threads=clients, interval_s=0.0) as loop:
+        time.sleep(1)
+        started = time.monotonic()
+        summary = mlops_vm(*command)
+        took = time.monotonic() - started
+        time.sleep(1)
+    return {
+        "command": "mlops-vm " + " ".join(command),
+        "seconds": round(took, 1),
+        "requests": len(loop.outcomes),
+        "failed": len(loop.failures),
+        "versions": loop.versions(),
+        "hosts_changed": (summary.get("release") or {}).get("hosts_changed"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4, help="concurrent request loops")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="mlops-vm-bench-"))
+    directory = make_environment(root, "benchrel", 2, PORT)
+    mlops_vm("destroy", str(directory), "--yes")
+    try:
+        summary = mlops_vm("provision", str(directory))
+        endpoint, ca_file = summary["endpoint"], summary["ca_file"]
+        vms = sorted(h for h in summary["hosts"] if "-model-" in h)
+        floor = one_host_pull_and_ready(vms[0])
+        for vm in vms:
+            in_vm(vm, "docker", "rmi", "-f", IMAGE_11, check=False)
+        deploy = under_load(
+            endpoint, ca_file, args.clients, "deploy", str(directory), "--image", IMAGE_11
+        )
+        rollback = under_load(endpoint, ca_file, args.clients, "rollback", str(directory))
+    finally:
+        mlops_vm("destroy", str(directory), "--yes")
+
+    result = {
+        "one_host_pull_and_ready": floor,
+        "floor_two_hosts_s": round(2 * floor["total_s"], 1),
+        "deploy": deploy,
+        "rollback": rollback,
+        "deploy_over_floor": round(deploy["seconds"] / (2 * floor["total_s"]), 2),
+        "load": f"{args.clients} keep-alive clients, POST /predict back to back",
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"one host: pull {floor['pull_s']:.1f}s + ready {floor['ready_s']:.1f}s")
+    print(f"floor for 2 hosts, one after the other: {result['floor_two_hosts_s']}s")
+    for name in ("deploy", "rollback"):
+        row = result[name]
+        print(
+            f"{name}: {row['seconds']}s, {row['failed']} failed of {row['requests']} requests, "
+            f"versions {' -> '.join(row['versions'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()

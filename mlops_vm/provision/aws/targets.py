@@ -1,0 +1,140 @@
+"""One fleet instance out of the ALB's target group and back: a release, host by host.
+
+Deregistering starts the target group's deregistration delay (= LoadBalancerSpec.
+drain_seconds): the ALB sends the target no new request while requests in flight finish;
+the target is `draining`, then `unused`. deregister returns once it is `unused`, so the
+caller may stop the old model container without cutting a request. register puts it back
+(`initial` until its health checks pass); wait_target_healthy in base.py waits for that.
+
+Instances of a scaling group are never handled here: the group rolls them through an
+instance refresh (scaling_group.py), and it re-registers them itself.
+"""
+
+from typing import Any
+
+from mlops_vm.provision.aws import errors, instances, load_balancer
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import Change, Instance, LoadBalancerSpec
+
+DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
+# States in which the target is out of rotation for good (or was never in it).
+OUT_STATES = frozenset({"unused"})
+
+
+def target_group(ctx: AwsContext, spec: LoadBalancerSpec, doing: str) -> dict[str, Any]:
+    group = load_balancer.find_by_name(
+        ctx, "target_group", load_balancer.target_group_name(spec), spec.env
+    )
+    if group is None:
+        raise ProvisionError(
+            ErrorCode.NOT_FOUND,
+            f"environment {spec.env} has no target group {load_balancer.target_group_name(spec)}",
+            hint="provision the load balancer first (ensure_load_balancer)",
+            provider=errors.PROVIDER,
+            operation=doing,
+        )
+    return group
+
+
+def refuse_scaling_group_member(instance: Instance, doing: str) -> None:
+    group = instance.tags.get(instances.ASG_TAG)
+    if group:
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"{instance.id} belongs to scaling group {group}",
+            hint="scaling groups roll through their own mechanism (an instance refresh): "
+            "change the launch template and run provision",
+            provider=errors.PROVIDER,
+            operation=doing,
+        )
+
+
+def target_state(ctx: AwsContext, arn: str, instance_id: str) -> str:
+    """The target's state in the group: healthy, initial, unhealthy, draining, unused, ..."""
+    found = ctx.call(
+        "elbv2",
+        "describe_target_health",
+        f"read the health of target {instance_id}",
+        # Named explicitly, a target the group does not hold is listed as `unused`.
+        TargetGroupArn=arn,
+        Targets=[{"Id": instance_id}],
+    ).get("TargetHealthDescriptions", [])
+    return found[0].get("TargetHealth", {}).get("State", "unused") if found else "unused"
+
+
+def ensure_drain_delay(
+    ctx: AwsContext, spec: LoadBalancerSpec, group: dict[str, Any], *, dry_run: bool
+) -> list[Change]:
+    """The deregistration delay is what bounds the drain: keep it at drain_seconds."""
+    wanted = str(spec.drain_seconds)
+    arn = group["TargetGroupArn"]
+    if load_balancer.target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE) == wanted:
+        return []
+    if not dry_run:
+        ctx.call(
+            "elbv2",
+            "modify_target_group_attributes",
+            "set the deregistration delay",
+            TargetGroupArn=arn,
+            Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": wanted}],
+        )
+    return [Change("update", "target_group", group["TargetGroupName"], f"drain {wanted}s")]
+
+
+def deregister_target(
+    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
+) -> list[Change]:
+    doing = f"deregister target {instance.id}"
+    refuse_scaling_group_member(instance, doing)
+    group = target_group(ctx, spec, doing)
+    arn = group["TargetGroupArn"]
+    changes = ensure_drain_delay(ctx, spec, group, dry_run=dry_run)
+    state = target_state(ctx, arn, instance.id)
+    if state in OUT_STATES:
+        return changes
+    if state != "draining":  # draining: someone deregistered it already; only wait
+        changes.append(
+            Change("delete", "target", instance.id, f"deregister, drain {spec.drain_seconds}s")
+        )
+        if dry_run:
+            return changes
+        ctx.call(
+            "elbv2",
+            "deregister_targets",
+            doing,
+            TargetGroupArn=arn,
+            Targets=[{"Id": instance.id}],
+        )
+    if dry_run:
+        return changes
+
+    def drained() -> bool | None:
+        return True if target_state(ctx, arn, instance.id) in OUT_STATES else None
+
+    ctx.wait_until(
+        drained,
+        f"target {instance.id} has drained",
+        timeout_s=spec.drain_seconds + ctx.options.drain_margin_s,
+    )
+    return changes
+
+
+def register_target(
+    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
+) -> list[Change]:
+    doing = f"register target {instance.id}"
+    refuse_scaling_group_member(instance, doing)
+    arn = target_group(ctx, spec, doing)["TargetGroupArn"]
+    # A draining target is on its way out: registering it again takes it back.
+    if target_state(ctx, arn, instance.id) not in OUT_STATES | {"draining"}:
+        return []
+    if not dry_run:
+        ctx.call(
+            "elbv2",
+            "register_targets",
+            doing,
+            TargetGroupArn=arn,
+            Targets=[{"Id": instance.id, "Port": spec.backend_port}],
+        )
+    return [Change("create", "target", instance.id, "register")]

@@ -1,0 +1,131 @@
+"""One fleet VM out of the Application Gateway's backend pool and back: a release, host by host.
+
+A fleet VM is in the pool through its NIC's IP configuration
+(applicationGatewayBackendAddressPools), as load_balancer.register_fleet puts it there. Taking
+it out of that list, with connection draining on the backend settings (connectionDraining
+{enabled, drainTimeoutInSec = drain_seconds}), stops new requests to it while those in flight
+finish. ARM reports nothing when draining ends, so deregister waits out the drain time once
+the NIC update has succeeded. register puts the pool back on the NIC; the gateway's probe
+decides when it serves again (wait_target_healthy in base.py).
+
+Scale set instances roll through the scale set's Rolling upgrade policy instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from mlops_vm.provision.azure import inventory, load_balancer
+from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.errors import PROVIDER
+from mlops_vm.provision.azure.instances import list_nics
+from mlops_vm.provision.azure.naming import (
+    BACKEND_POOL,
+    BACKEND_SETTINGS,
+    gateway_child,
+    resource_group_of,
+    same_id,
+)
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import Change, Instance, LoadBalancerSpec
+
+# ARM's upper bound of drainTimeoutInSec: a wait never goes past it.
+MAX_DRAIN_WAIT_S = 3600
+sleep = time.sleep  # tests replace it to see the wait without waiting
+
+
+def _error(code: ErrorCode, message: str, hint: str, doing: str) -> ProvisionError:
+    return ProvisionError(code, message, hint=hint, provider=PROVIDER, operation=doing)
+
+
+def refuse_scale_set_instance(instance: Instance, doing: str) -> None:
+    if "/virtualmachinescalesets/" in instance.id.lower():
+        raise _error(
+            ErrorCode.INVALID_INPUT,
+            f"{instance.name} is an instance of a VM scale set",
+            "scaling groups roll through their own mechanism (the scale set's Rolling "
+            "upgrade policy): change the model and run provision",
+            doing,
+        )
+
+
+def gateway_of(arm: Arm, spec: LoadBalancerSpec, doing: str) -> tuple[str, Json]:
+    found = inventory.find_gateway(arm, spec.env)
+    if found is None:
+        raise _error(
+            ErrorCode.NOT_FOUND,
+            f"environment {spec.env!r} has no Application Gateway",
+            "provision the load balancer first (ensure_load_balancer)",
+            doing,
+        )
+    return found
+
+
+def nic_of(arm: Arm, instance: Instance, doing: str) -> Json:
+    for nic in list_nics(arm, resource_group_of(instance.id)):
+        if same_id((nic["properties"].get("virtualMachine") or {}).get("id"), instance.id):
+            return nic
+    raise _error(
+        ErrorCode.NOT_FOUND,
+        f"no network interface of {instance.name} found",
+        "list the environment's instances again (list_instances)",
+        doing,
+    )
+
+
+def ensure_draining(
+    arm: Arm, group: str, gateway: Json, spec: LoadBalancerSpec, *, dry_run: bool
+) -> list[Change]:
+    """Keep the backend settings' draining at drain_seconds (a GET-modify-PUT of the gateway,
+    which keeps its certificates when they are named without their data)."""
+    wanted = load_balancer.connection_draining(spec)
+    body = copy.deepcopy(gateway)
+    settings = [
+        s
+        for s in body["properties"].get("backendHttpSettingsCollection", [])
+        if s["name"] == BACKEND_SETTINGS
+    ]
+    if not settings or settings[0]["properties"].get("connectionDraining") == wanted:
+        return []
+    settings[0]["properties"]["connectionDraining"] = wanted
+    if not dry_run:
+        load_balancer.put_gateway(arm, group, gateway["name"], body)
+    return [Change("update", "application_gateway", gateway["name"], f"drain {wanted}")]
+
+
+def deregister_target(
+    arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
+) -> list[Change]:
+    doing = f"deregister target {instance.name}"
+    refuse_scale_set_instance(instance, doing)
+    group, gateway = gateway_of(arm, spec, doing)
+    pool_id = gateway_child(gateway["id"], "backendAddressPools", BACKEND_POOL)["id"]
+    changes = ensure_draining(arm, group, gateway, spec, dry_run=dry_run)
+    nic = nic_of(arm, instance, doing)
+    if not load_balancer.in_pool(nic, pool_id):
+        return changes
+    changes.append(
+        Change("delete", "target", instance.id, f"{instance.name}, drain {spec.drain_seconds}s")
+    )
+    if not dry_run:
+        body = load_balancer.nic_with_pool(nic, pool_id, member=False)
+        load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
+        sleep(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
+    return changes
+
+
+def register_target(
+    arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
+) -> list[Change]:
+    doing = f"register target {instance.name}"
+    refuse_scale_set_instance(instance, doing)
+    _, gateway = gateway_of(arm, spec, doing)
+    pool_id = gateway_child(gateway["id"], "backendAddressPools", BACKEND_POOL)["id"]
+    nic = nic_of(arm, instance, doing)
+    if load_balancer.in_pool(nic, pool_id):
+        return []
+    if not dry_run:
+        body = load_balancer.nic_with_pool(nic, pool_id, member=True)
+        load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
+    return [Change("create", "target", instance.id, f"{instance.name}, register")]

@@ -1,0 +1,140 @@
+"""One fleet instance out of the load balancer and back: a release, host by host.
+
+The fleet's instances reach the backend service through one unmanaged instance group per
+zone (load_balancer.ensure_fleet_groups). Removing an instance from its group starts the
+backend service's connection draining (connectionDraining.drainingTimeoutSec =
+LoadBalancerSpec.drain_seconds): no new connection goes to it, those in flight may finish.
+The API says nothing about when draining ends, so deregister waits out the draining time
+after the removal operation is done. register adds it back; the LB's health checks decide
+when it serves again (wait_target_healthy in base.py).
+
+Instances of a managed instance group roll through the MIG's update policy instead.
+"""
+
+from typing import Any
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp import load_balancer
+from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.names import same_link
+from mlops_vm.provision.gcp.plan import ChangeLog
+from mlops_vm.provision.model import ROLE_MODEL, Change, Instance, LoadBalancerSpec
+
+# GCP's own upper bound of drainingTimeoutSec: a wait never goes past it.
+MAX_DRAIN_WAIT_S = 3600
+
+
+def _error(code: ErrorCode, message: str, hint: str, doing: str) -> ProvisionError:
+    return ProvisionError(code, message, hint=hint, provider=PROVIDER, operation=doing)
+
+
+def backend_service(ctx: Context, spec: LoadBalancerSpec, doing: str) -> dict[str, Any]:
+    service = load_balancer.get_global(ctx, "backend_service", ctx.names.backend_service)
+    if service is None:
+        raise _error(
+            ErrorCode.NOT_FOUND,
+            f"environment {spec.env} has no backend service {ctx.names.backend_service}",
+            "provision the load balancer first (ensure_load_balancer)",
+            doing,
+        )
+    return service
+
+
+def refuse_managed_instance(ctx: Context, instance: Instance, doing: str) -> None:
+    """A MIG's instances carry the `created-by` metadata key (the MIG's link)."""
+    resource = ctx.client.get(
+        f"read instance {instance.name}",
+        lambda s: s.instances().get(
+            project=ctx.project, zone=instance.zone, instance=instance.name
+        ),
+    )
+    if resource is None:
+        raise _error(
+            ErrorCode.NOT_FOUND,
+            f"instance {instance.name} does not exist in zone {instance.zone}",
+            "list the environment's instances again (list_instances)",
+            doing,
+        )
+    items = (resource.get("metadata") or {}).get("items") or []
+    manager = next((i.get("value") for i in items if i.get("key") == "created-by"), None)
+    if manager:
+        raise _error(
+            ErrorCode.INVALID_INPUT,
+            f"{instance.name} belongs to managed instance group {manager.rsplit('/', 1)[-1]}",
+            "scaling groups roll through their own mechanism (the MIG's update policy): "
+            "change the instance template and run provision",
+            doing,
+        )
+
+
+def ensure_draining(
+    ctx: Context, spec: LoadBalancerSpec, service: dict[str, Any], log: ChangeLog
+) -> None:
+    """The backend service's draining time is what bounds the drain: keep it in step."""
+    if (service.get("connectionDraining") or {}).get("drainingTimeoutSec") == spec.drain_seconds:
+        return
+    patch = {
+        "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
+        "fingerprint": service.get("fingerprint"),
+    }
+    load_balancer._patch(
+        ctx, "backend_service", service["name"], patch, log, f"drain {spec.drain_seconds}s"
+    )
+
+
+def _membership(
+    ctx: Context, service: dict[str, Any], instance: Instance
+) -> tuple[str, str, bool, bool]:
+    """(group name, instance link, whether the group backs the service, whether the instance
+    is in it)."""
+    zone = instance.zone or ""
+    name = ctx.names.instance_group(instance.role or ROLE_MODEL)
+    group_link = ctx.links.zonal(zone, "instanceGroups", name)
+    instance_link = ctx.links.zonal(zone, "instances", instance.name)
+    backed = any(same_link(b.get("group"), group_link) for b in service.get("backends", []))
+    if not backed:
+        return name, instance_link, False, False
+    members = load_balancer.group_members(ctx, zone, name)
+    return name, instance_link, True, any(same_link(m, instance_link) for m in members)
+
+
+def deregister_target(
+    ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
+) -> list[Change]:
+    doing = f"deregister target {instance.name}"
+    service = backend_service(ctx, spec, doing)
+    refuse_managed_instance(ctx, instance, doing)
+    ensure_draining(ctx, spec, service, log)
+    name, link, _, member = _membership(ctx, service, instance)
+    if not member:
+        return log.changes
+    load_balancer.change_members(ctx, instance.zone or "", name, "remove", [link], log)
+    log.changes[-1] = Change(
+        "delete", "target", instance.id, f"{instance.name}, drain {spec.drain_seconds}s"
+    )
+    if not log.dry_run:
+        ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
+    return log.changes
+
+
+def register_target(
+    ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
+) -> list[Change]:
+    doing = f"register target {instance.name}"
+    service = backend_service(ctx, spec, doing)
+    refuse_managed_instance(ctx, instance, doing)
+    name, link, backed, member = _membership(ctx, service, instance)
+    if not backed:
+        raise _error(
+            ErrorCode.NOT_FOUND,
+            f"instance group {name} in {instance.zone} is not a backend of "
+            f"{ctx.names.backend_service}",
+            "run provision: the load balancer step creates one group per zone of the fleet",
+            doing,
+        )
+    if member:
+        return log.changes
+    load_balancer.change_members(ctx, instance.zone or "", name, "add", [link], log)
+    log.changes[-1] = Change("create", "target", instance.id, f"{instance.name}, register")
+    return log.changes

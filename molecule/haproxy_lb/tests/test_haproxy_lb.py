@@ -1,0 +1,246 @@
+"""Behaviour of the haproxy_lb role, seen from inside the VM with curl, openssl and socat.
+
+Two stand-in model hosts (prepare.yml) serve HTTPS on 127.0.0.1:8441 (backend-1) and
+127.0.0.1:8442 (backend-2) and log every request that is not a health check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from mlops_molecule import apply_role, assert_refused
+
+CA_ON_VM = "/root/lb-ca.crt"
+CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
+ADMIN = "socat stdio /run/haproxy/admin.sock"
+BACKENDS = {"backend-1": 8441, "backend-2": 8442}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def generated_ca_on_vm(host):
+    """The CA the role generated on the controller, copied into the VM for curl."""
+    ca = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "nginx-ca", "ca.crt")
+    host.ansible("copy", f"src={ca} dest={CA_ON_VM} mode=0644", check=False)
+    return ca
+
+
+def admin(host, command: str) -> str:
+    return host.check_output(f"echo '{command}' | {ADMIN}")
+
+
+def server_status(host) -> dict[str, str]:
+    """Server name -> status (UP, DOWN, DRAIN, MAINT) from the runtime API's `show stat`."""
+    lines = admin(host, "show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+    return {row["svname"]: row["status"] for row in rows if row["svname"] in BACKENDS}
+
+
+def wait_status(host, server: str, wanted: str, timeout_s: float) -> float:
+    """Seconds until SERVER has status WANTED; fails past TIMEOUT_S."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if server_status(host)[server] == wanted:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    pytest.fail(f"{server} not {wanted} after {timeout_s}s: {server_status(host)}")
+
+
+def requests_seen(host) -> dict[str, int]:
+    """Requests (not health checks) each stand-in backend has answered so far."""
+    return {
+        name: int(host.check_output(f"cat /var/log/fake-backend/{port}.log 2>/dev/null | wc -l"))
+        for name, port in BACKENDS.items()
+    }
+
+
+def log_records(host, since: str) -> list[dict]:
+    """The JSON request logs HAProxy sent to the journal since SINCE (a `date +%s`)."""
+    lines = host.check_output(f"journalctl -t haproxy -o cat --no-pager --since @{since}")
+    return [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
+
+
+def predict(host, count: int) -> list[dict]:
+    """COUNT predictions through the load balancer; every one must answer 200."""
+    answers = []
+    for _ in range(count):
+        out = host.check_output(
+            f"{CURL} -w '\\n%{{http_code}}' -H 'Content-Type: application/json' "
+            "-d '{\"instances\": [[1, 2, 3, 4]]}' https://localhost/predict"
+        )
+        body, _, code = out.rpartition("\n")
+        assert code == "200", out
+        answers.append(json.loads(body))
+    return answers
+
+
+@pytest.fixture
+def backend_mode(host):
+    """Set stand-in backends' modes (ok, unhealthy, fail-post); restored after the test."""
+    changed = []
+
+    def set_mode(server: str, mode: str) -> None:
+        host.check_output(f"echo {mode} > /etc/fake-backend/{BACKENDS[server]}.mode")
+        changed.append(server)
+
+    yield set_mode
+    for server in changed:
+        host.run(f"rm -f /etc/fake-backend/{BACKENDS[server]}.mode")
+    for server in changed:
+        wait_status(host, server, "UP", 10)
+
+
+def test_prediction_over_tls_verified_by_the_generated_ca_reaches_both_backends(host):
+    answers = predict(host, 6)
+    assert {a["upstream"] for a in answers} == {8441, 8442}
+    assert all(a["predictions"] == [0] for a in answers)
+    extra_san = host.run(
+        f"{CURL} -o /dev/null -w '%{{http_code}}' --resolve lb.mlops-vm.test:443:127.0.0.1 "
+        "https://lb.mlops-vm.test/healthz"
+    )
+    assert extra_san.stdout == "200", extra_san.stderr
+    assert host.run("curl -s -m 10 https://localhost/").rc == 60  # untrusted without the CA
+
+
+def test_forwarding_headers_reach_the_backend_and_no_security_headers_are_added(host):
+    out = host.check_output(f"{CURL} -i https://localhost/whoami")
+    head, _, body = out.partition("\r\n\r\n")
+    answer = json.loads(body)
+    assert answer["forwarded_proto"] == "https"
+    assert answer["forwarded_for"] == "127.0.0.1"
+    # Headers are the model hosts' Nginx's job, added once (not at this tier).
+    assert "strict-transport-security" not in head.lower()
+
+
+@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
+def test_old_tls_versions_are_refused_by_the_server(host, version):
+    result = host.run(
+        f"openssl s_client -connect 127.0.0.1:443 {version} -cipher 'DEFAULT@SECLEVEL=0' </dev/null"
+    )
+    output = result.stdout + result.stderr
+    assert result.rc != 0
+    assert "alert protocol version" in output, output
+    assert "no protocols available" not in output, output
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_modern_tls_versions_are_accepted(host, version):
+    result = host.run(
+        f"openssl s_client -connect 127.0.0.1:443 {version} -CAfile {CA_ON_VM} </dev/null"
+    )
+    assert result.rc == 0, result.stdout + result.stderr
+    assert "Verify return code: 0 (ok)" in result.stdout
+
+
+def test_weak_tls12_cipher_is_refused(host):
+    result = host.run(
+        "openssl s_client -connect 127.0.0.1:443 -tls1_2 "
+        "-cipher 'AES128-SHA:@SECLEVEL=0' </dev/null"
+    )
+    assert result.rc != 0
+    assert "handshake failure" in result.stdout + result.stderr
+
+
+def test_http_redirects_to_https(host):
+    result = host.run(
+        "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' 'http://vm1:80/predict?x=1'"
+    )
+    assert result.stdout == "301 https://vm1/predict?x=1"
+
+
+def test_backend_failing_its_health_check_is_down_within_3s_and_gets_no_request(host, backend_mode):
+    backend_mode("backend-1", "unhealthy")
+    took = wait_status(host, "backend-1", "DOWN", 5)
+    assert took <= 3.5, f"marked DOWN after {took:.1f}s"
+    before = requests_seen(host)
+    answers = predict(host, 8)
+    assert {a["upstream"] for a in answers} == {8442}
+    assert requests_seen(host)["backend-1"] == before["backend-1"]
+    assert "L7STS" in admin(host, "show stat")  # the check's reason: a bad status
+
+
+def test_post_failing_on_one_backend_is_retried_on_the_other(host, backend_mode):
+    since = host.check_output("date +%s")
+    backend_mode("backend-1", "fail-post")  # health checks still pass
+    before = requests_seen(host)
+    answers = predict(host, 6)
+    assert {a["upstream"] for a in answers} == {8442}  # every answer 200, from backend-2
+    assert requests_seen(host)["backend-1"] > before["backend-1"]  # some were tried there first
+    time.sleep(1)
+    retried = [r for r in log_records(host, since) if r["retries"] == "+1"]
+    assert retried and all(r["server"] == "backend-2" for r in retried), retried
+
+
+def test_drained_server_gets_no_new_request_keeps_its_state_over_a_reload_and_comes_back(host):
+    admin(host, "set server model_service/backend-1 state drain")
+    try:
+        assert server_status(host)["backend-1"] == "DRAIN"
+        host.check_output("systemctl reload haproxy")
+        time.sleep(1)
+        assert server_status(host)["backend-1"] == "DRAIN"  # kept over the reload
+        before = requests_seen(host)
+        answers = predict(host, 8)
+        assert {a["upstream"] for a in answers} == {8442}
+        assert requests_seen(host)["backend-1"] == before["backend-1"]
+    finally:
+        admin(host, "set server model_service/backend-1 state ready")
+    assert server_status(host)["backend-1"] == "UP"
+    answers = predict(host, 6)
+    assert {a["upstream"] for a in answers} == {8441, 8442}
+
+
+def test_admin_socket_is_root_only(host):
+    socket = host.file("/run/haproxy/admin.sock")
+    assert socket.is_socket
+    assert socket.mode == 0o600
+    assert socket.user == "root"
+
+
+def test_requests_are_logged_as_json_to_the_journal(host):
+    since = host.check_output("date +%s")
+    host.check_output(f"{CURL} -o /dev/null https://localhost/log-probe?x=1")
+    time.sleep(1)
+    records = log_records(host, since)
+    # HTTP/2 requests are logged with their absolute URI.
+    probe = [r for r in records if r["uri"].endswith("/log-probe?x=1")]
+    assert probe, records
+    assert probe[-1]["status"] == 200
+    assert probe[-1]["server"] in BACKENDS
+    assert probe[-1]["tls"] in {"TLSv1.2", "TLSv1.3"}
+    assert probe[-1]["client"].startswith("127.0.0.1:")
+
+
+def test_bad_configuration_never_replaces_the_working_one(host):
+    before = host.file("/etc/haproxy/haproxy.cfg").sha256sum
+    result = apply_role("haproxy_lb", {"haproxy_lb_backend_extra_config": "not_a_keyword on"})
+    assert result.returncode != 0
+    assert "not_a_keyword" in result.stdout
+    assert host.file("/etc/haproxy/haproxy.cfg").sha256sum == before
+    predict(host, 2)
+
+
+def test_unknown_tls_mode_is_refused_before_any_change(host):
+    result = apply_role("haproxy_lb", {"haproxy_lb_tls_mode": "letsencrypt"})
+    assert_refused(result, "haproxy_lb_tls_mode", "selfsigned, provided")
+    assert host.service("haproxy").is_running
+
+
+def test_wrong_type_is_refused_before_any_change(host):
+    result = apply_role("haproxy_lb", {"haproxy_lb_retries": "lots"})
+    assert_refused(result, "haproxy_lb_retries")
+    assert host.service("haproxy").is_running
+
+
+def test_server_without_address_is_refused_before_any_change(host):
+    result = apply_role("haproxy_lb", {"haproxy_lb_servers": [{"name": "backend-1"}]})
+    assert_refused(result, "haproxy_lb_servers", "address")
+    assert host.service("haproxy").is_running
+
+
+def test_no_servers_is_refused_before_any_change(host):
+    result = apply_role("haproxy_lb", {"haproxy_lb_servers": []})
+    assert_refused(result, "haproxy_lb_servers")
+    assert host.service("haproxy").is_running

@@ -1,0 +1,243 @@
+"""Failure detection and draining at the local load balancer (HAProxy on the LB host).
+
+A steady loop of predictions runs through the endpoint while model VMs are drained through
+the provider, stopped, started and killed; every request is recorded (start, end, outcome)
+and the assertions are on those records, the way a user of the endpoint would feel it.
+Which host served is read from HAProxy's own counters (`stot`) through the admin socket.
+
+One environment (`lbfail`, 2 model VMs) is shared by the tests of this module, in order:
+drain and register, stop and start, kill.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from mlops_vm.config import load_environment
+from mlops_vm.platform.docker_cli import docker
+from mlops_vm.provision import get_provider
+from mlops_vm.provision.local import lb_admin
+from mlops_vm.provision.model import ROLE_MODEL
+from mlops_vm.specs import load_balancer_spec, provider_settings
+from tests.environments import cli_json, make_environment
+
+pytestmark = pytest.mark.slow
+
+ENV = "lbfail"
+PORT = 18453
+LB = f"mlops-vm-{ENV}-lb"
+MODEL_1 = f"mlops-vm-{ENV}-model-1"
+MODEL_2 = f"mlops-vm-{ENV}-model-2"
+ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+# The model hosts' Nginx limits each client to 20 requests/s (burst 40): the loop stays
+# well below it even when one host takes all of it.
+THREADS = 3
+PAUSE_S = 0.2
+# How precisely the test sees when HAProxy marked a host down (docker exec of the admin
+# socket, polled every 50 ms, takes ~0.1-0.3 s).
+SLACK_S = 0.5
+
+
+@dataclass
+class Outcome:
+    started: float
+    ended: float
+    ok: bool
+    detail: str
+
+
+@dataclass
+class RequestLoop:
+    """THREADS clients posting predictions back to back (with a pause), recording each one."""
+
+    endpoint: str
+    ca_file: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def client(self) -> None:
+        with httpx.Client(verify=self.ca_file, timeout=30) as http:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                try:
+                    answer = http.post(f"{self.endpoint}/predict", json=ROW)
+                    ok = answer.status_code == 200 and answer.json()["predictions"] == [0]
+                    detail = f"HTTP {answer.status_code}"
+                except httpx.HTTPError as error:
+                    ok, detail = False, f"{type(error).__name__}: {error}"
+                self.outcomes.append(Outcome(started, time.monotonic(), ok, detail))
+                time.sleep(PAUSE_S)
+
+    def __enter__(self) -> RequestLoop:
+        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(THREADS)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=40)
+
+    def failures(self, since: float = 0.0) -> list[Outcome]:
+        return [o for o in list(self.outcomes) if not o.ok and o.started >= since]
+
+    def summary(self) -> str:
+        outcomes = list(self.outcomes)
+        failed = [o for o in outcomes if not o.ok]
+        slowest = max((o.ended - o.started for o in outcomes), default=0.0)
+        return (
+            f"{len(outcomes)} requests, {len(failed)} failed "
+            f"({sorted({o.detail for o in failed})}), slowest {slowest:.2f}s"
+        )
+
+
+def marked_down(name: str) -> bool:
+    """HAProxy no longer takes NAME as a server (read straight from the admin socket)."""
+    return not lb_admin.servers(LB)[name].healthy
+
+
+def served(name: str) -> int:
+    """Requests HAProxy has sent to model host NAME so far."""
+    return lb_admin.servers(LB)[name].total_sessions
+
+
+def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> float:
+    """Seconds until PREDICATE() is true; fails past TIMEOUT_S."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(poll_s)
+    raise AssertionError(f"not true after {timeout_s}s: {predicate.__doc__ or predicate}")
+
+
+@pytest.fixture(scope="module")
+def environment(platform, tmp_path_factory):
+    directory = make_environment(
+        tmp_path_factory.mktemp("inventories"), ENV, {"load_balancer": {"publish_port": PORT}}
+    )
+    cli_json("destroy", str(directory), "--yes")  # leftovers of an interrupted run
+    yield directory
+    cli_json("destroy", str(directory), "--yes")
+
+
+@pytest.fixture(scope="module")
+def provisioned(environment):
+    code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    return summary
+
+
+@pytest.fixture(scope="module")
+def lb(environment, provisioned):
+    """The provider, the load balancer spec and the model instances by name."""
+    loaded = load_environment(environment)
+    provider = get_provider(provider_settings(loaded.config))
+    spec = load_balancer_spec(loaded.config, loaded.inventory_dir)
+    instances = {i.name: i for i in provider.list_instances(ENV, ROLE_MODEL)}
+    assert set(instances) == {MODEL_1, MODEL_2}
+    return provider, spec, instances
+
+
+def health(provider, spec) -> dict[str, tuple[bool, str]]:
+    return {t.instance_id: (t.healthy, t.reason) for t in provider.target_health(spec)}
+
+
+def loop_for(provisioned) -> RequestLoop:
+    return RequestLoop(provisioned["endpoint"], provisioned["ca_file"])
+
+
+def test_the_load_balancer_reports_both_hosts_healthy_from_its_own_checks(provisioned, lb):
+    provider, spec, _ = lb
+    assert health(provider, spec) == {
+        MODEL_1: (True, "UP (L7OK 200)"),
+        MODEL_2: (True, "UP (L7OK 200)"),
+    }
+    assert set(lb_admin.servers(LB)) == {MODEL_1, MODEL_2}  # servers named by inventory name
+
+
+def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned, lb):
+    provider, spec, instances = lb
+    with loop_for(provisioned) as loop:
+        time.sleep(2)
+        changes = provider.deregister_target(spec, instances[MODEL_1])
+        assert [c.action for c in changes] == ["update"], changes
+        assert provider.deregister_target(spec, instances[MODEL_1]) == []  # already out
+        assert health(provider, spec)[MODEL_1] == (False, "deregistered (maintenance)")
+        before = served(MODEL_1)
+        time.sleep(4)
+        assert served(MODEL_1) == before, "a deregistered host got requests"
+
+        assert [c.action for c in provider.register_target(spec, instances[MODEL_1])] == ["update"]
+        assert provider.register_target(spec, instances[MODEL_1]) == []  # already in
+        provider.wait_target_healthy(spec, MODEL_1, timeout_s=30, poll_s=0.5)
+        ready = served(MODEL_1)
+        took = wait_for(lambda: served(MODEL_1) > ready, 10)
+        time.sleep(1)
+    print(f"\ndrain + register: {loop.summary()}; traffic again {took:.1f}s after ready")
+    assert loop.failures() == [], loop.summary()
+
+
+def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_back(
+    provisioned, lb
+):
+    provider, spec, _ = lb
+    with loop_for(provisioned) as loop:
+        time.sleep(2)
+        stopping = time.monotonic()
+        docker("stop", MODEL_1)
+        stopped = time.monotonic()
+        down_after = wait_for(lambda: marked_down(MODEL_1), 5, poll_s=0.05)
+        marked_down_at = stopped + down_after
+        healthy, reason = health(provider, spec)[MODEL_1]
+        assert not healthy, reason  # the provider's view is the load balancer's
+        time.sleep(5)  # traffic on the one host left
+        in_flight = loop.failures(since=0.0)
+        after_down = loop.failures(since=marked_down_at + SLACK_S)
+
+        docker("start", MODEL_1)
+        started = time.monotonic()
+        provider.wait_target_healthy(spec, MODEL_1, timeout_s=180, poll_s=0.5)
+        ready_after = time.monotonic() - started
+        ready = served(MODEL_1)
+        traffic_after = wait_for(lambda: served(MODEL_1) > ready, 10)
+        time.sleep(1)
+    print(
+        f"\ndocker stop: {loop.summary()}; stop took {stopped - stopping:.1f}s, "
+        f"marked down {down_after:.1f}s after ({reason}), {len(in_flight)} failed; "
+        f"back: healthy {ready_after:.0f}s after start, traffic {traffic_after:.1f}s after ready"
+    )
+    assert after_down == [], loop.summary()
+    assert len(in_flight) <= THREADS, loop.summary()
+    assert loop.failures() == in_flight, loop.summary()  # none after the restart either
+
+
+def test_a_killed_host_fails_only_requests_in_flight_and_none_hangs(provisioned, lb):
+    provider, spec, _ = lb
+    with loop_for(provisioned) as loop:
+        time.sleep(2)
+        killed = time.monotonic()
+        docker("kill", MODEL_2)
+        down_after = wait_for(lambda: marked_down(MODEL_2), 5, poll_s=0.05)
+        healthy, reason = health(provider, spec)[MODEL_2]
+        assert not healthy, reason
+        time.sleep(5)
+    slowest = max(o.ended - o.started for o in loop.outcomes)
+    failed = loop.failures()
+    print(
+        f"\ndocker kill: {loop.summary()}; marked down {down_after:.1f}s after ({reason}), "
+        f"{len(failed)} failed"
+    )
+    print([(round(o.started - killed, 2), round(o.ended - killed, 2), o.detail) for o in failed])
+    # Requests stuck on the dead host end when HAProxy marks it down: one per client at most.
+    assert len(failed) <= THREADS, loop.summary()
+    assert loop.failures(since=killed + down_after + SLACK_S) == [], loop.summary()
+    assert all(o.ended <= killed + down_after + SLACK_S for o in failed), loop.summary()
+    assert slowest < 10, loop.summary()
