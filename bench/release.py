@@ -62,7 +62,7 @@ def under_load(endpoint: str, ca_file: str, clients: int, *command: str) -> dict
         "command": "mlops-vm " + " ".join(command),
         "seconds": round(took, 1),
         "requests": len(loop.outcomes),
-        "failed": len(loop.failures),
+        "failed": len(loop.failures()),
         "versions": loop.versions(),
         "hosts_changed": (summary.get("release") or {}).get("hosts_changed"),
     }

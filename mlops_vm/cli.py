@@ -32,6 +32,7 @@ app = typer.Typer(
 EnvArg = Annotated[str, typer.Argument(help="Environment: a name under inventories/ or a path.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ansible's own output.")]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")]
 
 
 def fail(code: int, title: str, problems: list[str], as_json: bool) -> typer.Exit:
@@ -217,7 +218,7 @@ def run_and_report(
 @app.command()
 def provision(
     env: EnvArg,
-    check: Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")] = False,
+    check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -255,7 +256,7 @@ def deploy(
         str | None,
         typer.Option("--image", help="Image to release (default: the inventory's model.image)."),
     ] = None,
-    check: Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")] = False,
+    check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -280,7 +281,7 @@ def deploy(
 @app.command()
 def rollback(
     env: EnvArg,
-    check: Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")] = False,
+    check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:

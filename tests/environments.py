@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,17 @@ def labelled(env: str) -> dict[str, list[str]]:
 
 def nothing_labelled(env: str) -> bool:
     return not any(labelled(env).values())
+
+
+@contextmanager
+def fresh_environment(
+    root: Path, name: str, overrides: dict[str, Any] | None = None
+) -> Iterator[Path]:
+    """An environment folder (make_environment) with nothing of it running on entry (the
+    leftovers of an interrupted run are destroyed) and nothing of it left on exit."""
+    directory = make_environment(root, name, overrides)
+    cli_json("destroy", str(directory), "--yes")
+    try:
+        yield directory
+    finally:
+        cli_json("destroy", str(directory), "--yes")

@@ -1,8 +1,9 @@
 """A steady request loop through an endpoint, counting every failed request.
 
 Tests start it before a change to a running environment (release, rollback, node loss) and
-stop it after; every request's outcome is kept, so a test can assert on each of them and
-report how many failed and when. Traffic goes only to the endpoint given (127.0.0.1).
+stop it after; every request's outcome is kept (start, end, answer), so a test can assert
+on each of them and report how many failed and when. Traffic goes only to the endpoint
+given (127.0.0.1).
 """
 
 import threading
@@ -17,19 +18,20 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 @dataclass(frozen=True)
 class Outcome:
     started: float  # time.monotonic()
-    seconds: float
+    ended: float
     status: int  # 0: no HTTP answer
     version: str  # X-Model-Version of the answer
-    error: str = ""
+    detail: str = ""  # what went wrong
 
     @property
     def ok(self) -> bool:
-        return self.status == 200
+        return self.status == 200 and not self.detail
 
 
 @dataclass
 class RequestLoop:
-    """THREADS clients, each sending POST /predict every INTERVAL_S seconds (keep-alive)."""
+    """THREADS keep-alive clients, each sending POST /predict every INTERVAL_S seconds (or
+    back to back with 0); a 200 counts only with one prediction per row sent."""
 
     endpoint: str
     ca_file: str
@@ -45,24 +47,27 @@ class RequestLoop:
             threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
         ]
 
+    def _send(self, client: httpx.Client) -> Outcome:
+        started = time.monotonic()
+        try:
+            answer = client.post(f"{self.endpoint}/predict", json={"instances": ROWS})
+        except httpx.HTTPError as error:
+            return Outcome(started, time.monotonic(), 0, "", f"{type(error).__name__}: {error}")
+        detail = ""
+        if answer.status_code != 200:
+            detail = f"HTTP {answer.status_code}: {answer.text[:200]}"
+        elif len(answer.json().get("predictions", [])) != len(ROWS):
+            detail = f"wrong answer: {answer.text[:200]}"
+        version = answer.headers.get("x-model-version", "")
+        return Outcome(started, time.monotonic(), answer.status_code, version, detail)
+
     def _run(self) -> None:
         with httpx.Client(verify=self.ca_file, timeout=self.timeout_s) as client:
             while not self._stop.is_set():
-                started = time.monotonic()
-                try:
-                    answer = client.post(f"{self.endpoint}/predict", json={"instances": ROWS})
-                    outcome = Outcome(
-                        started,
-                        time.monotonic() - started,
-                        answer.status_code,
-                        answer.headers.get("x-model-version", ""),
-                        "" if answer.status_code == 200 else answer.text[:200],
-                    )
-                except httpx.HTTPError as error:
-                    outcome = Outcome(started, time.monotonic() - started, 0, "", repr(error))
+                outcome = self._send(client)
                 with self._lock:
                     self.outcomes.append(outcome)
-                self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+                self._stop.wait(max(0.0, self.interval_s - (outcome.ended - outcome.started)))
 
     def __enter__(self) -> "RequestLoop":
         for worker in self._workers:
@@ -74,22 +79,27 @@ class RequestLoop:
         for worker in self._workers:
             worker.join(timeout=self.timeout_s + 5)
 
-    @property
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
+    def failures(self, since: float = 0.0) -> list[Outcome]:
+        """The failed requests that started at SINCE (time.monotonic()) or later."""
+        with self._lock:
+            return [o for o in self.outcomes if not o.ok and o.started >= since]
 
     def versions(self) -> list[str]:
         """The model versions answered, in order of the requests, repeats folded."""
-        ordered = sorted((o for o in self.outcomes if o.ok), key=lambda o: o.started)
+        with self._lock:
+            ordered = sorted((o for o in self.outcomes if o.ok), key=lambda o: o.started)
         folded: list[str] = []
         for outcome in ordered:
             if not folded or folded[-1] != outcome.version:
                 folded.append(outcome.version)
         return folded
 
-    def report(self) -> str:
-        total = len(self.outcomes)
-        failed = self.failures
-        lines = [f"{len(failed)} failed of {total} requests"]
-        lines += [f"  +{o.started:.1f}s {o.status} {o.error}" for o in failed[:10]]
-        return "\n".join(lines)
+    def summary(self) -> str:
+        with self._lock:
+            outcomes = list(self.outcomes)
+        failed = [o for o in outcomes if not o.ok]
+        slowest = max((o.ended - o.started for o in outcomes), default=0.0)
+        return (
+            f"{len(outcomes)} requests, {len(failed)} failed "
+            f"({sorted({o.detail for o in failed})}), slowest {slowest:.2f}s"
+        )

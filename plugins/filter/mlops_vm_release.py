@@ -1,5 +1,6 @@
 """Filter that chooses the release a run rolls out (see mlops_vm/release/choose.py)."""
 
+import json
 from dataclasses import asdict
 
 from ansible.errors import AnsibleFilterError
@@ -9,6 +10,8 @@ from mlops_vm.release.choose import ReleaseError, choose_release, inventory_rele
 
 def mlops_vm_choose_release(records: dict, mode: str, model: dict, image: str = "") -> dict:
     """{'release': {...}, 'source': ..., 'notes': [...]} for the records of the hosts."""
+    # Plain data in: Ansible hands over lazy containers, which dataclasses.asdict cannot copy.
+    records, model = json.loads(json.dumps(records)), json.loads(json.dumps(model))
     try:
         return asdict(choose_release(mode, model, records, image))
     except ReleaseError as error:

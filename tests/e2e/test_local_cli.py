@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
-from tests.environments import cli_json, labelled, make_environment, nothing_labelled
+from tests.environments import cli_json, fresh_environment, labelled, nothing_labelled
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +20,9 @@ PORT = 18443
 
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory):
-    directory = make_environment(
-        tmp_path_factory.mktemp("inventories"), ENV, {"load_balancer": {"publish_port": PORT}}
-    )
-    cli_json("destroy", str(directory), "--yes")  # leftovers of an interrupted run
-    yield directory
-    cli_json("destroy", str(directory), "--yes")
+    overrides = {"load_balancer": {"publish_port": PORT}}
+    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,8 @@ drain and register, stop and start, kill.
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
 from mlops_vm.config import load_environment
@@ -24,7 +21,8 @@ from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.specs import load_balancer_spec, provider_settings
-from tests.environments import cli_json, make_environment
+from tests.environments import cli_json, fresh_environment
+from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
@@ -33,69 +31,13 @@ PORT = 18453
 LB = f"mlops-vm-{ENV}-lb"
 MODEL_1 = f"mlops-vm-{ENV}-model-1"
 MODEL_2 = f"mlops-vm-{ENV}-model-2"
-ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 # The model hosts' Nginx limits each client to 20 requests/s (burst 40): the loop stays
 # well below it even when one host takes all of it.
 THREADS = 3
-PAUSE_S = 0.2
+INTERVAL_S = 0.2
 # How precisely the test sees when HAProxy marked a host down (docker exec of the admin
 # socket, polled every 50 ms, takes ~0.1-0.3 s).
 SLACK_S = 0.5
-
-
-@dataclass
-class Outcome:
-    started: float
-    ended: float
-    ok: bool
-    detail: str
-
-
-@dataclass
-class RequestLoop:
-    """THREADS clients posting predictions back to back (with a pause), recording each one."""
-
-    endpoint: str
-    ca_file: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    def client(self) -> None:
-        with httpx.Client(verify=self.ca_file, timeout=30) as http:
-            while not self.stop_event.is_set():
-                started = time.monotonic()
-                try:
-                    answer = http.post(f"{self.endpoint}/predict", json=ROW)
-                    ok = answer.status_code == 200 and answer.json()["predictions"] == [0]
-                    detail = f"HTTP {answer.status_code}"
-                except httpx.HTTPError as error:
-                    ok, detail = False, f"{type(error).__name__}: {error}"
-                self.outcomes.append(Outcome(started, time.monotonic(), ok, detail))
-                time.sleep(PAUSE_S)
-
-    def __enter__(self) -> RequestLoop:
-        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(THREADS)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout=40)
-
-    def failures(self, since: float = 0.0) -> list[Outcome]:
-        return [o for o in list(self.outcomes) if not o.ok and o.started >= since]
-
-    def summary(self) -> str:
-        outcomes = list(self.outcomes)
-        failed = [o for o in outcomes if not o.ok]
-        slowest = max((o.ended - o.started for o in outcomes), default=0.0)
-        return (
-            f"{len(outcomes)} requests, {len(failed)} failed "
-            f"({sorted({o.detail for o in failed})}), slowest {slowest:.2f}s"
-        )
 
 
 def marked_down(name: str) -> bool:
@@ -120,12 +62,9 @@ def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> float:
 
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory):
-    directory = make_environment(
-        tmp_path_factory.mktemp("inventories"), ENV, {"load_balancer": {"publish_port": PORT}}
-    )
-    cli_json("destroy", str(directory), "--yes")  # leftovers of an interrupted run
-    yield directory
-    cli_json("destroy", str(directory), "--yes")
+    overrides = {"load_balancer": {"publish_port": PORT}}
+    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +90,9 @@ def health(provider, spec) -> dict[str, tuple[bool, str]]:
 
 
 def loop_for(provisioned) -> RequestLoop:
-    return RequestLoop(provisioned["endpoint"], provisioned["ca_file"])
+    return RequestLoop(
+        provisioned["endpoint"], provisioned["ca_file"], threads=THREADS, interval_s=INTERVAL_S
+    )
 
 
 def test_the_load_balancer_reports_both_hosts_healthy_from_its_own_checks(provisioned, lb):
