@@ -136,6 +136,16 @@ def test_deploy_of_the_running_release_changes_nothing(environment, load):
     assert_no_failed_request(load)
 
 
+def test_deploy_check_plans_the_release_and_changes_nothing(environment, load):
+    before = running(environment)
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11, "--check")
+    assert code == 0, summary
+    assert sorted(summary["release"]["hosts_changed"]) == HOSTS  # the plan
+    assert_no_failed_request(load)
+    assert load[0].versions() == ["1.0"]
+    assert running(environment) == before
+
+
 def test_a_release_that_never_gets_ready_is_rolled_back(environment, load):
     before = running(environment)
     code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
