@@ -33,5 +33,6 @@ def environment_user_data(
             "model_service_env": dict(model.env),
         },
     )
-    limit = USER_DATA_LIMITS.get(config.provider.name, min(USER_DATA_LIMITS.values()))
-    return render_user_data(boot, limit_bytes=limit)
+    # A provider without a limit of its own gets the tightest one.
+    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
+    return render_user_data(boot, cloud=cloud)

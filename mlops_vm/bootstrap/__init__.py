@@ -18,6 +18,7 @@ from mlops_vm.bootstrap.user_data import (
     UserDataTooLarge,
     check_size,
     render_user_data,
+    user_data_bytes,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "UserDataTooLarge",
     "check_size",
     "render_user_data",
+    "user_data_bytes",
 ]

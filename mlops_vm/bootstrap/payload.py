@@ -134,6 +134,38 @@ def role_files(roles_dir: Path, role: str) -> list[tuple[str, bytes]]:
     return files
 
 
+INCLUDE_ROLE_KEYS = ("ansible.builtin.include_role", "include_role", "ansible.builtin.import_role")
+
+
+def included_roles(roles_dir: Path, role: str) -> set[str]:
+    """Roles ROLE's tasks include (nginx_proxy includes tls_certificate, ...)."""
+    found = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in INCLUDE_ROLE_KEYS and isinstance(value, dict) and "name" in value:
+                    found.add(value["name"])
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((roles_dir / role / "tasks").glob("*.yml")):
+        walk(yaml.safe_load(path.read_text()))
+    return found
+
+
+def embedded_roles(roles_dir: Path, roles: tuple[str, ...]) -> list[str]:
+    """ROLES and every role they include, transitively, each once, in a stable order."""
+    wanted, queue = list(roles), list(roles)
+    while queue:
+        for name in sorted(included_roles(roles_dir, queue.pop(0)) - set(wanted)):
+            wanted.append(name)
+            queue.append(name)
+    return wanted
+
+
 def playbook(boot: BootConfig) -> str:
     plays = [dict(play, roles=list(boot.roles)) for play in PLAYBOOK]
     return dump_yaml(plays)
@@ -213,7 +245,7 @@ def entries(boot: BootConfig) -> list[tuple[str, bytes, int]]:
         files.append(("secrets.yml", secrets.encode(), 0o600))
     for index, pem in enumerate(boot.extra_ca_certs):
         files.append((f"ca/extra-{index}.crt", pem.strip().encode() + b"\n", 0o644))
-    for role in boot.roles:
+    for role in embedded_roles(boot.roles_dir, boot.roles):
         files += [(name, data, 0o644) for name, data in role_files(boot.roles_dir, role)]
     return files
 

@@ -7,9 +7,12 @@ and by the Stubber tests in test_aws_errors.py.
 """
 
 import base64
+import gzip
 import json
 import logging
 import os
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from botocore.exceptions import ConnectionClosedError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -35,6 +39,7 @@ from mlops_vm.provision import (
     get_provider,
 )
 from mlops_vm.provision.aws import AwsProvider
+from mlops_vm.provision.aws import tags as aws_tags
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
@@ -47,6 +52,9 @@ DEBIAN_11 = "ami-0deb1100000000001"
 IMPOSTOR = "ami-0bad0000000000001"  # a "debian-12-amd64-*" name from another account
 SSH_CIDR = "198.51.100.0/24"
 FAST = {"poll_interval_s": 0.05, "retry_base_delay_s": 0.01, "wait_timeout_s": 20.0}
+
+# 24 KB of random base64 text: gzip leaves it above 16 KB.
+INCOMPRESSIBLE = base64.b64encode(random.Random(7).randbytes(18 * 1024)).decode()
 
 
 def ami(ami_id: str, name: str, owner: str, created: str) -> dict:
@@ -338,7 +346,8 @@ def test_instances_boot_hardened_from_the_newest_debian_12(provider, fleet_spec,
     assert (tags[TAG_ENV], tags[TAG_ROLE], tags["team"]) == (env, "model", "ml")
     ec2 = boto("ec2")
     sent = ec2.describe_instance_attribute(InstanceId=raw["InstanceId"], Attribute="userData")
-    assert base64.b64decode(sent["UserData"]["Value"]).decode() == user_data
+    # gzip'd on the wire: cloud-init gunzips it.
+    assert gzip.decompress(base64.b64decode(sent["UserData"]["Value"])).decode() == user_data
     [volume] = ec2.describe_volumes(
         Filters=[{"Name": "attachment.instance-id", "Values": [raw["InstanceId"]]}]
     )["Volumes"]
@@ -722,7 +731,7 @@ def test_scaling_group_with_launch_template_and_policies(
         LaunchTemplateId=group["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"]
     )["LaunchTemplateVersions"]
     data = version["LaunchTemplateData"]
-    assert base64.b64decode(data["UserData"]).decode() == spec.instance.user_data
+    assert gzip.decompress(base64.b64decode(data["UserData"])).decode() == spec.instance.user_data
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["ImageId"] == DEBIAN_NEW
     assert data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
@@ -779,7 +788,8 @@ def test_changed_user_data_becomes_the_default_template_version(moto_endpoint, f
     [version] = boto("ec2").describe_launch_template_versions(
         LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"]
     )["LaunchTemplateVersions"]
-    assert base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode().endswith("v2\n")
+    user_data = gzip.decompress(base64.b64decode(version["LaunchTemplateData"]["UserData"]))
+    assert user_data.decode().endswith("v2\n")
     assert provider.ensure_fleet(changed).changes == []
 
 
@@ -863,6 +873,21 @@ def test_destroy_removes_a_scaling_group_environment(moto_endpoint, fleet_spec, 
     assert provider.destroy(env) == []
 
 
+def test_a_list_filter_that_lets_others_through_deletes_only_our_resources(
+    provider, fleet_spec, boto, env, monkeypatch
+):
+    provider.ensure_fleet(fleet_spec(2))
+    other = f"{env}-eu"
+    theirs = {i.id for i in provider.ensure_fleet(fleet_spec(1, env=other)).instances}
+    # A filter the server gets wrong or ignores: every environment's resources come back.
+    monkeypatch.setattr(aws_tags, "env_filters", lambda env, role=None: [])
+    provider.ensure_fleet(fleet_spec(1))  # shrinking terminates only our surplus
+    provider.destroy(env)
+    assert set(env_resources(boto, other)["instances"]) == theirs
+    assert len(env_resources(boto, other)["vpcs"]) == 1
+    assert env_resources(boto, env)["instances"] == []
+
+
 # --- validate ---------------------------------------------------------------------------
 
 
@@ -918,7 +943,8 @@ def test_validate_refuses_a_missing_certificate_arn(provider, fleet_spec, env, b
         ({"network": NetworkSpec(cidr="10.0.0.0/8")}, "cidr"),
         ({"network": NetworkSpec(ssh_cidr="everyone")}, "ssh_cidr"),
         ({"zones": (f"{REGION}a", f"{REGION}z")}, f"{REGION}z"),
-        ({"instance": InstanceSpec(machine_type="t3.small", user_data="x" * 16385)}, "16384"),
+        # Random text: what gzip cannot shrink below EC2's limit.
+        ({"instance": InstanceSpec(machine_type="t3.small", user_data=INCOMPRESSIBLE)}, "16384"),
         ({"network": NetworkSpec(existing={"vpc": "vpc-1"})}, "vpc"),
     ],
 )
@@ -995,6 +1021,147 @@ def inject(provider: AwsProvider, service: str, operation: str, *codes: str) -> 
         f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", answer
     )
     return seen
+
+
+# --- lost responses: the request did its work, the answer never came back ---------------
+
+
+def event_name(client, stage: str, operation: str) -> str:
+    return f"{stage}.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+
+def lose_answer_once(provider: AwsProvider, service: str, operation: str) -> None:
+    """The next OPERATION reaches moto and is carried out, but the client sees the
+    connection drop instead of the answer (and retries)."""
+    client = provider.ctx.client(service)
+    lost: list[bool] = []
+
+    def drop(**_):
+        if not lost:
+            lost.append(True)
+            raise ConnectionClosedError(endpoint_url=client.meta.endpoint_url)
+
+    client.meta.events.register(event_name(client, "after-call", operation), drop)
+
+
+def honour_client_tokens(provider: AwsProvider, service: str, operation: str) -> None:
+    """What EC2 does and moto does not: a ClientToken seen before gets the first answer
+    again, and nothing is made twice."""
+    client = provider.ctx.client(service)
+    answers: dict[str, tuple] = {}
+
+    def replay(params, context, **_):
+        token = params["body"].get("ClientToken")
+        context["client_token"] = token
+        return answers.get(token)
+
+    def record(http_response, parsed, context, **_):
+        if context.get("client_token"):
+            answers.setdefault(context["client_token"], (http_response, parsed))
+
+    client.meta.events.register(event_name(client, "before-call", operation), replay)
+    client.meta.events.register(event_name(client, "after-call", operation), record)
+
+
+@pytest.mark.parametrize(
+    ("operation", "kind"),
+    [
+        ("CreateVpc", "vpcs"),  # no client token: the retry adopts the VPC by its tags
+        ("CreateInternetGateway", "gateways"),
+        ("CreateSubnet", "subnets"),
+        ("CreateSecurityGroup", "security_groups"),  # by its name
+        ("CreateRouteTable", "route_tables"),  # a ClientToken, the same on the retry
+    ],
+)
+def test_a_lost_create_answer_leaves_one_resource(provider, fleet_spec, boto, env, operation, kind):
+    honour_client_tokens(provider, "ec2", operation)
+    lose_answer_once(provider, "ec2", operation)
+    provider.ensure_fleet(fleet_spec(1))
+    expected = {"subnets": 2, "security_groups": 2}.get(kind, 1)
+    assert len(env_resources(boto, env)[kind]) == expected
+    assert provider.ensure_fleet(fleet_spec(1)).changes == []
+
+
+def test_a_lost_launch_template_answer_leaves_one_template(provider, fleet_spec, boto, env):
+    honour_client_tokens(provider, "ec2", "CreateLaunchTemplate")
+    lose_answer_once(provider, "ec2", "CreateLaunchTemplate")
+    provider.ensure_fleet(scaling_spec(fleet_spec))
+    assert len(env_resources(boto, env)["launch_templates"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (
+            "We currently do not have sufficient t3.small capacity in the Availability Zone "
+            "you requested (eu-west-1a).",
+            ErrorCode.CAPACITY,
+        ),
+        (
+            "You have requested more vCPU capacity than your current vCPU limit of 4 allows.",
+            ErrorCode.QUOTA,
+        ),
+        ("The image id '[ami-0deb1200000000002]' does not exist.", ErrorCode.INVALID_INPUT),
+    ],
+)
+def test_a_scaling_group_that_cannot_launch_fails_at_once_with_the_reason(
+    moto_endpoint, fleet_spec, reason, expected
+):
+    provider = make_provider(moto_endpoint, wait_timeout_s=30)
+    autoscaling = provider.ctx.client("autoscaling")
+    launched: list[bool] = []
+
+    def group_created(**_):
+        launched.append(True)
+
+    def failed_activity(parsed, **_):
+        if launched:  # moto records no activities: the one AWS would show
+            parsed["Activities"] = [
+                {
+                    "ActivityId": "a-1",
+                    "AutoScalingGroupName": "x",
+                    "Cause": "an instance was started in response to a difference",
+                    "StartTime": "2026-01-01T00:00:00Z",
+                    "StatusCode": "Failed",
+                    "StatusMessage": f"Launching a new EC2 instance. Status Reason: {reason} "
+                    "Launching EC2 instance failed.",
+                }
+            ]
+
+    def never_in_service(parsed, **_):  # moto's instances are InService at once
+        for group in parsed.get("AutoScalingGroups", []):
+            for instance in group.get("Instances", []):
+                instance["LifecycleState"] = "Pending"
+
+    for operation, handler in (
+        ("CreateAutoScalingGroup", group_created),
+        ("DescribeScalingActivities", failed_activity),
+        ("DescribeAutoScalingGroups", never_in_service),
+    ):
+        autoscaling.meta.events.register(event_name(autoscaling, "after-call", operation), handler)
+    started = time.monotonic()
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(scaling_spec(fleet_spec))
+    assert time.monotonic() - started < 15  # not the whole wait (30 s)
+    assert raised.value.code == expected
+    assert reason in raised.value.message
+
+
+def test_two_tagged_vpcs_are_a_conflict_naming_both(provider, fleet_spec, boto, env):
+    ec2 = boto("ec2")
+    tag_set = [{"Key": TAG_ENV, "Value": env}, {"Key": TAG_ROLE, "Value": "network"}]
+    vpc_ids = [
+        ec2.create_vpc(
+            CidrBlock="10.42.0.0/16",
+            TagSpecifications=[{"ResourceType": "vpc", "Tags": tag_set}],
+        )["Vpc"]["VpcId"]
+        for _ in range(2)
+    ]
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(fleet_spec(1))
+    assert raised.value.code == ErrorCode.CONFLICT
+    assert all(vpc_id in raised.value.message for vpc_id in vpc_ids)
+    assert env_resources(boto, env)["instances"] == []
 
 
 def test_throttled_launches_are_retried(provider, fleet_spec):

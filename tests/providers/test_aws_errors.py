@@ -135,6 +135,28 @@ def test_throttling_that_never_stops_surfaces_as_throttled(sleeps):
     assert len(sleeps) == 3
 
 
+def throttled(retry_after: str) -> ClientError:
+    error = client_error("Throttling", 429)
+    error.response["ResponseMetadata"]["HTTPHeaders"] = {"retry-after": retry_after}
+    return error
+
+
+def test_a_retry_after_is_waited_out_in_full(sleeps):
+    client = ScriptedClient(throttled("7"))
+    context(client, sleeps).call("ec2", "run_instances", "launch", ImageId="ami-1")
+    assert client.calls == 2
+    assert sleeps == [7.0]  # what AWS asked, not the 0.2 s backoff
+
+
+def test_a_wait_beyond_the_retry_budget_is_not_slept(sleeps):
+    client = ScriptedClient(throttled("600"))
+    with pytest.raises(ProvisionError) as raised:
+        context(client, sleeps, retry_budget_s=60).call("ec2", "run_instances", "launch")
+    assert raised.value.code == ErrorCode.THROTTLED
+    assert "retry budget" in raised.value.message and "retry_budget_s" in raised.value.hint
+    assert client.calls == 1 and sleeps == []
+
+
 def test_an_unreachable_endpoint_names_the_endpoint_setting(sleeps):
     client = ScriptedClient(*[EndpointConnectionError(endpoint_url="http://127.0.0.1:9")] * 4)
     with pytest.raises(ProvisionError) as raised:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from mlops_vm.provision import (
     get_provider,
 )
 from mlops_vm.provision.azure import AzureProvider, targets
+from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.naming import Ids
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
 from tests.providers.cloud_fixtures import self_signed_certificate
@@ -43,25 +45,7 @@ DEBIAN = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "versio
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http_to_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake speaks plain http on 127.0.0.1: no CA bundle, no proxy in the way."""
-    for name in list(os.environ):
-        if name.upper().endswith(("_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "_PROXY")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def arm() -> Iterator[FakeArm]:
-    with FakeArm() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def _fresh_hooks(arm: FakeArm) -> Iterator[None]:
-    yield
-    arm.reset_hooks()
+pytestmark = pytest.mark.usefixtures("plain_http", "fresh_hooks")
 
 
 def make_provider(arm: FakeArm, region: str = LOCATION, **options: object) -> AzureProvider:
@@ -322,6 +306,49 @@ def test_second_runs_change_and_write_nothing(provider, arm, fleet_spec, lb_spec
     fleet = provider.ensure_fleet(fleet_spec(2))
     again = provider.ensure_load_balancer(lb_spec, fleet)
     assert fleet.changes == [] and again.changes == []
+    assert arm.writes() == []
+
+
+def test_a_region_given_by_display_name_converges_once(arm, fleet_spec, lb_spec):
+    """ARM answers "westeurope" to a PUT of "West Europe": a second run must not see drift."""
+    provider = make_provider(arm, region="West Europe")
+    provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(1)))
+    arm.clear_requests()
+    fleet = provider.ensure_fleet(fleet_spec(1))
+    again = provider.ensure_load_balancer(lb_spec, fleet)
+    assert fleet.changes == [] and again.changes == []
+    assert arm.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("desired", "actual"),
+    [
+        ({"location": "West Europe"}, {"location": "westeurope"}),
+        ({"properties": {"urlPathMaps": []}}, {"properties": {}}),  # ARM may leave [] out
+        ({"properties": {"urlPathMaps": []}}, {"properties": {"urlPathMaps": []}}),
+        (
+            {"id": "/subscriptions/S/resourceGroups/RG"},
+            {"id": "/subscriptions/S/resourcegroups/rg"},
+        ),
+    ],
+)
+def test_what_arm_spells_its_own_way_is_no_drift(desired, actual):
+    assert differences(desired, actual) == []
+    assert differences({"location": "northeurope"}, {"location": "westeurope"}) == ["location"]
+
+
+def test_the_gateway_as_arm_shows_it_is_no_drift(provider, arm, fleet_spec, lb_spec, env):
+    """ARM shows [] for every list field a PUT left out (the fake does too): not a change."""
+    provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(1)))
+    group = f"mlops-vm-{env}"
+    gateway_id = Ids(SUBSCRIPTION_ID, group).gateway(f"{group}-appgw")
+    shown = arm.resource(gateway_id)["properties"]
+    assert shown["urlPathMaps"] == [] and shown["rewriteRuleSets"] == []
+    assert all(listener["properties"]["hostNames"] == [] for listener in shown["httpListeners"])
+    arm.clear_requests()
+    assert (
+        provider.ensure_load_balancer(lb_spec, provider.ensure_fleet(fleet_spec(1))).changes == []
+    )
     assert arm.writes() == []
 
 
@@ -623,6 +650,39 @@ def test_a_completed_rolling_upgrade_is_read_and_accepted(provider, arm, scale_s
 
 
 @pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (
+            "AllocationFailed",
+            "Allocation failed. We do not have sufficient capacity for the requested VM size.",
+            ErrorCode.CAPACITY,
+        ),
+        (
+            "OperationNotAllowed",
+            "Operation could not be completed as it results in exceeding approved "
+            "standardBSFamily Cores quota.",
+            ErrorCode.QUOTA,
+        ),
+        (
+            "ImageNotFound",
+            "The platform image 'Debian:debian-99' is not available.",
+            ErrorCode.INVALID_INPUT,
+        ),
+    ],
+)
+def test_scale_set_instances_that_cannot_be_provisioned_fail_with_the_reason(
+    provider, arm, scale_set_spec, env, code, message, expected
+):
+    group = f"mlops-vm-{env}"
+    arm.fail_scale_set_instances(
+        Ids(SUBSCRIPTION_ID, group).scale_set(f"{group}-model"), code, message
+    )
+    error = raised(lambda: provider.ensure_fleet(scale_set_spec(2)))
+    assert error.code == expected
+    assert code in error.message and message in error.message
+
+
+@pytest.mark.parametrize(
     ("code", "expected"), [("Faulted", ErrorCode.INTERNAL), ("Cancelled", ErrorCode.CONFLICT)]
 )
 def test_a_failed_rolling_upgrade_is_an_error_with_its_reason(
@@ -913,6 +973,45 @@ def test_throttling_and_server_errors_are_retried(provider, arm, fleet_spec, env
         r.status for r in arm.requests if r.method == "PUT" and f"mlops-vm-{env}-vnet" in r.path
     ]
     assert vnet_puts == [429, 429, 201]
+
+
+def nsg_puts(arm: FakeArm, env: str) -> list[int]:
+    return [r.status for r in arm.requests if r.method == "PUT" and f"mlops-vm-{env}-nsg" in r.path]
+
+
+def test_retry_after_is_waited_out_before_the_retry(provider, arm, fleet_spec, env):
+    # ARM answers a retry that comes before the asked wait with a new wait (the fake too).
+    arm.fail(
+        429,
+        "TooManyRequests",
+        "Rate limit",
+        method="PUT",
+        path_contains="/networkSecurityGroups/",
+        times=2,
+        retry_after_s=1,
+    )
+    started = time.monotonic()
+    assert len(provider.ensure_fleet(fleet_spec(1)).instances) == 1
+    assert time.monotonic() - started >= 2  # both waits, as asked
+    assert nsg_puts(arm, env) == [429, 429, 201]  # no retry came early
+
+
+def test_a_wait_beyond_the_retry_budget_fails_at_once(arm, fleet_spec, env):
+    provider = make_provider(arm, retry_budget_s=5)
+    arm.fail(
+        429,
+        "TooManyRequests",
+        "Rate limit",
+        method="PUT",
+        path_contains="/networkSecurityGroups/",
+        retry_after_s=120,
+    )
+    started = time.monotonic()
+    error = raised(lambda: provider.ensure_fleet(fleet_spec(1)))
+    assert time.monotonic() - started < 5  # no sleeping towards a certain failure
+    assert error.code == ErrorCode.THROTTLED and "retry_budget_s" in error.hint
+    assert "retry budget" in error.message
+    assert nsg_puts(arm, env) == [429]
 
 
 def test_persistent_server_errors_surface_after_the_retries(arm, fleet_spec):

@@ -3,8 +3,6 @@ prove nothing. Long-running operations, errors, child resources, reference check
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,30 +20,19 @@ GATEWAY = f"{PREFIX}/Microsoft.Network/applicationGateways/gw"
 PUBLIC_IP = f"{PREFIX}/Microsoft.Network/publicIPAddresses/gw-ip"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().endswith(("_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "_PROXY")):
-            monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("plain_http", "fresh_hooks")
 
 
 @pytest.fixture(scope="module")
-def arm() -> Iterator[FakeArm]:
-    with FakeArm() as fake:
-        session = plain_session()
-        session.put(
-            f"{fake.url}/subscriptions/{SUBSCRIPTION_ID}/resourcegroups/{GROUP}",
-            params={"api-version": API},
-            json={"location": "westeurope"},
-            headers={"Authorization": "Bearer t"},
-        ).raise_for_status()
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def _fresh_hooks(arm: FakeArm) -> Iterator[None]:
-    yield
-    arm.reset_hooks()
+def arm(arm: FakeArm) -> FakeArm:
+    """The shared ARM fake (conftest.py), with the resource group these tests write into."""
+    plain_session().put(
+        f"{arm.url}/subscriptions/{SUBSCRIPTION_ID}/resourcegroups/{GROUP}",
+        params={"api-version": API},
+        json={"location": "westeurope"},
+        headers={"Authorization": "Bearer t"},
+    ).raise_for_status()
+    return arm
 
 
 def plain_session() -> requests.Session:

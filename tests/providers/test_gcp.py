@@ -4,7 +4,7 @@ The fake (tests/fakes/gcp) checks every request against the compute v1 discovery
 and keeps state, so what these tests read back is what the provider's calls produced.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -24,13 +24,12 @@ from mlops_vm.provision import (
 )
 from mlops_vm.provision.dispatch import get_provider
 from mlops_vm.provision.gcp import GcpProvider
+from mlops_vm.provision.gcp import instances as gcp_instances
 from mlops_vm.provision.model import LABEL_ENV, LABEL_ROLE, ProviderSettings
 from tests.fakes.gcp import FakeCompute
 from tests.fakes.gcp.testing import (
     by_name,
     make_provider,
-    new_project,
-    running_fake,
     tail,
 )
 from tests.providers.cloud_fixtures import self_signed_certificate
@@ -40,21 +39,7 @@ ENV = "t1"
 USER_DATA = "#cloud-config\nruncmd: [[ansible-pull, model-service]]\n"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeCompute]:
-    with running_fake() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(fake: FakeCompute) -> Iterator[None]:
-    yield
-    fake.reset_faults()
-
-
-@pytest.fixture
-def project() -> str:
-    return new_project()
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 
 @pytest.fixture
@@ -736,6 +721,21 @@ def test_destroy_dry_run_lists_and_keeps_everything(fake, provider, project, lb_
     done = provider.destroy(ENV)
     assert [str(c) for c in done] == [str(c) for c in plan]
     assert fake.resources(project) == []
+
+
+def test_a_list_filter_that_lets_others_through_deletes_only_our_instances(
+    fake, provider, project, monkeypatch
+):
+    provider.ensure_fleet(fleet(2))
+    other = FleetSpec(env=f"{ENV}-eu", instance=InstanceSpec(machine_type="e2-small"), count=1)
+    provider.ensure_fleet(other)
+    # A filter the server gets wrong or ignores: every environment's instances come back.
+    monkeypatch.setattr(gcp_instances, "label_filter", lambda env, role=None: "")
+    provider.ensure_fleet(fleet(1))  # shrinking deletes only our surplus
+    provider.destroy(ENV)
+    assert {i["name"] for i in fake.resources(project, "instances")} == {
+        f"mlops-vm-{ENV}-eu-model-0"
+    }
 
 
 def test_destroy_leaves_other_environments_alone(fake, provider, project, lb_spec):

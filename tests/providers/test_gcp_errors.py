@@ -1,7 +1,7 @@
 """The GCP provider's failure paths: validation up front, classified errors, retries, and
 nothing created before a failure left unreported."""
 
-from collections.abc import Iterator
+import time
 
 import pytest
 
@@ -17,27 +17,13 @@ from mlops_vm.provision import (
 from mlops_vm.provision.gcp import GcpProvider
 from mlops_vm.provision.gcp.errors import PartialProvisionError
 from tests.fakes.gcp import FakeCompute
-from tests.fakes.gcp.testing import make_provider, new_project, running_fake
+from tests.fakes.gcp.testing import make_provider
 
 ENV = "e1"
 MUTATING = ("insert", "delete", "patch", "update", "resize", "setLabels")
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeCompute]:
-    with running_fake() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(fake: FakeCompute) -> Iterator[None]:
-    yield
-    fake.reset_faults()
-
-
-@pytest.fixture
-def project() -> str:
-    return new_project()
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 
 @pytest.fixture
@@ -353,3 +339,90 @@ def test_destroy_reports_what_it_removed_before_a_failure(fake, provider, projec
     assert caught.value.code is ErrorCode.PERMISSION
     assert [c.kind for c in caught.value.changes] == ["instance"]
     assert fake.resources(project, "instances") == []
+
+
+# -- Retry-After, the retry budget, lost responses --------------------------------------------
+
+
+def inserts_of(fake: FakeCompute, project: str, method_id: str) -> int:
+    return mutations(fake, project).count(method_id)
+
+
+def test_retry_after_is_waited_out_before_the_retry(fake, provider, project):
+    fake.faults.throttle("compute.networks.insert", retry_after_s=1, times=2)
+    started = time.monotonic()
+    assert provider.ensure_fleet(fleet(1)).changed
+    assert time.monotonic() - started >= 2  # both waits, as asked
+    # No retry came early (the fake would have throttled it again, not counting it).
+    assert inserts_of(fake, project, "compute.networks.insert") == 3
+
+
+def test_a_wait_beyond_the_retry_budget_fails_at_once(fake, project):
+    provider = make_provider(fake, project, retry_budget_s=5)
+    fake.faults.throttle("compute.networks.insert", retry_after_s=120)
+    started = time.monotonic()
+    with pytest.raises(ProvisionError) as caught:
+        provider.ensure_fleet(fleet(1))
+    assert time.monotonic() - started < 5  # no sleeping towards a certain failure
+    assert caught.value.code is ErrorCode.THROTTLED
+    assert "retry budget" in caught.value.message
+    assert "retry_budget_s" in caught.value.hint
+    assert inserts_of(fake, project, "compute.networks.insert") == 1
+
+
+def test_a_lost_insert_response_is_retried_into_the_same_network(fake, provider, project):
+    fake.faults.drop_response("compute.networks.insert")
+    provider.ensure_fleet(fleet(1))
+    assert inserts_of(fake, project, "compute.networks.insert") == 2  # it was retried
+    assert [n["name"] for n in fake.resources(project, "networks")] == [f"mlops-vm-{ENV}-net"]
+    assert len({op.resource["targetLink"] for op in fake.operations(project)}) == len(
+        fake.operations(project)
+    )  # one operation per resource created: the retry joined the first one
+
+
+def test_a_lost_instance_insert_response_makes_one_instance(fake, provider, project):
+    fake.faults.drop_response("compute.instances.insert")
+    result = provider.ensure_fleet(fleet(1))
+    assert [i.name for i in result.instances] == [f"mlops-vm-{ENV}-model-0"]
+    assert inserts_of(fake, project, "compute.instances.insert") == 2
+
+
+# -- a managed instance group that cannot create its instances fails fast ----------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (
+            "ZONE_RESOURCE_POOL_EXHAUSTED",
+            "The zone 'projects/p/zones/us-central1-a' does not have enough resources "
+            "available to fulfill the request.",
+            ErrorCode.CAPACITY,
+        ),
+        (
+            "QUOTA_EXCEEDED",
+            "Quota 'CPUS' exceeded.  Limit: 8.0 in region us-central1.",
+            ErrorCode.QUOTA,
+        ),
+        (
+            "INVALID_FIELD_VALUE",
+            "Invalid value for field 'resource.machineType': 'e2-small' does not exist in zone",
+            ErrorCode.INVALID_INPUT,
+        ),
+    ],
+)
+def test_a_group_that_cannot_create_instances_fails_at_once(fake, project, code, message, expected):
+    provider = make_provider(fake, project, stable_timeout_s=30)
+    fake.faults.fail_group_launches(code, message)
+    spec = FleetSpec(
+        env=ENV,
+        mode="scaling_group",
+        count=2,
+        instance=InstanceSpec(machine_type="e2-small", user_data="#cloud-config"),
+    )
+    started = time.monotonic()
+    with pytest.raises(ProvisionError) as caught:
+        provider.ensure_fleet(spec)
+    assert time.monotonic() - started < 15  # not the whole wait (30 s)
+    assert caught.value.code is expected
+    assert code in caught.value.message and message in caught.value.message

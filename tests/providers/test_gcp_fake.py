@@ -8,7 +8,6 @@ rules (operations, not found, already exists, in use) the provider relies on.
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,11 @@ from googleapiclient.errors import HttpError
 
 from mlops_vm.provision.gcp.client import api_endpoint
 from tests.fakes.gcp import FakeCompute
-from tests.fakes.gcp.testing import new_project, running_fake
+
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 REGION, ZONE = "us-central1", "us-central1-a"
 DEBIAN_12 = "projects/debian-cloud/global/images/family/debian-12"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeCompute]:
-    with running_fake() as server:
-        yield server
 
 
 @pytest.fixture
@@ -40,11 +34,6 @@ def compute(fake: FakeCompute) -> Any:
         cache_discovery=False,
         client_options={"api_endpoint": api_endpoint(fake.endpoint_url)},
     )
-
-
-@pytest.fixture
-def project() -> str:
-    return new_project()
 
 
 def settle(compute: Any, project: str, operation: dict[str, Any]) -> dict[str, Any]:
@@ -349,3 +338,23 @@ def test_operation_faults_end_in_an_operation_error(fake, compute, project):
     assert operation["error"]["errors"][0]["code"] == "QUOTA_EXCEEDED"
     assert compute.subnetworks().list(project=project, region=REGION).execute().get("items") is None
     fake.reset_faults()
+
+
+def test_a_repeated_request_id_is_the_same_operation_and_one_resource(fake, compute, project):
+    body = {"name": "net-a", "autoCreateSubnetworks": False}
+    first = compute.networks().insert(project=project, body=body, requestId="r-1").execute()
+    again = compute.networks().insert(project=project, body=body, requestId="r-1").execute()
+    assert again["name"] == first["name"]
+    settle(compute, project, first)
+    assert [n["name"] for n in fake.resources(project, "networks")] == ["net-a"]
+    status, error = api_error(compute.networks().insert(project=project, body=body))
+    assert (status, error["errors"][0]["reason"]) == (409, "alreadyExists")  # no id: refused
+
+
+def test_throttling_asks_for_a_wait_and_throttles_early_retries(fake, compute, project):
+    fake.faults.throttle("compute.networks.list", retry_after_s=30)
+    for _ in range(2):  # the second comes too early: throttled again, not counted
+        with pytest.raises(HttpError) as caught:
+            compute.networks().list(project=project).execute()
+        assert caught.value.resp.status == 429
+        assert 0 < int(caught.value.resp["retry-after"]) <= 30

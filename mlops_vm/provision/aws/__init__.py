@@ -13,7 +13,7 @@ and back, for releases), destroy.py, validate.py.
 Everything is found again by its mlops-vm/env and mlops-vm/role tags; no state file.
 
 ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_interval_s,
-wait_timeout_s, retry_attempts, ...). Credentials: boto3's standard chain only.
+wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
 from mlops_vm.provision.aws import destroy as destroy_module
@@ -91,6 +91,9 @@ class AwsProvider(Provider):
         self, spec: FleetSpec, ids: network.NetworkIds, settings: dict, *, dry_run: bool
     ) -> list[Change]:
         ctx = self.ctx
+        name = scaling_group.group_name(spec.env, spec.role)
+        # What went wrong before this run is not this run's failure.
+        earlier = set() if dry_run else scaling_group.activity_ids(ctx, name)
         data = scaling_group.template_data(spec, settings, ids.instance_security_group_id)
         template_id, refresh, changes = scaling_group.ensure_launch_template(
             ctx, spec, data, dry_run=dry_run
@@ -98,7 +101,6 @@ class AwsProvider(Provider):
         changes += scaling_group.ensure_group(
             ctx, spec, template_id, ids.subnet_ids, refresh=refresh, dry_run=dry_run
         )
-        name = scaling_group.group_name(spec.env, spec.role)
         if dry_run and template_id is None:
             if spec.autoscaling.target_cpu_percent is not None:
                 changes.append(Change("create", "scaling_policy", scaling_group.CPU_POLICY))
@@ -109,7 +111,10 @@ class AwsProvider(Provider):
         if not dry_run and ctx.options.wait_for_scaling_group:
             group = scaling_group.find_group(ctx, name)
             scaling_group.wait_in_service(
-                ctx, name, min(spec.count, (group or {}).get("DesiredCapacity", spec.count))
+                ctx,
+                name,
+                min(spec.count, (group or {}).get("DesiredCapacity", spec.count)),
+                known_activities=earlier,
             )
         return changes
 

@@ -116,9 +116,9 @@ def ensure_certificate(
         return certificate.arn, []
     assert certificate.cert_file and certificate.key_file
     bundle = read_bundle(certificate.cert_file)
-    for existing in imported_certificates(ctx, spec.env):
-        if existing["tags"].get(tags.TAG_CERT_SHA256) == bundle.fingerprint:
-            return existing["arn"], []
+    existing = imported_arn(ctx, spec.env, bundle.fingerprint)
+    if existing:
+        return existing, []
     name = f"mlops-vm-{spec.env}"
     change = Change("create", "certificate", name, f"import {certificate.cert_file}")
     if dry_run:
@@ -132,8 +132,27 @@ def ensure_certificate(
     }
     if bundle.chain:
         params["CertificateChain"] = bundle.chain
-    arn = ctx.call("acm", "import_certificate", "import the certificate into ACM", **params)
+    # ImportCertificate takes no token: a retry first adopts what a lost answer imported.
+    arn = ctx.create(
+        "acm",
+        "import_certificate",
+        "import the certificate into ACM",
+        adopt=lambda: adopted_arn(imported_arn(ctx, spec.env, bundle.fingerprint)),
+        **params,
+    )
     return arn["CertificateArn"], [change]
+
+
+def imported_arn(ctx: AwsContext, env: str, fingerprint: str) -> str | None:
+    """The ARN of ENV's imported certificate with FINGERPRINT (its sha256 tag), if any."""
+    for existing in imported_certificates(ctx, env):
+        if existing["tags"].get(tags.TAG_CERT_SHA256) == fingerprint:
+            return existing["arn"]
+    return None
+
+
+def adopted_arn(arn: str | None) -> dict[str, Any] | None:
+    return None if arn is None else {"CertificateArn": arn}
 
 
 def delete_stale_certificates(

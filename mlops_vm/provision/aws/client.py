@@ -5,12 +5,16 @@ credentials files, SSO, the instance role); nothing here stores or prints them.
 `ProviderSettings.endpoint_url` aims every client at an emulator (moto in the tests).
 
 Each SDK call is made through `AwsContext.call`: throttling, 5xx and dropped connections
-are retried with jittered backoff (retry.with_backoff), anything else is raised as a
-classified ProvisionError whose operation says what was being done. botocore's own
-retries are switched off so that there is exactly one retry policy.
+are retried with jittered backoff (retry.with_backoff, within retry_budget_s, never sooner
+than a Retry-After), anything else is raised as a classified ProvisionError whose operation
+says what was being done. botocore's own retries (standard mode does the same backoff) are
+switched off so that there is exactly one retry policy: ours also knows, between two tries
+of a create that takes no client token, to look for what a lost answer created
+(`AwsContext.create`), and stops at once when a wait would overrun the budget.
 """
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -18,7 +22,7 @@ from typing import Any, TypeVar
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ProviderSettings
-from mlops_vm.provision.retry import with_backoff
+from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 T = TypeVar("T")
 
@@ -41,6 +45,8 @@ class AwsOptions:
     # Retries of throttled/5xx calls: attempts in all, and the first backoff ceiling.
     retry_attempts: int = 6
     retry_base_delay_s: float = 0.5
+    # Seconds of retry waits one call may spend in all (throttling can last minutes).
+    retry_budget_s: float = DEFAULT_BUDGET_S
     # Scaling groups: seconds before ELB health checks count for a new instance (it
     # installs Ansible and runs the roles first), and whether a changed launch template
     # starts an instance refresh (the rolling replacement that rolls the change out).
@@ -159,18 +165,75 @@ class AwsContext:
         answer returns {} (deleting what is already gone is success).
         """
         method = getattr(self.client(service), operation)
+        params = self._with_client_token(service, operation, params)
         try:
-            return with_backoff(
-                lambda: method(**params),
-                is_transient=errors.is_transient,
-                attempts=self.options.retry_attempts,
-                base_delay_s=self.options.retry_base_delay_s,
-                sleep=self.sleep,
-            )
+            return self._retrying(lambda: method(**params))
         except Exception as error:
             if missing_ok and errors.is_not_found(error):
                 return {}
             raise errors.translate(error, doing) from error
+
+    def create(
+        self,
+        service: str,
+        operation: str,
+        doing: str,
+        *,
+        adopt: Callable[[], dict[str, Any] | None],
+        **params: Any,
+    ) -> dict[str, Any]:
+        """A create that takes no client token (CreateVpc, CreateSubnet, ...): before trying
+        again after a failure, ADOPT looks for what the failed try may have made all the same
+        (an answer lost on the way back) and returns it, shaped like OPERATION's answer."""
+        method = getattr(self.client(service), operation)
+        tried = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal tried
+            if tried:
+                found = adopt()
+                if found is not None:
+                    return found
+            tried = True
+            return method(**params)
+
+        try:
+            return self._retrying(attempt)
+        except Exception as error:
+            raise errors.translate(error, doing) from error
+
+    def _with_client_token(
+        self, service: str, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PARAMS with the operation's idempotency token (ClientToken of RunInstances,
+        CreateRouteTable, CreateLaunchTemplate, ...) filled in once, so that every retry of
+        this call carries the same token and AWS answers a retry after a lost response with
+        what the first try made. botocore would fill in a new token on every try. The token
+        is one per logical call, not derived from the spec: AWS keeps honouring a token for
+        hours, and the same spec created again after a destroy must make a new resource."""
+        meta = getattr(self.client(service), "meta", None)
+        api_name = meta.method_to_api_mapping.get(operation) if meta is not None else None
+        if api_name is None:
+            return params
+        shape = meta.service_model.operation_model(api_name).input_shape
+        members = shape.members if shape is not None else {}
+        missing = [
+            name
+            for name, member in members.items()
+            if member.metadata.get("idempotencyToken") and name not in params
+        ]
+        return {**params, **{name: uuid.uuid4().hex for name in missing}}
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        return with_backoff(
+            attempt,
+            is_transient=errors.is_transient,
+            attempts=self.options.retry_attempts,
+            base_delay_s=self.options.retry_base_delay_s,
+            server_delay=errors.retry_after_s,
+            budget_s=self.options.retry_budget_s,
+            sleep=self.sleep,
+        )
 
     def pages(
         self, service: str, operation: str, key: str, doing: str, **params: Any

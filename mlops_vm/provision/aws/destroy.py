@@ -7,6 +7,7 @@ reused VPC, subnet or security group (NetworkSpec.existing) is never deleted. Wh
 is already gone counts as deleted, so a second destroy finds nothing and changes nothing.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from mlops_vm.provision.aws import (
@@ -41,14 +42,28 @@ def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
     return changes
 
 
-def scaling_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
+def delete_each(
+    found: list[dict[str, Any]],
+    change: Callable[[dict[str, Any]], Change],
+    delete: Callable[[dict[str, Any]], object],
+    dry_run: bool,
+) -> list[Change]:
+    """CHANGE of each of FOUND, and DELETE of each unless DRY_RUN, one after the other."""
     changes = []
-    for group in scaling_group.tagged_groups(ctx, env):
-        name = group["AutoScalingGroupName"]
-        changes.append(Change("delete", "scaling_group", name))
+    for item in found:
+        changes.append(change(item))
         if not dry_run:
-            scaling_group.delete_group(ctx, name)
+            delete(item)
     return changes
+
+
+def scaling_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
+    return delete_each(
+        scaling_group.tagged_groups(ctx, env),
+        lambda group: Change("delete", "scaling_group", group["AutoScalingGroupName"]),
+        lambda group: scaling_group.delete_group(ctx, group["AutoScalingGroupName"]),
+        dry_run,
+    )
 
 
 def load_balancers(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
@@ -75,12 +90,12 @@ def load_balancers(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def target_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    changes = []
-    for group in load_balancer.tagged_target_groups(ctx, env):
-        changes.append(Change("delete", "target_group", group["TargetGroupName"]))
-        if not dry_run:
-            load_balancer.delete_target_group(ctx, group["TargetGroupArn"])
-    return changes
+    return delete_each(
+        load_balancer.tagged_target_groups(ctx, env),
+        lambda group: Change("delete", "target_group", group["TargetGroupName"]),
+        lambda group: load_balancer.delete_target_group(ctx, group["TargetGroupArn"]),
+        dry_run,
+    )
 
 
 def fleet_instances(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
@@ -102,28 +117,27 @@ def fleet_instances(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def launch_templates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    changes = []
-    for template in scaling_group.tagged_templates(ctx, env):
-        changes.append(Change("delete", "launch_template", template["LaunchTemplateName"]))
-        if not dry_run:
-            scaling_group.delete_template(ctx, template["LaunchTemplateId"])
-    return changes
+    return delete_each(
+        scaling_group.tagged_templates(ctx, env),
+        lambda template: Change("delete", "launch_template", template["LaunchTemplateName"]),
+        lambda template: scaling_group.delete_template(ctx, template["LaunchTemplateId"]),
+        dry_run,
+    )
 
 
 def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    pairs = tags.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs")
-    changes = []
-    for pair in pairs:
-        changes.append(Change("delete", "key_pair", pair["KeyName"]))
-        if not dry_run:
-            ctx.call(
-                "ec2",
-                "delete_key_pair",
-                "delete the key pair",
-                missing_ok=True,
-                KeyName=pair["KeyName"],
-            )
-    return changes
+    return delete_each(
+        tags.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
+        lambda pair: Change("delete", "key_pair", pair["KeyName"]),
+        lambda pair: ctx.call(
+            "ec2",
+            "delete_key_pair",
+            "delete the key pair",
+            missing_ok=True,
+            KeyName=pair["KeyName"],
+        ),
+        dry_run,
+    )
 
 
 def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
@@ -155,18 +169,14 @@ def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    found = tags.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets")
-    changes = []
-    for subnet in found:
-        changes.append(Change("delete", "subnet", subnet["SubnetId"], subnet["CidrBlock"]))
-        if not dry_run:
-            delete_when_released(
-                ctx,
-                "delete_subnet",
-                f"delete subnet {subnet['SubnetId']}",
-                SubnetId=subnet["SubnetId"],
-            )
-    return changes
+    return delete_each(
+        tags.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
+        lambda subnet: Change("delete", "subnet", subnet["SubnetId"], subnet["CidrBlock"]),
+        lambda subnet: delete_when_released(
+            ctx, "delete_subnet", f"delete subnet {subnet['SubnetId']}", SubnetId=subnet["SubnetId"]
+        ),
+        dry_run,
+    )
 
 
 def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
@@ -227,28 +237,27 @@ def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def vpcs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    found = tags.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs")
-    changes = []
-    for vpc in found:
-        changes.append(Change("delete", "vpc", vpc["VpcId"], vpc["CidrBlock"]))
-        if not dry_run:
-            delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"])
-    return changes
+    return delete_each(
+        tags.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
+        lambda vpc: Change("delete", "vpc", vpc["VpcId"], vpc["CidrBlock"]),
+        lambda vpc: delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"]),
+        dry_run,
+    )
 
 
 def imported_certificates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    changes = []
-    for certificate in certificates.imported_certificates(ctx, env):
-        changes.append(Change("delete", "certificate", certificate["arn"]))
-        if not dry_run:
-            delete_when_released(
-                ctx,
-                "delete_certificate",
-                "delete the imported certificate",
-                service="acm",
-                CertificateArn=certificate["arn"],
-            )
-    return changes
+    return delete_each(
+        certificates.imported_certificates(ctx, env),
+        lambda certificate: Change("delete", "certificate", certificate["arn"]),
+        lambda certificate: delete_when_released(
+            ctx,
+            "delete_certificate",
+            "delete the imported certificate",
+            service="acm",
+            CertificateArn=certificate["arn"],
+        ),
+        dry_run,
+    )
 
 
 def delete_when_released(

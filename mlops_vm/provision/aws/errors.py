@@ -7,6 +7,7 @@ retry wrapper tries again (throttling, 5xx, dropped connections).
 """
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.retry import notes_of, parse_retry_after
 
 PROVIDER = "aws"
 
@@ -162,7 +163,9 @@ HINTS: dict[ErrorCode, str] = {
         "the resource exists already or is still in use: wait a minute and run again, or "
         "remove what holds it"
     ),
-    ErrorCode.THROTTLED: "AWS kept throttling the requests: run again later",
+    ErrorCode.THROTTLED: (
+        "AWS kept throttling the requests: run again later, or raise the retry_budget_s option"
+    ),
     ErrorCode.INVALID_INPUT: "AWS refused the input: fix the value the message names",
     ErrorCode.INTERNAL: "an error on the AWS side or on the way to it: run again",
 }
@@ -190,6 +193,15 @@ def http_status(error: BaseException) -> int:
     if not isinstance(response, dict):
         return 0
     return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def retry_after_s(error: BaseException) -> float | None:
+    """The wait AWS asked for (a Retry-After header), if it asked; most AWS services do not,
+    and their throttling is then met by the jittered backoff alone."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return parse_retry_after(response.get("ResponseMetadata", {}).get("HTTPHeaders"))
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -222,6 +234,11 @@ def classify(error: BaseException) -> ErrorCode:
         return ErrorCode.THROTTLED
     if is_not_found(error):
         return ErrorCode.NOT_FOUND
+    return class_of_code(code) or ErrorCode.INTERNAL
+
+
+def class_of_code(code: str) -> ErrorCode | None:
+    """The class of an AWS error code, None for a code this module does not know."""
     for codes, classified in (
         (AUTH_CODES, ErrorCode.AUTH),
         (PERMISSION_CODES, ErrorCode.PERMISSION),
@@ -234,8 +251,31 @@ def classify(error: BaseException) -> ErrorCode:
             return classified
     if code.endswith("LimitExceeded"):
         return ErrorCode.QUOTA
-    if code.startswith("Invalid") and code.endswith(".Malformed"):
+    if code.startswith("Invalid") and code.endswith((".Malformed", ".NotFound")):
         return ErrorCode.INVALID_INPUT
+    return None
+
+
+# How a launch failure reads when AWS gives only prose (a scaling activity's StatusMessage).
+TEXT_CLASSES: tuple[tuple[tuple[str, ...], ErrorCode], ...] = (
+    (("limit", "quota"), ErrorCode.QUOTA),  # "more vCPU capacity than your limit" is quota
+    (("capacity", "insufficient"), ErrorCode.CAPACITY),
+    (("does not exist", "invalid", "not supported", "not valid"), ErrorCode.INVALID_INPUT),
+    (("not authorized", "unauthorized", "access denied"), ErrorCode.PERMISSION),
+)
+
+
+def classify_text(message: str) -> ErrorCode:
+    """The class of a failure AWS describes in words: an error code named in it first
+    (InsufficientInstanceCapacity, VcpuLimitExceeded, ...), else its wording."""
+    for word in message.replace(":", " ").replace(",", " ").split():
+        code = class_of_code(word.strip(".()'\""))
+        if code is not None:
+            return code
+    lowered = message.lower()
+    for words, code in TEXT_CLASSES:
+        if any(word in lowered for word in words):
+            return code
     return ErrorCode.INTERNAL
 
 
@@ -262,5 +302,9 @@ def translate(error: BaseException, operation: str) -> ProvisionError:
     if code == ErrorCode.INVALID_INPUT and not error_code(error):
         hint = "set a region (ProviderSettings.region, AWS_REGION or the profile's region)"
     return ProvisionError(
-        code, error_message(error), hint=hint, provider=PROVIDER, operation=operation
+        code,
+        error_message(error) + notes_of(error),
+        hint=hint,
+        provider=PROVIDER,
+        operation=operation,
     )

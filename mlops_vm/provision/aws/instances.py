@@ -10,9 +10,9 @@ balancer (deregistered, the deregistration delay waited out).
 
 import hashlib
 import re
-import uuid
 from typing import Any
 
+from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.provision.aws import load_balancer, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import Change, FleetSpec, Instance, InstanceStatus
@@ -93,7 +93,14 @@ def describe_instances(
     reservations = ctx.pages(
         "ec2", "describe_instances", "Reservations", "list the instances", Filters=filters
     )
-    return [instance for reservation in reservations for instance in reservation["Instances"]]
+    # The tags are checked here again, whatever the filter did: these lists feed
+    # terminate_instances, which must never reach another environment's instances.
+    return [
+        instance
+        for reservation in reservations
+        for instance in reservation["Instances"]
+        if tags.has_tags(instance.get("Tags"), env, role)
+    ]
 
 
 def describe_by_ids(ctx: AwsContext, instance_ids: list[str]) -> list[dict[str, Any]]:
@@ -130,6 +137,11 @@ def key_pair_name(env: str) -> str:
     return f"mlops-vm-{env}"
 
 
+def key_pair(ctx: AwsContext, env: str, name: str) -> dict[str, Any] | None:
+    pairs = tags.tagged_ec2(ctx, env, "describe_key_pairs", "find the key pair", "KeyPairs")
+    return next((pair for pair in pairs if pair["KeyName"] == name), None)
+
+
 def ensure_key_pair(
     ctx: AwsContext, spec: FleetSpec, *, dry_run: bool
 ) -> tuple[str | None, list[Change]]:
@@ -142,13 +154,7 @@ def ensure_key_pair(
         return None, []
     name = key_pair_name(spec.env)
     fingerprint = hashlib.sha256(public_key.strip().encode()).hexdigest()
-    pairs = ctx.call(
-        "ec2",
-        "describe_key_pairs",
-        "find the key pair",
-        Filters=tags.env_filters(spec.env),
-    )["KeyPairs"]
-    current = next((pair for pair in pairs if pair["KeyName"] == name), None)
+    current = key_pair(ctx, spec.env, name)
     if current and tags.as_dict(current.get("Tags")).get(tags.TAG_KEY_SHA256) == fingerprint:
         return name, []
     changes = [Change("update" if current else "create", "key_pair", name)]
@@ -158,10 +164,12 @@ def ensure_key_pair(
         ctx.call("ec2", "delete_key_pair", "replace the key pair", KeyName=name)
     tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
     tag_set[tags.TAG_KEY_SHA256] = fingerprint
-    ctx.call(
+    # No client token: a retry after a lost answer adopts the pair by its (unique) name.
+    ctx.create(
         "ec2",
         "import_key_pair",
         "import the SSH public key",
+        adopt=lambda: key_pair(ctx, spec.env, name),
         KeyName=name,
         PublicKeyMaterial=public_key.strip().encode(),
         TagSpecifications=tags.tag_specifications("key-pair", tag_set),
@@ -210,15 +218,14 @@ def launch_instance(
         "MaxCount": 1,
         "SubnetId": subnet_id,
         "SecurityGroupIds": [security_group_id],
-        # A retried call after a lost answer must not launch a second instance.
-        "ClientToken": uuid.uuid4().hex,
+        # No ClientToken here: ctx.call gives each launch one that its retries reuse.
         "TagSpecifications": [
             {"ResourceType": resource, "Tags": tags.tag_list(instance_tags(spec, name))}
             for resource in ("instance", "volume", "network-interface")
         ],
     }
     if spec.instance.user_data:
-        params["UserData"] = spec.instance.user_data
+        params["UserData"] = user_data_bytes(spec.instance.user_data, "aws")
     return ctx.call("ec2", "run_instances", f"launch instance {name}", **params)["Instances"][0]
 
 

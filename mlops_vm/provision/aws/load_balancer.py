@@ -365,6 +365,7 @@ def ensure_listeners(
             )
             arns.append(existing["ListenerArn"])
         else:
+            # ELBv2 creates are idempotent by their settings: a retry gets the same listener.
             created = ctx.call(
                 "elbv2",
                 "create_listener",

@@ -100,14 +100,21 @@ def choose_zones(ctx: AwsContext, wanted: tuple[str, ...]) -> list[str]:
 
 def find_vpc(ctx: AwsContext, env: str) -> dict[str, Any] | None:
     vpcs = tags.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
-    return vpcs[0] if vpcs else None
+    return tags.only_one(vpcs, "VPC", "VpcId", env)
+
+
+def adopted(key: str, resource: dict[str, Any] | None) -> dict[str, Any] | None:
+    """RESOURCE found after a failed create, shaped like the create's answer."""
+    return None if resource is None else {key: resource}
 
 
 def create_vpc(ctx: AwsContext, spec: FleetSpec, name: str) -> str:
-    vpc_id = ctx.call(
+    # CreateVpc takes no client token: a retry first adopts what a lost answer made.
+    vpc_id = ctx.create(
         "ec2",
         "create_vpc",
         "create the VPC",
+        adopt=lambda: adopted("Vpc", find_vpc(ctx, spec.env)),
         CidrBlock=spec.network.cidr,
         TagSpecifications=tags.tag_specifications("vpc", network_tags(spec, name)),
     )["Vpc"]["VpcId"]
@@ -163,7 +170,7 @@ def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
         "InternetGateways",
         ROLE_NETWORK,
     )
-    return gateways[0] if gateways else None
+    return tags.only_one(gateways, "internet gateway", "InternetGatewayId", env)
 
 
 def ensure_internet_gateway(
@@ -176,10 +183,11 @@ def ensure_internet_gateway(
         changes.append(Change("create", "internet_gateway", name))
         if dry_run:
             return None, changes
-        gateway = ctx.call(
+        gateway = ctx.create(
             "ec2",
             "create_internet_gateway",
             "create the internet gateway",
+            adopt=lambda: adopted("InternetGateway", find_internet_gateway(ctx, spec.env)),
             TagSpecifications=tags.tag_specifications("internet-gateway", network_tags(spec, name)),
         )["InternetGateway"]
     gateway_id = gateway["InternetGatewayId"]
@@ -204,11 +212,23 @@ def find_subnets(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
     )
 
 
+def subnets_by_zone(ctx: AwsContext, env: str) -> dict[str, dict[str, Any]]:
+    """The environment's subnet in each zone (two in one zone: CONFLICT, naming both)."""
+    zones: dict[str, list[dict[str, Any]]] = {}
+    for subnet in find_subnets(ctx, env):
+        zones.setdefault(subnet["AvailabilityZone"], []).append(subnet)
+    return {
+        zone: subnet
+        for zone, found in zones.items()
+        if (subnet := tags.only_one(found, f"subnet in {zone}", "SubnetId", env)) is not None
+    }
+
+
 def ensure_subnets(
     ctx: AwsContext, spec: FleetSpec, vpc_id: str | None, zones: list[str], *, dry_run: bool
 ) -> tuple[list[str | None], list[Change]]:
     """One public subnet per zone, in zone order."""
-    existing = {subnet["AvailabilityZone"]: subnet for subnet in find_subnets(ctx, spec.env)}
+    existing = subnets_by_zone(ctx, spec.env)
     used = {subnet["CidrBlock"] for subnet in existing.values()}
     free_cidrs = [cidr for cidr in subnet_cidrs(spec.network.cidr) if cidr not in used]
     subnet_ids: list[str | None] = []
@@ -224,10 +244,11 @@ def ensure_subnets(
         if dry_run:
             subnet_ids.append(None)
             continue
-        subnet_id = ctx.call(
+        subnet_id = ctx.create(
             "ec2",
             "create_subnet",
             f"create a subnet in {zone}",
+            adopt=lambda zone=zone: adopted("Subnet", subnets_by_zone(ctx, spec.env).get(zone)),
             VpcId=vpc_id,
             CidrBlock=cidr,
             AvailabilityZone=zone,
@@ -250,7 +271,7 @@ def find_route_table(ctx: AwsContext, env: str) -> dict[str, Any] | None:
     tables = tags.tagged_ec2(
         ctx, env, "describe_route_tables", "find the route table", "RouteTables", ROLE_NETWORK
     )
-    return tables[0] if tables else None
+    return tags.only_one(tables, "route table", "RouteTableId", env)
 
 
 def ensure_routes(
@@ -270,6 +291,7 @@ def ensure_routes(
         changes.append(Change("create", "route_table", name, "0.0.0.0/0 -> internet gateway"))
         if dry_run:
             return changes
+        # CreateRouteTable takes a ClientToken: ctx.call gives it one its retries share.
         table = ctx.call(
             "ec2",
             "create_route_table",

@@ -18,6 +18,7 @@ import hashlib
 import json
 from typing import Any
 
+from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.provision.aws import errors, instance_refresh, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -26,6 +27,8 @@ from mlops_vm.provision.model import Change, FleetSpec
 CPU_POLICY = "mlops-vm-cpu-target"
 REQUESTS_POLICY = "mlops-vm-alb-requests-target"
 DIGEST_PREFIX = "mlops-vm:sha256:"
+# Scaling activities that mean a launch did not happen.
+FAILED_ACTIVITY = ("Failed", "Cancelled")
 # Fields compared to say what a new template version changes.
 WATCHED_FIELDS = ("ImageId", "InstanceType", "UserData", "KeyName", "SecurityGroupIds")
 
@@ -41,7 +44,9 @@ def template_data(
     data: dict[str, Any] = {**settings, "SecurityGroupIds": [security_group_id or "(new)"]}
     if spec.instance.user_data:
         # Launch templates take user-data base64-encoded (RunInstances encodes it itself).
-        data["UserData"] = base64.b64encode(spec.instance.user_data.encode()).decode()
+        data["UserData"] = base64.b64encode(
+            user_data_bytes(spec.instance.user_data, "aws")
+        ).decode()
     instance_tags = tags.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
     instance_tags.update(spec.instance.tags)
     data["TagSpecifications"] = [
@@ -148,13 +153,15 @@ def find_group(ctx: AwsContext, name: str) -> dict[str, Any] | None:
 
 
 def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return ctx.pages(
+    found = ctx.pages(
         "autoscaling",
         "describe_auto_scaling_groups",
         "AutoScalingGroups",
         "list the scaling groups",
         Filters=[{"Name": f"tag:{tags.TAG_ENV}", "Values": [env]}],
     )
+    # Checked again here: destroy deletes what this returns, whatever the filter did.
+    return [group for group in found if tags.has_tags(group.get("Tags"), env)]
 
 
 def desired_size(spec: FleetSpec) -> int:
@@ -227,10 +234,12 @@ def ensure_group(
         )
         if dry_run:
             return [change]
-        ctx.call(
+        # No client token: a retry after a lost answer adopts the group by its name.
+        ctx.create(
             "autoscaling",
             "create_auto_scaling_group",
             "create the scaling group",
+            adopt=lambda: find_group(ctx, name),
             AutoScalingGroupName=name,
             LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
             DesiredCapacity=desired,
@@ -300,8 +309,52 @@ def group_instance_ids(group: dict[str, Any]) -> list[str]:
     return sorted(instance["InstanceId"] for instance in group.get("Instances", []))
 
 
-def wait_in_service(ctx: AwsContext, name: str, count: int) -> list[str]:
-    """Wait until COUNT instances of the group are InService; returns their ids."""
+def activity_ids(ctx: AwsContext, name: str) -> set[str]:
+    """The ids of the group's scaling activities so far: what a wait must not blame on
+    the change it waits for."""
+    return {activity["ActivityId"] for activity in scaling_activities(ctx, name)}
+
+
+def scaling_activities(ctx: AwsContext, name: str) -> list[dict[str, Any]]:
+    """The group's recent scaling activities, newest first ([] before it exists)."""
+    return ctx.call(
+        "autoscaling",
+        "describe_scaling_activities",
+        f"read the scaling activities of {name}",
+        missing_ok=True,
+        AutoScalingGroupName=name,
+        MaxRecords=50,
+    ).get("Activities", [])
+
+
+def check_activities(ctx: AwsContext, name: str, known: set[str]) -> None:
+    """A launch that failed (capacity, quota, a bad AMI, ...) fails the wait at once with
+    AWS's reason, classified, instead of a TIMEOUT many minutes later."""
+    failed = [
+        activity
+        for activity in scaling_activities(ctx, name)
+        if activity.get("StatusCode") in FAILED_ACTIVITY and activity["ActivityId"] not in known
+    ]
+    if not failed:
+        return
+    reason = failed[0].get("StatusMessage") or failed[0].get("Description") or "no reason given"
+    code = errors.classify_text(reason)
+    raise ProvisionError(
+        code,
+        f"scaling group {name} could not launch: {reason}"
+        + (f" (and {len(failed) - 1} more failed activities)" if len(failed) > 1 else ""),
+        hint=errors.HINTS.get(code, ""),
+        provider=errors.PROVIDER,
+        operation=f"wait until the instances of {name} are in service",
+    )
+
+
+def wait_in_service(
+    ctx: AwsContext, name: str, count: int, *, known_activities: set[str] | None = None
+) -> list[str]:
+    """Wait until COUNT instances of the group are InService; returns their ids. A scaling
+    activity that failed since KNOWN_ACTIVITIES (ids seen before the change) ends the wait
+    with its reason."""
 
     def in_service() -> list[str] | None:
         group = find_group(ctx, name)
@@ -310,7 +363,11 @@ def wait_in_service(ctx: AwsContext, name: str, count: int) -> list[str]:
             for instance in (group or {}).get("Instances", [])
             if instance.get("LifecycleState") == "InService"
         ]
-        return sorted(ready) if len(ready) >= count else None
+        if len(ready) >= count:
+            return sorted(ready)
+        if known_activities is not None:
+            check_activities(ctx, name, known_activities)
+        return None
 
     return ctx.wait_until(in_service, f"{count} instance(s) of {name} are in service")
 
@@ -341,12 +398,9 @@ def delete_template(ctx: AwsContext, template_id: str) -> None:
 
 
 def tagged_templates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return ctx.call(
-        "ec2",
-        "describe_launch_templates",
-        "list the launch templates",
-        Filters=tags.env_filters(env),
-    )["LaunchTemplates"]
+    return tags.tagged_ec2(
+        ctx, env, "describe_launch_templates", "list the launch templates", "LaunchTemplates"
+    )
 
 
 # --- target-tracking policies -----------------------------------------------------------

@@ -76,10 +76,17 @@ def describe_group(ctx: AwsContext, group_id: str) -> dict[str, Any]:
 def create_group(
     ctx: AwsContext, vpc_id: str, name: str, description: str, tag_set: dict[str, str]
 ) -> str:
-    return ctx.call(
+    # No client token: a retry after a lost answer would meet InvalidGroup.Duplicate, so it
+    # adopts the group by its name (unique in the VPC) first.
+    def adopt() -> dict[str, Any] | None:
+        group = find_group(ctx, vpc_id, name)
+        return None if group is None else {"GroupId": group["GroupId"]}
+
+    return ctx.create(
         "ec2",
         "create_security_group",
         f"create security group {name}",
+        adopt=adopt,
         GroupName=name,
         Description=description,
         VpcId=vpc_id,

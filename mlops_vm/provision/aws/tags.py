@@ -9,6 +9,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
+from mlops_vm.provision.aws.errors import PROVIDER
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 
 if TYPE_CHECKING:  # the client's modules import this one
@@ -49,12 +51,39 @@ def env_filters(env: str, role: str | None = None) -> list[dict[str, Any]]:
     return filters
 
 
+def has_tags(tag_items: list[dict[str, Any]] | None, env: str, role: str | None = None) -> bool:
+    """Whether TAG_ITEMS (a resource's Tags) say it belongs to ENV (and ROLE)."""
+    found = as_dict(tag_items)
+    return found.get(TAG_ENV) == env and (role is None or found.get(TAG_ROLE) == role)
+
+
 def tagged_ec2(
     ctx: "AwsContext", env: str, operation: str, doing: str, key: str, role: str | None = None
 ) -> list[dict[str, Any]]:
     """The EC2 resources of one kind that carry ENV's tags (and ROLE's): OPERATION (a
-    describe_*) lists them under KEY."""
-    return ctx.call("ec2", operation, doing, Filters=env_filters(env, role))[key]
+    describe_*) lists them under KEY. The tags are checked here again: a server-side filter
+    that is wrong or ignored must never hand another environment's resources to a delete."""
+    found = ctx.call("ec2", operation, doing, Filters=env_filters(env, role))[key]
+    return [item for item in found if has_tags(item.get("Tags"), env, role)]
+
+
+def only_one(
+    found: list[dict[str, Any]], kind: str, id_key: str, env: str
+) -> dict[str, Any] | None:
+    """The one resource of KIND the environment has, None without one. Several (a create
+    retried after its answer was lost, or made by hand) is an error that names them all:
+    picking one silently would build on a guess and leave the others behind."""
+    if len(found) <= 1:
+        return found[0] if found else None
+    ids = ", ".join(sorted(str(item[id_key]) for item in found))
+    raise ProvisionError(
+        ErrorCode.CONFLICT,
+        f"environment {env} has {len(found)} {kind}s where it owns one: {ids}",
+        hint=f"delete the {kind}s that are not in use (their {TAG_ENV} tag says {env}), "
+        "then run again",
+        provider=PROVIDER,
+        operation=f"find the {kind}",
+    )
 
 
 def base_name(env: str, role: str) -> str:

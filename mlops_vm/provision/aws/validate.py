@@ -9,6 +9,7 @@ value to fix. Only read calls are made here.
 import difflib
 import ipaddress
 
+from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.provision.aws import certificates, errors, images, network, scaling_group
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -133,10 +134,10 @@ def check_sizes(spec: FleetSpec) -> None:
             )
         scaling_group.desired_size(spec)
     user_data = spec.instance.user_data or ""
-    size = len(user_data.encode())
+    size = len(user_data_bytes(user_data, "aws"))
     if size > USER_DATA_LIMIT_BYTES:
         raise invalid(
-            f"user-data is {size} bytes; EC2 takes at most {USER_DATA_LIMIT_BYTES}",
+            f"user-data is {size} bytes gzip'd; EC2 takes at most {USER_DATA_LIMIT_BYTES}",
             "compress it (mlops_vm.bootstrap renders compressed user-data) or move files out of it",
         )
     if not 8 <= spec.instance.disk_gb <= 16384:

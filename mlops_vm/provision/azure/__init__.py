@@ -20,8 +20,9 @@ Layout of this package (one concern per module):
 
 Everything carries the tags mlops-vm-env / mlops-vm-role (Azure tags cannot hold "/").
 Options (ProviderSettings.options): subscription_id (required), poll_interval_s,
-operation_timeout_s, retry_attempts, retry_base_delay_s, gateway_identity_id, backend_ca_file,
-backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type.
+operation_timeout_s, retry_attempts, retry_base_delay_s, retry_budget_s, gateway_identity_id,
+backend_ca_file, backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type.
+The region may be a location name or its display name ("West Europe" is "westeurope").
 Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authentication_policy`.
 """
 

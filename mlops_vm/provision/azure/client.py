@@ -5,8 +5,14 @@ the authentication (a credential and an `authentication_policy` passed to the pr
 Without them, credentials come from azure-identity's DefaultAzureCredential.
 
 Retries live in one place, `with_backoff` around each call: the SDK's own retry policy is
-turned off (retry_total=0) so that attempts are not multiplied and every retry is jittered.
-PUTs and DELETEs are idempotent in ARM, so a whole begin-and-wait is safe to run again.
+turned off (retry_total=0) so that attempts are not multiplied. azure-core's RetryPolicy does
+honour Retry-After, but it sleeps first and checks its timeout after, so a wait longer than
+the budget would be slept through before failing; ours waits at least what ARM asks
+(Retry-After, retry-after-ms: ARM answers an earlier retry with a new wait and does not
+process it) and fails at once with THROTTLED when that wait would overrun retry_budget_s.
+PUTs and DELETEs are idempotent in ARM (a resource is addressed by its name, and a PUT of the
+same body twice leaves one resource), so a whole begin-and-wait is safe to run again after a
+lost response; this provider makes no POST that creates anything.
 """
 
 from __future__ import annotations
@@ -23,10 +29,16 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from mlops_vm.provision.azure.errors import PROVIDER, is_transient, status_of, translate
+from mlops_vm.provision.azure.errors import (
+    PROVIDER,
+    is_transient,
+    retry_after_s,
+    status_of,
+    translate,
+)
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ProviderSettings
-from mlops_vm.provision.retry import with_backoff
+from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 Json = dict[str, Any]
 
@@ -43,6 +55,8 @@ class AzureOptions:
     operation_timeout_s: float = 1800.0
     retry_attempts: int = 6
     retry_base_delay_s: float = 1.0
+    # Seconds of retry waits one call may spend (a longer Retry-After fails at once).
+    retry_budget_s: float = DEFAULT_BUDGET_S
     # User-assigned managed identity that lets the gateway read a Key Vault certificate.
     gateway_identity_id: str | None = None
     # PEM CA that signed the instances' certificates, so the v2 gateway trusts HTTPS backends.
@@ -93,7 +107,18 @@ class AzureOptions:
                 provider=PROVIDER,
                 operation="read settings",
             ) from None
-        return cls(subscription_id=str(subscription_id), location=settings.region, **typed)
+        return cls(
+            subscription_id=str(subscription_id),
+            location=normalize_location(settings.region),
+            **typed,
+        )
+
+
+def normalize_location(location: str) -> str:
+    """ARM's spelling of a location: "West Europe" -> "westeurope". ARM accepts the display
+    name but answers with this, so a body that kept the display name would differ from
+    ARM's answer on every run."""
+    return "".join(location.split()).lower()
 
 
 def _coerce(options: type[AzureOptions], name: str, value: Any) -> Any:
@@ -160,6 +185,8 @@ class Arm:
                 is_transient=is_transient,
                 attempts=self.options.retry_attempts,
                 base_delay_s=self.options.retry_base_delay_s,
+                server_delay=retry_after_s,
+                budget_s=self.options.retry_budget_s,
             )
         except AzureError as error:
             raise translate(error, operation) from error

@@ -4,7 +4,9 @@ ARM answers with more than was sent (ids, etags, provisioningState, back-referen
 subnet.ipConfigurations), so the comparison is a subset match: every field we set must hold
 our value; fields we do not set are not ours to judge. Lists must have the same length;
 lists of named children (subnets, rules, listeners) are matched by name, others by position.
-Ids compare case-insensitively, as ARM does.
+An empty list and an absent one are the same (ARM shows [] for a list nobody set, and may
+leave out one set to []). Ids compare case-insensitively, as ARM does, and locations also
+without spaces ("West Europe" is ARM's "westeurope").
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops_vm.provision.model import Change
+
+# Fields ARM compares loosely: how each is normalised before comparing.
+LOOSE_TEXT: dict[str, Callable[[str], str]] = {
+    "id": str.lower,
+    "location": lambda location: "".join(location.split()).lower(),
+}
 
 
 def differences(desired: Any, actual: Any, path: str = "") -> list[str]:
@@ -25,13 +33,15 @@ def differences(desired: Any, actual: Any, path: str = "") -> list[str]:
         found: list[str] = []
         for name, value in desired.items():
             where = f"{path}.{name}" if path else name
-            if name == "id" and isinstance(value, str) and isinstance(actual.get(name), str):
-                if value.lower() != actual[name].lower():
+            if name in LOOSE_TEXT and isinstance(value, str) and isinstance(actual.get(name), str):
+                if LOOSE_TEXT[name](value) != LOOSE_TEXT[name](actual[name]):
                     found.append(where)
                 continue
             found += differences(value, actual.get(name), where)
         return found
     if isinstance(desired, list):
+        if actual is None and not desired:
+            return []
         if not isinstance(actual, list) or len(actual) != len(desired):
             return [path]
         if all(isinstance(item, dict) and "name" in item for item in desired):

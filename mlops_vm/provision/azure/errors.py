@@ -14,6 +14,7 @@ from azure.core.exceptions import (
 )
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.retry import notes_of, parse_retry_after
 
 PROVIDER = "azure"
 
@@ -33,6 +34,8 @@ NOT_FOUND_CODES = {
     "ParentResourceNotFound",
 }
 CONFLICT_CODES = {"Conflict", "AnotherOperationInProgress", "PropertyChangeNotAllowed"}
+# Input Azure refuses, also where no HTTP status says so (a scale set's instance view).
+INVALID_INPUT_CODES = {"InvalidParameter", "ImageNotFound", "PlatformImageNotFound"}
 # Retried with backoff: throttling, ARM's "try again" codes, and 5xx.
 TRANSIENT_CODES = {"TooManyRequests", "RetryableError", "AnotherOperationInProgress"}
 
@@ -63,7 +66,10 @@ HINTS = {
         "the resource is busy or was changed in a way Azure does not allow in place; wait for "
         "running operations to finish, or delete the resource and provision again"
     ),
-    ErrorCode.THROTTLED: "Azure throttled the requests even after retries; wait and run again",
+    ErrorCode.THROTTLED: (
+        "Azure throttled the requests even after retries; wait and run again, or raise the "
+        "retry_budget_s option"
+    ),
     ErrorCode.INVALID_INPUT: "Azure refused the request as invalid; the message names the field",
     ErrorCode.INTERNAL: "Azure failed on its side; run again (everything is idempotent)",
 }
@@ -86,6 +92,12 @@ def status_of(error: BaseException) -> int:
     return getattr(error, "status_code", None) or 0
 
 
+def retry_after_s(error: BaseException) -> float | None:
+    """The wait ARM asked for (Retry-After / retry-after-ms on a 429 or 503), if it asked."""
+    response = getattr(error, "response", None)
+    return parse_retry_after(getattr(response, "headers", None))
+
+
 def is_transient(error: BaseException) -> bool:
     """Worth retrying: throttling, ARM's retryable codes, 5xx, dropped connections."""
     if isinstance(error, ClientAuthenticationError):
@@ -98,10 +110,14 @@ def is_transient(error: BaseException) -> bool:
 
 def classify(error: BaseException) -> ErrorCode:
     code = error_code(error)
-    status = status_of(error)
-    message = error_message(error).lower()
     if isinstance(error, ClientAuthenticationError) and code not in PERMISSION_CODES:
         return ErrorCode.AUTH
+    return classify_code(code, status_of(error), error_message(error))
+
+
+def classify_code(code: str, status: int = 0, message: str = "") -> ErrorCode:
+    """The class of an ARM error CODE (with the HTTP STATUS and MESSAGE as fallbacks)."""
+    message = message.lower()
     if code in PERMISSION_CODES or status == 403:
         return ErrorCode.PERMISSION
     if code in QUOTA_CODES or (code == "OperationNotAllowed" and "quota" in message):
@@ -116,7 +132,7 @@ def classify(error: BaseException) -> ErrorCode:
         return ErrorCode.AUTH
     if code in CONFLICT_CODES or status == 409:
         return ErrorCode.CONFLICT
-    if 400 <= status < 500:
+    if code in INVALID_INPUT_CODES or 400 <= status < 500:
         return ErrorCode.INVALID_INPUT
     return ErrorCode.INTERNAL
 
@@ -128,6 +144,7 @@ def translate(error: AzureError, operation: str) -> ProvisionError:
     message = error_message(error)
     if arm_code and not message.startswith(arm_code):
         message = f"{arm_code}: {message}"
+    message += notes_of(error)
     return ProvisionError(
         code, message, hint=HINTS.get(code, ""), provider=PROVIDER, operation=operation
     )

@@ -19,7 +19,7 @@ import copy
 
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge, differences
-from mlops_vm.provision.azure.errors import PROVIDER
+from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
 from mlops_vm.provision.azure.instances import (
     os_disk_size_gb,
     os_profile,
@@ -148,6 +148,41 @@ def check_rolling_upgrade(arm: Arm, group: str, name: str) -> None:
         f"{HEALTH_PATH}: check the image and user data (or roll back), then run provision",
         provider=PROVIDER,
         operation="roll the scale set to the latest model",
+    )
+
+
+def check_instance_view(arm: Arm, group: str, name: str) -> None:
+    """A scale set whose instances could not be provisioned (allocation, quota, an
+    extension) says so in its instance view with level Error: fail now with that reason,
+    classified, rather than report a scale set that will never serve."""
+    view = (
+        arm.read(
+            "read the scale set's instance view",
+            arm.compute.virtual_machine_scale_sets.get_instance_view,
+            group,
+            name,
+        )
+        or {}
+    )
+    failed = [s for s in view.get("statuses") or [] if str(s.get("level")).lower() == "error"]
+    for extension in view.get("extensions") or []:
+        failed += [
+            s for s in extension.get("statuses") or [] if str(s.get("level")).lower() == "error"
+        ]
+    if not failed:
+        return
+    first = failed[0]
+    arm_code = str(first.get("code", "")).rsplit("/", 1)[-1]
+    code = classify_code(arm_code, message=str(first.get("message", "")))
+    reasons = "; ".join(
+        f"{s.get('code', '?')}: {s.get('message') or s.get('displayStatus') or ''}" for s in failed
+    )
+    raise ProvisionError(
+        code,
+        f"the instances of scale set {name} could not be provisioned: {reasons}",
+        hint=HINTS.get(code, ""),
+        provider=PROVIDER,
+        operation="provision the scale set's instances",
     )
 
 
@@ -351,12 +386,14 @@ def converge_scale_set(
         )
         if not dry_run:
             put_scale_set(arm, group, name, desired)
+            check_instance_view(arm, group, name)
     else:
         changed = differences(comparable(desired), actual)
         if changed:
             changes.append(Change("update", "scale_set", name, describe(changed, actual, desired)))
             if not dry_run:
                 put_scale_set(arm, group, name, desired)
+                check_instance_view(arm, group, name)
         changes += roll_stale_instances(
             arm, group, name, model_changed=model_changed(changed), dry_run=dry_run
         )

@@ -16,12 +16,14 @@ ProviderSettings.endpoint_url. Options (ProviderSettings.options):
     running_timeout_s    instance STAGING -> RUNNING (600)
     stable_timeout_s     managed instance group until stable (1200)
     retry_attempts, retry_base_delay_s, http_timeout_s   transport tuning
+    retry_budget_s       seconds of retry waits one call may spend (300): a longer
+                         Retry-After fails at once with THROTTLED
     credentials          a google.auth Credentials object (instead of ADC)
 
-One module per concern: client (calls, retries, operations), errors (classification),
-names (names, labels, links), network, instances (fleet), scaling_group (template, MIG,
-autoscaler), load_balancer, targets (one target out and back, for releases), destroy,
-validate.
+One module per concern: client (calls, retries, requestIds, operations), errors
+(classification), names (names, labels, links), network, instances (fleet), scaling_group
+(template, MIG, autoscaler), converge (get-or-create-then-fix of the load balancer's global
+parts), load_balancer, targets (one target out and back, for releases), destroy, validate.
 """
 
 import time
@@ -35,6 +37,7 @@ from mlops_vm.provision.gcp import instances, load_balancer, network, scaling_gr
 from mlops_vm.provision.gcp import validate as checks
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
+from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
 from mlops_vm.provision.gcp.names import Names
 from mlops_vm.provision.gcp.plan import ChangeLog
@@ -48,6 +51,7 @@ from mlops_vm.provision.model import (
     ProviderSettings,
     TargetHealth,
 )
+from mlops_vm.provision.retry import DEFAULT_BUDGET_S
 
 KNOWN_OPTIONS = {
     "project",
@@ -61,6 +65,7 @@ KNOWN_OPTIONS = {
     "stable_timeout_s",
     "retry_attempts",
     "retry_base_delay_s",
+    "retry_budget_s",
     "http_timeout_s",
 }
 DEFAULT_ZONE_COUNT = 2
@@ -117,6 +122,7 @@ class GcpProvider(Provider):
                 operation_timeout_s=float(self._option("operation_timeout_s", 900.0)),
                 retry_attempts=int(self._option("retry_attempts", 6)),
                 retry_base_delay_s=float(self._option("retry_base_delay_s", 0.5)),
+                retry_budget_s=float(self._option("retry_budget_s", DEFAULT_BUDGET_S)),
             )
             self._client = ComputeClient(service, project, options, sleep=self._sleep)
         return self._client
@@ -211,7 +217,7 @@ class GcpProvider(Provider):
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
         ctx = self._context(spec.env)
         service_name = ctx.names.backend_service
-        service = load_balancer.get_global(ctx, "backend_service", service_name)
+        service = get_global(ctx, "backend_service", service_name)
         if service is None:
             return []
         ids = {instance.name: instance.id for instance in self.list_instances(spec.env)}

@@ -2,18 +2,24 @@
 
 Every call goes through `ComputeClient.execute` (one-line request builders wrapped by the
 error translator and the jittered-backoff retry), so throttling and 5xx are retried and
-every failure surfaces as a classified ProvisionError. Mutations return an Operation that is
-waited on (zone/region/global `operations.wait`, looped until DONE) and checked for
-`operation.error`.
+every failure surfaces as a classified ProvisionError. The retry is ours, not
+googleapiclient's `num_retries`: that one ignores Retry-After and has no time budget.
+Mutations carry a `requestId` (one per logical mutation, the same on each of its retries), so
+Compute Engine answers a retry after a lost response with the first try's operation instead of
+a second resource or alreadyExists. They return an Operation that is waited on
+(zone/region/global `operations.wait`, looped until DONE) and checked for `operation.error`.
 
 Production and tests take the same path: `googleapiclient.discovery.build("compute", "v1")`
 from the static discovery document; tests only swap the endpoint (ProviderSettings.
 endpoint_url) and the credentials (AnonymousCredentials).
 """
 
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import google.auth
@@ -21,7 +27,8 @@ import google.auth.exceptions
 import google_auth_httplib2
 import httplib2
 from google.auth.credentials import Credentials
-from googleapiclient import discovery
+from googleapiclient import discovery, discovery_cache
+from googleapiclient.errors import HttpError
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.errors import (
@@ -30,7 +37,7 @@ from mlops_vm.provision.gcp.errors import (
     operation_error,
     translate,
 )
-from mlops_vm.provision.retry import with_backoff
+from mlops_vm.provision.retry import DEFAULT_BUDGET_S, parse_retry_after, with_backoff
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 API_PATH = "compute/v1/"
@@ -74,6 +81,43 @@ class ClientOptions:
     operation_timeout_s: float = 900.0
     retry_attempts: int = 6
     retry_base_delay_s: float = 0.5
+    retry_budget_s: float = DEFAULT_BUDGET_S  # seconds of retry waits one call may spend
+
+
+def retry_after_s(error: Exception) -> float | None:
+    """The wait Compute Engine asked for with a 429/503 (Retry-After), if it asked."""
+    return parse_retry_after(error.resp) if isinstance(error, HttpError) else None
+
+
+@cache
+def methods_taking_request_id() -> frozenset[str]:
+    """Ids of the compute v1 methods that take a requestId (the mutations), read from the
+    discovery document the client itself is built from."""
+    document = json.loads(discovery_cache.get_static_doc("compute", "v1") or "{}")
+    found: set[str] = set()
+
+    def walk(resources: dict[str, Any]) -> None:
+        for resource in resources.values():
+            for method in resource.get("methods", {}).values():
+                if "requestId" in method.get("parameters", {}):
+                    found.add(method["id"])
+            walk(resource.get("resources", {}))
+
+    walk(document.get("resources", {}))
+    return frozenset(found)
+
+
+def with_request_id(request: Request, request_id: str) -> Request:
+    """REQUEST with requestId=REQUEST_ID when its method takes one (built fresh each try)."""
+
+    def build(service: Any) -> Any:
+        built = request(service)
+        if getattr(built, "methodId", None) in methods_taking_request_id():
+            separator = "&" if "?" in built.uri else "?"
+            built.uri = f"{built.uri}{separator}requestId={request_id}"
+        return built
+
+    return build
 
 
 class ComputeClient:
@@ -101,6 +145,8 @@ class ComputeClient:
                 is_transient=is_transient,
                 attempts=self.options.retry_attempts,
                 base_delay_s=self.options.retry_base_delay_s,
+                server_delay=retry_after_s,
+                budget_s=self.options.retry_budget_s,
                 sleep=self._sleep,
             )
         except Exception as error:
@@ -115,9 +161,16 @@ class ComputeClient:
                 return None
             raise
 
+    def start(self, what: str, request: Request) -> dict[str, Any]:
+        """Start a mutation: its operation. One requestId for all its tries: a retry after
+        a lost response is the same request to Compute Engine, not a second one. (A new id
+        per logical mutation, not one derived from its content: Compute Engine remembers ids
+        for an hour, and the same create after a destroy must happen again.)"""
+        return self.execute(what, with_request_id(request, str(uuid.uuid4())))
+
     def mutate(self, what: str, request: Request) -> dict[str, Any]:
         """Start a mutation and wait until its operation is DONE (raising its error)."""
-        return self.wait(what, self.execute(what, request))
+        return self.wait(what, self.start(what, request))
 
     def delete(self, what: str, request: Request) -> bool:
         """Delete and wait; False when it was already gone (not-found is success)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.converge import GLOBAL, get_global
 from mlops_vm.provision.gcp.names import basename, owner
 from mlops_vm.provision.gcp.plan import ChangeLog
 
@@ -38,8 +39,8 @@ def _remove(
 
 def _remove_global(ctx: Context, log: ChangeLog, kind: str, name: str) -> None:
     """Delete a name-found global LB part, if it exists and is ours."""
-    if _owned(load_balancer.get_global(ctx, kind, name), ctx.names.env):
-        collection, param = load_balancer.GLOBAL[kind]
+    if _owned(get_global(ctx, kind, name), ctx.names.env):
+        collection, param = GLOBAL[kind]
         _remove(
             ctx,
             log,

@@ -17,6 +17,7 @@ from googleapiclient.errors import HttpError
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import Change
+from mlops_vm.provision.retry import notes_of
 
 PROVIDER = "gcp"
 
@@ -47,7 +48,10 @@ _HINTS: dict[ErrorCode, str] = {
         "idempotent) or destroy the environment first"
     ),
     ErrorCode.INVALID_INPUT: "fix the field named in the message in the inventory",
-    ErrorCode.THROTTLED: "the API kept throttling after retries; wait a minute and re-run",
+    ErrorCode.THROTTLED: (
+        "the API kept throttling after retries; wait a minute and re-run, or raise the "
+        "retry_budget_s option"
+    ),
     ErrorCode.INTERNAL: "a Compute Engine error; re-run, provisioning resumes where it stopped",
     ErrorCode.TIMEOUT: "the operation did not finish in time; re-run to resume",
 }
@@ -129,6 +133,7 @@ def translate(error: Exception, operation: str) -> ProvisionError:
         code = classify_http(error)
         message, reason, _ = error_details(error)
         text = f"HTTP {error.resp.status} {reason}: {message}" if reason else message
+        text += notes_of(error)
         hint = _HINTS[code]
         if reason == "accessNotConfigured":
             hint = "enable the Compute Engine API: gcloud services enable compute.googleapis.com"

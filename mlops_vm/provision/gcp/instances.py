@@ -18,6 +18,7 @@ from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, 
 from mlops_vm.provision.gcp.network import NetworkRefs
 from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.model import (
+    LABEL_ENV,
     LABEL_ROLE,
     ROLE_MODEL,
     FleetSpec,
@@ -113,10 +114,18 @@ def instance_body(
 
 
 def list_resources(ctx: Context, env: str, role: str | None = None) -> list[dict[str, Any]]:
-    """The environment's instances as the API returns them, across zones."""
-    return ctx.client.list_aggregated(
+    """The environment's instances as the API returns them, across zones. Their labels are
+    checked here again, whatever the filter did: destroy and shrinking delete what this
+    returns, and must never reach another environment's instances."""
+    found = ctx.client.list_aggregated(
         f"list instances of {env}", "instances", filter=label_filter(env, role)
     )
+    return [resource for resource in found if has_labels(resource, env, role)]
+
+
+def has_labels(resource: dict[str, Any], env: str, role: str | None = None) -> bool:
+    found = resource.get("labels") or {}
+    return found.get(LABEL_ENV) == env and (role is None or found.get(LABEL_ROLE) == role)
 
 
 def ssh_user_of(resource: dict[str, Any]) -> str | None:
@@ -188,7 +197,7 @@ def _run_together(
     started, names, failures = [], [], []
     for what, name_zone, request in requests:
         try:
-            started.append((what, ctx.client.execute(what, request)))
+            started.append((what, ctx.client.start(what, request)))
             names.append(name_zone)
         except ProvisionError as error:
             if failed(error):

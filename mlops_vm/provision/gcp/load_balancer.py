@@ -13,10 +13,19 @@ attached to the proxy before the old one is deleted.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.converge import (
+    Fix,
+    converge,
+    create,
+    delete,
+    get_global,
+    label_fix,
+    patch_fields,
+)
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import (
     basename,
@@ -30,21 +39,9 @@ from mlops_vm.provision.gcp.names import (
 )
 from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
-from mlops_vm.provision.model import ROLE_LB, FleetResult, LoadBalancerSpec
+from mlops_vm.provision.model import LABEL_ENV, ROLE_LB, FleetResult, LoadBalancerSpec
 
 SCHEME = "EXTERNAL_MANAGED"
-
-# kind -> (discovery collection, name parameter)
-GLOBAL: dict[str, tuple[str, str]] = {
-    "health_check": ("healthChecks", "healthCheck"),
-    "backend_service": ("backendServices", "backendService"),
-    "url_map": ("urlMaps", "urlMap"),
-    "ssl_certificate": ("sslCertificates", "sslCertificate"),
-    "target_https_proxy": ("targetHttpsProxies", "targetHttpsProxy"),
-    "target_http_proxy": ("targetHttpProxies", "targetHttpProxy"),
-    "global_address": ("globalAddresses", "address"),
-    "forwarding_rule": ("globalForwardingRules", "forwardingRule"),
-}
 
 
 def _invalid(message: str, hint: str) -> ProvisionError:
@@ -90,87 +87,6 @@ def check_spec(spec: LoadBalancerSpec, service_port: int | None = None) -> None:
             f"service_port {service_port}",
             "the LB reaches the instances on the fleet's service_port: make them equal",
         )
-
-
-# -- generic get/create for global resources -------------------------------------------------
-
-
-def get_global(ctx: Context, kind: str, name: str) -> dict[str, Any] | None:
-    collection, param = GLOBAL[kind]
-    return ctx.client.get(
-        f"read {kind} {name}",
-        lambda s: getattr(s, collection)().get(project=ctx.project, **{param: name}),
-    )
-
-
-def _create(ctx: Context, kind: str, body: dict[str, Any], log: ChangeLog, detail: str = ""):
-    collection, _ = GLOBAL[kind]
-    name = body["name"]
-    log.apply(
-        "create",
-        kind,
-        name,
-        lambda: ctx.client.mutate(
-            f"create {kind} {name}",
-            lambda s: getattr(s, collection)().insert(project=ctx.project, body=body),
-        ),
-        detail=detail,
-    )
-
-
-def _patch(
-    ctx: Context, kind: str, name: str, patch: dict[str, Any], log: ChangeLog, detail: str
-) -> None:
-    collection, param = GLOBAL[kind]
-    log.apply(
-        "update",
-        kind,
-        name,
-        lambda: ctx.client.mutate(
-            f"update {kind} {name}",
-            lambda s: getattr(s, collection)().patch(
-                project=ctx.project, **{param: name}, body=patch
-            ),
-        ),
-        detail=detail,
-    )
-
-
-def _set(
-    ctx: Context,
-    kind: str,
-    name: str,
-    method: str,
-    body: dict[str, Any],
-    log: ChangeLog,
-    *,
-    doing: str,
-    detail: str,
-) -> None:
-    """One of a global resource's setX methods: what a patch cannot change."""
-    collection, param = GLOBAL[kind]
-    # setLabels names the resource `resource`; the other setters by the kind's parameter.
-    key = "resource" if method == "setLabels" else param
-    log.apply(
-        "update",
-        kind,
-        name,
-        lambda: ctx.client.mutate(
-            doing,
-            lambda s: getattr(getattr(s, collection)(), method)(
-                project=ctx.project, **{key: name}, body=body
-            ),
-        ),
-        detail=detail,
-    )
-
-
-def _delete(ctx: Context, kind: str, name: str) -> bool:
-    collection, param = GLOBAL[kind]
-    return ctx.client.delete(
-        f"delete {kind} {name}",
-        lambda s: getattr(s, collection)().delete(project=ctx.project, **{param: name}),
-    )
 
 
 # -- backends ------------------------------------------------------------------------------
@@ -225,16 +141,7 @@ def ensure_fleet_groups(
                 "network": fleet.network.get("network"),
                 "namedPorts": ports,
             }
-            log.apply(
-                "create",
-                "instance_group",
-                name,
-                lambda z=zone, b=body: ctx.client.mutate(
-                    f"create instance group {name} in {z}",
-                    lambda s: s.instanceGroups().insert(project=ctx.project, zone=z, body=b),
-                ),
-                detail=zone,
-            )
+            group_call(ctx, log, "create", name, zone, "insert", zone, body=body)
             current_members: list[str] = []
         else:
             if group.get("namedPorts", []) != ports:
@@ -250,18 +157,8 @@ def _set_named_ports(
 ) -> None:
     name = group["name"]
     body = {"namedPorts": ports, "fingerprint": group.get("fingerprint")}
-    log.apply(
-        "update",
-        "instance_group",
-        name,
-        lambda: ctx.client.mutate(
-            f"set named ports of instance group {name}",
-            lambda s: s.instanceGroups().setNamedPorts(
-                project=ctx.project, zone=zone, instanceGroup=name, body=body
-            ),
-        ),
-        detail=f"{zone}: named port {NAMED_PORT}:{ports[0]['port']}",
-    )
+    detail = f"{zone}: named port {NAMED_PORT}:{ports[0]['port']}"
+    group_call(ctx, log, "update", name, zone, "setNamedPorts", detail, body=body)
 
 
 def _converge_members(
@@ -275,7 +172,31 @@ def _converge_members(
         change_members(ctx, zone, name, "remove", remove, log)
 
 
-_MEMBER_CHANGES = {"add": "add instances to", "remove": "remove instances from"}
+def group_call(
+    ctx: Context,
+    log: ChangeLog,
+    action: Literal["create", "update", "delete"],
+    name: str,
+    zone: str,
+    method: str,
+    detail: str,
+    **params: Any,
+) -> None:
+    """One instanceGroups METHOD on the unmanaged group NAME in ZONE, logged as ACTION
+    (deleting what is gone already counts as done)."""
+    if method != "insert":
+        params["instanceGroup"] = name
+    run = ctx.client.delete if method == "delete" else ctx.client.mutate
+    log.apply(
+        action,
+        "instance_group",
+        name,
+        lambda: run(
+            f"{method} instance group {name} in {zone}",
+            lambda s: getattr(s.instanceGroups(), method)(project=ctx.project, zone=zone, **params),
+        ),
+        detail=detail,
+    )
 
 
 def change_members(
@@ -283,33 +204,14 @@ def change_members(
 ) -> None:
     """Add LINKS to, or remove them from, the unmanaged group NAME (verb "add" or "remove")."""
     body = {"instances": [{"instance": link} for link in links]}
-    log.apply(
-        "update",
-        "instance_group",
-        name,
-        lambda: ctx.client.mutate(
-            f"{_MEMBER_CHANGES[verb]} instance group {name}",
-            lambda s: getattr(s.instanceGroups(), f"{verb}Instances")(
-                project=ctx.project, zone=zone, instanceGroup=name, body=body
-            ),
-        ),
-        detail=f"{zone}: {verb} {', '.join(basename(link) for link in links)}",
-    )
+    detail = f"{zone}: {verb} {', '.join(basename(link) for link in links)}"
+    group_call(ctx, log, "update", name, zone, f"{verb}Instances", detail, body=body)
 
 
 def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) -> None:
     for group in groups:
-        name, zone = group["name"], basename(group["zone"])
-        log.apply(
-            "delete",
-            "instance_group",
-            name,
-            lambda n=name, z=zone: ctx.client.delete(
-                f"delete instance group {n} in {z}",
-                lambda s: s.instanceGroups().delete(project=ctx.project, zone=z, instanceGroup=n),
-            ),
-            detail=zone,
-        )
+        zone = basename(group["zone"])
+        group_call(ctx, log, "delete", group["name"], zone, "delete", zone)
 
 
 # -- health check, backend service, URL maps -------------------------------------------------
@@ -330,14 +232,15 @@ def ensure_health_check(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) ->
         "healthyThreshold": 2,
         "unhealthyThreshold": 3,
     }
-    current = get_global(ctx, "health_check", name)
-    if current is None:
-        _create(ctx, "health_check", body, log, detail=f"{protocol} {spec.health_path}")
-    else:
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
         probe_now = current.get(detail_key) or {}
-        if current.get("type") != protocol or any(probe_now.get(k) != v for k, v in probe.items()):
-            patch = {k: v for k, v in body.items() if k != "name"}
-            _patch(ctx, "health_check", name, patch, log, f"{protocol} {spec.health_path}")
+        differs = current.get("type") != protocol or any(
+            probe_now.get(k) != v for k, v in probe.items()
+        )
+        return patch_fields(current, body, differs, f"{protocol} {spec.health_path}")
+
+    converge(ctx, "health_check", body, log, fixes=fixes, detail=f"{protocol} {spec.health_path}")
     return ctx.links.global_("healthChecks", name)
 
 
@@ -385,10 +288,8 @@ def ensure_backend_service(
         "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
         "backends": [_backend(group, rate_per_instance) for group in groups],
     }
-    current = get_global(ctx, "backend_service", name)
-    if current is None:
-        _create(ctx, "backend_service", body, log, detail=f"{len(groups)} backend group(s)")
-    else:
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
         differs = (
             current.get("protocol") != body["protocol"]
             or current.get("portName") != body["portName"]
@@ -397,36 +298,24 @@ def ensure_backend_service(
             != spec.drain_seconds
             or _backends_key(current.get("backends", [])) != _backends_key(body["backends"])
         )
-        if differs:
-            patch = {k: v for k, v in body.items() if k not in ("name", "loadBalancingScheme")}
-            patch["fingerprint"] = current.get("fingerprint")
-            _patch(ctx, "backend_service", name, patch, log, f"{len(groups)} backend group(s)")
+        detail = f"{len(groups)} backend group(s)"
+        return patch_fields(current, body, differs, detail, "loadBalancingScheme")
+
+    converge(
+        ctx, "backend_service", body, log, fixes=fixes, detail=f"{len(groups)} backend group(s)"
+    )
     return ctx.links.global_("backendServices", name)
 
 
 def ensure_url_map(ctx: Context, spec: LoadBalancerSpec, service: str, log: ChangeLog) -> str:
     name = ctx.names.url_map
-    current = get_global(ctx, "url_map", name)
-    if current is None:
-        _create(
-            ctx,
-            "url_map",
-            {
-                "name": name,
-                "description": description(spec.env, ROLE_LB),
-                "defaultService": service,
-            },
-            log,
-        )
-    elif not same_link(current.get("defaultService"), service):
-        _patch(
-            ctx,
-            "url_map",
-            name,
-            {"defaultService": service, "fingerprint": current.get("fingerprint")},
-            log,
-            f"default service {basename(service)}",
-        )
+    body = {"name": name, "description": description(spec.env, ROLE_LB), "defaultService": service}
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
+        differs = not same_link(current.get("defaultService"), service)
+        return patch_fields(current, body, differs, f"default service {basename(service)}")
+
+    converge(ctx, "url_map", body, log, fixes=fixes)
     return ctx.links.global_("urlMaps", name)
 
 
@@ -439,32 +328,20 @@ REDIRECT = {
 
 def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.redirect_url_map
-    current = get_global(ctx, "url_map", name)
-    if current is None:
-        _create(
-            ctx,
-            "url_map",
-            {
-                "name": name,
-                "description": description(spec.env, ROLE_LB),
-                "defaultUrlRedirect": REDIRECT,
-            },
-            log,
-            detail="HTTP -> HTTPS",
+    body = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "defaultUrlRedirect": REDIRECT,
+    }
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
+        differs = current.get("defaultUrlRedirect") != REDIRECT or bool(
+            current.get("defaultService")
         )
-    elif current.get("defaultUrlRedirect") != REDIRECT or current.get("defaultService"):
-        _patch(
-            ctx,
-            "url_map",
-            name,
-            {
-                "defaultUrlRedirect": REDIRECT,
-                "defaultService": None,
-                "fingerprint": current.get("fingerprint"),
-            },
-            log,
-            "HTTP -> HTTPS",
-        )
+        # defaultService None: a URL map that once served traffic stops doing so.
+        return patch_fields(current, {**body, "defaultService": None}, differs, "HTTP -> HTTPS")
+
+    converge(ctx, "url_map", body, log, fixes=fixes, detail="HTTP -> HTTPS")
     return ctx.links.global_("urlMaps", name)
 
 
@@ -507,96 +384,64 @@ def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
 
 def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
     body = certificate_body(ctx, spec)
-    if get_global(ctx, "ssl_certificate", body["name"]) is None:
-        detail = ", ".join(spec.certificate.managed_domains) or "self-managed"
-        _create(ctx, "ssl_certificate", body, log, detail=detail)
+    detail = ", ".join(spec.certificate.managed_domains) or "self-managed"
+    # Immutable: a new content is a new name, so an existing one never needs a fix.
+    converge(ctx, "ssl_certificate", body, log, fixes=lambda current: [], detail=detail)
     return ctx.links.global_("sslCertificates", body["name"])
 
 
 def delete_unused_certificates(
     ctx: Context, spec: LoadBalancerSpec, keep: str, log: ChangeLog
 ) -> None:
+    # By name: a self link may spell the same certificate another way (host, project number).
     for cert in owned_certificates(ctx, spec.env):
-        if not same_link(cert["selfLink"], keep):
+        if cert["name"] != basename(keep):
             name = cert["name"]
             log.apply(
                 "delete",
                 "ssl_certificate",
                 name,
-                lambda n=name: _delete(ctx, "ssl_certificate", n),
+                lambda n=name: delete(ctx, "ssl_certificate", n),
                 detail="replaced",
             )
+
+
+def url_map_fix(current: dict[str, Any], url_map: str) -> list[Fix]:
+    """setUrlMap when a proxy points at another URL map."""
+    if same_link(current.get("urlMap"), url_map):
+        return []
+    return [Fix("setUrlMap", {"urlMap": url_map}, f"URL map {basename(url_map)}")]
 
 
 def ensure_https_proxy(
     ctx: Context, spec: LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
 ) -> str:
     name = ctx.names.https_proxy
-    current = get_global(ctx, "target_https_proxy", name)
-    if current is None:
-        _create(
-            ctx,
-            "target_https_proxy",
-            {
-                "name": name,
-                "description": description(spec.env, ROLE_LB),
-                "urlMap": url_map,
-                "sslCertificates": [certificate],
-            },
-            log,
-        )
-        return ctx.links.global_("targetHttpsProxies", name)
-    if not same_link(current.get("urlMap"), url_map):
-        _set(
-            ctx,
-            "target_https_proxy",
-            name,
-            "setUrlMap",
-            {"urlMap": url_map},
-            log,
-            doing=f"set URL map of target HTTPS proxy {name}",
-            detail=f"URL map {basename(url_map)}",
-        )
-    certs = current.get("sslCertificates", [])
-    if len(certs) != 1 or not same_link(certs[0], certificate):
-        _set(
-            ctx,
-            "target_https_proxy",
-            name,
-            "setSslCertificates",
-            {"sslCertificates": [certificate]},
-            log,
-            doing=f"set certificates of target HTTPS proxy {name}",
-            detail=f"certificate {basename(certificate)}",
-        )
+    body = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "urlMap": url_map,
+        "sslCertificates": [certificate],
+    }
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
+        found = url_map_fix(current, url_map)
+        certs = current.get("sslCertificates", [])
+        if len(certs) != 1 or not same_link(certs[0], certificate):
+            wanted = {"sslCertificates": [certificate]}
+            found.append(Fix("setSslCertificates", wanted, f"certificate {basename(certificate)}"))
+        return found
+
+    converge(ctx, "target_https_proxy", body, log, fixes=fixes)
     return ctx.links.global_("targetHttpsProxies", name)
 
 
 def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: ChangeLog) -> str:
     name = ctx.names.http_proxy
-    current = get_global(ctx, "target_http_proxy", name)
-    if current is None:
-        _create(
-            ctx,
-            "target_http_proxy",
-            {
-                "name": name,
-                "description": description(spec.env, ROLE_LB),
-                "urlMap": url_map,
-            },
-            log,
-        )
-    elif not same_link(current.get("urlMap"), url_map):
-        _set(
-            ctx,
-            "target_http_proxy",
-            name,
-            "setUrlMap",
-            {"urlMap": url_map},
-            log,
-            doing=f"set URL map of target HTTP proxy {name}",
-            detail=f"URL map {basename(url_map)}",
-        )
+    body = {"name": name, "description": description(spec.env, ROLE_LB), "urlMap": url_map}
+    converge(
+        ctx, "target_http_proxy", body, log, fixes=lambda current: url_map_fix(current, url_map)
+    )
     return ctx.links.global_("targetHttpProxies", name)
 
 
@@ -607,34 +452,20 @@ def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str 
     """The reserved global IPv4 address; None in a dry run that would create it."""
     name = ctx.names.address
     wanted_labels = labels(spec.env, ROLE_LB)
-    current = get_global(ctx, "global_address", name)
+    body = {
+        "name": name,
+        "description": description(spec.env, ROLE_LB),
+        "ipVersion": "IPV4",
+        "addressType": "EXTERNAL",
+        "labels": wanted_labels,
+    }
+    current = converge(
+        ctx, "global_address", body, log, fixes=lambda found: label_fix(found, wanted_labels)
+    )
     if current is None:
-        _create(
-            ctx,
-            "global_address",
-            {
-                "name": name,
-                "description": description(spec.env, ROLE_LB),
-                "ipVersion": "IPV4",
-                "addressType": "EXTERNAL",
-                "labels": wanted_labels,
-            },
-            log,
-        )
         if log.dry_run:
             return None
         current = get_global(ctx, "global_address", name) or {}
-    elif current.get("labels", {}) != wanted_labels:
-        _set(
-            ctx,
-            "global_address",
-            name,
-            "setLabels",
-            {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")},
-            log,
-            doing=f"set labels of global address {name}",
-            detail="labels",
-        )
     return current.get("address")
 
 
@@ -671,42 +502,30 @@ def ensure_forwarding_rule(
             "delete",
             "forwarding_rule",
             name,
-            lambda: _delete(ctx, "forwarding_rule", name),
+            lambda: delete(ctx, "forwarding_rule", name),
             detail="address or port changed",
         )
         current = None
+
+    def fixes(found: dict[str, Any]) -> list[Fix]:
+        needed = []
+        if not same_link(found.get("target"), target):
+            needed.append(Fix("setTarget", {"target": target}, f"target {basename(target)}"))
+        return needed + label_fix(found, wanted_labels)
+
     if current is None:
-        _create(ctx, "forwarding_rule", body, log, detail=f"{address or 'new address'}:{port}")
-        return ctx.links.global_("forwardingRules", name)
-    if not same_link(current.get("target"), target):
-        _set(
-            ctx,
-            "forwarding_rule",
-            name,
-            "setTarget",
-            {"target": target},
-            log,
-            doing=f"set target of forwarding rule {name}",
-            detail=f"target {basename(target)}",
-        )
-    if current.get("labels", {}) != wanted_labels:
-        _set(
-            ctx,
-            "forwarding_rule",
-            name,
-            "setLabels",
-            {"labels": wanted_labels, "labelFingerprint": current.get("labelFingerprint")},
-            log,
-            doing=f"set labels of forwarding rule {name}",
-            detail="labels",
-        )
+        create(ctx, "forwarding_rule", body, log, detail=f"{address or 'new address'}:{port}")
+    else:
+        converge(ctx, "forwarding_rule", body, log, fixes=fixes, current=current)
     return ctx.links.global_("forwardingRules", name)
 
 
 def env_forwarding_rules(ctx: Context, env: str) -> list[dict[str, Any]]:
-    return ctx.client.list_all(
+    found = ctx.client.list_all(
         f"list forwarding rules of {env}", "globalForwardingRules", filter=label_filter(env)
     )
+    # Checked again here: destroy deletes what this returns, whatever the filter did.
+    return [rule for rule in found if (rule.get("labels") or {}).get(LABEL_ENV) == env]
 
 
 # -- the whole chain ---------------------------------------------------------------------------

@@ -13,12 +13,13 @@
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.errors import PROVIDER, operation_error
 from mlops_vm.provision.gcp.instances import (
     boot_disk,
     metadata,
@@ -67,6 +68,46 @@ class Location:
         if self.zone:
             return ctx.links.zonal(self.zone, collection, name)
         return ctx.links.regional(self.region or "", collection, name)
+
+
+MIG = "instance_group_manager"
+AUTOSCALER = "autoscaler"
+# kind -> (its collection where a Location is, the parameter that names one)
+SCOPED: dict[str, tuple[Callable[[Location, Any], Any], str]] = {
+    MIG: (Location.managers, "instanceGroupManager"),
+    AUTOSCALER: (Location.autoscalers, "autoscaler"),
+}
+VERBS = {"insert": "create", "patch": "update", "delete": "delete"}
+
+
+def scoped_change(
+    ctx: Context,
+    log: ChangeLog,
+    location: Location,
+    action: Literal["create", "update", "delete"],
+    kind: str,
+    name: str,
+    method: str,
+    detail: str,
+    **params: Any,
+) -> None:
+    """One METHOD call on the MIG or autoscaler NAME (KIND) where LOCATION says, waited on
+    and logged as ACTION (deleting what is gone already counts as done)."""
+    collection, param = SCOPED[kind]
+    if method != "insert":
+        params[param] = name
+    run = ctx.client.delete if method == "delete" else ctx.client.mutate
+    doing = f"{VERBS.get(method, method)} {kind.replace('_', ' ')} {name}"
+    log.apply(
+        action,
+        kind,
+        name,
+        lambda: run(
+            doing,
+            lambda s: getattr(collection(location, s), method)(**location.kwargs(ctx), **params),
+        ),
+        detail=detail,
+    )
 
 
 def location_for(ctx: Context, zones: list[str]) -> Location:
@@ -154,7 +195,8 @@ def delete_unused_templates(
     and instances being replaced still refer to them. A later run deletes them."""
     for template in owned_templates(ctx, spec.env, spec.role):
         name = template["name"]
-        if same_link(template["selfLink"], keep):
+        # By name: a self link may spell the same template another way (host, project number).
+        if name == basename(keep):
             continue
         if not settled:
             log.record(
@@ -260,16 +302,8 @@ def ensure_group_manager(
         if location.region:
             body["distributionPolicy"] = {"zones": [{"zone": f"zones/{z}"} for z in zones]}
             body["updatePolicy"]["instanceRedistributionType"] = "PROACTIVE"
-        log.apply(
-            "create",
-            "instance_group_manager",
-            name,
-            lambda: ctx.client.mutate(
-                f"create instance group manager {name}",
-                lambda s: location.managers(s).insert(**location.kwargs(ctx), body=body),
-            ),
-            detail=f"{body['targetSize']} instances in {location.label}",
-        )
+        detail = f"{body['targetSize']} instances in {location.label}"
+        scoped_change(ctx, log, location, "create", MIG, name, "insert", detail, body=body)
         return links
     _converge_manager(ctx, spec, zones, location, current, template_link, log)
     return links
@@ -317,32 +351,12 @@ def _converge_manager(
         details.append(f"update policy: {', '.join(drift)}")
     if patch:
         patch["fingerprint"] = current.get("fingerprint")
-        log.apply(
-            "update",
-            "instance_group_manager",
-            name,
-            lambda: ctx.client.mutate(
-                f"update instance group manager {name}",
-                lambda s: location.managers(s).patch(
-                    **location.kwargs(ctx), instanceGroupManager=name, body=patch
-                ),
-            ),
-            detail="; ".join(details),
-        )
+        detail = "; ".join(details)
+        scoped_change(ctx, log, location, "update", MIG, name, "patch", detail, body=patch)
     size = int(current.get("targetSize", 0))
     if not is_autoscaled(spec.autoscaling) and size != spec.count:
-        log.apply(
-            "update",
-            "instance_group_manager",
-            name,
-            lambda: ctx.client.mutate(
-                f"resize instance group manager {name}",
-                lambda s: location.managers(s).resize(
-                    **location.kwargs(ctx), instanceGroupManager=name, size=spec.count
-                ),
-            ),
-            detail=f"resize {size} -> {spec.count}",
-        )
+        detail = f"resize {size} -> {spec.count}"
+        scoped_change(ctx, log, location, "update", MIG, name, "resize", detail, size=spec.count)
 
 
 def is_settled(manager: dict[str, Any]) -> bool:
@@ -362,9 +376,59 @@ def read_manager(ctx: Context, spec: FleetSpec, zones: list[str]) -> dict[str, A
     )
 
 
-def wait_stable(ctx: Context, spec: FleetSpec, zones: list[str]) -> None:
+def manager_errors(ctx: Context, spec: FleetSpec, zones: list[str]) -> list[dict[str, Any]]:
+    """The MIG's failed instance actions (listErrors); [] before the MIG exists."""
+    location = location_for(ctx, zones)
+    name = ctx.names.group_manager(spec.role)
+    collection = "instanceGroupManagers" if location.zone else "regionInstanceGroupManagers"
+    scope = {"zone": location.zone} if location.zone else {"region": location.region or ""}
+    try:
+        return ctx.client.list_post(
+            f"read the errors of instance group manager {name}",
+            collection,
+            "listErrors",
+            "items",
+            instanceGroupManager=name,
+            **scope,
+        )
+    except ProvisionError as error:
+        if error.code is ErrorCode.NOT_FOUND:
+            return []
+        raise
+
+
+def error_key(item: dict[str, Any]) -> tuple[str, str, str]:
+    """What tells one failed instance action from another."""
+    details = item.get("instanceActionDetails") or {}
+    return (
+        str(item.get("timestamp", "")),
+        str(details.get("instance", "")),
+        str((item.get("error") or {}).get("code", "")),
+    )
+
+
+def check_manager_errors(
+    ctx: Context, spec: FleetSpec, zones: list[str], known: set[tuple[str, str, str]]
+) -> None:
+    """An instance the MIG failed to create (zone exhausted, quota, missing image, ...)
+    fails the wait at once with Compute Engine's reason, instead of a TIMEOUT much later."""
+    new = [item for item in manager_errors(ctx, spec, zones) if error_key(item) not in known]
+    if not new:
+        return
+    errors = {"error": {"errors": [item.get("error") or {} for item in new]}}
+    name = ctx.names.group_manager(spec.role)
+    raise operation_error(errors, f"create the instances of instance group manager {name}")
+
+
+def wait_stable(
+    ctx: Context,
+    spec: FleetSpec,
+    zones: list[str],
+    known_errors: set[tuple[str, str, str]] | None = None,
+) -> None:
     """Wait until the MIG has no action in progress (created, replaced, resized) and has
-    reached its version target."""
+    reached its version target. An instance error not in KNOWN_ERRORS (those from before
+    the change) ends the wait with its reason."""
     location = location_for(ctx, zones)
     name = ctx.names.group_manager(spec.role)
     deadline = time.monotonic() + ctx.stable_timeout_s
@@ -375,6 +439,8 @@ def wait_stable(ctx: Context, spec: FleetSpec, zones: list[str]) -> None:
         )
         if is_settled(manager):
             return
+        if known_errors is not None:
+            check_manager_errors(ctx, spec, zones, known_errors)
         if time.monotonic() > deadline:
             raise ProvisionError(
                 ErrorCode.TIMEOUT,
@@ -434,18 +500,8 @@ def ensure_autoscaler(
     )
     if not is_autoscaled(spec.autoscaling):
         if current is not None:
-            log.apply(
-                "delete",
-                "autoscaler",
-                name,
-                lambda: ctx.client.delete(
-                    f"delete autoscaler {name}",
-                    lambda s: location.autoscalers(s).delete(
-                        **location.kwargs(ctx), autoscaler=name
-                    ),
-                ),
-                detail="no autoscaling policy",
-            )
+            detail = "no autoscaling policy"
+            scoped_change(ctx, log, location, "delete", AUTOSCALER, name, "delete", detail)
         return
     wanted = autoscaling_policy(spec.autoscaling)
     body = {
@@ -456,29 +512,9 @@ def ensure_autoscaler(
     }
     bounds = f"{spec.autoscaling.min_size}..{spec.autoscaling.max_size}"
     if current is None:
-        log.apply(
-            "create",
-            "autoscaler",
-            name,
-            lambda: ctx.client.mutate(
-                f"create autoscaler {name}",
-                lambda s: location.autoscalers(s).insert(**location.kwargs(ctx), body=body),
-            ),
-            detail=bounds,
-        )
+        scoped_change(ctx, log, location, "create", AUTOSCALER, name, "insert", bounds, body=body)
     elif _policy_differs(current.get("autoscalingPolicy") or {}, wanted):
-        log.apply(
-            "update",
-            "autoscaler",
-            name,
-            lambda: ctx.client.mutate(
-                f"update autoscaler {name}",
-                lambda s: location.autoscalers(s).update(
-                    **location.kwargs(ctx), autoscaler=name, body=body
-                ),
-            ),
-            detail=bounds,
-        )
+        scoped_change(ctx, log, location, "update", AUTOSCALER, name, "update", bounds, body=body)
 
 
 def ensure_scaling_group(
@@ -486,6 +522,8 @@ def ensure_scaling_group(
 ) -> dict[str, str]:
     """Template, MIG, autoscaler and clean-up, in that order; the MIG's links."""
     template_link = ensure_template(ctx, spec, refs, log)
+    # Instance errors from before this run are not this run's failure.
+    known = set() if log.dry_run else {error_key(e) for e in manager_errors(ctx, spec, zones)}
     before = len(log.changes)
     links = ensure_group_manager(ctx, spec, zones, template_link, log)
     ensure_autoscaler(ctx, spec, zones, links["instance_group_manager"], log)
@@ -494,7 +532,7 @@ def ensure_scaling_group(
         settled = True  # the real run waits for the rollout before it deletes
     else:
         if manager_changed:
-            wait_stable(ctx, spec, zones)
+            wait_stable(ctx, spec, zones, known)
         settled = is_settled(read_manager(ctx, spec, zones) or {})
     delete_unused_templates(ctx, spec, template_link, log, settled=settled)
     return links

@@ -16,6 +16,7 @@ from typing import Any
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.converge import Fix, apply_fix, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import same_link
 from mlops_vm.provision.gcp.plan import ChangeLog
@@ -30,7 +31,7 @@ def _error(code: ErrorCode, message: str, hint: str, doing: str) -> ProvisionErr
 
 
 def backend_service(ctx: Context, spec: LoadBalancerSpec, doing: str) -> dict[str, Any]:
-    service = load_balancer.get_global(ctx, "backend_service", ctx.names.backend_service)
+    service = get_global(ctx, "backend_service", ctx.names.backend_service)
     if service is None:
         raise _error(
             ErrorCode.NOT_FOUND,
@@ -78,9 +79,8 @@ def ensure_draining(
         "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
         "fingerprint": service.get("fingerprint"),
     }
-    load_balancer._patch(
-        ctx, "backend_service", service["name"], patch, log, f"drain {spec.drain_seconds}s"
-    )
+    fix = Fix("patch", patch, f"drain {spec.drain_seconds}s")
+    apply_fix(ctx, "backend_service", service["name"], fix, log)
 
 
 def _membership(

@@ -587,6 +587,32 @@ class VirtualMachineScaleSets(ResourceType):
             },
         }
 
+    @staticmethod
+    def _scale_set_view(state: ArmState, stored: Json, instances: dict) -> Json:
+        """virtualMachineScaleSets/{name}/instanceView: the set's statuses, an Error one when
+        FakeArm.fail_scale_set_instances said its instances cannot be provisioned."""
+        statuses: list[Json] = [{"code": "ProvisioningState/succeeded", "level": "Info"}]
+        failure = state.private_of(stored["id"]).get("instance_error")
+        if failure:
+            statuses = [
+                {
+                    "code": f"ProvisioningState/failed/{failure['code']}",
+                    "level": "Error",
+                    "displayStatus": "Provisioning failed",
+                    "message": failure["message"],
+                    "time": now(),
+                }
+            ]
+        state_code = "failed" if failure else "succeeded"
+        return {
+            "virtualMachine": {
+                "statusesSummary": [
+                    {"code": f"ProvisioningState/{state_code}", "count": len(instances)}
+                ]
+            },
+            "statuses": statuses,
+        }
+
     def read(
         self, state: ArmState, stored: Json, segments: list[str], query: dict[str, str]
     ) -> Json | None:
@@ -604,6 +630,8 @@ class VirtualMachineScaleSets(ResourceType):
                     for nic in instances[i]["nics"]
                 ]
             }
+        if lowered == ["instanceview"]:
+            return self._scale_set_view(state, stored, instances)
         if lowered == ["rollingupgrades", "latest"]:
             latest = state.private_of(stored["id"]).get("rolling_upgrade")
             if latest is None:

@@ -44,6 +44,29 @@ GATEWAY_COLLECTIONS = (
     "requestRoutingRules",
 )
 V2_SKUS = {"Standard_v2", "WAF_v2"}
+# List fields ARM shows as [] when a gateway's PUT left them out, at the top and per child.
+GATEWAY_EMPTY_LISTS = (
+    "authenticationCertificates",
+    "trustedClientCertificates",
+    "sslProfiles",
+    "urlPathMaps",
+    "rewriteRuleSets",
+    "privateLinkConfigurations",
+    "privateEndpointConnections",
+    "customErrorConfigurations",
+    "loadDistributionPolicies",
+    "backendSettingsCollection",
+    "listeners",
+    "routingRules",
+)
+GATEWAY_CHILD_EMPTY_LISTS = {
+    "httpListeners": ("hostNames", "customErrorConfigurations"),
+    "backendAddressPools": ("backendAddresses",),
+    "backendHttpSettingsCollection": ("authenticationCertificates",),
+    "redirectConfigurations": ("requestRoutingRules", "urlPathMaps", "pathRules"),
+    "sslCertificates": (),
+    "probes": (),
+}
 
 
 def subnet_users(state: ArmState, subnet_id: str) -> list[str]:
@@ -425,6 +448,12 @@ class ApplicationGateways(ResourceType):
             named_children(
                 items, rid, collection, f"Microsoft.Network/applicationGateways/{collection}"
             )
+            for item in items:
+                child = item.setdefault("properties", {})
+                for name in GATEWAY_CHILD_EMPTY_LISTS.get(collection, ()):
+                    child.setdefault(name, [])
+        for name in GATEWAY_EMPTY_LISTS:
+            props.setdefault(name, [])
         self._check_internal_references(rid, props)
         self._check_gateway_ip(state, rid, props)
         self._check_frontends(state, rid, props)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import threading
 import traceback
@@ -57,6 +58,12 @@ LOCATION_FILTER = re.compile(r"location eq '([^']*)'", re.IGNORECASE)
 FORBIDDEN_TAG_CHARACTERS = set("<>%&\\?/")
 
 Reply = tuple[int, Json | None, dict[str, str]]
+
+
+def arm_location(location: object) -> str:
+    """ARM takes a location's display name too ("West Europe") and answers with its name
+    ("westeurope"), whatever was sent."""
+    return "".join(str(location or "").split()).lower()
 
 
 def merge_patch(target: Json, patch: Json) -> Json:
@@ -241,7 +248,7 @@ class ArmProtocol:
                 self._require_resource_group(subscription, name)
             return 200, copy.deepcopy(existing), {}
         if method == "PUT":
-            location = body.get("location")
+            location = arm_location(body.get("location"))
             require(bool(location), "LocationRequired", "The location property is required.")
             if existing is not None and existing["location"] != location:
                 raise ArmError(
@@ -426,12 +433,13 @@ class ArmProtocol:
             f"Another operation on this or dependent resource is in progress: {rid}.",
             status=409,
         )
-        location = body.get("location")
+        location = arm_location(body.get("location"))
         require(
             bool(location),
             "LocationRequired",
             "The location property is required for this definition.",
         )
+        body = {**body, "location": location}  # stored and shown as ARM spells it
         require(
             location in compute.LOCATIONS,
             "LocationNotAvailableForResourceType",
@@ -677,7 +685,7 @@ class _Handler(BaseHTTPRequestHandler):
                     method, url.path, query, body, headers
                 )
             except ArmError as error:
-                status, payload, extra = error.status, error.body(), {}
+                status, payload, extra = error.status, error.body(), dict(error.headers)
             except json.JSONDecodeError as error:
                 status, payload, extra = (
                     400,
@@ -788,18 +796,23 @@ class FakeArm:
         path_contains: str | None = None,
         times: int = 1,
         asynchronous: bool = False,
+        retry_after_s: float | None = None,
     ) -> None:
         """Inject a failure: the next TIMES requests whose path contains PATH_CONTAINS answer
         with it. asynchronous=True accepts the request and fails its long-running operation
-        instead (e.g. AllocationFailed), for targets whose id contains PATH_CONTAINS."""
+        instead (e.g. AllocationFailed), for targets whose id contains PATH_CONTAINS.
+        RETRY_AFTER_S (throttling): the answer asks for that wait, and a retry that comes
+        sooner is throttled again without being processed, as ARM does."""
+        headers = {} if retry_after_s is None else {"Retry-After": str(math.ceil(retry_after_s))}
         with self.state.lock:
             self.state.faults.append(
                 Fault(
-                    ArmError(status, code, message),
+                    ArmError(status, code, message, headers),
                     "ASYNC" if asynchronous else method,
                     path_contains,
                     times,
                     asynchronous,
+                    retry_after_s,
                 )
             )
 
@@ -821,6 +834,15 @@ class FakeArm:
             }
         with self.state.lock:
             self.state.private_of(scale_set_id)["upgrade_fault"] = fault
+
+    def fail_scale_set_instances(self, scale_set_id: str, code: str, message: str) -> None:
+        """The scale set's instance view shows an Error status CODE: MESSAGE (its instances
+        could not be provisioned: allocation, quota, an extension), also before it exists."""
+        with self.state.lock:
+            self.state.private_of(scale_set_id)["instance_error"] = {
+                "code": code,
+                "message": message,
+            }
 
     def set_polls_in_progress(self, polls: int) -> None:
         with self.state.lock:

@@ -9,7 +9,9 @@ decide what a GET shows.
 from __future__ import annotations
 
 import copy
+import math
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,11 +24,14 @@ Json = dict[str, Any]
 class ArmError(Exception):
     """An ARM error response: HTTP status and the {"error": {"code", "message"}} body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429
 
     def body(self) -> Json:
         return {"error": {"code": self.code, "message": self.message}}
@@ -96,6 +101,10 @@ class Fault:
     times: int = 1
     # Fail the long-running operation instead of the request (e.g. AllocationFailed).
     asynchronous: bool = False
+    # Throttling: the wait the answer asks for (Retry-After). A retry that comes sooner is
+    # answered with a new wait and not processed, and does not count towards TIMES.
+    retry_after_s: float | None = None
+    not_before: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -194,9 +203,18 @@ class ArmState:
     # -- hooks -----------------------------------------------------------------------------
 
     def take_fault(self, method: str, path: str) -> ArmError | None:
+        clock = time.monotonic()
         for fault in self.faults:
-            if not fault.asynchronous and fault.times > 0 and fault.matches(method, path):
+            if fault.asynchronous or not fault.matches(method, path):
+                continue
+            if clock < fault.not_before:
+                error = fault.error
+                wait = {"Retry-After": str(math.ceil(fault.not_before - clock))}
+                return ArmError(error.status, error.code, error.message, wait)
+            if fault.times > 0:
                 fault.times -= 1
+                if fault.retry_after_s is not None:
+                    fault.not_before = clock + fault.retry_after_s
                 return fault.error
         return None
 

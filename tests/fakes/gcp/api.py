@@ -61,6 +61,16 @@ class Call:
 
 
 @dataclass
+class Answer:
+    """What the server sends back: status, JSON body, extra headers, or nothing at all."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection instead of answering (a lost response)
+
+
+@dataclass
 class Hooks:
     """What differs per collection; every hook is optional."""
 
@@ -86,9 +96,7 @@ class ComputeApi:
 
     # -- entry point ---------------------------------------------------------------------
 
-    def handle(
-        self, http_method: str, path: str, query: dict[str, str], raw_body: bytes
-    ) -> tuple[int, Any]:
+    def handle(self, http_method: str, path: str, query: dict[str, str], raw_body: bytes) -> Answer:
         try:
             method, params = self.discovery.route(http_method, path)
             with self.store.lock:
@@ -105,9 +113,27 @@ class ComputeApi:
                 error = self.faults.request_error(method.id, params)
                 if error is not None:
                     raise error
-                return 200, self.dispatch(Call(method, params, query, body, path))
+                result = self.repeated(params, query) or self.dispatch(
+                    Call(method, params, query, body, path)
+                )
+                self.remember_request_id(params, query, result)
+                return Answer(200, result, drop=self.faults.take_drop(method.id))
         except ApiError as error:
-            return error.code, error.body()
+            return Answer(error.code, error.body(), error.headers)
+
+    def repeated(self, params: dict[str, str], query: dict[str, str]) -> dict[str, Any] | None:
+        """The operation a request with the same requestId started, as it is now: Compute
+        Engine carries out one request per requestId (for an hour, here for ever)."""
+        request_id = query.get("requestId")
+        path = self.store.request_ids.get((params.get("project", ""), request_id or ""))
+        operation = self.store.operations.get(path or "")
+        return None if operation is None else copy.deepcopy(operation.resource)
+
+    def remember_request_id(self, params: dict[str, str], query: dict[str, str], result: Any):
+        request_id = query.get("requestId")
+        if request_id and isinstance(result, dict) and result.get("kind") == "compute#operation":
+            path = result["selfLink"].split("/compute/v1/", 1)[1]
+            self.store.request_ids[(params.get("project", ""), request_id)] = path
 
     def dispatch(self, call: Call) -> Any:
         handler = self.custom.get(call.method.id) or getattr(self, f"verb_{call.method.name}", None)

@@ -30,6 +30,7 @@ class ApiError(Exception):
         *,
         domain: str = "global",
         status: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
@@ -37,6 +38,7 @@ class ApiError(Exception):
         self.message = message
         self.domain = domain
         self.status = status
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.fakes.gcp.api import Call, ComputeApi, Hooks
 from tests.fakes.gcp.catalog import MACHINE_TYPES
 from tests.fakes.gcp.errors import ApiError, already_exists, invalid, not_found, required
-from tests.fakes.gcp.state import ResourcePath, link, parse_path, to_path
+from tests.fakes.gcp.state import ResourcePath, link, now_rfc3339, parse_path, to_path
 
 _IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/(?:family/([^/]+)|([^/]+))")
 _MIG_DESCRIPTION = (
@@ -106,6 +106,7 @@ class Behaviours:
             api.custom[f"compute.{scope}.resize"] = self.resize_mig
             api.custom[f"compute.{scope}.setInstanceTemplate"] = self.set_mig_template
             api.custom[f"compute.{scope}.listManagedInstances"] = self.list_managed_instances
+            api.custom[f"compute.{scope}.listErrors"] = self.list_mig_errors
         for scope in ("instanceGroups", "regionInstanceGroups"):
             api.custom[f"compute.{scope}.listInstances"] = self.list_group_instances
             api.custom[f"compute.{scope}.setNamedPorts"] = self.set_named_ports
@@ -555,6 +556,9 @@ class Behaviours:
         }
         if resource.get("_hold"):  # FakeCompute.hold_rollout
             rendered["status"].update(copy.deepcopy(resource["_hold"]))
+        if self.api.faults.launch_error:  # Faults.fail_group_launches: never gets there
+            rendered["status"].update(isStable=False, versionTarget={"isReached": False})
+            rendered["currentActions"]["creating"] = rendered["targetSize"]
         if resource.get("_autoscaler"):
             rendered["status"]["autoscaler"] = resource["_autoscaler"]
         if unstable:
@@ -586,6 +590,30 @@ class Behaviours:
                 "_skip_rollout": True,
             },
         )
+
+    def list_mig_errors(self, call: Call) -> dict:
+        """instanceGroupManagers.listErrors: the instance actions that failed, newest last."""
+        mig = self.store.get(self.api.item_path(call))
+        error = self.api.faults.launch_error
+        if not error:
+            return {}
+        where = parse_path(self.api.item_path(call))
+        zone = where.zone or f"{where.region}-a"
+        base = mig.get("baseInstanceName", where.name)
+        instance = link(f"projects/{where.project}/zones/{zone}/instances/{base}-x")
+        return {
+            "items": [
+                {
+                    "error": dict(error),
+                    "instanceActionDetails": {
+                        "action": "CREATING",
+                        "instance": instance,
+                        "version": {"instanceTemplate": mig.get("instanceTemplate", "")},
+                    },
+                    "timestamp": now_rfc3339(),
+                }
+            ]
+        }
 
     def list_managed_instances(self, call: Call) -> dict:
         path = self.api.item_path(call)

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.gcp.api import ComputeApi
+from tests.fakes.gcp.api import Answer, ComputeApi
 from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
 from tests.fakes.gcp.faults import Faults
@@ -34,7 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         if not url.path.startswith(API_ROOT):
-            status, answer = (
+            answer = Answer(
                 404,
                 {
                     "error": {
@@ -49,11 +49,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             path = unquote(url.path[len(API_ROOT) :])
             query = dict(parse_qsl(url.query, keep_blank_values=True))
-            status, answer = self.api.handle(self.command, path, query, raw_body)
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
+            answer = self.api.handle(self.command, path, query, raw_body)
+        if answer.drop:  # the work is done, the answer never arrives
+            self.close_connection = True
+            return
+        payload = json.dumps(answer.body).encode()
+        self.send_response(answer.status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 

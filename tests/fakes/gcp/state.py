@@ -140,6 +140,8 @@ class Store:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
     reserved: set[str] = field(default_factory=set)  # names of inserts not yet DONE
+    # (project, requestId) -> operation path: a repeated requestId gets the same operation.
+    request_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(4_611_686_018_427_387))
     _private_ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
