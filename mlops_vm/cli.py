@@ -18,7 +18,7 @@ from mlops_vm.provision import ErrorCode, Provider, ProvisionError, get_provider
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.choose import choose_release
 from mlops_vm.release.hosts import read_hosts, stream_logs
-from mlops_vm.runner import PlaybookRun, RunResult
+from mlops_vm.runner import PlaybookRun, RunResult, RunState
 from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -130,6 +130,14 @@ def exit_code(result: RunResult) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def run_changes(state: RunState) -> list[str]:
+    """The playbook's own list when it got that far; else what the modules reported as they
+    ran (a failed or interrupted run never reaches the playbook's set_stats)."""
+    if "planned" in state.data:
+        return list(state.data["planned"])
+    return list(state.changes)
+
+
 def run_summary(result: RunResult, check: bool) -> dict[str, Any]:
     state = result.state
     return {
@@ -140,8 +148,8 @@ def run_summary(result: RunResult, check: bool) -> dict[str, Any]:
         "ca_file": state.data.get("ca_file") or None,
         "hosts": sorted(h for h in state.hosts if h != "localhost"),
         "changed": state.changed,
-        "changed_by_host": state.stats.get("changed", {}),
-        "planned" if check else "changes": state.data.get("planned", []),
+        "changed_by_host": state.changed_by_host,
+        "planned" if check else "changes": run_changes(state),
         "targets": state.data.get("targets", []),
         "release": state.data.get("release"),
         "failures": [asdict(f) for f in state.failures],

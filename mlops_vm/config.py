@@ -329,9 +329,11 @@ def check_files(loaded: "LoadedEnvironment", node: yaml.Node | None) -> None:
 
 def load_environment(env_or_dir: str | Path) -> LoadedEnvironment:
     """Load and validate inventories/ENV (or a given inventory directory)."""
-    directory = Path(env_or_dir)
-    if not directory.is_dir():
-        directory = inventory_dir(str(env_or_dir))
+    # Absolute: ansible-runner runs from its own folder, where a relative inventory (and
+    # with it the group_vars holding `mlops_vm`) would not be found.
+    directory = Path(env_or_dir).expanduser().absolute()
+    if not Path(env_or_dir).is_dir():
+        directory = inventory_dir(str(env_or_dir)).absolute()
     if not directory.is_dir():
         raise ConfigError([ConfigProblem(directory, "environment", "no such inventory directory")])
     found: list[tuple[Path, Any, yaml.Node | None]] = []

@@ -52,6 +52,9 @@ class RunState:
     failures: list[Failure] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # set_stats of the playbook
+    # The modules' `changes` as their results arrive: a failed play never reaches the
+    # playbook's set_stats, and a failed module still says what it made before failing.
+    changes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -59,8 +62,19 @@ class RunState:
         return time.monotonic() - self.started
 
     @property
+    def changed_by_host(self) -> dict[str, int]:
+        """Changed tasks per host: playbook_on_stats never comes when the run is interrupted
+        and does not count a failed task's changes, so the events' counts are the floor."""
+        from_stats = self.stats.get("changed", {})
+        hosts = set(from_stats) | {h for h, p in self.hosts.items() if p.changed}
+        return {
+            host: max(from_stats.get(host, 0), self.hosts.get(host, HostProgress()).changed)
+            for host in sorted(hosts)
+        }
+
+    @property
     def changed(self) -> int:
-        return sum(self.stats.get("changed", {}).values())
+        return sum(self.changed_by_host.values())
 
 
 @dataclass
@@ -81,6 +95,17 @@ def failure_message(result: dict[str, Any]) -> str:
         failed = [r for r in result["results"] if r.get("failed")]
         message = failed[0].get("msg", "") if failed else ""
     return str(message).strip()[:2000]
+
+
+def module_changes(result: dict[str, Any]) -> list[str]:
+    """The `changes` a module reported (mlops_vm_fleet, mlops_vm_load_balancer, ...), also
+    from each item of a loop."""
+    changes = result.get("changes")
+    found = [str(c) for c in changes] if isinstance(changes, list) else []
+    for item in result.get("results") or []:
+        if isinstance(item, dict):
+            found += module_changes(item)
+    return found
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
@@ -110,7 +135,7 @@ class PlaybookRun:
         on_event: Callable[[RunState], None] | None = None,
     ) -> None:
         self.env = env
-        self.inventory_dir = inventory_dir
+        self.inventory_dir = inventory_dir.absolute()  # the runner works from its own folder
         self.playbook = playbook
         self.check = check
         self.verbose = verbose
@@ -149,9 +174,12 @@ class PlaybookRun:
             progress = self.state.hosts.setdefault(host, HostProgress())
             progress.task = data.get("task", progress.task)
             result = data.get("res", {}) or {}
+            if kind in ("runner_on_ok", "runner_on_failed"):
+                self.state.changes += module_changes(result)
+                # A failed task that made changes (fail_json with changed) did change things.
+                progress.changed += bool(result.get("changed"))
             if kind == "runner_on_ok":
                 progress.ok += 1
-                progress.changed += bool(result.get("changed"))
             elif kind == "runner_on_skipped":
                 progress.skipped += 1
             elif kind in FAILED_EVENTS and not data.get("ignore_errors"):

@@ -1,6 +1,14 @@
-"""One error type for every provider, with a classified code and a hint a person can act on."""
+"""One error type for every provider, with a classified code and a hint a person can act on.
 
+An error raised part-way through a converge carries the changes already made
+(`changes_so_far`), so a failed run still reports what it created.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
+
+from mlops_vm.provision.model import Change
 
 
 class ErrorCode(StrEnum):
@@ -27,12 +35,15 @@ class ProvisionError(Exception):
         hint: str = "",
         provider: str = "",
         operation: str = "",
+        changes_so_far: list[Change] | None = None,
     ) -> None:
         self.code = code
         self.message = message
         self.hint = hint
         self.provider = provider
         self.operation = operation
+        # Made before the failure (and not undone): the caller reports them.
+        self.changes_so_far: list[Change] = list(changes_so_far or [])
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -48,3 +59,14 @@ class ProvisionError(Exception):
             "provider": self.provider,
             "operation": self.operation,
         }
+
+
+@contextmanager
+def reporting_changes(changes: list[Change]) -> Iterator[None]:
+    """A ProvisionError raised inside the block also carries CHANGES (the list as it is when
+    the error passes: what earlier steps made), ahead of what the failing step made itself."""
+    try:
+        yield
+    except ProvisionError as error:
+        error.changes_so_far = [*changes, *error.changes_so_far]
+        raise

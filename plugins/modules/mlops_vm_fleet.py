@@ -42,7 +42,9 @@ notes:
 
 RETURN = r"""
 changes:
-  description: What was (or, in check mode, would be) created, updated or deleted.
+  description:
+    - What was (or, in check mode, would be) created, updated or deleted.
+    - On a provider failure, what was made before it.
   type: list
   elements: str
   returned: always
@@ -108,7 +110,13 @@ def main() -> None:
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:
-        module.fail_json(msg=str(error), error=error.as_dict())
+        # What was made before the failure is real: the run's summary reports it.
+        module.fail_json(
+            msg=str(error),
+            error=error.as_dict(),
+            changed=bool(error.changes_so_far),
+            changes=[str(c) for c in error.changes_so_far],
+        )
     module.exit_json(
         changed=result.changed,
         changes=[str(c) for c in result.changes],

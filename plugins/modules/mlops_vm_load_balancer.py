@@ -36,7 +36,9 @@ endpoint:
   type: str
   returned: always
 changes:
-  description: What was (or would be) created, updated or deleted.
+  description:
+    - What was (or would be) created, updated or deleted.
+    - On a provider failure, what was made before it.
   type: list
   elements: str
   returned: always
@@ -75,6 +77,7 @@ def main() -> None:
 
     inventory_dir = Path(module.params["inventory_dir"])
     fleet_data = module.params["fleet"]
+    made: list = []  # the load balancer's changes, reported even if the health wait fails
     try:
         config = validate_config(module.params["config"], source=inventory_dir / "group_vars")
         provider = get_provider(provider_settings(config))
@@ -84,6 +87,7 @@ def main() -> None:
             network=fleet_data.get("network", {}),
         )
         result = provider.ensure_load_balancer(spec, fleet, dry_run=module.check_mode)
+        made = list(result.changes)
         targets = []
         timeout_s = module.params["wait_healthy_timeout_s"]
         if timeout_s > 0 and not module.check_mode:
@@ -93,7 +97,13 @@ def main() -> None:
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:
-        module.fail_json(msg=str(error), error=error.as_dict())
+        changes = [*made, *error.changes_so_far]
+        module.fail_json(
+            msg=str(error),
+            error=error.as_dict(),
+            changed=bool(changes),
+            changes=[str(c) for c in changes],
+        )
     module.exit_json(
         changed=result.changed,
         endpoint=result.endpoint,

@@ -1345,3 +1345,118 @@ def test_load_balancer_finds_the_network_when_the_fleet_result_lacks_it(
     assert result.resources["security_group_id"] == fleet.network["lb_security_group_id"]
     assert len(provider.wait_healthy(lb_spec, expected=2, timeout_s=5, poll_s=0.05)) == 2
     assert provider.ensure_load_balancer(lb_spec, fleet).changes == []
+
+
+# --- a failure part-way says what was already made --------------------------------------
+
+
+def test_a_fleet_failing_after_the_vpc_reports_the_vpc(provider, fleet_spec, boto, env):
+    inject(provider, "ec2", "CreateInternetGateway", "UnauthorizedOperation")
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_fleet(fleet_spec(2))
+    made = [str(change) for change in raised.value.changes_so_far]
+    [vpc] = env_resources(boto, env)["vpcs"]  # it does exist
+    assert made == [f"create vpc {tag_map(vpc['Tags'])['Name']} (10.42.0.0/16)"]
+
+
+def test_a_load_balancer_failing_at_the_listener_reports_the_alb(
+    provider, fleet_spec, lb_spec, boto
+):
+    fleet = provider.ensure_fleet(fleet_spec(1))
+    inject(provider, "elbv2", "CreateListener", "AccessDenied")
+    with pytest.raises(ProvisionError) as raised:
+        provider.ensure_load_balancer(lb_spec, fleet)
+    kinds = {(change.action, change.kind) for change in raised.value.changes_so_far}
+    assert {("create", "target_group"), ("create", "load_balancer")} <= kinds
+    assert boto("elbv2").describe_load_balancers()["LoadBalancers"]  # made, and reported
+
+
+# --- validate: what AWS refuses (or accepts and breaks) only once things exist ----------
+
+
+def test_validate_refuses_a_key_pair_that_does_not_exist(moto_endpoint, fleet_spec, boto, env):
+    missing = make_provider(moto_endpoint, key_name="no-such-key")
+    assert_invalid(lambda: missing.validate(fleet_spec(1), None), "key_name", "no-such-key")
+    boto("ec2").create_key_pair(KeyName="no-such-key")
+    missing.validate(fleet_spec(1), None)
+    assert env_resources(boto, env)["vpcs"] == []
+
+
+def reused_vpc(boto, *, gateway: bool = True) -> tuple[str, list[str]]:
+    """A VPC of someone else's, with two subnets in two zones (and an internet gateway)."""
+    ec2 = boto("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet_ids = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for cidr, zone in (("10.9.1.0/24", f"{REGION}a"), ("10.9.2.0/24", f"{REGION}b"))
+    ]
+    if gateway:
+        gateway_id = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=vpc_id)
+    return vpc_id, subnet_ids
+
+
+def group_in(boto, vpc_id: str, name: str) -> str:
+    return boto("ec2").create_security_group(GroupName=name, Description=name, VpcId=vpc_id)[
+        "GroupId"
+    ]
+
+
+def test_validate_refuses_a_reused_vpc_without_an_internet_gateway(provider, fleet_spec, boto):
+    vpc_id, subnet_ids = reused_vpc(boto, gateway=False)
+    network = NetworkSpec(existing={"subnet_ids": subnet_ids})
+    assert_invalid(
+        lambda: provider.validate(fleet_spec(1, network=network), None), vpc_id, "internet gateway"
+    )
+
+
+def test_validate_refuses_a_security_group_of_another_vpc(provider, fleet_spec, boto):
+    vpc_id, subnet_ids = reused_vpc(boto)
+    other_vpc = boto("ec2").create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    elsewhere = group_in(boto, other_vpc, "elsewhere")
+    for key in ("security_group_id", "lb_security_group_id"):
+        network = NetworkSpec(existing={"subnet_ids": subnet_ids, key: elsewhere})
+        assert_invalid(
+            lambda network=network: provider.validate(fleet_spec(1, network=network), None),
+            f"existing.{key}",
+            elsewhere,
+            other_vpc,
+            vpc_id,
+        )
+
+
+def test_validate_refuses_a_security_group_that_does_not_admit_the_load_balancer(
+    provider, fleet_spec, boto
+):
+    vpc_id, subnet_ids = reused_vpc(boto)
+    lb_group = group_in(boto, vpc_id, "their-lb")
+    instances_group = group_in(boto, vpc_id, "their-instances")
+    network = NetworkSpec(
+        existing={
+            "subnet_ids": subnet_ids,
+            "security_group_id": instances_group,
+            "lb_security_group_id": lb_group,
+        }
+    )
+    spec = fleet_spec(1, network=network)
+    error = assert_invalid(lambda: provider.validate(spec, None), instances_group, "admit")
+    assert lb_group in error.hint
+    boto("ec2").authorize_security_group_ingress(
+        GroupId=instances_group,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": spec.service_port,
+                "ToPort": spec.service_port,
+                "UserIdGroupPairs": [{"GroupId": lb_group}],
+            }
+        ],
+    )
+    provider.validate(spec, None)  # now it admits the load balancer's group
+
+
+def test_validate_refuses_an_env_that_makes_an_internal_alb_name(provider, fleet_spec, lb_spec):
+    spec = fleet_spec(1, env="internal-api")
+    lb = replace(lb_spec, env="internal-api")
+    error = assert_invalid(lambda: provider.validate(spec, lb), "env 'internal-api'", "internal-")
+    assert error.operation == "check the names"

@@ -944,6 +944,13 @@ def test_authorization_failed_is_a_permission_error(provider, arm, fleet_spec):
     assert "role" in error.hint and error.operation == "create virtual network"
 
 
+def test_a_fleet_failing_at_the_network_reports_what_it_made_before(provider, arm, fleet_spec):
+    arm.deny("Microsoft.Network/virtualNetworks/write")
+    error = raised(lambda: provider.ensure_fleet(fleet_spec(1)))
+    made = [(change.action, change.kind) for change in error.changes_so_far]
+    assert made == [("create", "resource_group"), ("create", "network_security_group")]
+
+
 def test_rejected_credentials_are_an_auth_error(provider, arm, fleet_spec):
     arm.reject_tokens()
     error = raised(lambda: provider.ensure_fleet(fleet_spec(1)))

@@ -157,6 +157,7 @@ def test_quota_exceeded_reports_what_was_created(fake, provider, project):
     assert created == instance_names(fake, project) == {f"mlops-vm-{ENV}-model-0"}
     assert {c.kind for c in error.changes} == {"network", "subnetwork", "firewall", "instance"}
     assert f"mlops-vm-{ENV}-model-0" in error.message  # the message says it too
+    assert error.changes_so_far == error.changes  # what the modules hand back to the run
 
     fake.reset_faults()  # quota raised: a re-run finishes the job
     resumed = provider.ensure_fleet(fleet(3))

@@ -1,5 +1,7 @@
 """The environment model: what it accepts, and how it locates what it refuses."""
 
+from pathlib import Path
+
 import pytest
 
 from mlops_vm.config import ConfigError, load_environment
@@ -85,3 +87,36 @@ def test_release_batch_refuses_what_serial_cannot_take(tmp_path, batch):
     [problem] = raised.value.problems
     assert problem.field == "mlops_vm.release.batch"
     assert problem.line is not None
+
+
+def test_a_relative_inventory_path_is_made_absolute_for_the_runner(tmp_path, monkeypatch):
+    # ansible-runner runs from its own folder: a relative inventory would not be found there
+    # and the playbook would fail with "'mlops_vm' is undefined".
+    from mlops_vm.runner import PlaybookRun
+
+    make_environment(tmp_path, "relative", {"model": {"registry": {"ca_file": None}}})
+    monkeypatch.chdir(tmp_path)
+    loaded = load_environment("./relative")
+    assert loaded.inventory_dir.is_absolute()
+    assert loaded.inventory_dir == tmp_path / "relative"
+    assert loaded.config.env == "relative"
+
+    seen = {}
+
+    class Finished:
+        status, rc = "successful", 0
+
+    def run(**kwargs):
+        seen.update(kwargs)
+        return Finished()
+
+    import ansible_runner
+
+    monkeypatch.setattr(ansible_runner, "run", run)
+    monkeypatch.setattr("mlops_vm.paths.STATE_DIR", tmp_path / "state")
+    runner = PlaybookRun(
+        env="relative", inventory_dir=loaded.inventory_dir, playbook="playbooks/provision.yml"
+    )
+    runner.run()
+    assert seen["inventory"] == str(tmp_path / "relative")
+    assert Path(seen["inventory"]).is_absolute()

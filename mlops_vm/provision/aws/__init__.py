@@ -28,6 +28,7 @@ from mlops_vm.provision.aws import (
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
     Change,
     FleetResult,
@@ -53,8 +54,18 @@ class AwsProvider(Provider):
         validate_module.validate(self.ctx, fleet, lb)
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+        changes: list[Change] = []
+        # A failure part-way still reports what the steps before it made.
+        with reporting_changes(changes):
+            return self._ensure_fleet(spec, changes, dry_run=dry_run)
+
+    def _ensure_fleet(
+        self, spec: FleetSpec, changes: list[Change], *, dry_run: bool
+    ) -> FleetResult:
+        """ensure_fleet's steps; each appends what it made to CHANGES as it returns."""
         ctx = self.ctx
-        ids, changes = network.ensure_network(ctx, spec, dry_run=dry_run)
+        ids, more = network.ensure_network(ctx, spec, dry_run=dry_run)
+        changes += more
         image = images.resolve_image(ctx, spec.instance.image)
         key_name, more = instances.ensure_key_pair(ctx, spec, dry_run=dry_run)
         changes += more

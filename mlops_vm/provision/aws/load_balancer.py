@@ -16,7 +16,7 @@ from typing import Any
 from mlops_vm.provision.aws import certificates, errors, network, scaling_group, tags
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     ROLE_LB,
     Change,
@@ -547,38 +547,42 @@ def ensure_load_balancer(
     subnet_ids = [subnet for subnet in net.get("subnet_ids", []) if subnet]
     lb_group = net.get("lb_security_group_id")
     changes: list[Change] = []
-    if net.get("lb_security_group_owned", True):
-        changes += sg.converge_ingress(
-            ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
+    # A failure part-way still reports what the steps before it made.
+    with reporting_changes(changes):
+        if net.get("lb_security_group_owned", True):
+            changes += sg.converge_ingress(
+                ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
+            )
+        certificate_arn, more = certificates.ensure_certificate(ctx, spec, dry_run=dry_run)
+        changes += more
+        target_group_arn, more = ensure_target_group(ctx, spec, vpc_id, dry_run=dry_run)
+        changes += more
+        alb, more = ensure_alb(ctx, spec, subnet_ids, lb_group, dry_run=dry_run)
+        changes += more
+        alb_arn = alb["LoadBalancerArn"] if alb else None
+        listener_arns, more = ensure_listeners(
+            ctx, spec, alb_arn, certificate_arn, target_group_arn, dry_run=dry_run
         )
-    certificate_arn, more = certificates.ensure_certificate(ctx, spec, dry_run=dry_run)
-    changes += more
-    target_group_arn, more = ensure_target_group(ctx, spec, vpc_id, dry_run=dry_run)
-    changes += more
-    alb, more = ensure_alb(ctx, spec, subnet_ids, lb_group, dry_run=dry_run)
-    changes += more
-    alb_arn = alb["LoadBalancerArn"] if alb else None
-    listener_arns, more = ensure_listeners(
-        ctx, spec, alb_arn, certificate_arn, target_group_arn, dry_run=dry_run
-    )
-    changes += more
-    group = net.get("scaling_group")
-    if group:
-        changes += scaling_group.ensure_target_groups(ctx, group, target_group_arn, dry_run=dry_run)
-        label = (
-            scaling_group.request_count_label(alb_arn, target_group_arn)
-            if alb_arn and target_group_arn
-            else "(new)"
-        )
-        changes += scaling_group.ensure_request_policy(
-            ctx, group, label, net.get("target_requests_per_instance"), dry_run=dry_run
-        )
-    else:
-        instance_ids = [instance.id for instance in fleet.instances]
-        changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
-    changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)
-    if certificate_arn:  # imported ones the listener no longer uses
-        changes += delete_stale_certificates(ctx, spec.env, certificate_arn, dry_run=dry_run)
+        changes += more
+        group = net.get("scaling_group")
+        if group:
+            changes += scaling_group.ensure_target_groups(
+                ctx, group, target_group_arn, dry_run=dry_run
+            )
+            label = (
+                scaling_group.request_count_label(alb_arn, target_group_arn)
+                if alb_arn and target_group_arn
+                else "(new)"
+            )
+            changes += scaling_group.ensure_request_policy(
+                ctx, group, label, net.get("target_requests_per_instance"), dry_run=dry_run
+            )
+        else:
+            instance_ids = [instance.id for instance in fleet.instances]
+            changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
+        changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)
+        if certificate_arn:  # imported ones the listener no longer uses
+            changes += delete_stale_certificates(ctx, spec.env, certificate_arn, dry_run=dry_run)
     dns_name = alb["DNSName"] if alb else f"{load_balancer_name(spec.env)}.elb.amazonaws.com"
     port = "" if spec.https_port == 443 else f":{spec.https_port}"
     return LoadBalancerResult(

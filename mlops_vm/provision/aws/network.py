@@ -19,7 +19,7 @@ from typing import Any
 from mlops_vm.provision.aws import errors, tags
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_LB, ROLE_NETWORK, Change, FleetSpec
 
 EXISTING_KEYS = frozenset({"vpc_id", "subnet_ids", "security_group_id", "lb_security_group_id"})
@@ -397,14 +397,18 @@ def ensure_network(
         ids = existing_network(ctx, spec)
         return ids, ensure_security_groups(ctx, spec, ids, dry_run=dry_run)
     zones = choose_zones(ctx, spec.zones)
-    vpc_id, changes = ensure_vpc(ctx, spec, dry_run=dry_run)
-    gateway_id, more = ensure_internet_gateway(ctx, spec, vpc_id, dry_run=dry_run)
-    changes += more
-    subnet_ids, more = ensure_subnets(ctx, spec, vpc_id, zones, dry_run=dry_run)
-    changes += more
-    changes += ensure_routes(ctx, spec, vpc_id, gateway_id, subnet_ids, dry_run=dry_run)
-    ids = NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, zones=zones)
-    changes += ensure_security_groups(ctx, spec, ids, dry_run=dry_run)
+    changes: list[Change] = []
+    # A failure part-way (say after the VPC) still reports what the steps before it made.
+    with reporting_changes(changes):
+        vpc_id, more = ensure_vpc(ctx, spec, dry_run=dry_run)
+        changes += more
+        gateway_id, more = ensure_internet_gateway(ctx, spec, vpc_id, dry_run=dry_run)
+        changes += more
+        subnet_ids, more = ensure_subnets(ctx, spec, vpc_id, zones, dry_run=dry_run)
+        changes += more
+        changes += ensure_routes(ctx, spec, vpc_id, gateway_id, subnet_ids, dry_run=dry_run)
+        ids = NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, zones=zones)
+        changes += ensure_security_groups(ctx, spec, ids, dry_run=dry_run)
     return ids, changes
 
 

@@ -91,6 +91,22 @@ def base_name(env: str, role: str) -> str:
     return f"mlops-vm-{env}-{role}"
 
 
+# What ELB accepts as a load balancer or target group name (CreateLoadBalancer's rules).
+ELB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
+ELB_RESERVED_PREFIX = "internal-"  # ELB's own prefix for internal load balancers' DNS names
+
+
+def elb_name_refusal(name: str) -> str | None:
+    """Why ELB would refuse NAME (None: it takes it)."""
+    if len(name) > ELB_NAME_MAX:
+        return f"longer than {ELB_NAME_MAX} characters"
+    if not ELB_NAME.fullmatch(name):
+        return "only letters, digits and '-', not at the start or the end"
+    if name.lower().startswith(ELB_RESERVED_PREFIX):
+        return f"begins with {ELB_RESERVED_PREFIX!r}"
+    return None
+
+
 def elb_name(env: str, suffix: str) -> str:
     """An ALB / target group name: at most 32 of [A-Za-z0-9-], not ending in '-'."""
     name = re.sub(r"[^A-Za-z0-9-]", "-", f"{env}-{suffix}").strip("-")

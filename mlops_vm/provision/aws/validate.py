@@ -1,8 +1,9 @@
 """Checks made before anything is created: what AWS would refuse halfway through.
 
 Region known, instance type offered in the region (and its zones, when given), image
-resolvable, reused network IDs real, certificate ARN existing, sizes and ports sane,
-user-data within EC2's 16 KB. Every failure is ProvisionError(INVALID_INPUT) naming the
+resolvable, the named key pair existing, reused network IDs real (and usable: see
+reused_network), certificate ARN existing, derived ELB names acceptable, sizes and ports
+sane, user-data within EC2's 16 KB. Every failure is ProvisionError(INVALID_INPUT) naming the
 value to fix. Only read calls are made here.
 """
 
@@ -10,7 +11,16 @@ import difflib
 import ipaddress
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
-from mlops_vm.provision.aws import certificates, errors, images, network, scaling_group
+from mlops_vm.provision.aws import (
+    certificates,
+    errors,
+    images,
+    load_balancer,
+    network,
+    reused_network,
+    scaling_group,
+    tags,
+)
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
@@ -172,21 +182,66 @@ def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) 
         )
 
 
+def check_names(lb: LoadBalancerSpec) -> None:
+    """The ALB and target group names come from the environment's name: ELB refuses some
+    (CreateLoadBalancer would fail after the network and the instances exist)."""
+    names = {
+        "load balancer": load_balancer.load_balancer_name(lb.env),
+        "target group": load_balancer.target_group_name(lb),
+    }
+    for kind, name in names.items():
+        refusal = tags.elb_name_refusal(name)
+        if refusal:
+            raise invalid(
+                f"env {lb.env!r} makes the {kind} name {name!r}, which AWS refuses ({refusal})",
+                "rename the environment (mlops_vm.env / the inventory folder), e.g. not "
+                f"starting with {tags.ELB_RESERVED_PREFIX!r}",
+                "check the names",
+            )
+
+
+def check_key_pair(ctx: AwsContext) -> None:
+    """The key_name option names a key pair that must exist (RunInstances refuses it only
+    after the network is made)."""
+    name = ctx.options.key_name
+    if not name:
+        return
+    pairs = ctx.call(
+        "ec2",
+        "describe_key_pairs",
+        "find the key pair",
+        Filters=[{"Name": "key-name", "Values": [name]}],
+    )["KeyPairs"]
+    if not pairs:
+        raise invalid(
+            f"provider.options.key_name: key pair {name!r} does not exist in {ctx.region}",
+            "import the public key as that key pair (aws ec2 import-key-pair), or set "
+            "fleet.ssh_public_key_file instead of key_name",
+            "check the key pair",
+        )
+
+
+def check_existing_network(ctx: AwsContext, spec: FleetSpec) -> None:
+    try:
+        ids = network.existing_network(ctx, spec)
+    except ProvisionError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise invalid(error.message, "check network.existing's IDs and the region") from None
+        raise
+    reused_network.check_reused_network(ctx, spec, ids)
+
+
 def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:
     check_network(spec)
     check_sizes(spec)
+    if lb is not None:
+        check_names(lb)
     check_region(ctx)
     check_zones(ctx, spec)
     check_instance_type(ctx, spec)
     images.resolve_image(ctx, spec.instance.image)
+    check_key_pair(ctx)
     if spec.network.existing:
-        try:
-            network.existing_network(ctx, spec)
-        except ProvisionError as error:
-            if error.code == ErrorCode.NOT_FOUND:
-                raise invalid(
-                    error.message, "check network.existing's IDs and the region"
-                ) from None
-            raise
+        check_existing_network(ctx, spec)
     if lb is not None:
         check_load_balancer(ctx, spec, lb)

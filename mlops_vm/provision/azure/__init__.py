@@ -43,7 +43,7 @@ from mlops_vm.provision.azure import (
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     Change,
     FleetResult,
@@ -95,21 +95,24 @@ class AzureProvider(Provider):
         validate.check_fleet_spec(spec)
         arm = self.arm
         layout = network.resolve_layout(arm, spec)
-        changes = network.ensure_network(arm, layout, spec, dry_run=dry_run)
+        changes: list[Change] = []
         disk_type = arm.options.os_disk_type
         group = layout.resource_group
         details: dict[str, Any] = {**layout.as_dict(), "mode": spec.mode}
-        if spec.mode == "fleet":
-            changes += instances.converge_fleet(
-                arm, layout, spec, disk_type=disk_type, dry_run=dry_run
-            )
-            found = instances.fleet_instances(arm, group, spec.env, spec.role)
-        else:
-            changes += scaling_group.converge_scale_set(
-                arm, layout, spec, disk_type=disk_type, dry_run=dry_run
-            )
-            found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
-            details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
+        # A failure part-way still reports what the steps before it made.
+        with reporting_changes(changes):
+            changes += network.ensure_network(arm, layout, spec, dry_run=dry_run)
+            if spec.mode == "fleet":
+                changes += instances.converge_fleet(
+                    arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+                )
+                found = instances.fleet_instances(arm, group, spec.env, spec.role)
+            else:
+                changes += scaling_group.converge_scale_set(
+                    arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+                )
+                found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
+                details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
         return FleetResult(sorted(found, key=lambda i: i.name), changes, details)
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:

@@ -43,6 +43,7 @@ from mlops_vm.provision.azure.naming import (
     tags,
 )
 from mlops_vm.provision.azure.network import Layout
+from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
     ROLE_LB,
     Change,
@@ -335,37 +336,40 @@ def ensure_load_balancer(
     gateway_id = layout.ids.gateway(names.gateway)
     pool_id = gateway_child(gateway_id, "backendAddressPools", BACKEND_POOL)["id"]
 
-    desired_ip = public_ip_body(layout)
-    changes = converge(
-        "public_ip",
-        names.public_ip,
-        desired_ip,
-        get_public_ip(arm, group, names.public_ip),
-        lambda: put_public_ip(arm, group, names.public_ip, desired_ip),
-        dry_run=dry_run,
-        create_detail="Standard, static",
-    )
-    certificate = gateway_certificate(spec.certificate, arm.options.gateway_identity_id)
-    actual_gateway = get_gateway(arm, group, names.gateway)
-    changes += converge(
-        "application_gateway",
-        names.gateway,
-        gateway_body(layout, spec, arm.options, certificate, with_secret=False),
-        actual_gateway,
-        lambda: put_gateway(
-            arm,
-            group,
+    changes: list[Change] = []
+    # A failure part-way (say at the gateway) still reports the public IP it made.
+    with reporting_changes(changes):
+        desired_ip = public_ip_body(layout)
+        changes += converge(
+            "public_ip",
+            names.public_ip,
+            desired_ip,
+            get_public_ip(arm, group, names.public_ip),
+            lambda: put_public_ip(arm, group, names.public_ip, desired_ip),
+            dry_run=dry_run,
+            create_detail="Standard, static",
+        )
+        certificate = gateway_certificate(spec.certificate, arm.options.gateway_identity_id)
+        actual_gateway = get_gateway(arm, group, names.gateway)
+        changes += converge(
+            "application_gateway",
             names.gateway,
-            gateway_body(layout, spec, arm.options, certificate, with_secret=True),
-        ),
-        dry_run=dry_run,
-        create_detail=f"Standard_v2: HTTPS :{spec.https_port}, HTTP :{spec.http_port} "
-        f"-> HTTPS, probe {spec.health_path}",
-    )
-    if fleet.network.get("mode") == "scaling_group":
-        changes += scaling_group.attach_backend_pool(arm, layout, pool_id, dry_run=dry_run)
-    else:
-        changes += register_fleet(arm, layout, fleet, pool_id, dry_run=dry_run)
+            gateway_body(layout, spec, arm.options, certificate, with_secret=False),
+            actual_gateway,
+            lambda: put_gateway(
+                arm,
+                group,
+                names.gateway,
+                gateway_body(layout, spec, arm.options, certificate, with_secret=True),
+            ),
+            dry_run=dry_run,
+            create_detail=f"Standard_v2: HTTPS :{spec.https_port}, HTTP :{spec.http_port} "
+            f"-> HTTPS, probe {spec.health_path}",
+        )
+        if fleet.network.get("mode") == "scaling_group":
+            changes += scaling_group.attach_backend_pool(arm, layout, pool_id, dry_run=dry_run)
+        else:
+            changes += register_fleet(arm, layout, fleet, pool_id, dry_run=dry_run)
 
     public_ip = get_public_ip(arm, group, names.public_ip)
     address = endpoint_address(public_ip)

@@ -23,7 +23,7 @@ from mlops_vm.provision.azure.naming import (
     Names,
     tags,
 )
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_NETWORK, Change, FleetSpec
 
 SSH_PORT = 22
@@ -251,34 +251,37 @@ def vnet_body(layout: Layout, spec: FleetSpec) -> Json:
 
 
 def ensure_network(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
-    changes = ensure_resource_group(arm, layout, dry_run=dry_run)
-    gateway_prefix = gateway_subnet_prefix(arm, layout, spec)
-    names = layout.names
-    group = layout.resource_group
-    desired_nsg = nsg_body(layout, spec, gateway_prefix)
-    actual_nsg = get_nsg(arm, group, names.nsg)
-    changes += converge(
-        "network_security_group",
-        names.nsg,
-        desired_nsg,
-        actual_nsg,
-        lambda: put_nsg(arm, group, names.nsg, desired_nsg),
-        dry_run=dry_run,
-        create_detail=f"{spec.service_port}/80 from {gateway_prefix}, "
-        f"SSH from {spec.network.ssh_cidr or 'nowhere'}",
-    )
-    if layout.owns_vnet:
-        desired_vnet = vnet_body(layout, spec)
-        actual_vnet = get_vnet(arm, group, names.vnet)
+    changes: list[Change] = []
+    # A failure part-way (say at the NSG) still reports the resource group it made.
+    with reporting_changes(changes):
+        changes += ensure_resource_group(arm, layout, dry_run=dry_run)
+        gateway_prefix = gateway_subnet_prefix(arm, layout, spec)
+        names = layout.names
+        group = layout.resource_group
+        desired_nsg = nsg_body(layout, spec, gateway_prefix)
+        actual_nsg = get_nsg(arm, group, names.nsg)
         changes += converge(
-            "virtual_network",
-            names.vnet,
-            desired_vnet,
-            actual_vnet,
-            lambda: put_vnet(arm, group, names.vnet, desired_vnet),
+            "network_security_group",
+            names.nsg,
+            desired_nsg,
+            actual_nsg,
+            lambda: put_nsg(arm, group, names.nsg, desired_nsg),
             dry_run=dry_run,
-            create_detail=f"{spec.network.cidr}: subnets {INSTANCE_SUBNET}, {GATEWAY_SUBNET}",
+            create_detail=f"{spec.service_port}/80 from {gateway_prefix}, "
+            f"SSH from {spec.network.ssh_cidr or 'nowhere'}",
         )
+        if layout.owns_vnet:
+            desired_vnet = vnet_body(layout, spec)
+            actual_vnet = get_vnet(arm, group, names.vnet)
+            changes += converge(
+                "virtual_network",
+                names.vnet,
+                desired_vnet,
+                actual_vnet,
+                lambda: put_vnet(arm, group, names.vnet, desired_vnet),
+                dry_run=dry_run,
+                create_detail=f"{spec.network.cidr}: subnets {INSTANCE_SUBNET}, {GATEWAY_SUBNET}",
+            )
     return changes
 
 

@@ -184,7 +184,12 @@ class PartialProvisionError(ProvisionError):
         message = f"{cause.message} (done before the failure: {done})"
         hint = f"{cause.hint}; then re-run to converge, or run destroy to remove what was created"
         super().__init__(
-            cause.code, message, hint=hint, provider=cause.provider, operation=cause.operation
+            cause.code,
+            message,
+            hint=hint,
+            provider=cause.provider,
+            operation=cause.operation,
+            changes_so_far=changes,
         )
         self.changes = list(changes)
         self.cause = cause

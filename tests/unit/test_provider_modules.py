@@ -1,0 +1,86 @@
+"""The provider modules (plugins/modules) hand a failed provider's partial changes back to
+the run, in fail_json's `changes`, where the runner's event handler collects them."""
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+import mlops_vm.provision
+from mlops_vm import paths
+from mlops_vm.provision import ErrorCode, FleetResult, LoadBalancerResult, ProvisionError
+from mlops_vm.provision.model import Change
+
+CONFIG = {
+    "env": "dev",
+    "provider": {"name": "local"},
+    "model": {"image": "registry.example.test/model:1.0"},
+    "load_balancer": {"publish_port": 8443},
+}
+VPC = Change("create", "vpc", "mlops-vm-dev", "10.42.0.0/16")
+ALB = Change("create", "load_balancer", "dev-alb")
+
+
+def load_module(name: str) -> ModuleType:
+    path = paths.PROJECT_DIR / "plugins" / "modules" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FailingProvider:
+    """A provider that fails after making VPC (fleet) or the ALB (its health wait)."""
+
+    name = "fake"
+
+    def validate(self, fleet: Any, lb: Any) -> None:
+        return None
+
+    def ensure_fleet(self, spec: Any, *, dry_run: bool = False) -> FleetResult:
+        raise ProvisionError(
+            ErrorCode.PERMISSION, "create the internet gateway: denied", changes_so_far=[VPC]
+        )
+
+    def ensure_load_balancer(self, spec: Any, fleet: Any, *, dry_run: bool) -> LoadBalancerResult:
+        return LoadBalancerResult(endpoint="https://x", changes=[ALB])
+
+    def wait_healthy(self, spec: Any, **_: Any) -> list:
+        raise ProvisionError(ErrorCode.TIMEOUT, "targets never got healthy")
+
+
+def run_module(name: str, args: dict[str, Any], monkeypatch, capsys) -> dict[str, Any]:
+    monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: FailingProvider())
+    module = load_module(name)
+    with patch_module_args(args), pytest.raises(SystemExit) as exited:
+        module.main()
+    assert exited.value.code == 1
+    return json.loads(capsys.readouterr().out)
+
+
+def test_fleet_failure_returns_what_was_made(tmp_path: Path, monkeypatch, capsys):
+    result = run_module(
+        "mlops_vm_fleet", {"config": CONFIG, "inventory_dir": str(tmp_path)}, monkeypatch, capsys
+    )
+    assert result["failed"] is True
+    assert result["changed"] is True
+    assert result["changes"] == [str(VPC)]
+
+
+def test_load_balancer_health_failure_still_returns_the_lb_changes(
+    tmp_path: Path, monkeypatch, capsys
+):
+    args = {
+        "config": CONFIG,
+        "inventory_dir": str(tmp_path),
+        "fleet": {"instances": [], "network": {}},
+        "wait_healthy_timeout_s": 5,
+    }
+    result = run_module("mlops_vm_load_balancer", args, monkeypatch, capsys)
+    assert result["failed"] is True
+    assert result["changes"] == [str(ALB)]
