@@ -1,32 +1,41 @@
 """Containers that stand in for VMs: systemd as PID 1, their own Docker storage.
 
-`--privileged` fails on these machines ("unable to apply caps"), so the capabilities a
-systemd + nested-Docker guest needs are added one by one. Molecule's platform settings
-(.config/molecule/config.yml) mirror these arguments.
+Their container settings live in vm_settings.yml, the one place Molecule's platforms
+(.config/molecule/config.yml) are checked against too.
 """
 
 import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from mlops_vm.platform.docker_cli import docker
 from mlops_vm.platform.images import VM_IMAGE
 
-VM_RUN_ARGS = (
-    "--cgroupns=host",
-    "--volume",
-    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs",
-    "/run",
-    "--tmpfs",
-    "/run/lock",
-    "--tmpfs",
-    "/tmp",
-    "--cap-add",
-    "SYS_ADMIN",
-    "--cap-add",
-    "NET_ADMIN",
-    "--security-opt",
-    "seccomp=unconfined",
-)
+SETTINGS_FILE = Path(__file__).with_name("vm_settings.yml")
+
+
+@cache
+def vm_settings() -> dict[str, Any]:
+    return yaml.safe_load(SETTINGS_FILE.read_text())
+
+
+def run_args(settings: dict[str, Any]) -> tuple[str, ...]:
+    """SETTINGS (Molecule's Docker driver keys) as `docker run` options."""
+    args = [f"--cgroupns={settings['cgroupns_mode']}"]
+    for path in settings["tmpfs"]:
+        args += ["--tmpfs", path]
+    for volume in settings["volumes"]:
+        args += ["--volume", volume]
+    for capability in settings["capabilities"]:
+        args += ["--cap-add", capability]
+    for option in settings["security_opts"]:
+        args += ["--security-opt", option]
+    return tuple(args)
+
+
 BOOTED_STATES = ("running", "degraded")
 
 
@@ -36,9 +45,14 @@ def run_vm(
     network: str,
     labels: dict[str, str] | None = None,
     image: str = VM_IMAGE,
+    address: str | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> str:
-    """Start a VM container with its own /var/lib/docker volume; returns its id."""
+    """Start a VM container with its own Docker storage volume; returns its id.
+
+    ADDRESS: a fixed address on NETWORK, which Docker keeps across restarts (the network
+    needs a subnet given at its creation); None lets Docker pick one at every start."""
+    settings = vm_settings()
     label_args: list[str] = []
     for key, value in (labels or {}).items():
         label_args += ["--label", f"{key}={value}"]
@@ -53,12 +67,14 @@ def run_vm(
         name,
         "--network",
         network,
+        *(("--ip", address) if address else ()),
         *label_args,
-        *VM_RUN_ARGS,
+        *run_args(settings),
         "--volume",
-        f"{volume}:/var/lib/docker",
+        f"{volume}:{settings['docker_storage']}",
         *extra_args,
         image,
+        settings["command"],
     )
 
 

@@ -10,12 +10,23 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
+from mlops_vm.platform.vm import container_ip
+from mlops_vm.provision.local import resources as res
 from tests.environments import cli_json, fresh_environment, labelled, nothing_labelled
 
 pytestmark = pytest.mark.slow
 
 ENV = "e2e"
 PORT = 18443
+# Added by the model hosts' Nginx only; the LB tier (HAProxy) passes them through.
+SECURITY_HEADERS = (
+    "Strict-Transport-Security",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Content-Security-Policy",
+    "Referrer-Policy",
+    "Cross-Origin-Resource-Policy",
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +73,31 @@ def test_provision_serves_correct_predictions_over_verified_tls(provisioned, ref
     with pytest.raises(httpx.ConnectError):  # the certificate is the generated CA's, only
         httpx.get(f"{provisioned['endpoint']}/healthz", timeout=5)
     assert len(labelled(ENV)["containers"]) == 3  # two model VMs and the LB host
+
+
+def test_each_security_header_is_sent_once(provisioned):
+    """Twice would mean both tiers add it (browsers then may ignore or merge the values)."""
+    answer = predict(provisioned, load_iris().data[:1])
+    assert answer.status_code == 200
+    counts = {name: len(answer.headers.get_list(name)) for name in SECURITY_HEADERS}
+    assert counts == dict.fromkeys(SECURITY_HEADERS, 1)
+
+
+def test_plain_http_is_redirected_to_https_on_the_published_port(provisioned):
+    """Port 80 of the LB host is reached at its address on the environment's network (the
+    host publishes only HTTPS); the redirect keeps the host, path and query and names the
+    port HTTPS is published on, not the LB host's own 443 nor the port asked on."""
+    lb_address = container_ip(res.vm_name(ENV, "lb"), res.network_name(ENV))
+    assert lb_address
+    plain = httpx.get(f"http://{lb_address}/predict?probe=1", timeout=10)
+    assert plain.status_code == 301
+    assert plain.headers["location"] == f"https://{lb_address}:{PORT}/predict?probe=1"
+    # A Host header with a port of its own: the port is replaced, the host kept.
+    named = httpx.get(
+        f"http://{lb_address}/healthz", headers={"Host": "localhost:8080"}, timeout=10
+    )
+    assert named.status_code == 301
+    assert named.headers["location"] == f"https://localhost:{PORT}/healthz"
 
 
 def test_the_run_folder_never_holds_the_registry_password(provisioned, platform):

@@ -10,7 +10,7 @@ from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
-from mlops_vm.provision.local import lb_admin, ssh_access
+from mlops_vm.provision.local import addresses, lb_admin, ssh_access
 from mlops_vm.provision.local import resources as res
 from mlops_vm.provision.model import (
     ROLE_LB,
@@ -44,6 +44,14 @@ class LocalProvider(Provider):
                 ErrorCode.INVALID_INPUT,
                 f"VM image {image} is not built",
                 "run ./scripts/setup (it builds the local images)",
+                "validate",
+            )
+        if fleet.count > addresses.MAX_MODEL_INDEX:
+            raise self.error(
+                ErrorCode.INVALID_INPUT,
+                f"fleet.count {fleet.count} is more than the local provider's "
+                f"{addresses.MAX_MODEL_INDEX} VMs per environment",
+                f"set fleet.count to at most {addresses.MAX_MODEL_INDEX}",
                 "validate",
             )
         if lb is not None and lb.publish_port is not None:
@@ -139,6 +147,7 @@ class LocalProvider(Provider):
                 network=res.network_name(spec.env),
                 labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
                 image=spec.instance.image or images.VM_IMAGE,
+                address=res.fixed_address(spec.env, ROLE_MODEL, index),
             )
             names.append(name)
         for index in start:
@@ -196,6 +205,7 @@ class LocalProvider(Provider):
                     name,
                     network=res.network_name(spec.env),
                     labels=res.labels(spec.env, ROLE_LB),
+                    address=res.fixed_address(spec.env, ROLE_LB),
                     extra_args=("--publish", f"{binding}:{LB_CONTAINER_PORT}"),
                 )
                 self.wait_all_booted([name])

@@ -1,13 +1,18 @@
 """Names, labels and Docker calls for the local provider's resources."""
 
+import ipaddress
 import json
 from dataclasses import dataclass
 
 from mlops_vm.platform import registry
-from mlops_vm.platform.docker_cli import docker
+from mlops_vm.platform.docker_cli import DockerError, docker
+from mlops_vm.provision.local import addresses
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 
 INDEX_LABEL = "mlops-vm/index"
+# On networks whose subnet the provider chose, so their VMs take fixed addresses; networks
+# of earlier versions (Docker's subnet) lack it and their VMs keep Docker's addresses.
+SUBNET_LABEL = "mlops-vm/subnet"
 
 
 def network_name(env: str) -> str:
@@ -66,9 +71,67 @@ def network_exists(env: str) -> bool:
     return bool(docker("network", "ls", "-q", "--filter", f"name=^{network_name(env)}$"))
 
 
-def create_network(env: str) -> None:
-    label_args = [arg for k, v in labels(env, "network").items() for arg in ("--label", f"{k}={v}")]
-    docker("network", "create", *label_args, network_name(env))
+def docker_subnets() -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of every Docker network on this engine."""
+    ids = docker("network", "ls", "-q").split()
+    if not ids:
+        return []
+    subnets = []
+    for network in json.loads(docker("network", "inspect", *ids)):
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            subnet = ipaddress.ip_network(config.get("Subnet") or "::/128", strict=False)
+            if isinstance(subnet, ipaddress.IPv4Network):  # IPv6 pools never collide here
+                subnets.append(subnet)
+    return subnets
+
+
+def create_network(env: str) -> ipaddress.IPv4Network:
+    """The environment's bridge network, on a free /24 of addresses.POOL."""
+    taken = docker_subnets() + addresses.host_routes()
+    for subnet in addresses.free_subnets(env, taken):
+        label_args = [
+            arg
+            for key, value in labels(env, "network", **{SUBNET_LABEL: str(subnet)}).items()
+            for arg in ("--label", f"{key}={value}")
+        ]
+        try:
+            docker(
+                "network",
+                "create",
+                *label_args,
+                "--subnet",
+                str(subnet),
+                "--ip-range",
+                str(addresses.dynamic_range(subnet)),
+                network_name(env),
+            )
+        except DockerError as error:
+            if "overlaps" in str(error):  # taken since we looked (another network, just now)
+                continue
+            raise
+        return subnet
+    raise DockerError(f"no free /{addresses.SUBNET_PREFIX} left in {addresses.POOL} for {env}")
+
+
+def network_subnet(env: str) -> ipaddress.IPv4Network | None:
+    """The subnet the provider chose for ENV's network; None for a network without one."""
+    label = docker(
+        "network",
+        "inspect",
+        "--format",
+        f'{{{{index .Labels "{SUBNET_LABEL}"}}}}',
+        network_name(env),
+        check=False,
+    )
+    if not label or label == "<no value>":
+        return None
+    return ipaddress.IPv4Network(label)
+
+
+def fixed_address(env: str, role: str, index: int | None = None) -> str | None:
+    """The address a VM of ENV takes on its network, or None: Docker's choice."""
+    subnet = network_subnet(env)
+    return addresses.vm_address(subnet, role, index) if subnet else None
 
 
 def network_cidr(env: str) -> str:
