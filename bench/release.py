@@ -63,7 +63,13 @@ def under_load(endpoint: str, ca_file: str, clients: int, *command: str) -> dict
         "seconds": round(took, 1),
         "requests": len(loop.outcomes),
         "failed": len(loop.failures()),
-        "versions": loop.versions(),
+        # Both versions answer while the hosts are mixed: first, last, and how often the
+        # answer flipped between them (host by host, not all at once).
+        "versions": {
+            "first": loop.versions()[0],
+            "last": loop.versions()[-1],
+            "flips": len(loop.versions()) - 1,
+        },
         "hosts_changed": (summary.get("release") or {}).get("hosts_changed"),
     }
 
@@ -108,7 +114,8 @@ def main() -> None:
         row = result[name]
         print(
             f"{name}: {row['seconds']}s, {row['failed']} failed of {row['requests']} requests, "
-            f"versions {' -> '.join(row['versions'])}"
+            f"versions {row['versions']['first']} -> {row['versions']['last']} "
+            f"({row['versions']['flips']} flips while mixed)"
         )
 
 
