@@ -12,6 +12,8 @@ Contract for every implementation:
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mlops_vm.provision.model import (
     Change,
@@ -23,6 +25,9 @@ from mlops_vm.provision.model import (
     ProviderSettings,
     TargetHealth,
 )
+
+if TYPE_CHECKING:
+    from mlops_vm.provision.errors import ProvisionError
 
 
 class Provider(ABC):
@@ -77,30 +82,57 @@ class Provider(ABC):
         Already registered: no change."""
         raise NotImplementedError(f"{self.name}: register_target")
 
+    def poll_target_health(
+        self,
+        spec: LoadBalancerSpec,
+        done: "Callable[[list[TargetHealth]], bool]",
+        *,
+        timeout_s: float,
+        poll_s: float,
+    ) -> tuple[bool, list[TargetHealth]]:
+        """Ask target_health every POLL_S until DONE(answer); (reached, last answer)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.target_health(spec)
+            if done(health):
+                return True, health
+            if time.monotonic() > deadline:
+                return False, health
+            time.sleep(poll_s)
+
+    def timeout(self, message: str, operation: str, plural: bool = False) -> "ProvisionError":
+        from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+        instances = "the instances'" if plural else "the instance's"
+        return ProvisionError(
+            ErrorCode.TIMEOUT,
+            message,
+            hint=f"check {instances} Nginx and model containers (/healthz)",
+            provider=self.name,
+            operation=operation,
+        )
+
     def wait_target_healthy(
         self, spec: LoadBalancerSpec, instance_id: str, *, timeout_s: float, poll_s: float = 2.0
     ) -> TargetHealth:
         """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit."""
-        import time
 
-        from mlops_vm.provision.errors import ErrorCode, ProvisionError
+        def this(health: list[TargetHealth]) -> list[TargetHealth]:
+            return [t for t in health if t.instance_id == instance_id]
 
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [t for t in self.target_health(spec) if t.instance_id == instance_id]
-            if found and found[0].healthy:
-                return found[0]
-            if time.monotonic() > deadline:
-                reason = found[0].reason if found else "not registered"
-                raise ProvisionError(
-                    ErrorCode.TIMEOUT,
-                    f"{instance_id} not healthy behind the load balancer after "
-                    f"{timeout_s:.0f}s ({reason or 'unhealthy'})",
-                    hint="check the instance's Nginx and model containers (/healthz)",
-                    provider=self.name,
-                    operation="wait for a healthy target",
-                )
-            time.sleep(poll_s)
+        reached, health = self.poll_target_health(
+            spec, lambda h: any(t.healthy for t in this(h)), timeout_s=timeout_s, poll_s=poll_s
+        )
+        if reached:
+            return this(health)[0]
+        reason = this(health)[0].reason if this(health) else "not registered"
+        raise self.timeout(
+            f"{instance_id} not healthy behind the load balancer after "
+            f"{timeout_s:.0f}s ({reason or 'unhealthy'})",
+            "wait for a healthy target",
+        )
 
     def wait_healthy(
         self,
@@ -111,25 +143,20 @@ class Provider(ABC):
         poll_s: float = 5.0,
     ) -> list[TargetHealth]:
         """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
-        import time
-
-        from mlops_vm.provision.errors import ErrorCode, ProvisionError
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            health = self.target_health(spec)
-            if sum(target.healthy for target in health) >= expected:
-                return health
-            if time.monotonic() > deadline:
-                unhealthy = ", ".join(
-                    f"{t.instance_id} ({t.reason or 'unhealthy'})" for t in health if not t.healthy
-                )
-                raise ProvisionError(
-                    ErrorCode.TIMEOUT,
-                    f"{expected} healthy targets wanted after {timeout_s:.0f}s; "
-                    f"unhealthy: {unhealthy or 'none registered'}",
-                    hint="check the instances' Nginx and model containers (/healthz)",
-                    provider=self.name,
-                    operation="wait for healthy targets",
-                )
-            time.sleep(poll_s)
+        reached, health = self.poll_target_health(
+            spec,
+            lambda h: sum(t.healthy for t in h) >= expected,
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
+        if reached:
+            return health
+        unhealthy = ", ".join(
+            f"{t.instance_id} ({t.reason or 'unhealthy'})" for t in health if not t.healthy
+        )
+        raise self.timeout(
+            f"{expected} healthy targets wanted after {timeout_s:.0f}s; "
+            f"unhealthy: {unhealthy or 'none registered'}",
+            "wait for healthy targets",
+            plural=True,
+        )
