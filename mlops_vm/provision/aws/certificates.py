@@ -9,12 +9,12 @@ here, sent once, and never written or logged.
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mlops_vm.provision.aws import errors, tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_LB, CertificateSpec, Change, LoadBalancerSpec
 
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -30,14 +30,7 @@ class PemBundle:
         return f"PemBundle(fingerprint={self.fingerprint!r})"
 
 
-def invalid(message: str, hint: str) -> ProvisionError:
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT,
-        message,
-        hint=hint,
-        provider=errors.PROVIDER,
-        operation="read the certificate",
-    )
+invalid = partial(errors.invalid, operation="read the certificate")
 
 
 def check_spec(certificate: CertificateSpec) -> None:

@@ -308,3 +308,10 @@ def translate(error: BaseException, operation: str) -> ProvisionError:
         provider=PROVIDER,
         operation=operation,
     )
+
+
+def invalid(message: str, hint: str, operation: str = "validate the input") -> ProvisionError:
+    """Input AWS would refuse, caught before anything is created."""
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT, message, hint=hint, provider=PROVIDER, operation=operation
+    )

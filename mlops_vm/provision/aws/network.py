@@ -14,6 +14,7 @@ load balancer) and lb_security_group_id. Whatever is not given is created and ow
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mlops_vm.provision.aws import errors, tags
@@ -27,6 +28,7 @@ ZONE_COUNT = 2
 SSH_PORT = 22
 # Each zone's subnet gets this many more prefix bits than the VPC (a /16 gives /20s).
 SUBNET_EXTRA_BITS = 4
+invalid = partial(errors.invalid, operation="check the network")
 
 
 @dataclass
@@ -445,16 +447,6 @@ def existing_network(ctx: AwsContext, spec: FleetSpec) -> NetworkIds:
             f"the load balancer needs subnets in at least {ZONE_COUNT} availability zones",
         )
     return NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, zones=zones, owned=False)
-
-
-def invalid(message: str, hint: str) -> ProvisionError:
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT,
-        message,
-        hint=hint,
-        provider=errors.PROVIDER,
-        operation="check the network",
-    )
 
 
 def find_owned_network(ctx: AwsContext, env: str) -> NetworkIds | None:

@@ -6,6 +6,7 @@ So these are refused up front, naming the network.existing key to fix. Read call
 """
 
 import ipaddress
+from functools import partial
 from typing import Any
 
 from mlops_vm.provision.aws import errors
@@ -17,14 +18,7 @@ from mlops_vm.provision.model import FleetSpec
 FIELD = "fleet.network.existing"
 
 
-def invalid(message: str, hint: str) -> ProvisionError:
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT,
-        message,
-        hint=hint,
-        provider=errors.PROVIDER,
-        operation="check the reused network",
-    )
+invalid = partial(errors.invalid, operation="check the reused network")
 
 
 def check_internet_gateway(ctx: AwsContext, vpc_id: str) -> None:

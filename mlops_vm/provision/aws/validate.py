@@ -22,17 +22,12 @@ from mlops_vm.provision.aws import (
     tags,
 )
 from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.errors import invalid
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
 
 USER_DATA_LIMIT_BYTES = 16 * 1024  # EC2: before base64 encoding
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-
-
-def invalid(message: str, hint: str, operation: str = "validate the input") -> ProvisionError:
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT, message, hint=hint, provider=errors.PROVIDER, operation=operation
-    )
 
 
 def known_regions(ctx: AwsContext) -> set[str]:
