@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.provision.model import Change, ProviderSettings
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 T = TypeVar("T")
@@ -172,6 +172,22 @@ class AwsContext:
             if missing_ok and errors.is_not_found(error):
                 return {}
             raise errors.translate(error, doing) from error
+
+    def apply(
+        self,
+        change: Change | None,
+        service: str,
+        operation: str,
+        doing: str,
+        *,
+        dry_run: bool,
+        **params: Any,
+    ) -> list[Change]:
+        """An update to converge: the call (unless DRY_RUN), then [CHANGE] to report it; None
+        when it is part of a creation already reported."""
+        if not dry_run:
+            self.call(service, operation, doing, **params)
+        return [change] if change else []
 
     def create(
         self,

@@ -27,6 +27,7 @@ from mlops_vm.provision.model import (
 )
 
 WORLD = "0.0.0.0/0"
+DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
 TAGS_PER_CALL = 20  # elbv2 describe_tags takes at most 20 ARNs
 
 
@@ -161,30 +162,39 @@ def ensure_target_group(
     else:
         drift = {key: value for key, value in health.items() if group.get(key) != value}
         if drift:
-            changes.append(Change("update", "target_group", name, ", ".join(sorted(drift))))
-            if not dry_run:
-                ctx.call(
-                    "elbv2",
-                    "modify_target_group",
-                    "update the target group's health check",
-                    TargetGroupArn=group["TargetGroupArn"],
-                    **drift,
-                )
-    arn = group["TargetGroupArn"]
-    delay = str(spec.drain_seconds)
-    attributes = target_group_attributes(ctx, arn)
-    if attributes.get("deregistration_delay.timeout_seconds") != delay:
-        if not any(change.action == "create" for change in changes):
-            changes.append(Change("update", "target_group", name, f"drain {delay}s"))
-        if not dry_run:
-            ctx.call(
+            changes += ctx.apply(
+                Change("update", "target_group", name, ", ".join(sorted(drift))),
                 "elbv2",
-                "modify_target_group_attributes",
-                "set the deregistration delay",
-                TargetGroupArn=arn,
-                Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": delay}],
+                "modify_target_group",
+                "update the target group's health check",
+                dry_run=dry_run,
+                TargetGroupArn=group["TargetGroupArn"],
+                **drift,
             )
+    arn = group["TargetGroupArn"]
+    drain = ensure_drain_delay(ctx, spec, name, arn, dry_run=dry_run)
+    # A new group's drain delay is part of its creation.
+    if not any(change.action == "create" for change in changes):
+        changes += drain
     return arn, changes
+
+
+def ensure_drain_delay(
+    ctx: AwsContext, spec: LoadBalancerSpec, name: str, arn: str, *, dry_run: bool
+) -> list[Change]:
+    """The deregistration delay is what bounds a drain: keep it at drain_seconds."""
+    delay = str(spec.drain_seconds)
+    if target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE) == delay:
+        return []
+    return ctx.apply(
+        Change("update", "target_group", name, f"drain {delay}s"),
+        "elbv2",
+        "modify_target_group_attributes",
+        "set the deregistration delay",
+        dry_run=dry_run,
+        TargetGroupArn=arn,
+        Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": delay}],
+    )
 
 
 # --- load balancer ----------------------------------------------------------------------
@@ -221,25 +231,25 @@ def ensure_alb(
     changes: list[Change] = []
     have_subnets = {zone["SubnetId"] for zone in alb.get("AvailabilityZones", [])}
     if have_subnets != set(subnet_ids):
-        changes.append(Change("update", "load_balancer", name, "subnets"))
-        if not dry_run:
-            ctx.call(
-                "elbv2",
-                "set_subnets",
-                "move the load balancer to the fleet's subnets",
-                LoadBalancerArn=alb["LoadBalancerArn"],
-                Subnets=subnet_ids,
-            )
+        changes += ctx.apply(
+            Change("update", "load_balancer", name, "subnets"),
+            "elbv2",
+            "set_subnets",
+            "move the load balancer to the fleet's subnets",
+            dry_run=dry_run,
+            LoadBalancerArn=alb["LoadBalancerArn"],
+            Subnets=subnet_ids,
+        )
     if set(alb.get("SecurityGroups", [])) != {security_group_id}:
-        changes.append(Change("update", "load_balancer", name, "security groups"))
-        if not dry_run:
-            ctx.call(
-                "elbv2",
-                "set_security_groups",
-                "set the load balancer's security group",
-                LoadBalancerArn=alb["LoadBalancerArn"],
-                SecurityGroups=[security_group_id],
-            )
+        changes += ctx.apply(
+            Change("update", "load_balancer", name, "security groups"),
+            "elbv2",
+            "set_security_groups",
+            "set the load balancer's security group",
+            dry_run=dry_run,
+            LoadBalancerArn=alb["LoadBalancerArn"],
+            SecurityGroups=[security_group_id],
+        )
     return alb, changes
 
 
@@ -449,7 +459,7 @@ def drain_targets(
         ours = sorted(registered & set(instance_ids))
         if not ours:
             continue
-        delay = target_group_attributes(ctx, arn).get("deregistration_delay.timeout_seconds")
+        delay = target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE)
         changes += [Change("delete", "target", i, f"drain {delay}s") for i in ours]
         draining[arn] = ours
         if not dry_run:

@@ -195,16 +195,16 @@ def ensure_internet_gateway(
     gateway_id = gateway["InternetGatewayId"]
     attached = {a["VpcId"] for a in gateway.get("Attachments", [])}
     if vpc_id not in attached:
-        if not changes:  # a new gateway's attachment is part of its creation
-            changes.append(Change("update", "internet_gateway", name, f"attach to {vpc_id}"))
-        if not dry_run:
-            ctx.call(
-                "ec2",
-                "attach_internet_gateway",
-                "attach the internet gateway to the VPC",
-                InternetGatewayId=gateway_id,
-                VpcId=vpc_id,
-            )
+        # A new gateway's attachment is part of its creation.
+        changes += ctx.apply(
+            None if changes else Change("update", "internet_gateway", name, f"attach to {vpc_id}"),
+            "ec2",
+            "attach_internet_gateway",
+            "attach the internet gateway to the VPC",
+            dry_run=dry_run,
+            InternetGatewayId=gateway_id,
+            VpcId=vpc_id,
+        )
     return gateway_id, changes
 
 
@@ -302,40 +302,38 @@ def ensure_routes(
             TagSpecifications=tags.tag_specifications("route-table", network_tags(spec, name)),
         )["RouteTable"]
     table_id = table["RouteTableId"]
-    created = bool(changes)  # a new table's route and associations are part of its creation
+    created = bool(changes)
     default_route = [
         route
         for route in table.get("Routes", [])
         if route.get("DestinationCidrBlock") == "0.0.0.0/0"
     ]
+    updates: list[Change] = []
     if not default_route or default_route[0].get("GatewayId") != gateway_id:
-        if not created:
-            changes.append(Change("update", "route_table", name, "route 0.0.0.0/0 -> gateway"))
-        if not dry_run:
-            operation = "replace_route" if default_route else "create_route"
-            ctx.call(
-                "ec2",
-                operation,
-                "route the subnets to the internet gateway",
-                RouteTableId=table_id,
-                DestinationCidrBlock="0.0.0.0/0",
-                GatewayId=gateway_id,
-            )
+        updates += ctx.apply(
+            Change("update", "route_table", name, "route 0.0.0.0/0 -> gateway"),
+            "ec2",
+            "replace_route" if default_route else "create_route",
+            "route the subnets to the internet gateway",
+            dry_run=dry_run,
+            RouteTableId=table_id,
+            DestinationCidrBlock="0.0.0.0/0",
+            GatewayId=gateway_id,
+        )
     associated = {a.get("SubnetId") for a in table.get("Associations", [])}
     for subnet_id in subnet_ids:
-        if subnet_id in associated:
-            continue
-        if not created:
-            changes.append(Change("update", "route_table", name, f"associate {subnet_id}"))
-        if not dry_run:
-            ctx.call(
+        if subnet_id not in associated:
+            updates += ctx.apply(
+                Change("update", "route_table", name, f"associate {subnet_id}"),
                 "ec2",
                 "associate_route_table",
                 "associate the route table with a subnet",
+                dry_run=dry_run,
                 RouteTableId=table_id,
                 SubnetId=subnet_id,
             )
-    return changes
+    # A new table's route and associations are part of its creation.
+    return changes if created else changes + updates
 
 
 # --- security groups --------------------------------------------------------------------

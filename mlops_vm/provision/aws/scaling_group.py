@@ -499,23 +499,23 @@ def ensure_target_groups(
     changes: list[Change] = []
     stale = sorted(attached - wanted)
     if stale:
-        changes.append(Change("update", "scaling_group", group, "detach old target group"))
-        if not dry_run:
-            ctx.call(
-                "autoscaling",
-                "detach_load_balancer_target_groups",
-                "detach the scaling group from an old target group",
-                AutoScalingGroupName=group,
-                TargetGroupARNs=stale,
-            )
-    if wanted - attached:
-        changes.append(Change("update", "scaling_group", group, "attach to the target group"))
-        if not dry_run and target_group_arn:
-            ctx.call(
-                "autoscaling",
-                "attach_load_balancer_target_groups",
-                "attach the scaling group to the target group",
-                AutoScalingGroupName=group,
-                TargetGroupARNs=[target_group_arn],
-            )
+        changes += ctx.apply(
+            Change("update", "scaling_group", group, "detach old target group"),
+            "autoscaling",
+            "detach_load_balancer_target_groups",
+            "detach the scaling group from an old target group",
+            dry_run=dry_run,
+            AutoScalingGroupName=group,
+            TargetGroupARNs=stale,
+        )
+    if target_group_arn and target_group_arn not in attached:
+        changes += ctx.apply(
+            Change("update", "scaling_group", group, "attach to the target group"),
+            "autoscaling",
+            "attach_load_balancer_target_groups",
+            "attach the scaling group to the target group",
+            dry_run=dry_run,
+            AutoScalingGroupName=group,
+            TargetGroupARNs=[target_group_arn],
+        )
     return changes

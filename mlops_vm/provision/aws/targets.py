@@ -17,7 +17,6 @@ from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import Change, Instance, LoadBalancerSpec
 
-DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
 # States in which the target is out of rotation for good (or was never in it).
 OUT_STATES = frozenset({"unused"})
 
@@ -63,25 +62,6 @@ def target_state(ctx: AwsContext, arn: str, instance_id: str) -> str:
     return found[0].get("TargetHealth", {}).get("State", "unused") if found else "unused"
 
 
-def ensure_drain_delay(
-    ctx: AwsContext, spec: LoadBalancerSpec, group: dict[str, Any], *, dry_run: bool
-) -> list[Change]:
-    """The deregistration delay is what bounds the drain: keep it at drain_seconds."""
-    wanted = str(spec.drain_seconds)
-    arn = group["TargetGroupArn"]
-    if load_balancer.target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE) == wanted:
-        return []
-    if not dry_run:
-        ctx.call(
-            "elbv2",
-            "modify_target_group_attributes",
-            "set the deregistration delay",
-            TargetGroupArn=arn,
-            Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": wanted}],
-        )
-    return [Change("update", "target_group", group["TargetGroupName"], f"drain {wanted}s")]
-
-
 def deregister_target(
     ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
@@ -89,7 +69,9 @@ def deregister_target(
     refuse_scaling_group_member(instance, doing)
     group = target_group(ctx, spec, doing)
     arn = group["TargetGroupArn"]
-    changes = ensure_drain_delay(ctx, spec, group, dry_run=dry_run)
+    changes = load_balancer.ensure_drain_delay(
+        ctx, spec, group["TargetGroupName"], arn, dry_run=dry_run
+    )
     state = target_state(ctx, arn, instance.id)
     if state in OUT_STATES:
         return changes
