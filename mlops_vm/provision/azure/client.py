@@ -288,3 +288,27 @@ class Arm:
                 operation=operation,
             )
         return to_json(result)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """GET and PUT by name of one resource type in a resource group.
+
+    WHAT names its calls in errors ("read WHAT", "create WHAT"); OPERATIONS picks its
+    operations group among the Arm's clients. LONG_RUNNING: the PUT is
+    begin_create_or_update (else create_or_update, which answers at once)."""
+
+    what: str
+    operations: Callable[[Arm], Any]
+    long_running: bool = True
+    put_doing: str = ""  # when "create WHAT" does not say what the PUT does
+
+    def get(self, arm: Arm, group: str, name: str) -> Json | None:
+        return arm.read(f"read {self.what}", self.operations(arm).get, group, name)
+
+    def put(self, arm: Arm, group: str, name: str, body: Json) -> Json:
+        doing = self.put_doing or f"create {self.what}"
+        operations = self.operations(arm)
+        if self.long_running:
+            return arm.run(doing, operations.begin_create_or_update, group, name, body)
+        return arm.write(doing, operations.create_or_update, group, name, body)

@@ -18,7 +18,7 @@ from mlops_vm.provision.azure.certificate import (
     gateway_certificate,
     trusted_root_data,
 )
-from mlops_vm.provision.azure.client import Arm, AzureOptions, Json
+from mlops_vm.provision.azure.client import Arm, AzureOptions, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.instances import list_nics
 from mlops_vm.provision.azure.naming import (
@@ -72,32 +72,10 @@ NIC_IP_CONFIG_FIELDS = (
 # -- SDK calls -------------------------------------------------------------------------------
 
 
-def get_public_ip(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read("read public IP", arm.network.public_ip_addresses.get, group, name)
-
-
-def put_public_ip(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.run(
-        "create public IP",
-        arm.network.public_ip_addresses.begin_create_or_update,
-        group,
-        name,
-        body,
-    )
-
-
-def get_gateway(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read("read application gateway", arm.network.application_gateways.get, group, name)
-
-
-def put_gateway(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.run(
-        "create application gateway",
-        arm.network.application_gateways.begin_create_or_update,
-        group,
-        name,
-        body,
-    )
+PUBLIC_IP = ResourceType("public IP", lambda arm: arm.network.public_ip_addresses)
+GATEWAY = ResourceType("application gateway", lambda arm: arm.network.application_gateways)
+get_public_ip, put_public_ip = PUBLIC_IP.get, PUBLIC_IP.put
+get_gateway, put_gateway = GATEWAY.get, GATEWAY.put
 
 
 def put_nics(arm: Arm, group: str, bodies: dict[str, Json]) -> None:

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.naming import (
@@ -145,38 +145,14 @@ def put_resource_group(arm: Arm, name: str, body: Json) -> Json:
     )
 
 
-def get_vnet(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read("read virtual network", arm.network.virtual_networks.get, group, name)
-
-
-def put_vnet(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.run(
-        "create virtual network",
-        arm.network.virtual_networks.begin_create_or_update,
-        group,
-        name,
-        body,
-    )
+VNET = ResourceType("virtual network", lambda arm: arm.network.virtual_networks)
+NSG = ResourceType("network security group", lambda arm: arm.network.network_security_groups)
+get_vnet, put_vnet = VNET.get, VNET.put
+get_nsg, put_nsg = NSG.get, NSG.put
 
 
 def get_subnet(arm: Arm, group: str, vnet: str, name: str) -> Json | None:
     return arm.read("read subnet", arm.network.subnets.get, group, vnet, name)
-
-
-def get_nsg(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read(
-        "read network security group", arm.network.network_security_groups.get, group, name
-    )
-
-
-def put_nsg(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.run(
-        "create network security group",
-        arm.network.network_security_groups.begin_create_or_update,
-        group,
-        name,
-        body,
-    )
 
 
 # -- desired state ---------------------------------------------------------------------------

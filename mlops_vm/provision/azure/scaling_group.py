@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 
-from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge, differences
 from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
 from mlops_vm.provision.azure.instances import (
@@ -63,18 +63,16 @@ SCALE_IN_FRACTION = 0.5
 # -- SDK calls -------------------------------------------------------------------------------
 
 
-def get_scale_set(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read("read scale set", arm.compute.virtual_machine_scale_sets.get, group, name)
-
-
-def put_scale_set(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.run(
-        "create or update scale set",
-        arm.compute.virtual_machine_scale_sets.begin_create_or_update,
-        group,
-        name,
-        body,
-    )
+SCALE_SET = ResourceType(
+    "scale set",
+    lambda arm: arm.compute.virtual_machine_scale_sets,
+    put_doing="create or update scale set",
+)
+AUTOSCALE = ResourceType(
+    "autoscale setting", lambda arm: arm.monitor.autoscale_settings, long_running=False
+)
+get_scale_set, put_scale_set = SCALE_SET.get, SCALE_SET.put
+get_autoscale, put_autoscale = AUTOSCALE.get, AUTOSCALE.put
 
 
 def patch_scale_set(arm: Arm, group: str, name: str, body: Json) -> Json:
@@ -183,20 +181,6 @@ def check_instance_view(arm: Arm, group: str, name: str) -> None:
         hint=HINTS.get(code, ""),
         provider=PROVIDER,
         operation="provision the scale set's instances",
-    )
-
-
-def get_autoscale(arm: Arm, group: str, name: str) -> Json | None:
-    return arm.read("read autoscale setting", arm.monitor.autoscale_settings.get, group, name)
-
-
-def put_autoscale(arm: Arm, group: str, name: str, body: Json) -> Json:
-    return arm.write(
-        "create autoscale setting",
-        arm.monitor.autoscale_settings.create_or_update,
-        group,
-        name,
-        body,
     )
 
 
