@@ -312,3 +312,15 @@ class ResourceType:
         if self.long_running:
             return arm.run(doing, operations.begin_create_or_update, group, name, body)
         return arm.write(doing, operations.create_or_update, group, name, body)
+
+
+def lro_deleter(
+    operation: str, begin: Callable[[Arm], Callable[..., LROPoller]]
+) -> Callable[[Arm, str, list[str]], None]:
+    """Deletes resources of one type in a group by name, all at once (BEGIN picks the SDK's
+    begin_delete); what is gone already counts as deleted."""
+
+    def delete(arm: Arm, group: str, names: list[str]) -> None:
+        arm.run_all(operation, begin(arm), [(group, n) for n in names], missing_ok=True)
+
+    return delete

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from azure.core.exceptions import HttpResponseError
 
 from mlops_vm.provision.azure import instances, scaling_group
-from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.errors import status_of
 from mlops_vm.provision.azure.inventory import EnvironmentGroup, environment_groups
 from mlops_vm.provision.azure.naming import has_tags
@@ -27,13 +27,6 @@ class Kind:
     type_name: str  # the ARM type
     list: Callable[[Arm, str], list[Json]]
     delete: Callable[[Arm, str, list[str]], None]
-
-
-def _lro_delete(operation: str, begin: Callable[[Arm], Callable]) -> Callable:
-    def delete(arm: Arm, group: str, names: list[str]) -> None:
-        arm.run_all(operation, begin(arm), [(group, n) for n in names], missing_ok=True)
-
-    return delete
 
 
 def _list(operation: str, call: Callable[[Arm], Callable]) -> Callable[[Arm, str], list[Json]]:
@@ -66,7 +59,7 @@ ORDER = (
         "scale_set",
         "Microsoft.Compute/virtualMachineScaleSets",
         scaling_group.list_scale_sets,
-        _lro_delete(
+        lro_deleter(
             "delete scale set", lambda a: a.compute.virtual_machine_scale_sets.begin_delete
         ),
     ),
@@ -87,7 +80,7 @@ ORDER = (
         "application_gateway",
         "Microsoft.Network/applicationGateways",
         _list("list application gateways", lambda a: a.network.application_gateways.list),
-        _lro_delete(
+        lro_deleter(
             "delete application gateway", lambda a: a.network.application_gateways.begin_delete
         ),
     ),
@@ -95,19 +88,19 @@ ORDER = (
         "public_ip",
         "Microsoft.Network/publicIPAddresses",
         _list("list public IPs", lambda a: a.network.public_ip_addresses.list),
-        _lro_delete("delete public IP", lambda a: a.network.public_ip_addresses.begin_delete),
+        lro_deleter("delete public IP", lambda a: a.network.public_ip_addresses.begin_delete),
     ),
     Kind(
         "virtual_network",
         "Microsoft.Network/virtualNetworks",
         _list("list virtual networks", lambda a: a.network.virtual_networks.list),
-        _lro_delete("delete virtual network", lambda a: a.network.virtual_networks.begin_delete),
+        lro_deleter("delete virtual network", lambda a: a.network.virtual_networks.begin_delete),
     ),
     Kind(
         "network_security_group",
         "Microsoft.Network/networkSecurityGroups",
         _list("list network security groups", lambda a: a.network.network_security_groups.list),
-        _lro_delete(
+        lro_deleter(
             "delete network security group",
             lambda a: a.network.network_security_groups.begin_delete,
         ),

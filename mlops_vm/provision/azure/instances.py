@@ -12,7 +12,7 @@ import base64
 import itertools
 from typing import Any
 
-from mlops_vm.provision.azure.client import Arm, Json
+from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.naming import (
     IMAGE_OS_DISK_GB,
     IP_CONFIG,
@@ -92,31 +92,13 @@ def tag_disks(arm: Arm, group: str, disk_tags: dict[str, dict[str, str]]) -> Non
     )
 
 
-def delete_vms(arm: Arm, group: str, names: list[str]) -> None:
-    arm.run_all(
-        "delete virtual machine",
-        arm.compute.virtual_machines.begin_delete,
-        [(group, name) for name in names],
-        missing_ok=True,
-    )
-
-
-def delete_nics(arm: Arm, group: str, names: list[str]) -> None:
-    arm.run_all(
-        "delete network interface",
-        arm.network.network_interfaces.begin_delete,
-        [(group, name) for name in names],
-        missing_ok=True,
-    )
-
-
-def delete_disks(arm: Arm, group: str, names: list[str]) -> None:
-    arm.run_all(
-        "delete disk",
-        arm.compute.disks.begin_delete,
-        [(group, name) for name in names],
-        missing_ok=True,
-    )
+delete_vms = lro_deleter(
+    "delete virtual machine", lambda a: a.compute.virtual_machines.begin_delete
+)
+delete_nics = lro_deleter(
+    "delete network interface", lambda a: a.network.network_interfaces.begin_delete
+)
+delete_disks = lro_deleter("delete disk", lambda a: a.compute.disks.begin_delete)
 
 
 # -- desired state ---------------------------------------------------------------------------
