@@ -10,7 +10,7 @@ subnets and puts the NSG on its own NICs instead.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
@@ -29,6 +29,11 @@ from mlops_vm.provision.model import ROLE_NETWORK, Change, FleetSpec
 SSH_PORT = 22
 # The HTTP port the gateway may also use towards the instances (redirects, plain probes).
 HTTP_PORT = 80
+# Layout fields whose FleetResult.network key is longer than the field's name.
+NETWORK_KEYS = {
+    "nsg_id": "network_security_group_id",
+    "nic_nsg_id": "nic_network_security_group_id",
+}
 
 
 @dataclass(frozen=True)
@@ -59,37 +64,11 @@ class Layout:
 
     def as_dict(self) -> dict[str, Any]:
         """FleetResult.network: what the load balancer step needs to find its way."""
-        return {
-            "env": self.env,
-            "role": self.role,
-            "location": self.location,
-            "resource_group": self.resource_group,
-            "owns_resource_group": self.owns_resource_group,
-            "subscription_id": self.subscription_id,
-            "vnet_id": self.vnet_id,
-            "instance_subnet_id": self.instance_subnet_id,
-            "gateway_subnet_id": self.gateway_subnet_id,
-            "network_security_group_id": self.nsg_id,
-            "nic_network_security_group_id": self.nic_nsg_id,
-            "owns_vnet": self.owns_vnet,
-        }
+        return {NETWORK_KEYS.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, network: dict[str, Any]) -> Layout:
-        return cls(
-            env=network["env"],
-            role=network["role"],
-            location=network["location"],
-            resource_group=network["resource_group"],
-            owns_resource_group=network["owns_resource_group"],
-            subscription_id=network["subscription_id"],
-            vnet_id=network["vnet_id"],
-            instance_subnet_id=network["instance_subnet_id"],
-            gateway_subnet_id=network["gateway_subnet_id"],
-            nsg_id=network["network_security_group_id"],
-            nic_nsg_id=network["nic_network_security_group_id"],
-            owns_vnet=network["owns_vnet"],
-        )
+        return cls(**{f.name: network[NETWORK_KEYS.get(f.name, f.name)] for f in fields(cls)})
 
 
 def split_cidr(cidr: str) -> tuple[str, str]:
