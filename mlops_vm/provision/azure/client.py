@@ -29,6 +29,7 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import (
     PROVIDER,
     is_transient,
@@ -37,7 +38,7 @@ from mlops_vm.provision.azure.errors import (
     translate,
 )
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.provision.model import Change, ProviderSettings
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 Json = dict[str, Any]
@@ -292,12 +293,13 @@ class Arm:
 
 @dataclass(frozen=True)
 class ResourceType:
-    """GET and PUT by name of one resource type in a resource group.
+    """GET, PUT and converge by name of one resource type in a resource group.
 
-    WHAT names its calls in errors ("read WHAT", "create WHAT"); OPERATIONS picks its
-    operations group among the Arm's clients. LONG_RUNNING: the PUT is
+    KIND is its Change.kind; WHAT names its calls in errors ("read WHAT", "create WHAT");
+    OPERATIONS picks its operations group among the Arm's clients. LONG_RUNNING: the PUT is
     begin_create_or_update (else create_or_update, which answers at once)."""
 
+    kind: str
     what: str
     operations: Callable[[Arm], Any]
     long_running: bool = True
@@ -312,6 +314,29 @@ class ResourceType:
         if self.long_running:
             return arm.run(doing, operations.begin_create_or_update, group, name, body)
         return arm.write(doing, operations.create_or_update, group, name, body)
+
+    def converge(
+        self,
+        arm: Arm,
+        group: str,
+        name: str,
+        desired: Json,
+        *,
+        dry_run: bool,
+        create_detail: str = "",
+        sent: Callable[[], Json] | None = None,
+    ) -> list[Change]:
+        """Create NAME, or update it where it differs from DESIRED (drift.converge). SENT
+        builds the body to PUT when it is more than DESIRED (a secret ARM never shows back)."""
+        return converge(
+            self.kind,
+            name,
+            desired,
+            self.get(arm, group, name),
+            lambda: self.put(arm, group, name, sent() if sent else desired),
+            dry_run=dry_run,
+            create_detail=create_detail,
+        )
 
 
 def lro_deleter(

@@ -19,7 +19,6 @@ from mlops_vm.provision.azure.certificate import (
     trusted_root_data,
 )
 from mlops_vm.provision.azure.client import Arm, AzureOptions, Json, ResourceType
-from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.instances import list_nics
 from mlops_vm.provision.azure.naming import (
     BACKEND_CA,
@@ -72,8 +71,10 @@ NIC_IP_CONFIG_FIELDS = (
 # -- SDK calls -------------------------------------------------------------------------------
 
 
-PUBLIC_IP = ResourceType("public IP", lambda arm: arm.network.public_ip_addresses)
-GATEWAY = ResourceType("application gateway", lambda arm: arm.network.application_gateways)
+PUBLIC_IP = ResourceType("public_ip", "public IP", lambda arm: arm.network.public_ip_addresses)
+GATEWAY = ResourceType(
+    "application_gateway", "application gateway", lambda arm: arm.network.application_gateways
+)
 get_public_ip, put_public_ip = PUBLIC_IP.get, PUBLIC_IP.put
 get_gateway, put_gateway = GATEWAY.get, GATEWAY.put
 
@@ -317,29 +318,21 @@ def ensure_load_balancer(
     changes: list[Change] = []
     # A failure part-way (say at the gateway) still reports the public IP it made.
     with reporting_changes(changes):
-        desired_ip = public_ip_body(layout)
-        changes += converge(
-            "public_ip",
+        changes += PUBLIC_IP.converge(
+            arm,
+            group,
             names.public_ip,
-            desired_ip,
-            get_public_ip(arm, group, names.public_ip),
-            lambda: put_public_ip(arm, group, names.public_ip, desired_ip),
+            public_ip_body(layout),
             dry_run=dry_run,
             create_detail="Standard, static",
         )
         certificate = gateway_certificate(spec.certificate, arm.options.gateway_identity_id)
-        actual_gateway = get_gateway(arm, group, names.gateway)
-        changes += converge(
-            "application_gateway",
+        changes += GATEWAY.converge(
+            arm,
+            group,
             names.gateway,
             gateway_body(layout, spec, arm.options, certificate, with_secret=False),
-            actual_gateway,
-            lambda: put_gateway(
-                arm,
-                group,
-                names.gateway,
-                gateway_body(layout, spec, arm.options, certificate, with_secret=True),
-            ),
+            sent=lambda: gateway_body(layout, spec, arm.options, certificate, with_secret=True),
             dry_run=dry_run,
             create_detail=f"Standard_v2: HTTPS :{spec.https_port}, HTTP :{spec.http_port} "
             f"-> HTTPS, probe {spec.health_path}",

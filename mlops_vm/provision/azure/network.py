@@ -124,8 +124,12 @@ def put_resource_group(arm: Arm, name: str, body: Json) -> Json:
     )
 
 
-VNET = ResourceType("virtual network", lambda arm: arm.network.virtual_networks)
-NSG = ResourceType("network security group", lambda arm: arm.network.network_security_groups)
+VNET = ResourceType("virtual_network", "virtual network", lambda arm: arm.network.virtual_networks)
+NSG = ResourceType(
+    "network_security_group",
+    "network security group",
+    lambda arm: arm.network.network_security_groups,
+)
 get_vnet, put_vnet = VNET.get, VNET.put
 get_nsg, put_nsg = NSG.get, NSG.put
 
@@ -213,27 +217,21 @@ def ensure_network(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) 
         gateway_prefix = gateway_subnet_prefix(arm, layout, spec)
         names = layout.names
         group = layout.resource_group
-        desired_nsg = nsg_body(layout, spec, gateway_prefix)
-        actual_nsg = get_nsg(arm, group, names.nsg)
-        changes += converge(
-            "network_security_group",
+        changes += NSG.converge(
+            arm,
+            group,
             names.nsg,
-            desired_nsg,
-            actual_nsg,
-            lambda: put_nsg(arm, group, names.nsg, desired_nsg),
+            nsg_body(layout, spec, gateway_prefix),
             dry_run=dry_run,
             create_detail=f"{spec.service_port}/80 from {gateway_prefix}, "
             f"SSH from {spec.network.ssh_cidr or 'nowhere'}",
         )
         if layout.owns_vnet:
-            desired_vnet = vnet_body(layout, spec)
-            actual_vnet = get_vnet(arm, group, names.vnet)
-            changes += converge(
-                "virtual_network",
+            changes += VNET.converge(
+                arm,
+                group,
                 names.vnet,
-                desired_vnet,
-                actual_vnet,
-                lambda: put_vnet(arm, group, names.vnet, desired_vnet),
+                vnet_body(layout, spec),
                 dry_run=dry_run,
                 create_detail=f"{spec.network.cidr}: subnets {INSTANCE_SUBNET}, {GATEWAY_SUBNET}",
             )

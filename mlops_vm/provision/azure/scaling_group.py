@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
-from mlops_vm.provision.azure.drift import converge, differences
+from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
 from mlops_vm.provision.azure.instances import (
     os_disk_size_gb,
@@ -64,12 +64,16 @@ SCALE_IN_FRACTION = 0.5
 
 
 SCALE_SET = ResourceType(
+    "scale_set",
     "scale set",
     lambda arm: arm.compute.virtual_machine_scale_sets,
     put_doing="create or update scale set",
 )
 AUTOSCALE = ResourceType(
-    "autoscale setting", lambda arm: arm.monitor.autoscale_settings, long_running=False
+    "autoscale_setting",
+    "autoscale setting",
+    lambda arm: arm.monitor.autoscale_settings,
+    long_running=False,
 )
 get_scale_set, put_scale_set = SCALE_SET.get, SCALE_SET.put
 get_autoscale, put_autoscale = AUTOSCALE.get, AUTOSCALE.put
@@ -444,14 +448,12 @@ def roll_stale_instances(
 def converge_autoscale(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
     group, name = layout.resource_group, layout.names.autoscale
     scale_set_id = layout.ids.scale_set(layout.names.scale_set)
-    desired = autoscale_body(layout, spec, scale_set_id)
     scaling = spec.autoscaling
-    return converge(
-        "autoscale_setting",
+    return AUTOSCALE.converge(
+        arm,
+        group,
         name,
-        desired,
-        get_autoscale(arm, group, name),
-        lambda: put_autoscale(arm, group, name, desired),
+        autoscale_body(layout, spec, scale_set_id),
         dry_run=dry_run,
         create_detail=f"{scaling.min_size}-{scaling.max_size}, CPU {scaling.target_cpu_percent}%",
     )
