@@ -1,9 +1,10 @@
 """What every step needs: the client, the project and region, names and links, options."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlops_vm.provision.gcp.client import ComputeClient
-from mlops_vm.provision.gcp.names import Links, Names
+from mlops_vm.provision.gcp.names import Links, Names, owned_by
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,21 @@ class Context:
     @property
     def links(self) -> Links:
         return Links(self.project)
+
+    def list_owned(
+        self,
+        collection: str,
+        what: str,
+        env: str,
+        *,
+        aggregated: bool = False,
+        role: str | None = None,
+        name_prefix: str = "",
+    ) -> list[dict[str, Any]]:
+        """ENV's resources of COLLECTION (across zones and regions when AGGREGATED): listed by
+        name prefix, then kept only when their ownership marker names ENV (and ROLE), whatever
+        the filter did: destroy deletes what this returns."""
+        lister = self.client.list_aggregated if aggregated else self.client.list_all
+        prefix = name_prefix or f"{self.names.prefix}-"
+        found = lister(f"list {what} of {env}", collection, filter=f'name eq "{prefix}.*"')
+        return [resource for resource in found if owned_by(resource, env, role)]

@@ -16,13 +16,8 @@ from typing import Any
 from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import GLOBAL, get_global
-from mlops_vm.provision.gcp.names import basename, owner
+from mlops_vm.provision.gcp.names import basename, owned_by
 from mlops_vm.provision.gcp.plan import ChangeLog
-
-
-def _owned(resource: dict[str, Any] | None, env: str) -> bool:
-    mark = owner(resource or {})
-    return mark is not None and mark[0] == env
 
 
 def _remove(
@@ -39,7 +34,7 @@ def _remove(
 
 def _remove_global(ctx: Context, log: ChangeLog, kind: str, name: str) -> None:
     """Delete a name-found global LB part, if it exists and is ours."""
-    if _owned(get_global(ctx, kind, name), ctx.names.env):
+    if owned_by(get_global(ctx, kind, name), ctx.names.env):
         collection, param = GLOBAL[kind]
         _remove(
             ctx,
@@ -76,12 +71,8 @@ def destroy_load_balancer(ctx: Context, log: ChangeLog) -> None:
 
 def destroy_scaling_groups(ctx: Context, log: ChangeLog) -> None:
     env = ctx.names.env
-    autoscalers = ctx.client.list_aggregated(
-        f"list autoscalers of {env}", "autoscalers", filter=f'name eq "{ctx.names.prefix}-.*"'
-    )
-    for autoscaler in autoscalers:
-        if _owned(autoscaler, env):
-            _remove_scoped(ctx, log, "autoscaler", autoscaler)
+    for autoscaler in ctx.list_owned("autoscalers", "autoscalers", env, aggregated=True):
+        _remove_scoped(ctx, log, "autoscaler", autoscaler)
     for manager in scaling_group.find_managers(ctx, env):
         _remove_scoped(ctx, log, "instance_group_manager", manager)
     for template in scaling_group.owned_templates(ctx, env):
@@ -142,7 +133,7 @@ def destroy_network(ctx: Context, log: ChangeLog) -> None:
             f"read firewall {name}",
             lambda s, n=name: s.firewalls().get(project=ctx.project, firewall=n),
         )
-        if _owned(current, env):
+        if owned_by(current, env):
             _remove(
                 ctx,
                 log,
@@ -156,7 +147,7 @@ def destroy_network(ctx: Context, log: ChangeLog) -> None:
             project=ctx.project, region=ctx.region, subnetwork=names.subnetwork
         ),
     )
-    if _owned(subnet, env):
+    if owned_by(subnet, env):
         _remove(
             ctx,
             log,
@@ -170,7 +161,7 @@ def destroy_network(ctx: Context, log: ChangeLog) -> None:
         f"read network {names.network}",
         lambda s: s.networks().get(project=ctx.project, network=names.network),
     )
-    if _owned(network, env):
+    if owned_by(network, env):
         _remove(
             ctx,
             log,

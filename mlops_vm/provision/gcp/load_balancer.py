@@ -33,7 +33,6 @@ from mlops_vm.provision.gcp.names import (
     digest,
     label_filter,
     labels,
-    owner,
     path_of,
     same_link,
 )
@@ -107,12 +106,7 @@ def group_members(ctx: Context, zone: str, name: str) -> list[str]:
 
 def owned_fleet_groups(ctx: Context, env: str) -> list[dict[str, Any]]:
     """The environment's unmanaged instance groups (MIGs' groups are not ours by name)."""
-    found = ctx.client.list_aggregated(
-        f"list instance groups of {env}",
-        "instanceGroups",
-        filter=f'name eq "{ctx.names.prefix}-.*"',
-    )
-    return [g for g in found if (mark := owner(g)) is not None and mark[0] == env]
+    return ctx.list_owned("instanceGroups", "instance groups", env, aggregated=True)
 
 
 def ensure_fleet_groups(
@@ -370,16 +364,10 @@ def certificate_body(ctx: Context, spec: LoadBalancerSpec) -> dict[str, Any]:
 
 
 def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
-    found = ctx.client.list_all(
-        f"list SSL certificates of {env}",
-        "sslCertificates",
-        filter=f'name eq "{ctx.names.prefix}-cert-.*"',
+    found = ctx.list_owned(
+        "sslCertificates", "SSL certificates", env, name_prefix=f"{ctx.names.prefix}-cert-"
     )
-    return [
-        c
-        for c in found
-        if (mark := owner(c)) is not None and mark[0] == env and ctx.names.is_certificate(c["name"])
-    ]
+    return [c for c in found if ctx.names.is_certificate(c["name"])]
 
 
 def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:

@@ -40,6 +40,12 @@ def owner(resource: dict[str, Any]) -> tuple[str, str] | None:
     return (match[1], match[2]) if match else None
 
 
+def owned_by(resource: dict[str, Any] | None, env: str, role: str | None = None) -> bool:
+    """RESOURCE's description marks it as ENV's (and ROLE's, when given)."""
+    mark = owner(resource or {})
+    return mark is not None and mark[0] == env and (role is None or mark[1] == role)
+
+
 def labels(env: str, role: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**(extra or {}), LABEL_ENV: env, LABEL_ROLE: role}
 

@@ -172,19 +172,8 @@ def ensure_template(ctx: Context, spec: FleetSpec, refs: NetworkRefs, log: Chang
 
 def owned_templates(ctx: Context, env: str, role: str | None = None) -> list[dict[str, Any]]:
     """The environment's templates (all roles unless ROLE), by name pattern and owner."""
-    found = ctx.client.list_all(
-        f"list instance templates of {env}",
-        "instanceTemplates",
-        filter=f'name eq "{ctx.names.prefix}-.*"',
-    )
-    return [
-        template
-        for template in found
-        if (mark := owner(template)) is not None
-        and mark[0] == env
-        and (role is None or mark[1] == role)
-        and ctx.names.is_template(mark[1], template["name"])
-    ]
+    found = ctx.list_owned("instanceTemplates", "instance templates", env, role=role)
+    return [t for t in found if ctx.names.is_template(owner(t)[1], t["name"])]
 
 
 def delete_unused_templates(
@@ -265,12 +254,7 @@ def current_template(manager: dict[str, Any]) -> str | None:
 
 def find_managers(ctx: Context, env: str) -> list[dict[str, Any]]:
     """The environment's MIGs, zonal and regional."""
-    found = ctx.client.list_aggregated(
-        f"list instance group managers of {env}",
-        "instanceGroupManagers",
-        filter=f'name eq "{ctx.names.prefix}-.*"',
-    )
-    return [m for m in found if (mark := owner(m)) is not None and mark[0] == env]
+    return ctx.list_owned("instanceGroupManagers", "instance group managers", env, aggregated=True)
 
 
 def ensure_group_manager(
