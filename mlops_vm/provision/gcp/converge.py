@@ -24,6 +24,10 @@ GLOBAL: dict[str, tuple[str, str]] = {
     "target_http_proxy": ("targetHttpProxies", "targetHttpProxy"),
     "global_address": ("globalAddresses", "address"),
     "forwarding_rule": ("globalForwardingRules", "forwardingRule"),
+    # Global too, outside the load balancer: destroy deletes them by name.
+    "instance_template": ("instanceTemplates", "instanceTemplate"),
+    "firewall": ("firewalls", "firewall"),
+    "network": ("networks", "network"),
 }
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.converge import GLOBAL, get_global
+from mlops_vm.provision.gcp.converge import delete as delete_global
+from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.names import basename, owned_by
 from mlops_vm.provision.gcp.plan import ChangeLog
 
@@ -32,32 +33,20 @@ def _remove(
     )
 
 
+def _delete_global(ctx: Context, log: ChangeLog, kind: str, name: str) -> None:
+    log.apply("delete", kind, name, lambda: delete_global(ctx, kind, name))
+
+
 def _remove_global(ctx: Context, log: ChangeLog, kind: str, name: str) -> None:
-    """Delete a name-found global LB part, if it exists and is ours."""
+    """Delete a name-found global resource, if it exists and is ours."""
     if owned_by(get_global(ctx, kind, name), ctx.names.env):
-        collection, param = GLOBAL[kind]
-        _remove(
-            ctx,
-            log,
-            kind,
-            name,
-            lambda s: getattr(s, collection)().delete(project=ctx.project, **{param: name}),
-        )
+        _delete_global(ctx, log, kind, name)
 
 
 def destroy_load_balancer(ctx: Context, log: ChangeLog) -> None:
     names, env = ctx.names, ctx.names.env
     for rule in load_balancer.env_forwarding_rules(ctx, env):
-        name = rule["name"]
-        _remove(
-            ctx,
-            log,
-            "forwarding_rule",
-            name,
-            lambda s, n=name: s.globalForwardingRules().delete(
-                project=ctx.project, forwardingRule=n
-            ),
-        )
+        _delete_global(ctx, log, "forwarding_rule", rule["name"])
     _remove_global(ctx, log, "target_https_proxy", names.https_proxy)
     _remove_global(ctx, log, "target_http_proxy", names.http_proxy)
     _remove_global(ctx, log, "url_map", names.url_map)
@@ -76,14 +65,7 @@ def destroy_scaling_groups(ctx: Context, log: ChangeLog) -> None:
     for manager in scaling_group.find_managers(ctx, env):
         _remove_scoped(ctx, log, "instance_group_manager", manager)
     for template in scaling_group.owned_templates(ctx, env):
-        name = template["name"]
-        _remove(
-            ctx,
-            log,
-            "instance_template",
-            name,
-            lambda s, n=name: s.instanceTemplates().delete(project=ctx.project, instanceTemplate=n),
-        )
+        _delete_global(ctx, log, "instance_template", template["name"])
 
 
 def _remove_scoped(ctx: Context, log: ChangeLog, kind: str, resource: dict[str, Any]) -> None:
@@ -129,18 +111,7 @@ def destroy_instances(ctx: Context, log: ChangeLog) -> None:
 def destroy_network(ctx: Context, log: ChangeLog) -> None:
     names, env = ctx.names, ctx.names.env
     for name in (names.firewall_lb, names.firewall_ssh):
-        current = ctx.client.get(
-            f"read firewall {name}",
-            lambda s, n=name: s.firewalls().get(project=ctx.project, firewall=n),
-        )
-        if owned_by(current, env):
-            _remove(
-                ctx,
-                log,
-                "firewall",
-                name,
-                lambda s, n=name: s.firewalls().delete(project=ctx.project, firewall=n),
-            )
+        _remove_global(ctx, log, "firewall", name)
     subnet = ctx.client.get(
         f"read subnetwork {names.subnetwork}",
         lambda s: s.subnetworks().get(
@@ -157,18 +128,7 @@ def destroy_network(ctx: Context, log: ChangeLog) -> None:
                 project=ctx.project, region=ctx.region, subnetwork=names.subnetwork
             ),
         )
-    network = ctx.client.get(
-        f"read network {names.network}",
-        lambda s: s.networks().get(project=ctx.project, network=names.network),
-    )
-    if owned_by(network, env):
-        _remove(
-            ctx,
-            log,
-            "network",
-            names.network,
-            lambda s: s.networks().delete(project=ctx.project, network=names.network),
-        )
+    _remove_global(ctx, log, "network", names.network)
 
 
 def destroy(ctx: Context, log: ChangeLog) -> None:
