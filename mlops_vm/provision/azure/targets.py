@@ -94,23 +94,35 @@ def ensure_draining(
     return [Change("update", "application_gateway", gateway["name"], f"drain {wanted}")]
 
 
+def _target(
+    arm: Arm, spec: LoadBalancerSpec, instance: Instance, doing: str
+) -> tuple[str, Json, str, Json]:
+    """INSTANCE as a target: (the gateway's group, the gateway, its backend pool id, the
+    instance's NIC). Scale set instances are refused."""
+    refuse_scale_set_instance(instance, doing)
+    group, gateway = gateway_of(arm, spec, doing)
+    pool_id = gateway_child(gateway["id"], "backendAddressPools", BACKEND_POOL)["id"]
+    return group, gateway, pool_id, nic_of(arm, instance, doing)
+
+
+def _put_membership(arm: Arm, instance: Instance, nic: Json, pool_id: str, member: bool) -> None:
+    body = load_balancer.nic_with_pool(nic, pool_id, member=member)
+    load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
+
+
 def deregister_target(
     arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
     doing = f"deregister target {instance.name}"
-    refuse_scale_set_instance(instance, doing)
-    group, gateway = gateway_of(arm, spec, doing)
-    pool_id = gateway_child(gateway["id"], "backendAddressPools", BACKEND_POOL)["id"]
+    group, gateway, pool_id, nic = _target(arm, spec, instance, doing)
     changes = ensure_draining(arm, group, gateway, spec, dry_run=dry_run)
-    nic = nic_of(arm, instance, doing)
     if not load_balancer.in_pool(nic, pool_id):
         return changes
     changes.append(
         Change("delete", "target", instance.id, f"{instance.name}, drain {spec.drain_seconds}s")
     )
     if not dry_run:
-        body = load_balancer.nic_with_pool(nic, pool_id, member=False)
-        load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
+        _put_membership(arm, instance, nic, pool_id, member=False)
         sleep(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
     return changes
 
@@ -119,13 +131,9 @@ def register_target(
     arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
     doing = f"register target {instance.name}"
-    refuse_scale_set_instance(instance, doing)
-    _, gateway = gateway_of(arm, spec, doing)
-    pool_id = gateway_child(gateway["id"], "backendAddressPools", BACKEND_POOL)["id"]
-    nic = nic_of(arm, instance, doing)
+    _, _, pool_id, nic = _target(arm, spec, instance, doing)
     if load_balancer.in_pool(nic, pool_id):
         return []
     if not dry_run:
-        body = load_balancer.nic_with_pool(nic, pool_id, member=True)
-        load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
+        _put_membership(arm, instance, nic, pool_id, member=True)
     return [Change("create", "target", instance.id, f"{instance.name}, register")]
