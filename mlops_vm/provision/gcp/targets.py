@@ -84,29 +84,30 @@ def ensure_draining(
 
 
 def _membership(
-    ctx: Context, service: dict[str, Any], instance: Instance
-) -> tuple[str, str, bool, bool]:
-    """(group name, instance link, whether the group backs the service, whether the instance
-    is in it)."""
+    ctx: Context, spec: LoadBalancerSpec, instance: Instance, doing: str
+) -> tuple[dict[str, Any], str, str, bool, bool]:
+    """INSTANCE as a target: (the backend service, its group's name, its link, whether the
+    group backs the service, whether the instance is in it). MIG instances are refused."""
+    service = backend_service(ctx, spec, doing)
+    refuse_managed_instance(ctx, instance, doing)
     zone = instance.zone or ""
     name = ctx.names.instance_group(instance.role or ROLE_MODEL)
     group_link = ctx.links.zonal(zone, "instanceGroups", name)
     instance_link = ctx.links.zonal(zone, "instances", instance.name)
     backed = any(same_link(b.get("group"), group_link) for b in service.get("backends", []))
     if not backed:
-        return name, instance_link, False, False
+        return service, name, instance_link, False, False
     members = load_balancer.group_members(ctx, zone, name)
-    return name, instance_link, True, any(same_link(m, instance_link) for m in members)
+    member = any(same_link(m, instance_link) for m in members)
+    return service, name, instance_link, True, member
 
 
 def deregister_target(
     ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
 ) -> list[Change]:
     doing = f"deregister target {instance.name}"
-    service = backend_service(ctx, spec, doing)
-    refuse_managed_instance(ctx, instance, doing)
+    service, name, link, _, member = _membership(ctx, spec, instance, doing)
     ensure_draining(ctx, spec, service, log)
-    name, link, _, member = _membership(ctx, service, instance)
     if not member:
         return log.changes
     load_balancer.change_members(ctx, instance.zone or "", name, "remove", [link], log)
@@ -122,9 +123,7 @@ def register_target(
     ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
 ) -> list[Change]:
     doing = f"register target {instance.name}"
-    service = backend_service(ctx, spec, doing)
-    refuse_managed_instance(ctx, instance, doing)
-    name, link, backed, member = _membership(ctx, service, instance)
+    _, name, link, backed, member = _membership(ctx, spec, instance, doing)
     if not backed:
         raise _error(
             ErrorCode.NOT_FOUND,
