@@ -173,6 +173,20 @@ class AwsContext:
                 return {}
             raise errors.translate(error, doing) from error
 
+    def first(
+        self,
+        service: str,
+        operation: str,
+        doing: str,
+        key: str,
+        *,
+        missing_ok: bool = False,
+        **params: Any,
+    ) -> dict[str, Any] | None:
+        """The first item under KEY of a describe by name or id; None when it lists none."""
+        found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
+        return found[0] if found else None
+
     def apply(
         self,
         change: Change | None,

@@ -16,14 +16,14 @@ DEBIAN_12_PATTERN = "debian-12-amd64-*"
 
 
 def describe_image(ctx: AwsContext, image_id: str) -> dict[str, Any] | None:
-    images = ctx.call(
+    return ctx.first(
         "ec2",
         "describe_images",
         f"read image {image_id}",
+        "Images",
         missing_ok=True,
         ImageIds=[image_id],
-    ).get("Images", [])
-    return images[0] if images else None
+    )
 
 
 def newest_image(ctx: AwsContext, pattern: str, owner: str) -> dict[str, Any] | None:

@@ -33,14 +33,14 @@ def preferences(ctx: AwsContext) -> dict[str, Any]:
 
 def latest_refresh(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     """The group's most recent instance refresh (AWS lists the newest first)."""
-    found = ctx.call(
+    return ctx.first(
         "autoscaling",
         "describe_instance_refreshes",
         "read the scaling group's instance refreshes",
+        "InstanceRefreshes",
         AutoScalingGroupName=name,
         MaxRecords=1,
-    ).get("InstanceRefreshes", [])
-    return found[0] if found else None
+    )
 
 
 def stale_instances(group: dict[str, Any], template_id: str | None, version: str) -> list[str]:

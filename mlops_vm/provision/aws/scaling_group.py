@@ -65,14 +65,14 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def find_template(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    templates = ctx.call(
+    return ctx.first(
         "ec2",
         "describe_launch_templates",
         "find the launch template",
+        "LaunchTemplates",
         missing_ok=True,
         LaunchTemplateNames=[name],
-    ).get("LaunchTemplates", [])
-    return templates[0] if templates else None
+    )
 
 
 def default_version(ctx: AwsContext, template_id: str) -> dict[str, Any]:
@@ -143,13 +143,13 @@ def ensure_launch_template(
 
 
 def find_group(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    groups = ctx.call(
+    return ctx.first(
         "autoscaling",
         "describe_auto_scaling_groups",
         "find the scaling group",
+        "AutoScalingGroups",
         AutoScalingGroupNames=[name],
-    )["AutoScalingGroups"]
-    return groups[0] if groups else None
+    )
 
 
 def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
