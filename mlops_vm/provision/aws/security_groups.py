@@ -52,16 +52,16 @@ class Rule:
 
 
 def find_group(ctx: AwsContext, vpc_id: str, name: str) -> dict[str, Any] | None:
-    groups = ctx.call(
+    return ctx.first(
         "ec2",
         "describe_security_groups",
         f"find security group {name}",
+        "SecurityGroups",
         Filters=[
             {"Name": "vpc-id", "Values": [vpc_id]},
             {"Name": "group-name", "Values": [name]},
         ],
-    )["SecurityGroups"]
-    return groups[0] if groups else None
+    )
 
 
 def describe_group(ctx: AwsContext, group_id: str) -> dict[str, Any]:
@@ -148,20 +148,16 @@ def converge_ingress(
     if dry_run or not changes:
         return changes
     assert group_id is not None
-    if surplus:
-        ctx.call(
-            "ec2",
-            "revoke_security_group_ingress",
-            f"revoke rules of security group {name}",
-            GroupId=group_id,
-            IpPermissions=[rule.as_permission() for rule in sorted(surplus)],
-        )
-    if missing:
-        ctx.call(
-            "ec2",
-            "authorize_security_group_ingress",
-            f"allow traffic into security group {name}",
-            GroupId=group_id,
-            IpPermissions=[rule.as_permission() for rule in sorted(missing)],
-        )
+    for rules, operation, doing in (
+        (surplus, "revoke_security_group_ingress", f"revoke rules of security group {name}"),
+        (missing, "authorize_security_group_ingress", f"allow traffic into security group {name}"),
+    ):
+        if rules:
+            ctx.call(
+                "ec2",
+                operation,
+                doing,
+                GroupId=group_id,
+                IpPermissions=[rule.as_permission() for rule in sorted(rules)],
+            )
     return changes
