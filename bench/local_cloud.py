@@ -41,7 +41,8 @@ def make_environment(root: Path, name: str, count: int, port: int) -> Path:
     settings["mlops_vm"].update(env=name)
     settings["mlops_vm"]["fleet"]["count"] = count
     settings["mlops_vm"]["load_balancer"]["publish_port"] = port
-    settings["nginx_proxy_rate_limit_enabled"] = False
+    # The per-client limit exists to stop exactly this load from one address.
+    settings["mlops_vm"]["load_balancer"]["rate_limit"] = None
     directory = root / name
     (directory / "group_vars" / "all").mkdir(parents=True)
     (directory / "mlops_vm.yml").write_text("---\nplugin: mlops_vm\n")

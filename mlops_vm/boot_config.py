@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
 from mlops_vm.config import EnvironmentConfig, resolve_path
+from mlops_vm.edge import host_rate_limit, trusted_proxies
 
 
 def environment_user_data(
@@ -17,8 +18,13 @@ def environment_user_data(
     *,
     registry_username: str = "",
     registry_password: str = "",
+    api_keys: list[str] | None = None,
 ) -> str:
     model = config.model
+    rate_limit = config.load_balancer.rate_limit
+    # Google's front ends add the forwarding rule's address to X-Forwarded-For, which is not
+    # known when the template is made: every client would share that address.
+    allowance = rate_limit.model_dump() if rate_limit and config.provider.name != "gcp" else None
     ca_file = model.registry.ca_file
     boot = BootConfig.for_model(
         model.image,
@@ -31,7 +37,13 @@ def environment_user_data(
             "model_service_cpus": model.cpus,
             "model_service_memory": model.memory,
             "model_service_env": dict(model.env),
+            # The cloud's LB is in front: the same edge settings as the playbook's hosts.
+            "nginx_proxy_real_ip_from": trusted_proxies(
+                config.provider.name, config.fleet.network.cidr
+            ),
+            **host_rate_limit(config.provider.name, allowance),
         },
+        secret_role_vars={"nginx_proxy_api_keys": list(api_keys)} if api_keys else None,
     )
     # A provider without a limit of its own gets the tightest one.
     cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"

@@ -118,6 +118,14 @@ class TlsConfig(Strict):
         return self
 
 
+class RateLimitConfig(Strict):
+    """Requests per client address, counted at the edge (the first proxy that sees the
+    client's own address, trusted proxies only); beyond the rate and its burst: 429."""
+
+    requests_per_second: Annotated[int, Field(ge=1, le=100000)] = 100
+    burst: Annotated[int, Field(ge=0, le=100000)] = 200
+
+
 class LoadBalancerConfig(Strict):
     # local provider: HTTPS published on 127.0.0.1:<publish_port>
     publish_port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -128,6 +136,17 @@ class LoadBalancerConfig(Strict):
     certificate_arn: str | None = None
     key_vault_secret_id: str | None = None
     managed_domains: list[str] = Field(default_factory=list)
+    # null: no limit (e.g. a whole client fleet behind one NAT address).
+    rate_limit: RateLimitConfig | None = Field(default_factory=RateLimitConfig)
+
+
+class AuthConfig(Strict):
+    """Authentication at the edge: requests must carry one of these keys
+    (`Authorization: Bearer <key>` or `X-API-Key: <key>`); the health path stays open.
+    Each key is a Jinja reference to a secret (a vault variable), never the key itself.
+    Several keys at once let clients move from an old key to a new one without downtime."""
+
+    api_keys: list[str] = Field(default_factory=list)
 
 
 class ReleaseConfig(Strict):
@@ -154,6 +173,7 @@ class EnvironmentConfig(Strict):
     tls: TlsConfig = Field(default_factory=TlsConfig)
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @model_validator(mode="after")
     def provider_specifics(self) -> "EnvironmentConfig":
@@ -255,6 +275,28 @@ def templated_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 SECRET_FIELDS = {("model", "registry", "password"), ("model", "registry", "username")}
+# Fields whose every item is a secret.
+SECRET_LISTS = {("auth", "api_keys")}
+
+
+def is_secret_field(location: tuple) -> bool:
+    return location in SECRET_FIELDS or location[:-1] in SECRET_LISTS
+
+
+def secrets_in_the_clear(data: dict) -> list[tuple]:
+    """Locations of secret-list items written as plain values instead of references."""
+    found = []
+    for location in SECRET_LISTS:
+        value: Any = data
+        for key in location:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, list):
+            found += [
+                (*location, i)
+                for i, item in enumerate(value)
+                if not (isinstance(item, str) and TEMPLATED.search(item))
+            ]
+    return found
 
 
 def validate_config(
@@ -266,15 +308,26 @@ def validate_config(
     data = {"env": env, **data} if env and "env" not in data else data
     problems = []
     for location in templated_paths(data):
-        if tuple(location) not in SECRET_FIELDS:
+        if not is_secret_field(tuple(location)):
             problems.append(
                 ConfigProblem(
                     source,
                     ".".join(map(str, (CONFIG_VARIABLE, *location))),
-                    "Jinja templates are only allowed in secret fields (model.registry.*)",
+                    "Jinja templates are only allowed in secret fields "
+                    "(model.registry.*, auth.api_keys)",
                     node_line(node, location),
                 )
             )
+    for location in secrets_in_the_clear(data):
+        problems.append(
+            ConfigProblem(
+                source,
+                ".".join(map(str, (CONFIG_VARIABLE, *location))),
+                "an API key must come from a secret, not be written here: put it in a "
+                'vault-encrypted file and refer to it ("{{ vault_api_key }}")',
+                node_line(node, location),
+            )
+        )
     try:
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as error:

@@ -74,6 +74,7 @@ class BootConfig:
         registry_ca_cert: str = "",
         replicas: int = 2,
         role_vars: Mapping[str, Any] | None = None,
+        secret_role_vars: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> "BootConfig":
         """A BootConfig for IMAGE_REF (registry/repository:tag or @sha256:...)."""
@@ -97,6 +98,7 @@ class BootConfig:
                 {"registry": registry, "content": registry_ca_cert}
             ]
         variables.update(role_vars or {})
+        secrets.update(secret_role_vars or {})
         return cls(role_vars=variables, secret_vars=secrets, **options)
 
 

@@ -7,7 +7,9 @@ read (YAML comments, argument descriptions, READMEs, Molecule scenarios): the pa
 YAML is identical, which is what keeps a 16 KB user-data limit within reach.
 """
 
+import ast
 import lzma
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,46 @@ def minify_yaml(text: str, *, documentation: bool) -> str:
     return dump_yaml(data)
 
 
+JINJA_COMMENT = re.compile(r"^\s*\{#.*#\}\s*$")
+
+
+def without_comment_lines(text: str) -> str:
+    """TEXT without its whole-line comments (`# ...` and Jinja's `{# ... #}`), the shebang
+    kept: templates and scripts mean the same without them, and user-data is small."""
+    lines = text.splitlines(keepends=True)
+    kept = [
+        line
+        for number, line in enumerate(lines)
+        if not (line.lstrip().startswith("#") and not (number == 0 and line.startswith("#!")))
+        and not JINJA_COMMENT.match(line)
+    ]
+    return "".join(kept)
+
+
+def without_docstrings(source: str) -> str:
+    """A Python script's code without comments and docstrings (its shebang kept)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            body[:1] = [ast.Pass()] if len(body) == 1 else []
+    shebang = source.splitlines()[0] + "\n" if source.startswith("#!") else ""
+    return shebang + ast.unparse(tree) + "\n"
+
+
+def script_for_boot(text: str) -> str:
+    """A template or a script, smaller and with the same meaning."""
+    if text.startswith("#!") and "python" in text.splitlines()[0]:
+        return without_docstrings(text)
+    return without_comment_lines(text)
+
+
 def role_files(roles_dir: Path, role: str) -> list[tuple[str, bytes]]:
     """(archive path, content) of ROLE's files that an instance needs."""
     root = roles_dir / role
@@ -130,6 +172,8 @@ def role_files(roles_dir: Path, role: str) -> list[tuple[str, bytes]]:
         if path.suffix in (".yml", ".yaml") and "templates" not in relative.parts:
             in_meta = relative.parts[1] == "meta"
             content = minify_yaml(content.decode(), documentation=not in_meta).encode()
+        elif relative.parts[1] in ("templates", "files"):
+            content = script_for_boot(content.decode()).encode()
         files.append((f"roles/{relative.as_posix()}", content))
     return files
 

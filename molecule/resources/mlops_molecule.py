@@ -61,3 +61,11 @@ def assert_refused(result: subprocess.CompletedProcess[str], *names: str) -> Non
     # The refusal came before any change: no host reports a change.
     assert "PLAY RECAP" in result.stdout, result.stdout
     assert not re.search(r"changed=[1-9]", result.stdout), result.stdout
+
+
+def copy_generated_ca(host, destination: str) -> str:
+    """The CA the role generated on the controller (in the scenario's ephemeral directory),
+    copied into the VM at DESTINATION for curl; its controller path."""
+    ca = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "nginx-ca", "ca.crt")
+    host.ansible("copy", f"src={ca} dest={destination} mode=0644", check=False)
+    return ca

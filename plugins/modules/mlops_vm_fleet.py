@@ -36,6 +36,11 @@ options:
     description: The model registry's password, for scaling-group instances (never logged).
     type: str
     default: ""
+  api_keys:
+    description: The API keys scaling-group instances accept (never logged).
+    type: list
+    elements: str
+    default: []
 notes:
   - Supports check mode.
 """
@@ -79,6 +84,7 @@ def main() -> None:
             "user_data": {"type": "str", "no_log": True},
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
+            "api_keys": {"type": "list", "elements": "str", "default": [], "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -103,6 +109,7 @@ def main() -> None:
                 inventory_dir,
                 registry_username=module.params["registry_username"],
                 registry_password=module.params["registry_password"],
+                api_keys=module.params["api_keys"],
             )
         spec = fleet_spec(config, inventory_dir, user_data)
         provider.validate(spec, load_balancer_spec(config, inventory_dir))

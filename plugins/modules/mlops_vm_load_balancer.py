@@ -52,6 +52,13 @@ targets:
   type: list
   elements: dict
   returned: always
+trusted_proxies:
+  description:
+    - Networks (CIDRs) the load balancer's requests come from, whose X-Forwarded-For
+      the model hosts believe (see mlops_vm/edge.py).
+  type: list
+  elements: str
+  returned: always
 """
 
 from dataclasses import asdict
@@ -71,6 +78,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     from mlops_vm.config import ConfigError, validate_config
+    from mlops_vm.edge import trusted_proxies
     from mlops_vm.inventory import host_entry
     from mlops_vm.provision import FleetResult, Instance, ProvisionError, get_provider
     from mlops_vm.specs import load_balancer_spec, provider_settings
@@ -110,6 +118,11 @@ def main() -> None:
         changes=[str(c) for c in result.changes],
         hosts=[host_entry(h, config, inventory_dir) for h in result.resources.get("hosts", [])],
         targets=[asdict(t) for t in targets],
+        trusted_proxies=trusted_proxies(
+            config.provider.name,
+            fleet.network.get("cidr") or config.fleet.network.cidr,
+            result.resources.get("address"),
+        ),
     )
 
 

@@ -4,6 +4,8 @@ One environment is shared by the tests of this module, in order: plan, provision
 run, status, a failure in the middle and its repair, destroy.
 """
 
+import secrets
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,10 @@ pytestmark = pytest.mark.slow
 
 ENV = "e2e"
 PORT = 18443
+# The environment's API key: a secret variable (a vault file in real use) that the settings
+# refer to; every request but the health check must carry it.
+API_KEY = secrets.token_urlsafe(32)
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # Added by the model hosts' Nginx only; the LB tier (HAProxy) passes them through.
 SECURITY_HEADERS = (
     "Strict-Transport-Security",
@@ -31,8 +37,12 @@ SECURITY_HEADERS = (
 
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory):
-    overrides = {"load_balancer": {"publish_port": PORT}}
+    overrides = {
+        "load_balancer": {"publish_port": PORT},
+        "auth": {"api_keys": ["{{ e2e_api_key }}"]},
+    }
     with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
+        (directory / "group_vars" / "all" / "secrets.yml").write_text(f"e2e_api_key: {API_KEY}\n")
         yield directory
 
 
@@ -47,6 +57,7 @@ def predict(summary: dict, rows) -> httpx.Response:
     return httpx.post(
         f"{summary['endpoint']}/predict",
         json={"instances": rows.tolist()},
+        headers=AUTH,
         verify=summary["ca_file"],
         timeout=30,
     )
@@ -83,6 +94,41 @@ def test_each_security_header_is_sent_once(provisioned):
     assert counts == dict.fromkeys(SECURITY_HEADERS, 1)
 
 
+def test_without_the_api_key_only_the_health_path_answers(provisioned):
+    endpoint, ca = provisioned["endpoint"], provisioned["ca_file"]
+    refused = httpx.post(f"{endpoint}/predict", json={"instances": [[1, 2, 3, 4]]}, verify=ca)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Bearer realm="mlops-vm"'
+    wrong = httpx.post(
+        f"{endpoint}/predict",
+        json={"instances": [[1, 2, 3, 4]]},
+        headers={"X-API-Key": API_KEY[:-1]},
+        verify=ca,
+    )
+    assert wrong.status_code == 401
+    assert httpx.get(f"{endpoint}/healthz", verify=ca).status_code == 200
+
+
+def test_the_rate_limit_is_counted_once_at_the_edge(provisioned):
+    """The default (100/s and a burst of 200 per client address) is counted by the LB host,
+    over 10 s; the model hosts behind it do not count again."""
+
+    def config(vm: str, path: str) -> str:
+        return subprocess.run(
+            ["docker", "exec", vm, "cat", path],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert "sc_http_req_rate(0) gt 1200" in config(
+        res.vm_name(ENV, "lb"), "/etc/haproxy/haproxy.cfg"
+    )
+    model_nginx = config(res.vm_name(ENV, "model", 1), "/etc/nginx/nginx.conf")
+    assert "limit_req " not in model_nginx
+    assert "set_real_ip_from 10.213." in model_nginx  # only the environment's own network
+
+
 def test_plain_http_is_redirected_to_https_on_the_published_port(provisioned):
     """Port 80 of the LB host is reached at its address on the environment's network (the
     host publishes only HTTPS); the redirect keeps the host, path and query and names the
@@ -100,11 +146,16 @@ def test_plain_http_is_redirected_to_https_on_the_published_port(provisioned):
     assert named.headers["location"] == f"https://localhost:{PORT}/healthz"
 
 
-def test_the_run_folder_never_holds_the_registry_password(provisioned, platform):
+def test_the_run_folder_never_holds_the_registry_password_or_the_api_key(provisioned, platform):
     run_dir = Path(provisioned["run_dir"])
     files = [path for path in run_dir.rglob("*") if path.is_file()]
     assert any(path.name == "stdout" for path in files)  # the log is really there
-    leaks = [path for path in files if platform.password in path.read_text(errors="replace")]
+    leaks = [
+        path
+        for path in files
+        for secret in (platform.password, API_KEY)
+        if secret in path.read_text(errors="replace")
+    ]
     assert leaks == []
 
 

@@ -41,6 +41,8 @@ REFUSAL_TESTS = {
         "test_wrong_type_is_refused_before_any_change",
         "test_provided_mode_without_certificate_is_refused_before_any_change",
         "test_provided_certificate_with_the_wrong_key_is_refused",
+        "test_a_malformed_key_is_refused_by_position_without_showing_it",
+        "test_rotation_under_load_drops_no_request",
     ],
     "haproxy_lb": [
         "test_bad_configuration_never_replaces_the_working_one",
@@ -48,6 +50,7 @@ REFUSAL_TESTS = {
         "test_wrong_type_is_refused_before_any_change",
         "test_server_without_address_is_refused_before_any_change",
         "test_no_servers_is_refused_before_any_change",
+        "test_a_client_over_the_rate_limit_gets_429_and_other_clients_do_not",
     ],
     "stack": [],
 }

@@ -7,24 +7,15 @@ Two stand-in model hosts (prepare.yml) serve HTTPS on 127.0.0.1:8441 (backend-1)
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
+from conftest import CA_ON_VM
 from mlops_molecule import apply_role, assert_refused
 
-CA_ON_VM = "/root/lb-ca.crt"
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
 ADMIN = "socat stdio /run/haproxy/admin.sock"
 BACKENDS = {"backend-1": 8441, "backend-2": 8442}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def generated_ca_on_vm(host):
-    """The CA the role generated on the controller, copied into the VM for curl."""
-    ca = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "nginx-ca", "ca.crt")
-    host.ansible("copy", f"src={ca} dest={CA_ON_VM} mode=0644", check=False)
-    return ca
 
 
 def admin(host, command: str) -> str:

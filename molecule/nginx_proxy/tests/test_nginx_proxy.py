@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
+from conftest import CA_ON_VM
 from mlops_molecule import apply_role, assert_refused
 
-CA_ON_VM = "/root/nginx-ca.crt"
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
 PREDICT_BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
-
-
-@pytest.fixture(scope="module", autouse=True)
-def generated_ca_on_vm(host):
-    """The CA the role generated on the controller, copied into the VM for curl."""
-    ca = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "nginx-ca", "ca.crt")
-    host.ansible("copy", f"src={ca} dest={CA_ON_VM} mode=0644", check=False)
-    return ca
 
 
 @pytest.fixture
