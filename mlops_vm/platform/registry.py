@@ -164,11 +164,13 @@ def registry_get(creds: Credentials, path: str, **kwargs) -> requests.Response:
     )
 
 
-def wait_until_serving(creds: Credentials, timeout_s: float = 30.0) -> None:
+def wait_until_serving(creds: Credentials, timeout_s: float = 120.0) -> None:
+    # Generous: a registry busy with pushes and pulls on a loaded 2-core machine takes
+    # seconds to answer /v2/, and a fresh one a moment to start.
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if registry_get(creds, "/v2/", timeout=2).status_code == 200:
+            if registry_get(creds, "/v2/", timeout=10).status_code == 200:
                 return
         except requests.RequestException:
             pass
