@@ -164,6 +164,19 @@ class EcsServiceConfig(Strict):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
 
 
+class AppServiceConfig(Strict):
+    """service.app_service: Azure App Service, Web App for Containers (services/app_service)."""
+
+    sku: str = "P0v3"  # a Linux plan SKU with slots and autoscale (Standard, PremiumV3)
+    # acr: an Azure Container Registry, the image copied into it, pulled by managed identity;
+    # source: pulled from model.image's own registry (its password a Key Vault reference).
+    registry: Literal["acr", "source"] = "acr"
+    registry_password_secret: str | None = None  # Key Vault secret URI (registry: source)
+    scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70.0
+    scale_in_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 30.0
+    cooldown_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+
+
 class ServiceConfig(Strict):
     """service: the model service on a managed target (target: ecs, ...); the common settings,
     then one section per platform."""
@@ -189,6 +202,7 @@ class ServiceConfig(Strict):
         default_factory=dict
     )
     ecs: EcsServiceConfig | None = None
+    app_service: AppServiceConfig | None = None
 
     @model_validator(mode="after")
     def min_not_above_max(self) -> "ServiceConfig":

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, network
+from tests.fakes.azure import compute, container_registry, network, web
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -49,6 +49,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         compute.Disks(),
         compute.VirtualMachineScaleSets(),
         compute.AutoscaleSettings(),
+        web.ServerFarms(),
+        web.Sites(),
+        container_registry.Registries(),
     )
 }
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
@@ -571,6 +574,9 @@ class ArmProtocol:
         path = parse_id(rid)
         assert path is not None
         parent = self.state.get(rid)
+        custom = getattr(resource_type, "nested", None)
+        if custom is not None and parent is not None:
+            return custom(self, method, subscription, parent, extra, body, query)
         if parent is None:
             if method == "DELETE":
                 return 204, None, {}
@@ -939,3 +945,20 @@ class FakeArm:
                 }
             )
         return group_id
+
+    # -- Microsoft.Web and Microsoft.ContainerRegistry ------------------------------------
+
+    def set_registry_login_server(self, login_server: str) -> None:
+        """Registries made from now on show LOGIN_SERVER (a local registry stands in)."""
+        with self.state.lock:
+            self.state.private_of("acr")["login_server"] = login_server
+
+    def site_slots(self, site_id: str) -> dict[str, Json]:
+        """A web app's slots (production included): config, appsettings, auth."""
+        with self.state.lock:
+            return web.slot_state(self.state, site_id)
+
+    def swaps(self, site_id: str) -> list[str]:
+        """The slots swapped into production, oldest first."""
+        with self.state.lock:
+            return list(self.state.private_of(site_id).get("swaps", []))
