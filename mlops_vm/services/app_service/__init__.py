@@ -356,12 +356,18 @@ class AppServiceTarget(ServiceTarget):
         options = AppServiceOptions.from_spec(spec.options)
         web.ensure_staging(self.arm, self.web, spec, self.arm.location, self._plan_id(names))
         staging = web.Slot(self.arm, self.web, names, STAGING)
+        # Staging holds the previous release (what `rollback` swaps back): put back if the
+        # new one fails.
+        kept_config, kept_settings = staging.config(), staging.settings()
         staging.set_config(web.site_config(spec, options, image_ref))
         staging.set_settings({**web.app_settings(spec, options), **web.release_settings(spec)})
         healthy, reason = web.wait_healthy(
             staging, spec.readiness_path, self.probe, spec.healthy_timeout_s
         )
         if not healthy:
+            if kept_settings:
+                staging.set_config(kept_config)
+                staging.set_settings(kept_settings)
             raise web.unhealthy(f"{spec.image} on the {STAGING} slot", reason)
         web.swap_into_production(self.arm, self.web, names)
         notes.append(f"{spec.image} swapped in from {STAGING}; {STAGING} keeps the previous")
