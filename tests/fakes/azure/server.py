@@ -463,7 +463,7 @@ class ArmProtocol:
         stored.setdefault("tags", {})
         stored = resource_type.prepare(self.state, rid, stored, existing)
         props = stored.setdefault("properties", {})
-        status = 200 if existing else 201
+        status = 200 if existing else resource_type.created_status
         if not resource_type.long_running:
             props["provisioningState"] = "Succeeded"
             self.state.put(stored)

@@ -41,6 +41,7 @@ SWAPPED = ("config", "appsettings")
 class ServerFarms(ResourceType):
     namespace = "Microsoft.Web"
     collection = "serverfarms"
+    created_status = 200
 
     def prepare(self, state: ArmState, rid: str, body: Json, existing: Json | None) -> Json:
         sku = body.get("sku") or {}
@@ -89,6 +90,7 @@ class Sites(ResourceType):
 
     namespace = "Microsoft.Web"
     collection = "sites"
+    created_status = 200
 
     def prepare(self, state: ArmState, rid: str, body: Json, existing: Json | None) -> Json:
         props = body.setdefault("properties", {})
@@ -156,6 +158,8 @@ class Sites(ResourceType):
             return 200, {"properties": dict(values)}, {}
         if path == ["config", "appsettings", "list"] and method == "POST":
             return 200, {"properties": dict(slot["appsettings"])}, {}
+        if path == ["config", "authsettingsv2", "list"] and method == "GET":
+            return 200, {"properties": copy.deepcopy(slot.get("auth", {}))}, {}
         if path == ["config", "authsettingsv2"]:
             if method == "PUT":
                 slot["auth"] = copy.deepcopy(body.get("properties") or {})
@@ -197,7 +201,6 @@ class Sites(ResourceType):
             f"Cannot create more than 0 deployment slots for the {tier} tier.",
             409,
         )
-        created = name not in slots
         slots.setdefault(name, {"config": {}, "appsettings": {}})
         async_url, _ = protocol._start(
             subscription,
@@ -208,7 +211,7 @@ class Sites(ResourceType):
             lambda: None,
         )
         return (
-            (201 if created else 200),
+            200,
             self._slot(site, name),
             {"Azure-AsyncOperation": async_url},
         )
