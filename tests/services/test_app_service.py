@@ -18,9 +18,10 @@ from dataclasses import replace
 
 import pytest
 
+from mlops_vm.platform import registry
 from mlops_vm.platform.images import BROKEN_MODEL_VERSION, model_tag
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
-from mlops_vm.services import ServiceSpec, get_service_target
+from mlops_vm.services import RegistryAuth, ServiceSpec, get_service_target
 from mlops_vm.services.app_service import AppServiceTarget, web
 from mlops_vm.services.releases import choose_service_release
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
@@ -214,3 +215,47 @@ def test_provision_release_rollback_destroy(arm: FakeArm, host: AppServiceHost) 
     assert arm.resources(resource_group=f"mlops-vm-{env}") == []
     assert target.destroy(env) == []
     assert target.status(env) is None
+
+
+@pytest.mark.slow
+def test_acr_copy_and_managed_identity_pull(
+    arm: FakeArm, host: AppServiceHost, platform: registry.Credentials
+) -> None:
+    """Real image copy + contract: the registry is created, the image copied into it (the
+    local TLS registry stands in for ACR's login server) and the web app runs the copy,
+    pulled by managed identity; a second run copies nothing."""
+    env = "appsvc-acr"  # fixed: its repository in the local registry is reused across runs
+    arm.set_registry_login_server(registry.HOST_ADDRESS)
+    pushes: list[str] = []
+
+    def login(login_server: str) -> RegistryAuth:
+        pushes.append(login_server)
+        return RegistryAuth(platform.username, platform.password)
+
+    target = make_target(arm, host)
+    target.registry_login = login
+    source = f"{registry.HOST_ADDRESS}/mlops-vm/model-service:1.0"
+    spec = make_spec(
+        env,
+        image=source,
+        registry=RegistryAuth(platform.username, platform.password),
+        options={"sku": "P0v3", "registry": "acr"},
+    )
+    target.validate(spec)
+    result = target.ensure_service(spec)
+    copy = f"{registry.HOST_ADDRESS}/mlops-vm-{env}:1.0"
+    assert [str(c) for c in result.changes if c.kind == "image"] == [
+        f"create image {copy} (copy of {source})"
+    ]
+    assert pushes == [registry.HOST_ADDRESS]
+    site_id = f"{group_id(env)}/providers/Microsoft.Web/sites/mlops-vm-{env}"
+    config = arm.site_slots(site_id)["production"]["config"]
+    assert config["linuxFxVersion"] == f"DOCKER|{copy}"
+    assert config["acrUseManagedIdentityCreds"] is True
+    registries = arm.resources("Microsoft.ContainerRegistry/registries", f"mlops-vm-{env}")
+    assert [r["properties"]["adminUserEnabled"] for r in registries] == [False]
+    assert result.record is not None and result.record.healthy is True
+
+    assert target.ensure_service(spec).changes == []
+    assert target.destroy(env)
+    assert arm.resources(resource_group=f"mlops-vm-{env}") == []

@@ -15,7 +15,6 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
-from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.drift import converge
@@ -23,13 +22,11 @@ from mlops_vm.provision.azure.naming import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, Change, ProviderSettings
-from mlops_vm.services import images
-from mlops_vm.services.app_service import validate, web
+from mlops_vm.services.app_service import registry, validate, web
 from mlops_vm.services.app_service.names import STAGING, AppNames
 from mlops_vm.services.app_service.options import AppServiceOptions
 from mlops_vm.services.base import (
     PushResult,
-    RegistryAuth,
     ServiceRecord,
     ServiceResult,
     ServiceSpec,
@@ -58,9 +55,12 @@ class AppServiceTarget(ServiceTarget):
         credential: Any = None,
         authentication_policy: Any = None,
         probe: web.Probe = https_status,
+        registry_login: registry.RegistryLogin | None = None,
     ) -> None:
         """CREDENTIAL, AUTHENTICATION_POLICY: as AzureProvider's. PROBE: how a slot's health
-        URL is asked (tests answer it from a container running the slot's image)."""
+        URL is asked (tests answer it from a container running the slot's image).
+        REGISTRY_LOGIN: push credentials for a login server (default: ACR's token exchange;
+        tests log in to the local registry that stands in for ACR)."""
         super().__init__(settings)
         self.arm = Arm(
             AzureOptions.from_settings(settings),
@@ -72,6 +72,7 @@ class AppServiceTarget(ServiceTarget):
         self.web = WebSiteManagementClient(self.arm.credential, subscription, **kwargs)
         self.acr = ContainerRegistryManagementClient(self.arm.credential, subscription, **kwargs)
         self.probe = probe
+        self.registry_login = registry_login or registry.acr_login(self.arm.credential)
 
     # -- checks and the image --------------------------------------------------------------
 
@@ -79,41 +80,9 @@ class AppServiceTarget(ServiceTarget):
         validate.check_spec(spec, AppServiceOptions.from_spec(spec.options))
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        options, names = AppServiceOptions.from_spec(spec.options), AppNames(spec.env, spec.name)
-        if options.registry == "source":
-            return PushResult(image=spec.image)
-        arm, group = self.arm, names.resource_group
-        actual = arm.read("read registry", self.acr.registries.get, group, names.registry)
-        desired = {
-            "location": arm.location,
-            "tags": tags(spec.env, ROLE_MODEL, spec.tags),
-            "sku": {"name": "Standard"},
-            "properties": {"adminUserEnabled": False},
-        }
-        changes = converge(
-            "container_registry",
-            names.registry,
-            desired,
-            actual,
-            lambda: arm.run(
-                "create registry", self.acr.registries.begin_create, group, names.registry, desired
-            ),
-            dry_run=dry_run,
-        )
-        found = arm.read("read registry", self.acr.registries.get, group, names.registry) or {}
-        login = (found.get("properties") or {}).get("loginServer") or f"{names.registry}.azurecr.io"
-        repository, _tag, _ = split_image_ref(spec.image)
-        path = repository.split("/", 1)[1] if "/" in repository else repository
-        destination = f"{login}/{path}:{images.destination_tag(spec.image)}"
-        if dry_run and actual is None:
-            return PushResult(destination, [*changes, Change("create", "image", destination)])
-        # Pushing to ACR uses the engine's login (`az acr login -n <registry>`).
-        copied = images.copy_image(
-            spec.image, spec.registry, destination, RegistryAuth(), dry_run=dry_run
-        )
-        if copied:
-            changes.append(Change("create", "image", destination, f"copy of {spec.image}"))
-        return PushResult(destination, changes)
+        if AppServiceOptions.from_spec(spec.options).registry == "source":
+            return PushResult(image=spec.image)  # the web app pulls from there
+        return registry.push_image(self.arm, self.acr, self.registry_login, spec, dry_run=dry_run)
 
     # -- converge ----------------------------------------------------------------------------
 
