@@ -224,7 +224,7 @@ def test_acr_copy_and_managed_identity_pull(
     """Real image copy + contract: the registry is created, the image copied into it (the
     local TLS registry stands in for ACR's login server) and the web app runs the copy,
     pulled by managed identity; a second run copies nothing."""
-    env = "appsvc-acr"  # fixed: its repository in the local registry is reused across runs
+    env = f"acr{uuid.uuid4().hex[:8]}"  # a new repository: the registry outlives the fake
     arm.set_registry_login_server(registry.HOST_ADDRESS)
     pushes: list[str] = []
 
