@@ -131,7 +131,8 @@ def production_image(arm: FakeArm, env: str) -> str:
 
 @pytest.mark.slow
 def test_the_cli_runs_the_whole_life_cycle(tmp_path: Path, azure_world) -> None:
-    """Contract + real: provision --check, provision, deploy (swapped), a deploy that never becomes healthy (exit 1, not swapped), rollback,
+    """Contract + real: provision --check, provision, deploy (swapped), a deploy that never
+    becomes healthy (exit 1, not swapped, staging keeps the previous release), rollback,
     status, destroy twice."""
     arm, _ = azure_world
     env = "appsvc-cli"
