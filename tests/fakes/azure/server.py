@@ -726,22 +726,22 @@ class _Handler(BaseHTTPRequestHandler):
         if data and method != "HEAD":
             self.wfile.write(data)
 
-
     def _managed_identity_token(self, headers: dict[str, str], query: dict[str, str]) -> None:
         """App Service's managed identity endpoint (IDENTITY_ENDPOINT, api-version
         2019-08-01), so that a process with no other credential gets a token for the fake
         through azure-identity's own code."""
-        if headers.get("x-identity-header") != MANAGED_IDENTITY_HEADER or not query.get(
-            "resource"
-        ):
+        if headers.get("x-identity-header") != MANAGED_IDENTITY_HEADER or not query.get("resource"):
             status, payload = 400, {"error": "invalid_request"}
         else:
-            status, payload = 200, {
-                "access_token": "fake-token",
-                "expires_on": "4102444800",
-                "resource": query["resource"],
-                "token_type": "Bearer",
-            }
+            status, payload = (
+                200,
+                {
+                    "access_token": "fake-token",
+                    "expires_on": "4102444800",
+                    "resource": query["resource"],
+                    "token_type": "Bearer",
+                },
+            )
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
