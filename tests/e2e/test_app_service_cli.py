@@ -52,6 +52,11 @@ def test_the_example_is_valid(tmp_path: Path) -> None:
     ("case", "overrides", "message"),
     [
         ("basic", {"service": {"app_service": {"sku": "B1"}}}, "has no deployment slots"),
+        (
+            "secret",
+            {"service": {"secrets": {"API_TOKEN": "plain-value"}}},
+            "is not a Key Vault secret URI",
+        ),
     ],
 )
 def test_what_app_service_refuses_exits_2(tmp_path: Path, case, overrides, message) -> None:
