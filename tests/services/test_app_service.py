@@ -154,7 +154,9 @@ def test_provision_release_rollback_destroy(arm: FakeArm, host: AppServiceHost) 
     assert settings["WEBSITES_PORT"] == str(PORT)
     assert settings["API_TOKEN"] == f"@Microsoft.KeyVault(SecretUri={SECRET_URI})"
     assert SECRET_VALUE not in json.dumps(arm.site_slots(site_id))
-    assert production["auth"]["globalValidation"]["requireAuthentication"] is True
+    validation = production["auth"]["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["excludedPaths"] == ["/healthz", "/readyz"]  # probes get through
     plan = arm.resource(f"{group_id(env)}/providers/Microsoft.Web/serverfarms/mlops-vm-{env}-plan")
     assert plan["sku"]["name"] == "S1" and plan["properties"]["reserved"] is True
     autoscale = arm.resource(
@@ -187,6 +189,9 @@ def test_provision_release_rollback_destroy(arm: FakeArm, host: AppServiceHost) 
     assert arm.swaps(site_id) == []
     target.release(second)
     assert arm.swaps(site_id) == ["staging"]
+    # Authentication stays with its slot on a swap: staging has its own.
+    staging_auth = arm.site_slots(site_id)["staging"]["auth"]
+    assert staging_auth["globalValidation"]["requireAuthentication"] is True
     record = target.status(env)
     assert record.active.image == model_tag("1.1") and record.previous.image == model_tag("1.0")
     wanted = choose_service_release("rollback", {"image": model_tag("1.1")}, record)

@@ -152,7 +152,10 @@ class AppServiceTarget(ServiceTarget):
             running = production.config().get("linuxFxVersion")
             kept = {**config, "linuxFxVersion": running or config["linuxFxVersion"]}
             changes += web.converge_slot(production, kept, settings, dry_run=dry_run)
-        changes += self._ensure_auth(spec, names, dry_run=dry_run)
+        changes += web.ensure_auth(production, spec, dry_run=dry_run)
+        staging = web.Slot(arm, self.web, names, STAGING)
+        if site is not None and staging.get() is not None:
+            changes += web.ensure_auth(staging, spec, dry_run=dry_run)
         changes += self._ensure_autoscale(spec, options, names, plan_id, dry_run=dry_run)
         if site is not None:
             changes += self._release(spec, pushed.image, notes, dry_run=dry_run)
@@ -192,40 +195,6 @@ class AppServiceTarget(ServiceTarget):
             ),
             dry_run=dry_run,
             create_detail=f"{options.sku} x{spec.min_instances}",
-        )
-
-    def _ensure_auth(self, spec: ServiceSpec, names: AppNames, *, dry_run: bool) -> list[Change]:
-        """access: authenticated -> App Service authentication, every request signed in."""
-        arm, group = self.arm, names.resource_group
-        enabled = spec.access == "authenticated"
-        desired = {
-            "platform": {"enabled": enabled},
-            "globalValidation": {
-                "requireAuthentication": enabled,
-                "unauthenticatedClientAction": "Return401" if enabled else "AllowAnonymous",
-            },
-            "httpSettings": {"requireHttps": True},
-        }
-        found = arm.read(
-            "read authentication", self.web.web_apps.get_auth_settings_v2, group, names.site
-        )
-        actual = (found or {}).get("properties")
-        if actual is None and not enabled:
-            actual = desired if found is not None or dry_run else None
-        return converge(
-            "authentication",
-            names.site,
-            desired,
-            actual if actual else None,
-            lambda: arm.write(
-                "set authentication",
-                self.web.web_apps.update_auth_settings_v2,
-                group,
-                names.site,
-                {"properties": desired},
-            ),
-            dry_run=dry_run,
-            create_detail="required" if enabled else "anonymous allowed",
         )
 
     def _ensure_autoscale(
@@ -325,6 +294,7 @@ class AppServiceTarget(ServiceTarget):
         options = AppServiceOptions.from_spec(spec.options)
         web.ensure_staging(self.arm, self.web, spec, self.arm.location, self._plan_id(names))
         staging = web.Slot(self.arm, self.web, names, STAGING)
+        web.ensure_auth(staging, spec, dry_run=False)
         # Staging holds the previous release (what `rollback` swaps back): put back if the
         # new one fails.
         kept_config, kept_settings = staging.config(), staging.settings()

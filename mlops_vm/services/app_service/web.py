@@ -136,8 +136,52 @@ class Slot:
             {"properties": settings},
         )
 
+    def auth(self) -> Json | None:
+        found = self.arm.read(
+            f"read {self.label} authentication", self._call("get_auth_settings_v2"), *self._args()
+        )
+        return (found or {}).get("properties") or None
+
+    def set_auth(self, settings: Json) -> None:
+        self.arm.write(
+            f"set {self.label} authentication",
+            self._call("update_auth_settings_v2"),
+            *self._args(),
+            {"properties": settings},
+        )
+
     def host(self) -> str:
         return ((self.get() or {}).get("properties") or {}).get("defaultHostName", "")
+
+
+def auth_settings(spec: ServiceSpec) -> Json:
+    """access: authenticated -> App Service authentication: every request signed in (401
+    otherwise), the health and readiness paths aside so that App Service's health check,
+    the swap warm-up and mlops-vm's own checks still reach the container."""
+    enabled = spec.access == "authenticated"
+    return {
+        "platform": {"enabled": enabled},
+        "globalValidation": {
+            "requireAuthentication": enabled,
+            "unauthenticatedClientAction": "Return401" if enabled else "AllowAnonymous",
+            "excludedPaths": sorted({spec.health_path, spec.readiness_path}) if enabled else [],
+        },
+        "httpSettings": {"requireHttps": True},
+    }
+
+
+def ensure_auth(slot: Slot, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+    """Authentication settings stay with their slot on a swap: each slot gets its own."""
+    desired = auth_settings(spec)
+    return converge(
+        "authentication",
+        f"{slot.names.site}/{slot.label}",
+        desired,
+        slot.auth(),
+        lambda: slot.set_auth(desired),
+        dry_run=dry_run,
+        create_detail="required" if spec.access == "authenticated" else "anonymous allowed",
+    )
 
 
 def site_body(spec: ServiceSpec, location: str, plan_id: str) -> Json:
