@@ -8,6 +8,7 @@ slot. A release is set up on staging, health-checked there and swapped into prod
 the release a slot carries is recorded in its app settings, which move with the swap.
 """
 
+import json
 import urllib.error
 import urllib.request
 from typing import Any
@@ -394,8 +395,6 @@ class AppServiceTarget(ServiceTarget):
         url = f"https://{names.site}.scm.azurewebsites.net/api/logs/docker"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
         try:
-            import json
-
             with urllib.request.urlopen(request, timeout=30) as answer:
                 files = json.load(answer)
             lines: list[str] = []
