@@ -21,6 +21,7 @@ from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.naming import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
+from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, Change, ProviderSettings
 from mlops_vm.services.app_service import registry, validate, web
@@ -211,24 +212,15 @@ class AppServiceTarget(ServiceTarget):
         cooldown = f"PT{options.cooldown_minutes}M"
 
         def rule(operator: str, threshold: float, direction: str) -> dict[str, Any]:
-            return {
-                "metricTrigger": {
-                    "metricName": "CpuPercentage",
-                    "metricResourceUri": plan_id,
-                    "timeGrain": "PT1M",
-                    "statistic": "Average",
-                    "timeWindow": "PT10M",
-                    "timeAggregation": "Average",
-                    "operator": operator,
-                    "threshold": threshold,
-                },
-                "scaleAction": {
-                    "direction": direction,
-                    "type": "ChangeCount",
-                    "value": "1",
-                    "cooldown": cooldown,
-                },
-            }
+            return cpu_rule(
+                plan_id,
+                operator,
+                threshold,
+                direction,
+                cooldown,
+                metric=("CpuPercentage", "microsoft.web/serverfarms"),
+                window="PT10M",
+            )
 
         desired = {
             "location": arm.location,
