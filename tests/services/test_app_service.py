@@ -102,6 +102,8 @@ def group_id(env: str) -> str:
         ({"min_instances": 0}, "out of the S1 plan's range"),
         ({"secrets": {"TOKEN": "arn:aws:secretsmanager:x"}}, "is not a Key Vault secret URI"),
         ({"gpu": 1}, "App Service has no GPUs"),
+        ({"concurrency": 10}, "no per-instance request limit"),
+        ({"domain": "model.example.com"}, "custom domains are not set up"),
     ],
 )
 def test_validate_refuses_what_app_service_would(arm: FakeArm, changes, message) -> None:

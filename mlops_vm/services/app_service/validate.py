@@ -46,6 +46,17 @@ def check_spec(spec: ServiceSpec, options: AppServiceOptions) -> None:
         )
     if spec.gpu:
         raise invalid("service.gpu: App Service has no GPUs", "set service.gpu: 0")
+    if spec.concurrency is not None:
+        raise invalid(
+            "service.concurrency: App Service has no per-instance request limit",
+            "drop service.concurrency; the plan's autoscale rules size the service",
+        )
+    if spec.domain or spec.certificate or spec.cert_file:
+        raise invalid(
+            "service.domain / certificate: custom domains are not set up by the app_service "
+            "target yet",
+            "drop them and use the default host name (<name>.azurewebsites.net)",
+        )
     references = {f"service.secrets.{name}": uri for name, uri in spec.secrets.items()}
     if options.registry == "source":
         if spec.registry.username and not options.registry_password_secret:
