@@ -19,6 +19,9 @@ from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.choose import choose_release
 from mlops_vm.release.hosts import read_hosts, stream_logs
 from mlops_vm.runner import PlaybookRun, RunResult, RunState
+from mlops_vm.services import ServiceTarget, get_service_target
+from mlops_vm.services.commands import service_status, status_rows
+from mlops_vm.services.environment import service_spec
 from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -62,6 +65,13 @@ def provider_for(loaded: LoadedEnvironment, as_json: bool) -> Provider:
         raise fail(EXIT_BAD_INPUT, "provider not available", [str(error)], as_json) from None
 
 
+def rejected(
+    loaded: LoadedEnvironment, by: str, error: ProvisionError, as_json: bool
+) -> typer.Exit:
+    code = EXIT_BAD_INPUT if error.code == ErrorCode.INVALID_INPUT else EXIT_FAILED
+    return fail(code, f"{loaded.source}: rejected by {by}", [str(error)], as_json)
+
+
 def check_with_provider(loaded: LoadedEnvironment, provider: Provider, as_json: bool) -> None:
     """What the provider can check before anything is created (regions, ports, files)."""
     try:
@@ -70,13 +80,30 @@ def check_with_provider(loaded: LoadedEnvironment, provider: Provider, as_json: 
             load_balancer_spec(loaded.config, loaded.inventory_dir),
         )
     except ProvisionError as error:
-        code = EXIT_BAD_INPUT if error.code == ErrorCode.INVALID_INPUT else EXIT_FAILED
-        raise fail(
-            code,
-            f"{loaded.source}: rejected by the {provider.name} provider",
-            [str(error)],
-            as_json,
-        ) from None
+        raise rejected(loaded, f"the {provider.name} provider", error, as_json) from None
+
+
+def service_target_for(loaded: LoadedEnvironment, as_json: bool) -> ServiceTarget:
+    try:
+        return get_service_target(loaded.config.target, provider_settings(loaded.config))
+    except ProvisionError as error:
+        raise fail(EXIT_BAD_INPUT, "target not available", [str(error)], as_json) from None
+
+
+def check_environment(loaded: LoadedEnvironment, as_json: bool, *, with_cloud: bool) -> None:
+    """The provider (VMs) or the managed target can be used; WITH_CLOUD, it also checks
+    what it can before anything is created (exit 2 naming the problem)."""
+    if not loaded.config.managed:
+        provider = provider_for(loaded, as_json)
+        if with_cloud:
+            check_with_provider(loaded, provider, as_json)
+        return
+    target = service_target_for(loaded, as_json)
+    if with_cloud:
+        try:
+            target.validate(service_spec(loaded.config, loaded.inventory_dir))
+        except ProvisionError as error:
+            raise rejected(loaded, f"the {target.name} target", error, as_json) from None
 
 
 def known_secrets(loaded: LoadedEnvironment) -> list[str]:
@@ -152,6 +179,7 @@ def run_summary(result: RunResult, check: bool) -> dict[str, Any]:
         "planned" if check else "changes": run_changes(state),
         "targets": state.data.get("targets", []),
         "release": state.data.get("release"),
+        "service": state.data.get("service") or None,
         "failures": [asdict(f) for f in state.failures],
         "elapsed_s": round(state.elapsed_s, 1),
         "run_dir": str(result.run_dir),
@@ -232,7 +260,7 @@ def provision(
 ) -> None:
     """Launch the fleet, configure it, put the load balancer in front, smoke-test it."""
     loaded = load(env, as_json)
-    check_with_provider(loaded, provider_for(loaded, as_json), as_json)
+    check_environment(loaded, as_json, with_cloud=True)
     title = f"{'plan for' if check else 'provisioned'} {loaded.config.env}"
     run_and_report(loaded, "playbooks/provision.yml", title, check, verbose, as_json)
 
@@ -246,7 +274,7 @@ def destroy(
 ) -> None:
     """Delete everything the environment owns (found by its tags)."""
     loaded = load(env, as_json)
-    provider_for(loaded, as_json)
+    check_environment(loaded, as_json, with_cloud=False)
     if not yes:
         if not sys.stdin.isatty():
             raise fail(
@@ -278,7 +306,7 @@ def deploy(
             ["registry[:port]/path[:tag][@sha256:digest], lowercase path"],
             as_json,
         )
-    provider_for(loaded, as_json)
+    check_environment(loaded, as_json, with_cloud=False)
     extravars: dict[str, Any] = {"mlops_vm_release_mode": "deploy"}
     if image:
         extravars["mlops_vm_release_image"] = image
@@ -295,7 +323,7 @@ def rollback(
 ) -> None:
     """Go back to the previous release recorded on the hosts, host by host like a deploy."""
     loaded = load(env, as_json)
-    provider_for(loaded, as_json)
+    check_environment(loaded, as_json, with_cloud=False)
     title = f"{'rollback plan for' if check else 'rolled back'} {loaded.config.env}"
     extravars = {"mlops_vm_release_mode": "rollback"}
     run_and_report(loaded, "playbooks/release.yml", title, check, verbose, as_json, extravars)
@@ -310,6 +338,8 @@ def logs(
 ) -> None:
     """The model containers' logs across the hosts, each line prefixed with host | container."""
     loaded = load(env, False)
+    if loaded.config.managed:
+        raise typer.Exit(service_logs(loaded, tail=tail, follow=follow))
     provider = provider_for(loaded, False)
     try:
         instances = provider.list_instances(loaded.config.env, ROLE_MODEL)
@@ -321,6 +351,20 @@ def logs(
             raise fail(EXIT_BAD_INPUT, f"no model host {host!r} in {loaded.config.env}", [], False)
     code = stream_logs(instances, loaded.config, loaded.inventory_dir, tail=tail, follow=follow)
     raise typer.Exit(code)
+
+
+def service_logs(loaded: LoadedEnvironment, *, tail: int, follow: bool) -> int:
+    """The managed service's container logs (the platform's log store)."""
+    if follow:
+        raise fail(EXIT_BAD_INPUT, "--follow is for VMs; a managed service: --tail", [], False)
+    target = service_target_for(loaded, False)
+    try:
+        lines = target.logs(loaded.config.env, tail=tail)
+    except ProvisionError as error:
+        raise fail(EXIT_FAILED, "logs failed", [str(error)], False) from None
+    for line in lines:
+        display.out.print(line, markup=False, highlight=False)
+    return EXIT_OK
 
 
 def host_status_rows(
@@ -382,11 +426,29 @@ def status_problems(rows: list[dict[str, Any]], wanted: str | None) -> list[str]
     return problems
 
 
+def managed_status(loaded: LoadedEnvironment, as_json: bool) -> int:
+    """`status` of a managed service: its revisions, traffic and health, from the platform."""
+    target = service_target_for(loaded, as_json)
+    try:
+        payload = service_status(loaded, target)
+    except ProvisionError as error:
+        raise fail(EXIT_FAILED, "status failed", [str(error)], as_json) from None
+    if as_json:
+        display.print_json(payload)
+    else:
+        display.print_summary(status_rows(payload), f"environment {loaded.config.env}")
+        if payload["problems"]:
+            display.print_problems("not as it should be:", payload["problems"])
+    return EXIT_FAILED if payload["problems"] else EXIT_OK
+
+
 @app.command()
 def status(env: EnvArg, as_json: JsonOpt = False) -> None:
     """Per host: running and previous release, replicas ready, health behind the load balancer.
     Exits 1 when a target is unhealthy or a host runs another image than the release."""
     loaded = load(env, as_json)
+    if loaded.config.managed:
+        raise typer.Exit(managed_status(loaded, as_json))
     provider = provider_for(loaded, as_json)
     try:
         rows, wanted = host_status_rows(loaded, provider)
@@ -432,7 +494,7 @@ def status(env: EnvArg, as_json: JsonOpt = False) -> None:
 def validate(env: EnvArg, as_json: JsonOpt = False) -> None:
     """Check the environment's configuration (and what the provider can check up front)."""
     loaded = load(env, as_json)
-    check_with_provider(loaded, provider_for(loaded, as_json), as_json)
+    check_environment(loaded, as_json, with_cloud=True)
     if as_json:
         display.print_json({"ok": True, "env": loaded.config.env, "source": str(loaded.source)})
     else:

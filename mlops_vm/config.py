@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops_vm import paths
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
+from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
 
 CONFIG_VARIABLE = "mlops_vm"
 
@@ -165,9 +166,79 @@ class ReleaseConfig(Strict):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class EcsServiceConfig(Strict):
+    """service.ecs: ECS on Fargate (mlops_vm/services/ecs)."""
+
+    # Seconds the ALB health check is ignored after a task starts (the model loads).
+    health_check_grace_s: Annotated[int, Field(ge=0, le=7200)] = 120
+    # Target tracking: average CPU percent per task, ALB requests per task per minute.
+    target_cpu_percent: Annotated[float, Field(gt=0, le=100)] | None = 60.0
+    target_requests_per_task: Annotated[float, Field(gt=0)] | None = None
+    # Images the ECR lifecycle policy keeps (older ones expire).
+    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Days the CloudWatch log group keeps the containers' logs.
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
+    # Seconds the ALB lets requests in flight finish on a task that leaves.
+    drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+
+
+class AppServiceConfig(Strict):
+    """service.app_service: Azure App Service, Web App for Containers (services/app_service)."""
+
+    sku: str = "P0v3"  # a Linux plan SKU with slots and autoscale (Standard, PremiumV3)
+    # acr: an Azure Container Registry, the image copied into it, pulled by managed identity;
+    # source: pulled from model.image's own registry (its password a Key Vault reference).
+    registry: Literal["acr", "source"] = "acr"
+    registry_password_secret: str | None = None  # Key Vault secret URI (registry: source)
+    scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70.0
+    scale_in_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 30.0
+    cooldown_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+
+
+class ServiceConfig(Strict):
+    """service: the model service on a managed target (target: ecs, ...); the common settings,
+    then one section per platform."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    cpu: Annotated[float, Field(gt=0)] = 1.0
+    memory_mb: Annotated[int, Field(ge=128)] = 2048
+    gpu: Annotated[int, Field(ge=0, le=8)] = 0
+    min_instances: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_instances: Annotated[int, Field(ge=1, le=1000)] = 3
+    concurrency: Annotated[int, Field(ge=1, le=1000)] | None = None
+    health_path: Annotated[str, Field(pattern=r"^/")] = "/healthz"
+    readiness_path: Annotated[str, Field(pattern=r"^/")] = "/readyz"
+    access: Literal["public", "authenticated"] = "public"
+    domain: str | None = None
+    # The endpoint's certificate: a reference the cloud holds (an ACM ARN, ...), or PEM files.
+    certificate: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    # Environment variable -> reference into the cloud's secret store (never a value).
+    secrets: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict
+    )
+    ecs: EcsServiceConfig | None = None
+    app_service: AppServiceConfig | None = None
+
+    @model_validator(mode="after")
+    def min_not_above_max(self) -> "ServiceConfig":
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) is above max_instances "
+                f"({self.max_instances})"
+            )
+        return self
+
+
 class EnvironmentConfig(Strict):
     env: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
     provider: ProviderConfig
+    # Where the model runs: VMs through the provider (vms), or a managed platform.
+    target: Literal[(VMS, *TARGET_NAMES)] = VMS  # type: ignore[valid-type]
+    service: ServiceConfig | None = None
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     model: ModelConfig
     tls: TlsConfig = Field(default_factory=TlsConfig)
@@ -182,6 +253,49 @@ class EnvironmentConfig(Strict):
         if self.provider.name == "static" and not self.fleet.hosts:
             raise ValueError("fleet.hosts is required by the static provider")
         return self
+
+    @property
+    def managed(self) -> bool:
+        """Whether the model runs on a managed platform rather than on VMs."""
+        return self.target != VMS
+
+
+# What only VMs have: refused (with its line) when the target is a managed platform.
+VM_ONLY_SECTIONS = ("fleet", "load_balancer", "tls")
+VM_ONLY_MODEL_FIELDS = ("replicas", "workers", "cpus", "memory")
+VM_ONLY_RELEASE_FIELDS = ("batch", "ready_timeout_s")
+
+
+def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], str]]:
+    """(location, message) of each setting that does not apply to the chosen target."""
+    if not config.managed:
+        if config.service is not None:
+            return [(("service",), "applies to managed targets only (target: vms)")]
+        return []
+    target = config.target
+    problems = [
+        ((name,), f"does not apply to target {target} (VMs only)")
+        for name in VM_ONLY_SECTIONS
+        if name in config.model_fields_set
+    ]
+    problems += [
+        (("model", name), f"does not apply to target {target}: size it in service.*")
+        for name in VM_ONLY_MODEL_FIELDS
+        if name in config.model.model_fields_set
+    ]
+    problems += [
+        (("release", name), f"does not apply to target {target}")
+        for name in VM_ONLY_RELEASE_FIELDS
+        if name in config.release.model_fields_set
+    ]
+    cloud = target_cloud(target)
+    if config.provider.name != cloud:
+        problems.append((("provider", "name"), f"target {target} runs on {cloud}, not here"))
+    service = config.service
+    for platform in TARGET_NAMES:
+        if platform != target and service is not None and getattr(service, platform, None):
+            problems.append((("service", platform), f"does not apply to target {target}"))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -344,6 +458,15 @@ def validate_config(
                 )
             )
         raise ConfigError(problems) from None
+    problems += [
+        ConfigProblem(
+            source,
+            ".".join((CONFIG_VARIABLE, *location)),
+            message,
+            node_line(node, location),
+        )
+        for location, message in target_problems(config)
+    ]
     if problems:
         raise ConfigError(problems)
     return config
@@ -363,6 +486,8 @@ def check_files(loaded: "LoadedEnvironment", node: yaml.Node | None) -> None:
         ("fleet", "ssh_public_key_file"): config.fleet.ssh_public_key_file,
         ("fleet", "ssh_private_key_file"): config.fleet.ssh_private_key_file,
         ("model", "registry", "ca_file"): config.model.registry.ca_file,
+        ("service", "cert_file"): config.service.cert_file if config.service else None,
+        ("service", "key_file"): config.service.key_file if config.service else None,
     }
     problems = [
         ConfigProblem(

@@ -58,17 +58,18 @@ def fleet_spec(config: EnvironmentConfig, base: Path, user_data: str | None = No
     )
 
 
+def path_or_none(value: str | None, base: Path) -> str | None:
+    """VALUE as an absolute path (relative: from the inventory BASE), or None."""
+    return str(resolve_path(value, base)) if value else None
+
+
 def load_balancer_spec(config: EnvironmentConfig, base: Path) -> LoadBalancerSpec:
     lb = config.load_balancer
-
-    def path_or_none(value: str | None) -> str | None:
-        return str(resolve_path(value, base)) if value else None
-
     return LoadBalancerSpec(
         env=config.env,
         certificate=CertificateSpec(
-            cert_file=path_or_none(config.tls.cert_file),
-            key_file=path_or_none(config.tls.key_file),
+            cert_file=path_or_none(config.tls.cert_file, base),
+            key_file=path_or_none(config.tls.key_file, base),
             arn=lb.certificate_arn,
             key_vault_secret_id=lb.key_vault_secret_id,
             managed_domains=tuple(lb.managed_domains),

@@ -17,6 +17,7 @@ from mlops_vm.platform.docker_cli import docker
 from mlops_vm.provision.model import TAG_ENV
 
 LOCAL_ENV = paths.PROJECT_DIR / "inventories" / "local" / "group_vars" / "all" / "mlops_vm.yml"
+ECS_ENV = paths.PROJECT_DIR / "inventories" / "ecs-example" / "group_vars" / "all" / "mlops_vm.yml"
 CLI = str(Path(sys.executable).parent / "mlops-vm")
 
 
@@ -30,10 +31,12 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def make_environment(root: Path, name: str, overrides: dict[str, Any] | None = None) -> Path:
-    """An inventory folder like inventories/local, for environment NAME, with OVERRIDES
-    merged into its `mlops_vm` settings."""
-    base = yaml.safe_load(LOCAL_ENV.read_text())
+def make_environment(
+    root: Path, name: str, overrides: dict[str, Any] | None = None, *, like: Path = LOCAL_ENV
+) -> Path:
+    """An inventory folder like inventories/local (or the environment file LIKE), for
+    environment NAME, with OVERRIDES merged into its `mlops_vm` settings."""
+    base = yaml.safe_load(like.read_text())
     base["mlops_vm"] = deep_merge(base["mlops_vm"], {"env": name, **(overrides or {})})
     directory = root / name
     (directory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)

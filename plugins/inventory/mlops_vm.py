@@ -43,6 +43,8 @@ class InventoryModule(BaseInventoryPlugin):
 
         try:
             loaded = load_environment(Path(path).parent)
+            if loaded.config.managed:
+                return  # a managed service has no hosts (playbooks/service.yml)
             provider = get_provider(provider_settings(loaded.config))
             instances = provider.list_instances(loaded.config.env)
         except (ConfigError, ProvisionError) as error:

@@ -165,6 +165,7 @@ class Arm:
             kwargs["base_url"] = endpoint_url.rstrip("/")
         if authentication_policy is not None:
             kwargs["authentication_policy"] = authentication_policy
+        self.client_kwargs = kwargs  # for clients other packages add (services/app_service)
         subscription = options.subscription_id
         self.resources = ResourceManagementClient(self.credential, subscription, **kwargs)
         self.network = NetworkManagementClient(self.credential, subscription, **kwargs)

@@ -332,16 +332,25 @@ def autoscale_body(layout: Layout, spec: FleetSpec, scale_set_id: str) -> Json:
 
 
 def cpu_rule(
-    scale_set_id: str, operator: str, threshold: float, direction: str, cooldown: str
+    resource_id: str,
+    operator: str,
+    threshold: float,
+    direction: str,
+    cooldown: str,
+    *,
+    metric: tuple[str, str] = ("Percentage CPU", "microsoft.compute/virtualmachinescalesets"),
+    window: str = "PT5M",
 ) -> Json:
+    """A one-instance step on average CPU of RESOURCE_ID (a scale set; for another resource
+    METRIC is its metric's name and namespace: an App Service plan's is CpuPercentage)."""
     return {
         "metricTrigger": {
-            "metricName": "Percentage CPU",
-            "metricNamespace": "microsoft.compute/virtualmachinescalesets",
-            "metricResourceUri": scale_set_id,
+            "metricName": metric[0],
+            "metricNamespace": metric[1],
+            "metricResourceUri": resource_id,
             "timeGrain": "PT1M",
             "statistic": "Average",
-            "timeWindow": "PT5M",
+            "timeWindow": window,
             "timeAggregation": "Average",
             "operator": operator,
             "threshold": threshold,

@@ -23,6 +23,8 @@ class ResourceType:
     collection = ""
     # Synchronous types (resource groups, autoscale settings) answer PUT/DELETE at once.
     long_running = True
+    # What a creating PUT answers (Microsoft.Web answers 200, its SDK refuses 201).
+    created_status = 201
     # Child collections that can be read by id (subnets, gateway parts, scale set VMs).
     child_collections: tuple[str, ...] = ()
 

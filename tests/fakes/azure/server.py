@@ -17,6 +17,7 @@ import copy
 import json
 import math
 import re
+import ssl
 import threading
 import traceback
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, network
+from tests.fakes.azure import compute, container_registry, network, web
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -49,6 +50,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         compute.Disks(),
         compute.VirtualMachineScaleSets(),
         compute.AutoscaleSettings(),
+        web.ServerFarms(),
+        web.Sites(),
+        container_registry.Registries(),
     )
 }
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
@@ -56,6 +60,9 @@ TAG_FILTER = re.compile(r"tagName eq '([^']*)' and tagValue eq '([^']*)'", re.IG
 TYPE_FILTER = re.compile(r"resourceType eq '([^']*)'", re.IGNORECASE)
 LOCATION_FILTER = re.compile(r"location eq '([^']*)'", re.IGNORECASE)
 FORBIDDEN_TAG_CHARACTERS = set("<>%&\\?/")
+# App Service's managed identity endpoint, served beside ARM (see _managed_identity_token).
+MANAGED_IDENTITY_PATH = "/msi/token"
+MANAGED_IDENTITY_HEADER = "fake-identity-header"
 
 Reply = tuple[int, Json | None, dict[str, str]]
 
@@ -460,7 +467,7 @@ class ArmProtocol:
         stored.setdefault("tags", {})
         stored = resource_type.prepare(self.state, rid, stored, existing)
         props = stored.setdefault("properties", {})
-        status = 200 if existing else 201
+        status = 200 if existing else resource_type.created_status
         if not resource_type.long_running:
             props["provisioningState"] = "Succeeded"
             self.state.put(stored)
@@ -571,6 +578,9 @@ class ArmProtocol:
         path = parse_id(rid)
         assert path is not None
         parent = self.state.get(rid)
+        custom = getattr(resource_type, "nested", None)
+        if custom is not None and parent is not None:
+            return custom(self, method, subscription, parent, extra, body, query)
         if parent is None:
             if method == "DELETE":
                 return 204, None, {}
@@ -676,6 +686,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
+        if url.path == MANAGED_IDENTITY_PATH:
+            self._managed_identity_token(headers, query)
+            return
         with state.lock:
             record = RequestRecord(method, url.path, query.get("api-version"))
             state.requests.append(record)
@@ -713,14 +726,43 @@ class _Handler(BaseHTTPRequestHandler):
         if data and method != "HEAD":
             self.wfile.write(data)
 
+    def _managed_identity_token(self, headers: dict[str, str], query: dict[str, str]) -> None:
+        """App Service's managed identity endpoint (IDENTITY_ENDPOINT, api-version
+        2019-08-01), so that a process with no other credential gets a token for the fake
+        through azure-identity's own code."""
+        if headers.get("x-identity-header") != MANAGED_IDENTITY_HEADER or not query.get("resource"):
+            status, payload = 400, {"error": "invalid_request"}
+        else:
+            status, payload = (
+                200,
+                {
+                    "access_token": "fake-token",
+                    "expires_on": "4102444800",
+                    "resource": query["resource"],
+                    "token_type": "Bearer",
+                },
+            )
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
 
 class _ArmHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, state: ArmState) -> None:
+    def __init__(self, state: ArmState, tls: tuple[str, str] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
-        self.protocol = ArmProtocol(state, f"http://127.0.0.1:{self.server_address[1]}")
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+            scheme = "https"
+        self.protocol = ArmProtocol(state, f"{scheme}://127.0.0.1:{self.server_address[1]}")
 
 
 class FakeArm:
@@ -730,8 +772,11 @@ class FakeArm:
         client = ComputeManagementClient(cred, SUB, base_url=arm.url, ...)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        """TLS: (certificate, key) PEM paths to serve https (the SDK's bearer-token policy
+        and azure-identity then work unchanged, as in a process the test does not own)."""
         self.state = ArmState()
+        self.tls = tls
         self._server: _ArmHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -741,7 +786,7 @@ class FakeArm:
         return self._server.protocol.base_url
 
     def start(self) -> FakeArm:
-        self._server = _ArmHttpServer(self.state)
+        self._server = _ArmHttpServer(self.state, self.tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-arm", daemon=True
         )
@@ -939,3 +984,20 @@ class FakeArm:
                 }
             )
         return group_id
+
+    # -- Microsoft.Web and Microsoft.ContainerRegistry ------------------------------------
+
+    def set_registry_login_server(self, login_server: str) -> None:
+        """Registries made from now on show LOGIN_SERVER (a local registry stands in)."""
+        with self.state.lock:
+            self.state.private_of("acr")["login_server"] = login_server
+
+    def site_slots(self, site_id: str) -> dict[str, Json]:
+        """A web app's slots (production included): config, appsettings, auth."""
+        with self.state.lock:
+            return web.slot_state(self.state, site_id)
+
+    def swaps(self, site_id: str) -> list[str]:
+        """The slots swapped into production, oldest first."""
+        with self.state.lock:
+            return list(self.state.private_of(site_id).get("swaps", []))

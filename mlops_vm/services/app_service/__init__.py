@@ -1,0 +1,411 @@
+"""Azure App Service (Web App for Containers): the model image as a Linux web app.
+
+What an environment owns, in the Azure provider's resource group mlops-vm-<env> (tagged
+mlops-vm-env): an Azure Container Registry holding a copy of the image (registry: acr) or
+none (registry: source), a Linux plan with an autoscale setting (CPU rules), the web app
+(HTTPS only, TLS 1.2, always on, health check path, system identity) and its `staging`
+slot. A release is set up on staging, health-checked there and swapped into production;
+the release a slot carries is recorded in its app settings, which move with the swap.
+"""
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+from azure.mgmt.web import WebSiteManagementClient
+
+from mlops_vm.provision.azure import destroy as azure_destroy
+from mlops_vm.provision.azure.client import Arm, AzureOptions
+from mlops_vm.provision.azure.drift import converge
+from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
+from mlops_vm.provision.azure.scaling_group import cpu_rule
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.model import ROLE_MODEL, Change, ProviderSettings
+from mlops_vm.services.app_service import registry, validate, web
+from mlops_vm.services.app_service.names import STAGING, AppNames
+from mlops_vm.services.app_service.options import AppServiceOptions
+from mlops_vm.services.base import (
+    PushResult,
+    ServiceRecord,
+    ServiceResult,
+    ServiceSpec,
+    ServiceTarget,
+)
+
+
+def https_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class AppServiceTarget(ServiceTarget):
+    name = "app_service"
+    cloud = "azure"
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        credential: Any = None,
+        authentication_policy: Any = None,
+        probe: web.Probe = https_status,
+        registry_login: registry.RegistryLogin | None = None,
+    ) -> None:
+        """CREDENTIAL, AUTHENTICATION_POLICY: as AzureProvider's. PROBE: how a slot's health
+        URL is asked (tests answer it from a container running the slot's image).
+        REGISTRY_LOGIN: push credentials for a login server (default: ACR's token exchange;
+        tests log in to the local registry that stands in for ACR)."""
+        super().__init__(settings)
+        self.arm = Arm(
+            AzureOptions.from_settings(settings),
+            endpoint_url=settings.endpoint_url,
+            credential=credential,
+            authentication_policy=authentication_policy,
+        )
+        subscription, kwargs = self.arm.subscription_id, self.arm.client_kwargs
+        self.web = WebSiteManagementClient(self.arm.credential, subscription, **kwargs)
+        self.acr = ContainerRegistryManagementClient(self.arm.credential, subscription, **kwargs)
+        self.probe = probe
+        self.registry_login = registry_login or registry.acr_login(self.arm.credential)
+
+    # -- checks and the image --------------------------------------------------------------
+
+    def validate(self, spec: ServiceSpec) -> None:
+        validate.check_spec(spec, AppServiceOptions.from_spec(spec.options))
+
+    def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
+        if AppServiceOptions.from_spec(spec.options).registry == "source":
+            return PushResult(image=spec.image)  # the web app pulls from there
+        return registry.push_image(self.arm, self.acr, self.registry_login, spec, dry_run=dry_run)
+
+    # -- converge ----------------------------------------------------------------------------
+
+    def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
+        changes: list[Change] = []
+        notes: list[str] = []
+        with reporting_changes(changes):
+            self._converge(spec, changes, notes, dry_run=dry_run)
+        record = None if dry_run and changes else self.status(spec.env)
+        return ServiceResult(record=record, changes=changes, notes=notes)
+
+    def _converge(
+        self, spec: ServiceSpec, changes: list[Change], notes: list[str], *, dry_run: bool
+    ) -> None:
+        arm, names = self.arm, AppNames(spec.env, spec.name)
+        options = AppServiceOptions.from_spec(spec.options)
+        group = names.resource_group
+        desired_group = {"location": arm.location, "tags": tags(spec.env, ROLE_MODEL)}
+        changes += converge(
+            "resource_group",
+            group,
+            desired_group,
+            get_resource_group(arm, group),
+            lambda: put_resource_group(arm, group, desired_group),
+            dry_run=dry_run,
+        )
+        pushed = self.push_image(spec, dry_run=dry_run)
+        changes += pushed.changes
+        changes += self._ensure_plan(spec, options, names, dry_run=dry_run)
+        plan_id = self._plan_id(names)
+        production = web.Slot(arm, self.web, names, None)
+        site = production.get()
+        config = web.site_config(spec, options, pushed.image)
+        settings = web.app_settings(spec, options)
+        if site is None:
+            changes.append(Change("create", "web_app", names.site, spec.image))
+            if dry_run:
+                return
+            body = web.site_body(spec, arm.location, plan_id)
+            body["properties"]["siteConfig"] = config
+            arm.run(
+                "create web app", self.web.web_apps.begin_create_or_update, group, names.site, body
+            )
+            production.set_config(config)
+            production.set_settings({**settings, **web.release_settings(spec)})
+            healthy, reason = web.wait_healthy(
+                production, spec.readiness_path, self.probe, spec.healthy_timeout_s
+            )
+            if not healthy:
+                raise web.unhealthy("the web app's first release", reason)
+        else:
+            body = web.site_body(spec, arm.location, plan_id)
+            changes += converge(
+                "web_app",
+                names.site,
+                body,
+                site,
+                lambda: arm.run(
+                    "update web app",
+                    self.web.web_apps.begin_create_or_update,
+                    group,
+                    names.site,
+                    body,
+                ),
+                dry_run=dry_run,
+            )
+            running = production.config().get("linuxFxVersion")
+            kept = {**config, "linuxFxVersion": running or config["linuxFxVersion"]}
+            changes += web.converge_slot(production, kept, settings, dry_run=dry_run)
+        changes += web.ensure_auth(production, spec, dry_run=dry_run)
+        staging = web.Slot(arm, self.web, names, STAGING)
+        if site is not None and staging.get() is not None:
+            changes += web.ensure_auth(staging, spec, dry_run=dry_run)
+        changes += self._ensure_autoscale(spec, options, names, plan_id, dry_run=dry_run)
+        if site is not None:
+            changes += self._release(spec, pushed.image, notes, dry_run=dry_run)
+
+    def _plan_id(self, names: AppNames) -> str:
+        return (
+            f"/subscriptions/{self.arm.subscription_id}/resourceGroups/{names.resource_group}"
+            f"/providers/Microsoft.Web/serverfarms/{names.plan}"
+        )
+
+    def _ensure_plan(
+        self, spec: ServiceSpec, options: AppServiceOptions, names: AppNames, *, dry_run: bool
+    ) -> list[Change]:
+        arm, group = self.arm, names.resource_group
+        actual = arm.read("read plan", self.web.app_service_plans.get, group, names.plan)
+        desired = {
+            "location": arm.location,
+            "kind": "linux",
+            "tags": tags(spec.env, ROLE_MODEL, spec.tags),
+            "sku": {"name": options.sku},
+            "properties": {"reserved": True},
+        }
+        # The capacity is the autoscale setting's: set at creation, never reset after.
+        capacity = (actual or {}).get("sku", {}).get("capacity") or spec.min_instances
+        body = {**desired, "sku": {"name": options.sku, "capacity": capacity}}
+        return converge(
+            "app_service_plan",
+            names.plan,
+            desired,
+            actual,
+            lambda: arm.run(
+                "create plan",
+                self.web.app_service_plans.begin_create_or_update,
+                group,
+                names.plan,
+                body,
+            ),
+            dry_run=dry_run,
+            create_detail=f"{options.sku} x{spec.min_instances}",
+        )
+
+    def _ensure_autoscale(
+        self,
+        spec: ServiceSpec,
+        options: AppServiceOptions,
+        names: AppNames,
+        plan_id: str,
+        *,
+        dry_run: bool,
+    ) -> list[Change]:
+        arm, group = self.arm, names.resource_group
+        cooldown = f"PT{options.cooldown_minutes}M"
+
+        def rule(operator: str, threshold: float, direction: str) -> dict[str, Any]:
+            return cpu_rule(
+                plan_id,
+                operator,
+                threshold,
+                direction,
+                cooldown,
+                metric=("CpuPercentage", "microsoft.web/serverfarms"),
+                window="PT10M",
+            )
+
+        desired = {
+            "location": arm.location,
+            "tags": tags(spec.env, ROLE_MODEL, spec.tags),
+            "properties": {
+                "enabled": True,
+                "targetResourceUri": plan_id,
+                "profiles": [
+                    {
+                        "name": "cpu",
+                        "capacity": {
+                            "minimum": str(spec.min_instances),
+                            "maximum": str(spec.max_instances),
+                            "default": str(spec.min_instances),
+                        },
+                        "rules": [
+                            rule("GreaterThan", options.scale_out_cpu_percent, "Increase"),
+                            rule("LessThan", options.scale_in_cpu_percent, "Decrease"),
+                        ],
+                    }
+                ],
+            },
+        }
+        actual = arm.read(
+            "read autoscale setting",
+            self.arm.monitor.autoscale_settings.get,
+            group,
+            names.autoscale,
+        )
+        return converge(
+            "autoscale",
+            names.autoscale,
+            desired,
+            actual,
+            lambda: arm.write(
+                "set autoscale setting",
+                self.arm.monitor.autoscale_settings.create_or_update,
+                group,
+                names.autoscale,
+                desired,
+            ),
+            dry_run=dry_run,
+            create_detail=f"{spec.min_instances}..{spec.max_instances} on CPU",
+        )
+
+    # -- releases ----------------------------------------------------------------------------
+
+    def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
+        """A release converges like `provision`: only the staging slot and the swap change
+        when the release is the only difference."""
+        return self.ensure_service(spec, dry_run=dry_run)
+
+    def _release(
+        self, spec: ServiceSpec, image_ref: str, notes: list[str], *, dry_run: bool
+    ) -> list[Change]:
+        names = AppNames(spec.env, spec.name)
+        production = web.Slot(self.arm, self.web, names, None)
+        running = web.revision_of("production", production.settings())
+        if running is not None and running.image == spec.image:
+            return []
+        change = Change("update", "web_app", names.site, f"swap in {spec.image} from {STAGING}")
+        if dry_run:
+            return [change]
+        options = AppServiceOptions.from_spec(spec.options)
+        web.ensure_staging(self.arm, self.web, spec, self.arm.location, self._plan_id(names))
+        staging = web.Slot(self.arm, self.web, names, STAGING)
+        web.ensure_auth(staging, spec, dry_run=False)
+        # Staging holds the previous release (what `rollback` swaps back): put back if the
+        # new one fails.
+        kept_config, kept_settings = staging.config(), staging.settings()
+        staging.set_config(web.site_config(spec, options, image_ref))
+        staging.set_settings({**web.app_settings(spec, options), **web.release_settings(spec)})
+        healthy, reason = web.wait_healthy(
+            staging, spec.readiness_path, self.probe, spec.healthy_timeout_s
+        )
+        if not healthy:
+            if kept_settings:
+                staging.set_config(kept_config)
+                staging.set_settings(kept_settings)
+            raise web.unhealthy(f"{spec.image} on the {STAGING} slot", reason)
+        web.swap_into_production(self.arm, self.web, names)
+        notes.append(f"{spec.image} swapped in from {STAGING}; {STAGING} keeps the previous")
+        return [change]
+
+    def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
+        record = self.status(env)
+        if record is None or record.previous is None:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                f"nothing to roll back to: {env} has "
+                + ("no web app" if record is None else f"no release on the {STAGING} slot"),
+                hint="a rollback needs a release before the running one",
+                provider="azure",
+                operation="roll back",
+            )
+        names = AppNames(env, record.name)
+        change = Change(
+            "update", "web_app", names.site, f"swap back {record.previous.image} from {STAGING}"
+        )
+        if dry_run:
+            return ServiceResult(record=record, changes=[change])
+        staging = web.Slot(self.arm, self.web, names, STAGING)
+        timeout = float(self.arm.options.operation_timeout_s)
+        healthy, reason = web.wait_healthy(staging, self._readiness(staging), self.probe, timeout)
+        if not healthy:
+            raise web.unhealthy(f"{record.previous.image} on the {STAGING} slot", reason)
+        web.swap_into_production(self.arm, self.web, names)
+        return ServiceResult(record=self.status(env), changes=[change])
+
+    @staticmethod
+    def _readiness(slot: web.Slot) -> str:
+        return slot.settings().get("WEBSITE_SWAP_WARMUP_PING_PATH") or "/"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _find_site(self, env: str) -> tuple[AppNames, web.Json] | None:
+        group = AppNames(env, "-").resource_group
+        for site in self.arm.read_all(
+            "list web apps", self.web.web_apps.list_by_resource_group, group
+        ):
+            if (site.get("tags") or {}).get("mlops-vm-env") == env:
+                return AppNames(env, site["name"]), site
+        return None
+
+    def status(self, env: str) -> ServiceRecord | None:
+        found = self._find_site(env)
+        if found is None:
+            return None
+        names, site = found
+        production = web.Slot(self.arm, self.web, names, None)
+        staging = web.Slot(self.arm, self.web, names, STAGING)
+        active = web.revision_of("production", production.settings())
+        previous = web.revision_of(STAGING, staging.settings()) if staging.get() else None
+        host = (site.get("properties") or {}).get("defaultHostName", "")
+        status = self.probe(f"https://{host}{self._readiness(production)}") if host else None
+        plan = self.arm.read(
+            "read plan", self.web.app_service_plans.get, names.resource_group, names.plan
+        )
+        capacity = int(((plan or {}).get("sku") or {}).get("capacity") or 0)
+        return ServiceRecord(
+            name=names.site,
+            url=f"https://{host}" if host else None,
+            active=active,
+            previous=previous,
+            traffic={"production": 100} if active else {},
+            healthy=status == 200,
+            reason="" if status == 200 else f"readiness answered {status or 'nothing'}",
+            running=capacity if status == 200 else 0,
+            desired=capacity,
+            resources={
+                "resource_group": names.resource_group,
+                "site": names.site,
+                "plan": names.plan,
+            },
+        )
+
+    def logs(self, env: str, *, tail: int = 100) -> list[str]:
+        """The container's log through the site's Kudu (SCM) endpoint, with an ARM token."""
+        found = self._find_site(env)
+        if found is None:
+            return []
+        names, _ = found
+        token = self.arm.credential.get_token("https://management.azure.com/.default").token
+        url = f"https://{names.site}.scm.azurewebsites.net/api/logs/docker"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                files = json.load(answer)
+            lines: list[str] = []
+            for entry in sorted(files, key=lambda f: f.get("lastUpdated", ""))[-2:]:
+                file_request = urllib.request.Request(
+                    entry["href"], headers={"Authorization": f"Bearer {token}"}
+                )
+                with urllib.request.urlopen(file_request, timeout=30) as answer:
+                    lines += answer.read().decode(errors="replace").splitlines()
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"cannot read the container logs: {error}",
+                hint="the identity needs the Website Contributor role on the web app",
+                provider="azure",
+                operation="read logs",
+            ) from None
+        return lines[-tail:]
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        """The environment's resource group and everything in it (the Azure provider's)."""
+        return azure_destroy.destroy(self.arm, env, dry_run=dry_run)
