@@ -271,6 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         tag = tail[1] if tail[:1] == ["tags"] and len(tail) > 1 else None
         path = "/" + "/".join(tail[2:] if tag else tail)
         with state.lock:
+            self.api.calls.append(("app", rest, {}))
             name = next(
                 (
                     n
