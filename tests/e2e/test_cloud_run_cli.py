@@ -6,6 +6,7 @@ file whose token endpoint is the fake's. The image copy is real (local TLS regis
 both ends)."""
 
 import json
+import urllib.request
 import uuid
 
 import pytest
@@ -115,6 +116,8 @@ def test_provision_status_deploy_rollback_destroy(tmp_path, fake):
     code, done = cli_json("provision", directory)
     assert code == 0, done
     assert done["endpoint"].startswith(fake.endpoint_url + "apps/")
+    with urllib.request.urlopen(done["endpoint"] + "/readyz") as answer:  # allUsers invoke
+        assert answer.status == 200
     service = fake.service(PROJECT, REGION, f"mlops-vm-{env}")
     env_vars = {e["name"]: e for e in service["template"]["containers"][0]["env"]}
     assert "valueSource" in env_vars["API_TOKEN"] and "value" not in env_vars["API_TOKEN"]

@@ -70,6 +70,7 @@ class CloudRunTarget(ServiceTarget):
 
     def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
         changes: list[Change] = []
+        notes: list[str] = []
         with reporting_changes(changes):
             pushed = self.push_image(spec, dry_run=dry_run)
             changes += pushed.changes
@@ -83,19 +84,20 @@ class CloudRunTarget(ServiceTarget):
                 if not (dry_run and service is None)
                 else [Change("update", "cloud_run_invoker", spec.name, spec.access)]
             )
-        return ServiceResult(record=self._record(spec.name), changes=changes)
+        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
         if get_service(self.apis, spec.name) is None:
             return self.ensure_service(spec, dry_run=dry_run)
         changes: list[Change] = []
+        notes: list[str] = []
         with reporting_changes(changes):
             pushed = self.push_image(spec, dry_run=dry_run)
             changes += pushed.changes
             service = get_service(self.apis, spec.name)
             assert service is not None
-            changes += self._release(spec, service, pushed.image, dry_run=dry_run)
-        return ServiceResult(record=self._record(spec.name), changes=changes)
+            changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
+        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         service = find_service(self.apis, env)
@@ -220,7 +222,13 @@ class CloudRunTarget(ServiceTarget):
         return changes
 
     def _release(
-        self, spec: ServiceSpec, service: dict[str, Any], image: str, *, dry_run: bool
+        self,
+        spec: ServiceSpec,
+        service: dict[str, Any],
+        image: str,
+        *,
+        dry_run: bool,
+        notes: list[str] | None = None,
     ) -> list[Change]:
         options = CloudRunOptions.from_spec(spec.options)
         wanted = self._template(spec, image)
@@ -244,13 +252,21 @@ class CloudRunTarget(ServiceTarget):
         if dry_run:
             return changes
         if revision not in existing:
+            token = self._invoker_token(spec, service)
+            check_url = spec.access == "public" or token is not None
+            if not check_url and notes is not None:
+                notes.append(
+                    "the tag URL was not checked: no identity token for an authenticated "
+                    "service here (Cloud Run's startup probe gated the revision)"
+                )
             service = release.deploy_candidate(
                 self.apis,
                 service,
                 wanted,
                 readiness_path=spec.readiness_path,
-                token=self._invoker_token(spec, service),
+                token=token,
                 timeout_s=min(spec.healthy_timeout_s, 600),
+                check_url=check_url,
             )
         else:
             release.check_ready(self.apis, service, revision)

@@ -39,6 +39,30 @@ RPC_CODES = {
 }
 
 
+# The provider's hints speak of Compute Engine; these are what a Cloud Run caller needs.
+HINTS = {
+    ErrorCode.PERMISSION: (
+        "grant the caller roles/run.admin, roles/artifactregistry.admin, "
+        "roles/secretmanager.viewer and roles/iam.serviceAccountUser on the revisions' "
+        "service account, and enable run.googleapis.com, artifactregistry.googleapis.com, "
+        "secretmanager.googleapis.com"
+    ),
+    ErrorCode.INTERNAL: "a Google Cloud error; re-run, the target converges from what exists",
+    ErrorCode.NOT_FOUND: "check provider.options.project and provider.region",
+}
+
+
+class ApiClient(ComputeClient):
+    """The provider's client (retries, classification), with Cloud Run's hints."""
+
+    def execute(self, what: str, request: Any) -> Any:
+        try:
+            return super().execute(what, request)
+        except ProvisionError as error:
+            error.hint = HINTS.get(error.code, error.hint)
+            raise
+
+
 @dataclass(frozen=True)
 class Where:
     project: str
@@ -80,7 +104,7 @@ class CloudRunApis:
             raise translate(error, "find credentials") from error
         return found
 
-    def _client(self, api: str, version: str) -> ComputeClient:
+    def _client(self, api: str, version: str) -> ApiClient:
         service = build_service(
             endpoint_url=self.settings.endpoint_url,
             credentials=self.credentials,
@@ -88,22 +112,22 @@ class CloudRunApis:
             api=api,
             version=version,
         )
-        return ComputeClient(service, self.where.project, self.options, self._sleep)
+        return ApiClient(service, self.where.project, self.options, self._sleep)
 
     @cached_property
-    def run(self) -> ComputeClient:
+    def run(self) -> ApiClient:
         return self._client("run", "v2")
 
     @cached_property
-    def registry(self) -> ComputeClient:
+    def registry(self) -> ApiClient:
         return self._client("artifactregistry", "v1")
 
     @cached_property
-    def secrets(self) -> ComputeClient:
+    def secrets(self) -> ApiClient:
         return self._client("secretmanager", "v1")
 
     @cached_property
-    def logging(self) -> ComputeClient:
+    def logging(self) -> ApiClient:
         return self._client("logging", "v2")
 
     def access_token(self) -> str:

@@ -53,9 +53,10 @@ def deploy_candidate(
     readiness_path: str,
     token: str | None,
     timeout_s: float,
+    check_url: bool = True,
 ) -> dict[str, Any]:
     """TEMPLATE as a new revision with no traffic and the candidate tag, ready and answering
-    through its tag URL; otherwise the traffic as it was and ProvisionError."""
+    through its tag URL (CHECK_URL); otherwise the traffic as it was and ProvisionError."""
     revision = template["revision"]
     before = serving(service)
     traffic = [*pinned(before), {"type": REVISION, "revision": revision, "tag": CANDIDATE_TAG}]
@@ -64,9 +65,13 @@ def deploy_candidate(
             apis, service, {"template": template, "traffic": traffic}, "template,traffic"
         )
     except ProvisionError as error:
+        if error.code in (ErrorCode.INVALID_INPUT, ErrorCode.CONFLICT, ErrorCode.PERMISSION):
+            raise  # refused as asked: nothing was deployed
         reason = revision_failure(apis, f"{service['name']}/revisions/{revision}")
         restore(apis, service["name"], before)
         raise not_ready(revision, reason or error.message, before) from None
+    if not check_url:
+        return service
     url = tag_url(service, CANDIDATE_TAG)
     problem = (
         probe.wait_until_ready(url + readiness_path, token=token, timeout_s=timeout_s)

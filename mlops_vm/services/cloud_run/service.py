@@ -127,10 +127,11 @@ def record_of(service: dict[str, Any], revisions: list[dict[str, Any]]) -> Servi
         traffic=traffic,
         healthy=state == "CONDITION_SUCCEEDED" and not service.get("reconciling"),
         reason=reason or ("" if state == "CONDITION_SUCCEEDED" else state),
-        # Cloud Run does not report instance counts; desired is the minimum kept warm.
-        running=0,
-        desired=int(scaling.get("minInstanceCount", 0)),
+        # The run API reports no instance counts (Cloud Monitoring does): left at 0, the
+        # scaling bounds are in resources.
         resources={
+            "min_instances": int(scaling.get("minInstanceCount", 0)),
+            "max_instances": int(scaling.get("maxInstanceCount", 0)),
             "service": service["name"],
             "revisions": [short(r["name"]) for r in revisions],
             "tags": {
