@@ -104,7 +104,8 @@ def test_bad_input_exits_2_before_anything_exists(tmp_path, fake, case, service,
 
 @pytest.mark.slow
 def test_provision_status_deploy_rollback_destroy(tmp_path, fake):
-    """Contract (fake control plane) + real image copy: the commands through the CLI."""
+    """Contract (fake control plane) + real image copy: the commands through the CLI,
+    a release that never gets ready among them."""
     env = f"cr{uuid.uuid4().hex[:6]}"
     directory = cloud_run_env(tmp_path, env, fake)
 
@@ -131,6 +132,17 @@ def test_provision_status_deploy_rollback_destroy(tmp_path, fake):
     code, state = cli_json("status", directory)
     assert state["service"]["active"]["image"] == f"{SOURCE}:1.1"
     assert state["service"]["previous"]["id"] == first
+
+    # A revision that never becomes ready: exit 1 with Cloud Run's reason, traffic stays.
+    serving = state["service"]["traffic"]
+    copy = f"{platform_registry.HOST_ADDRESS}/{PROJECT}/mlops-vm-{env}/model-service:1.1-broken"
+    fake.fail_image(copy, "The user-provided container failed the configured startup probe.")
+    code, failed = cli_json("deploy", directory, "--image", f"{SOURCE}:1.1-broken")
+    assert code == 1, failed
+    assert "failed the configured startup probe" in json.dumps(failed)
+    code, state = cli_json("status", directory)
+    assert code == 0 and state["service"]["traffic"] == serving
+    assert state["service"]["resources"]["tags"] == {}
 
     code, rolled = cli_json("rollback", directory)
     assert code == 0, rolled
