@@ -32,12 +32,14 @@ from mlops_vm.services.cloud_run.apis import CloudRunApis
 from mlops_vm.services.cloud_run.options import CloudRunOptions, region_of
 from mlops_vm.services.cloud_run.service import (
     ACTIVE,
+    STEPS,
     create_service,
     find_service,
     get_service,
     list_revisions,
     not_ready,
     record_of,
+    revision_failure,
     services,
     serving,
     short,
@@ -78,12 +80,14 @@ class CloudRunTarget(ServiceTarget):
             if service is None:
                 changes += self._create(spec, pushed.image, dry_run=dry_run)
             else:
-                changes += self._release(spec, service, pushed.image, dry_run=dry_run)
-            changes += (
-                access.ensure_access(self.apis, self._path(spec.name), spec.access, dry_run=dry_run)
-                if not (dry_run and service is None)
-                else [Change("update", "cloud_run_invoker", spec.name, spec.access)]
-            )
+                changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
+            if service is None and dry_run:  # no policy to read yet: a new one has no binding
+                if spec.access == "public":
+                    changes.append(access.access_change(spec.name, public=True))
+            else:
+                changes += access.ensure_access(
+                    self.apis, self._path(spec.name), spec.access, dry_run=dry_run
+                )
         return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
@@ -182,7 +186,7 @@ class CloudRunTarget(ServiceTarget):
         return record_of(service, list_revisions(self.apis, service)) if service else None
 
     def _steps(self, service: dict[str, Any]) -> tuple[int, ...]:
-        steps = service.get("annotations", {}).get("mlops-vm/traffic-steps", "100")
+        steps = service.get("annotations", {}).get(STEPS, "100")
         return tuple(int(step) for step in steps.split(","))
 
     def _template(self, spec: ServiceSpec, image: str) -> dict[str, Any]:
@@ -204,7 +208,7 @@ class CloudRunTarget(ServiceTarget):
                 **release.release_annotations(
                     {}, revision, spec.source, spec.inventory_image or spec.image
                 ),
-                "mlops-vm/traffic-steps": ",".join(map(str, options.traffic_steps)),
+                STEPS: ",".join(map(str, options.traffic_steps)),
             },
             "ingress": "INGRESS_TRAFFIC_ALL",
             "template": body_template,
@@ -213,11 +217,9 @@ class CloudRunTarget(ServiceTarget):
         try:
             create_service(self.apis, spec.name, body)
         except ProvisionError as error:
-            if error.code is ErrorCode.INVALID_INPUT:
+            if error.code in (ErrorCode.INVALID_INPUT, ErrorCode.CONFLICT, ErrorCode.PERMISSION):
                 raise
             path = f"{self._path(spec.name)}/revisions/{revision}"
-            from mlops_vm.services.cloud_run.service import revision_failure
-
             raise not_ready(revision, revision_failure(self.apis, path), {}) from None
         return changes
 

@@ -15,6 +15,7 @@ from mlops_vm.services.cloud_run.service import (
     ACTIVE,
     CANDIDATE_TAG,
     PREVIOUS,
+    STEPS,
     list_revisions,
     not_ready,
     patch_service,
@@ -28,7 +29,11 @@ REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
 
 
 def release_annotations(
-    service: dict[str, Any], revision: str, source: str, inventory_image: str
+    service: dict[str, Any],
+    revision: str,
+    source: str,
+    inventory_image: str,
+    steps: tuple[int, ...] = (),
 ) -> dict[str, str]:
     """The service's annotations after traffic moves to REVISION: which release it carries
     (source, the inventory's image) and the revision that had the traffic (rollback's)."""
@@ -38,6 +43,8 @@ def release_annotations(
     if had and had != revision:
         annotations[PREVIOUS] = had
     annotations.update({ACTIVE: revision, TAG_SOURCE: source, TAG_INVENTORY_IMAGE: inventory_image})
+    if steps:
+        annotations[STEPS] = ",".join(map(str, steps))
     return annotations
 
 
@@ -111,7 +118,7 @@ def move_traffic(
 ) -> dict[str, Any]:
     """Traffic to REVISION in STEPS (percent), each step waited on; the release recorded."""
     before = serving(service)
-    annotations = release_annotations(service, revision, source, inventory_image)
+    annotations = release_annotations(service, revision, source, inventory_image, steps)
     for percent in steps:
         targets = traffic_to(revision, percent, before)
         try:

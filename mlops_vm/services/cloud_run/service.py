@@ -22,6 +22,7 @@ PREVIOUS = "mlops-vm/previous-revision"
 # The revision the last traffic move was for: its release (source, inventory image) is the
 # service's TAG_SOURCE / TAG_INVENTORY_IMAGE annotations, as a host's release.json is.
 ACTIVE = "mlops-vm/active-revision"
+STEPS = "mlops-vm/traffic-steps"  # service.cloud_run.traffic_steps, for rollbacks
 CANDIDATE_TAG = "candidate"
 
 
