@@ -8,6 +8,7 @@ both ends)."""
 import json
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlops_vm import paths
 from mlops_vm.platform import registry as platform_registry
+from tests.e2e.test_ansible_playbook import ansible_playbook, recap
 from tests.environments import cli, cli_json, make_environment
 from tests.fakes.gcp.run_server import FakeCloudRun
 from tests.fakes.gcp.testing import FAST, local_only_environment
@@ -153,6 +155,11 @@ def test_provision_status_deploy_rollback_destroy(tmp_path, fake):
     logs = cli("logs", directory, "--tail", "5")
     assert logs.returncode == 0 and "model loaded" in logs.stdout
 
-    assert cli("destroy", directory, "--yes").returncode == 0
+    # The same playbooks without the CLI: a provision that keeps the rollback (no change),
+    # then destroy; the CLI's destroy after it has nothing left to do.
+    code, output = ansible_playbook(Path(directory), "provision.yml")
+    assert code == 0 and recap(output)["localhost"] == (0, 0, 0), output
+    code, output = ansible_playbook(Path(directory), "destroy.yml")
+    assert code == 0 and recap(output)["localhost"][0] == 1, output
     assert fake.everything()["services"] == []
     assert cli("destroy", directory, "--yes").returncode == 0
