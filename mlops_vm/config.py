@@ -196,6 +196,28 @@ class AppServiceConfig(Strict):
     cooldown_minutes: Annotated[int, Field(ge=1, le=60)] = 5
 
 
+class CloudRunServiceConfig(Strict):
+    """service.cloud_run: Google Cloud Run (mlops_vm/services/cloud_run)."""
+
+    # The Artifact Registry Docker repository (default mlops-vm-<env>).
+    repository: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")] | None = None
+    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10  # the cleanup policy keeps these
+    gpu_type: Literal["nvidia-l4"] = "nvidia-l4"  # with service.gpu: 1
+    # Percent of the traffic a new revision gets, step by step (each step waited on).
+    traffic_steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [100])
+    cpu_idle: bool = True  # CPU only while requests run (GPU services: always allocated)
+    service_account: str | None = None  # the revisions' identity
+    # A registry that stands in for <region>-docker.pkg.dev (a private mirror; tests).
+    registry_host: str | None = None
+
+    @field_validator("traffic_steps")
+    @classmethod
+    def steps_rise_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps or steps[-1] != 100 or steps != sorted(set(steps)):
+            raise ValueError("must rise step by step and end at 100, e.g. [10, 50, 100]")
+        return steps
+
+
 class ServiceConfig(Strict):
     """service: the model service on a managed target (target: ecs, ...); the common settings,
     then one section per platform."""
@@ -222,6 +244,7 @@ class ServiceConfig(Strict):
     )
     ecs: EcsServiceConfig | None = None
     app_service: AppServiceConfig | None = None
+    cloud_run: CloudRunServiceConfig | None = None
 
     @model_validator(mode="after")
     def min_not_above_max(self) -> "ServiceConfig":

@@ -11,6 +11,7 @@ from mlops_vm.services.base import ServiceTarget
 SERVICE_TARGETS: dict[str, tuple[str, str, str, str]] = {
     "ecs": ("mlops_vm.services.ecs", "EcsTarget", "aws", "aws"),
     "app_service": ("mlops_vm.services.app_service", "AppServiceTarget", "azure", "azure"),
+    "cloud_run": ("mlops_vm.services.cloud_run", "CloudRunTarget", "gcp", "gcp"),
 }
 TARGET_NAMES = tuple(SERVICE_TARGETS)
 VMS = "vms"  # the default target: VMs through the providers

@@ -45,17 +45,25 @@ API_PATH = "compute/v1/"
 Request = Callable[[Any], Any]  # service -> googleapiclient HttpRequest
 
 
-def api_endpoint(endpoint_url: str) -> str:
+def api_endpoint(endpoint_url: str, api: str = "compute") -> str:
     """The client's api_endpoint for ENDPOINT_URL: a root ("http://127.0.0.1:8080/") gets
-    the service path appended; a URL that already ends in /compute/v1/ is kept."""
+    the service path appended; a URL that already ends in /compute/v1/ is kept. Other APIs
+    (run, artifactregistry, ...) are served under /<api>/ of the same root."""
     url = endpoint_url if endpoint_url.endswith("/") else endpoint_url + "/"
-    return url if url.endswith(API_PATH) else url + API_PATH
+    path = API_PATH if api == "compute" else f"{api}/"
+    return url if url.endswith(path) else url + path
 
 
 def build_service(
-    *, endpoint_url: str | None, credentials: Credentials | None, http_timeout_s: float
+    *,
+    endpoint_url: str | None,
+    credentials: Credentials | None,
+    http_timeout_s: float,
+    api: str = "compute",
+    version: str = "v1",
 ) -> Any:
-    """The compute v1 discovery client, authenticated by ADC unless CREDENTIALS is given."""
+    """The API's discovery client (compute v1 by default), authenticated by ADC unless
+    CREDENTIALS is given."""
     if credentials is None:
         try:
             credentials, _ = google.auth.default(scopes=list(SCOPES))
@@ -64,10 +72,10 @@ def build_service(
     http = google_auth_httplib2.AuthorizedHttp(
         credentials, http=httplib2.Http(timeout=int(http_timeout_s))
     )
-    client_options = {"api_endpoint": api_endpoint(endpoint_url)} if endpoint_url else None
+    client_options = {"api_endpoint": api_endpoint(endpoint_url, api)} if endpoint_url else None
     return discovery.build(
-        "compute",
-        "v1",
+        api,
+        version,
         http=http,
         static_discovery=True,
         cache_discovery=False,

@@ -1,0 +1,306 @@
+"""Google Cloud Run: the model image as a Cloud Run service (run v2 through
+google-api-python-client), its image in an Artifact Registry repository of the environment.
+
+What an environment owns (labelled mlops-vm-env): the Artifact Registry Docker repository
+(cleanup policy keeps the newest images) and the service (revisions named by a hash of
+what runs, traffic, the invoker IAM policy). Secrets stay in Secret Manager: the service
+holds references. Settings: service.* and service.cloud_run (config.py); the project is
+provider.options.project, the region provider.region. The service URL is the endpoint.
+
+Credentials: Application Default Credentials; tests aim every API at one fake
+(ProviderSettings.endpoint_url) and pass credentials in options["credentials"].
+"""
+
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.id_token
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.services.base import (
+    PushResult,
+    ServiceRecord,
+    ServiceResult,
+    ServiceSpec,
+    ServiceTarget,
+)
+from mlops_vm.services.cloud_run import access, limits, registry, release, secrets, template
+from mlops_vm.services.cloud_run.apis import CloudRunApis
+from mlops_vm.services.cloud_run.options import CloudRunOptions, region_of
+from mlops_vm.services.cloud_run.service import (
+    ACTIVE,
+    STEPS,
+    create_service,
+    find_service,
+    get_service,
+    list_revisions,
+    not_ready,
+    record_of,
+    revision_failure,
+    services,
+    serving,
+    short,
+)
+
+
+class CloudRunTarget(ServiceTarget):
+    name = "cloud_run"
+    cloud = "gcp"
+
+    def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
+        super().__init__(settings)
+        self.apis = CloudRunApis(settings, **kwargs)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def validate(self, spec: ServiceSpec) -> None:
+        options = CloudRunOptions.from_spec(spec.options)
+        limits.check_spec(spec, options, region_of(self.settings))
+        secrets.check_secrets_exist(self.apis, spec)
+
+    # -- converge ----------------------------------------------------------------------------
+
+    def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
+        options = CloudRunOptions.from_spec(spec.options)
+        changes = registry.ensure_repository(self.apis, spec, options, dry_run=dry_run)
+        with reporting_changes(changes):
+            image, more = registry.push_image(self.apis, spec, options, dry_run=dry_run)
+        return PushResult(image=image, changes=[*changes, *more])
+
+    def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
+        changes: list[Change] = []
+        notes: list[str] = []
+        with reporting_changes(changes):
+            pushed = self.push_image(spec, dry_run=dry_run)
+            changes += pushed.changes
+            service = get_service(self.apis, spec.name)
+            if service is None:
+                changes += self._create(spec, pushed.image, dry_run=dry_run)
+            else:
+                changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
+            if service is None and dry_run:  # no policy to read yet: a new one has no binding
+                if spec.access == "public":
+                    changes.append(access.access_change(spec.name, public=True))
+            else:
+                changes += access.ensure_access(
+                    self.apis, self._path(spec.name), spec.access, dry_run=dry_run
+                )
+        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
+
+    def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
+        if get_service(self.apis, spec.name) is None:
+            return self.ensure_service(spec, dry_run=dry_run)
+        changes: list[Change] = []
+        notes: list[str] = []
+        with reporting_changes(changes):
+            pushed = self.push_image(spec, dry_run=dry_run)
+            changes += pushed.changes
+            service = get_service(self.apis, spec.name)
+            assert service is not None
+            changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
+        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
+
+    def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
+        service = find_service(self.apis, env)
+        record = record_of(service, list_revisions(self.apis, service)) if service else None
+        if service is None or record is None or record.previous is None:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                f"environment {env} has no previous revision to roll back to",
+                hint="a rollback needs a release before the one that runs",
+                provider=PROVIDER,
+                operation="rollback",
+            )
+        target = record.previous.id
+        steps = self._steps(service)
+        changes = release.traffic_changes(service, target, steps)
+        if dry_run or not changes:
+            return ServiceResult(record=record, changes=changes)
+        release.check_ready(self.apis, service, target)
+        inventory = record.active.inventory_image if record.active else ""
+        release.move_traffic(
+            self.apis, service, target, steps, source="rollback", inventory_image=inventory
+        )
+        return ServiceResult(record=self._record(short(service["name"])), changes=changes)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def status(self, env: str) -> ServiceRecord | None:
+        service = find_service(self.apis, env)
+        return record_of(service, list_revisions(self.apis, service)) if service else None
+
+    def logs(self, env: str, *, tail: int = 100) -> list[str]:
+        service = find_service(self.apis, env)
+        if service is None:
+            return []
+        where = self.apis.where
+        query = (
+            'resource.type="cloud_run_revision" AND '
+            f'resource.labels.service_name="{short(service["name"])}" AND '
+            f'resource.labels.location="{where.region}"'
+        )
+        page = self.apis.logging.execute(
+            "read the service's logs",
+            lambda s: s.entries().list(
+                body={
+                    "resourceNames": [f"projects/{where.project}"],
+                    "filter": query,
+                    "orderBy": "timestamp desc",
+                    "pageSize": tail,
+                }
+            ),
+        )
+        lines = [entry_text(entry) for entry in page.get("entries", [])]
+        return list(reversed(lines))
+
+    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        changes: list[Change] = []
+        with reporting_changes(changes):
+            service = find_service(self.apis, env)
+            if service is not None:
+                changes.append(Change("delete", "cloud_run_service", short(service["name"])))
+                if not dry_run:
+                    operation = self.apis.run.execute(
+                        "delete the service",
+                        lambda s: services(s).delete(name=service["name"]),
+                    )
+                    self.apis.run_operation("delete the service", operation)
+            for repository in registry.find_repositories(self.apis, env):
+                changes.append(
+                    Change("delete", "artifact_registry_repository", short(repository["name"]))
+                )
+                if not dry_run:
+                    registry.delete_repository(self.apis, repository["name"])
+        return changes
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        return f"{self.apis.where.parent}/services/{name}"
+
+    def _record(self, name: str) -> ServiceRecord | None:
+        service = get_service(self.apis, name)
+        return record_of(service, list_revisions(self.apis, service)) if service else None
+
+    def _steps(self, service: dict[str, Any]) -> tuple[int, ...]:
+        steps = service.get("annotations", {}).get(STEPS, "100")
+        return tuple(int(step) for step in steps.split(","))
+
+    def _template(self, spec: ServiceSpec, image: str) -> dict[str, Any]:
+        options = CloudRunOptions.from_spec(spec.options)
+        return template.revision_template(spec, options, self.apis.where.project, image)
+
+    def _create(self, spec: ServiceSpec, image: str, *, dry_run: bool) -> list[Change]:
+        options = CloudRunOptions.from_spec(spec.options)
+        body_template = self._template(spec, image)
+        revision = body_template["revision"]
+        changes = [
+            Change("create", "cloud_run_service", spec.name, f"revision {revision}"),
+        ]
+        if dry_run:
+            return changes
+        body = {
+            "labels": template.labels(spec),
+            "annotations": {
+                **release.release_annotations(
+                    {}, revision, spec.source, spec.inventory_image or spec.image
+                ),
+                STEPS: ",".join(map(str, options.traffic_steps)),
+            },
+            "ingress": "INGRESS_TRAFFIC_ALL",
+            "template": body_template,
+            "traffic": [{"type": release.REVISION, "revision": revision, "percent": 100}],
+        }
+        try:
+            create_service(self.apis, spec.name, body)
+        except ProvisionError as error:
+            if error.code in (ErrorCode.INVALID_INPUT, ErrorCode.CONFLICT, ErrorCode.PERMISSION):
+                raise
+            path = f"{self._path(spec.name)}/revisions/{revision}"
+            raise not_ready(revision, revision_failure(self.apis, path), {}) from None
+        return changes
+
+    def _release(
+        self,
+        spec: ServiceSpec,
+        service: dict[str, Any],
+        image: str,
+        *,
+        dry_run: bool,
+        notes: list[str] | None = None,
+    ) -> list[Change]:
+        options = CloudRunOptions.from_spec(spec.options)
+        wanted = self._template(spec, image)
+        revision = wanted["revision"]
+        existing = {short(r["name"]) for r in list_revisions(self.apis, service)}
+        changes: list[Change] = []
+        if revision not in existing:
+            changes.append(
+                Change("create", "cloud_run_revision", revision, f"{spec.image}, no traffic")
+            )
+        elif serving(service) == {revision: 100}:
+            return []
+        changes += [
+            Change(
+                "update",
+                "cloud_run_traffic",
+                spec.name,
+                f"{revision} " + " -> ".join(f"{p}%" for p in options.traffic_steps),
+            )
+        ]
+        if dry_run:
+            return changes
+        if revision not in existing:
+            token = self._invoker_token(spec, service)
+            check_url = spec.access == "public" or token is not None
+            if not check_url and notes is not None:
+                notes.append(
+                    "the tag URL was not checked: no identity token for an authenticated "
+                    "service here (Cloud Run's startup probe gated the revision)"
+                )
+            service = release.deploy_candidate(
+                self.apis,
+                service,
+                wanted,
+                readiness_path=spec.readiness_path,
+                token=token,
+                timeout_s=min(spec.healthy_timeout_s, 600),
+                check_url=check_url,
+            )
+        else:
+            release.check_ready(self.apis, service, revision)
+        release.move_traffic(
+            self.apis,
+            service,
+            revision,
+            options.traffic_steps,
+            source=spec.source,
+            inventory_image=spec.inventory_image or spec.image,
+        )
+        return changes
+
+    def _invoker_token(self, spec: ServiceSpec, service: dict[str, Any]) -> str | None:
+        """An identity token for an authenticated service's tag URL (None: public, or no
+        identity that can mint one here: the check then goes without it)."""
+        if spec.access == "public" or not service.get("uri"):
+            return None
+        try:
+            return google.oauth2.id_token.fetch_id_token(
+                google.auth.transport.requests.Request(), service["uri"]
+            )
+        except google.auth.exceptions.GoogleAuthError:
+            return None
+
+
+def entry_text(entry: dict[str, Any]) -> str:
+    """One log entry as a line: its text, or its JSON payload's message."""
+    if "textPayload" in entry:
+        return str(entry["textPayload"])
+    payload = entry.get("jsonPayload") or {}
+    return str(payload.get("message", payload))
+
+
+__all__ = ["ACTIVE", "CloudRunTarget"]

@@ -1,0 +1,53 @@
+"""The cloud_run target's settings: service.cloud_run in the schema, the example, and the
+settings refused with their field, file and line."""
+
+from mlops_vm import paths
+from mlops_vm.config import load_environment
+from mlops_vm.services.cloud_run.options import CloudRunOptions
+from mlops_vm.services.environment import service_spec
+from tests.environments import ECS_ENV, make_environment
+from tests.unit.test_service_config import assert_located, problems_of
+
+CLOUD_RUN_ENV = (
+    paths.PROJECT_DIR / "inventories" / "cloud-run-example" / "group_vars" / "all" / "mlops_vm.yml"
+)
+
+
+def test_the_cloud_run_example_is_valid_and_maps_to_a_service_spec():
+    loaded = load_environment("cloud-run-example")
+    assert loaded.config.target == "cloud_run"
+    spec = service_spec(loaded.config, loaded.inventory_dir)
+    assert (spec.cpu, spec.memory_mb, spec.concurrency) == (1, 2048, 80)
+    assert spec.secrets == {"API_TOKEN": "iris-api-token:latest"}
+    options = CloudRunOptions.from_spec(spec.options)
+    assert options.traffic_steps == (10, 50, 100)
+    assert options.repository_id(spec) == "mlops-vm-cloud-run-example"
+
+
+def test_traffic_steps_must_rise_to_100(tmp_path):
+    directory = make_environment(
+        tmp_path,
+        "steps",
+        {"service": {"cloud_run": {"traffic_steps": [50, 20]}}},
+        like=CLOUD_RUN_ENV,
+    )
+    message = assert_located(
+        directory, problems_of(directory), "mlops_vm.service.cloud_run.traffic_steps"
+    )
+    assert "end at 100" in message
+
+
+def test_cloud_run_settings_are_refused_for_another_target(tmp_path):
+    directory = make_environment(
+        tmp_path, "notcr", {"service": {"cloud_run": {"keep_images": 3}}}, like=ECS_ENV
+    )
+    message = assert_located(directory, problems_of(directory), "mlops_vm.service.cloud_run")
+    assert "does not apply to target ecs" in message
+
+
+def test_cloud_run_runs_on_gcp_only(tmp_path):
+    directory = make_environment(
+        tmp_path, "craws", {"provider": {"name": "aws"}}, like=CLOUD_RUN_ENV
+    )
+    message = assert_located(directory, problems_of(directory), "mlops_vm.provider.name")
+    assert "runs on gcp" in message
