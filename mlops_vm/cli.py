@@ -19,6 +19,7 @@ from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.choose import choose_release
 from mlops_vm.release.hosts import read_hosts, stream_logs
 from mlops_vm.runner import PlaybookRun, RunResult, RunState
+from mlops_vm.sizing import sizing_warnings
 from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -433,10 +434,20 @@ def validate(env: EnvArg, as_json: JsonOpt = False) -> None:
     """Check the environment's configuration (and what the provider can check up front)."""
     loaded = load(env, as_json)
     check_with_provider(loaded, provider_for(loaded, as_json), as_json)
+    warnings = [str(problem) for problem in sizing_warnings(loaded)]
     if as_json:
-        display.print_json({"ok": True, "env": loaded.config.env, "source": str(loaded.source)})
+        display.print_json(
+            {
+                "ok": True,
+                "env": loaded.config.env,
+                "source": str(loaded.source),
+                "warnings": warnings,
+            }
+        )
     else:
         display.out.print(f"{loaded.source}: environment {loaded.config.env} is valid")
+        if warnings:
+            display.print_problems("right-sizing warnings:", warnings)
 
 
 def main() -> None:  # pragma: no cover - console script entry point
