@@ -15,7 +15,11 @@ MACHINE_TYPES: dict[str, tuple[int, int]] = {  # name -> (guest CPUs, memory MB)
     "e2-standard-2": (2, 8192),
     "e2-standard-4": (4, 16384),
     "n2-standard-2": (2, 8192),
+    # GPU machine types: their GPUs come with them, and they cannot live-migrate.
+    "g2-standard-4": (4, 16384),
+    "a2-highgpu-1g": (12, 87040),
 }
+GPU_MACHINE_PREFIXES = ("g2-", "a2-")
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "us-central1": ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"),
