@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -25,6 +24,7 @@ import yaml
 from mlops_vm import paths
 from mlops_vm.provision import ErrorCode, InstanceSpec, LoadBalancerSpec, ProvisionError
 from tests.providers import test_aws
+from tests.providers.cloud_fixtures import resized
 from tests.providers.test_aws import FAST, REGION, FakeRefreshes, refresh_details, scaling_spec
 
 # The AWS module's moto server and fixtures, shared rather than written again.
@@ -35,13 +35,6 @@ env = test_aws.env
 provider = test_aws.provider
 fleet_spec = test_aws.fleet_spec
 certificate = test_aws.certificate
-
-
-def resized(spec, machine_type: str, disk_gb: int | None = None):
-    instance = replace(
-        spec.instance, machine_type=machine_type, disk_gb=disk_gb or spec.instance.disk_gb
-    )
-    return replace(spec, instance=instance)
 
 
 def instance_types(boto, instance_ids) -> dict[str, str]:

@@ -9,8 +9,6 @@ which test_resize_aws.py runs for real); here the provider calls are made in tha
 the fake's request log shows what reached Compute Engine.
 """
 
-from dataclasses import replace
-
 import pytest
 
 from mlops_vm.provision import CertificateSpec, ErrorCode, LoadBalancerSpec, ProvisionError
@@ -18,6 +16,7 @@ from mlops_vm.provision.gcp import GcpProvider
 from mlops_vm.provision.model import InstanceSpec
 from tests.fakes.gcp import FakeCompute
 from tests.fakes.gcp.testing import by_name, make_provider
+from tests.providers.cloud_fixtures import resized
 from tests.providers.test_gcp import fleet, scaling_group
 
 pytestmark = pytest.mark.usefixtures("clean_faults")
@@ -36,16 +35,6 @@ RESIZE_CALLS = {
 @pytest.fixture
 def provider(fake: FakeCompute, project: str) -> GcpProvider:
     return make_provider(fake, project)
-
-
-def resized(spec, machine_type: str, disk_gb: int | None = None, **instance):
-    changed = replace(
-        spec.instance,
-        machine_type=machine_type,
-        disk_gb=disk_gb or spec.instance.disk_gb,
-        **instance,
-    )
-    return replace(spec, instance=changed)
 
 
 def instance_resources(fake: FakeCompute, project: str) -> dict:
