@@ -107,11 +107,9 @@ def main() -> None:
         spec = fleet_spec(config, inventory_dir, user_data)
         provider.validate(spec, load_balancer_spec(config, inventory_dir))
         # A size some instance cannot take stops the run before anything is created;
-        # playbooks/resize.yml makes the resizes, host by host, once the fleet is there.
-        resizes = [c for changes in provider.plan_resizes(spec).values() for c in changes]
+        # playbooks/resize.yml plans and makes the resizes, host by host, after this.
+        provider.plan_resizes(spec)
         result = provider.ensure_fleet(spec, dry_run=module.check_mode)
-        if module.check_mode:
-            result.changes += resizes
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:
