@@ -11,6 +11,14 @@ from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
 from mlops_vm.config import EnvironmentConfig, resolve_path
 
 
+def gpu_role_vars(config: EnvironmentConfig) -> dict:
+    """GPU machines: the NVIDIA driver, toolkit and runtime, and the replicas' GPUs
+    (their task file travels in the user-data only then: see bootstrap.payload)."""
+    if config.model.gpus == 0:
+        return {}
+    return {"docker_engine_nvidia_enabled": True, "model_service_gpus": config.model.gpus}
+
+
 def environment_user_data(
     config: EnvironmentConfig,
     inventory_dir: Path,
@@ -31,6 +39,7 @@ def environment_user_data(
             "model_service_cpus": model.cpus,
             "model_service_memory": model.memory,
             "model_service_env": dict(model.env),
+            **gpu_role_vars(config),
         },
     )
     # A provider without a limit of its own gets the tightest one.
