@@ -64,6 +64,7 @@ def main() -> None:
     )
     from mlops_vm.config import ConfigError, validate_config
     from mlops_vm.provision import ProvisionError, get_provider
+    from mlops_vm.provision.gpu_hints import with_gpu_hint
     from mlops_vm.specs import fleet_spec, provider_settings
 
     inventory_dir = Path(module.params["inventory_dir"])
@@ -87,6 +88,10 @@ def main() -> None:
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:
+        # A GPU quota or stock-out: what to do about GPUs first.
+        with_gpu_hint(
+            error, config.provider.name, config.fleet.machine_type, config.fleet.accelerator
+        )
         module.fail_json(msg=str(error), error=error.as_dict())
     module.exit_json(
         changed=bool(changes),

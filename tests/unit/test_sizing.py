@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from mlops_vm.cli import app
 from mlops_vm.config import ConfigError, load_environment
-from mlops_vm.provision import machine_types
+from mlops_vm.provision import ErrorCode, ProvisionError, machine_types
+from mlops_vm.provision.gpu_hints import GPU_HINTS, with_gpu_hint
 from mlops_vm.sizing import memory_bytes, sizing_warnings
 from tests.environments import make_environment
 
@@ -189,3 +190,22 @@ def test_validate_prints_the_warnings(tmp_path, platform):
     assert answer["ok"] is True
     [warning] = answer["warnings"]
     assert "mlops_vm.model.memory: 1 replicas x 3g is more than the 2 GiB of local-small" in warning
+
+
+# --- GPU quota and stock-out errors ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(ErrorCode.QUOTA, "GPU quotas are per GPU model"), (ErrorCode.CAPACITY, "other zones")],
+)
+def test_gpu_quota_and_stock_out_errors_say_what_to_do(code, words):
+    error = with_gpu_hint(ProvisionError(code, "no", hint="cloud's own"), "gcp", "g2-standard-4")
+    assert error.hint.startswith(GPU_HINTS[code]) and error.hint.endswith("; cloud's own")
+    assert words in error.hint
+    plain = with_gpu_hint(ProvisionError(code, "no", hint="cloud's own"), "gcp", "e2-small")
+    assert plain.hint == "cloud's own"
+    attached = with_gpu_hint(ProvisionError(code, "no"), "gcp", "n1-standard-4", object())
+    assert attached.hint == GPU_HINTS[code]
+    other = with_gpu_hint(ProvisionError(ErrorCode.AUTH, "no", hint="log in"), "aws", "g5.xlarge")
+    assert other.hint == "log in"
