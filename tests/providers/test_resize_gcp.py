@@ -9,6 +9,8 @@ which test_resize_aws.py runs for real); here the provider calls are made in tha
 the fake's request log shows what reached Compute Engine.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from mlops_vm.provision import CertificateSpec, ErrorCode, LoadBalancerSpec, ProvisionError
@@ -144,3 +146,32 @@ def test_a_managed_instance_group_rolls_a_new_machine_type_through_its_template(
         t["properties"]["machineType"] for t in fake.resources(project, "instanceTemplates")
     }
     assert "e2-medium" in templates
+
+
+# -- GPUs checked against the zones, before anything is created -------------------------------
+
+
+def test_a_gpu_the_zone_lacks_is_refused_before_anything_is_created(fake, provider, project):
+    gpu = fleet(2, instance=InstanceSpec(machine_type="g2-standard-4"))
+    provider.validate(gpu, None)  # L4s everywhere
+    fake.catalog.remove_accelerator("us-central1-b", "nvidia-l4")
+    try:
+        with pytest.raises(ProvisionError) as raised:
+            provider.validate(gpu, None)
+    finally:
+        fake.catalog.reset()
+    assert raised.value.code is ErrorCode.INVALID_INPUT
+    assert raised.value.message == "GPU nvidia-l4 is not offered in zone us-central1-b"
+    assert "fleet.zones" in raised.value.hint
+    assert fake.resources(project, "instances") == []
+
+
+def test_more_attached_gpus_than_an_instance_takes_are_refused(provider):
+    attached = InstanceSpec(
+        machine_type="n1-standard-4", accelerator_type="nvidia-tesla-t4", accelerator_count=8
+    )
+    with pytest.raises(ProvisionError) as raised:
+        provider.validate(fleet(1, instance=attached), None)
+    assert "8 x nvidia-tesla-t4 per instance" in raised.value.message
+    assert "at most 4" in raised.value.hint
+    provider.validate(fleet(1, instance=replace(attached, accelerator_count=4)), None)
