@@ -99,6 +99,7 @@ def test_resize_changes_type_and_grows_the_disk_then_nothing(provider, fleet_spe
         ("t3.small", "m7g.large", "runs a x86_64 image; m7g.large runs arm64 only"),
         ("t2.micro", "t3.small", "does not have ENA enabled, which t3.small requires"),
         ("t3.small", "x9.nothing", "x9.nothing"),
+        ("t3.small", "g6.xlarge", "g6.xlarge is not offered in eu-west-1"),
     ],
 )
 def test_an_incompatible_type_is_refused_before_any_instance_changes(
@@ -113,6 +114,15 @@ def test_an_incompatible_type_is_refused_before_any_instance_changes(
     assert words in raised.value.message
     assert not MUTATING & set(calls)
     assert set(instance_types(boto, [i.id for i in fleet.instances]).values()) == {launched}
+
+
+def test_a_fleet_moves_onto_gpu_instances(provider, fleet_spec, boto):
+    fleet = provider.ensure_fleet(fleet_spec(1))
+    gpu = resized(fleet_spec(1), "g5.xlarge")
+    [change] = provider.plan_resizes(gpu)[fleet.instances[0].id]
+    assert change.detail == "resize t3.small -> g5.xlarge (stop, modify, start)"
+    provider.resize_instance(gpu, fleet.instances[0])
+    assert instance_types(boto, [fleet.instances[0].id]) == {fleet.instances[0].id: "g5.xlarge"}
 
 
 def test_a_disk_never_shrinks(provider, fleet_spec):

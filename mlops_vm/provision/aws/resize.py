@@ -2,9 +2,9 @@
 
 The instance type changes only while the instance is stopped; its private address, its
 volumes and its data stay (the public address may change: the caller reads it again).
-Checked before anything changes: the new type is offered, runs the instance's CPU
-architecture, and, if it needs the ENA driver (Nitro types), the instance has ENA
-enabled. The root volume grows online (modify-volume); it never shrinks.
+Checked before anything changes: the new type exists, is offered in the instance's zone
+and runs the instance's CPU architecture, and, if it needs the ENA driver (Nitro types),
+the instance has ENA enabled. The root volume grows online (modify-volume); it never shrinks.
 """
 
 from typing import Any
@@ -32,6 +32,21 @@ def instance_type_info(ctx: AwsContext, machine_type: str) -> dict[str, Any]:
     return found[0]
 
 
+def offered_in(ctx: AwsContext, machine_type: str, zone: str) -> bool:
+    offers = ctx.pages(
+        "ec2",
+        "describe_instance_type_offerings",
+        "InstanceTypeOfferings",
+        "check that the instance type is offered in the zone",
+        LocationType="availability-zone",
+        Filters=[
+            {"Name": "instance-type", "Values": [machine_type]},
+            {"Name": "location", "Values": [zone]},
+        ],
+    )
+    return bool(offers)
+
+
 def ena_enabled(raw: dict[str, Any], current: dict[str, Any]) -> bool:
     # An instance running on a type that requires ENA has it, whatever describe says.
     return bool(raw.get("EnaSupport")) or current["NetworkInfo"].get("EnaSupport") == "required"
@@ -48,6 +63,14 @@ def check_type_change(ctx: AwsContext, raw: dict[str, Any], name: str, wanted: s
             f"{name} runs a {architecture} image; {wanted} runs {', '.join(supported)} only",
             f"choose a {architecture} instance type, or replace the fleet for the other "
             "architecture (another environment, or fleet.image and new instances)",
+            "check the resize",
+        )
+    zone = raw.get("Placement", {}).get("AvailabilityZone")
+    if zone and not offered_in(ctx, wanted, zone):
+        raise invalid(
+            f"{wanted} is not offered in {zone}, the zone of {name}",
+            "choose a type offered there (aws ec2 describe-instance-type-offerings "
+            "--location-type availability-zone); an instance cannot change zone in place",
             "check the resize",
         )
     if new["NetworkInfo"].get("EnaSupport") == "required" and not ena_enabled(raw, current):
