@@ -181,7 +181,7 @@ def test_settings_that_fit_give_no_warning(tmp_path):
     assert sizing_warnings(load_environment("local")) == []
 
 
-def test_validate_prints_the_warnings(tmp_path, platform):
+def test_validate_prints_the_warnings(tmp_path):
     overrides = {"fleet": {"machine_type": "local-small"}, "model": {"replicas": 1, "memory": "3g"}}
     directory = make_environment(tmp_path, "smallvm", overrides)
     result = CliRunner().invoke(app, ["validate", str(directory), "--json"])
