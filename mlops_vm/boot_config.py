@@ -12,6 +12,14 @@ from mlops_vm.config import EnvironmentConfig, resolve_path
 from mlops_vm.edge import host_rate_limit, trusted_proxies
 
 
+def gpu_role_vars(config: EnvironmentConfig) -> dict:
+    """GPU machines: the NVIDIA driver, toolkit and runtime, and the replicas' GPUs
+    (their task file travels in the user-data only then: see bootstrap.payload)."""
+    if config.model.gpus == 0:
+        return {}
+    return {"docker_engine_nvidia_enabled": True, "model_service_gpus": config.model.gpus}
+
+
 def environment_user_data(
     config: EnvironmentConfig,
     inventory_dir: Path,
@@ -42,6 +50,7 @@ def environment_user_data(
                 config.provider.name, config.fleet.network.cidr
             ),
             **host_rate_limit(config.provider.name, allowance),
+            **gpu_role_vars(config),
         },
         secret_role_vars={"nginx_proxy_api_keys": list(api_keys)} if api_keys else None,
     )

@@ -22,6 +22,7 @@ from mlops_vm.runner import PlaybookRun, RunResult, RunState
 from mlops_vm.services import ServiceTarget, get_service_target
 from mlops_vm.services.commands import service_status, status_rows
 from mlops_vm.services.environment import service_spec
+from mlops_vm.sizing import sizing_warnings
 from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -495,10 +496,21 @@ def validate(env: EnvArg, as_json: JsonOpt = False) -> None:
     """Check the environment's configuration (and what the provider can check up front)."""
     loaded = load(env, as_json)
     check_environment(loaded, as_json, with_cloud=True)
+    # Machine sizes: VMs only (a managed target's platform sizes its instances).
+    warnings = [] if loaded.config.managed else [str(p) for p in sizing_warnings(loaded)]
     if as_json:
-        display.print_json({"ok": True, "env": loaded.config.env, "source": str(loaded.source)})
+        display.print_json(
+            {
+                "ok": True,
+                "env": loaded.config.env,
+                "source": str(loaded.source),
+                "warnings": warnings,
+            }
+        )
     else:
         display.out.print(f"{loaded.source}: environment {loaded.config.env} is valid")
+        if warnings:
+            display.print_problems("right-sizing warnings:", warnings)
 
 
 def main() -> None:  # pragma: no cover - console script entry point

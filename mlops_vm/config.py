@@ -65,6 +65,13 @@ class StaticHost(Strict):
     port: Annotated[int, Field(ge=1, le=65535)] = 22
 
 
+class AcceleratorConfig(Strict):
+    """GPUs of each instance: built into the machine type (checked against it) or attached."""
+
+    type: str  # nvidia-l4, nvidia-tesla-a100, nvidia-a10g, nvidia-tesla-t4, ...
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+
+
 class FleetConfig(Strict):
     mode: Literal["fleet", "scaling_group"] = "fleet"
     count: Annotated[int, Field(ge=1, le=100)] = 2
@@ -79,6 +86,7 @@ class FleetConfig(Strict):
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
     # static provider: the hosts you already have
     hosts: list[StaticHost] = Field(default_factory=list)
+    accelerator: AcceleratorConfig | None = None
 
 
 class RegistryConfig(Strict):
@@ -93,6 +101,8 @@ class ModelConfig(Strict):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     cpus: Annotated[float, Field(ge=0)] = 1.0
     memory: str = "1g"
+    # GPUs of each replica: 0, a count, "all" of the host's, or "per_replica" (one each).
+    gpus: Annotated[int, Field(ge=0, le=16)] | Literal["all", "per_replica"] = 0
     env: dict[str, str] = Field(default_factory=dict)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
@@ -563,6 +573,10 @@ def load_environment(env_or_dir: str | Path) -> LoadedEnvironment:
     config = validate_config(data, source=source, node=node, env=directory.name)
     loaded = LoadedEnvironment(config, directory, source)
     check_files(loaded, node)
+    if not config.managed:  # machine sizes: VMs only
+        from mlops_vm.sizing import check_machine_settings  # it reads this module's types
+
+        check_machine_settings(loaded, node)
     return loaded
 
 

@@ -48,6 +48,8 @@ def fleet_spec(config: EnvironmentConfig, base: Path, user_data: str | None = No
             ssh_user=fleet.ssh_user,
             ssh_public_key=read_public_key(config, base),
             user_data=user_data,
+            accelerator_type=fleet.accelerator.type if fleet.accelerator else None,
+            accelerator_count=fleet.accelerator.count if fleet.accelerator else 0,
         ),
         network=NetworkSpec(
             cidr=fleet.network.cidr,

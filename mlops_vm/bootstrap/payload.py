@@ -24,6 +24,9 @@ VENV_DIR = "/opt/mlops-vm/ansible"
 DONE_MARKER = "/var/lib/mlops-vm/boot-done"
 SKIPPED_DIRS = frozenset({"molecule", "tests", ".git", "__pycache__", "docs"})
 SKIPPED_SUFFIXES = (".md", ".rst", ".pyc")
+# Carried only for GPU machines (docker_engine_nvidia_enabled): every byte counts in
+# EC2's 16 KB, and the roles include these files only then.
+GPU_ONLY_FILES = frozenset({"docker_engine/tasks/nvidia-Debian.yml"})
 DOCUMENTATION_KEYS = frozenset({"description", "short_description", "author", "galaxy_tags"})
 # Variables the boot path sets unless the caller does: no "~" (cloud-init may run
 # without HOME), and the nginx CA kept where an operator finds it.
@@ -156,8 +159,10 @@ def script_for_boot(text: str) -> str:
     return without_comment_lines(text)
 
 
-def role_files(roles_dir: Path, role: str) -> list[tuple[str, bytes]]:
-    """(archive path, content) of ROLE's files that an instance needs."""
+def role_files(
+    roles_dir: Path, role: str, skipped: frozenset[str] = GPU_ONLY_FILES
+) -> list[tuple[str, bytes]]:
+    """(archive path, content) of ROLE's files that an instance needs (not SKIPPED)."""
     root = roles_dir / role
     if not (root / "tasks").is_dir():
         raise FileNotFoundError(f"role {role} has no tasks in {root}")
@@ -166,7 +171,7 @@ def role_files(roles_dir: Path, role: str) -> list[tuple[str, bytes]]:
         relative = path.relative_to(roles_dir)
         if not path.is_file() or SKIPPED_DIRS & set(relative.parts):
             continue
-        if path.name.endswith(SKIPPED_SUFFIXES):
+        if path.name.endswith(SKIPPED_SUFFIXES) or relative.as_posix() in skipped:
             continue
         content = path.read_bytes()
         if path.suffix in (".yml", ".yaml") and "templates" not in relative.parts:
@@ -289,8 +294,9 @@ def entries(boot: BootConfig) -> list[tuple[str, bytes, int]]:
         files.append(("secrets.yml", secrets.encode(), 0o600))
     for index, pem in enumerate(boot.extra_ca_certs):
         files.append((f"ca/extra-{index}.crt", pem.strip().encode() + b"\n", 0o644))
+    skipped = frozenset() if boot.role_vars.get("docker_engine_nvidia_enabled") else GPU_ONLY_FILES
     for role in embedded_roles(boot.roles_dir, boot.roles):
-        files += [(name, data, 0o644) for name, data in role_files(boot.roles_dir, role)]
+        files += [(name, data, 0o644) for name, data in role_files(boot.roles_dir, role, skipped)]
     return files
 
 

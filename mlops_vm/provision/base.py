@@ -160,3 +160,32 @@ class Provider(ABC):
             "wait for healthy targets",
             plural=True,
         )
+
+    # -- vertical scaling: one instance at a time, out of the load balancer ------------------
+
+    def resize_instance(
+        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        """Give INSTANCE the machine type and disk size of SPEC; no change when it has them.
+
+        The caller has taken it out of the load balancer (releases' drain) and puts it back
+        afterwards; this returns once the instance runs again. A resize the instance cannot
+        take (another CPU architecture, a driver its image lacks, a smaller disk) raises
+        ProvisionError(INVALID_INPUT) before anything changes, dry run or not. Providers
+        whose machines have no size of their own (static hosts) change nothing.
+        """
+        return []
+
+    def plan_resizes(self, spec: FleetSpec) -> dict[str, list[Change]]:
+        """Each fleet instance's resize, by instance id (only those that need one).
+
+        Every instance is checked before any is touched, so an incompatible machine type
+        is refused before anything changes. Scaling groups: {} (their template rolls)."""
+        if spec.mode != "fleet":
+            return {}
+        plan = {}
+        for instance in self.list_instances(spec.env, spec.role):
+            changes = self.resize_instance(spec, instance, dry_run=True)
+            if changes:
+                plan[instance.id] = changes
+        return plan

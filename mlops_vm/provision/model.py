@@ -73,6 +73,10 @@ class InstanceSpec:
     user_data: str | None = None
     # Extra tags/labels for every resource, on top of env and role.
     tags: dict[str, str] = field(default_factory=dict)
+    # GPUs to attach (GCP guest accelerators: nvidia-tesla-t4 on N1); machine types with
+    # built-in GPUs (g5, G2, A2, NC) need none. See provision/machine_types.py.
+    accelerator_type: str | None = None
+    accelerator_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def main() -> None:
     from mlops_vm.config import ConfigError, validate_config
     from mlops_vm.inventory import host_entry
     from mlops_vm.provision import ProvisionError, get_provider
+    from mlops_vm.provision.gpu_hints import with_gpu_hint
     from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
     inventory_dir = Path(module.params["inventory_dir"])
@@ -113,10 +114,17 @@ def main() -> None:
             )
         spec = fleet_spec(config, inventory_dir, user_data)
         provider.validate(spec, load_balancer_spec(config, inventory_dir))
+        # A size some instance cannot take stops the run before anything is created;
+        # playbooks/resize.yml plans and makes the resizes, host by host, after this.
+        provider.plan_resizes(spec)
         result = provider.ensure_fleet(spec, dry_run=module.check_mode)
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:
+        # A GPU quota or stock-out: what to do about GPUs first.
+        with_gpu_hint(
+            error, config.provider.name, config.fleet.machine_type, config.fleet.accelerator
+        )
         # What was made before the failure is real: the run's summary reports it.
         module.fail_json(
             msg=str(error),

@@ -85,8 +85,11 @@ def test_the_instance_unpacker_writes_exactly_the_payload(tmp_path):
         assert written.stat().st_mode & 0o777 == mode, name
 
 
+GPU_VARS = {"docker_engine_nvidia_enabled": True, "model_service_gpus": "per_replica"}
+
+
 def test_every_role_file_is_embedded_with_the_same_meaning():
-    files = {name: data for name, data, _ in entries(model_boot())}
+    files = {name: data for name, data, _ in entries(model_boot(role_vars=GPU_VARS))}
     # tls_certificate: included by nginx_proxy's tasks, so embedded with it.
     for role in ("docker_engine", "model_service", "nginx_proxy", "tls_certificate"):
         sources = [
@@ -155,6 +158,19 @@ def test_user_data_fits_every_cloud(cloud):
     # Everything that is handed over gzip'd decompresses to the very same user-data.
     wire = user_data_bytes(user_data, cloud)
     assert (gzip.decompress(wire) if cloud in GZIPPED_CLOUDS else wire) == user_data.encode()
+
+
+@pytest.mark.parametrize("cloud", sorted(USER_DATA_LIMITS))
+def test_gpu_user_data_fits_every_cloud(cloud):
+    user_data = render_user_data(model_boot(role_vars=GPU_VARS), cloud=cloud)
+    assert len(user_data_bytes(user_data, cloud)) <= USER_DATA_LIMITS[cloud]
+
+
+def test_the_gpu_tasks_travel_only_for_gpu_machines():
+    plain = {name for name, _, _ in entries(model_boot())}
+    gpu = {name for name, _, _ in entries(model_boot(role_vars=GPU_VARS))}
+    assert gpu - plain == {"roles/docker_engine/tasks/nvidia-Debian.yml"}
+    assert plain <= gpu
 
 
 def test_aws_user_data_is_gzipped_deterministically():

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,8 +18,12 @@ import pytest
 import yaml
 
 from mlops_vm import paths
+from mlops_vm.config import load_environment
 from mlops_vm.platform import images, registry
 from mlops_vm.platform.docker_cli import docker
+from mlops_vm.provision import get_provider
+from mlops_vm.provision.local import lb_admin
+from mlops_vm.specs import fleet_spec, provider_settings
 from tests.environments import cli, cli_json, fresh_environment
 from tests.load import RequestLoop
 
@@ -254,3 +259,63 @@ def test_status_exits_1_while_a_replica_is_down_and_the_watchdog_revives_it(envi
         time.sleep(2)
     else:
         pytest.fail(f"model-0 on {host} did not come back after docker kill: {state}")
+
+
+class LoadBalancerWatch(threading.Thread):
+    """Which servers are out of the local load balancer, read every 0.1 s (the distinct
+    sets seen, in order)."""
+
+    def __init__(self, lb_host: str) -> None:
+        super().__init__(daemon=True)
+        self.lb_host = lb_host
+        self.out: list[set[str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            servers = lb_admin.servers(self.lb_host)
+            out = {name for name, server in servers.items() if not server.registered}
+            if out and (not self.out or self.out[-1] != out):
+                self.out.append(out)
+
+    def __enter__(self) -> "LoadBalancerWatch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join(timeout=10)
+
+
+def vm_limits(host: str) -> tuple[int, int]:
+    config = json.loads(docker("inspect", "--format", "{{json .HostConfig}}", host))
+    return config["NanoCpus"], config["Memory"]
+
+
+def test_a_resize_under_load_goes_host_by_host_without_a_failed_request(environment, load):
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    data = yaml.safe_load(path.read_text())
+    data["mlops_vm"]["fleet"]["machine_type"] = "local-medium"  # 2 CPUs, 4 GiB
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    code, plan = cli_json("provision", str(environment), "--check")
+    assert code == 0, plan
+    resizes = [c for c in plan["planned"] if c.startswith("update instance")]
+    assert resizes == [
+        f"update instance {h} (resize to local-medium (2 CPUs, 4 GiB))" for h in HOSTS
+    ]
+    assert {vm_limits(host) for host in HOSTS} == {(0, 0)}  # the plan changed nothing
+
+    with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+        code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary
+    assert [c for c in summary["changes"] if c.startswith("update instance")] == resizes
+    assert_no_failed_request(load)
+    assert {vm_limits(host) for host in HOSTS} == {(2 * 10**9, 4 * 2**30)}
+    # Host by host: each left the load balancer, and never both at once.
+    assert set().union(*watch.out) == set(HOSTS), watch.out
+    assert max(len(out) for out in watch.out) == 1, watch.out
+
+    # A second run would resize nothing (its plan; a whole run costs a minute here).
+    loaded = load_environment(environment)
+    provider = get_provider(provider_settings(loaded.config))
+    assert provider.plan_resizes(fleet_spec(loaded.config, loaded.inventory_dir)) == {}

@@ -1,12 +1,15 @@
 """Helpers the AWS, Azure and GCP provider tests share."""
 
 import datetime
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from mlops_vm.provision.model import FleetSpec
 
 
 def self_signed_certificate(directory: Path, domain: str) -> tuple[str, str]:
@@ -37,3 +40,11 @@ def self_signed_certificate(directory: Path, domain: str) -> tuple[str, str]:
         )
     )
     return str(cert_path), str(key_path)
+
+
+def resized(spec: FleetSpec, machine_type: str, disk_gb: int | None = None) -> FleetSpec:
+    """SPEC with another machine type (and disk size): what a resize converges to."""
+    instance = replace(
+        spec.instance, machine_type=machine_type, disk_gb=disk_gb or spec.instance.disk_gb
+    )
+    return replace(spec, instance=instance)

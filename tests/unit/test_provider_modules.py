@@ -42,6 +42,9 @@ class FailingProvider:
     def validate(self, fleet: Any, lb: Any) -> None:
         return None
 
+    def plan_resizes(self, spec: Any) -> dict:
+        return {}
+
     def ensure_fleet(self, spec: Any, *, dry_run: bool = False) -> FleetResult:
         raise ProvisionError(
             ErrorCode.PERMISSION, "create the internet gateway: denied", changes_so_far=[VPC]

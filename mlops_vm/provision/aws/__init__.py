@@ -22,6 +22,7 @@ from mlops_vm.provision.aws import (
     instances,
     load_balancer,
     network,
+    resize,
     scaling_group,
     targets,
 )
@@ -176,6 +177,11 @@ class AwsProvider(Provider):
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return targets.register_target(self.ctx, spec, instance, dry_run=dry_run)
+
+    def resize_instance(
+        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return resize.resize_instance(self.ctx, spec, instance, dry_run=dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy_module.destroy(self.ctx, env, dry_run=dry_run)

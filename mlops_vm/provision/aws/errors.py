@@ -126,6 +126,7 @@ CONFLICT_CODES = frozenset(
 INVALID_INPUT_CODES = frozenset(
     {
         "InvalidParameter",
+        "InvalidInstanceType",
         "InvalidParameterValue",
         "InvalidParameterCombination",
         "InvalidParameterException",

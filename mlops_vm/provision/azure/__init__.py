@@ -36,6 +36,7 @@ from mlops_vm.provision.azure import (
     inventory,
     load_balancer,
     network,
+    resize,
     scaling_group,
     targets,
     validate,
@@ -154,6 +155,11 @@ class AzureProvider(Provider):
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return targets.register_target(self.arm, spec, instance, dry_run=dry_run)
+
+    def resize_instance(
+        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return resize.resize_instance(self.arm, spec, instance, dry_run=dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy.destroy(self.arm, env, dry_run=dry_run)

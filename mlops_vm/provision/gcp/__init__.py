@@ -33,7 +33,14 @@ from typing import Any
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import destroy as teardown
-from mlops_vm.provision.gcp import instances, load_balancer, network, scaling_group, targets
+from mlops_vm.provision.gcp import (
+    instances,
+    load_balancer,
+    network,
+    resize,
+    scaling_group,
+    targets,
+)
 from mlops_vm.provision.gcp import validate as checks
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
@@ -252,6 +259,11 @@ class GcpProvider(Provider):
     ) -> list[Change]:
         log = ChangeLog(dry_run=dry_run)
         return targets.register_target(self._context(spec.env), spec, instance, log)
+
+    def resize_instance(
+        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return resize.resize_instance(self._context(spec.env), spec, instance, dry_run=dry_run)
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         ctx = self._context(env)

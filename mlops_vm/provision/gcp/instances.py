@@ -14,6 +14,7 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.client import Request
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.gpus import gpu_fields
 from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, labels
 from mlops_vm.provision.gcp.network import NetworkRefs
 from mlops_vm.provision.gcp.plan import ChangeLog
@@ -107,6 +108,7 @@ def instance_body(
         "serviceAccounts": service_accounts(ctx),
         "labels": resource_labels(spec),
         "tags": {"items": [ctx.names.network_tag]},
+        **gpu_fields(spec.instance, zone),
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.errors import PROVIDER, operation_error
+from mlops_vm.provision.gcp.gpus import gpu_fields
 from mlops_vm.provision.gcp.instances import (
     boot_disk,
     metadata,
@@ -140,6 +141,7 @@ def template_properties(ctx: Context, spec: FleetSpec, refs: NetworkRefs) -> dic
         "serviceAccounts": service_accounts(ctx),
         "labels": resource_labels(spec),
         "tags": {"items": [ctx.names.network_tag]},
+        **gpu_fields(spec.instance, None),
     }
 
 

@@ -22,6 +22,7 @@ from mlops_vm.provision.gcp.names import (
     path_of,
 )
 from mlops_vm.provision.gcp.scaling_group import is_autoscaled
+from mlops_vm.provision.machine_types import lookup
 from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
 
 _IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/(?:family/([^/]+)|([^/]+))")
@@ -93,8 +94,34 @@ def check_remote(ctx: Context, fleet: FleetSpec, zones: list[str]) -> None:
                 "pick another machine type or other zones (gcloud compute machine-types list "
                 f"--filter=zone:{zone})",
             )
+        check_gpus_in_zone(ctx, fleet, zone)
     _check_image(ctx, image_link(fleet.instance))
     network.existing_refs(ctx, fleet.network)
+
+
+def check_gpus_in_zone(ctx: Context, fleet: FleetSpec, zone: str) -> None:
+    """The GPU the instances get (attached, or built into G2/A2) exists in ZONE, and the
+    count attached is no more than one instance can take."""
+    machine = lookup("gcp", fleet.instance.machine_type)
+    gpu = fleet.instance.accelerator_type or (machine.gpu if machine else None)
+    if not gpu:
+        return
+    found = ctx.client.get(
+        f"read accelerator type {gpu} in {zone}",
+        lambda s: s.acceleratorTypes().get(project=ctx.project, zone=zone, acceleratorType=gpu),
+    )
+    if found is None:
+        raise invalid(
+            f"GPU {gpu} is not offered in zone {zone}",
+            "list zones that have it in fleet.zones (gcloud compute accelerator-types list "
+            f"--filter=name:{gpu}), or choose another GPU type",
+        )
+    most = int(found.get("maximumCardsPerInstance", 0))
+    if fleet.instance.accelerator_type and fleet.instance.accelerator_count > most:
+        raise invalid(
+            f"{fleet.instance.accelerator_count} x {gpu} per instance: {zone} allows {most}",
+            f"set fleet.accelerator.count to at most {most}",
+        )
 
 
 def _check_image(ctx: Context, image: str) -> None:

@@ -10,7 +10,7 @@ from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
-from mlops_vm.provision.local import addresses, lb_admin, ssh_access
+from mlops_vm.provision.local import addresses, lb_admin, resize, ssh_access
 from mlops_vm.provision.local import resources as res
 from mlops_vm.provision.model import (
     ROLE_LB,
@@ -56,6 +56,7 @@ class LocalProvider(Provider):
             )
         if lb is not None and lb.publish_port is not None:
             self.check_port_free(fleet.env, lb.publish_port)
+        resize.limits(fleet.instance.machine_type)
 
     def check_port_free(self, env: str, port: int) -> None:
         for container in res.find_containers(env, ROLE_LB):
@@ -148,6 +149,7 @@ class LocalProvider(Provider):
                 labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
                 image=spec.instance.image or images.VM_IMAGE,
                 address=res.fixed_address(spec.env, ROLE_MODEL, index),
+                extra_args=resize.run_args(spec.instance.machine_type),
             )
             names.append(name)
         for index in start:
@@ -175,6 +177,11 @@ class LocalProvider(Provider):
                         f"docker exec {name} systemctl --failed",
                         "boot",
                     )
+
+    def resize_instance(
+        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+    ) -> list[Change]:
+        return resize.resize_container(instance, spec.instance.machine_type, dry_run=dry_run)
 
     # -- load balancer --------------------------------------------------------------------
 

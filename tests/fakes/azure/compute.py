@@ -29,6 +29,7 @@ VM_SIZES = {
     "Standard_B2s": (2, "standardBSFamily"),
     "Standard_D2s_v5": (2, "standardDSv5Family"),
     "Standard_D4s_v5": (4, "standardDSv5Family"),
+    "Standard_NC4as_T4_v3": (4, "standardNCASv3_T4Family"),
 }
 IMAGE_OS_DISK_GB = 30  # the Debian 12 marketplace image's OS disk
 DISALLOWED_ADMIN_NAMES = {
@@ -224,15 +225,55 @@ WRITE_ONLY_SCALE_SET = [
 ]
 
 
-def _instance_view(computer_name: str) -> Json:
+def _instance_view(computer_name: str, power: str = "running") -> Json:
     return {
         "computerName": computer_name,
         "osName": "debian",
         "statuses": [
             {"code": "ProvisioningState/succeeded", "level": "Info", "time": now()},
-            {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
         ],
     }
+
+
+# A VM's power state, changed by its deallocate / powerOff / start actions.
+POWER_ACTIONS = {"deallocate": "deallocated", "poweroff": "stopped", "start": "running"}
+
+
+def power_of(state: ArmState, vm_id: str) -> str:
+    return state.private_of(vm_id).get("power", "running")
+
+
+def same_cluster_sizes(size: str) -> list[str]:
+    """The sizes a running VM can take without deallocation: those of its hardware
+    cluster, modelled as its size family (Azure's real answer is per cluster)."""
+    return [name for name, (_, family) in VM_SIZES.items() if family == VM_SIZES[size][1]]
+
+
+def _check_resize(state: ArmState, vm_id: str, old: Json, props: Json) -> None:
+    """A running VM takes only a size of its hardware cluster; its OS disk grows only while
+    it is deallocated, and never shrinks (what ARM answers)."""
+    power = power_of(state, vm_id)
+    old_size, size = old["hardwareProfile"]["vmSize"], props["hardwareProfile"]["vmSize"]
+    if size != old_size and power != "deallocated" and size not in same_cluster_sizes(old_size):
+        raise ArmError(
+            409,
+            "OperationNotAllowed",
+            f"Unable to resize the VM because the requested size {size} is not available in "
+            "the current hardware cluster. The available sizes in this cluster are: "
+            f"{', '.join(same_cluster_sizes(old_size))}. Deallocate the VM to resize it to "
+            "a size of another cluster.",
+        )
+    old_gb = old["storageProfile"]["osDisk"].get("diskSizeGB", IMAGE_OS_DISK_GB)
+    new_gb = props["storageProfile"]["osDisk"].get("diskSizeGB", old_gb)
+    if new_gb != old_gb:
+        require(new_gb > old_gb, "PropertyChangeNotAllowed", "Disk size cannot be decreased.")
+        require(
+            power == "deallocated",
+            "OperationNotAllowed",
+            "Disk resizing is allowed only when creating a VM or when the VM is deallocated.",
+            status=409,
+        )
 
 
 class VirtualMachines(ResourceType):
@@ -265,6 +306,7 @@ class VirtualMachines(ResourceType):
                 _unchanged(old, props, path, label)
             old_cpus = VM_SIZES[old["hardwareProfile"]["vmSize"]][0]
             _check_quota(state, location, size, cpus - old_cpus)
+            _check_resize(state, rid, old, props)
         props["vmId"] = (existing or {}).get("properties", {}).get("vmId") or str(uuid.uuid4())
         props.setdefault("timeCreated", now())
         self._attach_os_disk(state, rid, body, existing)
@@ -298,6 +340,9 @@ class VirtualMachines(ResourceType):
             old = existing["properties"]["storageProfile"]["osDisk"]
             os_disk["name"] = old["name"]
             os_disk.setdefault("managedDisk", {})["id"] = old["managedDisk"]["id"]
+            disk = state.get(old["managedDisk"]["id"])
+            if disk is not None and "diskSizeGB" in os_disk:
+                disk["properties"]["diskSizeGB"] = os_disk["diskSizeGB"]
             return
         path = parse_id(vm_id)
         assert path is not None
@@ -338,13 +383,37 @@ class VirtualMachines(ResourceType):
         shown = _without(stored, WRITE_ONLY_VM)
         if query.get("$expand", "").lower() == "instanceview":
             computer = stored["properties"]["osProfile"]["computerName"]
-            shown["properties"]["instanceView"] = _instance_view(computer)
+            power = power_of(state, stored["id"])
+            shown["properties"]["instanceView"] = _instance_view(computer, power)
         return shown
 
     def read(self, state: ArmState, stored: Json, segments: list[str], query) -> Json | None:
-        if [s.lower() for s in segments] == ["instanceview"]:
-            return _instance_view(stored["properties"]["osProfile"]["computerName"])
+        lowered = [s.lower() for s in segments]
+        if lowered == ["instanceview"]:
+            computer = stored["properties"]["osProfile"]["computerName"]
+            return _instance_view(computer, power_of(state, stored["id"]))
+        if lowered == ["vmsizes"]:  # the sizes it can take now (list_available_sizes)
+            size = stored["properties"]["hardwareProfile"]["vmSize"]
+            deallocated = power_of(state, stored["id"]) == "deallocated"
+            names = list(VM_SIZES) if deallocated else same_cluster_sizes(size)
+            return {
+                "value": [
+                    {"name": name, "numberOfCores": VM_SIZES[name][0], "memoryInMB": 4096}
+                    for name in names
+                ]
+            }
         return None
+
+    def action(
+        self, state: ArmState, stored: Json, name: str, body: Json
+    ) -> Callable[[], Json | None]:
+        power = POWER_ACTIONS.get(name.lower())
+        require(power is not None, "InvalidResourceType", f"no action {name}", 404)
+
+        def apply() -> None:
+            state.private_of(stored["id"])["power"] = power
+
+        return apply
 
     def on_deleted(self, state: ArmState, stored: Json) -> None:
         disk = state.get(stored["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"])

@@ -429,6 +429,12 @@ class ComputeApi:
             raise not_found(call.path)
         return self.catalog.machine_type_resource(link(""), call.project, zone, name)
 
+    def accelerator_type(self, call: Call) -> dict[str, Any]:
+        zone, name = call.params["zone"], call.params["acceleratorType"]
+        if name not in self.catalog.accelerators.get(zone, set()):
+            raise not_found(call.path)
+        return self.catalog.accelerator_resource(link(""), call.project, zone, name)
+
     def image_from_family(self, call: Call) -> dict[str, Any]:
         name = self.catalog.image_name(call.project, family=call.params["family"])
         if name is None:
@@ -447,6 +453,7 @@ class ComputeApi:
                 "compute.regions.get": self.region,
                 "compute.zones.get": self.zone,
                 "compute.machineTypes.get": self.machine_type,
+                "compute.acceleratorTypes.get": self.accelerator_type,
                 "compute.images.getFromFamily": self.image_from_family,
                 "compute.images.get": self.image,
             }

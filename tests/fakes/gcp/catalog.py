@@ -15,6 +15,16 @@ MACHINE_TYPES: dict[str, tuple[int, int]] = {  # name -> (guest CPUs, memory MB)
     "e2-standard-2": (2, 8192),
     "e2-standard-4": (4, 16384),
     "n2-standard-2": (2, 8192),
+    "n1-standard-4": (4, 15360),  # takes guest accelerators (T4)
+    # GPU machine types: their GPUs come with them, and they cannot live-migrate.
+    "g2-standard-4": (4, 16384),
+    "a2-highgpu-1g": (12, 87040),
+}
+GPU_MACHINE_PREFIXES = ("g2-", "a2-")
+ACCELERATOR_TYPES: dict[str, int] = {  # name -> maximumCardsPerInstance
+    "nvidia-tesla-t4": 4,
+    "nvidia-l4": 8,
+    "nvidia-tesla-a100": 16,
 }
 
 REGIONS: dict[str, tuple[str, ...]] = {
@@ -40,20 +50,28 @@ class Catalog:
         default_factory=lambda: {p: dict(f) for p, f in IMAGES.items()}
     )
 
+    # zone -> accelerator type names offered there
+    accelerators: dict[str, set[str]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         for zones in self.regions.values():
             for zone in zones:
                 self.offered.setdefault(zone, set(MACHINE_TYPES))
+                self.accelerators.setdefault(zone, set(ACCELERATOR_TYPES))
 
     # -- test hooks ----------------------------------------------------------------------
 
     def remove_machine_type(self, zone: str, machine_type: str) -> None:
         self.offered[zone].discard(machine_type)
 
+    def remove_accelerator(self, zone: str, accelerator: str) -> None:
+        self.accelerators[zone].discard(accelerator)
+
     def reset(self) -> None:
         for zones in self.regions.values():
             for zone in zones:
                 self.offered[zone] = set(MACHINE_TYPES)
+                self.accelerators[zone] = set(ACCELERATOR_TYPES)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -110,6 +128,17 @@ class Catalog:
             "memoryMb": memory_mb,
             "zone": zone,
             "selfLink": f"{base}projects/{project}/zones/{zone}/machineTypes/{name}",
+        }
+
+    def accelerator_resource(self, base: str, project: str, zone: str, name: str) -> dict[str, Any]:
+        return {
+            "kind": "compute#acceleratorType",
+            "id": str(4000 + sorted(ACCELERATOR_TYPES).index(name)),
+            "name": name,
+            "description": name.replace("-", " "),
+            "maximumCardsPerInstance": ACCELERATOR_TYPES[name],
+            "zone": f"{base}projects/{project}/zones/{zone}",
+            "selfLink": f"{base}projects/{project}/zones/{zone}/acceleratorTypes/{name}",
         }
 
     def image_resource(self, base: str, project: str, name: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tests.fakes.gcp.api import Answer, ComputeApi
 from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
 from tests.fakes.gcp.faults import Faults
+from tests.fakes.gcp.instance_actions import InstanceActions
 from tests.fakes.gcp.resources import Behaviours
 from tests.fakes.gcp.state import Operation, Store, parse_path
 
@@ -78,6 +79,7 @@ class FakeCompute:
         self.api = ComputeApi(load_discovery(), self.store, self.catalog, self.faults)
         self.api.register_catalog()
         Behaviours(self.api)
+        InstanceActions(self.api)
         handler = type("Handler", (_Handler,), {"api": self.api})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
