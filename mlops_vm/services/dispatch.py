@@ -10,6 +10,7 @@ from mlops_vm.services.base import ServiceTarget
 # target -> (module, class, the provider.name it runs on, pip extra that carries its SDK)
 SERVICE_TARGETS: dict[str, tuple[str, str, str, str]] = {
     "ecs": ("mlops_vm.services.ecs", "EcsTarget", "aws", "aws"),
+    "lambda": ("mlops_vm.services.lambda_", "LambdaTarget", "aws", "aws"),
 }
 TARGET_NAMES = tuple(SERVICE_TARGETS)
 VMS = "vms"  # the default target: VMs through the providers
