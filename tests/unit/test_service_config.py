@@ -109,7 +109,8 @@ def test_an_unknown_target_and_bad_service_values_are_located(tmp_path):
         },
     )
     problems = problems_of(directory)
-    assert "'vms' or 'ecs'" in assert_located(directory, problems, "mlops_vm.target")
+    message = assert_located(directory, problems, "mlops_vm.target")
+    assert "'vms'" in message and "'ecs'" in message
     for field in (
         "mlops_vm.service.access",
         "mlops_vm.service.health_path",
