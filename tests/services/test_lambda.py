@@ -176,7 +176,8 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     spec = replace(spec, access="authenticated")
 
     # A release that never gets ready: the alias stays on version 1, exit with the reason.
-    broken = emulated(emulators, BROKEN_MODEL_VERSION, spec)
+    # The emulators get no secrets: they have no AWS credentials to read them with.
+    broken = emulated(emulators, BROKEN_MODEL_VERSION, lambda_spec(env, "1.1"))
     bad = replace(
         release_spec(target, spec, "deploy", f"{SOURCE}:{BROKEN_MODEL_VERSION}"),
         healthy_timeout_s=15,
@@ -191,7 +192,7 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     assert lam.get_alias(FunctionName=spec.name, Name="live")["FunctionVersion"] == "1"
 
     # deploy --image 1.1 with a 10 % canary: the new version (3), 1 is the previous one.
-    good = emulated(emulators, "1.1", spec)
+    good = emulated(emulators, "1.1", lambda_spec(env, "1.1"))
     released = target.release(
         replace(
             release_spec(target, spec, "deploy", f"{SOURCE}:1.1"),

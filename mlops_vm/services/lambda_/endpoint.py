@@ -96,6 +96,7 @@ def ensure_reserved(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> lis
         "lambda",
         "get_function_concurrency",
         "read the reserved concurrency",
+        missing_ok=True,
         FunctionName=spec.name,
     ).get("ReservedConcurrentExecutions")
     if current == spec.max_instances:

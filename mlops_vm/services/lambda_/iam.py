@@ -2,6 +2,7 @@
 the secrets the environment references (the adapter reads them at init)."""
 
 import json
+import urllib.parse
 
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
@@ -21,8 +22,23 @@ TRUST_POLICY = json.dumps(
         ],
     }
 )
-LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+LOGS_POLICY = "mlops-vm-logs"
 SECRETS_POLICY = "mlops-vm-secrets"
+
+
+def logs_policy(spec: ServiceSpec, region: str) -> dict:
+    """Write to the function's own log group only (AWSLambdaBasicExecutionRole: any)."""
+    group = f"arn:aws:logs:{region}:*:log-group:{names.log_group_name(spec.name)}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [group, f"{group}:*"],
+            }
+        ],
+    }
 
 
 def secrets_policy(spec: ServiceSpec) -> dict | None:
@@ -60,61 +76,59 @@ def ensure_role(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> tuple[s
             Tags=tags.tag_list(names.tag_dict(spec.env, name, spec.tags)),
         )
     arn = role["Role"]["Arn"]
-    attached = ctx.call(
-        "iam", "list_attached_role_policies", "read the role's policies", RoleName=name
-    )["AttachedPolicies"]
-    if LOGS_POLICY not in {policy["PolicyArn"] for policy in attached}:
-        changes.append(Change("update", "iam_role", name, "attach AWSLambdaBasicExecutionRole"))
-        if not dry_run:
-            ctx.call(
-                "iam",
-                "attach_role_policy",
-                "let the role log",
-                RoleName=name,
-                PolicyArn=LOGS_POLICY,
-            )
-    changes += ensure_secrets_policy(ctx, spec, name, dry_run=dry_run)
+    changes += ensure_policy(
+        ctx, name, LOGS_POLICY, logs_policy(spec, ctx.region), "write its logs", dry_run=dry_run
+    )
+    changes += ensure_policy(
+        ctx, name, SECRETS_POLICY, secrets_policy(spec), "read the secrets", dry_run=dry_run
+    )
     return arn, changes
 
 
-def ensure_secrets_policy(
-    ctx: AwsContext, spec: ServiceSpec, name: str, *, dry_run: bool
+def ensure_policy(
+    ctx: AwsContext,
+    role: str,
+    policy: str,
+    wanted: dict | None,
+    purpose: str,
+    *,
+    dry_run: bool,
 ) -> list[Change]:
-    wanted = secrets_policy(spec)
+    """The role's inline POLICY is WANTED (None: absent)."""
     current = ctx.call(
         "iam",
         "get_role_policy",
-        "read the role's secrets policy",
+        f"read the role's {policy} policy",
         missing_ok=True,
-        RoleName=name,
-        PolicyName=SECRETS_POLICY,
+        RoleName=role,
+        PolicyName=policy,
     ).get("PolicyDocument")
     if isinstance(current, str):
-        current = json.loads(current)
+        current = json.loads(urllib.parse.unquote(current))
     if current == wanted:
         return []
+    label = f"{role}/{policy}"
     if wanted is None:
         if not dry_run:
             ctx.call(
                 "iam",
                 "delete_role_policy",
-                "remove the secrets policy",
+                f"remove the {policy} policy",
                 missing_ok=True,
-                RoleName=name,
-                PolicyName=SECRETS_POLICY,
+                RoleName=role,
+                PolicyName=policy,
             )
-        return [Change("delete", "iam_role_policy", f"{name}/{SECRETS_POLICY}")]
+        return [Change("delete", "iam_role_policy", label)]
     if not dry_run:
         ctx.call(
             "iam",
             "put_role_policy",
-            "let the role read the secrets",
-            RoleName=name,
-            PolicyName=SECRETS_POLICY,
+            f"let the role {purpose}",
+            RoleName=role,
+            PolicyName=policy,
             PolicyDocument=json.dumps(wanted),
         )
-    action = "update" if current else "create"
-    return [Change(action, "iam_role_policy", f"{name}/{SECRETS_POLICY}", "read the secrets")]
+    return [Change("update" if current else "create", "iam_role_policy", label, purpose)]
 
 
 def delete_role(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
@@ -123,17 +137,6 @@ def delete_role(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
     if not role or tags.as_dict(role["Role"].get("Tags")).get(TAG_ENV) != env:
         return []
     if not dry_run:
-        for policy in ctx.call(
-            "iam", "list_attached_role_policies", "read the role's policies", RoleName=name
-        )["AttachedPolicies"]:
-            ctx.call(
-                "iam",
-                "detach_role_policy",
-                "detach the role's policy",
-                missing_ok=True,
-                RoleName=name,
-                PolicyArn=policy["PolicyArn"],
-            )
         for policy in ctx.call(
             "iam", "list_role_policies", "read the role's policies", RoleName=name
         )["PolicyNames"]:

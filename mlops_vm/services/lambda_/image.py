@@ -190,6 +190,10 @@ def ensure_derived_image(
         pass  # not readable yet (a new repository): build and push
     if dry_run:
         return tag, True
-    build(client, source, auth, reference, architecture, inputs[:32])
+    built = client.images.list(filters={"label": f"{image_builds.INPUTS_LABEL}={inputs[:32]}"})
+    if built:  # made here before for another repository: the same image
+        built[0].tag(destination, tag)
+    else:
+        build(client, source, auth, reference, architecture, inputs[:32])
     push(client, reference, destination_auth)
     return tag, True
