@@ -20,6 +20,7 @@ from mlops_vm import paths
 from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.platform import images as image_builds
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.retry import with_backoff
 from mlops_vm.services import images
 from mlops_vm.services.base import RegistryAuth
 from mlops_vm.services.lambda_ import limits
@@ -47,11 +48,29 @@ def derived_tag(source: str, inputs: str) -> str:
     return f"{images.destination_tag(source)}-lambda-{inputs[:12]}"
 
 
+def registry_unavailable(error: Exception) -> bool:
+    """A registry that dropped the connection or answered 5xx: worth another try."""
+    text = str(error)
+    return any(mark in text for mark in ("EOF", "502 ", "503 ", "504 ", "connection reset"))
+
+
+def digest_of(client: Any, reference: str, auth: RegistryAuth) -> str | None:
+    """REFERENCE's manifest digest in its registry (None: not there), retried while the
+    registry is briefly unavailable."""
+    return with_backoff(
+        lambda: images.registry_digest(client, reference, auth),
+        is_transient=registry_unavailable,
+        attempts=5,
+        base_delay_s=1.0,
+        budget_s=60.0,
+    )
+
+
 def source_digest(client: Any, source: str, auth: RegistryAuth) -> str:
     import docker.errors
 
     try:
-        digest = images.registry_digest(client, source, auth)
+        digest = digest_of(client, source, auth)
     except docker.errors.DockerException as error:
         raise images.copy_failed(
             f"read {source}",
@@ -184,7 +203,7 @@ def ensure_derived_image(
     tag = derived_tag(source, inputs)
     reference = f"{destination}:{tag}"
     try:
-        if images.registry_digest(client, reference, destination_auth) is not None:
+        if digest_of(client, reference, destination_auth) is not None:
             return tag, False
     except docker.errors.DockerException:
         pass  # not readable yet (a new repository): build and push
