@@ -15,6 +15,7 @@ What is a contract check and what is real:
   release whose image never gets ready leaves the alias where it was.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -218,7 +219,9 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     cloudwatch.put_log_events(
         logGroupName=group,
         logStreamName=stream,
-        logEvents=[{"timestamp": 1_790_000_000_000, "message": "Application startup complete."}],
+        logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": "Application startup complete."}
+        ],
     )
     assert target.logs(env, tail=10) == ["0123abcd | Application startup complete."]
 
