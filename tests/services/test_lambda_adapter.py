@@ -66,3 +66,16 @@ def test_binary_answers_are_base64_and_cookies_apart(adapter):
     assert base64.b64decode(answer["body"]) == PNG
     assert answer["cookies"] == ["a=1", "b=2"]
     assert answer["headers"]["content-type"] == "image/png"
+
+
+def test_a_body_over_6_mb_is_answered_413_naming_the_limit(adapter):
+    """Real run of the adapter's check (before any request to the app: port 9 is closed)."""
+    event = {
+        "rawPath": "/predict",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": base64.b64encode(b"x" * (adapter.PAYLOAD_LIMIT + 1)).decode(),
+        "isBase64Encoded": True,
+    }
+    answer = adapter.forward(event, 9, 5)
+    assert answer["statusCode"] == 413
+    assert "6 MB" in answer["body"] and str(adapter.PAYLOAD_LIMIT) in answer["body"]
