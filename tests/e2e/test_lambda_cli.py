@@ -7,9 +7,10 @@ Interface Emulator (service.lambda.invoke_endpoint_url).
 
 import boto3
 import pytest
+import yaml
 
 from mlops_vm.platform import registry
-from tests.environments import LAMBDA_ENV, cli, cli_json, make_environment
+from tests.environments import LAMBDA_ENV, LOCAL_ENV, cli, cli_json, make_environment
 from tests.providers.test_aws import FAST, REGION, aws_environment, moto_endpoint
 from tests.services.lambda_fixtures import SOURCE, emulated, emulators
 from tests.services.test_lambda import lambda_spec
@@ -41,7 +42,12 @@ def lambda_env(root, name: str, endpoint: str, secret_arn: str, **service):
         },
         "release": {"healthy_timeout_s": 60},
     }
-    return make_environment(root, name, settings, like=LAMBDA_ENV)
+    directory = make_environment(root, name, settings, like=LAMBDA_ENV)
+    # Where the local registry's credentials are, as inventories/local says.
+    local = yaml.safe_load(LOCAL_ENV.read_text())
+    extra = {"mlops_vm_registry_credentials": local["mlops_vm_registry_credentials"]}
+    (directory / "group_vars" / "all" / "registry.yml").write_text("---\n" + yaml.safe_dump(extra))
+    return directory
 
 
 def functions(endpoint: str) -> list[dict]:
