@@ -228,6 +228,28 @@ class CloudRunServiceConfig(Strict):
         return steps
 
 
+class LambdaServiceConfig(Strict):
+    """service.lambda: AWS Lambda from a container image (mlops_vm/services/lambda_). The
+    bounds are Lambda's own limits; memory is service.memory_mb (128 .. 10,240 MB)."""
+
+    timeout_s: Annotated[int, Field(ge=1, le=900)] = 30
+    ephemeral_storage_mb: Annotated[int, Field(ge=512, le=10240)] = 512
+    # Percent of the alias's traffic a new version gets first (AdditionalVersionWeights);
+    # 0: the alias moves at once once the version answers its readiness check.
+    canary_percent: Annotated[int, Field(ge=0, le=50)] = 0
+    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    # An emulated control plane only (provider.endpoint_url): the registry standing in for
+    # ECR, and the Runtime Interface Emulator's URL for the readiness invokes.
+    registry_endpoint: str | None = None
+    invoke_endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+
+# service.<target> sections whose Python name differs from the target's.
+PLATFORM_FIELDS = {"lambda": "lambda_"}
+
+
 class ServiceConfig(Strict):
     """service: the model service on a managed target (target: ecs, ...); the common settings,
     then one section per platform."""
@@ -255,6 +277,12 @@ class ServiceConfig(Strict):
     ecs: EcsServiceConfig | None = None
     app_service: AppServiceConfig | None = None
     cloud_run: CloudRunServiceConfig | None = None
+    # `lambda` is a Python keyword: the field is lambda_, spelt `lambda` in the file.
+    lambda_: LambdaServiceConfig | None = Field(default=None, alias="lambda")
+
+    def platform(self, target: str) -> Strict | None:
+        """The section of TARGET (service.<target>), None when not given."""
+        return getattr(self, PLATFORM_FIELDS.get(target, target), None)
 
     @model_validator(mode="after")
     def min_not_above_max(self) -> "ServiceConfig":
@@ -326,7 +354,7 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
         problems.append((("provider", "name"), f"target {target} runs on {cloud}, not here"))
     service = config.service
     for platform in TARGET_NAMES:
-        if platform != target and service is not None and getattr(service, platform, None):
+        if platform != target and service is not None and service.platform(platform):
             problems.append((("service", platform), f"does not apply to target {target}"))
     return problems
 

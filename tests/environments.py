@@ -18,6 +18,9 @@ from mlops_vm.provision.model import TAG_ENV
 
 LOCAL_ENV = paths.PROJECT_DIR / "inventories" / "local" / "group_vars" / "all" / "mlops_vm.yml"
 ECS_ENV = paths.PROJECT_DIR / "inventories" / "ecs-example" / "group_vars" / "all" / "mlops_vm.yml"
+LAMBDA_ENV = (
+    paths.PROJECT_DIR / "inventories" / "lambda-example" / "group_vars" / "all" / "mlops_vm.yml"
+)
 CLI = str(Path(sys.executable).parent / "mlops-vm")
 
 

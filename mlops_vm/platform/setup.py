@@ -6,7 +6,7 @@ whose inputs did not change.
 
 import logging
 
-from mlops_vm.platform import images, registry
+from mlops_vm.platform import images, lambda_emulator, registry
 
 log = logging.getLogger(__name__)
 
@@ -19,4 +19,5 @@ def ensure_platform() -> dict[str, list[str]]:
         for version in (*images.MODEL_VERSIONS, images.BROKEN_MODEL_VERSION)
         if registry.push(creds, images.model_tag(version))
     ]
+    lambda_emulator.ensure_emulator()  # for the Lambda target's tests
     return {"built": built, "pushed": pushed}

@@ -12,6 +12,7 @@ SERVICE_TARGETS: dict[str, tuple[str, str, str, str]] = {
     "ecs": ("mlops_vm.services.ecs", "EcsTarget", "aws", "aws"),
     "app_service": ("mlops_vm.services.app_service", "AppServiceTarget", "azure", "azure"),
     "cloud_run": ("mlops_vm.services.cloud_run", "CloudRunTarget", "gcp", "gcp"),
+    "lambda": ("mlops_vm.services.lambda_", "LambdaTarget", "aws", "aws"),
 }
 TARGET_NAMES = tuple(SERVICE_TARGETS)
 VMS = "vms"  # the default target: VMs through the providers

@@ -30,7 +30,7 @@ def service_spec(
         if "healthy_timeout_s" in release.model_fields_set
         else DEFAULT_HEALTHY_TIMEOUT_S
     )
-    platform = getattr(service, config.target, None)
+    platform = service.platform(config.target)
     return ServiceSpec(
         env=config.env,
         name=service_name(config),

@@ -1,0 +1,134 @@
+"""An environment's ECR repository (tagged, scanned on push, with a lifecycle policy) and
+where to push into it: shared by the AWS managed targets (Lambda; ECS can use it too)."""
+
+import base64
+import json
+from typing import Any
+
+from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.services.base import RegistryAuth
+
+
+def lifecycle_policy(keep_images: int) -> str:
+    """Expire all but the newest KEEP_IMAGES images (a rollback needs the previous one)."""
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"keep the newest {keep_images} images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep_images,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        },
+        sort_keys=True,
+    )
+
+
+def find_repository(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    found = ctx.call(
+        "ecr",
+        "describe_repositories",
+        "find the ECR repository",
+        missing_ok=True,
+        repositoryNames=[name],
+    ).get("repositories", [])
+    return found[0] if found else None
+
+
+def ensure_repository(
+    ctx: AwsContext, name: str, keep_images: int, tag_dict: dict[str, str], *, dry_run: bool
+) -> tuple[dict[str, Any] | None, list[Change]]:
+    """The repository NAME with its lifecycle policy; None on a dry run before it exists."""
+    repository = find_repository(ctx, name)
+    changes: list[Change] = []
+    if repository is None:
+        changes.append(Change("create", "ecr_repository", name, "scan on push"))
+        if dry_run:
+            return None, [*changes, Change("create", "ecr_lifecycle_policy", name)]
+        repository = ctx.call(
+            "ecr",
+            "create_repository",
+            "create the ECR repository",
+            repositoryName=name,
+            imageTagMutability="MUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+            tags=tags.tag_list(tag_dict),
+        )["repository"]
+    wanted = lifecycle_policy(keep_images)
+    current = ctx.call(
+        "ecr",
+        "get_lifecycle_policy",
+        "read the lifecycle policy",
+        missing_ok=True,
+        repositoryName=name,
+    ).get("lifecyclePolicyText")
+    if current is None or json.loads(current) != json.loads(wanted):
+        action = "update" if current else "create"
+        changes.append(Change(action, "ecr_lifecycle_policy", name, f"keep {keep_images}"))
+        if not dry_run:
+            ctx.call(
+                "ecr",
+                "put_lifecycle_policy",
+                "set the lifecycle policy",
+                repositoryName=name,
+                lifecyclePolicyText=wanted,
+            )
+    return repository, changes
+
+
+def repository_uri(ctx: AwsContext, name: str, repository: dict[str, Any] | None) -> str:
+    if repository is not None:
+        return repository["repositoryUri"]
+    return f"<account>.dkr.ecr.{ctx.region}.amazonaws.com/{name}"  # a dry run, before it exists
+
+
+def ecr_login(ctx: AwsContext) -> tuple[str, RegistryAuth]:
+    """(registry host, credentials) from an ECR authorization token (valid 12 hours)."""
+    data = ctx.call("ecr", "get_authorization_token", "log in to ECR")["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    host = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
+    return host, RegistryAuth(username=username, password=password)
+
+
+def push_destination(
+    ctx: AwsContext, name: str, registry_endpoint: str | None, source_auth: RegistryAuth
+) -> tuple[str, RegistryAuth]:
+    """(repository reference to push to, its credentials): ECR, or on an emulated control
+    plane (moto has no registry) REGISTRY_ENDPOINT with the source registry's credentials."""
+    if registry_endpoint:
+        return f"{registry_endpoint}/{name}", source_auth
+    host, auth = ecr_login(ctx)
+    return f"{host}/{name}", auth
+
+
+def delete_repository(ctx: AwsContext, name: str, env: str, *, dry_run: bool) -> list[Change]:
+    """The repository NAME and its images, when it is ENV's (tagged)."""
+    repository = find_repository(ctx, name)
+    if repository is None:
+        return []
+    found = ctx.call(
+        "ecr",
+        "list_tags_for_resource",
+        "read the repository's tags",
+        resourceArn=repository["repositoryArn"],
+    ).get("tags", [])
+    if tags.as_dict(found).get(TAG_ENV) != env:
+        return []
+    if not dry_run:
+        ctx.call(
+            "ecr",
+            "delete_repository",
+            "delete the ECR repository",
+            missing_ok=True,
+            repositoryName=name,
+            force=True,
+        )
+    return [Change("delete", "ecr_repository", name, "and its images")]

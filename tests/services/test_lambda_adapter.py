@@ -1,0 +1,81 @@
+"""The Lambda adapter's parts that the emulator runs do not reach (no Docker): secret
+references resolved over the Secrets Manager and SSM JSON APIs (a contract check against
+moto, which does not verify SigV4 signatures), and binary bodies returned base64-encoded
+(a real HTTP server on 127.0.0.1)."""
+
+import base64
+import importlib.util
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mlops_vm import paths
+from tests.providers.test_aws import REGION, aws_environment, boto, moto_endpoint
+
+__all__ = ["aws_environment", "boto", "moto_endpoint"]  # fixtures shared with the AWS tests
+
+ADAPTER = paths.IMAGES_DIR / "lambda-adapter" / "mlops_vm_lambda_adapter.py"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    spec = importlib.util.spec_from_file_location("mlops_vm_lambda_adapter", ADAPTER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_secret_references_resolve_to_values(adapter, boto, moto_endpoint, monkeypatch):
+    """Contract (moto): the adapter's own SigV4 JSON calls read both kinds of reference."""
+    secret = boto("secretsmanager").create_secret(Name="api", SecretString="s3cr3t")["ARN"]
+    boto("ssm").put_parameter(Name="/iris/db", Value="p4ss", Type="SecureString")
+    parameter = f"arn:aws:ssm:{REGION}:123456789012:parameter/iris/db"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session")
+    values = adapter.resolve_secrets({"API_TOKEN": secret, "DB_PASSWORD": parameter})
+    assert values == {"API_TOKEN": "s3cr3t", "DB_PASSWORD": "p4ss"}
+
+
+class Binary(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Set-Cookie", "a=1")
+        self.send_header("Set-Cookie", "b=2")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_binary_answers_are_base64_and_cookies_apart(adapter):
+    """Real run: a binary body comes back base64-encoded, Set-Cookie as `cookies`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Binary)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        event = {"rawPath": "/logo.png", "requestContext": {"http": {"method": "GET"}}}
+        answer = adapter.forward(event, server.server_address[1], 5)
+    finally:
+        server.shutdown()
+    assert answer["statusCode"] == 200 and answer["isBase64Encoded"] is True
+    assert base64.b64decode(answer["body"]) == PNG
+    assert answer["cookies"] == ["a=1", "b=2"]
+    assert answer["headers"]["content-type"] == "image/png"
+
+
+def test_a_body_over_6_mb_is_answered_413_naming_the_limit(adapter):
+    """Real run of the adapter's check (before any request to the app: port 9 is closed)."""
+    event = {
+        "rawPath": "/predict",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": base64.b64encode(b"x" * (adapter.PAYLOAD_LIMIT + 1)).decode(),
+        "isBase64Encoded": True,
+    }
+    answer = adapter.forward(event, 9, 5)
+    assert answer["statusCode"] == 413
+    assert "6 MB" in answer["body"] and str(adapter.PAYLOAD_LIMIT) in answer["body"]
