@@ -42,7 +42,6 @@ wrk.method = "POST"
 wrk.body = '{json.dumps(BODY)}'
 wrk.headers["Content-Type"] = "application/json"
 """
-DIRECT_PORT = 18599
 # Rounds of (direct, LB) load, alternated.
 LOAD_ROUNDS = 2
 COMMANDS: list[str] = []
@@ -103,10 +102,9 @@ def wrk(url: str, args: argparse.Namespace, script: Path) -> dict[str, float]:
     }
 
 
-def start_direct_container(port: int) -> str:
+def start_direct_container(name: str, port: int) -> str:
     """One model container on this machine, with the replicas' CPU and memory limits."""
     settings = yaml.safe_load(LOCAL.read_text())["mlops_vm"]["model"]
-    name = "mlops-vm-bench-direct"
     run(["docker", "rm", "-f", name])
     started = run(
         [
@@ -132,11 +130,12 @@ def side_by_side(endpoint: str, args: argparse.Namespace) -> dict[str, dict[str,
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(WRK_SCRIPT)
     script = Path(lua.name)
-    name = start_direct_container(DIRECT_PORT)
+    direct_port = args.port_base + 99
+    name = start_direct_container(f"mlops-vm-{args.name}-direct", direct_port)
     rounds: dict[str, list[dict[str, float]]] = {"direct": [], "lb": []}
     try:
         for _ in range(LOAD_ROUNDS):
-            rounds["direct"].append(wrk(f"http://127.0.0.1:{DIRECT_PORT}/predict", args, script))
+            rounds["direct"].append(wrk(f"http://127.0.0.1:{direct_port}/predict", args, script))
             rounds["lb"].append(wrk(f"{endpoint}/predict", args, script))
     finally:
         run(["docker", "rm", "-f", name])
@@ -154,7 +153,7 @@ def measure(args: argparse.Namespace) -> dict:
     load = None
     load_average_start = os.getloadavg()
     for size in args.sizes:
-        directory = make_environment(root, f"bench{size}", size, 18500 + size)
+        directory = make_environment(root, f"{args.name}{size}", size, args.port_base + size)
         mlops_vm("destroy", str(directory), "--yes")
         try:
             fresh_s, summary = timed_provision(directory)
@@ -233,6 +232,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="sizes 1 and 2, 5 s of load")
+    # Two benchmarks side by side (say, two checkouts) need their own names and ports.
+    parser.add_argument("--name", default="bench", help="environment name prefix")
+    parser.add_argument("--port-base", type=int, default=18500, help="LB port = base + size")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.duration = [1, 2], 5
