@@ -1,22 +1,30 @@
 """Benchmark of the local cloud: provision times and the cost of the proxy path.
 
-    .venv/bin/python bench/local_cloud.py [--sizes 1 2 4] [--duration 20] [--connections 8]
+    .venv/bin/python bench/local_cloud.py [--sizes 1 2 4] [--duration 20] [--json] [--quick]
 
-Prints, for the local provider:
+Measures, for the local provider, side by side in one run:
 - the fresh `mlops-vm provision` time for each fleet size, and the time of a second,
-  no-change run (the aim: under a quarter of the fresh one);
+  no-change run (`no_change_ratio`, one per size; the aim: 0.15 or less);
+- the fresh 4-VM run over the fresh 1-VM run (`scale_4_over_1`; the aim: 1.4 or less);
 - requests per second and p50/p99 latency of POST /predict through the load balancer
-  (LB Nginx -> VM Nginx -> replica) versus straight to one model container on this
-  machine, with the same load generator (wrk), threads and connections. Throughput per
-  replica through the LB is compared with the direct figure (the aim: 90% or more).
+  (HAProxy -> VM Nginx -> replica) of the 1-VM environment versus straight to one model
+  container on this machine with the replicas' limits, same wrk threads and connections,
+  alternated (direct, LB, direct, LB) so load from elsewhere hits both alike
+  (`lb_over_direct_rps`, `proxy_p50_added_ms`).
 
+`--json` prints one JSON object (figures, raw times, the exact commands, load averages);
+`--quick` is sizes 1 and 2 with 5 s of load, a check that ends within 10 minutes.
 Each environment is created from nothing and destroyed afterwards. Rate limiting is off in
-the benchmark environments (it exists to stop exactly this kind of load).
+the benchmark environments (`load_balancer.rate_limit: null`): one wrk from one address is
+exactly the load the per-client limit stops.
 """
 
 import argparse
 import json
+import os
 import re
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +42,15 @@ wrk.method = "POST"
 wrk.body = '{json.dumps(BODY)}'
 wrk.headers["Content-Type"] = "application/json"
 """
+# Rounds of (direct, LB) load, alternated.
+LOAD_ROUNDS = 2
+COMMANDS: list[str] = []
+log = print
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    COMMANDS.append(shlex.join(command))
+    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
 
 
 def make_environment(root: Path, name: str, count: int, port: int) -> Path:
@@ -51,9 +68,7 @@ def make_environment(root: Path, name: str, count: int, port: int) -> Path:
 
 
 def mlops_vm(*args: str) -> dict:
-    proc = subprocess.run(
-        [str(BIN / "mlops-vm"), *args, "--json"], capture_output=True, text=True, check=False
-    )
+    proc = run([str(BIN / "mlops-vm"), *args, "--json"])
     if proc.returncode != 0:
         raise SystemExit(f"mlops-vm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout)
@@ -62,7 +77,7 @@ def mlops_vm(*args: str) -> dict:
 def timed_provision(directory: Path) -> tuple[float, dict]:
     started = time.monotonic()
     summary = mlops_vm("provision", str(directory))
-    return time.monotonic() - started, summary
+    return round(time.monotonic() - started, 1), summary
 
 
 def to_ms(value: str) -> float:
@@ -70,28 +85,14 @@ def to_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, duration_s: int, connections: int, threads: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    out = subprocess.run(
+def wrk(url: str, args: argparse.Namespace, script: Path) -> dict[str, float]:
+    out = run(
         [
-            "wrk",
-            "--latency",
-            "-t",
-            str(threads),
-            "-c",
-            str(connections),
-            "-d",
-            f"{duration_s}s",
-            "-s",
-            script.name,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+            *("wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections)),
+            *("-d", f"{args.duration}s", "-s", str(script), url),
+        ]
     ).stdout
-    print(f"wrk {url}:\n{out}", flush=True)
+    log(f"wrk {url}:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -101,29 +102,19 @@ def wrk(url: str, duration_s: int, connections: int, threads: int) -> dict[str, 
     }
 
 
-def direct_container(port: int) -> str:
+def start_direct_container(name: str, port: int) -> str:
     """One model container on this machine, with the replicas' CPU and memory limits."""
     settings = yaml.safe_load(LOCAL.read_text())["mlops_vm"]["model"]
-    name = "mlops-vm-bench-direct"
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    subprocess.run(
+    run(["docker", "rm", "-f", name])
+    started = run(
         [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--cpus",
-            "1",
-            "--memory",
-            settings.get("memory", "1g"),
-            "-p",
-            f"127.0.0.1:{port}:8080",
+            *("docker", "run", "-d", "--name", name, "--cpus", "1"),
+            *("--memory", settings.get("memory", "1g"), "-p", f"127.0.0.1:{port}:8080"),
             "mlops-vm/model-service:1.0",
-        ],
-        check=True,
-        capture_output=True,
+        ]
     )
+    if started.returncode != 0:
+        raise SystemExit(f"the direct model container did not start:\n{started.stderr}")
     for _ in range(120):
         probe = subprocess.run(
             ["curl", "-sf", f"http://127.0.0.1:{port}/readyz"], capture_output=True, check=False
@@ -134,59 +125,129 @@ def direct_container(port: int) -> str:
     raise SystemExit("the direct model container did not become ready")
 
 
+def side_by_side(endpoint: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Direct and LB load alternated; the median of each side's rounds."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(WRK_SCRIPT)
+    script = Path(lua.name)
+    direct_port = args.port_base + 99
+    name = start_direct_container(f"mlops-vm-{args.name}-direct", direct_port)
+    rounds: dict[str, list[dict[str, float]]] = {"direct": [], "lb": []}
+    try:
+        for _ in range(LOAD_ROUNDS):
+            rounds["direct"].append(wrk(f"http://127.0.0.1:{direct_port}/predict", args, script))
+            rounds["lb"].append(wrk(f"{endpoint}/predict", args, script))
+    finally:
+        run(["docker", "rm", "-f", name])
+        script.unlink()
+    return {
+        side: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        | {"rounds": results}
+        for side, results in rounds.items()
+    }
+
+
+def measure(args: argparse.Namespace) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="mlops-vm-bench-"))
+    provision: dict[int, dict] = {}
+    load = None
+    load_average_start = os.getloadavg()
+    for size in args.sizes:
+        directory = make_environment(root, f"{args.name}{size}", size, args.port_base + size)
+        mlops_vm("destroy", str(directory), "--yes")
+        try:
+            fresh_s, summary = timed_provision(directory)
+            again_s, again = timed_provision(directory)
+            provision[size] = {
+                "fresh_s": fresh_s,
+                "no_change_s": again_s,
+                "no_change_changed": again["changed"],
+                "load_average": os.getloadavg(),
+            }
+            log(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {again_s:.1f}s")
+            if size == 1:
+                load = side_by_side(summary["endpoint"], args)
+        finally:
+            mlops_vm("destroy", str(directory), "--yes")
+    one = provision.get(1)
+    result = {
+        "sizes": args.sizes,
+        "no_change_ratio": [round(p["no_change_s"] / p["fresh_s"], 2) for p in provision.values()],
+        "scale_4_over_1": round(provision[4]["fresh_s"] / one["fresh_s"], 2)
+        if one and 4 in provision
+        else None,
+        "scale_over_1": {
+            str(size): round(p["fresh_s"] / one["fresh_s"], 2) for size, p in provision.items()
+        }
+        if one
+        else {},
+        "provision": {str(size): p for size, p in provision.items()},
+        "load_balancer_rate_limit": None,
+        "load": {
+            "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
+            "rounds": LOAD_ROUNDS,
+        },
+        "load_average_start": load_average_start,
+        "load_average_end": os.getloadavg(),
+        "commands": COMMANDS,
+    }
+    if load:
+        result["lb_over_direct_rps"] = round(load["lb"]["rps"] / load["direct"]["rps"], 3)
+        result["proxy_p50_added_ms"] = round(load["lb"]["p50_ms"] - load["direct"]["p50_ms"], 2)
+        result["load"] |= load
+    return result
+
+
+def print_table(result: dict) -> None:
+    print("\nprovision (local provider)")
+    print(f"{'VMs':>4} {'fresh s':>9} {'no-change s':>12} {'ratio':>6} {'changed':>8}")
+    for size, p in result["provision"].items():
+        ratio = p["no_change_s"] / p["fresh_s"]
+        print(
+            f"{size:>4} {p['fresh_s']:>9.1f} {p['no_change_s']:>12.1f} {ratio:>6.2f}"
+            f" {p['no_change_changed']:>8}"
+        )
+    if "lb" not in result["load"]:
+        return
+    print(f"\nPOST /predict, wrk {result['load']['wrk']}, rate limit off")
+    print(f"{'path':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for side, label in (("direct", "direct: one container"), ("lb", "LB -> 1 VM")):
+        r = result["load"][side]
+        print(
+            f"{label:<28} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
+            f" {r['non_2xx']:>8.0f}"
+        )
+    print(
+        f"LB / direct req/s {result['lb_over_direct_rps']:.3f}, "
+        f"p50 added {result['proxy_p50_added_ms']:.2f} ms"
+    )
+
+
 def main() -> None:
+    global log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per run")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="sizes 1 and 2, 5 s of load")
+    # Two benchmarks side by side (say, two checkouts) need their own names and ports.
+    parser.add_argument("--name", default="bench", help="environment name prefix")
+    parser.add_argument("--port-base", type=int, default=18500, help="LB port = base + size")
     args = parser.parse_args()
-
-    root = Path(tempfile.mkdtemp(prefix="mlops-vm-bench-"))
-    rows = []
-    load = {}
-    for size in args.sizes:
-        directory = make_environment(root, f"bench{size}", size, 18500 + size)
-        mlops_vm("destroy", str(directory), "--yes")
-        try:
-            fresh_s, summary = timed_provision(directory)
-            again_s, again = timed_provision(directory)
-            rows.append((size, fresh_s, again_s, again["changed"]))
-            print(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {again_s:.1f}s", flush=True)
-            if size == max(args.sizes) or size == 1:
-                load[size] = wrk(
-                    f"{summary['endpoint']}/predict", args.duration, args.connections, args.threads
-                )
-        finally:
-            mlops_vm("destroy", str(directory), "--yes")
-
-    name = direct_container(18599)
-    try:
-        direct = wrk(
-            "http://127.0.0.1:18599/predict", args.duration, args.connections, args.threads
-        )
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-
-    print("\nprovision (local provider)")
-    print(f"{'VMs':>4} {'fresh s':>9} {'no-change s':>12} {'ratio':>6} {'changed':>8}")
-    for size, fresh_s, again_s, changed in rows:
-        print(f"{size:>4} {fresh_s:>9.1f} {again_s:>12.1f} {again_s / fresh_s:>6.2f} {changed:>8}")
-    print(f"\nPOST /predict, wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
-    print(
-        f"{'path':<28} {'req/s':>9} {'per replica':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
-    )
-    print(
-        f"{'direct: one container':<28} {direct['rps']:>9.1f} {direct['rps']:>12.1f} "
-        f"{direct['p50_ms']:>8.2f} {direct['p99_ms']:>8.2f} {direct['non_2xx']:>8}"
-    )
-    for size, result in sorted(load.items()):
-        per_replica = result["rps"] / size
-        print(
-            f"{f'LB -> {size} VM(s)':<28} {result['rps']:>9.1f} {per_replica:>12.1f} "
-            f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['non_2xx']:>8}"
-            f"   ({100 * per_replica / direct['rps']:.0f}% of direct per replica)"
-        )
+    if args.quick:
+        args.sizes, args.duration = [1, 2], 5
+    if 1 not in args.sizes:
+        args.sizes.insert(0, 1)  # every ratio is over the 1-VM run
+    if args.json:
+        # Progress goes to stderr; stdout is the one JSON object.
+        log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
 
 
 if __name__ == "__main__":

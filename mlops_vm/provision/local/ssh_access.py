@@ -60,13 +60,19 @@ def authorize(vm: str, public_key: str) -> None:
     )
 
 
-def record_host_key(env: str, vm: str, address: str) -> None:
-    """Put VM's host key in the environment's known_hosts, replacing older keys of ADDRESS
-    (addresses are reused when VMs are recreated)."""
-    host_key = docker("exec", vm, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+def read_host_key(vm: str) -> list[str]:
+    """VM's ed25519 host key: [type, key]."""
+    return docker("exec", vm, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+
+
+def record_host_keys(env: str, host_keys: dict[str, list[str]]) -> None:
+    """Put each address's host key in the environment's known_hosts, replacing older keys of
+    those addresses (addresses are reused when VMs are recreated)."""
+    if not host_keys:
+        return
     path = known_hosts_file(env)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if line.split(" ", 1)[0] != address]
-    kept.append(" ".join([address, *host_key]))
+    kept = [line for line in lines if line.split(" ", 1)[0] not in host_keys]
+    kept += [" ".join([address, *key]) for address, key in host_keys.items()]
     path.write_text("\n".join(kept) + "\n")

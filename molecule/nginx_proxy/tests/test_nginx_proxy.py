@@ -206,6 +206,34 @@ def test_large_payload_within_client_max_body_size(host):
     assert code == "413"
 
 
+def test_a_body_under_the_buffer_size_never_goes_to_a_temporary_file(host):
+    quiet_period()
+    # ~0.5 MB: beyond nginx's default 16k buffer, within nginx_proxy_client_body_buffer_size.
+    host.check_output(
+        "python3 -c 'import json; "
+        'print(json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 25000}))\''
+        " > /root/medium.json"
+    )
+    log_lines = int(host.check_output("wc -l < /var/log/nginx/error.log"))
+    code = host.check_output(
+        f"{CURL} -o /dev/null -w '%{{http_code}}' -H 'Content-Type: application/json' "
+        "--data-binary @/root/medium.json https://vm1/predict"
+    )
+    assert code == "200"
+    new_lines = host.check_output(f"tail -n +{log_lines + 1} /var/log/nginx/error.log")
+    assert "buffered to a temporary file" not in new_lines
+
+
+def test_one_client_connection_carries_more_than_nginx_default_1000_requests(host):
+    # A load balancer's connection is not closed (and its TLS handshake redone) every
+    # 1000 requests: 1200 requests over one connection open it once.
+    connects = host.check_output(
+        f"{CURL} -o /dev/null -w '%{{num_connects}}\\n' 'https://vm1/healthz?n=[1-1200]'"
+    ).split()
+    assert len(connects) == 1200
+    assert sum(int(n) for n in connects) == 1
+
+
 def test_bad_configuration_never_replaces_the_working_one(host):
     before = host.file("/etc/nginx/nginx.conf").sha256sum
     result = apply_role(
