@@ -1,0 +1,106 @@
+"""Copy the model image from its source registry into a platform's registry (ECR,
+Artifact Registry, ACR) through this machine's Docker engine.
+
+The copy is skipped when the destination already holds the same manifest (compared by
+registry digest, without pulling). Credentials go to the engine per call
+(auth_config), never into a config file or a log. The engine must trust both registries
+(a private CA in /etc/docker/certs.d/<host>/ca.crt).
+"""
+
+from typing import Any
+
+from mlops_vm.bootstrap.config import split_image_ref
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.services.base import RegistryAuth
+
+
+def destination_tag(source: str) -> str:
+    """The tag the copy gets: the source's tag, or one made from its digest."""
+    _, tag, digest = split_image_ref(source)
+    return tag if not digest else "sha256-" + digest.removeprefix("sha256:")[:32]
+
+
+def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
+    return {"username": auth.username, "password": auth.password} if auth.username else None
+
+
+def registry_digest(client: Any, reference: str, auth: RegistryAuth) -> str | None:
+    """The manifest digest REFERENCE has in its registry; None when it is not there."""
+    import docker.errors
+
+    try:
+        return client.images.get_registry_data(reference, auth_config=auth_config(auth)).id
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as error:
+        # Registries answer a missing tag with "manifest unknown" (or 404 behind a proxy).
+        if "manifest unknown" in str(error).lower() or "not found" in str(error).lower():
+            return None
+        raise
+
+
+def copy_failed(operation: str, error: Exception, hint: str) -> ProvisionError:
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT if "unauthorized" in str(error).lower() else ErrorCode.INTERNAL,
+        str(error),
+        hint=hint,
+        operation=operation,
+    )
+
+
+def copy_image(
+    source: str,
+    source_auth: RegistryAuth,
+    destination: str,
+    destination_auth: RegistryAuth,
+    *,
+    dry_run: bool,
+) -> bool:
+    """SOURCE copied to DESTINATION (both full references); False when it was there."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env()
+        wanted = registry_digest(client, source, source_auth)
+    except docker.errors.DockerException as error:
+        raise copy_failed(
+            f"read {source}",
+            error,
+            "the source image must exist and this machine's Docker engine must reach and "
+            "trust its registry (model.registry: username, password)",
+        ) from None
+    if wanted is None:
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"image {source} does not exist in its registry",
+            hint="push it first, or fix model.image",
+            operation="read the model image",
+        )
+    try:
+        if registry_digest(client, destination, destination_auth) == wanted:
+            return False
+    except docker.errors.DockerException:
+        pass  # not readable yet (a new repository): copy
+    if dry_run:
+        return True
+    try:
+        image = client.images.pull(source, auth_config=auth_config(source_auth))
+        repository, tag, _ = split_image_ref(destination)
+        image.tag(repository, tag)
+        stream = client.images.push(
+            repository, tag, auth_config=auth_config(destination_auth), stream=True, decode=True
+        )
+        errors = [line["error"] for line in stream if "error" in line]
+    except docker.errors.DockerException as error:
+        raise copy_failed(
+            f"copy {source} to {destination}", error, "check both registries' credentials"
+        ) from None
+    if errors:
+        raise ProvisionError(
+            ErrorCode.INTERNAL,
+            f"push of {destination} failed: {errors[-1]}",
+            hint="check the destination registry's credentials and quota",
+            operation="push the model image",
+        )
+    return True
