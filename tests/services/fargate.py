@@ -39,7 +39,7 @@ def deployment(arn: str, state: str, desired: int, reason: str = "") -> dict[str
         "desiredCount": desired,
         "runningCount": desired if state == "COMPLETED" else 0,
         "pendingCount": 0,
-        "failedTasks": 0 if state == "COMPLETED" else 1,
+        "failedTasks": 1 if state == "FAILED" else 0,
         "rolloutState": state,
         "rolloutStateReason": reason or f"ECS deployment {state.lower()}.",
         "launchType": "FARGATE",
@@ -108,6 +108,10 @@ class FargateStandIn:
                 continue
             key = (service.arn, wanted)
             if key not in self.tasks:
+                # UpdateService starts a new PRIMARY deployment; the old one stays ACTIVE.
+                if primary and primary.get("taskDefinition") != wanted:
+                    rolling = deployment(wanted, "IN_PROGRESS", service.desired_count)
+                    service.deployments = [rolling, {**primary, "status": "ACTIVE"}]
                 self.tasks[key] = (self.launch(service, wanted), time.monotonic())
                 continue
             container, started = self.tasks[key]
@@ -122,13 +126,12 @@ class FargateStandIn:
                 or health == "unhealthy"
                 or time.monotonic() - started > TASK_START_TIMEOUT_S
             ):
-                self._circuit_breaker(service, primary, wanted, self._why(container))
+                self._circuit_breaker(service, wanted, self._why(container))
 
-    def _circuit_breaker(
-        self, service: Any, primary: dict[str, Any], failed: str, why: str
-    ) -> None:
+    def _circuit_breaker(self, service: Any, failed: str, why: str) -> None:
         reason = f"ECS deployment circuit breaker: tasks failed to start ({why})"
-        previous = primary.get("taskDefinition")
+        running = [d for d in service.deployments if d.get("taskDefinition") != failed]
+        previous = running[0]["taskDefinition"] if running else None
         self._stop_tasks(service.arn, keep=previous)
         if previous and previous != failed:
             service.task_definition = previous

@@ -17,6 +17,7 @@ What is a contract check and what is real:
   answers; a broken image that never becomes healthy, rolled back.
 """
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -64,9 +65,11 @@ def secret_arn(boto: Callable) -> str:
 @pytest.fixture
 def spec(tmp_path: Path, platform: registry.Credentials, secret_arn: str) -> ServiceSpec:
     cert_file, key_file = self_signed_certificate(tmp_path, "model.example.test")
+    # Its own name per test: the registry standing in for ECR outlives moto's resets.
+    env = f"ecs{uuid.uuid4().hex[:8]}"
     return ServiceSpec(
-        env="ecstest",
-        name="mlops-vm-ecstest",
+        env=env,
+        name=f"mlops-vm-{env}",
         image=f"{SOURCE}:1.0",
         port=8080,
         env_vars={"LOG_LEVEL": "info", "WEB_CONCURRENCY": "1"},
@@ -197,7 +200,9 @@ def predict(container, rows) -> httpx.Response:
 def check_control_plane(boto: Callable, spec: ServiceSpec, secret_arn: str) -> str:
     """What moto holds is what ECS needs; returns the task definition's ARN."""
     ecs = boto("ecs")
-    service = ecs.describe_services(cluster="mlops-vm-ecstest", services=[spec.name])["services"][0]
+    service = ecs.describe_services(cluster=f"mlops-vm-{spec.env}", services=[spec.name])[
+        "services"
+    ][0]
     assert service["deploymentConfiguration"] == {
         "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         "maximumPercent": 200,
@@ -220,8 +225,8 @@ def check_control_plane(boto: Callable, spec: ServiceSpec, secret_arn: str) -> s
     assert container["secrets"] == [{"name": "API_TOKEN", "valueFrom": secret_arn}]
     assert SECRET_VALUE not in str(task)  # a reference, never the value
     assert {"name": "PORT", "value": "8080"} in container["environment"]
-    assert container["image"].endswith(".amazonaws.com/mlops-vm/ecstest:1.0")
-    policy = boto("ecr").get_lifecycle_policy(repositoryName="mlops-vm/ecstest")
+    assert container["image"].endswith(f".amazonaws.com/mlops-vm/{spec.env}:1.0")
+    policy = boto("ecr").get_lifecycle_policy(repositoryName=f"mlops-vm/{spec.env}")
     assert '"countNumber": 5' in policy["lifecyclePolicyText"]
     scaling = boto("application-autoscaling")
     targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
@@ -234,7 +239,7 @@ def check_control_plane(boto: Callable, spec: ServiceSpec, secret_arn: str) -> s
     }
     assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
     role_policy = boto("iam").get_role_policy(
-        RoleName="mlops-vm-ecstest-ecs-execution", PolicyName="task-execution"
+        RoleName=f"mlops-vm-{spec.env}-ecs-execution", PolicyName="task-execution"
     )["PolicyDocument"]
     assert secret_arn in str(role_policy)
     return service["taskDefinition"]
@@ -296,5 +301,5 @@ def test_provision_release_rollback_destroy(
     assert target.destroy(spec.env) == []
     assert target.status(spec.env) is None
     scheduler.step()
-    assert not docker.from_env().containers.list(filters={"label": f"{TAG_ENV}=ecstest"})
+    assert not docker.from_env().containers.list(filters={"label": f"{TAG_ENV}={spec.env}"})
     assert scheduler.failures == []

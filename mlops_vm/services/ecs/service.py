@@ -220,8 +220,10 @@ def deployment_outcome(service: dict[str, Any], arn: str) -> tuple[bool | None, 
     and the state in ECS's words."""
     deployments = service.get("deployments", [])
     ours = [d for d in deployments if d.get("taskDefinition") == arn]
+    if not ours and service.get("taskDefinition") == arn:
+        return None, "the deployment is starting"
     if not ours:
-        # The circuit breaker rolled back: the deployment of ARN is gone.
+        # The circuit breaker rolled back: the service is on another revision again.
         events = [e.get("message", "") for e in service.get("events", [])[:3]]
         return False, "; ".join(events) or "the deployment was rolled back"
     deployment = ours[0]
