@@ -24,6 +24,7 @@ import boto3
 import docker
 
 from mlops_vm.provision.model import TAG_ENV
+from mlops_vm.services.ecs.names import CONTAINER
 
 ACCOUNT = "123456789012"  # moto's default account
 TASK_START_TIMEOUT_S = 180.0
@@ -57,12 +58,13 @@ class FargateStandIn:
         self.auth = auth
         self.clients = {
             name: boto3.client(name, region_name=region, endpoint_url=endpoint)
-            for name in ("ecs", "secretsmanager", "ssm")
+            for name in ("ecs", "secretsmanager", "ssm", "logs")
         }
         self.docker = docker.from_env()
         # (service arn, task definition arn) -> (container, started at)
         self.tasks: dict[tuple[str, str], tuple[Any, float]] = {}
         self.failures: list[str] = []
+        self.shipped: dict[str, int] = {}  # container id -> log lines shipped
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fargate-stand-in", daemon=True)
 
@@ -116,6 +118,7 @@ class FargateStandIn:
                 continue
             container, started = self.tasks[key]
             container.reload()
+            self.ship_logs(container, wanted)
             health = container.attrs["State"].get("Health", {}).get("Status")
             if health == "healthy":
                 service.deployments = [deployment(wanted, "COMPLETED", service.desired_count)]
@@ -203,6 +206,29 @@ class FargateStandIn:
             labels={TAG_ENV: env, "mlops-vm/task-definition": arn},
             **settings,
         )
+
+    def ship_logs(self, container: Any, arn: str) -> None:
+        """What the awslogs driver does: the container's lines into its log stream."""
+        definition = self.clients["ecs"].describe_task_definition(taskDefinition=arn)
+        options = definition["taskDefinition"]["containerDefinitions"][0]["logConfiguration"][
+            "options"
+        ]
+        group, prefix = options["awslogs-group"], options["awslogs-stream-prefix"]
+        stream = f"{prefix}/{CONTAINER}/{container.id[:12]}"
+        lines = container.logs().decode(errors="replace").splitlines()
+        new = lines[self.shipped.get(container.id, 0) :]
+        if not new:
+            return
+        logs = self.clients["logs"]
+        if not self.shipped.get(container.id):
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now, "message": line} for line in new],
+        )
+        self.shipped[container.id] = len(lines)
 
     def _stop_tasks(self, service_arn: str, keep: str | None) -> None:
         for key in [k for k in self.tasks if k[0] == service_arn and k[1] != keep]:

@@ -261,6 +261,7 @@ def test_provision_release_rollback_destroy(
     answer = predict(task, rows)
     assert answer.status_code == 200
     assert answer.json()["predictions"] == reference_model.predict(rows).tolist()
+    assert any("loaded" in line for line in target.logs(spec.env, tail=50))  # CloudWatch
 
     # Second run: nothing to do.
     assert target.ensure_service(release_spec(target, spec, "provision")).changes == []
