@@ -42,6 +42,26 @@ def task_definitions(ctx: AwsContext, family: str, env: str, *, dry_run: bool) -
     return changes
 
 
+def delete_found(
+    ctx: AwsContext,
+    found: bool,
+    change: Change,
+    operation: tuple[str, str],
+    *,
+    dry_run: bool,
+    **params: object,
+) -> list[Change]:
+    """CHANGE made by OPERATION(**PARAMS) when the resource was FOUND; gone already: []."""
+    if not found:
+        return []
+    if not dry_run:
+        service_name, call = operation
+        ctx.call(
+            service_name, call, f"delete {change.kind} {change.name}", missing_ok=True, **params
+        )
+    return [change]
+
+
 def wait_service_gone(ctx: AwsContext, env: str) -> None:
     """A deleted service drains before its cluster can go."""
     ctx.wait_until(
@@ -63,26 +83,22 @@ def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
     for name in {family, f"mlops-vm-{env}"} - {None}:
         changes += task_definitions(ctx, name, env, dry_run=dry_run)
     changes += service.delete_cluster(ctx, env, dry_run=dry_run)
-    if logs.find_log_group(ctx, env) is not None:
-        changes.append(Change("delete", "log_group", names.log_group_name(env)))
-        if not dry_run:
-            ctx.call(
-                "logs",
-                "delete_log_group",
-                "delete the log group",
-                missing_ok=True,
-                logGroupName=names.log_group_name(env),
-            )
+    changes += delete_found(
+        ctx,
+        logs.find_log_group(ctx, env) is not None,
+        Change("delete", "log_group", names.log_group_name(env)),
+        ("logs", "delete_log_group"),
+        dry_run=dry_run,
+        logGroupName=names.log_group_name(env),
+    )
     changes += iam.delete_execution_role(ctx, env, dry_run=dry_run)
-    if registry.find_repository(ctx, env) is not None:
-        changes.append(Change("delete", "ecr_repository", names.repository_name(env)))
-        if not dry_run:
-            ctx.call(
-                "ecr",
-                "delete_repository",
-                "delete the ECR repository",
-                missing_ok=True,
-                repositoryName=names.repository_name(env),
-                force=True,  # with its images
-            )
+    changes += delete_found(
+        ctx,
+        registry.find_repository(ctx, env) is not None,
+        Change("delete", "ecr_repository", names.repository_name(env)),
+        ("ecr", "delete_repository"),
+        dry_run=dry_run,
+        repositoryName=names.repository_name(env),
+        force=True,  # with its images
+    )
     return changes + aws_destroy.destroy(ctx, env, dry_run=dry_run)

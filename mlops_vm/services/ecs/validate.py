@@ -2,9 +2,9 @@
 
 import re
 
-from mlops_vm.provision.aws import errors
+from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ProvisionError
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs.sizes import size_problem
 
@@ -13,13 +13,7 @@ PARAMETER_ARN = re.compile(r"^arn:aws[\w-]*:ssm:[\w-]+:\d{12}:parameter(?P<name>
 
 
 def invalid(message: str, hint: str = "") -> ProvisionError:
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT,
-        message,
-        hint=hint,
-        provider=errors.PROVIDER,
-        operation="check the ECS service",
-    )
+    return aws_validate.invalid(message, hint, "check the ECS service")
 
 
 def check_spec(spec: ServiceSpec) -> None:
