@@ -215,13 +215,15 @@ class FargateStandIn:
         ]
         group, prefix = options["awslogs-group"], options["awslogs-stream-prefix"]
         stream = f"{prefix}/{CONTAINER}/{container.id[:12]}"
-        lines = container.logs().decode(errors="replace").splitlines()
+        lines = [line for line in container.logs().decode(errors="replace").splitlines() if line]
         new = lines[self.shipped.get(container.id, 0) :]
         if not new:
             return
         logs = self.clients["logs"]
-        if not self.shipped.get(container.id):
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        if container.id not in self.shipped:
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            self.shipped[container.id] = 0
         now = int(time.time() * 1000)
         logs.put_log_events(
             logGroupName=group,

@@ -261,7 +261,8 @@ def test_provision_release_rollback_destroy(
     answer = predict(task, rows)
     assert answer.status_code == 200
     assert answer.json()["predictions"] == reference_model.predict(rows).tolist()
-    assert any("loaded" in line for line in target.logs(spec.env, tail=50))  # CloudWatch
+    lines = target.logs(spec.env, tail=50)  # CloudWatch, as the awslogs driver wrote them
+    assert any("Application startup complete" in line for line in lines), lines
 
     # Second run: nothing to do.
     assert target.ensure_service(release_spec(target, spec, "provision")).changes == []
@@ -283,7 +284,7 @@ def test_provision_release_rollback_destroy(
     with pytest.raises(ProvisionError) as raised:
         target.release(broken)
     assert "never became healthy" in str(raised.value)
-    assert "exited with code" in str(raised.value)
+    assert "exited with code" in str(raised.value), scheduler.failures
     assert target.status(spec.env).active.id == second
     assert predict(scheduler.running(second), rows).status_code == 200
 
