@@ -1,5 +1,7 @@
 """The CloudWatch log group the containers write to, and reading it back (`logs`)."""
 
+from collections import deque
+
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import Change
 from mlops_vm.services.base import ServiceSpec
@@ -7,6 +9,7 @@ from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.options import EcsOptions
 
 STREAM_PREFIX = "model"  # awslogs-stream-prefix: streams are model/<container>/<task id>
+MAX_PAGES = 100  # a `logs` call reads at most this many pages (each up to 1 MB)
 
 
 def find_log_group(ctx: AwsContext, env: str) -> dict | None:
@@ -50,14 +53,24 @@ def ensure_log_group(
 def tail(ctx: AwsContext, env: str, lines: int) -> list[str]:
     """The last LINES events of the environment's containers, oldest first, each
     prefixed with its task id."""
-    if find_log_group(ctx, env) is None:
+    if lines <= 0 or find_log_group(ctx, env) is None:
         return []
-    events = ctx.call(
-        "logs",
-        "filter_log_events",
-        "read the containers' logs",
-        logGroupName=names.log_group_name(env),
-        logStreamNamePrefix=STREAM_PREFIX,
-    )["events"]
-    events = sorted(events, key=lambda event: event["timestamp"])[-lines:] if lines else []
-    return [f"{event['logStreamName'].rsplit('/', 1)[-1]} | {event['message']}" for event in events]
+    last: deque[dict] = deque(maxlen=lines)
+    token = None
+    for _ in range(MAX_PAGES):  # events come oldest first, a page at a time
+        page = ctx.call(
+            "logs",
+            "filter_log_events",
+            "read the containers' logs",
+            logGroupName=names.log_group_name(env),
+            logStreamNamePrefix=STREAM_PREFIX,
+            **({"nextToken": token} if token else {}),
+        )
+        last.extend(page.get("events", []))
+        token = page.get("nextToken")
+        if not token:
+            break
+    ordered = sorted(last, key=lambda event: event["timestamp"])  # streams interleave
+    return [
+        f"{event['logStreamName'].rsplit('/', 1)[-1]} | {event['message']}" for event in ordered
+    ]

@@ -15,6 +15,7 @@ from mlops_vm.provision.model import TAG_ENV, Change
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.options import EcsOptions
+from mlops_vm.services.ecs.task_definition import differences
 
 DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": True, "rollback": True},
@@ -117,8 +118,6 @@ def service_settings(
 
 def setting_drift(service: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
     """WANTED's settings that SERVICE (as described) has otherwise."""
-    from mlops_vm.services.ecs.task_definition import differences
-
     return {key: wanted[key] for key in differences(service, wanted)}
 
 
