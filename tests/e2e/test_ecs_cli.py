@@ -1,5 +1,6 @@
 """`mlops-vm` with `target: ecs` on moto: the same commands as for VMs, through the CLI,
-ansible-runner, playbooks/service.yml and the mlops_vm_service module. ECS's scheduler is
+ansible-runner, playbooks/service.yml and the mlops_vm_service module, and the same
+playbooks without the CLI. ECS's scheduler is
 stood in for by tests/services/fargate.py (the real containers on the local engine)."""
 
 import json
@@ -10,6 +11,7 @@ import boto3
 import pytest
 
 from mlops_vm.platform import registry
+from tests.e2e.test_ansible_playbook import ansible_playbook, recap
 from tests.environments import ECS_ENV, cli, cli_json, make_environment
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.test_aws import FAST, REGION, aws_environment, moto_endpoint
@@ -128,3 +130,18 @@ def test_the_commands_drive_an_ecs_service(tmp_path, moto_endpoint, platform, sc
     assert code == 0 and twice["changes"] == [], twice
     code, status = cli_json("status", str(directory))
     assert code == 1 and "no service deployed" in json.dumps(status["problems"])
+
+
+def test_the_playbooks_run_without_the_cli(tmp_path, moto_endpoint, platform, scheduler):
+    """`ansible-playbook -i ENV playbooks/provision.yml` (and destroy.yml) on target ecs:
+    the VM plays end at once, playbooks/service.yml converges the service."""
+    env = "ecsplay"
+    directory = ecs_env(tmp_path, env, moto_endpoint, platform)
+    code, output = ansible_playbook(directory, "provision.yml")
+    assert code == 0, output
+    assert recap(output)["localhost"][0] > 0 and len(clusters(moto_endpoint, env)) == 1
+    code, output = ansible_playbook(directory, "provision.yml")
+    assert code == 0 and recap(output)["localhost"] == (0, 0, 0), output
+    code, output = ansible_playbook(directory, "destroy.yml")
+    assert code == 0 and recap(output)["localhost"][0] == 1, output
+    assert clusters(moto_endpoint, env) == []
