@@ -18,6 +18,7 @@ from mlops_vm.services.base import RegistryAuth
 TRANSIENT_SIGNS = (
     "eof",
     "connection reset",
+    "connection refused",  # a registry restarting
     "timeout",
     "503 service unavailable",
     "502 bad gateway",

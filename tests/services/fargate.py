@@ -66,6 +66,7 @@ class FargateStandIn:
         self.failures: list[str] = []
         self.shipped: dict[str, int] = {}  # container id -> log lines shipped
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fargate-stand-in", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -97,7 +98,11 @@ class FargateStandIn:
         return list(ecs_backends[ACCOUNT][self.region].services.values())
 
     def step(self) -> None:
-        for service in self.services():
+        services = self.services()
+        gone = {arn for arn, _ in self.tasks} - {service.arn for service in services}
+        for arn in gone:  # deleted with its cluster before we saw it inactive
+            self._stop_tasks(arn, keep=None)
+        for service in services:
             if service.status != "ACTIVE":
                 self._stop_tasks(service.arn, keep=None)
                 continue
@@ -233,8 +238,10 @@ class FargateStandIn:
         self.shipped[container.id] = len(lines)
 
     def _stop_tasks(self, service_arn: str, keep: str | None) -> None:
-        for key in [k for k in self.tasks if k[0] == service_arn and k[1] != keep]:
-            container, _ = self.tasks.pop(key)
+        with self._lock:  # the test thread may step too
+            stopping = [k for k in self.tasks if k[0] == service_arn and k[1] != keep]
+            containers = [self.tasks.pop(key)[0] for key in stopping]
+        for container in containers:
             self._remove(container)
 
     @staticmethod
@@ -243,6 +250,15 @@ class FargateStandIn:
             container.remove(force=True)
 
     # -- for the tests ---------------------------------------------------------------------
+
+    def wait_stopped(self, env: str, timeout_s: float) -> bool:
+        """Whether every task container of ENV is gone within TIMEOUT_S."""
+        deadline = time.monotonic() + timeout_s
+        while self.docker.containers.list(all=True, filters={"label": f"{TAG_ENV}={env}"}):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
     def running(self, arn: str) -> Any:
         """The container running task definition ARN (its settings are ECS's)."""
