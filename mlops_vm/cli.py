@@ -208,6 +208,7 @@ def show_run(summary: dict[str, Any], title: str) -> None:
         ),
         (changes_key, "\n".join(summary[changes_key]) or "none"),
         *release_rows(summary.get("release")),
+        *service_rows(summary.get("service")),
         ("time", f"{summary['elapsed_s']:.0f}s"),
         ("run log", summary["run_dir"]),
     ]
@@ -217,6 +218,15 @@ def show_run(summary: dict[str, Any], title: str) -> None:
             "failed:",
             [f"{f['host']}: task '{f['task']}': {f['message']}" for f in summary["failures"]],
         )
+
+
+def service_rows(service: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A managed service's revision and health (playbooks/service.yml records them)."""
+    if not service:
+        return []
+    active = (service.get("active") or {}).get("id", "-")
+    health = "healthy" if service.get("healthy") else service.get("reason") or "-"
+    return [("service", f"{service['name']}: {active}, {health}")]
 
 
 def release_rows(release: dict[str, Any] | None) -> list[tuple[str, str]]:

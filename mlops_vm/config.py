@@ -191,6 +191,11 @@ class EcsServiceConfig(Strict):
     # Seconds the ALB lets requests in flight finish on a task that leaves.
     drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    # The container health check ECS runs (default: python3 asks readiness_path).
+    health_check_command: list[str] | None = None
+    # ECR's registry address when provider.endpoint_url aims at an emulator (moto has no
+    # registry): the image is pushed there with model.registry's credentials.
+    registry_endpoint: str | None = None
 
 
 class AppServiceConfig(Strict):

@@ -131,6 +131,9 @@ class LoadBalancerSpec:
     drain_seconds: int = 30
     # Local provider only: where the LB host publishes HTTPS on 127.0.0.1.
     publish_port: int | None = None
+    # "instance": the provider registers the fleet's instances; "ip": someone else registers
+    # addresses (an ECS service registers its tasks), so registration is left alone.
+    target_type: Literal["instance", "ip"] = "instance"
 
 
 @dataclass(frozen=True)

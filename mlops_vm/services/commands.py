@@ -15,14 +15,15 @@ def service_status(loaded: LoadedEnvironment, target: ServiceTarget) -> dict[str
     config = loaded.config
     record = target.status(config.env)
     wanted = choose_service_release("provision", config.model.model_dump(), record).release
+    problems = status_problems(record, wanted["image"])
     return {
         "env": config.env,
         "target": config.target,
-        "ok": not status_problems(record, wanted["image"]),
+        "ok": not problems,
         "release": wanted["image"],
         "inventory_image": config.model.image,
         "service": asdict(record) if record else None,
-        "problems": status_problems(record, wanted["image"]),
+        "problems": problems,
     }
 
 

@@ -11,7 +11,18 @@ from typing import Any
 
 from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.retry import with_backoff
 from mlops_vm.services.base import RegistryAuth
+
+# How a registry (or the engine on its way to it) says the failure was the connection's.
+TRANSIENT_SIGNS = (
+    "eof",
+    "connection reset",
+    "connection refused",  # a registry restarting
+    "timeout",
+    "503 service unavailable",
+    "502 bad gateway",
+)
 
 
 def destination_tag(source: str) -> str:
@@ -84,23 +95,34 @@ def copy_image(
         pass  # not readable yet (a new repository): copy
     if dry_run:
         return True
-    try:
+    repository, tag, _ = split_image_ref(destination)
+
+    def pull_and_push() -> None:
         image = client.images.pull(source, auth_config=auth_config(source_auth))
-        repository, tag, _ = split_image_ref(destination)
         image.tag(repository, tag)
         stream = client.images.push(
             repository, tag, auth_config=auth_config(destination_auth), stream=True, decode=True
         )
         errors = [line["error"] for line in stream if "error" in line]
+        if errors:
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"push of {destination} failed: {errors[-1]}",
+                hint="check the destination registry's credentials and quota",
+                operation="push the model image",
+            )
+
+    try:
+        # A registry that drops the connection mid-upload is tried again (layers it has
+        # already are not sent twice).
+        with_backoff(pull_and_push, is_transient=dropped_connection, attempts=3)
     except docker.errors.DockerException as error:
         raise copy_failed(
             f"copy {source} to {destination}", error, "check both registries' credentials"
         ) from None
-    if errors:
-        raise ProvisionError(
-            ErrorCode.INTERNAL,
-            f"push of {destination} failed: {errors[-1]}",
-            hint="check the destination registry's credentials and quota",
-            operation="push the model image",
-        )
     return True
+
+
+def dropped_connection(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(sign in text for sign in TRANSIENT_SIGNS)

@@ -155,6 +155,7 @@ class AwsContext:
         service: str,
         operation: str,
         doing: str,
+        /,  # positional only: ECS's UpdateService takes a parameter named `service`
         *,
         missing_ok: bool = False,
         **params: Any,

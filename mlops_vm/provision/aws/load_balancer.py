@@ -155,7 +155,7 @@ def ensure_target_group(
             Protocol=spec.backend_protocol,
             Port=spec.backend_port,
             VpcId=vpc_id,
-            TargetType="instance",
+            TargetType=spec.target_type,
             Tags=lb_tags(spec.env, name),
             **health,
         )["TargetGroups"][0]
@@ -587,7 +587,7 @@ def ensure_load_balancer(
             changes += scaling_group.ensure_request_policy(
                 ctx, group, label, net.get("target_requests_per_instance"), dry_run=dry_run
             )
-        else:
+        elif spec.target_type == "instance":
             instance_ids = [instance.id for instance in fleet.instances]
             changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
         changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)

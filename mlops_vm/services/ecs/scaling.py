@@ -1,0 +1,171 @@
+"""Application Auto Scaling of the service's task count: min/max from the spec, target
+tracking on average CPU and on ALB requests per task."""
+
+from typing import Any
+
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.scaling_group import request_count_label
+from mlops_vm.provision.model import Change
+from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.ecs import names
+from mlops_vm.services.ecs.options import EcsOptions
+
+NAMESPACE = "ecs"
+DIMENSION = "ecs:service:DesiredCount"
+CPU_POLICY = "cpu"
+REQUESTS_POLICY = "requests"
+
+
+def policy_name(service: str, kind: str) -> str:
+    return f"{service}-{kind}"
+
+
+def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
+    found = ctx.call(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        "read the scalable target",
+        ServiceNamespace=NAMESPACE,
+        ResourceIds=[resource_id],
+        ScalableDimension=DIMENSION,
+    )["ScalableTargets"]
+    return found[0] if found else None
+
+
+def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:
+    found = ctx.call(
+        "application-autoscaling",
+        "describe_scaling_policies",
+        "read the scaling policies",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource_id,
+        ScalableDimension=DIMENSION,
+    )["ScalingPolicies"]
+    return {policy["PolicyName"]: policy for policy in found}
+
+
+def wanted_policies(
+    spec: ServiceSpec, options: EcsOptions, alb_arn: str | None, target_group_arn: str | None
+) -> dict[str, dict[str, Any]]:
+    """Policy name -> TargetTrackingScalingPolicyConfiguration."""
+    wanted = {}
+    if options.target_cpu_percent is not None:
+        wanted[policy_name(spec.name, CPU_POLICY)] = {
+            "TargetValue": float(options.target_cpu_percent),
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+            },
+            "ScaleOutCooldown": 60,
+            "ScaleInCooldown": 300,
+        }
+    if options.target_requests_per_task is not None:
+        label = (
+            request_count_label(alb_arn, target_group_arn)
+            if alb_arn and target_group_arn
+            else "(new load balancer)"
+        )
+        wanted[policy_name(spec.name, REQUESTS_POLICY)] = {
+            "TargetValue": float(options.target_requests_per_task),
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ALBRequestCountPerTarget",
+                "ResourceLabel": label,
+            },
+            "ScaleOutCooldown": 60,
+            "ScaleInCooldown": 300,
+        }
+    return wanted
+
+
+def ensure_scaling(
+    ctx: AwsContext,
+    spec: ServiceSpec,
+    options: EcsOptions,
+    alb_arn: str | None,
+    target_group_arn: str | None,
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    resource_id = names.scaling_resource_id(spec.env, spec.name)
+    changes: list[Change] = []
+    target = None if dry_run and alb_arn is None else scalable_target(ctx, resource_id)
+    bounds = (spec.min_instances, spec.max_instances)
+    if target is None or (target["MinCapacity"], target["MaxCapacity"]) != bounds:
+        action = "create" if target is None else "update"
+        changes.append(
+            Change(action, "scalable_target", resource_id, "{}..{} tasks".format(*bounds))
+        )
+        if not dry_run:
+            ctx.call(
+                "application-autoscaling",
+                "register_scalable_target",
+                "set the task count's bounds",
+                ServiceNamespace=NAMESPACE,
+                ResourceId=resource_id,
+                ScalableDimension=DIMENSION,
+                MinCapacity=bounds[0],
+                MaxCapacity=bounds[1],
+            )
+    have = {} if target is None else policies(ctx, resource_id)
+    for name, configuration in wanted_policies(spec, options, alb_arn, target_group_arn).items():
+        current = have.pop(name, None)
+        if current and current.get("TargetTrackingScalingPolicyConfiguration") == configuration:
+            continue
+        metric = configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        changes.append(
+            Change(
+                "update" if current else "create",
+                "scaling_policy",
+                name,
+                f"{metric} {configuration['TargetValue']:g}",
+            )
+        )
+        if not dry_run:
+            ctx.call(
+                "application-autoscaling",
+                "put_scaling_policy",
+                f"set scaling policy {name}",
+                PolicyName=name,
+                ServiceNamespace=NAMESPACE,
+                ResourceId=resource_id,
+                ScalableDimension=DIMENSION,
+                PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration=configuration,
+            )
+    for name in have:  # a policy switched off (its target set to null)
+        changes.append(Change("delete", "scaling_policy", name))
+        if not dry_run:
+            delete_policy(ctx, resource_id, name)
+    return changes
+
+
+def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
+    ctx.call(
+        "application-autoscaling",
+        "delete_scaling_policy",
+        f"delete scaling policy {name}",
+        missing_ok=True,
+        PolicyName=name,
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource_id,
+        ScalableDimension=DIMENSION,
+    )
+
+
+def delete_scaling(ctx: AwsContext, env: str, service: str, *, dry_run: bool) -> list[Change]:
+    resource_id = names.scaling_resource_id(env, service)
+    if scalable_target(ctx, resource_id) is None:
+        return []
+    changes = [Change("delete", "scaling_policy", name) for name in policies(ctx, resource_id)]
+    if not dry_run:
+        for name in policies(ctx, resource_id):
+            delete_policy(ctx, resource_id, name)
+        ctx.call(
+            "application-autoscaling",
+            "deregister_scalable_target",
+            "remove the scalable target",
+            missing_ok=True,
+            ServiceNamespace=NAMESPACE,
+            ResourceId=resource_id,
+            ScalableDimension=DIMENSION,
+        )
+    return [*changes, Change("delete", "scalable_target", resource_id)]

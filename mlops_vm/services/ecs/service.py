@@ -1,0 +1,354 @@
+"""The ECS cluster and service, and how a new task definition revision is rolled out:
+ECS starts the new tasks beside the old ones (minimum healthy 100%, maximum 200%), the
+ALB sends them traffic once they pass its health check, and the deployment circuit
+breaker rolls a revision whose tasks keep failing back. We wait for the outcome; a
+deployment that neither completes nor fails in time is put back on the revision that
+ran, so traffic never leaves it."""
+
+import time
+from typing import Any
+
+from mlops_vm.provision.aws import errors
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.ecs import names
+from mlops_vm.services.ecs.options import EcsOptions
+from mlops_vm.services.ecs.task_definition import differences
+
+DEPLOYMENT_CONFIGURATION = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+
+def revision_label(arn: str | None) -> str:
+    return (arn or "-").rsplit("/", 1)[-1]
+
+
+# --- cluster ---------------------------------------------------------------------------
+
+
+def find_cluster(ctx: AwsContext, env: str) -> dict[str, Any] | None:
+    found = ctx.call(
+        "ecs",
+        "describe_clusters",
+        "find the cluster",
+        clusters=[names.cluster_name(env)],
+        include=["TAGS"],
+    ).get("clusters", [])
+    return next((c for c in found if c.get("status") == "ACTIVE"), None)
+
+
+def ensure_cluster(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+    name = names.cluster_name(spec.env)
+    if find_cluster(ctx, spec.env) is not None:
+        return []
+    if not dry_run:
+        ctx.call(
+            "ecs",
+            "create_cluster",
+            "create the cluster",
+            clusterName=name,
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=names.tag_list(spec.env, name, spec.tags),
+        )
+    return [Change("create", "ecs_cluster", name, "Fargate")]
+
+
+# --- service ---------------------------------------------------------------------------
+
+
+def find_service(ctx: AwsContext, env: str) -> dict[str, Any] | None:
+    """The environment's service (ACTIVE, tagged with ENV), None when there is none."""
+    cluster = names.cluster_name(env)
+    arns = ctx.call(
+        "ecs", "list_services", "list the services", missing_ok=True, cluster=cluster
+    ).get("serviceArns", [])
+    if not arns:
+        return None
+    described = ctx.call(
+        "ecs",
+        "describe_services",
+        "read the service",
+        cluster=cluster,
+        services=arns[:10],
+        include=["TAGS"],
+    )["services"]
+    return next(
+        (
+            s
+            for s in described
+            if s.get("status") == "ACTIVE" and names.as_dict(s.get("tags")).get(TAG_ENV) == env
+        ),
+        None,
+    )
+
+
+def network_configuration(net: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "awsvpcConfiguration": {
+            "subnets": [subnet for subnet in net["subnet_ids"] if subnet],
+            "securityGroups": [net["instance_security_group_id"]],
+            # Public subnets without NAT: the task's own address reaches ECR and the logs.
+            "assignPublicIp": "ENABLED",
+        }
+    }
+
+
+def service_settings(
+    spec: ServiceSpec, options: EcsOptions, net: dict[str, Any], target_group_arn: str | None
+) -> dict[str, Any]:
+    """The settings an existing service is converged to (UpdateService's names)."""
+    return {
+        "networkConfiguration": network_configuration(net),
+        "loadBalancers": [
+            {
+                "targetGroupArn": target_group_arn,
+                "containerName": names.CONTAINER,
+                "containerPort": spec.port,
+            }
+        ],
+        "healthCheckGracePeriodSeconds": options.health_check_grace_s,
+        "deploymentConfiguration": DEPLOYMENT_CONFIGURATION,
+    }
+
+
+def setting_drift(service: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """WANTED's settings that SERVICE (as described) has otherwise."""
+    return {key: wanted[key] for key in differences(service, wanted)}
+
+
+def create_service(
+    ctx: AwsContext,
+    spec: ServiceSpec,
+    options: EcsOptions,
+    net: dict[str, Any],
+    target_group_arn: str | None,
+    task_definition: str,
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    change = Change(
+        "create",
+        "ecs_service",
+        spec.name,
+        f"{spec.min_instances} task(s) of {revision_label(task_definition)} behind the ALB",
+    )
+    if dry_run:
+        return [change]
+    ctx.call(
+        "ecs",
+        "create_service",
+        "create the service",
+        cluster=names.cluster_name(spec.env),
+        serviceName=spec.name,
+        taskDefinition=task_definition,
+        desiredCount=spec.min_instances,
+        launchType="FARGATE",
+        platformVersion="LATEST",
+        schedulingStrategy="REPLICA",
+        deploymentController={"type": "ECS"},
+        propagateTags="SERVICE",
+        enableECSManagedTags=True,
+        tags=names.tag_list(spec.env, spec.name, spec.tags),
+        **service_settings(spec, options, net, target_group_arn),
+    )
+    return [change]
+
+
+def update_settings(
+    ctx: AwsContext,
+    spec: ServiceSpec,
+    service: dict[str, Any],
+    wanted: dict[str, Any],
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    drift = setting_drift(service, wanted)
+    if not drift:
+        return []
+    if not dry_run:
+        ctx.call(
+            "ecs",
+            "update_service",
+            "update the service's settings",
+            cluster=names.cluster_name(spec.env),
+            service=service["serviceName"],
+            **drift,
+        )
+    return [Change("update", "ecs_service", service["serviceName"], ", ".join(sorted(drift)))]
+
+
+# --- rolling out a revision -------------------------------------------------------------
+
+
+def stopped_task_reasons(ctx: AwsContext, env: str, service: str, arn: str) -> list[str]:
+    """Why the revision's tasks stopped (the exit code, the failed health check)."""
+    cluster = names.cluster_name(env)
+    task_arns = ctx.call(
+        "ecs",
+        "list_tasks",
+        "list the stopped tasks",
+        cluster=cluster,
+        serviceName=service,
+        desiredStatus="STOPPED",
+    ).get("taskArns", [])
+    if not task_arns:
+        return []
+    tasks = ctx.call(
+        "ecs", "describe_tasks", "read the stopped tasks", cluster=cluster, tasks=task_arns[:20]
+    ).get("tasks", [])
+    reasons = []
+    for task in tasks:
+        if task.get("taskDefinitionArn") != arn:
+            continue
+        containers = "; ".join(
+            f"{c.get('name')}: exit {c.get('exitCode')} {c.get('reason', '')}".strip()
+            for c in task.get("containers", [])
+            if c.get("exitCode") is not None or c.get("reason")
+        )
+        reasons.append(" ".join(part for part in (task.get("stoppedReason"), containers) if part))
+    return sorted(set(reasons))[:3]
+
+
+def deployment_outcome(service: dict[str, Any], arn: str) -> tuple[bool | None, str]:
+    """(True: ARN runs everywhere, healthy; False: ECS gave up on it; None: still rolling),
+    and the state in ECS's words."""
+    deployments = service.get("deployments", [])
+    ours = [d for d in deployments if d.get("taskDefinition") == arn]
+    if not ours and service.get("taskDefinition") == arn:
+        return None, "the deployment is starting"
+    if not ours:
+        # The circuit breaker rolled back: the service is on another revision again.
+        events = [e.get("message", "") for e in service.get("events", [])[:3]]
+        return False, "; ".join(events) or "the deployment was rolled back"
+    deployment = ours[0]
+    state = deployment.get("rolloutState", "")
+    reason = deployment.get("rolloutStateReason", "") or state
+    if state == "FAILED":
+        return False, reason
+    done = (
+        deployment.get("status") == "PRIMARY"
+        and state == "COMPLETED"
+        and len(deployments) == 1
+        and deployment.get("runningCount", 0) >= deployment.get("desiredCount", 0)
+    )
+    return (True if done else None), (
+        f"{deployment.get('runningCount', 0)}/{deployment.get('desiredCount', 0)} "
+        f"tasks running, {reason}"
+    )
+
+
+def wait_deployed(ctx: AwsContext, env: str, arn: str, timeout_s: float) -> tuple[bool, str]:
+    """Whether ARN's deployment completed within TIMEOUT_S, and the last state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        service = find_service(ctx, env)
+        if service is None:
+            return False, "the service disappeared"
+        outcome, state = deployment_outcome(service, arn)
+        if outcome is not None:
+            return outcome, state
+        if time.monotonic() > deadline:
+            return False, f"not healthy after {timeout_s:.0f}s ({state})"
+        ctx.sleep(ctx.options.poll_interval_s)
+
+
+def switch(ctx: AwsContext, env: str, service: str, arn: str, doing: str) -> None:
+    ctx.call(
+        "ecs",
+        "update_service",
+        doing,
+        cluster=names.cluster_name(env),
+        service=service,
+        taskDefinition=arn,
+    )
+
+
+def remember_previous(ctx: AwsContext, service: dict[str, Any], previous: str) -> None:
+    ctx.call(
+        "ecs",
+        "tag_resource",
+        "record the previous revision on the service",
+        resourceArn=service["serviceArn"],
+        tags=[{"key": names.TAG_PREVIOUS, "value": previous}],
+    )
+
+
+def roll_out(
+    ctx: AwsContext,
+    env: str,
+    service: dict[str, Any],
+    arn: str,
+    timeout_s: float,
+    *,
+    dry_run: bool,
+) -> list[Change]:
+    """Move SERVICE to revision ARN, health-gated; back on the revision it ran (and a
+    ProvisionError with the reason) when ARN never becomes healthy."""
+    name, old = service["serviceName"], service["taskDefinition"]
+    if old == arn:
+        return []
+    change = Change(
+        "update", "ecs_service", name, f"{revision_label(old)} -> {revision_label(arn)}"
+    )
+    if dry_run:
+        return [change]
+    switch(ctx, env, name, arn, "start the new revision's deployment")
+    healthy, state = wait_deployed(ctx, env, arn, timeout_s)
+    if healthy:
+        remember_previous(ctx, service, old)
+        return [change]
+    reasons = stopped_task_reasons(ctx, env, name, arn)
+    now = (find_service(ctx, env) or {}).get("taskDefinition")
+    back = Change("update", "ecs_service", name, f"rolled back to {revision_label(old)}")
+    if now != old:  # the circuit breaker had not done it yet: we do, traffic stays on OLD
+        switch(ctx, env, name, old, "put the service back on the revision it ran")
+    raise ProvisionError(
+        ErrorCode.TIMEOUT if state.startswith("not healthy after") else ErrorCode.INTERNAL,
+        f"revision {revision_label(arn)} never became healthy: {state}"
+        + (f"; stopped tasks: {' | '.join(reasons)}" if reasons else "")
+        + f". The service runs {revision_label(old)} again.",
+        hint="look at the container's logs (`mlops-vm logs ENV`) and its health check "
+        "(service.readiness_path); the release was rolled back",
+        provider=errors.PROVIDER,
+        operation="release a new revision",
+        changes_so_far=[change, back],
+    )
+
+
+def delete_service(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
+    service = find_service(ctx, env)
+    if service is None:
+        return []
+    name = service["serviceName"]
+    if not dry_run:
+        cluster = names.cluster_name(env)
+        ctx.call(
+            "ecs",
+            "delete_service",
+            "delete the service",
+            missing_ok=True,
+            cluster=cluster,
+            service=name,
+            force=True,  # stops its tasks: no need to scale to zero first
+        )
+    return [Change("delete", "ecs_service", name)]
+
+
+def delete_cluster(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
+    cluster = find_cluster(ctx, env)
+    if cluster is None or names.as_dict(cluster.get("tags")).get(TAG_ENV) != env:
+        return []
+    if not dry_run:
+        ctx.call(
+            "ecs",
+            "delete_cluster",
+            "delete the cluster",
+            missing_ok=True,
+            cluster=cluster["clusterName"],
+        )
+    return [Change("delete", "ecs_cluster", cluster["clusterName"])]

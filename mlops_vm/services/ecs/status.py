@@ -1,0 +1,75 @@
+"""The service as ECS and the ALB report it: URL, revisions, traffic, health."""
+
+from typing import Any
+
+from mlops_vm.provision.aws import load_balancer
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.services.base import ServiceRecord
+from mlops_vm.services.ecs import names
+from mlops_vm.services.ecs.service import deployment_outcome, find_service
+from mlops_vm.services.ecs.task_definition import as_revision
+
+
+def endpoint(ctx: AwsContext, env: str, domain: str | None = None) -> tuple[str | None, str | None]:
+    """(the service's URL, the ALB's ARN); the domain, when one is given, names the URL."""
+    alb = load_balancer.find_by_name(
+        ctx, "load_balancer", load_balancer.load_balancer_name(env), env
+    )
+    if alb is None:
+        return None, None
+    return f"https://{domain or alb['DNSName']}", alb["LoadBalancerArn"]
+
+
+def traffic(service: dict[str, Any]) -> dict[str, int]:
+    """Revision -> share of the running tasks (ECS splits traffic by tasks while rolling)."""
+    deployments = service.get("deployments", [])
+    running = sum(d.get("runningCount", 0) for d in deployments)
+    if not running:
+        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+        return {primary["taskDefinition"]: 100} if primary else {}
+    return {
+        d["taskDefinition"]: round(100 * d.get("runningCount", 0) / running)
+        for d in deployments
+        if d.get("runningCount")
+    }
+
+
+def health(ctx: AwsContext, service: dict[str, Any]) -> tuple[bool, str]:
+    """Healthy: the active revision's deployment is done and every ALB target is healthy."""
+    done, state = deployment_outcome(service, service["taskDefinition"])
+    problems = [] if done else [state]
+    for group in service.get("loadBalancers", []):
+        for target in load_balancer.describe_health(ctx, group["targetGroupArn"]):
+            status = target.get("TargetHealth", {})
+            if status.get("State") != "healthy":
+                problems.append(
+                    f"target {target['Target']['Id']} {status.get('State')} "
+                    f"{status.get('Reason', '')}".strip()
+                )
+    return not problems, "; ".join(problems)
+
+
+def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
+    service = find_service(ctx, env)
+    if service is None:
+        return None
+    url, alb_arn = endpoint(ctx, env)
+    healthy, reason = health(ctx, service)
+    previous = names.as_dict(service.get("tags")).get(names.TAG_PREVIOUS)
+    return ServiceRecord(
+        name=service["serviceName"],
+        url=url,
+        active=as_revision(ctx, service["taskDefinition"]),
+        previous=as_revision(ctx, previous),
+        traffic=traffic(service),
+        healthy=healthy,
+        reason=reason,
+        running=service.get("runningCount", 0),
+        desired=service.get("desiredCount", 0),
+        resources={
+            "service_arn": service["serviceArn"],
+            "cluster": names.cluster_name(env),
+            "load_balancer_arn": alb_arn,
+            "target_group_arns": [g["targetGroupArn"] for g in service.get("loadBalancers", [])],
+        },
+    )
