@@ -25,7 +25,7 @@ from mlops_vm.platform import registry
 from mlops_vm.platform.images import BROKEN_MODEL_VERSION
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.services import ServiceSpec, get_service_target
-from mlops_vm.services.lambda_ import LambdaTarget
+from mlops_vm.services.lambda_ import LambdaTarget, limits
 from mlops_vm.services.releases import choose_service_release
 from tests.providers.test_aws import FAST, REGION, aws_environment, boto, moto_endpoint
 from tests.services.lambda_fixtures import SOURCE, emulated, emulators, registry_auth
@@ -111,6 +111,19 @@ def test_limits_are_refused_before_anything_exists(target, boto: Callable):
     arn = boto("secretsmanager").create_secret(Name="api-token", SecretString="s3cr3t-value")["ARN"]
     target.validate(replace(spec, secrets={"TOKEN": arn}))
     assert boto("lambda").list_functions()["Functions"] == []
+
+
+def test_an_image_over_lambdas_size_limit_is_refused_before_anything_exists(
+    target, boto: Callable, monkeypatch: pytest.MonkeyPatch
+):
+    """Real image, contract limit: the source image's size is read (here against a limit
+    lowered below the model image's ~600 MB) before the ECR repository exists."""
+    monkeypatch.setattr(limits, "IMAGE_BYTES", 100 * 1024**2)
+    with pytest.raises(ProvisionError) as raised:
+        target.validate(lambda_spec("toolarge", "1.0"))
+    assert raised.value.code == ErrorCode.INVALID_INPUT
+    assert "uncompressed" in str(raised.value)
+    assert boto("ecr").describe_repositories()["repositories"] == []
 
 
 def test_provision_release_canary_rollback_destroy(target, boto: Callable, emulators):

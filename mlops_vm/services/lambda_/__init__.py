@@ -45,6 +45,7 @@ class LambdaTarget(ServiceTarget):
         limits.check_spec(spec, LambdaOptions.from_spec(spec.options))
         aws_validate.check_region(self.ctx)
         limits.check_secrets_exist(self.ctx, spec)
+        image.check_source_size(spec.image, spec.registry)
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
         options = LambdaOptions.from_spec(spec.options)

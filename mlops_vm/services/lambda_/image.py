@@ -139,6 +139,15 @@ def runtime_wheels(python: str, architecture: str) -> Path:
     return wheels
 
 
+def check_source_size(source: str, auth: RegistryAuth) -> None:
+    """Lambda's image size limit on the source image (pulled, as the build will need it; the
+    derived image adds about 2 MB and is checked again), before anything exists."""
+    import docker
+
+    image = docker.from_env().images.pull(source, auth_config=images.auth_config(auth))
+    limits.check_image_size(source, image.attrs.get("Size", 0))
+
+
 def build(
     client: Any, source: str, auth: RegistryAuth, tag: str, architecture: str, inputs: str
 ) -> None:
