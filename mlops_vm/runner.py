@@ -152,7 +152,7 @@ class PlaybookRun:
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key.startswith("ANSIBLE_")}
         env["ANSIBLE_CONFIG"] = str(paths.PROJECT_DIR / "ansible.cfg")
-        env.update(strategy_environment(env))
+        env.update(strategy_environment(os.environ))
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text
