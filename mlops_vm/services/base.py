@@ -189,3 +189,21 @@ class ServiceTarget(ABC):
     @abstractmethod
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         """Delete everything tagged with ENV, in dependency order."""
+
+    def record_to_roll_back(self, env: str, service: str, no_previous: str) -> ServiceRecord:
+        """ENV's service, which has a previous revision to return to; ProvisionError
+        (INVALID_INPUT) naming what is missing (SERVICE: "no function", NO_PREVIOUS: "no
+        previous version", in the platform's words) otherwise."""
+        from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+        record = self.status(env)
+        if record is None or record.previous is None:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                f"nothing to roll back to: {env} has "
+                + (service if record is None else no_previous),
+                hint="a rollback needs a release before the running one",
+                provider=self.cloud,
+                operation="roll back",
+            )
+        return record

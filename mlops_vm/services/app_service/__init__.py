@@ -306,16 +306,7 @@ class AppServiceTarget(ServiceTarget):
         return [change]
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
-        record = self.status(env)
-        if record is None or record.previous is None:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
-                f"nothing to roll back to: {env} has "
-                + ("no web app" if record is None else f"no release on the {STAGING} slot"),
-                hint="a rollback needs a release before the running one",
-                provider="azure",
-                operation="roll back",
-            )
+        record = self.record_to_roll_back(env, "no web app", f"no release on the {STAGING} slot")
         names = AppNames(env, record.name)
         change = Change(
             "update", "web_app", names.site, f"swap back {record.previous.image} from {STAGING}"

@@ -127,16 +127,7 @@ class EcsTarget(ServiceTarget):
         return self.ensure_service(spec, dry_run=dry_run)
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
-        record = self.status(env)
-        if record is None or record.previous is None:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
-                f"nothing to roll back to: {env} has "
-                + ("no service" if record is None else "no previous revision"),
-                hint="a rollback needs a release before the running one",
-                provider="aws",
-                operation="roll back",
-            )
+        record = self.record_to_roll_back(env, "no service", "no previous revision")
         found = service.find_service(self.ctx, env)
         assert found is not None  # status found it a moment ago
         timeout = float(self.ctx.options.wait_timeout_s)

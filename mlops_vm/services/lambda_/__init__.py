@@ -13,7 +13,7 @@ readiness path (optionally a canary share first); `rollback` moves the alias bac
 
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import Change, ProviderSettings
 from mlops_vm.services import ecr
 from mlops_vm.services.base import (
@@ -155,16 +155,7 @@ class LambdaTarget(ServiceTarget):
         return self.ensure_service(spec, dry_run=dry_run)
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
-        record = self.status(env)
-        if record is None or record.previous is None:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
-                f"nothing to roll back to: {env} has "
-                + ("no function" if record is None else "no previous version"),
-                hint="a rollback needs a release before the running one",
-                provider="aws",
-                operation="roll back",
-            )
+        record = self.record_to_roll_back(env, "no function", "no previous version")
         found = function.find_function(self.ctx, record.name)
         assert found is not None  # status found it a moment ago
         variables = (found["Configuration"].get("Environment") or {}).get("Variables") or {}
