@@ -62,6 +62,11 @@ class ServerState:
         return f"{self.status} ({check})" if check else self.status
 
 
+def http_status(check_code: str) -> str:
+    """While a check is in progress HAProxy reports code 0: no HTTP status to show."""
+    return "" if check_code in ("", "0") else check_code
+
+
 def command(container: str, line: str) -> str:
     """Send one runtime API command to the LB host's HAProxy; returns its answer."""
     try:
@@ -117,7 +122,7 @@ def servers(container: str, backend: str = BACKEND) -> dict[str, ServerState]:
             current_sessions=int(row.get("scur") or 0),
             total_sessions=int(row.get("stot") or 0),
             check_status=row.get("check_status", "").removeprefix("* "),
-            check_code=row.get("check_code", ""),
+            check_code=http_status(row.get("check_code", "")),
         )
         for name, row in stats.items()
     }
