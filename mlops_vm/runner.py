@@ -152,6 +152,9 @@ class PlaybookRun:
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key.startswith("ANSIBLE_")}
         env["ANSIBLE_CONFIG"] = str(paths.PROJECT_DIR / "ansible.cfg")
+        # ansible-runner sets False, and the ssh plugin then puts StrictHostKeyChecking=no
+        # before the inventory's accept-new: a changed host key would be accepted.
+        env.setdefault("ANSIBLE_HOST_KEY_CHECKING", "True")
         env.update(strategy_environment(os.environ))
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

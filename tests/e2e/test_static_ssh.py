@@ -6,6 +6,7 @@ and the key. This proves the path cloud VMs take: key auth, a non-root user with
 """
 
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,11 +75,11 @@ def provisioned(static_hosts, tmp_path_factory):
     )
     code, summary = cli_json("provision", str(directory))
     assert code == 0, summary
-    return summary, addresses
+    return summary, addresses, directory
 
 
 def test_every_host_serves_predictions_through_its_nginx(provisioned, reference_model):
-    summary, addresses = provisioned
+    summary, addresses, _ = provisioned
     rows = load_iris().data[::11]
     for address in addresses:
         answer = httpx.post(
@@ -92,7 +93,7 @@ def test_every_host_serves_predictions_through_its_nginx(provisioned, reference_
 
 
 def test_hosts_were_reached_over_ssh_as_the_configured_user(provisioned):
-    summary, addresses = provisioned
+    summary, addresses, _ = provisioned
     assert sorted(summary["hosts"]) == ["static-1", "static-2"]
     for address in addresses:  # entries may be hashed (HashKnownHosts): ask ssh-keygen
         found = subprocess.run(
@@ -104,3 +105,26 @@ def test_hosts_were_reached_over_ssh_as_the_configured_user(provisioned):
     for name in HOSTS:
         log = docker("exec", name, "journalctl", "-u", "ssh", "--no-pager")
         assert "Accepted publickey for admin" in log
+
+
+def test_a_host_whose_key_changed_is_refused(provisioned, tmp_path):
+    """accept-new trusts a first key only: a different key at a known address stops the run."""
+    _, addresses, directory = provisioned
+    known_hosts = known_hosts_file(ENV)
+    recorded = known_hosts.read_text()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
+    )
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    subprocess.run(["ssh-keygen", "-R", addresses[0], "-f", str(known_hosts)], check=True)
+    known_hosts.write_text(known_hosts.read_text() + f"{addresses[0]} {other_key}\n")
+    # The provision's SSH master connections (ControlPersist) would skip the key exchange.
+    for socket in (Path.home() / ".ansible" / "cp").glob("*"):
+        socket.unlink()
+    try:
+        code, summary = cli_json("provision", str(directory), "--check")
+    finally:
+        known_hosts.write_text(recorded)
+    assert code == 1, summary
+    assert "static-1" in {failure["host"] for failure in summary["failures"]}, summary
+    assert "HOST IDENTIFICATION HAS CHANGED" in str(summary["failures"]), summary
