@@ -135,6 +135,7 @@ def run_playbook(
         env=loaded.config.env,
         inventory_dir=loaded.inventory_dir,
         playbook=playbook,
+        provider=loaded.config.provider.name,
         check=check,
         verbose=verbose,
         secrets=known_secrets(loaded),

@@ -129,6 +129,7 @@ class PlaybookRun:
         env: str,
         inventory_dir: Path,
         playbook: str,
+        provider: str = "",
         check: bool = False,
         verbose: bool = False,
         secrets: Iterable[str] = (),
@@ -138,6 +139,7 @@ class PlaybookRun:
         self.env = env
         self.inventory_dir = inventory_dir.absolute()  # the runner works from its own folder
         self.playbook = playbook
+        self.provider = provider  # chooses the strategy (mlops_vm/ansible_strategy.py)
         self.check = check
         self.verbose = verbose
         # Short strings would censor half the output; real secrets are long.
@@ -155,7 +157,7 @@ class PlaybookRun:
         # ansible-runner sets False, and the ssh plugin then puts StrictHostKeyChecking=no
         # before the inventory's accept-new: a changed host key would be accepted.
         env.setdefault("ANSIBLE_HOST_KEY_CHECKING", "True")
-        env.update(strategy_environment(os.environ))
+        env.update(strategy_environment(os.environ, self.provider))
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text

@@ -84,6 +84,11 @@ def backend_mode(host):
         wait_status(host, server, "UP", 10)
 
 
+def test_a_package_that_would_hold_the_ports_was_removed(host):
+    # prepare.yml installed it; haproxy_lb_conflicting_packages names it.
+    assert not host.package("mlops-vm-old-web-server").is_installed
+
+
 def test_prediction_over_tls_verified_by_the_generated_ca_reaches_both_backends(host):
     answers = predict(host, 6)
     assert {a["upstream"] for a in answers} == {8441, 8442}
