@@ -27,7 +27,11 @@ SKIPPED_SUFFIXES = (".md", ".rst", ".pyc")
 # Carried only for GPU machines (docker_engine_nvidia_enabled): every byte counts in
 # EC2's 16 KB, and the roles include these files only then.
 GPU_ONLY_FILES = frozenset({"docker_engine/tasks/nvidia-Debian.yml"})
-DOCUMENTATION_KEYS = frozenset({"description", "short_description", "author", "galaxy_tags"})
+# "default" too: ansible-core validates against an argument spec but takes a role's
+# variables from defaults/main.yml, never from the spec's defaults.
+DOCUMENTATION_KEYS = frozenset(
+    {"description", "short_description", "author", "galaxy_tags", "default"}
+)
 # Variables the boot path sets unless the caller does: no "~" (cloud-init may run
 # without HOME), and the nginx CA kept where an operator finds it.
 BOOT_DEFAULTS: dict[str, Any] = {"nginx_proxy_ca_dir": "/etc/mlops-vm/nginx-ca"}
