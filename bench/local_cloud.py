@@ -3,17 +3,20 @@
     .venv/bin/python bench/local_cloud.py [--sizes 1 2 4] [--duration 20] [--json] [--quick]
 
 Measures, for the local provider, side by side in one run:
-- the fresh `mlops-vm provision` time for each fleet size, and the time of a second,
-  no-change run (`no_change_ratio`, one per size; the aim: 0.15 or less);
+- the fresh `mlops-vm provision` time for each fleet size, and the median time of the
+  no-change runs that follow (`--no-change-runs`, 3) (`no_change_ratio`, one per size;
+  the aim: 0.15 or less);
 - the fresh 4-VM run over the fresh 1-VM run (`scale_4_over_1`; the aim: 1.4 or less);
 - requests per second and p50/p99 latency of POST /predict through the load balancer
   (HAProxy -> VM Nginx -> replica) of the 1-VM environment versus straight to one model
   container on this machine with the replicas' limits, same wrk threads and connections,
-  alternated (direct, LB, direct, LB) so load from elsewhere hits both alike
+  after 2 s of unmeasured load on each, alternated (direct, LB, direct, LB, ...;
+  `--rounds`, 3, medians kept) so load from elsewhere hits both alike
   (`lb_over_direct_rps`, `proxy_p50_added_ms`).
 
 `--json` prints one JSON object (figures, raw times, the exact commands, load averages);
-`--quick` is sizes 1 and 2 with 5 s of load, a check that ends within 10 minutes.
+`--quick` is sizes 1 and 2, 5 s of load, 2 rounds and 2 no-change runs: a check that ends
+within 10 minutes.
 Each environment is created from nothing and destroyed afterwards. Rate limiting is off in
 the benchmark environments (`load_balancer.rate_limit: null`): one wrk from one address is
 exactly the load the per-client limit stops.
@@ -42,8 +45,9 @@ wrk.method = "POST"
 wrk.body = '{json.dumps(BODY)}'
 wrk.headers["Content-Type"] = "application/json"
 """
-# Rounds of (direct, LB) load, alternated.
-LOAD_ROUNDS = 2
+# Seconds of load on each side before the measured rounds (connections, TLS sessions,
+# the model's first requests), not counted.
+WARM_UP_S = 2
 COMMANDS: list[str] = []
 log = print
 
@@ -134,7 +138,10 @@ def side_by_side(endpoint: str, args: argparse.Namespace) -> dict[str, dict[str,
     name = start_direct_container(f"mlops-vm-{args.name}-direct", direct_port)
     rounds: dict[str, list[dict[str, float]]] = {"direct": [], "lb": []}
     try:
-        for _ in range(LOAD_ROUNDS):
+        warm_up = argparse.Namespace(**{**vars(args), "duration": WARM_UP_S})
+        wrk(f"http://127.0.0.1:{direct_port}/predict", warm_up, script)
+        wrk(f"{endpoint}/predict", warm_up, script)
+        for _ in range(args.rounds):
             rounds["direct"].append(wrk(f"http://127.0.0.1:{direct_port}/predict", args, script))
             rounds["lb"].append(wrk(f"{endpoint}/predict", args, script))
     finally:
@@ -157,11 +164,13 @@ def measure(args: argparse.Namespace) -> dict:
         mlops_vm("destroy", str(directory), "--yes")
         try:
             fresh_s, summary = timed_provision(directory)
-            again_s, again = timed_provision(directory)
+            again = [timed_provision(directory) for _ in range(args.no_change_runs)]
+            again_s = statistics.median(seconds for seconds, _ in again)
             provision[size] = {
                 "fresh_s": fresh_s,
                 "no_change_s": again_s,
-                "no_change_changed": again["changed"],
+                "no_change_runs_s": [seconds for seconds, _ in again],
+                "no_change_changed": max(run["changed"] for _, run in again),
                 "load_average": os.getloadavg(),
             }
             log(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {again_s:.1f}s")
@@ -185,7 +194,8 @@ def measure(args: argparse.Namespace) -> dict:
         "load_balancer_rate_limit": None,
         "load": {
             "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
-            "rounds": LOAD_ROUNDS,
+            "rounds": args.rounds,
+            "warm_up_s": WARM_UP_S,
         },
         "load_average_start": load_average_start,
         "load_average_end": os.getloadavg(),
@@ -230,14 +240,20 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per run")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="(direct, LB) rounds, medians")
+    parser.add_argument(
+        "--no-change-runs", type=int, default=3, help="no-change runs per size, median"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="sizes 1 and 2, 5 s of load")
+    parser.add_argument(
+        "--quick", action="store_true", help="sizes 1 and 2, 5 s of load, 2 rounds and runs"
+    )
     # Two benchmarks side by side (say, two checkouts) need their own names and ports.
     parser.add_argument("--name", default="bench", help="environment name prefix")
     parser.add_argument("--port-base", type=int, default=18500, help="LB port = base + size")
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.duration = [1, 2], 5
+        args.sizes, args.duration, args.rounds, args.no_change_runs = [1, 2], 5, 2, 2
     if 1 not in args.sizes:
         args.sizes.insert(0, 1)  # every ratio is over the 1-VM run
     if args.json:
