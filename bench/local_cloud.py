@@ -85,13 +85,13 @@ def busy_cpu_s() -> float:
     return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
-def timed_provision(directory: Path) -> tuple[float, dict]:
-    """Seconds of one `mlops-vm provision`; the summary gets the CPU seconds the machine
-    spent busy meanwhile (`cpu_busy_s`): a run at cores x seconds is bound by the CPUs."""
+def timed_provision(directory: Path) -> tuple[float, float, dict]:
+    """Seconds of one `mlops-vm provision`, the CPU seconds the machine spent busy meanwhile
+    (a run at cores x seconds is bound by the CPUs), and its summary."""
     started, cpu_before = time.monotonic(), busy_cpu_s()
     summary = mlops_vm("provision", str(directory))
-    summary["cpu_busy_s"] = round(busy_cpu_s() - cpu_before, 1)
-    return round(time.monotonic() - started, 1), summary
+    seconds, cpu_s = time.monotonic() - started, busy_cpu_s() - cpu_before
+    return round(seconds, 1), round(cpu_s, 1), summary
 
 
 def to_ms(value: str) -> float:
@@ -179,18 +179,19 @@ def measure(args: argparse.Namespace) -> dict:
         directory = make_environment(root, f"{args.name}{size}", size, args.port_base + size)
         mlops_vm("destroy", str(directory), "--yes")
         try:
-            fresh_s, summary = timed_provision(directory)
+            fresh_s, fresh_cpu_s, summary = timed_provision(directory)
             again = [timed_provision(directory) for _ in range(args.no_change_runs)]
-            again_s = statistics.median(seconds for seconds, _ in again)
+            again_runs_s = [seconds for seconds, _, _ in again]
             provision[size] = {
                 "fresh_s": fresh_s,
-                "fresh_cpu_busy_s": summary["cpu_busy_s"],
-                "no_change_s": again_s,
-                "no_change_runs_s": [seconds for seconds, _ in again],
-                "no_change_changed": max(run["changed"] for _, run in again),
+                "fresh_cpu_busy_s": fresh_cpu_s,
+                "no_change_s": statistics.median(again_runs_s),
+                "no_change_runs_s": again_runs_s,
+                "no_change_changed": max(run["changed"] for _, _, run in again),
                 "load_average": os.getloadavg(),
             }
-            log(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {again_s:.1f}s")
+            median_s = provision[size]["no_change_s"]
+            log(f"{size} VM(s): fresh {fresh_s:.1f}s, no-change {median_s:.1f}s")
             if size == 1:
                 load = side_by_side(summary["endpoint"], args)
         finally:

@@ -27,9 +27,10 @@ SKIPPED_SUFFIXES = (".md", ".rst", ".pyc")
 # Carried only for GPU machines (docker_engine_nvidia_enabled): every byte counts in
 # EC2's 16 KB, and the roles include these files only then.
 GPU_ONLY_FILES = frozenset({"docker_engine/tasks/nvidia-Debian.yml"})
-# "default" too: ansible-core validates against an argument spec but takes a role's
-# variables from defaults/main.yml, never from the spec's defaults.
-DOCUMENTATION_KEYS = frozenset(
+# Keys of a role's meta files that running the role never reads: descriptions for people,
+# and an argument spec's defaults (ansible-core validates against the spec but takes the
+# role's variables from defaults/main.yml).
+UNREAD_META_KEYS = frozenset(
     {"description", "short_description", "author", "galaxy_tags", "default"}
 )
 # Variables the boot path sets unless the caller does: no "~" (cloud-init may run
@@ -96,30 +97,31 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=BlockDumper, sort_keys=False, width=4096, default_flow_style=None)
 
 
-def strip_documentation(data: Any) -> Any:
-    """An argument spec without its descriptions: they are for people, not validation."""
+def strip_unread_keys(data: Any) -> Any:
+    """A meta file (argument spec, galaxy info) without the keys running the role never
+    reads (UNREAD_META_KEYS)."""
     if isinstance(data, dict):
         return {
-            key: strip_documentation(value)
+            key: strip_unread_keys(value)
             for key, value in data.items()
-            if key not in DOCUMENTATION_KEYS
+            if key not in UNREAD_META_KEYS
         }
     if isinstance(data, list):
-        return [strip_documentation(item) for item in data]
+        return [strip_unread_keys(item) for item in data]
     return data
 
 
-def minify_yaml(text: str, *, documentation: bool) -> str:
-    """TEXT re-dumped without comments (and argument descriptions when DOCUMENTATION is
-    false); unchanged when it does not parse as plain YAML (custom tags, templates)."""
+def minify_yaml(text: str, *, meta: bool) -> str:
+    """TEXT re-dumped without comments (and, for a META file, without UNREAD_META_KEYS);
+    unchanged when it does not parse as plain YAML (custom tags, templates)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
     if data is None:
         return text
-    if not documentation:
-        data = strip_documentation(data)
+    if meta:
+        data = strip_unread_keys(data)
     return dump_yaml(data)
 
 
@@ -179,8 +181,7 @@ def role_files(
             continue
         content = path.read_bytes()
         if path.suffix in (".yml", ".yaml") and "templates" not in relative.parts:
-            in_meta = relative.parts[1] == "meta"
-            content = minify_yaml(content.decode(), documentation=not in_meta).encode()
+            content = minify_yaml(content.decode(), meta=relative.parts[1] == "meta").encode()
         elif relative.parts[1] in ("templates", "files"):
             content = script_for_boot(content.decode()).encode()
         files.append((f"roles/{relative.as_posix()}", content))

@@ -23,7 +23,7 @@ from mlops_vm.bootstrap import (
 )
 from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.bootstrap.payload import (
-    DOCUMENTATION_KEYS,
+    UNREAD_META_KEYS,
     build_payload,
     entries,
     read_payload,
@@ -107,7 +107,7 @@ def test_every_role_file_is_embedded_with_the_same_meaning():
             original = yaml.safe_load(path.read_text())
             embedded = yaml.safe_load(files[name])
             if "meta" in path.parts:
-                original = without_documentation(original)
+                original = without_unread_keys(original)
             assert embedded == original, name
 
 
@@ -143,11 +143,11 @@ def assert_same_meaning(path: Path, embedded: str) -> None:
         jinja2.Environment(extensions=["jinja2.ext.do"]).parse(embedded)
 
 
-def without_documentation(data):
+def without_unread_keys(data):
     if isinstance(data, dict):
-        return {k: without_documentation(v) for k, v in data.items() if k not in DOCUMENTATION_KEYS}
+        return {k: without_unread_keys(v) for k, v in data.items() if k not in UNREAD_META_KEYS}
     if isinstance(data, list):
-        return [without_documentation(item) for item in data]
+        return [without_unread_keys(item) for item in data]
     return data
 
 
