@@ -97,10 +97,11 @@ def loop_for(provisioned) -> RequestLoop:
 
 def test_the_load_balancer_reports_both_hosts_healthy_from_its_own_checks(provisioned, lb):
     provider, spec, _ = lb
-    assert health(provider, spec) == {
-        MODEL_1: (True, "UP (L7OK 200)"),
-        MODEL_2: (True, "UP (L7OK 200)"),
-    }
+    states = health(provider, spec)
+    assert set(states) == {MODEL_1, MODEL_2}
+    for name, (healthy, reason) in states.items():
+        # HAProxy drops the status code from the reason while it runs the next check.
+        assert healthy and reason in ("UP (L7OK 200)", "UP (L7OK)"), (name, reason)
     assert set(lb_admin.servers(LB)) == {MODEL_1, MODEL_2}  # servers named by inventory name
 
 
