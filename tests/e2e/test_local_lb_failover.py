@@ -105,6 +105,19 @@ def test_the_load_balancer_reports_both_hosts_healthy_from_its_own_checks(provis
     assert set(lb_admin.servers(LB)) == {MODEL_1, MODEL_2}  # servers named by inventory name
 
 
+def test_the_load_balancer_verifies_the_hosts_certificates_against_the_environment_ca(
+    provisioned,
+):
+    # The checks above passed with verification on: the hosts' certificates chain to the
+    # environment's CA, the only CA HAProxy trusts for them.
+    config = docker("exec", LB, "cat", "/etc/haproxy/haproxy.cfg")
+    assert "verify required ca-file /etc/haproxy/tls/servers-ca.crt" in config
+    assert "verify none" not in config
+    trusted = docker("exec", LB, "cat", "/etc/haproxy/tls/servers-ca.crt")
+    with open(provisioned["ca_file"]) as environment_ca:
+        assert trusted == environment_ca.read().strip()
+
+
 def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned, lb):
     provider, spec, instances = lb
     with loop_for(provisioned) as loop:

@@ -50,6 +50,8 @@ REFUSAL_TESTS = {
         "test_wrong_type_is_refused_before_any_change",
         "test_server_without_address_is_refused_before_any_change",
         "test_no_servers_is_refused_before_any_change",
+        "test_a_servers_ca_that_is_not_a_certificate_is_refused_before_any_change",
+        "test_servers_are_verified_against_the_given_ca_only",
         "test_a_client_over_the_rate_limit_gets_429_and_other_clients_do_not",
     ],
     "stack": [],

@@ -22,12 +22,17 @@ def admin(host, command: str) -> str:
     return host.check_output(f"echo '{command}' | {ADMIN}")
 
 
-def server_status(host) -> dict[str, str]:
-    """Server name -> status (UP, DOWN, DRAIN, MAINT) from the runtime API's `show stat`."""
+def backend_stats(host, column: str) -> dict[str, str]:
+    """Server name -> COLUMN of the runtime API's `show stat`."""
     lines = admin(host, "show stat").splitlines()
     header = lines[0].lstrip("# ").split(",")
     rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-    return {row["svname"]: row["status"] for row in rows if row["svname"] in BACKENDS}
+    return {row["svname"]: row[column] for row in rows if row["svname"] in BACKENDS}
+
+
+def server_status(host) -> dict[str, str]:
+    """Server name -> status (UP, DOWN, DRAIN, MAINT)."""
+    return backend_stats(host, "status")
 
 
 def wait_status(host, server: str, wanted: str, timeout_s: float) -> float:
@@ -207,6 +212,47 @@ def test_requests_are_logged_as_json_to_the_journal(host):
     assert probe[-1]["server"] in BACKENDS
     assert probe[-1]["tls"] in {"TLSv1.2", "TLSv1.3"}
     assert probe[-1]["client"].startswith("127.0.0.1:")
+
+
+@pytest.fixture
+def scenario_settings_back(host):
+    yield
+    assert apply_role("haproxy_lb", {}).returncode == 0
+    for server in BACKENDS:
+        wait_status(host, server, "UP", 10)
+
+
+def test_servers_are_verified_against_the_given_ca_only(host, scenario_settings_back):
+    signer = host.file("/etc/fake-backend/tls.crt").content_string  # self-signed
+    another_ca = host.file(CA_ON_VM).content_string  # did not sign the backends
+    verified_by = {"haproxy_lb_server_ssl_verify": True}
+
+    result = apply_role(
+        "haproxy_lb", {**verified_by, "haproxy_lb_server_ca_certificate": another_ca}
+    )
+    assert result.returncode == 0, result.stdout
+    for server in BACKENDS:
+        wait_status(host, server, "DOWN", 10)
+    checks = backend_stats(host, "check_status")
+    assert {status.removeprefix("* ") for status in checks.values()} == {"L6RSP"}, checks
+    config = host.file("/etc/haproxy/haproxy.cfg").content_string
+    assert "verify required ca-file /etc/haproxy/tls/servers-ca.crt" in config
+
+    result = apply_role("haproxy_lb", {**verified_by, "haproxy_lb_server_ca_certificate": signer})
+    assert result.returncode == 0, result.stdout
+    for server in BACKENDS:
+        wait_status(host, server, "UP", 10)
+    assert host.file("/etc/haproxy/tls/servers-ca.crt").content_string == signer
+    predict(host, 2)
+
+
+def test_a_servers_ca_that_is_not_a_certificate_is_refused_before_any_change(host):
+    result = apply_role(
+        "haproxy_lb",
+        {"haproxy_lb_server_ssl_verify": True, "haproxy_lb_server_ca_certificate": "not a PEM"},
+    )
+    assert_refused(result, "haproxy_lb_server_ca_certificate")
+    assert host.service("haproxy").is_running
 
 
 def test_bad_configuration_never_replaces_the_working_one(host):
