@@ -11,6 +11,7 @@ import ast
 import lzma
 import re
 import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,9 +25,30 @@ VENV_DIR = "/opt/mlops-vm/ansible"
 DONE_MARKER = "/var/lib/mlops-vm/boot-done"
 SKIPPED_DIRS = frozenset({"molecule", "tests", ".git", "__pycache__", "docs"})
 SKIPPED_SUFFIXES = (".md", ".rst", ".pyc")
-# Carried only for GPU machines (docker_engine_nvidia_enabled): every byte counts in
-# EC2's 16 KB, and the roles include these files only then.
-GPU_ONLY_FILES = frozenset({"docker_engine/tasks/nvidia-Debian.yml"})
+
+
+def gpu(variables: Mapping[str, Any]) -> bool:
+    return bool(variables.get("docker_engine_nvidia_enabled"))
+
+
+# Task files the roles include only for some settings, carried only for those: every
+# byte counts in EC2's 16 KB. File -> whether the boot's variables need it.
+CONDITIONAL_FILES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "docker_engine/tasks/nvidia-Debian.yml": gpu,
+    "docker_engine/tasks/apt-repository-Debian.yml": lambda variables: (
+        gpu(variables) or variables.get("docker_engine_source") == "docker"
+    ),
+    "tls_certificate/tasks/provided.yml": lambda variables: (
+        variables.get("nginx_proxy_tls_mode") == "provided"
+    ),
+}
+
+
+def unneeded_files(variables: Mapping[str, Any]) -> frozenset[str]:
+    """The CONDITIONAL_FILES that VARIABLES do not need."""
+    return frozenset(name for name, needed in CONDITIONAL_FILES.items() if not needed(variables))
+
+
 # Keys of a role's meta files that running the role never reads: descriptions for people,
 # and an argument spec's defaults (ansible-core validates against the spec but takes the
 # role's variables from defaults/main.yml).
@@ -166,7 +188,7 @@ def script_for_boot(text: str) -> str:
 
 
 def role_files(
-    roles_dir: Path, role: str, skipped: frozenset[str] = GPU_ONLY_FILES
+    roles_dir: Path, role: str, skipped: frozenset[str] = frozenset()
 ) -> list[tuple[str, bytes]]:
     """(archive path, content) of ROLE's files that an instance needs (not SKIPPED)."""
     root = roles_dir / role
@@ -299,7 +321,7 @@ def entries(boot: BootConfig) -> list[tuple[str, bytes, int]]:
         files.append(("secrets.yml", secrets.encode(), 0o600))
     for index, pem in enumerate(boot.extra_ca_certs):
         files.append((f"ca/extra-{index}.crt", pem.strip().encode() + b"\n", 0o644))
-    skipped = frozenset() if boot.role_vars.get("docker_engine_nvidia_enabled") else GPU_ONLY_FILES
+    skipped = unneeded_files({**boot.role_vars, **boot.secret_vars})
     for role in embedded_roles(boot.roles_dir, boot.roles):
         files += [(name, data, 0o644) for name, data in role_files(boot.roles_dir, role, skipped)]
     return files

@@ -86,10 +86,12 @@ def test_the_instance_unpacker_writes_exactly_the_payload(tmp_path):
 
 
 GPU_VARS = {"docker_engine_nvidia_enabled": True, "model_service_gpus": "per_replica"}
+# Settings that need every task file of the roles (CONDITIONAL_FILES).
+EVERY_FILE_VARS = {**GPU_VARS, "nginx_proxy_tls_mode": "provided"}
 
 
 def test_every_role_file_is_embedded_with_the_same_meaning():
-    files = {name: data for name, data, _ in entries(model_boot(role_vars=GPU_VARS))}
+    files = {name: data for name, data, _ in entries(model_boot(role_vars=EVERY_FILE_VARS))}
     # tls_certificate: included by nginx_proxy's tasks, so embedded with it.
     for role in ("docker_engine", "model_service", "nginx_proxy", "tls_certificate"):
         sources = [
@@ -166,11 +168,25 @@ def test_gpu_user_data_fits_every_cloud(cloud):
     assert len(user_data_bytes(user_data, cloud)) <= USER_DATA_LIMITS[cloud]
 
 
-def test_the_gpu_tasks_travel_only_for_gpu_machines():
+@pytest.mark.parametrize(
+    ("role_vars", "extra_files"),
+    [
+        (
+            GPU_VARS,
+            {
+                "docker_engine/tasks/nvidia-Debian.yml",
+                "docker_engine/tasks/apt-repository-Debian.yml",
+            },
+        ),
+        ({"docker_engine_source": "docker"}, {"docker_engine/tasks/apt-repository-Debian.yml"}),
+        ({"nginx_proxy_tls_mode": "provided"}, {"tls_certificate/tasks/provided.yml"}),
+    ],
+)
+def test_task_files_of_some_settings_travel_only_with_them(role_vars, extra_files):
     plain = {name for name, _, _ in entries(model_boot())}
-    gpu = {name for name, _, _ in entries(model_boot(role_vars=GPU_VARS))}
-    assert gpu - plain == {"roles/docker_engine/tasks/nvidia-Debian.yml"}
-    assert plain <= gpu
+    chosen = {name for name, _, _ in entries(model_boot(role_vars=role_vars))}
+    assert chosen - plain == {f"roles/{name}" for name in extra_files}
+    assert plain <= chosen
 
 
 def test_aws_user_data_is_gzipped_deterministically():

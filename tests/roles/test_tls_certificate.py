@@ -2,10 +2,11 @@
 of this machine (connection local): real keys, a real CA and real certificates, no container.
 
 Four runs share one CA: the first makes everything; the second must change nothing and
-run no CA, signing-request, signing or install task; before the third, certificates are
-put in place that the fast path must not keep (expiring within 30 days, a wrong
-subjectAltName, another CA of the same name, another key, not PEM) and the CA directory's
-mode drifts, while the first host's certificate still serves; the fourth changes nothing.
+run one read per host and no key, CA, signing-request, signing or install task; before the
+third, certificates are put in place that the fast path must not keep (expiring within 30
+days, a wrong subjectAltName, another CA of the same name, another key, not PEM), one host's
+key becomes world-readable and the CA directory's mode drifts, while the first host's
+certificate still serves; the fourth changes nothing.
 
 What this cannot show: a certificate with the CA's name and key identifier but a forged
 signature is kept by the fast path, which does not verify signatures (the signer does).
@@ -33,6 +34,9 @@ from mlops_vm import paths
 # The first host's certificate keeps serving while the others are replaced.
 SERVING = "serving"
 REPLACED = ["expiring", "wrong-san", "other-ca", "other-key", "not-pem"]
+# Its key's mode drifts: the key and the certificate are kept, the mode is put back.
+KEY_MODE = "key-mode"
+HOSTS = [SERVING, KEY_MODE, *REPLACED]
 HANDLER = "Note that the certificate changed"
 CA_TASKS = [
     "Create the CA directory on the controller",
@@ -44,7 +48,8 @@ SIGNING_TASKS = [
     "Sign the host certificate with the CA on the controller",
     "Install the host certificate",
 ]
-READ_TASKS = ["Generate the host's private key", "Read the current host certificate"]
+READ_TASK = "Read the host's key and current certificate"
+KEY_TASK = "Generate the host's private key"
 SIGN_INCLUDE = "Sign a new host certificate"
 VALID_DAYS = 825
 
@@ -99,8 +104,7 @@ class Run:
 
 
 def apply(work: Path) -> Run:
-    hosts = [SERVING, *REPLACED]
-    inventory = {"all": {"hosts": {host: {"ansible_connection": "local"} for host in hosts}}}
+    inventory = {"all": {"hosts": {host: {"ansible_connection": "local"} for host in HOSTS}}}
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (work / "playbook.yml").write_text(yaml.safe_dump(playbook(work), sort_keys=False))
     proc = subprocess.run(
@@ -215,6 +219,7 @@ def tamper(work: Path) -> None:
     }
     for host, pem in certificates.items():
         (work / f"{host}.crt").write_bytes(pem)
+    (work / f"{KEY_MODE}.key").chmod(0o644)
     # Drift that only the CA tasks repair: they must run although the first host serves.
     (work / "ca").chmod(0o755)
 
@@ -257,23 +262,21 @@ def expected_names(runs: Runs, host: str) -> tuple[x509.Name, set[str]]:
 
 def test_the_first_run_signs_every_host_with_the_ca(runs):
     ca_cert = load_cert(runs.work / "ca" / "ca.crt")
-    for host in [SERVING, *REPLACED]:
+    for host in HOSTS:
         cert = x509.load_pem_x509_certificate(runs.after_second[f"{host}.crt"])
         cert.verify_directly_issued_by(ca_cert)
         assert {host, "localhost", "127.0.0.1"} <= sans(cert)
-    assert set(runs.first.results(HANDLER)) == {SERVING, *REPLACED}
+    assert set(runs.first.results(HANDLER)) == set(HOSTS)
 
 
-def test_a_second_run_reads_two_things_and_skips_the_rest(runs):
-    hosts = {SERVING, *REPLACED}
+def test_a_second_run_reads_once_and_skips_the_rest(runs):
     assert runs.second.changed() == 0
-    for task in READ_TASKS:
-        results = runs.second.results(task)
-        assert set(results) == hosts
-        assert not any(result.get("skipped") for result in results.values()), task
+    reads = runs.second.results(READ_TASK)
+    assert set(reads) == set(HOSTS)
+    assert not any(result.get("skipped") for result in reads.values())
     skipped = runs.second.results(SIGN_INCLUDE)
-    assert set(skipped) == hosts and all(result.get("skipped") for result in skipped.values())
-    for task in CA_TASKS + SIGNING_TASKS:
+    assert set(skipped) == set(HOSTS) and all(result.get("skipped") for result in skipped.values())
+    for task in [KEY_TASK, *CA_TASKS, *SIGNING_TASKS]:
         assert runs.second.results(task) == {}, task
     assert runs.second.results(HANDLER) == {}
 
@@ -308,6 +311,13 @@ def test_the_ca_is_prepared_when_only_a_later_host_needs_signing(runs):
     [ca_dir] = runs.third.results(CA_TASKS[0]).values()
     assert ca_dir["changed"]
     assert (runs.work / "ca").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_key_whose_mode_drifted_is_kept_with_its_certificate_and_made_private(runs):
+    for name in (f"{KEY_MODE}.key", f"{KEY_MODE}.crt"):
+        assert (runs.work / name).read_bytes() == runs.after_second[name], name
+    assert (runs.work / f"{KEY_MODE}.key").stat().st_mode & 0o777 == 0o600
+    assert runs.third.results(KEY_TASK)[KEY_MODE]["changed"]
 
 
 def test_after_the_replacements_nothing_changes(runs):
