@@ -7,13 +7,13 @@ Cloud packages never import each other; their SDKs are imported lazily so that
 `pip install mlops-vm` works without any cloud extra.
 """
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.dispatch import PROVIDER_NAMES, get_provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
     AutoscalingSpec,
     CertificateSpec,
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.model import (
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 
-from mlops_vm.provision.model import Change
+from mlops_vm.plan import Change
 
 
 class ErrorCode(StrEnum):

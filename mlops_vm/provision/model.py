@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from mlops_vm.plan import Change
+
 TAG_ENV = "mlops-vm/env"
 TAG_ROLE = "mlops-vm/role"
 # GCP labels and Azure tags cannot hold "/": those providers use these spellings.
@@ -155,20 +157,6 @@ class Instance:
     @property
     def address(self) -> str | None:
         return self.public_ip or self.private_ip
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to a resource: planned (dry run) or done."""
-
-    action: Literal["create", "update", "delete"]
-    kind: str  # "vpc", "instance", "target_group", "container", ...
-    name: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.action} {self.kind} {self.name}{extra}"
 
 
 @dataclass

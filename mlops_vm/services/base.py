@@ -24,7 +24,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.plan import Change
+from mlops_vm.provision.model import ProviderSettings
 
 # Tags on revisions: the release they carry (see Revision).
 TAG_IMAGE = "mlops-vm/image"

@@ -12,8 +12,8 @@ from ansible.module_utils.testing import patch_module_args
 
 import mlops_vm.provision
 from mlops_vm import paths
+from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, FleetResult, LoadBalancerResult, ProvisionError
-from mlops_vm.provision.model import Change
 
 CONFIG = {
     "env": "dev",

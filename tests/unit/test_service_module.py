@@ -10,8 +10,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 import mlops_vm.services
+from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change
 from mlops_vm.services import Revision, ServiceRecord, ServiceResult
 from tests.unit.test_provider_modules import load_module
 

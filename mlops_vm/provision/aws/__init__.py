@@ -16,6 +16,7 @@ ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_int
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
     images,
@@ -31,7 +32,6 @@ from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -13,9 +13,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors, tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import ROLE_LB, CertificateSpec, Change, LoadBalancerSpec
+from mlops_vm.provision.model import ROLE_LB, CertificateSpec, LoadBalancerSpec
 
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 

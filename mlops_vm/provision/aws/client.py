@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 T = TypeVar("T")

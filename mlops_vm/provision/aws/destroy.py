@@ -10,6 +10,7 @@ is already gone counts as deleted, so a second destroy finds nothing and changes
 from collections.abc import Callable
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import (
     certificates,
     instances,
@@ -19,7 +20,6 @@ from mlops_vm.provision.aws import (
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change
 
 
 def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:

@@ -12,9 +12,9 @@ stopped halfway; or the template moved on while the last refresh ran).
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change
 
 RUNNING = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 ENDED_BADLY = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})

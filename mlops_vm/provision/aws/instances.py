@@ -13,9 +13,10 @@ import re
 from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import load_balancer, tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import Change, FleetSpec, Instance, InstanceStatus
+from mlops_vm.provision.model import FleetSpec, Instance, InstanceStatus
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 STATUS = {

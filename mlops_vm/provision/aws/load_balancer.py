@@ -13,13 +13,13 @@ created, the listener switched to it, and the old one deleted.
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import certificates, errors, network, scaling_group, tags
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     ROLE_LB,
-    Change,
     FleetResult,
     LoadBalancerResult,
     LoadBalancerSpec,

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors, tags
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
-from mlops_vm.provision.model import ROLE_LB, ROLE_NETWORK, Change, FleetSpec
+from mlops_vm.provision.model import ROLE_LB, ROLE_NETWORK, FleetSpec
 
 EXISTING_KEYS = frozenset({"vpc_id", "subnet_ids", "security_group_id", "lb_security_group_id"})
 ZONE_COUNT = 2

@@ -9,10 +9,11 @@ the instance has ENA enabled. The root volume grows online (modify-volume); it n
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import instances, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.validate import invalid
-from mlops_vm.provision.model import Change, FleetSpec, Instance
+from mlops_vm.provision.model import FleetSpec, Instance
 
 
 def instance_type_info(ctx: AwsContext, machine_type: str) -> dict[str, Any]:

@@ -19,10 +19,11 @@ import json
 from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors, instance_refresh, tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change, FleetSpec
+from mlops_vm.provision.model import FleetSpec
 
 CPU_POLICY = "mlops-vm-cpu-target"
 REQUESTS_POLICY = "mlops-vm-alb-requests-target"

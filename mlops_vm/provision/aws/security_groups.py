@@ -8,9 +8,9 @@ revoked), so a closed SSH port or a changed service port really closes the old o
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import Change
 
 
 @dataclass(frozen=True, order=True)

@@ -12,10 +12,11 @@ instance refresh (scaling_group.py), and it re-registers them itself.
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors, instances, load_balancer
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change, Instance, LoadBalancerSpec
+from mlops_vm.provision.model import Instance, LoadBalancerSpec
 
 # States in which the target is out of rotation for good (or was never in it).
 OUT_STATES = frozenset({"unused"})

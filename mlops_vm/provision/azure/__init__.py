@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure import (
     destroy,
     instances,
@@ -46,7 +47,6 @@ from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -29,6 +29,7 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import (
     PROVIDER,
@@ -38,7 +39,7 @@ from mlops_vm.provision.azure.errors import (
     translate,
 )
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S, with_backoff
 
 Json = dict[str, Any]

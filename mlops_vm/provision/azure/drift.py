@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.provision.model import Change
+from mlops_vm.plan import Change
 
 # Fields ARM compares loosely: how each is normalised before comparing.
 LOOSE_TEXT: dict[str, Callable[[str], str]] = {

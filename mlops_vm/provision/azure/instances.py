@@ -12,6 +12,7 @@ import base64
 import itertools
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.naming import (
     IMAGE_OS_DISK_GB,
@@ -24,14 +25,7 @@ from mlops_vm.provision.azure.naming import (
     tags,
 )
 from mlops_vm.provision.azure.network import Layout
-from mlops_vm.provision.model import (
-    LABEL_ROLE,
-    Change,
-    FleetSpec,
-    Instance,
-    InstanceSpec,
-    InstanceStatus,
-)
+from mlops_vm.provision.model import LABEL_ROLE, FleetSpec, Instance, InstanceSpec, InstanceStatus
 
 POWER_STATES = {
     "running": InstanceStatus.RUNNING,

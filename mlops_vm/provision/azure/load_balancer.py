@@ -12,6 +12,7 @@ Backends join the pool from their side: each VM's NIC IP configuration reference
 
 from __future__ import annotations
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure import scaling_group
 from mlops_vm.provision.azure.certificate import (
     GatewayCertificate,
@@ -45,7 +46,6 @@ from mlops_vm.provision.azure.network import Layout
 from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
     ROLE_LB,
-    Change,
     FleetResult,
     LoadBalancerResult,
     LoadBalancerSpec,

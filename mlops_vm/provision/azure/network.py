@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import PROVIDER
@@ -24,7 +25,7 @@ from mlops_vm.provision.azure.naming import (
     tags,
 )
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
-from mlops_vm.provision.model import ROLE_NETWORK, Change, FleetSpec
+from mlops_vm.provision.model import ROLE_NETWORK, FleetSpec
 
 SSH_PORT = 22
 # The HTTP port the gateway may also use towards the instances (redirects, plain probes).

@@ -9,11 +9,12 @@ subscription (validate.check_vm_size). A scale set's instances roll through its 
 
 from dataclasses import replace
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.instances import os_disk_size_gb
 from mlops_vm.provision.azure.naming import name_of, resource_group_of
 from mlops_vm.provision.azure.validate import check_vm_size, invalid
-from mlops_vm.provision.model import Change, FleetSpec, Instance
+from mlops_vm.provision.model import FleetSpec, Instance
 
 
 def sizes_in_place(arm: Arm, group: str, name: str) -> set[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
@@ -38,7 +39,7 @@ from mlops_vm.provision.azure.naming import (
 )
 from mlops_vm.provision.azure.network import Layout
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import LABEL_ROLE, Change, FleetSpec, Instance
+from mlops_vm.provision.model import LABEL_ROLE, FleetSpec, Instance
 
 HEALTH_PATH = "/healthz"
 # Small batches (at least one instance each), new instances up before old ones go (maxSurge);

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import time
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure import inventory, load_balancer
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.errors import PROVIDER
@@ -28,7 +29,7 @@ from mlops_vm.provision.azure.naming import (
     same_id,
 )
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change, Instance, LoadBalancerSpec
+from mlops_vm.provision.model import Instance, LoadBalancerSpec
 
 # ARM's upper bound of drainTimeoutInSec: a wait never goes past it.
 MAX_DRAIN_WAIT_S = 3600

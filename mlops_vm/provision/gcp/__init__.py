@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import destroy as teardown
@@ -47,9 +48,7 @@ from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
 from mlops_vm.provision.gcp.names import Names
-from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.model import (
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.plan import ChangeLog
 
 # kind -> (discovery collection, name parameter)
 GLOBAL: dict[str, tuple[str, str]] = {

@@ -13,12 +13,12 @@ success, so a second destroy finds nothing and changes nothing.
 from collections.abc import Callable
 from typing import Any
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import delete as delete_global
 from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.names import basename, owned_by
-from mlops_vm.provision.gcp.plan import ChangeLog
 
 
 def _remove(

@@ -15,8 +15,8 @@ import google.auth.exceptions
 import httplib2
 from googleapiclient.errors import HttpError
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change
 from mlops_vm.provision.retry import notes_of
 
 PROVIDER = "gcp"

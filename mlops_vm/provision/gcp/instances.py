@@ -10,6 +10,7 @@ from an image family, metadata with user-data, service account scopes, labels, t
 import time
 from typing import Any
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.client import Request
 from mlops_vm.provision.gcp.context import Context
@@ -17,7 +18,6 @@ from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.gpus import gpu_fields
 from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, labels
 from mlops_vm.provision.gcp.network import NetworkRefs
-from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.model import (
     LABEL_ENV,
     LABEL_ROLE,

@@ -15,6 +15,7 @@ attached to the proxy before the old one is deleted.
 from pathlib import Path
 from typing import Any, Literal
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import (
@@ -36,7 +37,6 @@ from mlops_vm.provision.gcp.names import (
     path_of,
     same_link,
 )
-from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
 from mlops_vm.provision.model import LABEL_ENV, ROLE_LB, FleetResult, LoadBalancerSpec
 

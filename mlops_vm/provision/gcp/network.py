@@ -9,11 +9,11 @@ Application LB both come from there) and SSH to NetworkSpec.ssh_cidr only.
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import basename, description, same_link
-from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.model import ROLE_NETWORK, FleetSpec, NetworkSpec
 
 # Where Google Front Ends and health checkers connect from.

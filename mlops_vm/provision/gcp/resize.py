@@ -9,12 +9,13 @@ shrinks. A managed instance group's instances roll through the MIG's template in
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.gpus import GPU_SCHEDULING, needs_terminate
 from mlops_vm.provision.gcp.instances import wait_running
 from mlops_vm.provision.gcp.names import basename
 from mlops_vm.provision.gcp.validate import invalid
-from mlops_vm.provision.model import Change, FleetSpec, Instance
+from mlops_vm.provision.model import FleetSpec, Instance
 
 
 def read_instance(ctx: Context, instance: Instance) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.errors import PROVIDER, operation_error
@@ -30,7 +31,6 @@ from mlops_vm.provision.gcp.instances import (
 )
 from mlops_vm.provision.gcp.names import basename, description, digest, owner, same_link
 from mlops_vm.provision.gcp.network import NetworkRefs
-from mlops_vm.provision.gcp.plan import ChangeLog
 from mlops_vm.provision.model import AutoscalingSpec, FleetSpec
 
 NAMED_PORT = "https"

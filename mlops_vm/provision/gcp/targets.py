@@ -13,14 +13,14 @@ Instances of a managed instance group roll through the MIG's update policy inste
 
 from typing import Any
 
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import Fix, apply_fix, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import same_link
-from mlops_vm.provision.gcp.plan import ChangeLog
-from mlops_vm.provision.model import ROLE_MODEL, Change, Instance, LoadBalancerSpec
+from mlops_vm.provision.model import ROLE_MODEL, Instance, LoadBalancerSpec
 
 # GCP's own upper bound of drainingTimeoutSec: a wait never goes past it.
 MAX_DRAIN_WAIT_S = 3600

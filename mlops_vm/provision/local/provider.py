@@ -4,6 +4,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from mlops_vm.plan import Change
 from mlops_vm.platform import images
 from mlops_vm.platform.docker_cli import docker
 from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
@@ -16,7 +17,6 @@ from mlops_vm.provision.model import (
     ROLE_LB,
     ROLE_MODEL,
     TAG_ROLE,
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

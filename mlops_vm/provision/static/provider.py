@@ -4,12 +4,12 @@ import shlex
 import socket
 import subprocess
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.model import (
     ROLE_MODEL,
-    Change,
     FleetResult,
     FleetSpec,
     Instance,

@@ -16,6 +16,7 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.drift import converge
@@ -23,7 +24,7 @@ from mlops_vm.provision.azure.naming import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
 from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
-from mlops_vm.provision.model import ROLE_MODEL, Change, ProviderSettings
+from mlops_vm.provision.model import ROLE_MODEL, ProviderSettings
 from mlops_vm.services.app_service import registry, validate, web
 from mlops_vm.services.app_service.names import STAGING, AppNames
 from mlops_vm.services.app_service.options import AppServiceOptions

@@ -12,11 +12,12 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.naming import tags
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import ROLE_MODEL, Change
+from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.services import images
 from mlops_vm.services.app_service.names import AppNames
 from mlops_vm.services.base import PushResult, RegistryAuth, ServiceSpec

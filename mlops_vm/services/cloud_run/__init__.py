@@ -17,9 +17,10 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.id_token
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.gcp.errors import PROVIDER
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.base import (
     PushResult,
     ServiceRecord,

@@ -4,7 +4,7 @@ token and the invoker role). Read-modify-write with the policy's etag."""
 
 from typing import Any
 
-from mlops_vm.provision.model import Change
+from mlops_vm.plan import Change
 from mlops_vm.services.cloud_run.apis import CloudRunApis
 from mlops_vm.services.cloud_run.service import services, short
 

@@ -4,8 +4,9 @@ that keeps the newest images) and the model image copied into it from its source
 from typing import Any
 
 from mlops_vm.bootstrap.config import split_image_ref
+from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import LABEL_ENV, Change
+from mlops_vm.provision.model import LABEL_ENV
 from mlops_vm.services import images
 from mlops_vm.services.base import RegistryAuth, ServiceSpec
 from mlops_vm.services.cloud_run.apis import CloudRunApis

@@ -5,9 +5,9 @@ the release fails with Cloud Run's reason. A rollback moves the traffic back."""
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.errors import PROVIDER
-from mlops_vm.provision.model import Change
 from mlops_vm.services.base import TAG_INVENTORY_IMAGE, TAG_SOURCE
 from mlops_vm.services.cloud_run import probe
 from mlops_vm.services.cloud_run.apis import CloudRunApis

@@ -8,10 +8,11 @@ Application Auto Scaling (CPU and ALB requests per task), and the AWS provider's
 and load balancer (mlops_vm/provision/aws), reused as they are.
 """
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.base import (
     PushResult,
     ServiceRecord,

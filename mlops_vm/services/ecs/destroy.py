@@ -1,9 +1,10 @@
 """Delete everything an environment owns on ECS, then its network and load balancer
 (the AWS provider's destroy), in dependency order. Twice is a no-op."""
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import destroy as aws_destroy
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.ecs import iam, logs, names, registry, scaling, service
 from mlops_vm.services.ecs.task_definition import family_revisions
 

@@ -6,8 +6,9 @@ AmazonECSTaskExecutionRolePolicy would allow every repository and log group)."""
 import json
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 

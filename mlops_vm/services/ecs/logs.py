@@ -2,8 +2,8 @@
 
 from collections import deque
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import Change
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.options import EcsOptions

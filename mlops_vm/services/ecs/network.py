@@ -3,11 +3,11 @@ two zones, security groups, ALB, HTTPS listener, HTTP redirect), given specs in 
 "instances" are the service's tasks: an IP target group that ECS registers them into, and
 a task security group that admits the container port from the ALB only."""
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import load_balancer, network
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import (
     CertificateSpec,
-    Change,
     FleetResult,
     FleetSpec,
     InstanceSpec,

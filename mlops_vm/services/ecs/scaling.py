@@ -3,9 +3,9 @@ tracking on average CPU and on ALB requests per task."""
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.scaling_group import request_count_label
-from mlops_vm.provision.model import Change
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.options import EcsOptions

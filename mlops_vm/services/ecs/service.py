@@ -8,10 +8,11 @@ ran, so traffic never leaves it."""
 import time
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.options import EcsOptions

@@ -4,8 +4,9 @@ the release it carries differs from the newest one; its tags record that release
 
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import (
     TAG_IMAGE,
     TAG_INVENTORY_IMAGE,

@@ -11,10 +11,11 @@ AWS_IAM). A release is a version the alias moves to, health-gated by an invoke o
 readiness path (optionally a canary share first); `rollback` moves the alias back.
 """
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import reporting_changes
-from mlops_vm.provision.model import Change, ProviderSettings
+from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services import ecr
 from mlops_vm.services.base import (
     PushResult,

@@ -6,9 +6,9 @@ lambda:InvokeFunctionUrl), and the concurrency: reserved on the function
 import json
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ProvisionError
-from mlops_vm.provision.model import Change
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 

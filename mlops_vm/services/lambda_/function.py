@@ -4,9 +4,9 @@ the release it carries in its description (versions take no tags)."""
 import json
 from typing import Any
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import Change
 from mlops_vm.services.base import Revision, ServiceSpec
 from mlops_vm.services.lambda_ import names
 from mlops_vm.services.lambda_.options import LambdaOptions

@@ -4,9 +4,10 @@ the secrets the environment references (the adapter reads them at init)."""
 import json
 import urllib.parse
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 

@@ -1,8 +1,9 @@
 """The function's CloudWatch log group (Lambda writes /aws/lambda/<function> by itself; we
 create it first to own its retention and tags) and reading it back (`logs`)."""
 
+from mlops_vm.plan import Change
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV, Change
+from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.lambda_ import names
 
 

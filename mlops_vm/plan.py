@@ -1,0 +1,107 @@
+"""One change, one record: the plan every provider and managed target writes to.
+
+Every create, update and delete of a cloud object goes through a ChangeLog: in a dry run
+(`--check`) the call is skipped and the change is recorded as planned; otherwise the call
+is made and the change recorded once it succeeded. Because the same line both plans and
+does, a dry run cannot plan less than the real run does (no `if dry_run` branch to forget).
+
+A change is recorded only after its call succeeded, so when a step fails the log holds
+exactly what was done before the failure (reported through PartialProvisionError).
+
+Steps that need what a create returns (an id, an ARN) get a stand-in in a dry run:
+`log.create(..., planned="(new vpc)")` returns the stand-in instead of the call's result,
+so the steps after it plan against it instead of branching on dry_run.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+Action = Literal["create", "update", "delete"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a resource: planned (dry run) or done."""
+
+    action: Action
+    kind: str  # "vpc", "instance", "target_group", "container", ...
+    name: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.action} {self.kind} {self.name}{extra}"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One call that brings an existing resource back to what is wanted."""
+
+    detail: str  # what the Change says ("labels", "health check path", ...)
+    do: Callable[[], object]
+
+
+class ChangeLog:
+    """The changes of one run, planned (dry run) or done."""
+
+    def __init__(self, *, dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self.changes: list[Change] = []
+
+    def apply(
+        self,
+        action: Action,
+        kind: str,
+        name: str,
+        do: Callable[[], T],
+        detail: str = "",
+        *,
+        planned: Any = None,
+    ) -> T | Any:
+        """Run DO (unless dry run), then record the change. Returns DO's result, or PLANNED
+        in a dry run (a stand-in for what the call would have returned)."""
+        result = planned if self.dry_run else do()
+        self.changes.append(Change(action, kind, name, detail))
+        return result
+
+    def create(
+        self, kind: str, name: str, do: Callable[[], T], detail: str = "", *, planned: Any = None
+    ) -> T | Any:
+        return self.apply("create", kind, name, do, detail, planned=planned)
+
+    def update(self, kind: str, name: str, do: Callable[[], T], detail: str = "") -> T | None:
+        return self.apply("update", kind, name, do, detail)
+
+    def delete(self, kind: str, name: str, do: Callable[[], T], detail: str = "") -> T | None:
+        return self.apply("delete", kind, name, do, detail)
+
+    def ensure(
+        self,
+        kind: str,
+        name: str,
+        *,
+        current: T | None,
+        create: Callable[[], object],
+        fixes: Callable[[T], Iterable[Fix]] = lambda _current: (),
+        detail: str = "",
+        planned: Any = None,
+    ) -> T | Any:
+        """Get-or-create-then-fix: CREATE when CURRENT (what was read) is None, otherwise
+        apply each of FIXES(current); no fix is no change. Returns CURRENT, or what CREATE
+        returned (PLANNED in a dry run)."""
+        if current is None:
+            return self.create(kind, name, create, detail, planned=planned)
+        for fix in fixes(current):
+            self.update(kind, name, fix.do, fix.detail)
+        return current
+
+    def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
+        """Record a change whose call was made (and succeeded) elsewhere, or a change the
+        dry run plans that another log's call will make."""
+        self.changes.append(Change(action, kind, name, detail))
+
+    def extend(self, changes: Iterable[Change]) -> None:
+        """Take in the changes of a step that kept its own list (or a sub-log)."""
+        self.changes.extend(changes)
