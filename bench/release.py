@@ -23,8 +23,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 from bench.local_cloud import make_environment, mlops_vm  # noqa: E402
-from mlops_vm.platform import images, registry  # noqa: E402
-from mlops_vm.platform.docker_cli import docker  # noqa: E402
+from mlops_vm.localcloud import images, registry  # noqa: E402
+from mlops_vm.localcloud.docker_cli import docker  # noqa: E402
 from tests.load import RequestLoop  # noqa: E402
 
 IMAGE_11 = f"{registry.ADDRESS}/{images.model_tag('1.1')}"

@@ -112,7 +112,7 @@ def known_secrets(loaded: LoadedEnvironment) -> list[str]:
     registry = loaded.config.model.registry
     secrets = [value for value in (registry.password,) if value and "{{" not in value]
     try:
-        from mlops_vm.platform.registry import credentials_file, ensure_credentials
+        from mlops_vm.localcloud.registry import credentials_file, ensure_credentials
 
         if credentials_file().exists():
             secrets.append(ensure_credentials().password)

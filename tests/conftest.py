@@ -7,8 +7,8 @@ from pathlib import Path
 import joblib
 import pytest
 
-from mlops_vm.platform import images, registry
-from mlops_vm.platform.setup import ensure_platform
+from mlops_vm.localcloud import images, registry
+from mlops_vm.localcloud.setup import ensure_platform
 
 
 @pytest.fixture(scope="session")

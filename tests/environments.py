@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mlops_vm import paths
-from mlops_vm.platform.docker_cli import docker
+from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision.model import TAG_ENV
 
 LOCAL_ENV = paths.PROJECT_DIR / "inventories" / "local" / "group_vars" / "all" / "mlops_vm.yml"

@@ -22,10 +22,10 @@ from sklearn.datasets import load_iris
 from mlops_vm import paths
 from mlops_vm.bootstrap import BootConfig, render_user_data
 from mlops_vm.bootstrap.payload import DONE_MARKER
-from mlops_vm.platform import pki, registry
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.images import VM_IMAGE
-from mlops_vm.platform.vm import container_ip, remove_vm, run_vm
+from mlops_vm.localcloud import pki, registry
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.images import VM_IMAGE
+from mlops_vm.localcloud.vm import container_ip, remove_vm, run_vm
 
 pytestmark = pytest.mark.slow
 

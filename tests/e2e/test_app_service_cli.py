@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from mlops_vm import paths
-from mlops_vm.platform import pki
-from mlops_vm.platform.images import BROKEN_MODEL_VERSION, model_tag
+from mlops_vm.localcloud import pki
+from mlops_vm.localcloud.images import BROKEN_MODEL_VERSION, model_tag
 from tests.e2e.test_ansible_playbook import ansible_playbook, recap
 from tests.environments import cli, cli_json, make_environment
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm

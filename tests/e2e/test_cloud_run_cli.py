@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlops_vm import paths
-from mlops_vm.platform import registry as platform_registry
+from mlops_vm.localcloud import registry as platform_registry
 from tests.e2e.test_ansible_playbook import ansible_playbook, recap
 from tests.environments import cli, cli_json, make_environment
 from tests.fakes.gcp.run_server import FakeCloudRun

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mlops_vm.platform import registry
+from mlops_vm.localcloud import registry
 from tests.e2e.test_ansible_playbook import ansible_playbook, recap
 from tests.environments import ECS_ENV, cli, cli_json, make_environment
 from tests.providers.cloud_fixtures import self_signed_certificate

@@ -9,7 +9,7 @@ import boto3
 import pytest
 import yaml
 
-from mlops_vm.platform import registry
+from mlops_vm.localcloud import registry
 from tests.environments import LAMBDA_ENV, LOCAL_ENV, cli, cli_json, make_environment
 from tests.providers.test_aws import FAST, REGION, aws_environment, moto_endpoint
 from tests.services.lambda_fixtures import SOURCE, emulated, emulators

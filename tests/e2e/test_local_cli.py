@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
-from mlops_vm.platform.vm import container_ip
+from mlops_vm.localcloud.vm import container_ip
 from mlops_vm.provision.local import resources as res
 from tests.environments import cli_json, fresh_environment, labelled, nothing_labelled
 

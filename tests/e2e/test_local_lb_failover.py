@@ -16,7 +16,7 @@ import time
 import pytest
 
 from mlops_vm.config import load_environment
-from mlops_vm.platform.docker_cli import docker
+from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.model import ROLE_MODEL

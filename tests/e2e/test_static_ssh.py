@@ -13,9 +13,9 @@ import pytest
 from sklearn.datasets import load_iris
 
 from mlops_vm.inventory import known_hosts_file
-from mlops_vm.platform import registry
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.vm import container_ip, remove_vm, run_vm, wait_booted
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.vm import container_ip, remove_vm, run_vm, wait_booted
 from tests.environments import cli_json, make_environment
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import joblib
 import pytest
 from sklearn.datasets import load_iris
 
-from mlops_vm.platform import images
-from mlops_vm.platform.docker_cli import docker
+from mlops_vm.localcloud import images
+from mlops_vm.localcloud.docker_cli import docker
 
 pytestmark = pytest.mark.slow
 

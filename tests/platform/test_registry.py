@@ -6,7 +6,7 @@ import ssl
 import pytest
 import requests
 
-from mlops_vm.platform import pki, registry
+from mlops_vm.localcloud import pki, registry
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from mlops_vm.platform import pki, registry
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
+from mlops_vm.localcloud import pki, registry
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.vm import remove_vm, run_vm, wait_booted
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.docker_cli import docker
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import FleetSpec, InstanceSpec, InstanceStatus, ProviderSettings
 from mlops_vm.provision.local import LocalProvider, addresses
 from mlops_vm.provision.local import resources as res

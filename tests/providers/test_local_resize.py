@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.images import BASE_IMAGE
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.images import BASE_IMAGE
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.provision.local import resize
 from mlops_vm.provision.model import Instance, InstanceStatus

@@ -6,7 +6,7 @@ from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
 
-from mlops_vm.platform import registry as platform_registry
+from mlops_vm.localcloud import registry as platform_registry
 from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.base import RegistryAuth, ServiceSpec
 from mlops_vm.services.cloud_run import CloudRunTarget

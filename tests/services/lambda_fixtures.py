@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.lambda_emulator import ensure_emulator
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.lambda_emulator import ensure_emulator
 from mlops_vm.services import RegistryAuth, ServiceSpec
 from mlops_vm.services.lambda_ import function, image
 

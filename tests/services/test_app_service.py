@@ -18,8 +18,8 @@ from dataclasses import replace
 
 import pytest
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.images import model_tag
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.images import model_tag
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.services import RegistryAuth, ServiceSpec, get_service_target
 from mlops_vm.services.app_service import AppServiceTarget, web

@@ -26,8 +26,8 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.images import BROKEN_MODEL_VERSION
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.images import BROKEN_MODEL_VERSION
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services import RegistryAuth, ServiceSpec, get_service_target

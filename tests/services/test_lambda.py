@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import pytest
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.images import BROKEN_MODEL_VERSION
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.images import BROKEN_MODEL_VERSION
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.services import ServiceSpec, get_service_target
 from mlops_vm.services.lambda_ import LambdaTarget, limits

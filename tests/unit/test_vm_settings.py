@@ -1,4 +1,4 @@
-"""The VM container settings are written once, in mlops_vm/platform/vm_settings.yml.
+"""The VM container settings are written once, in mlops_vm/localcloud/vm_settings.yml.
 
 The local provider's `docker run` arguments are made from that file. Molecule reads its own
 YAML and cannot import them, so every Molecule platform block carries a copy, and these tests
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_vm.platform.vm import run_args, vm_settings
+from mlops_vm.localcloud.vm import run_args, vm_settings
 
 # Settings a platform block must repeat exactly (the Molecule Docker driver's keys).
 SAME_KEYS = ("command", "cgroupns_mode", "tmpfs", "capabilities", "security_opts")

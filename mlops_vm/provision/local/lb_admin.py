@@ -9,7 +9,7 @@ back to probing the hosts themselves.
 
 from dataclasses import dataclass
 
-from mlops_vm.platform.docker_cli import DockerError, run
+from mlops_vm.localcloud.docker_cli import DockerError, run
 
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 BACKEND = "model_service"  # haproxy_lb_backend_name

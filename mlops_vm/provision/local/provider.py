@@ -4,10 +4,10 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from mlops_vm.localcloud import images
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.vm import remove_vm, run_vm, wait_booted
 from mlops_vm.plan import Change
-from mlops_vm.platform import images
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https

@@ -7,8 +7,8 @@ nothing restarts: the VM keeps serving, out of the load balancer only as a gate.
 
 import json
 
+from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.plan import Change
-from mlops_vm.platform.docker_cli import docker
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.machine_types import LOCAL_UNLIMITED, known_names, lookup
 from mlops_vm.provision.model import Instance

@@ -4,8 +4,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from mlops_vm.platform import registry
-from mlops_vm.platform.docker_cli import DockerError, docker
+from mlops_vm.localcloud import registry
+from mlops_vm.localcloud.docker_cli import DockerError, docker
 from mlops_vm.provision.local import addresses
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 

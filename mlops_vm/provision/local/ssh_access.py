@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mlops_vm import paths
 from mlops_vm.inventory import known_hosts_file
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.pki import write_private
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.pki import write_private
 
 
 def key_file(env: str) -> Path:

@@ -5,7 +5,7 @@ to the environment's ECR repository.
 The derived image's tag carries a hash of its inputs (the source image's registry digest,
 the adapter's files, the client's version, the architecture), so an image already in ECR
 is neither rebuilt nor pushed again; the local build carries the same hash as its inputs
-label (the project's image machinery, mlops_vm/platform/images.py).
+label (the project's image machinery, mlops_vm/localcloud/images.py).
 """
 
 import hashlib
@@ -18,7 +18,7 @@ from typing import Any
 
 from mlops_vm import paths
 from mlops_vm.bootstrap.config import split_image_ref
-from mlops_vm.platform import images as image_builds
+from mlops_vm.localcloud import images as image_builds
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.retry import with_backoff
 from mlops_vm.services import images

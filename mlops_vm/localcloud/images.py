@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_vm import paths
-from mlops_vm.platform.docker_cli import docker, image_id, image_label, run
+from mlops_vm.localcloud.docker_cli import docker, image_id, image_label, run
 
 log = logging.getLogger(__name__)
 

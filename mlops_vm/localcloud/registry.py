@@ -18,8 +18,8 @@ import bcrypt
 import requests
 
 from mlops_vm import paths
-from mlops_vm.platform import images, pki
-from mlops_vm.platform.docker_cli import docker, image_id
+from mlops_vm.localcloud import images, pki
+from mlops_vm.localcloud.docker_cli import docker, image_id
 
 log = logging.getLogger(__name__)
 

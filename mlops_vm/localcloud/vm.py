@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.images import VM_IMAGE
+from mlops_vm.localcloud.docker_cli import docker
+from mlops_vm.localcloud.images import VM_IMAGE
 
 SETTINGS_FILE = Path(__file__).with_name("vm_settings.yml")
 

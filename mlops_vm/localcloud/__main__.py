@@ -1,10 +1,10 @@
-"""`python -m mlops_vm.platform`: build images and start the registry (idempotent)."""
+"""`python -m mlops_vm.localcloud`: build images and start the registry (idempotent)."""
 
 import logging
 import sys
 import time
 
-from mlops_vm.platform.setup import ensure_platform
+from mlops_vm.localcloud.setup import ensure_platform
 
 
 def main() -> int:

@@ -1,12 +1,12 @@
 """Bring the whole local platform up: images, CA, registry, model images in the registry.
 
-Run as `python -m mlops_vm.platform`. Idempotent: a second run builds and pushes nothing
+Run as `python -m mlops_vm.localcloud`. Idempotent: a second run builds and pushes nothing
 whose inputs did not change.
 """
 
 import logging
 
-from mlops_vm.platform import images, lambda_emulator, registry
+from mlops_vm.localcloud import images, lambda_emulator, registry
 
 log = logging.getLogger(__name__)
 
