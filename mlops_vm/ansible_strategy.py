@@ -7,10 +7,10 @@ instead of a new interpreter (and module upload) per task; the pinned mitogen
 "Benchmark"): a no-change provision of 2 VMs in 47 s instead of 119 s.
 
 Its SSH transport puts `StrictHostKeyChecking yes` before the inventory's ssh arguments, so
-the inventory's `accept-new` (mlops_vm/inventory.py) does not decide under it: a host whose
-key is not yet in the environment's known_hosts is refused. That is right where the provider
-records every host key before the first connection (local); hosts first met over SSH
-(static, clouds) keep the linear strategy, which records their key on first contact.
+the inventory's `accept-new` (mlops_vm/environment/inventory.py) does not decide under it:
+a host whose key is not yet in the environment's known_hosts is refused. That is right
+where the provider records every host key before the first connection (local); hosts first
+met over SSH (static, clouds) keep the linear strategy, which records their key on first contact.
 MLOPS_VM_MITOGEN=1 or 0 forces the choice; a run with ANSIBLE_STRATEGY set keeps that one.
 """
 

@@ -15,3 +15,9 @@ EXAMPLES_DIR = PROJECT_DIR / "examples"
 PKI_DIR = STATE_DIR / "pki"
 CACHE_DIR = STATE_DIR / "cache"
 REGISTRY_STATE_DIR = STATE_DIR / "registry"
+
+
+def known_hosts_file(env: str) -> Path:
+    """The host keys of ENV's instances: written by the local provider, read by every SSH
+    connection to them (Ansible's and the CLI's)."""
+    return STATE_DIR / "envs" / env / "known_hosts"

@@ -1,24 +1,26 @@
 """Read from the model hosts what runs on them (release records, replicas, logs), over the
-same SSH settings Ansible uses (mlops_vm/inventory.py). Reading only: nothing is changed."""
+same SSH settings Ansible uses: each host's Ansible variables, given by the caller
+(mlops_vm/environment/inventory.py makes them). Reading only: nothing is changed."""
 
 import json
 import shlex
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mlops_vm.config import EnvironmentConfig
-from mlops_vm.inventory import host_vars
 from mlops_vm.provision.model import Instance, InstanceStatus
 
 SERVICE = "model"
 RELEASE_FILE = f"/etc/mlops-vm/{SERVICE}/release.json"
 UPSTREAM_FILE = f"/etc/mlops-vm/{SERVICE}/upstream.conf"
 REPLICA_LABEL = f"mlops-vm.model-service={SERVICE}"
+
+# An instance's Ansible connection variables (ansible_host, ansible_port, ansible_user, ...).
+HostVars = Callable[[Instance], Mapping[str, Any]]
 
 # Runs on the host: the release record, and each active replica's readiness answer.
 PROBE = f"""
@@ -62,11 +64,8 @@ class HostReading:
         return (self.record or {}).get("previous") or {}
 
 
-def ssh_command(
-    instance: Instance, config: EnvironmentConfig, inventory_dir: Path, remote: str
-) -> list[str]:
-    """ssh argv that runs REMOTE (a shell command) as root on INSTANCE."""
-    hv = host_vars(instance, config, inventory_dir)
+def ssh_command(hv: Mapping[str, Any], remote: str) -> list[str]:
+    """ssh argv that runs REMOTE (a shell command) as root on the host of Ansible variables HV."""
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(hv["ansible_port"])]
     argv += shlex.split(hv.get("ansible_ssh_common_args", ""))
     if hv.get("ansible_ssh_private_key_file"):
@@ -75,13 +74,13 @@ def ssh_command(
     return [*argv, f"{hv['ansible_user']}@{hv['ansible_host']}", sudo + remote]
 
 
-def read_host(instance: Instance, config: EnvironmentConfig, inventory_dir: Path) -> HostReading:
+def read_host(instance: Instance, host_vars: HostVars) -> HostReading:
     if instance.status != InstanceStatus.RUNNING or not instance.address:
         return HostReading(instance.name, error=str(instance.status))
     remote = "python3 -c " + shlex.quote(PROBE)
     try:
         done = subprocess.run(
-            ssh_command(instance, config, inventory_dir, remote),
+            ssh_command(host_vars(instance), remote),
             capture_output=True,
             text=True,
             timeout=60,
@@ -95,18 +94,15 @@ def read_host(instance: Instance, config: EnvironmentConfig, inventory_dir: Path
     return HostReading(instance.name, data["record"], data["replicas"])
 
 
-def read_hosts(
-    instances: list[Instance], config: EnvironmentConfig, inventory_dir: Path
-) -> dict[str, HostReading]:
+def read_hosts(instances: list[Instance], host_vars: HostVars) -> dict[str, HostReading]:
     with ThreadPoolExecutor(max_workers=16) as pool:
-        readings = pool.map(lambda i: read_host(i, config, inventory_dir), instances)
+        readings = pool.map(lambda i: read_host(i, host_vars), instances)
         return {reading.name: reading for reading in readings}
 
 
 def stream_logs(
     instances: list[Instance],
-    config: EnvironmentConfig,
-    inventory_dir: Path,
+    host_vars: HostVars,
     *,
     tail: int,
     follow: bool,
@@ -123,7 +119,7 @@ def stream_logs(
 
     def follow_host(instance: Instance) -> None:
         proc = subprocess.Popen(
-            ssh_command(instance, config, inventory_dir, remote),
+            ssh_command(host_vars(instance), remote),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,10 +1,11 @@
-"""Filters that turn the environment's edge settings into role variables (mlops_vm/edge.py)."""
+"""Filters that turn the environment's edge settings into role variables
+(mlops_vm/environment/edge.py)."""
 
 import json
 from typing import Any
 
-from mlops_vm.config import LoadBalancerConfig
-from mlops_vm.edge import host_rate_limit, lb_rate_limit
+from mlops_vm.environment.config import LoadBalancerConfig
+from mlops_vm.environment.edge import host_rate_limit, lb_rate_limit
 
 
 def rate_limit(load_balancer: dict) -> dict[str, Any] | None:

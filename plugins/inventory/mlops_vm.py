@@ -36,10 +36,11 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        from mlops_vm.config import ConfigError, load_environment
-        from mlops_vm.inventory import host_entry
+        from mlops_vm.environment.config import ConfigError
+        from mlops_vm.environment.inventory import host_entry
+        from mlops_vm.environment.load import load_environment
+        from mlops_vm.environment.specs import provider_settings
         from mlops_vm.provision import InstanceStatus, ProvisionError, get_provider
-        from mlops_vm.specs import provider_settings
 
         try:
             loaded = load_environment(Path(path).parent)

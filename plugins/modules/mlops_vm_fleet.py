@@ -88,11 +88,11 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    from mlops_vm.config import ConfigError, validate_config
-    from mlops_vm.inventory import host_entry
+    from mlops_vm.environment.config import ConfigError, validate_config
+    from mlops_vm.environment.inventory import host_entry
+    from mlops_vm.environment.specs import fleet_spec, load_balancer_spec, provider_settings
     from mlops_vm.provision import ProvisionError, get_provider
     from mlops_vm.provision.gpu_hints import with_gpu_hint
-    from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
 
     inventory_dir = Path(module.params["inventory_dir"])
     try:
@@ -103,7 +103,7 @@ def main() -> None:
             module.exit_json(changed=bool(changes), changes=[str(c) for c in changes])
         user_data = module.params["user_data"]
         if user_data is None and config.fleet.mode == "scaling_group":
-            from mlops_vm.boot_config import environment_user_data
+            from mlops_vm.environment.boot_config import environment_user_data
 
             user_data = environment_user_data(
                 config,

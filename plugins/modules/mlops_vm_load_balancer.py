@@ -55,7 +55,7 @@ targets:
 trusted_proxies:
   description:
     - Networks (CIDRs) the load balancer's requests come from, whose X-Forwarded-For
-      the model hosts believe (see mlops_vm/edge.py).
+      the model hosts believe (see mlops_vm/environment/edge.py).
   type: list
   elements: str
   returned: always
@@ -77,11 +77,11 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    from mlops_vm.config import ConfigError, validate_config
-    from mlops_vm.edge import trusted_proxies
-    from mlops_vm.inventory import host_entry
+    from mlops_vm.environment.config import ConfigError, validate_config
+    from mlops_vm.environment.edge import trusted_proxies
+    from mlops_vm.environment.inventory import host_entry
+    from mlops_vm.environment.specs import load_balancer_spec, provider_settings
     from mlops_vm.provision import FleetResult, Instance, ProvisionError, get_provider
-    from mlops_vm.specs import load_balancer_spec, provider_settings
 
     inventory_dir = Path(module.params["inventory_dir"])
     fleet_data = module.params["fleet"]

@@ -62,10 +62,10 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    from mlops_vm.config import ConfigError, validate_config
+    from mlops_vm.environment.config import ConfigError, validate_config
+    from mlops_vm.environment.specs import fleet_spec, provider_settings
     from mlops_vm.provision import ProvisionError, get_provider
     from mlops_vm.provision.gpu_hints import with_gpu_hint
-    from mlops_vm.specs import fleet_spec, provider_settings
 
     inventory_dir = Path(module.params["inventory_dir"])
     instance_id = module.params["instance_id"]

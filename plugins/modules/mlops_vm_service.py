@@ -91,13 +91,13 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    from mlops_vm.config import ConfigError, validate_config
+    from mlops_vm.environment.config import ConfigError, validate_config
+    from mlops_vm.environment.service_spec import service_spec
+    from mlops_vm.environment.specs import provider_settings
     from mlops_vm.provision import ProvisionError
     from mlops_vm.release.choose import ReleaseError
     from mlops_vm.services import get_service_target
-    from mlops_vm.services.environment import service_spec
     from mlops_vm.services.releases import choose_service_release
-    from mlops_vm.specs import provider_settings
 
     params = module.params
     inventory_dir = Path(params["inventory_dir"])

@@ -15,12 +15,12 @@ import time
 
 import pytest
 
-from mlops_vm.config import load_environment
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.specs import load_balancer_spec, provider_settings
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.model import ROLE_MODEL
-from mlops_vm.specs import load_balancer_spec, provider_settings
 from tests.environments import cli_json, fresh_environment
 from tests.load import RequestLoop
 

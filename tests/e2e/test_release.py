@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from mlops_vm import paths
-from mlops_vm.config import load_environment
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.specs import fleet_spec, provider_settings
 from mlops_vm.localcloud import images, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
-from mlops_vm.specs import fleet_spec, provider_settings
 from tests.environments import cli, cli_json, fresh_environment
 from tests.load import RequestLoop
 

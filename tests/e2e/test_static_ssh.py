@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
-from mlops_vm.inventory import known_hosts_file
 from mlops_vm.localcloud import registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import container_ip, remove_vm, run_vm, wait_booted
+from mlops_vm.paths import known_hosts_file
 from tests.environments import cli_json, make_environment
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from mlops_vm.cli import EXIT_BAD_INPUT, app
+from mlops_vm.cli import app
+from mlops_vm.commands.exits import EXIT_BAD_INPUT
 from mlops_vm.provision.aws import tags
 from tests.environments import make_environment
 

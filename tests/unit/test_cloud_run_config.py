@@ -2,9 +2,9 @@
 settings refused with their field, file and line."""
 
 from mlops_vm import paths
-from mlops_vm.config import load_environment
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.service_spec import service_spec
 from mlops_vm.services.cloud_run.options import CloudRunOptions
-from mlops_vm.services.environment import service_spec
 from tests.environments import ECS_ENV, make_environment
 from tests.unit.test_service_config import assert_located, problems_of
 

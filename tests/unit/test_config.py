@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_vm.config import ConfigError, load_environment
-from mlops_vm.specs import fleet_spec, load_balancer_spec, provider_settings
+from mlops_vm.environment.config import ConfigError
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.specs import fleet_spec, load_balancer_spec, provider_settings
 from tests.environments import make_environment
 
 

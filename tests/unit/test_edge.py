@@ -4,9 +4,10 @@ counted, and which proxies the model hosts believe about the client's address.""
 import pytest
 import yaml
 
-from mlops_vm.boot_config import environment_user_data
-from mlops_vm.config import ConfigError, load_environment
-from mlops_vm.edge import host_rate_limit, lb_rate_limit, trusted_proxies
+from mlops_vm.environment.boot_config import environment_user_data
+from mlops_vm.environment.config import ConfigError
+from mlops_vm.environment.edge import host_rate_limit, lb_rate_limit, trusted_proxies
+from mlops_vm.environment.load import load_environment
 from tests.bootstrap.test_user_data import payload_files
 from tests.environments import make_environment
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_vm.config import load_environment
-from mlops_vm.services.environment import service_spec
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.service_spec import service_spec
 from tests.environments import LAMBDA_ENV, make_environment
 from tests.unit.test_service_config import assert_located, problems_of
 

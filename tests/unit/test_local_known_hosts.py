@@ -2,7 +2,7 @@
 known_hosts once: other addresses' keys stay, a reused address gets the new key only."""
 
 from mlops_vm import paths
-from mlops_vm.inventory import known_hosts_file
+from mlops_vm.paths import known_hosts_file
 from mlops_vm.provision.local import ssh_access
 
 

@@ -6,7 +6,7 @@ The events are built in the shape ansible-runner hands to the event handler; no 
 from pathlib import Path
 from typing import Any
 
-from mlops_vm.cli import run_summary, show_run
+from mlops_vm.commands.report import run_summary, show_run
 from mlops_vm.runner import PlaybookRun, RunResult
 
 FLEET_TASK = "Converge the environment's instances"

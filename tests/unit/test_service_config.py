@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_vm.config import ConfigError, load_environment
-from mlops_vm.services.environment import DEFAULT_HEALTHY_TIMEOUT_S, service_spec
+from mlops_vm.environment.config import ConfigError
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.service_spec import DEFAULT_HEALTHY_TIMEOUT_S, service_spec
 from tests.environments import ECS_ENV, cli_json, make_environment
 
 

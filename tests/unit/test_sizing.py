@@ -7,10 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops_vm.cli import app
-from mlops_vm.config import ConfigError, load_environment
+from mlops_vm.environment.config import ConfigError
+from mlops_vm.environment.load import load_environment
+from mlops_vm.environment.sizing import memory_bytes, sizing_warnings
 from mlops_vm.provision import ErrorCode, ProvisionError, machine_types
 from mlops_vm.provision.gpu_hints import GPU_HINTS, with_gpu_hint
-from mlops_vm.sizing import memory_bytes, sizing_warnings
 from tests.environments import make_environment
 
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mlops_vm import paths
-from mlops_vm.inventory import known_hosts_file
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.pki import write_private
+from mlops_vm.paths import known_hosts_file
 
 
 def key_file(env: str) -> Path:

@@ -4,22 +4,19 @@ Used by the fleet module (add_host during a run) and by the inventory plugin (la
 so both give Ansible the same connection settings.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_vm import paths
-from mlops_vm.config import EnvironmentConfig, resolve_path
+from mlops_vm.environment.config import EnvironmentConfig, resolve_path
 from mlops_vm.provision.model import Instance
-
-
-def known_hosts_file(env: str) -> Path:
-    return paths.STATE_DIR / "envs" / env / "known_hosts"
 
 
 def host_vars(instance: Instance, config: EnvironmentConfig, inventory_dir: Path) -> dict[str, Any]:
     common = {"mlops_vm_private_ip": instance.private_ip, "mlops_vm_instance_id": instance.id}
     port = int(instance.tags.get("ssh_port", 22))
-    known_hosts = known_hosts_file(config.env)
+    known_hosts = paths.known_hosts_file(config.env)
     known_hosts.parent.mkdir(parents=True, exist_ok=True)
     host = {
         **common,
@@ -41,6 +38,15 @@ def host_vars(instance: Instance, config: EnvironmentConfig, inventory_dir: Path
             resolve_path(config.fleet.ssh_private_key_file, inventory_dir)
         )
     return host
+
+
+def host_vars_of(config: EnvironmentConfig, inventory_dir: Path) -> Callable[[Instance], dict]:
+    """host_vars of any instance of the environment (for reading the hosts over SSH)."""
+
+    def of(instance: Instance) -> dict[str, Any]:
+        return host_vars(instance, config, inventory_dir)
+
+    return of
 
 
 def host_entry(instance: Instance, config: EnvironmentConfig, inventory_dir: Path) -> dict:

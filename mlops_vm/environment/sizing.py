@@ -11,17 +11,13 @@ not know are left to the provider's own checks.
 import re
 from collections.abc import Iterator
 
-import yaml
-
-from mlops_vm.config import (
+from mlops_vm.environment.config import (
     CONFIG_VARIABLE,
     ConfigError,
     ConfigProblem,
     EnvironmentConfig,
     LoadedEnvironment,
     node_line,
-    node_line_node,
-    parse_yaml,
 )
 from mlops_vm.provision.machine_types import MachineType, known_names, lookup
 
@@ -174,31 +170,25 @@ def machine_warnings(config: EnvironmentConfig) -> list[Finding]:
     return found
 
 
-def located(
-    findings: list[Finding], loaded: LoadedEnvironment, node: yaml.Node | None
-) -> list[ConfigProblem]:
+def located(findings: list[Finding], loaded: LoadedEnvironment) -> list[ConfigProblem]:
     return [
         ConfigProblem(
             loaded.source,
             ".".join((CONFIG_VARIABLE, *location)),
             message,
-            node_line(node, location),
+            node_line(loaded.node, location),
         )
         for location, message in findings
     ]
 
 
-def check_machine_settings(loaded: LoadedEnvironment, node: yaml.Node | None) -> None:
+def check_machine_settings(loaded: LoadedEnvironment) -> None:
     """ConfigError naming each GPU or CPU setting the machine type cannot honour."""
-    problems = located(machine_errors(loaded.config), loaded, node)
+    problems = located(machine_errors(loaded.config), loaded)
     if problems:
         raise ConfigError(problems)
 
 
 def sizing_warnings(loaded: LoadedEnvironment) -> list[ConfigProblem]:
     """Settings that run but probably should not, each with its file and line."""
-    findings = machine_warnings(loaded.config)
-    if not findings:
-        return []
-    _, document = parse_yaml(loaded.source)
-    return located(findings, loaded, node_line_node(document, CONFIG_VARIABLE))
+    return located(machine_warnings(loaded.config), loaded)

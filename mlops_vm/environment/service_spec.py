@@ -3,10 +3,10 @@ target receives: one mapping, used by the Ansible module and the CLI alike."""
 
 from pathlib import Path
 
-from mlops_vm.config import EnvironmentConfig, ServiceConfig
+from mlops_vm.environment.config import EnvironmentConfig, ServiceConfig
+from mlops_vm.environment.specs import path_or_none
 from mlops_vm.release.choose import Choice
 from mlops_vm.services.base import RegistryAuth, ServiceSpec
-from mlops_vm.specs import path_or_none
 
 # Managed platforms take minutes to start a revision (VMs: release.healthy_timeout_s, 120).
 DEFAULT_HEALTHY_TIMEOUT_S = 600

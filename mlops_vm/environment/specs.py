@@ -3,7 +3,7 @@ CLI, the Ansible modules and the inventory plugin alike)."""
 
 from pathlib import Path
 
-from mlops_vm.config import EnvironmentConfig, resolve_path
+from mlops_vm.environment.config import EnvironmentConfig, resolve_path
 from mlops_vm.provision.model import (
     AutoscalingSpec,
     CertificateSpec,

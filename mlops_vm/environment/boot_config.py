@@ -8,8 +8,8 @@ with the same variables (see mlops_vm.bootstrap). The registry secret comes from
 from pathlib import Path
 
 from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
-from mlops_vm.config import EnvironmentConfig, resolve_path
-from mlops_vm.edge import host_rate_limit, trusted_proxies
+from mlops_vm.environment.config import EnvironmentConfig, resolve_path
+from mlops_vm.environment.edge import host_rate_limit, trusted_proxies
 
 
 def gpu_role_vars(config: EnvironmentConfig) -> dict:

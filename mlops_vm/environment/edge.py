@@ -17,7 +17,7 @@ stays open to the load balancer.
 
 from typing import Any
 
-from mlops_vm.config import RateLimitConfig
+from mlops_vm.environment.config import RateLimitConfig
 
 # Google's front ends, the source of every request through a GCP external HTTPS load
 # balancer (and of its health checks). They append the forwarding rule's address to

@@ -1,0 +1,50 @@
+"""`deploy` and `rollback`: a release host by host (VMs) or revision by revision (managed
+targets), through the shared run path."""
+
+from typing import Any
+
+from mlops_vm.commands.exits import EXIT_BAD_INPUT, fail
+from mlops_vm.commands.playbook import Step, Verb, run_verb
+from mlops_vm.environment.config import IMAGE_REFERENCE, LoadedEnvironment
+
+DEPLOY = Verb("playbooks/release.yml", done="released", planned="release plan for")
+ROLLBACK = Verb("playbooks/release.yml", done="rolled back", planned="rollback plan for")
+
+
+def image_reference(image: str | None, as_json: bool) -> Step:
+    """The check that --image IMAGE, when given, is an image reference (exit 2)."""
+
+    def check(_: LoadedEnvironment) -> None:
+        if image is not None and not IMAGE_REFERENCE.match(image):
+            raise fail(
+                EXIT_BAD_INPUT,
+                f"--image {image!r} is not an image reference",
+                ["registry[:port]/path[:tag][@sha256:digest], lowercase path"],
+                as_json,
+            )
+
+    return check
+
+
+def deploy(env: str, *, image: str | None, check: bool, as_json: bool, verbose: bool) -> int:
+    """Release IMAGE (default: the inventory's model.image)."""
+    extravars: dict[str, Any] = {"mlops_vm_release_mode": "deploy"}
+    if image:
+        extravars["mlops_vm_release_image"] = image
+    return run_verb(
+        DEPLOY,
+        env,
+        check=check,
+        verbose=verbose,
+        as_json=as_json,
+        extravars=extravars,
+        checks=[image_reference(image, as_json)],
+    )
+
+
+def rollback(env: str, *, check: bool, as_json: bool, verbose: bool) -> int:
+    """Go back to the previous release the hosts (or the platform) recorded."""
+    extravars = {"mlops_vm_release_mode": "rollback"}
+    return run_verb(
+        ROLLBACK, env, check=check, verbose=verbose, as_json=as_json, extravars=extravars
+    )
