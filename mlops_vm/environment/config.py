@@ -1,4 +1,5 @@
-"""One pydantic model of an environment, loaded from inventories/<env>/group_vars/all.
+"""One pydantic model of an environment, as inventories/<env>/group_vars/all sets it (read by
+environment/load.py), and its validation.
 
 An environment's settings live under the single variable `mlops_vm` so that the playbooks,
 the Ansible modules and the CLI read the same structure, and this model checks it once.

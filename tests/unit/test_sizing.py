@@ -176,6 +176,22 @@ def test_memory_and_workers_beyond_the_machine_are_warned_with_their_lines(tmp_p
         assert field.rsplit(".", 1)[-1] in settings_line(directory, warning.line)
 
 
+def test_the_warnings_take_their_lines_from_the_loaded_environment(tmp_path):
+    """The loaded environment keeps its YAML node: the lines need no second read of the file
+    (here it is gone by then)."""
+    overrides = environment(tmp_path, "aws", "t3.small", replicas=3, memory="1g", workers=2)
+    directory = make_environment(tmp_path, "kept", overrides)
+    settings = directory / "group_vars" / "all" / "mlops_vm.yml"
+    lines = settings.read_text().splitlines()
+    loaded = load_environment(directory)
+    settings.unlink()
+    warnings = sizing_warnings(loaded)
+    assert {w.field for w in warnings} == {"mlops_vm.model.memory", "mlops_vm.model.workers"}
+    for warning in warnings:
+        assert warning.line is not None
+        assert warning.field.rsplit(".", 1)[-1] in lines[warning.line - 1]
+
+
 def test_settings_that_fit_give_no_warning(tmp_path):
     overrides = environment(tmp_path, "aws", "t3.large", replicas=2, memory="2g", workers=1)
     assert sizing_warnings(load_environment(make_environment(tmp_path, "roomy", overrides))) == []
