@@ -32,7 +32,7 @@ from mlops_vm.provision import (
 )
 from mlops_vm.provision.azure import AzureProvider, targets
 from mlops_vm.provision.azure.drift import differences
-from mlops_vm.provision.azure.naming import Ids
+from mlops_vm.provision.azure.names import Ids
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract

@@ -6,7 +6,7 @@
 Layout of this package (one concern per module):
   client.py         SDK clients (DefaultAzureCredential), the retry + error-translating wrapper
   errors.py         ARM error codes -> ErrorCode + hint
-  naming.py         names, ids and tags of an environment
+  names.py          names, ids and tags of an environment
   drift.py          desired body vs ARM's answer
   validate.py       checks before anything is created
   network.py        resource group, virtual network + subnets, NSG

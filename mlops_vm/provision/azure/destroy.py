@@ -16,7 +16,7 @@ from mlops_vm.provision.azure import instances, scaling_group
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.errors import status_of
 from mlops_vm.provision.azure.inventory import EnvironmentGroup, environment_groups
-from mlops_vm.provision.azure.naming import has_tags
+from mlops_vm.provision.azure.names import has_tags
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     IMAGE_OS_DISK_GB,
     IP_CONFIG,
     Names,

@@ -21,7 +21,7 @@ from mlops_vm.provision.azure.certificate import (
 )
 from mlops_vm.provision.azure.client import Arm, AzureOptions, Json, ResourceType
 from mlops_vm.provision.azure.instances import list_nics
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     BACKEND_CA,
     BACKEND_POOL,
     BACKEND_SETTINGS,

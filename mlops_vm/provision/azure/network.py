@@ -17,7 +17,7 @@ from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import PROVIDER
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     GATEWAY_SUBNET,
     INSTANCE_SUBNET,
     Ids,

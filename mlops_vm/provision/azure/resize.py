@@ -12,7 +12,7 @@ from dataclasses import replace
 from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.instances import os_disk_size_gb
-from mlops_vm.provision.azure.naming import name_of, resource_group_of
+from mlops_vm.provision.azure.names import name_of, resource_group_of
 from mlops_vm.provision.azure.validate import check_vm_size, invalid
 from mlops_vm.provision.model import FleetSpec, Instance
 

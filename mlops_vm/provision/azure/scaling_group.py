@@ -27,7 +27,7 @@ from mlops_vm.provision.azure.instances import (
     primary_private_ip,
     vm_status,
 )
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     IP_CONFIG,
     NIC_CONFIG,
     TAG_DESIRED_COUNT,

@@ -21,7 +21,7 @@ from mlops_vm.provision.azure import inventory, load_balancer
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.instances import list_nics
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     BACKEND_POOL,
     BACKEND_SETTINGS,
     gateway_child,

@@ -20,7 +20,7 @@ from mlops_vm.plan import Change
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.drift import converge
-from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
 from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes

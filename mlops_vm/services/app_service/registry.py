@@ -15,7 +15,7 @@ from typing import Any
 from mlops_vm.plan import Change
 from mlops_vm.provision.azure.client import Arm
 from mlops_vm.provision.azure.drift import converge
-from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.services import images
