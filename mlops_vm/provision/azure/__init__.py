@@ -104,10 +104,15 @@ class AzureProvider(Provider):
         with reporting_changes(log.changes):
             network.ensure_network(arm, layout, spec, log)
             if spec.mode == "fleet":
-                instances.converge_fleet(arm, layout, spec, log, disk_type=disk_type)
+                # The load balancer step registers them (a dry run's exist only in the plan).
+                details["new_instances"] = instances.converge_fleet(
+                    arm, layout, spec, log, disk_type=disk_type
+                )
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
-                scaling_group.converge_scale_set(arm, layout, spec, log, disk_type=disk_type)
+                details["capacity"] = scaling_group.converge_scale_set(
+                    arm, layout, spec, log, disk_type=disk_type
+                )
                 found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
                 details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
         return FleetResult(sorted(found, key=lambda i: i.name), log.changes, details)

@@ -191,7 +191,8 @@ def vm_body(layout: Layout, spec: FleetSpec, vm_name: str, index: int, disk_type
 
 def converge_fleet(
     arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
-) -> None:
+) -> list[str]:
+    """Exactly spec.count VMs; returns the names of those it creates (or plans to)."""
     names = layout.names
     group = layout.resource_group
     ours = [vm for vm in list_vms(arm, group) if has_tags(vm, spec.env, spec.role)]
@@ -203,6 +204,7 @@ def converge_fleet(
     remove_vms(arm, group, list(reversed(surplus)), log)
     remove_orphans(arm, layout, spec, set(new), log)
     add_vms(arm, layout, spec, new, log, disk_type=disk_type)
+    return sorted(new)
 
 
 def remove_vms(arm: Arm, group: str, vms: list[Json], log: ChangeLog) -> None:

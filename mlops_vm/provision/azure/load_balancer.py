@@ -338,7 +338,9 @@ def ensure_load_balancer(
             f"-> HTTPS, probe {spec.health_path}",
         )
         if fleet.network.get("mode") == "scaling_group":
-            scaling_group.attach_backend_pool(arm, layout, pool_id, log)
+            scaling_group.attach_backend_pool(
+                arm, layout, pool_id, log, capacity=int(fleet.network.get("capacity", 0))
+            )
         else:
             register_fleet(arm, layout, fleet, pool_id, log)
 
@@ -386,6 +388,13 @@ def register_fleet(
             Change("update", "target", name_of(vm_id) or nic["name"], f"{action} backend pool")
         )
         bodies[nic["name"]] = nic_with_pool(nic, pool_id, member)
+    # VMs the fleet step only planned to create (a dry run) have no NIC yet: they join too.
+    joined = {change.name for change in changes}
+    changes += [
+        Change("update", "target", name, "register in backend pool")
+        for name in fleet.network.get("new_instances", [])
+        if name not in joined
+    ]
     log.apply_all(changes, lambda: put_nics(arm, layout.resource_group, bodies))
 
 

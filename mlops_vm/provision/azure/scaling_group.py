@@ -371,7 +371,8 @@ def cpu_rule(
 
 def converge_scale_set(
     arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
-) -> None:
+) -> int:
+    """The scale set and its autoscale setting; returns the capacity it was given."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
     capacity = desired_capacity(actual, spec)
@@ -395,6 +396,7 @@ def converge_scale_set(
     if actual is not None:
         roll_stale_instances(arm, group, name, log, model_changed=model_changed(changed))
     converge_autoscale(arm, layout, spec, log)
+    return capacity
 
 
 def model_changed(changed_paths: list[str]) -> bool:
@@ -472,8 +474,11 @@ def converge_autoscale(arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog
     )
 
 
-def attach_backend_pool(arm: Arm, layout: Layout, pool_id: str, log: ChangeLog) -> None:
-    """Put the scale set's NICs in the gateway's backend pool (model, then instances)."""
+def attach_backend_pool(
+    arm: Arm, layout: Layout, pool_id: str, log: ChangeLog, *, capacity: int
+) -> None:
+    """Put the scale set's NICs in the gateway's backend pool (model, then instances).
+    CAPACITY: its instances, all of which roll when the scale set exists only in the plan."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
     pools = backend_pools(actual)
@@ -500,7 +505,8 @@ def attach_backend_pool(arm: Arm, layout: Layout, pool_id: str, log: ChangeLog) 
     log.update(
         "scale_set", name, lambda: patch_scale_set(arm, group, name, patch), "join backend pool"
     )
-    roll_stale_instances(arm, group, name, log, model_changed=True)
+    planned = capacity if actual is None else 0
+    roll_stale_instances(arm, group, name, log, model_changed=True, planned=planned)
 
 
 # -- records ---------------------------------------------------------------------------------
