@@ -2,8 +2,8 @@
 
 import re
 
+from mlops_vm.config import AppServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.services.app_service.options import AppServiceOptions
 from mlops_vm.services.app_service.sizes import PLAN_SKUS
 from mlops_vm.services.base import ServiceSpec
 
@@ -20,7 +20,7 @@ def invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: ServiceSpec, options: AppServiceOptions) -> None:
+def check_spec(spec: ServiceSpec, options: AppServiceConfig) -> None:
     sku = PLAN_SKUS.get(options.sku)
     if sku is None:
         raise invalid(

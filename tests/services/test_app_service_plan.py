@@ -1,0 +1,108 @@
+"""The App Service target's plan is its run (issue 26): `provision --check` on a new
+environment lists every change the real run then makes, autoscale and authentication
+included; a second run changes nothing; destroy's plan is destroy.
+
+Contract only: the fake ARM (tests/fakes/azure), the image pulled from its source registry
+(no copy), and every slot's health check answered 200 (no container runs here: the real
+data plane is test_app_service.py's).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from mlops_vm.plan import Change
+from mlops_vm.provision import ProviderSettings
+from mlops_vm.services import ServiceSpec
+from mlops_vm.services.app_service import AppServiceTarget, web
+from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
+
+SECRET_URI = "https://iris-vault.vault.azure.net/secrets/api-token"
+
+Plan = list[tuple[str, str, str]]
+
+
+@pytest.fixture(scope="module")
+def arm() -> Iterator[FakeArm]:
+    with FakeArm() as fake_arm:
+        yield fake_arm
+
+
+@pytest.fixture(autouse=True)
+def plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ARM fake speaks plain http on 127.0.0.1: no proxy in the way."""
+    for name in list(os.environ):
+        if name.upper().endswith(("_CA_BUNDLE", "_PROXY")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(web, "PROBE_INTERVAL_S", 0.05)
+
+
+def make_target(arm: FakeArm) -> AppServiceTarget:
+    settings = ProviderSettings(
+        name="azure",
+        region="westeurope",
+        endpoint_url=arm.url,
+        options={"subscription_id": SUBSCRIPTION_ID, "poll_interval_s": 0.02},
+    )
+    return AppServiceTarget(
+        settings,
+        credential=StaticTokenCredential(),
+        authentication_policy=FakeBearerPolicy(),
+        probe=lambda url: 200,
+    )
+
+
+def make_spec(env: str, access: str) -> ServiceSpec:
+    return ServiceSpec(
+        env=env,
+        name=f"mlops-vm-{env}",
+        image="registry.example.test/iris:1.0",
+        port=8181,
+        secrets={"API_TOKEN": SECRET_URI},
+        min_instances=1,
+        max_instances=3,
+        access=access,
+        healthy_timeout_s=5,
+        options={"sku": "S1", "registry": "source"},
+    )
+
+
+def plan_of(changes: list[Change]) -> Plan:
+    return [(c.action, c.kind, c.name) for c in changes]
+
+
+@pytest.mark.parametrize("access", ["authenticated", "public"])
+def test_check_of_a_new_environment_lists_exactly_what_the_run_does(
+    arm: FakeArm, access: str
+) -> None:
+    env = f"p{uuid.uuid4().hex[:8]}"
+    target, spec = make_target(arm), make_spec(env, access)
+    site, group = f"mlops-vm-{env}", f"mlops-vm-{env}"
+
+    arm.clear_requests()
+    planned = plan_of(target.ensure_service(spec, dry_run=True).changes)
+    assert arm.writes() == []
+    done = plan_of(target.ensure_service(spec).changes)
+    assert planned == done
+    assert ("create", "autoscale", f"{site}-autoscale") in done
+    assert ("create", "authentication", f"{site}/production") in done
+    assert target.ensure_service(spec).changes == []
+
+    # A release: the staging slot, its settings and the swap, planned as they are done.
+    second = replace(spec, image="registry.example.test/iris:1.1", source="deploy")
+    planned = plan_of(target.release(second, dry_run=True).changes)
+    done = plan_of(target.release(second).changes)
+    assert planned == done
+    assert ("update", "web_app", site) in done
+    assert target.release(second).changes == []
+
+    planned = plan_of(target.destroy(env, dry_run=True))
+    assert ("delete", "resource_group", group) in planned
+    assert plan_of(target.destroy(env)) == planned
+    assert target.destroy(env) == []
