@@ -9,53 +9,28 @@ data plane is test_app_service.py's).
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 from mlops_vm.plan import Change
-from mlops_vm.provision import ProviderSettings
 from mlops_vm.services import ServiceSpec
-from mlops_vm.services.app_service import AppServiceTarget, web
-from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
+from mlops_vm.services.app_service import AppServiceTarget
+from tests.fakes.azure import FakeArm
+from tests.services.test_app_service import SECRET_URI, arm, plain_http
+from tests.services.test_app_service import make_target as make_app_target
 
-SECRET_URI = "https://iris-vault.vault.azure.net/secrets/api-token"
+__all__ = ["arm", "plain_http"]  # the fixtures, shared with test_app_service.py
 
 Plan = list[tuple[str, str, str]]
 
 
-@pytest.fixture(scope="module")
-def arm() -> Iterator[FakeArm]:
-    with FakeArm() as fake_arm:
-        yield fake_arm
-
-
-@pytest.fixture(autouse=True)
-def plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ARM fake speaks plain http on 127.0.0.1: no proxy in the way."""
-    for name in list(os.environ):
-        if name.upper().endswith(("_CA_BUNDLE", "_PROXY")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setattr(web, "PROBE_INTERVAL_S", 0.05)
-
-
 def make_target(arm: FakeArm) -> AppServiceTarget:
-    settings = ProviderSettings(
-        name="azure",
-        region="westeurope",
-        endpoint_url=arm.url,
-        options={"subscription_id": SUBSCRIPTION_ID, "poll_interval_s": 0.02},
-    )
-    return AppServiceTarget(
-        settings,
-        credential=StaticTokenCredential(),
-        authentication_policy=FakeBearerPolicy(),
-        probe=lambda url: 200,
-    )
+    """Every slot's health check answers 200: the first release and swaps go through."""
+    target = make_app_target(arm)
+    target.probe = lambda url: 200
+    return target
 
 
 def make_spec(env: str, access: str) -> ServiceSpec:

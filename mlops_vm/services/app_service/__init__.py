@@ -27,6 +27,7 @@ from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, ProviderSettings
 from mlops_vm.services.app_service import registry, validate, web
+from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.names import STAGING, AppNames
 from mlops_vm.services.app_service.options import options_of
 from mlops_vm.services.base import (
@@ -77,11 +78,18 @@ class AppServiceTarget(ServiceTarget):
         self.acr = ContainerRegistryManagementClient(self.arm.credential, subscription, **kwargs)
         self.probe = probe
         self.registry_login = registry_login or registry.acr_login(self.arm.credential)
+        self.key_vault = KeyVaultSecrets(
+            self.arm.credential,
+            endpoint_url=settings.endpoint_url,
+            authentication_policy=authentication_policy,
+        )
 
     # -- checks and the image --------------------------------------------------------------
 
     def validate(self, spec: ServiceSpec) -> None:
-        validate.check_spec(spec, options_of(spec.options))
+        options = options_of(spec.options)
+        validate.check_spec(spec, options)
+        validate.check_secrets_exist(self.key_vault, spec, options)
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
         log = ChangeLog(dry_run=dry_run)
