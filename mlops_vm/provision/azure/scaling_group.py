@@ -430,12 +430,12 @@ def roll_stale_instances(
     """Upgrade the instances that do not run the latest model (after a model change, or left
     behind by an interrupted run). PLANNED: instances a dry run plans to create first."""
     instances = list_scale_set_vms(arm, group, name)
+    # After a model change every instance is stale (a dry run did not change the model, so
+    # latestModelApplied cannot tell yet; a run may find Azure's own roll already under way).
     stale = [
         vm["instanceId"]
         for vm in instances
-        # A dry run left the model as it was, so latestModelApplied cannot tell yet: after a
-        # model change every instance is stale.
-        if (model_changed and log.dry_run) or not vm["properties"].get("latestModelApplied", True)
+        if model_changed or not vm["properties"].get("latestModelApplied", True)
     ]
     count = len(stale) + planned
     if not count:
