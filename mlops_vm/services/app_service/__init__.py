@@ -297,9 +297,12 @@ class AppServiceTarget(ServiceTarget):
         if running is not None and running.image == spec.image:
             return
         options = options_of(spec.options)
-        web.ensure_staging(self.arm, self.web, spec, self.arm.location, self._plan_id(names), log)
         staging = web.Slot(self.arm, self.web, names, STAGING)
-        web.ensure_auth(staging, spec, log)
+        if staging.get() is None:  # an existing slot's authentication converged above
+            web.create_staging(
+                self.arm, self.web, spec, self.arm.location, self._plan_id(names), log
+            )
+            web.ensure_auth(staging, spec, log)
 
         def set_up_staging() -> None:
             # Staging holds the previous release (what `rollback` swaps back): put back if

@@ -226,17 +226,15 @@ def wait_healthy(slot: Slot, path: str, probe: Probe, timeout_s: float) -> tuple
         time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
 
 
-def ensure_staging(
+def create_staging(
     arm: Arm, client: Any, spec: ServiceSpec, location: str, plan_id: str, log: ChangeLog
 ) -> None:
-    """The staging slot exists (a release's first)."""
-    staging = Slot(arm, client, AppNames(spec.env, spec.name), STAGING)
-    names = staging.names
-    log.ensure(
+    """The staging slot (a release's first), like the production slot it swaps with."""
+    names = AppNames(spec.env, spec.name)
+    log.create(
         "web_app_slot",
         f"{names.site}/{STAGING}",
-        current=staging.get(),
-        create=lambda: arm.run(
+        lambda: arm.run(
             "create staging slot",
             client.web_apps.begin_create_or_update_slot,
             names.resource_group,
