@@ -44,7 +44,8 @@ class KeyVaultSecrets:
     ) -> None:
         signing = authentication_policy or BearerTokenCredentialPolicy(credential, SCOPE)
         self.client: PipelineClient = PipelineClient(
-            base_url="https://vault.azure.net", policies=[RetryPolicy(retry_total=3), signing]
+            base_url="https://vault.azure.net",
+            policies=[RetryPolicy(retry_total=3, retry_connect=1), signing],
         )
         self.endpoint_url = endpoint_url
 
