@@ -97,6 +97,14 @@ class ChangeLog:
             self.update(kind, name, fix.do, fix.detail)
         return current
 
+    def apply_all(self, changes: Iterable[Change], do: Callable[[], object]) -> None:
+        """One call that makes several changes at once (a batch of VMs started together):
+        run DO (unless dry run, or there is nothing to change), then record every change."""
+        batch = list(changes)
+        if batch and not self.dry_run:
+            do()
+        self.changes.extend(batch)
+
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
         dry run plans that another log's call will make."""

@@ -1,8 +1,10 @@
 """The App Service target through the CLI (and so through Ansible and the mlops_vm_service
 module, in processes the test does not own).
 
-- validate: contract only; no Azure call is made (SKU table, instance range, Key Vault URIs
-  are checked offline): what App Service would refuse exits 2.
+- validate: contract only. The SKU table, instance range and Key Vault URIs are checked
+  offline; then each secret is read with the process's own credential through the fake's
+  Key Vault data plane (over TLS): a missing one exits 2 naming the field and the file, one
+  it may not read is a permission error.
 - the whole life cycle: contract + real. The control plane is the fake ARM served over TLS
   (the project CA), the credential azure-identity's own App Service managed identity path
   (IDENTITY_ENDPOINT, served by the fake); every health check the module makes goes through
@@ -36,16 +38,70 @@ APP_SERVICE_ENV = (
 )
 
 
-def validate(tmp_path: Path, name: str, overrides: dict) -> tuple[int, str, Path]:
+SECRET_URI = "https://iris-vault.vault.azure.net/secrets/api-token"
+
+
+@pytest.fixture
+def tls_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArm]:
+    """The fake ARM over TLS (the project CA), holding SECRET_URI, and the environment
+    variables a CLI process needs to reach it with its own credential chain (azure-identity's
+    App Service managed identity path, IDENTITY_ENDPOINT, served by the fake)."""
+    tls = pki.ensure_server_cert(tmp_path, "azure", ["127.0.0.1", "*.azurewebsites.net"])
+    ca_file = str(pki.ca_pair().cert)
+    with FakeArm(tls=(str(tls.cert), str(tls.key))) as arm:
+        arm.add_secret(SECRET_URI, "s3cret")
+        for name, value in {
+            "IDENTITY_ENDPOINT": arm.url + MANAGED_IDENTITY_PATH,
+            "IDENTITY_HEADER": MANAGED_IDENTITY_HEADER,
+            "SSL_CERT_FILE": ca_file,
+            "REQUESTS_CA_BUNDLE": ca_file,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        yield arm
+
+
+def validate(
+    tmp_path: Path, name: str, overrides: dict, arm: FakeArm | None = None
+) -> tuple[int, str, Path]:
+    """`mlops-vm validate` of the example with OVERRIDES, aimed at ARM (the fake) if given."""
+    if arm is not None:
+        provider = {"endpoint_url": arm.url, "options": {"subscription_id": SUBSCRIPTION_ID}}
+        overrides = {**overrides, "provider": provider}
     directory = make_environment(tmp_path, name, overrides, like=APP_SERVICE_ENV)
     proc = cli("validate", str(directory))
     return proc.returncode, proc.stdout + proc.stderr, directory
 
 
-def test_the_example_is_valid(tmp_path: Path) -> None:
-    code, output, _ = validate(tmp_path, "appsvc-ok", {})
+def test_the_example_is_valid(tmp_path: Path, tls_arm: FakeArm) -> None:
+    code, output, _ = validate(tmp_path, "appsvc-ok", {}, tls_arm)
     assert code == 0, output
     assert "is valid" in output
+
+
+def test_a_secret_that_does_not_exist_exits_2_naming_field_and_file(
+    tmp_path: Path, tls_arm: FakeArm
+) -> None:
+    missing = "https://iris-vault.vault.azure.net/secrets/no-such-token"
+    code, output, directory = validate(
+        tmp_path, "appsvc-nosecret", {"service": {"secrets": {"API_TOKEN": missing}}}, tls_arm
+    )
+    assert code == 2, output
+    flat = " ".join(output.split())
+    assert "service.secrets.API_TOKEN: secret no-such-token does not exist" in flat
+    assert str(directory / "group_vars" / "all" / "mlops_vm.yml") in flat
+
+
+def test_a_secret_it_may_not_read_is_a_permission_error(tmp_path: Path, tls_arm: FakeArm) -> None:
+    tls_arm.deny_secrets("iris-vault")
+    code, output, _ = validate(tmp_path, "appsvc-denied", {}, tls_arm)
+    assert code == 1, output
+    flat = " ".join(output.split())
+    assert "service.secrets.API_TOKEN: not allowed to read secret api-token" in flat
+    assert "does not exist" not in flat
 
 
 @pytest.mark.parametrize(
@@ -74,38 +130,23 @@ def test_a_bad_setting_names_field_and_file(tmp_path: Path) -> None:
     assert str(directory / "group_vars" / "all" / "mlops_vm.yml") in output
 
 
-SECRET_URI = "https://iris-vault.vault.azure.net/secrets/api-token"
-
-
 @pytest.fixture
 def azure_world(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tls_arm: FakeArm, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[FakeArm, AppServiceHost]]:
-    """The fake ARM over TLS, the App Service stand-in and its proxy, and the environment
-    variables a CLI process needs to use them (its own credential chain, CA and proxy)."""
+    """tls_arm, the App Service stand-in and its proxy (every *.azurewebsites.net request of
+    a CLI process goes through it)."""
+    arm = tls_arm
     tls = pki.ensure_server_cert(tmp_path, "azure", ["127.0.0.1", "*.azurewebsites.net"])
-    ca_file = str(pki.ca_pair().cert)
-    with FakeArm(tls=(str(tls.cert), str(tls.key))) as arm:
-        host = AppServiceHost(arm, secrets={SECRET_URI: "s3cret"})
-        proxy = HostsProxy(host, str(tls.cert), str(tls.key))
-        for name, value in {
-            "IDENTITY_ENDPOINT": arm.url + MANAGED_IDENTITY_PATH,
-            "IDENTITY_HEADER": MANAGED_IDENTITY_HEADER,
-            "SSL_CERT_FILE": ca_file,
-            "REQUESTS_CA_BUNDLE": ca_file,
-            "HTTPS_PROXY": proxy.url,
-            "https_proxy": proxy.url,
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }.items():
-            monkeypatch.setenv(name, value)
-        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
-            monkeypatch.delenv(name, raising=False)
-        try:
-            yield arm, host
-        finally:
-            proxy.close()
-            host.close()
+    host = AppServiceHost(arm, secrets={SECRET_URI: "s3cret"})
+    proxy = HostsProxy(host, str(tls.cert), str(tls.key))
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("https_proxy", proxy.url)
+    try:
+        yield arm, host
+    finally:
+        proxy.close()
+        host.close()
 
 
 def fake_environment(tmp_path: Path, name: str, arm: FakeArm) -> Path:

@@ -32,7 +32,7 @@ from mlops_vm.provision import (
 )
 from mlops_vm.provision.azure import AzureProvider, targets
 from mlops_vm.provision.azure.drift import differences
-from mlops_vm.provision.azure.naming import Ids
+from mlops_vm.provision.azure.names import Ids
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm, FakeBearerPolicy, StaticTokenCredential
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
@@ -1178,3 +1178,36 @@ def test_a_rolling_upgrade_azure_already_started_is_not_an_error(provider, arm, 
         )
     )
     assert error.code == ErrorCode.QUOTA
+
+
+# -- the plan is the run ---------------------------------------------------------------------
+
+
+def provision(
+    provider: AzureProvider, spec: FleetSpec, lb: LoadBalancerSpec, *, dry_run: bool
+) -> list[tuple[str, str, str]]:
+    """The (action, kind, name) of every change of one `provision`: fleet, then gateway."""
+    fleet = provider.ensure_fleet(spec, dry_run=dry_run)
+    balancer = provider.ensure_load_balancer(lb, fleet, dry_run=dry_run)
+    return [(c.action, c.kind, c.name) for c in [*fleet.changes, *balancer.changes]]
+
+
+@pytest.mark.parametrize("mode", ["fleet", "scaling_group"])
+def test_check_of_a_new_environment_lists_exactly_what_the_run_does(
+    provider, arm, fleet_spec, scale_set_spec, lb_spec, env, mode
+):
+    """--check equals the run: on a new environment the dry run's changes (action, kind,
+    name) are the real run's, in order, and it writes nothing; a second run changes
+    nothing; destroy's dry run equals destroy."""
+    spec = fleet_spec(2) if mode == "fleet" else scale_set_spec(2)
+    arm.clear_requests()
+    planned = provision(provider, spec, lb_spec, dry_run=True)
+    assert arm.writes() == []
+    done = provision(provider, spec, lb_spec, dry_run=False)
+    assert planned == done
+    assert ("create", "application_gateway", f"mlops-vm-{env}-appgw") in done
+    assert provision(provider, spec, lb_spec, dry_run=False) == []
+
+    planned_destroy = [(c.action, c.kind, c.name) for c in provider.destroy(env, dry_run=True)]
+    assert planned_destroy == [(c.action, c.kind, c.name) for c in provider.destroy(env)]
+    assert planned_destroy and provider.destroy(env) == []

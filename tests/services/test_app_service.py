@@ -36,6 +36,7 @@ IRIS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 @pytest.fixture(scope="module")
 def arm() -> Iterator[FakeArm]:
     with FakeArm() as fake_arm:
+        fake_arm.add_secret(SECRET_URI, SECRET_VALUE)  # validate reads it with our credential
         yield fake_arm
 
 

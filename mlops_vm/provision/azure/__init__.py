@@ -6,7 +6,7 @@
 Layout of this package (one concern per module):
   client.py         SDK clients (DefaultAzureCredential), the retry + error-translating wrapper
   errors.py         ARM error codes -> ErrorCode + hint
-  naming.py         names, ids and tags of an environment
+  names.py          names, ids and tags of an environment
   drift.py          desired body vs ARM's answer
   validate.py       checks before anything is created
   network.py        resource group, virtual network + subnets, NSG
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import (
     destroy,
     instances,
@@ -96,25 +96,26 @@ class AzureProvider(Provider):
         validate.check_fleet_spec(spec)
         arm = self.arm
         layout = network.resolve_layout(arm, spec)
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         disk_type = arm.options.os_disk_type
         group = layout.resource_group
         details: dict[str, Any] = {**layout.as_dict(), "mode": spec.mode}
         # A failure part-way still reports what the steps before it made.
-        with reporting_changes(changes):
-            changes += network.ensure_network(arm, layout, spec, dry_run=dry_run)
+        with reporting_changes(log.changes):
+            network.ensure_network(arm, layout, spec, log)
             if spec.mode == "fleet":
-                changes += instances.converge_fleet(
-                    arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+                # The load balancer step registers them (a dry run's exist only in the plan).
+                details["new_instances"] = instances.converge_fleet(
+                    arm, layout, spec, log, disk_type=disk_type
                 )
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
-                changes += scaling_group.converge_scale_set(
-                    arm, layout, spec, disk_type=disk_type, dry_run=dry_run
+                details["capacity"] = scaling_group.converge_scale_set(
+                    arm, layout, spec, log, disk_type=disk_type
                 )
                 found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
                 details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
-        return FleetResult(sorted(found, key=lambda i: i.name), changes, details)
+        return FleetResult(sorted(found, key=lambda i: i.name), log.changes, details)
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)

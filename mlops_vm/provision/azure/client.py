@@ -29,7 +29,7 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import (
     PROVIDER,
@@ -320,23 +320,23 @@ class ResourceType:
     def converge(
         self,
         arm: Arm,
+        log: ChangeLog,
         group: str,
         name: str,
         desired: Json,
         *,
-        dry_run: bool,
         create_detail: str = "",
         sent: Callable[[], Json] | None = None,
-    ) -> list[Change]:
+    ) -> None:
         """Create NAME, or update it where it differs from DESIRED (drift.converge). SENT
         builds the body to PUT when it is more than DESIRED (a secret ARM never shows back)."""
-        return converge(
+        converge(
+            log,
             self.kind,
             name,
             desired,
             self.get(arm, group, name),
             lambda: self.put(arm, group, name, sent() if sent else desired),
-            dry_run=dry_run,
             create_detail=create_detail,
         )
 

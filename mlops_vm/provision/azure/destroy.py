@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import HttpResponseError
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import instances, scaling_group
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.errors import status_of
 from mlops_vm.provision.azure.inventory import EnvironmentGroup, environment_groups
-from mlops_vm.provision.azure.naming import has_tags
+from mlops_vm.provision.azure.names import has_tags
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,16 @@ RANK_BY_TYPE = {kind.type_name.lower(): rank for rank, kind in enumerate(ORDER)}
 
 
 def destroy(arm: Arm, env: str, *, dry_run: bool) -> list[Change]:
-    changes: list[Change] = []
+    log = ChangeLog(dry_run=dry_run)
     for group in environment_groups(arm, env):
         if group.owned:
-            changes += delete_owned_group(arm, group, dry_run=dry_run)
+            delete_owned_group(arm, group, log)
         else:
-            changes += delete_tagged(arm, group.name, env, dry_run=dry_run)
-    return changes
+            delete_tagged(arm, group.name, env, log)
+    return log.changes
 
 
-def delete_owned_group(arm: Arm, group: EnvironmentGroup, *, dry_run: bool) -> list[Change]:
+def delete_owned_group(arm: Arm, group: EnvironmentGroup, log: ChangeLog) -> None:
     contents = arm.read_all(
         "list resources", arm.resources.resources.list_by_resource_group, group.name
     )
@@ -130,16 +130,18 @@ def delete_owned_group(arm: Arm, group: EnvironmentGroup, *, dry_run: bool) -> l
         for r in contents
     ]
     changes.append(Change("delete", "resource_group", group.name, "and everything in it"))
-    if not dry_run:
-        arm.delete("delete resource group", arm.resources.resource_groups.begin_delete, group.name)
-    return changes
+    log.apply_all(
+        changes,
+        lambda: arm.delete(
+            "delete resource group", arm.resources.resource_groups.begin_delete, group.name
+        ),
+    )
 
 
-def delete_tagged(arm: Arm, group: str, env: str, *, dry_run: bool) -> list[Change]:
-    changes: list[Change] = []
+def delete_tagged(arm: Arm, group: str, env: str, log: ChangeLog) -> None:
     for kind in ORDER:
         names = [r["name"] for r in kind.list(arm, group) if has_tags(r, env)]
-        changes += [Change("delete", kind.kind, name) for name in names]
-        if names and not dry_run:
-            kind.delete(arm, group, names)
-    return changes
+        log.apply_all(
+            [Change("delete", kind.kind, name) for name in names],
+            lambda kind=kind, names=names: kind.delete(arm, group, names),
+        )

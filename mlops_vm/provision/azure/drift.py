@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog, Fix
 
 # Fields ARM compares loosely: how each is normalised before comparing.
 LOOSE_TEXT: dict[str, Callable[[str], str]] = {
@@ -61,26 +61,30 @@ def differences(desired: Any, actual: Any, path: str = "") -> list[str]:
 
 
 def converge(
+    log: ChangeLog,
     kind: str,
     name: str,
     desired: dict[str, Any],
     actual: dict[str, Any] | None,
     apply: Callable[[], Any],
     *,
-    dry_run: bool,
     create_detail: str = "",
-) -> list[Change]:
-    """Create or update one resource when it differs from DESIRED; [] when it already holds."""
-    if actual is None:
-        change = Change("create", kind, name, create_detail)
-    else:
-        changed = differences(desired, actual)
-        if not changed:
-            return []
-        shown = ", ".join(changed[:3]) + (
-            f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
-        )
-        change = Change("update", kind, name, shown)
-    if not dry_run:
-        apply()
-    return [change]
+) -> None:
+    """Create or update one resource through LOG when it differs from DESIRED; no change
+    when it already holds. APPLY is the PUT that does either."""
+    log.ensure(
+        kind,
+        name,
+        current=actual,
+        create=apply,
+        fixes=lambda current: (
+            [Fix(shown(changed), apply)] if (changed := differences(desired, current)) else []
+        ),
+        detail=create_detail,
+    )
+
+
+def shown(changed: list[str]) -> str:
+    """The first paths that differ, as a Change's detail."""
+    more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+    return ", ".join(changed[:3]) + more

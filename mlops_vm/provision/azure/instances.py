@@ -12,9 +12,9 @@ import base64
 import itertools
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     IMAGE_OS_DISK_GB,
     IP_CONFIG,
     Names,
@@ -190,8 +190,9 @@ def vm_body(layout: Layout, spec: FleetSpec, vm_name: str, index: int, disk_type
 
 
 def converge_fleet(
-    arm: Arm, layout: Layout, spec: FleetSpec, *, disk_type: str, dry_run: bool
-) -> list[Change]:
+    arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
+) -> list[str]:
+    """Exactly spec.count VMs; returns the names of those it creates (or plans to)."""
     names = layout.names
     group = layout.resource_group
     ours = [vm for vm in list_vms(arm, group) if has_tags(vm, spec.env, spec.role)]
@@ -200,37 +201,42 @@ def converge_fleet(
     used = {names.vm_index(vm["name"]) for vm in keep}
     free = (i for i in itertools.count() if i not in used)
     new = {names.vm(index): index for index in [next(free) for _ in range(spec.count - len(keep))]}
-    changes = remove_vms(arm, group, list(reversed(surplus)), dry_run=dry_run)
-    changes += remove_orphans(arm, layout, spec, set(new), dry_run=dry_run)
-    changes += add_vms(arm, layout, spec, new, disk_type=disk_type, dry_run=dry_run)
-    return changes
+    remove_vms(arm, group, list(reversed(surplus)), log)
+    remove_orphans(arm, layout, spec, set(new), log)
+    add_vms(arm, layout, spec, new, log, disk_type=disk_type)
+    return sorted(new)
 
 
-def remove_vms(arm: Arm, group: str, vms: list[Json], *, dry_run: bool) -> list[Change]:
+def remove_vms(arm: Arm, group: str, vms: list[Json], log: ChangeLog) -> None:
     """Delete VMs, then their NICs, then their OS disks (each waits for the one before)."""
-    changes: list[Change] = []
     nics: list[str] = []
     disks: list[str] = []
     for vm in vms:
         props = vm["properties"]
-        changes.append(Change("delete", "instance", vm["name"], props["hardwareProfile"]["vmSize"]))
-        for nic in props["networkProfile"]["networkInterfaces"]:
-            nics.append(name_of(nic["id"]))
-            changes.append(Change("delete", "network_interface", name_of(nic["id"])))
+        nics += [name_of(nic["id"]) for nic in props["networkProfile"]["networkInterfaces"]]
         disk_id = props["storageProfile"]["osDisk"].get("managedDisk", {}).get("id")
         if disk_id:
             disks.append(name_of(disk_id))
-            changes.append(Change("delete", "disk", name_of(disk_id), "OS disk"))
-    if not dry_run and vms:
-        delete_vms(arm, group, [vm["name"] for vm in vms])
-        delete_nics(arm, group, nics)
-        delete_disks(arm, group, disks)
-    return changes
+    log.apply_all(
+        [
+            Change("delete", "instance", vm["name"], vm["properties"]["hardwareProfile"]["vmSize"])
+            for vm in vms
+        ],
+        lambda: delete_vms(arm, group, [vm["name"] for vm in vms]),
+    )
+    log.apply_all(
+        [Change("delete", "network_interface", nic) for nic in nics],
+        lambda: delete_nics(arm, group, nics),
+    )
+    log.apply_all(
+        [Change("delete", "disk", disk, "OS disk") for disk in disks],
+        lambda: delete_disks(arm, group, disks),
+    )
 
 
 def remove_orphans(
-    arm: Arm, layout: Layout, spec: FleetSpec, about_to_create: set[str], *, dry_run: bool
-) -> list[Change]:
+    arm: Arm, layout: Layout, spec: FleetSpec, about_to_create: set[str], log: ChangeLog
+) -> None:
     """NICs and disks of this fleet whose VM is gone (an interrupted run): they would block
     re-creating the VM under the same name, or just cost money."""
     group = layout.resource_group
@@ -251,12 +257,14 @@ def remove_orphans(
         if not disk.get("managedBy")
         and (has_tags(disk, spec.env, spec.role) or disk["name"] in blocking)
     ]
-    changes = [Change("delete", "network_interface", n, "orphaned") for n in orphan_nics]
-    changes += [Change("delete", "disk", d, "orphaned") for d in orphan_disks]
-    if not dry_run:
-        delete_nics(arm, group, orphan_nics)
-        delete_disks(arm, group, orphan_disks)
-    return changes
+    log.apply_all(
+        [Change("delete", "network_interface", n, "orphaned") for n in orphan_nics],
+        lambda: delete_nics(arm, group, orphan_nics),
+    )
+    log.apply_all(
+        [Change("delete", "disk", d, "orphaned") for d in orphan_disks],
+        lambda: delete_disks(arm, group, orphan_disks),
+    )
 
 
 def add_vms(
@@ -264,28 +272,28 @@ def add_vms(
     layout: Layout,
     spec: FleetSpec,
     new: dict[str, int],
+    log: ChangeLog,
     *,
     disk_type: str,
-    dry_run: bool,
-) -> list[Change]:
+) -> None:
     size = spec.instance.machine_type
     image = spec.instance.image or "Debian 12 (default)"
-    changes: list[Change] = []
-    for vm_name in new:
-        changes.append(Change("create", "network_interface", Names.nic(vm_name), "no public IP"))
-        changes.append(Change("create", "instance", vm_name, f"{size}, {image}"))
-    if dry_run or not new:
-        return changes
     group = layout.resource_group
-    create_nics(arm, group, {Names.nic(vm): nic_body(layout, spec) for vm in new})
-    create_vms(
-        arm,
-        group,
-        {vm: vm_body(layout, spec, vm, index, disk_type) for vm, index in new.items()},
+    log.apply_all(
+        [Change("create", "network_interface", Names.nic(vm), "no public IP") for vm in new],
+        lambda: create_nics(arm, group, {Names.nic(vm): nic_body(layout, spec) for vm in new}),
     )
-    disk_tags = tags(spec.env, spec.role, spec.instance.tags)
-    tag_disks(arm, group, {Names.os_disk(vm): disk_tags for vm in new})
-    return changes
+
+    def create() -> None:
+        create_vms(
+            arm,
+            group,
+            {vm: vm_body(layout, spec, vm, index, disk_type) for vm, index in new.items()},
+        )
+        disk_tags = tags(spec.env, spec.role, spec.instance.tags)
+        tag_disks(arm, group, {Names.os_disk(vm): disk_tags for vm in new})
+
+    log.apply_all([Change("create", "instance", vm, f"{size}, {image}") for vm in new], create)
 
 
 # -- records ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlops_vm.provision.azure import instances, scaling_group
 from mlops_vm.provision.azure.client import Arm, Json
-from mlops_vm.provision.azure.naming import Names, has_tags, resource_group_of
+from mlops_vm.provision.azure.names import Names, has_tags, resource_group_of
 from mlops_vm.provision.model import LABEL_ENV, ROLE_MODEL, Instance
 
 

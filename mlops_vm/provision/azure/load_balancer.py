@@ -12,7 +12,7 @@ Backends join the pool from their side: each VM's NIC IP configuration reference
 
 from __future__ import annotations
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import scaling_group
 from mlops_vm.provision.azure.certificate import (
     GatewayCertificate,
@@ -21,7 +21,7 @@ from mlops_vm.provision.azure.certificate import (
 )
 from mlops_vm.provision.azure.client import Arm, AzureOptions, Json, ResourceType
 from mlops_vm.provision.azure.instances import list_nics
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     BACKEND_CA,
     BACKEND_POOL,
     BACKEND_SETTINGS,
@@ -315,39 +315,43 @@ def ensure_load_balancer(
     gateway_id = layout.ids.gateway(names.gateway)
     pool_id = gateway_child(gateway_id, "backendAddressPools", BACKEND_POOL)["id"]
 
-    changes: list[Change] = []
+    log = ChangeLog(dry_run=dry_run)
     # A failure part-way (say at the gateway) still reports the public IP it made.
-    with reporting_changes(changes):
-        changes += PUBLIC_IP.converge(
+    with reporting_changes(log.changes):
+        PUBLIC_IP.converge(
             arm,
+            log,
             group,
             names.public_ip,
             public_ip_body(layout),
-            dry_run=dry_run,
             create_detail="Standard, static",
         )
         certificate = gateway_certificate(spec.certificate, arm.options.gateway_identity_id)
-        changes += GATEWAY.converge(
+        GATEWAY.converge(
             arm,
+            log,
             group,
             names.gateway,
             gateway_body(layout, spec, arm.options, certificate, with_secret=False),
             sent=lambda: gateway_body(layout, spec, arm.options, certificate, with_secret=True),
-            dry_run=dry_run,
             create_detail=f"Standard_v2: HTTPS :{spec.https_port}, HTTP :{spec.http_port} "
             f"-> HTTPS, probe {spec.health_path}",
         )
         if fleet.network.get("mode") == "scaling_group":
-            changes += scaling_group.attach_backend_pool(arm, layout, pool_id, dry_run=dry_run)
+            scaling_group.attach_backend_pool(
+                arm, layout, pool_id, log, capacity=int(fleet.network.get("capacity", 0))
+            )
         else:
-            changes += register_fleet(arm, layout, fleet, pool_id, dry_run=dry_run)
+            register_fleet(arm, layout, fleet, pool_id, log)
 
     public_ip = get_public_ip(arm, group, names.public_ip)
     address = endpoint_address(public_ip)
+    # A read, not a change: a dry run's gateway may not exist yet, and asking an existing
+    # one is a long-running POST that a plan does not need.
     targets = [] if dry_run else health_of(arm, group, names.gateway)
     return LoadBalancerResult(
         endpoint=f"https://{address}" + ("" if spec.https_port == 443 else f":{spec.https_port}"),
-        changes=changes,
+        changes=log.changes,
         targets=targets,
         resources={
             "resource_group": group,
@@ -368,8 +372,8 @@ def endpoint_address(public_ip: Json | None) -> str:
 
 
 def register_fleet(
-    arm: Arm, layout: Layout, fleet: FleetResult, pool_id: str, *, dry_run: bool
-) -> list[Change]:
+    arm: Arm, layout: Layout, fleet: FleetResult, pool_id: str, log: ChangeLog
+) -> None:
     """Fleet NICs into the pool; NICs in the pool whose VM left the fleet out of it."""
     wanted = {instance.id.lower() for instance in fleet.instances}
     changes: list[Change] = []
@@ -384,9 +388,14 @@ def register_fleet(
             Change("update", "target", name_of(vm_id) or nic["name"], f"{action} backend pool")
         )
         bodies[nic["name"]] = nic_with_pool(nic, pool_id, member)
-    if not dry_run and bodies:
-        put_nics(arm, layout.resource_group, bodies)
-    return changes
+    # VMs the fleet step only planned to create (a dry run) have no NIC yet: they join too.
+    joined = {change.name for change in changes}
+    changes += [
+        Change("update", "target", name, "register in backend pool")
+        for name in fleet.network.get("new_instances", [])
+        if name not in joined
+    ]
+    log.apply_all(changes, lambda: put_nics(arm, layout.resource_group, bodies))
 
 
 # -- health ----------------------------------------------------------------------------------

@@ -13,18 +13,18 @@ import ipaddress
 from dataclasses import dataclass, fields
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import converge
 from mlops_vm.provision.azure.errors import PROVIDER
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     GATEWAY_SUBNET,
     INSTANCE_SUBNET,
     Ids,
     Names,
     tags,
 )
-from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_NETWORK, FleetSpec
 
 SSH_PORT = 22
@@ -210,36 +210,32 @@ def vnet_body(layout: Layout, spec: FleetSpec) -> Json:
 # -- convergence -----------------------------------------------------------------------------
 
 
-def ensure_network(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
-    changes: list[Change] = []
-    # A failure part-way (say at the NSG) still reports the resource group it made.
-    with reporting_changes(changes):
-        changes += ensure_resource_group(arm, layout, dry_run=dry_run)
-        gateway_prefix = gateway_subnet_prefix(arm, layout, spec)
-        names = layout.names
-        group = layout.resource_group
-        changes += NSG.converge(
+def ensure_network(arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog) -> None:
+    ensure_resource_group(arm, layout, log)
+    gateway_prefix = gateway_subnet_prefix(arm, layout, spec)
+    names = layout.names
+    group = layout.resource_group
+    NSG.converge(
+        arm,
+        log,
+        group,
+        names.nsg,
+        nsg_body(layout, spec, gateway_prefix),
+        create_detail=f"{spec.service_port}/80 from {gateway_prefix}, "
+        f"SSH from {spec.network.ssh_cidr or 'nowhere'}",
+    )
+    if layout.owns_vnet:
+        VNET.converge(
             arm,
+            log,
             group,
-            names.nsg,
-            nsg_body(layout, spec, gateway_prefix),
-            dry_run=dry_run,
-            create_detail=f"{spec.service_port}/80 from {gateway_prefix}, "
-            f"SSH from {spec.network.ssh_cidr or 'nowhere'}",
+            names.vnet,
+            vnet_body(layout, spec),
+            create_detail=f"{spec.network.cidr}: subnets {INSTANCE_SUBNET}, {GATEWAY_SUBNET}",
         )
-        if layout.owns_vnet:
-            changes += VNET.converge(
-                arm,
-                group,
-                names.vnet,
-                vnet_body(layout, spec),
-                dry_run=dry_run,
-                create_detail=f"{spec.network.cidr}: subnets {INSTANCE_SUBNET}, {GATEWAY_SUBNET}",
-            )
-    return changes
 
 
-def ensure_resource_group(arm: Arm, layout: Layout, *, dry_run: bool) -> list[Change]:
+def ensure_resource_group(arm: Arm, layout: Layout, log: ChangeLog) -> None:
     actual = get_resource_group(arm, layout.resource_group)
     if not layout.owns_resource_group:
         if actual is None:
@@ -251,15 +247,15 @@ def ensure_resource_group(arm: Arm, layout: Layout, *, dry_run: bool) -> list[Ch
                 provider=PROVIDER,
                 operation="read resource group",
             )
-        return []
+        return
     desired = {"location": layout.location, "tags": tags(layout.env, ROLE_NETWORK)}
-    return converge(
+    converge(
+        log,
         "resource_group",
         layout.resource_group,
         desired,
         actual,
         lambda: put_resource_group(arm, layout.resource_group, desired),
-        dry_run=dry_run,
         create_detail=layout.location,
     )
 

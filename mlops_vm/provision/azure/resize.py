@@ -9,10 +9,10 @@ subscription (validate.check_vm_size). A scale set's instances roll through its 
 
 from dataclasses import replace
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.instances import os_disk_size_gb
-from mlops_vm.provision.azure.naming import name_of, resource_group_of
+from mlops_vm.provision.azure.names import name_of, resource_group_of
 from mlops_vm.provision.azure.validate import check_vm_size, invalid
 from mlops_vm.provision.model import FleetSpec, Instance
 
@@ -59,17 +59,22 @@ def resize_instance(
     if grown:
         old = vm["properties"]["storageProfile"]["osDisk"]["diskSizeGB"]
         changes.append(Change("update", "disk", name, f"grow {old} -> {grown} GiB (deallocated)"))
-    if dry_run or not changes:
-        return changes
     deallocate = grown is not None or not in_place
-    if deallocate:
-        arm.run(f"deallocate VM {name}", arm.compute.virtual_machines.begin_deallocate, group, name)
     update: Json = {"properties": {}}
     if resizing:
         update["properties"]["hardwareProfile"] = {"vmSize": wanted}
     if grown:
         update["properties"]["storageProfile"] = {"osDisk": {"diskSizeGB": grown}}
-    arm.run(f"resize VM {name}", arm.compute.virtual_machines.begin_update, group, name, update)
-    if deallocate:
-        arm.run(f"start VM {name}", arm.compute.virtual_machines.begin_start, group, name)
-    return changes
+
+    def resize() -> None:
+        if deallocate:
+            arm.run(
+                f"deallocate VM {name}", arm.compute.virtual_machines.begin_deallocate, group, name
+            )
+        arm.run(f"resize VM {name}", arm.compute.virtual_machines.begin_update, group, name, update)
+        if deallocate:
+            arm.run(f"start VM {name}", arm.compute.virtual_machines.begin_start, group, name)
+
+    log = ChangeLog(dry_run=dry_run)
+    log.apply_all(changes, resize)
+    return log.changes

@@ -16,8 +16,9 @@ to bring it back inside [min_size, max_size].
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
@@ -27,7 +28,7 @@ from mlops_vm.provision.azure.instances import (
     primary_private_ip,
     vm_status,
 )
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     IP_CONFIG,
     NIC_CONFIG,
     TAG_DESIRED_COUNT,
@@ -369,34 +370,33 @@ def cpu_rule(
 
 
 def converge_scale_set(
-    arm: Arm, layout: Layout, spec: FleetSpec, *, disk_type: str, dry_run: bool
-) -> list[Change]:
+    arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
+) -> int:
+    """The scale set and its autoscale setting; returns the capacity it was given."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
     capacity = desired_capacity(actual, spec)
     desired = scale_set_body(
         layout, spec, capacity=capacity, pools=backend_pools(actual), disk_type=disk_type
     )
-    changes: list[Change] = []
-    if actual is None:
-        changes.append(
-            Change("create", "scale_set", name, f"{capacity} x {spec.instance.machine_type}")
-        )
-        if not dry_run:
-            put_scale_set(arm, group, name, desired)
-            check_instance_view(arm, group, name)
-    else:
-        changed = differences(comparable(desired), actual)
-        if changed:
-            changes.append(Change("update", "scale_set", name, describe(changed, actual, desired)))
-            if not dry_run:
-                put_scale_set(arm, group, name, desired)
-                check_instance_view(arm, group, name)
-        changes += roll_stale_instances(
-            arm, group, name, model_changed=model_changed(changed), dry_run=dry_run
-        )
-    changes += converge_autoscale(arm, layout, spec, dry_run=dry_run)
-    return changes
+
+    def put() -> None:
+        put_scale_set(arm, group, name, desired)
+        check_instance_view(arm, group, name)
+
+    changed = [] if actual is None else differences(comparable(desired), actual)
+    log.ensure(
+        "scale_set",
+        name,
+        current=actual,
+        create=put,
+        fixes=lambda current: [Fix(describe(changed, current, desired), put)] if changed else [],
+        detail=f"{capacity} x {spec.instance.machine_type}",
+    )
+    if actual is not None:
+        roll_stale_instances(arm, group, name, log, model_changed=model_changed(changed))
+    converge_autoscale(arm, layout, spec, log)
+    return capacity
 
 
 def model_changed(changed_paths: list[str]) -> bool:
@@ -425,23 +425,25 @@ def describe(changed: list[str], actual: Json, desired: Json) -> str:
 
 
 def roll_stale_instances(
-    arm: Arm, group: str, name: str, *, model_changed: bool, dry_run: bool
-) -> list[Change]:
+    arm: Arm, group: str, name: str, log: ChangeLog, *, model_changed: bool, planned: int = 0
+) -> None:
     """Upgrade the instances that do not run the latest model (after a model change, or left
-    behind by an interrupted run)."""
+    behind by an interrupted run). PLANNED: instances a dry run plans to create first."""
     instances = list_scale_set_vms(arm, group, name)
-    if dry_run:
-        stale = [vm["instanceId"] for vm in instances] if model_changed else []
-    else:
-        stale = [
-            vm["instanceId"]
-            for vm in instances
-            if not vm["properties"].get("latestModelApplied", True)
-        ]
-    if not stale:
-        return []
-    detail = f"roll {len(stale)} instance(s) to the latest model"
-    if not dry_run:
+    # After a model change every instance is stale (a dry run did not change the model, so
+    # latestModelApplied cannot tell yet; a run may find Azure's own roll already under way).
+    stale = [
+        vm["instanceId"]
+        for vm in instances
+        if model_changed or not vm["properties"].get("latestModelApplied", True)
+    ]
+    count = len(stale) + planned
+    if not count:
+        return
+    detail = f"roll {count} instance(s) to the latest model"
+    already = " (Azure's rolling upgrade is already under way)"
+
+    def upgrade() -> str:
         try:
             upgrade_instances(arm, group, name, stale)
         except ProvisionError as error:
@@ -449,59 +451,62 @@ def roll_stale_instances(
             # own (and refuse a second upgrade meanwhile): that is the outcome we asked for.
             if error.code != ErrorCode.CONFLICT:
                 raise
-            detail += " (Azure's rolling upgrade is already under way)"
-        else:
-            check_rolling_upgrade(arm, group, name)
-    return [Change("update", "scale_set", name, detail)]
+            return already
+        check_rolling_upgrade(arm, group, name)
+        return ""
+
+    note = log.update("scale_set", name, upgrade, detail)
+    if note:  # what Azure said is part of the change (a dry run plans no note)
+        log.changes[-1] = replace(log.changes[-1], detail=detail + note)
 
 
-def converge_autoscale(arm: Arm, layout: Layout, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
+def converge_autoscale(arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog) -> None:
     group, name = layout.resource_group, layout.names.autoscale
     scale_set_id = layout.ids.scale_set(layout.names.scale_set)
     scaling = spec.autoscaling
-    return AUTOSCALE.converge(
+    AUTOSCALE.converge(
         arm,
+        log,
         group,
         name,
         autoscale_body(layout, spec, scale_set_id),
-        dry_run=dry_run,
         create_detail=f"{scaling.min_size}-{scaling.max_size}, CPU {scaling.target_cpu_percent}%",
     )
 
 
-def attach_backend_pool(arm: Arm, layout: Layout, pool_id: str, *, dry_run: bool) -> list[Change]:
-    """Put the scale set's NICs in the gateway's backend pool (model, then instances)."""
+def attach_backend_pool(
+    arm: Arm, layout: Layout, pool_id: str, log: ChangeLog, *, capacity: int
+) -> None:
+    """Put the scale set's NICs in the gateway's backend pool (model, then instances).
+    CAPACITY: its instances, all of which roll when the scale set exists only in the plan."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
-    if actual is None:
-        return [Change("update", "scale_set", name, "join backend pool")] if dry_run else []
     pools = backend_pools(actual)
     if any(p["id"].lower() == pool_id.lower() for p in pools):
-        return roll_stale_instances(arm, group, name, model_changed=False, dry_run=dry_run)
+        roll_stale_instances(arm, group, name, log, model_changed=False)
+        return
     configs = copy.deepcopy(
-        actual["properties"]["virtualMachineProfile"]["networkProfile"][
-            "networkInterfaceConfigurations"
-        ]
+        (actual or {})
+        .get("properties", {})
+        .get("virtualMachineProfile", {})
+        .get("networkProfile", {})
+        .get("networkInterfaceConfigurations")
+        or []
     )
     for config in configs:
         for ipc in config["properties"]["ipConfigurations"]:
             ipc["properties"]["applicationGatewayBackendAddressPools"] = [*pools, {"id": pool_id}]
-    changes = [Change("update", "scale_set", name, "join backend pool")]
-    if not dry_run:
-        # PATCH only the network profile: a PUT would have to resend the write-only customData.
-        patch_scale_set(
-            arm,
-            group,
-            name,
-            {
-                "properties": {
-                    "virtualMachineProfile": {
-                        "networkProfile": {"networkInterfaceConfigurations": configs}
-                    }
-                }
-            },
-        )
-    return changes + roll_stale_instances(arm, group, name, model_changed=True, dry_run=dry_run)
+    # PATCH only the network profile: a PUT would have to resend the write-only customData.
+    patch = {
+        "properties": {
+            "virtualMachineProfile": {"networkProfile": {"networkInterfaceConfigurations": configs}}
+        }
+    }
+    log.update(
+        "scale_set", name, lambda: patch_scale_set(arm, group, name, patch), "join backend pool"
+    )
+    planned = capacity if actual is None else 0
+    roll_stale_instances(arm, group, name, log, model_changed=True, planned=planned)
 
 
 # -- records ---------------------------------------------------------------------------------

@@ -16,12 +16,12 @@ from __future__ import annotations
 import copy
 import time
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import inventory, load_balancer
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.instances import list_nics
-from mlops_vm.provision.azure.naming import (
+from mlops_vm.provision.azure.names import (
     BACKEND_POOL,
     BACKEND_SETTINGS,
     gateway_child,
@@ -76,8 +76,8 @@ def nic_of(arm: Arm, instance: Instance, doing: str) -> Json:
 
 
 def ensure_draining(
-    arm: Arm, group: str, gateway: Json, spec: LoadBalancerSpec, *, dry_run: bool
-) -> list[Change]:
+    arm: Arm, group: str, gateway: Json, spec: LoadBalancerSpec, log: ChangeLog
+) -> None:
     """Keep the backend settings' draining at drain_seconds (a GET-modify-PUT of the gateway,
     which keeps its certificates when they are named without their data)."""
     wanted = load_balancer.connection_draining(spec)
@@ -88,11 +88,14 @@ def ensure_draining(
         if s["name"] == BACKEND_SETTINGS
     ]
     if not settings or settings[0]["properties"].get("connectionDraining") == wanted:
-        return []
+        return
     settings[0]["properties"]["connectionDraining"] = wanted
-    if not dry_run:
-        load_balancer.put_gateway(arm, group, gateway["name"], body)
-    return [Change("update", "application_gateway", gateway["name"], f"drain {wanted}")]
+    log.update(
+        "application_gateway",
+        gateway["name"],
+        lambda: load_balancer.put_gateway(arm, group, gateway["name"], body),
+        f"drain {wanted}",
+    )
 
 
 def _target(
@@ -116,16 +119,17 @@ def deregister_target(
 ) -> list[Change]:
     doing = f"deregister target {instance.name}"
     group, gateway, pool_id, nic = _target(arm, spec, instance, doing)
-    changes = ensure_draining(arm, group, gateway, spec, dry_run=dry_run)
+    log = ChangeLog(dry_run=dry_run)
+    ensure_draining(arm, group, gateway, spec, log)
     if not load_balancer.in_pool(nic, pool_id):
-        return changes
-    changes.append(
-        Change("delete", "target", instance.id, f"{instance.name}, drain {spec.drain_seconds}s")
-    )
-    if not dry_run:
+        return log.changes
+
+    def leave() -> None:
         _put_membership(arm, instance, nic, pool_id, member=False)
         sleep(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
-    return changes
+
+    log.delete("target", instance.id, leave, f"{instance.name}, drain {spec.drain_seconds}s")
+    return log.changes
 
 
 def register_target(
@@ -133,8 +137,12 @@ def register_target(
 ) -> list[Change]:
     doing = f"register target {instance.name}"
     _, _, pool_id, nic = _target(arm, spec, instance, doing)
-    if load_balancer.in_pool(nic, pool_id):
-        return []
-    if not dry_run:
-        _put_membership(arm, instance, nic, pool_id, member=True)
-    return [Change("create", "target", instance.id, f"{instance.name}, register")]
+    log = ChangeLog(dry_run=dry_run)
+    if not load_balancer.in_pool(nic, pool_id):
+        log.create(
+            "target",
+            instance.id,
+            lambda: _put_membership(arm, instance, nic, pool_id, member=True),
+            f"{instance.name}, register",
+        )
+    return log.changes

@@ -13,7 +13,7 @@ from pathlib import Path
 from mlops_vm.provision.azure.certificate import check_pem_pair
 from mlops_vm.provision.azure.client import Arm, AzureOptions, Json
 from mlops_vm.provision.azure.errors import PROVIDER
-from mlops_vm.provision.azure.naming import ENV_NAME, image_reference
+from mlops_vm.provision.azure.names import ENV_NAME, image_reference
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
 

@@ -16,18 +16,20 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
-from mlops_vm.plan import Change
+from mlops_vm.config import AppServiceConfig
+from mlops_vm.plan import Change, ChangeLog, Fix
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions
-from mlops_vm.provision.azure.drift import converge
-from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.drift import converge, differences, shown
+from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
 from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, ProviderSettings
 from mlops_vm.services.app_service import registry, validate, web
+from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.names import STAGING, AppNames
-from mlops_vm.services.app_service.options import AppServiceOptions
+from mlops_vm.services.app_service.options import options_of
 from mlops_vm.services.base import (
     PushResult,
     ServiceRecord,
@@ -76,58 +78,74 @@ class AppServiceTarget(ServiceTarget):
         self.acr = ContainerRegistryManagementClient(self.arm.credential, subscription, **kwargs)
         self.probe = probe
         self.registry_login = registry_login or registry.acr_login(self.arm.credential)
+        self.key_vault = KeyVaultSecrets(
+            self.arm.credential,
+            endpoint_url=settings.endpoint_url,
+            authentication_policy=authentication_policy,
+        )
 
     # -- checks and the image --------------------------------------------------------------
 
     def validate(self, spec: ServiceSpec) -> None:
-        validate.check_spec(spec, AppServiceOptions.from_spec(spec.options))
+        options = options_of(spec.options)
+        validate.check_spec(spec, options)
+        validate.check_secrets_exist(self.key_vault, spec, options)
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        if AppServiceOptions.from_spec(spec.options).registry == "source":
-            return PushResult(image=spec.image)  # the web app pulls from there
-        return registry.push_image(self.arm, self.acr, self.registry_login, spec, dry_run=dry_run)
+        log = ChangeLog(dry_run=dry_run)
+        return PushResult(image=self._push(spec, log), changes=log.changes)
+
+    def _push(self, spec: ServiceSpec, log: ChangeLog) -> str:
+        if options_of(spec.options).registry == "source":
+            return spec.image  # the web app pulls from there
+        return registry.push_image(self.arm, self.acr, self.registry_login, spec, log)
 
     # -- converge ----------------------------------------------------------------------------
 
     def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         notes: list[str] = []
-        with reporting_changes(changes):
-            self._converge(spec, changes, notes, dry_run=dry_run)
-        record = None if dry_run and changes else self.status(spec.env)
-        return ServiceResult(record=record, changes=changes, notes=notes)
+        with reporting_changes(log.changes):
+            self._converge(spec, log, notes)
+        # A plan with changes describes no service yet: what runs now is not the result.
+        record = None if dry_run and log.changes else self.status(spec.env)
+        return ServiceResult(record=record, changes=log.changes, notes=notes)
 
-    def _converge(
-        self, spec: ServiceSpec, changes: list[Change], notes: list[str], *, dry_run: bool
-    ) -> None:
+    def _converge(self, spec: ServiceSpec, log: ChangeLog, notes: list[str]) -> None:
         arm, names = self.arm, AppNames(spec.env, spec.name)
-        options = AppServiceOptions.from_spec(spec.options)
+        options = options_of(spec.options)
         group = names.resource_group
         desired_group = {"location": arm.location, "tags": tags(spec.env, ROLE_MODEL)}
-        changes += converge(
+        converge(
+            log,
             "resource_group",
             group,
             desired_group,
             get_resource_group(arm, group),
             lambda: put_resource_group(arm, group, desired_group),
-            dry_run=dry_run,
         )
-        pushed = self.push_image(spec, dry_run=dry_run)
-        changes += pushed.changes
-        changes += self._ensure_plan(spec, options, names, dry_run=dry_run)
+        image = self._push(spec, log)
+        self._ensure_plan(spec, options, names, log)
         plan_id = self._plan_id(names)
         production = web.Slot(arm, self.web, names, None)
         site = production.get()
-        config = web.site_config(spec, options, pushed.image)
+        config = web.site_config(spec, options, image)
         settings = web.app_settings(spec, options)
-        if site is None:
-            changes.append(Change("create", "web_app", names.site, spec.image))
-            if dry_run:
-                return
-            body = web.site_body(spec, arm.location, plan_id)
-            body["properties"]["siteConfig"] = config
+        body = web.site_body(spec, arm.location, plan_id)
+
+        def update_site() -> None:
             arm.run(
-                "create web app", self.web.web_apps.begin_create_or_update, group, names.site, body
+                "update web app", self.web.web_apps.begin_create_or_update, group, names.site, body
+            )
+
+        def create_site() -> None:
+            created = {**body, "properties": {**body["properties"], "siteConfig": config}}
+            arm.run(
+                "create web app",
+                self.web.web_apps.begin_create_or_update,
+                group,
+                names.site,
+                created,
             )
             production.set_config(config)
             production.set_settings({**settings, **web.release_settings(spec)})
@@ -136,32 +154,30 @@ class AppServiceTarget(ServiceTarget):
             )
             if not healthy:
                 raise web.unhealthy("the web app's first release", reason)
-        else:
-            body = web.site_body(spec, arm.location, plan_id)
-            changes += converge(
-                "web_app",
-                names.site,
-                body,
-                site,
-                lambda: arm.run(
-                    "update web app",
-                    self.web.web_apps.begin_create_or_update,
-                    group,
-                    names.site,
-                    body,
-                ),
-                dry_run=dry_run,
-            )
+
+        log.ensure(
+            "web_app",
+            names.site,
+            current=site,
+            create=create_site,
+            fixes=lambda current: (
+                [Fix(shown(changed), update_site)]
+                if (changed := differences(body, current))
+                else []
+            ),
+            detail=spec.image,
+        )
+        if site is not None:  # a new web app got its config, settings and release above
             running = production.config().get("linuxFxVersion")
             kept = {**config, "linuxFxVersion": running or config["linuxFxVersion"]}
-            changes += web.converge_slot(production, kept, settings, dry_run=dry_run)
-        changes += web.ensure_auth(production, spec, dry_run=dry_run)
+            web.converge_slot(production, kept, settings, log)
+        web.ensure_auth(production, spec, log)
         staging = web.Slot(arm, self.web, names, STAGING)
         if site is not None and staging.get() is not None:
-            changes += web.ensure_auth(staging, spec, dry_run=dry_run)
-        changes += self._ensure_autoscale(spec, options, names, plan_id, dry_run=dry_run)
+            web.ensure_auth(staging, spec, log)
+        self._ensure_autoscale(spec, options, names, plan_id, log)
         if site is not None:
-            changes += self._release(spec, pushed.image, notes, dry_run=dry_run)
+            self._release(spec, image, notes, log)
 
     def _plan_id(self, names: AppNames) -> str:
         return (
@@ -170,8 +186,8 @@ class AppServiceTarget(ServiceTarget):
         )
 
     def _ensure_plan(
-        self, spec: ServiceSpec, options: AppServiceOptions, names: AppNames, *, dry_run: bool
-    ) -> list[Change]:
+        self, spec: ServiceSpec, options: AppServiceConfig, names: AppNames, log: ChangeLog
+    ) -> None:
         arm, group = self.arm, names.resource_group
         actual = arm.read("read plan", self.web.app_service_plans.get, group, names.plan)
         desired = {
@@ -184,7 +200,8 @@ class AppServiceTarget(ServiceTarget):
         # The capacity is the autoscale setting's: set at creation, never reset after.
         capacity = (actual or {}).get("sku", {}).get("capacity") or spec.min_instances
         body = {**desired, "sku": {"name": options.sku, "capacity": capacity}}
-        return converge(
+        converge(
+            log,
             "app_service_plan",
             names.plan,
             desired,
@@ -196,19 +213,17 @@ class AppServiceTarget(ServiceTarget):
                 names.plan,
                 body,
             ),
-            dry_run=dry_run,
             create_detail=f"{options.sku} x{spec.min_instances}",
         )
 
     def _ensure_autoscale(
         self,
         spec: ServiceSpec,
-        options: AppServiceOptions,
+        options: AppServiceConfig,
         names: AppNames,
         plan_id: str,
-        *,
-        dry_run: bool,
-    ) -> list[Change]:
+        log: ChangeLog,
+    ) -> None:
         arm, group = self.arm, names.resource_group
         cooldown = f"PT{options.cooldown_minutes}M"
 
@@ -251,7 +266,8 @@ class AppServiceTarget(ServiceTarget):
             group,
             names.autoscale,
         )
-        return converge(
+        converge(
+            log,
             "autoscale",
             names.autoscale,
             desired,
@@ -263,7 +279,6 @@ class AppServiceTarget(ServiceTarget):
                 names.autoscale,
                 desired,
             ),
-            dry_run=dry_run,
             create_detail=f"{spec.min_instances}..{spec.max_instances} on CPU",
         )
 
@@ -274,53 +289,63 @@ class AppServiceTarget(ServiceTarget):
         when the release is the only difference."""
         return self.ensure_service(spec, dry_run=dry_run)
 
-    def _release(
-        self, spec: ServiceSpec, image_ref: str, notes: list[str], *, dry_run: bool
-    ) -> list[Change]:
+    def _release(self, spec: ServiceSpec, image_ref: str, notes: list[str], log: ChangeLog) -> None:
+        """Set up on staging, health-checked there, swapped into production."""
         names = AppNames(spec.env, spec.name)
         production = web.Slot(self.arm, self.web, names, None)
         running = web.revision_of("production", production.settings())
         if running is not None and running.image == spec.image:
-            return []
-        change = Change("update", "web_app", names.site, f"swap in {spec.image} from {STAGING}")
-        if dry_run:
-            return [change]
-        options = AppServiceOptions.from_spec(spec.options)
-        web.ensure_staging(self.arm, self.web, spec, self.arm.location, self._plan_id(names))
+            return
+        options = options_of(spec.options)
         staging = web.Slot(self.arm, self.web, names, STAGING)
-        web.ensure_auth(staging, spec, dry_run=False)
-        # Staging holds the previous release (what `rollback` swaps back): put back if the
-        # new one fails.
-        kept_config, kept_settings = staging.config(), staging.settings()
-        staging.set_config(web.site_config(spec, options, image_ref))
-        staging.set_settings({**web.app_settings(spec, options), **web.release_settings(spec)})
-        healthy, reason = web.wait_healthy(
-            staging, spec.readiness_path, self.probe, spec.healthy_timeout_s
-        )
-        if not healthy:
-            if kept_settings:
-                staging.set_config(kept_config)
-                staging.set_settings(kept_settings)
-            raise web.unhealthy(f"{spec.image} on the {STAGING} slot", reason)
-        web.swap_into_production(self.arm, self.web, names)
-        notes.append(f"{spec.image} swapped in from {STAGING}; {STAGING} keeps the previous")
-        return [change]
+        if staging.get() is None:  # an existing slot's authentication converged above
+            web.create_staging(
+                self.arm, self.web, spec, self.arm.location, self._plan_id(names), log
+            )
+            web.ensure_auth(staging, spec, log)
+
+        def set_up_staging() -> None:
+            # Staging holds the previous release (what `rollback` swaps back): put back if
+            # the new one fails.
+            kept_config, kept_settings = staging.config(), staging.settings()
+            staging.set_config(web.site_config(spec, options, image_ref))
+            staging.set_settings({**web.app_settings(spec, options), **web.release_settings(spec)})
+            healthy, reason = web.wait_healthy(
+                staging, spec.readiness_path, self.probe, spec.healthy_timeout_s
+            )
+            if not healthy:
+                if kept_settings:
+                    staging.set_config(kept_config)
+                    staging.set_settings(kept_settings)
+                raise web.unhealthy(f"{spec.image} on the {STAGING} slot", reason)
+
+        def swap() -> None:
+            web.swap_into_production(self.arm, self.web, names)
+            notes.append(f"{spec.image} swapped in from {STAGING}; {STAGING} keeps the previous")
+
+        where = f"{names.site}/{STAGING}"
+        log.update("web_app_slot", where, set_up_staging, f"{spec.image}, health-checked")
+        log.update("web_app", names.site, swap, f"swap in {spec.image} from {STAGING}")
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         record = self.record_to_roll_back(env, "no web app", f"no release on the {STAGING} slot")
         names = AppNames(env, record.name)
-        change = Change(
-            "update", "web_app", names.site, f"swap back {record.previous.image} from {STAGING}"
-        )
-        if dry_run:
-            return ServiceResult(record=record, changes=[change])
         staging = web.Slot(self.arm, self.web, names, STAGING)
-        timeout = float(self.arm.options.operation_timeout_s)
-        healthy, reason = web.wait_healthy(staging, self._readiness(staging), self.probe, timeout)
-        if not healthy:
-            raise web.unhealthy(f"{record.previous.image} on the {STAGING} slot", reason)
-        web.swap_into_production(self.arm, self.web, names)
-        return ServiceResult(record=self.status(env), changes=[change])
+
+        def swap_back() -> ServiceRecord | None:
+            timeout = float(self.arm.options.operation_timeout_s)
+            readiness = self._readiness(staging)
+            healthy, reason = web.wait_healthy(staging, readiness, self.probe, timeout)
+            if not healthy:
+                raise web.unhealthy(f"{record.previous.image} on the {STAGING} slot", reason)
+            web.swap_into_production(self.arm, self.web, names)
+            return self.status(env)
+
+        log = ChangeLog(dry_run=dry_run)
+        detail = f"swap back {record.previous.image} from {STAGING}"
+        # A plan's record is the release as it is (nothing was swapped).
+        after = log.apply("update", "web_app", names.site, swap_back, detail, planned=record)
+        return ServiceResult(record=after, changes=log.changes)
 
     @staticmethod
     def _readiness(slot: web.Slot) -> str:

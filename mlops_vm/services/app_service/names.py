@@ -8,7 +8,7 @@ service name; the registry's is global and alphanumeric.
 import hashlib
 from dataclasses import dataclass
 
-from mlops_vm.provision.azure.naming import Names
+from mlops_vm.provision.azure.names import Names
 from mlops_vm.provision.model import ROLE_MODEL
 
 STAGING = "staging"  # the deployment slot a release goes to before the swap

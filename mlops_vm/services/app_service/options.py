@@ -1,19 +1,27 @@
-"""service.app_service as the target reads it (validated by config.AppServiceConfig)."""
+"""service.app_service as the target reads it: the schema's own pydantic model
+(config.AppServiceConfig), so that each setting is declared once. ServiceSpec.options holds
+that model's dump; reading it back validates it again (a spec built by hand, in tests)."""
 
-from dataclasses import dataclass, fields
 from typing import Any
 
+from pydantic import ValidationError
 
-@dataclass(frozen=True)
-class AppServiceOptions:
-    sku: str = "P0v3"
-    registry: str = "acr"
-    registry_password_secret: str | None = None
-    scale_out_cpu_percent: float = 70.0
-    scale_in_cpu_percent: float = 30.0
-    cooldown_minutes: int = 5
+from mlops_vm.config import AppServiceConfig
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
-    @classmethod
-    def from_spec(cls, options: dict[str, Any]) -> "AppServiceOptions":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in known and v is not None})
+
+def options_of(options: dict[str, Any]) -> AppServiceConfig:
+    try:
+        return AppServiceConfig.model_validate(options)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"service.app_service.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            problems,
+            hint="see service.app_service in the README's settings",
+            provider="azure",
+            operation="read service.app_service",
+        ) from None

@@ -12,15 +12,15 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.client import Arm
 from mlops_vm.provision.azure.drift import converge
-from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.services import images
 from mlops_vm.services.app_service.names import AppNames
-from mlops_vm.services.base import PushResult, RegistryAuth, ServiceSpec
+from mlops_vm.services.base import RegistryAuth, ServiceSpec
 
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -63,29 +63,28 @@ def registry_body(spec: ServiceSpec, location: str) -> dict[str, Any]:
 
 
 def push_image(
-    arm: Arm, client: Any, login: RegistryLogin, spec: ServiceSpec, *, dry_run: bool
-) -> PushResult:
-    """The registry converged and SPEC.image copied into it as <service name>:<tag>."""
+    arm: Arm, client: Any, login: RegistryLogin, spec: ServiceSpec, log: ChangeLog
+) -> str:
+    """The registry converged and SPEC.image copied into it as <service name>:<tag>; returns
+    the copy's reference."""
     names = AppNames(spec.env, spec.name)
     group, name = names.resource_group, names.registry
-    actual = arm.read("read registry", client.registries.get, group, name)
     desired = registry_body(spec, arm.location)
-    changes = converge(
+    converge(
+        log,
         "container_registry",
         name,
         desired,
-        actual,
+        arm.read("read registry", client.registries.get, group, name),
         lambda: arm.run("create registry", client.registries.begin_create, group, name, desired),
-        dry_run=dry_run,
     )
-    found = arm.read("read registry", client.registries.get, group, name) or {}
-    login_server = (found.get("properties") or {}).get("loginServer") or f"{name}.azurecr.io"
-    destination = f"{login_server}/{spec.name}:{images.destination_tag(spec.image)}"
-    if dry_run and not found:
-        return PushResult(destination, [*changes, Change("create", "image", destination)])
-    copied = images.copy_image(
-        spec.image, spec.registry, destination, login(login_server), dry_run=dry_run
-    )
-    if copied:
-        changes.append(Change("create", "image", destination, f"copy of {spec.image}"))
-    return PushResult(destination, changes)
+    found = arm.read("read registry", client.registries.get, group, name)
+    server = ((found or {}).get("properties") or {}).get("loginServer") or f"{name}.azurecr.io"
+    destination = f"{server}/{spec.name}:{images.destination_tag(spec.image)}"
+    # A registry that is only planned (a dry run) has nothing to log in to: its copy of the
+    # image is planned with it. Otherwise copy_image skips the copy itself in a dry run.
+    if found is None or images.copy_image(
+        spec.image, spec.registry, destination, login(server), dry_run=log.dry_run
+    ):
+        log.record("create", "image", destination, f"copy of {spec.image}")
+    return destination

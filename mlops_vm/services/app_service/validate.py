@@ -2,8 +2,9 @@
 
 import re
 
+from mlops_vm.config import AppServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.services.app_service.options import AppServiceOptions
+from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.sizes import PLAN_SKUS
 from mlops_vm.services.base import ServiceSpec
 
@@ -20,7 +21,7 @@ def invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: ServiceSpec, options: AppServiceOptions) -> None:
+def check_spec(spec: ServiceSpec, options: AppServiceConfig) -> None:
     sku = PLAN_SKUS.get(options.sku)
     if sku is None:
         raise invalid(
@@ -57,21 +58,31 @@ def check_spec(spec: ServiceSpec, options: AppServiceOptions) -> None:
             "target yet",
             "drop them and use the default host name (<name>.azurewebsites.net)",
         )
-    references = {f"service.secrets.{name}": uri for name, uri in spec.secrets.items()}
-    if options.registry == "source":
-        if spec.registry.username and not options.registry_password_secret:
-            raise invalid(
-                "service.app_service.registry_password_secret is required with registry: "
-                "source and a registry user",
-                "store the registry password in Key Vault and give its secret URI",
-            )
-        if options.registry_password_secret:
-            references["service.app_service.registry_password_secret"] = (
-                options.registry_password_secret
-            )
-    for field, uri in references.items():
+    needs_password = options.registry == "source" and spec.registry.username
+    if needs_password and not options.registry_password_secret:
+        raise invalid(
+            "service.app_service.registry_password_secret is required with registry: "
+            "source and a registry user",
+            "store the registry password in Key Vault and give its secret URI",
+        )
+    for field, uri in references(spec, options).items():
         if not KEY_VAULT_SECRET_URI.match(uri):
             raise invalid(
                 f"{field}: {uri!r} is not a Key Vault secret URI",
                 "use https://<vault>.vault.azure.net/secrets/<name>[/<version>]",
             )
+
+
+def references(spec: ServiceSpec, options: AppServiceConfig) -> dict[str, str]:
+    """The Key Vault secret URIs the web app's settings name, by the field that gives each."""
+    found = {f"service.secrets.{name}": uri for name, uri in spec.secrets.items()}
+    if options.registry == "source" and options.registry_password_secret:
+        found["service.app_service.registry_password_secret"] = options.registry_password_secret
+    return found
+
+
+def check_secrets_exist(
+    secrets: KeyVaultSecrets, spec: ServiceSpec, options: AppServiceConfig
+) -> None:
+    for field, uri in sorted(references(spec, options).items()):
+        secrets.check(field, uri)

@@ -5,10 +5,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.config import AppServiceConfig
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge
-from mlops_vm.provision.azure.naming import tags
+from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.services.app_service.names import (
@@ -20,14 +21,13 @@ from mlops_vm.services.app_service.names import (
     STAGING,
     AppNames,
 )
-from mlops_vm.services.app_service.options import AppServiceOptions
 from mlops_vm.services.base import Revision, ServiceSpec
 
 Probe = Callable[[str], int | None]  # URL -> HTTP status (None: no answer)
 PROBE_INTERVAL_S = 5.0
 
 
-def site_config(spec: ServiceSpec, options: AppServiceOptions, image_ref: str) -> Json:
+def site_config(spec: ServiceSpec, options: AppServiceConfig, image_ref: str) -> Json:
     """The container contract of one slot (config/web)."""
     return {
         "linuxFxVersion": f"DOCKER|{image_ref}",
@@ -44,7 +44,7 @@ def key_vault_reference(uri: str) -> str:
     return f"@Microsoft.KeyVault(SecretUri={uri})"
 
 
-def app_settings(spec: ServiceSpec, options: AppServiceOptions) -> dict[str, str]:
+def app_settings(spec: ServiceSpec, options: AppServiceConfig) -> dict[str, str]:
     """One slot's environment, the release record aside. Secrets are Key Vault references:
     App Service resolves them with the app's managed identity, the values never pass here."""
     settings = {
@@ -171,16 +171,16 @@ def auth_settings(spec: ServiceSpec) -> Json:
     }
 
 
-def ensure_auth(slot: Slot, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+def ensure_auth(slot: Slot, spec: ServiceSpec, log: ChangeLog) -> None:
     """Authentication settings stay with their slot on a swap: each slot gets its own."""
     desired = auth_settings(spec)
-    return converge(
+    converge(
+        log,
         "authentication",
         f"{slot.names.site}/{slot.label}",
         desired,
         slot.auth(),
         lambda: slot.set_auth(desired),
-        dry_run=dry_run,
         create_detail="required" if spec.access == "authenticated" else "anonymous allowed",
     )
 
@@ -195,29 +195,14 @@ def site_body(spec: ServiceSpec, location: str, plan_id: str) -> Json:
     }
 
 
-def converge_slot(
-    slot: Slot, config: Json, settings: dict[str, str], *, dry_run: bool
-) -> list[Change]:
+def converge_slot(slot: Slot, config: Json, settings: dict[str, str], log: ChangeLog) -> None:
     """CONFIG and SETTINGS on SLOT; the release record it carries is kept as it is."""
-    changes = converge(
-        "site_config",
-        f"{slot.names.site}/{slot.label}",
-        config,
-        slot.config(),
-        lambda: slot.set_config(config),
-        dry_run=dry_run,
-    )
+    where = f"{slot.names.site}/{slot.label}"
+    converge(log, "site_config", where, config, slot.config(), lambda: slot.set_config(config))
     actual = slot.settings()
     wanted = {**settings, **{k: actual[k] for k in RELEASE_SETTINGS if k in actual}}
     if actual != wanted:
-        changes.append(
-            Change(
-                "update", "app_settings", f"{slot.names.site}/{slot.label}", diff(actual, wanted)
-            )
-        )
-        if not dry_run:
-            slot.set_settings(wanted)
-    return changes
+        log.update("app_settings", where, lambda: slot.set_settings(wanted), diff(actual, wanted))
 
 
 def diff(actual: dict[str, str], wanted: dict[str, str]) -> str:
@@ -241,21 +226,23 @@ def wait_healthy(slot: Slot, path: str, probe: Probe, timeout_s: float) -> tuple
         time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
 
 
-def ensure_staging(arm: Arm, client: Any, spec: ServiceSpec, location: str, plan_id: str) -> bool:
-    """The staging slot exists; True when it was created now."""
-    staging = Slot(arm, client, AppNames(spec.env, spec.name), STAGING)
-    if staging.get() is not None:
-        return False
-    names = staging.names
-    arm.run(
-        "create staging slot",
-        client.web_apps.begin_create_or_update_slot,
-        names.resource_group,
-        names.site,
-        STAGING,
-        site_body(spec, location, plan_id),
+def create_staging(
+    arm: Arm, client: Any, spec: ServiceSpec, location: str, plan_id: str, log: ChangeLog
+) -> None:
+    """The staging slot (a release's first), like the production slot it swaps with."""
+    names = AppNames(spec.env, spec.name)
+    log.create(
+        "web_app_slot",
+        f"{names.site}/{STAGING}",
+        lambda: arm.run(
+            "create staging slot",
+            client.web_apps.begin_create_or_update_slot,
+            names.resource_group,
+            names.site,
+            STAGING,
+            site_body(spec, location, plan_id),
+        ),
     )
-    return True
 
 
 def swap_into_production(arm: Arm, client: Any, names: AppNames) -> None:

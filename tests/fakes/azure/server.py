@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, container_registry, network, web
+from tests.fakes.azure import compute, container_registry, key_vault, network, web
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -694,9 +694,12 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(record)
             try:
                 body = json.loads(raw) if raw else {}
-                status, payload, extra = self.server.protocol.handle(
-                    method, url.path, query, body, headers
+                protocol = (
+                    self.server.key_vault
+                    if url.path.startswith(key_vault.PATH_PREFIX)
+                    else self.server.protocol
                 )
+                status, payload, extra = protocol.handle(method, url.path, query, body, headers)
             except ArmError as error:
                 status, payload, extra = error.status, error.body(), dict(error.headers)
             except json.JSONDecodeError as error:
@@ -763,6 +766,7 @@ class _ArmHttpServer(ThreadingHTTPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True)
             scheme = "https"
         self.protocol = ArmProtocol(state, f"{scheme}://127.0.0.1:{self.server_address[1]}")
+        self.key_vault = key_vault.KeyVaultProtocol(state)
 
 
 class FakeArm:
@@ -996,6 +1000,22 @@ class FakeArm:
         """A web app's slots (production included): config, appsettings, auth."""
         with self.state.lock:
             return web.slot_state(self.state, site_id)
+
+    # -- Key Vault's data plane -------------------------------------------------------------
+
+    def add_secret(self, uri: str, value: str, *, enabled: bool = True) -> str:
+        """A new version of the secret at URI (https://<vault>.vault.azure.net/secrets/<name>),
+        the vault made if missing; returns the version."""
+        host, _, name = uri.removeprefix("https://").partition("/secrets/")
+        with self.state.lock:
+            return key_vault.add_secret(
+                self.state, host.split(".")[0], name.strip("/"), value, enabled=enabled
+            )
+
+    def deny_secrets(self, vault: str) -> None:
+        """The caller may not get VAULT's secrets: 403 Forbidden."""
+        with self.state.lock:
+            key_vault.vaults(self.state).setdefault(vault.lower(), key_vault.Vault()).denied = True
 
     def swaps(self, site_id: str) -> list[str]:
         """The slots swapped into production, oldest first."""
