@@ -97,6 +97,34 @@ class ChangeLog:
             self.update(kind, name, fix.do, fix.detail)
         return current
 
+    def apply_together(
+        self,
+        action: Action,
+        kind: str,
+        wanted: Iterable[tuple[str, str]],
+        do: Callable[[], tuple[list[tuple[str, str]], Exception | None]],
+    ) -> list[tuple[str, str]]:
+        """Several changes of one KIND whose calls are started together (one after the
+        other would take minutes each). WANTED: the (name, detail) of each change. DO makes
+        them and returns the (name, detail) of those done and the error of the rest, if
+        any; what was done is recorded before that error is raised, so a partial failure
+        reports what exists. Returns what DO did: nothing in a dry run (WANTED recorded)."""
+        if self.dry_run:
+            done, error = list(wanted), None
+        else:
+            done, error = do()
+        for name, detail in done:
+            self.record(action, kind, name, detail)
+        if error is not None:
+            raise error
+        return [] if self.dry_run else done
+
+    def wait(self, do: Callable[[], object]) -> None:
+        """Run DO, a wait for what this run's changes started (a rollout, a drain), in a
+        real run only: a dry run started nothing to wait for."""
+        if not self.dry_run:
+            do()
+
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
         dry run plans that another log's call will make."""

