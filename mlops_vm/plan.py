@@ -108,7 +108,8 @@ class ChangeLog:
         other would take minutes each). WANTED: the (name, detail) of each change. DO makes
         them and returns the (name, detail) of those done and the error of the rest, if
         any; what was done is recorded before that error is raised, so a partial failure
-        reports what exists. Returns what DO did: nothing in a dry run (WANTED recorded)."""
+        reports what exists. Returns what DO did; in a dry run WANTED, as a stand-in (as
+        `planned=` is for one change), so the steps after it plan against it."""
         if self.dry_run:
             done, error = list(wanted), None
         else:
@@ -117,7 +118,7 @@ class ChangeLog:
             self.record(action, kind, name, detail)
         if error is not None:
             raise error
-        return [] if self.dry_run else done
+        return done
 
     def wait(self, do: Callable[[], object]) -> None:
         """Run DO, a wait for what this run's changes started (a rollout, a drain), in a

@@ -130,6 +130,13 @@ def has_labels(resource: dict[str, Any], env: str, role: str | None = None) -> b
     return found.get(LABEL_ENV) == env and (role is None or found.get(LABEL_ROLE) == role)
 
 
+def manager_of(resource: dict[str, Any]) -> str | None:
+    """The link of the managed instance group that made the instance (its `created-by`
+    metadata), or None for an instance of a fixed fleet."""
+    items = (resource.get("metadata") or {}).get("items") or []
+    return next((i.get("value") for i in items if i.get("key") == "created-by"), None)
+
+
 def ssh_user_of(resource: dict[str, Any]) -> str | None:
     for item in resource.get("metadata", {}).get("items", []):
         if item.get("key") == "ssh-keys" and ":" in item.get("value", ""):
@@ -174,13 +181,16 @@ def _first_error(failures: list[tuple[str, ProvisionError]]) -> ProvisionError:
 
 def ensure_count(
     ctx: Context, spec: FleetSpec, refs: NetworkRefs, zones: list[str], log: ChangeLog
-) -> None:
+) -> list[tuple[str, str]]:
+    """Exactly spec.count instances: the (name, zone) of those created (planned in a dry
+    run, where no list shows them yet)."""
     existing = list_resources(ctx, spec.env, spec.role)
     surplus = len(existing) - spec.count
     if surplus > 0:
         _delete_surplus(ctx, spec, existing, surplus, log)
     elif surplus < 0:
-        _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
+        return _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
+    return []
 
 
 def _run_together(
@@ -257,7 +267,8 @@ def _create_missing(
     existing: list[dict[str, Any]],
     missing: int,
     log: ChangeLog,
-) -> None:
+) -> list[tuple[str, str]]:
+    """Create the MISSING lowest free indexes: their (name, zone) (planned in a dry run)."""
     used = {ctx.names.instance_index(spec.role, r["name"]) for r in existing}
     wanted: list[tuple[str, str]] = []
     index = 0
@@ -287,8 +298,9 @@ def _create_missing(
         created, error = _run_together(ctx, requests, missing_ok=False)
         return in_zone(created), error
 
-    for name, _ in log.apply_together("create", "instance", in_zone(wanted), create_all):
-        wait_running(ctx, name, zone_of[name])
+    made = log.apply_together("create", "instance", in_zone(wanted), create_all)
+    log.wait(lambda: [wait_running(ctx, name, zone_of[name]) for name, _ in made])
+    return [(name, zone_of[name]) for name, _ in made]
 
 
 def wait_running(ctx: Context, name: str, zone: str) -> dict[str, Any]:

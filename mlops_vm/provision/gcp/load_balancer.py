@@ -118,9 +118,11 @@ def ensure_fleet_groups(
     the backend service lets go of them)."""
     name = ctx.names.instance_group(role)
     wanted: dict[str, list[str]] = {}
-    for instance in fleet.instances:
-        zone = instance.zone or ""
-        wanted.setdefault(zone, []).append(ctx.links.zonal(zone, "instances", instance.name))
+    # The fleet step's new instances are listed already, except in a dry run: once each.
+    members = {(i.name, i.zone or "") for i in fleet.instances}
+    members |= {(i["name"], i["zone"]) for i in fleet.network.get("created", [])}
+    for instance_name, zone in sorted(members):
+        wanted.setdefault(zone, []).append(ctx.links.zonal(zone, "instances", instance_name))
     existing = {
         basename(g["zone"]): g for g in owned_fleet_groups(ctx, ctx.names.env) if g["name"] == name
     }

@@ -12,7 +12,7 @@ from typing import Any
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.gpus import GPU_SCHEDULING, needs_terminate
-from mlops_vm.provision.gcp.instances import wait_running
+from mlops_vm.provision.gcp.instances import manager_of, wait_running
 from mlops_vm.provision.gcp.names import basename
 from mlops_vm.provision.gcp.validate import invalid
 from mlops_vm.provision.model import FleetSpec, Instance
@@ -25,11 +25,6 @@ def read_instance(ctx: Context, instance: Instance) -> dict[str, Any]:
             project=ctx.project, zone=instance.zone, instance=instance.name
         ),
     )
-
-
-def is_managed(resource: dict[str, Any]) -> bool:
-    items = (resource.get("metadata") or {}).get("items") or []
-    return any(item.get("key") == "created-by" for item in items)
 
 
 def check_offered(ctx: Context, instance: Instance, machine_type: str) -> None:
@@ -77,7 +72,7 @@ def resize_instance(
     ctx: Context, spec: FleetSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
     resource = read_instance(ctx, instance)
-    if is_managed(resource):
+    if manager_of(resource):
         return []  # a managed instance group's: its template rolls
     current, wanted = basename(resource["machineType"]), spec.instance.machine_type
     # Both checked before anything changes.

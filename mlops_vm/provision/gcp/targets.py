@@ -19,6 +19,7 @@ from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import ApiFix, apply_fix, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.instances import manager_of
 from mlops_vm.provision.gcp.names import same_link
 from mlops_vm.provision.model import ROLE_MODEL, Instance, LoadBalancerSpec
 
@@ -57,8 +58,7 @@ def refuse_managed_instance(ctx: Context, instance: Instance, doing: str) -> Non
             "list the environment's instances again (list_instances)",
             doing,
         )
-    items = (resource.get("metadata") or {}).get("items") or []
-    manager = next((i.get("value") for i in items if i.get("key") == "created-by"), None)
+    manager = manager_of(resource)
     if manager:
         raise _error(
             ErrorCode.INVALID_INPUT,
