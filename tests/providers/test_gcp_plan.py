@@ -7,9 +7,9 @@ import pytest
 
 from mlops_vm.provision import CertificateSpec, FleetSpec, LoadBalancerSpec
 from mlops_vm.provision.gcp import GcpProvider
+from tests.check_equals_run import assert_check_equals_run
 from tests.fakes.gcp import FakeCompute
 from tests.fakes.gcp.testing import make_provider
-from tests.providers.check_equals_run import assert_check_equals_run
 from tests.providers.test_gcp import ENV, fleet, scaling_group
 
 pytestmark = pytest.mark.usefixtures("clean_faults")
