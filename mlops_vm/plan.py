@@ -120,9 +120,10 @@ class ChangeLog:
             raise error
         return done
 
-    def wait(self, do: Callable[[], object]) -> None:
-        """Run DO, a wait for what this run's changes started (a rollout, a drain), in a
-        real run only: a dry run started nothing to wait for."""
+    def follow_up(self, do: Callable[[], object]) -> None:
+        """Run DO in a real run only: a step that is no change of its own but follows up
+        on what exists (a wait for what this run started: a rollout, a drain, a boot; the
+        environment's key given to its VMs). Neither planned nor recorded."""
         if not self.dry_run:
             do()
 

@@ -299,7 +299,7 @@ def _create_missing(
         return in_zone(created), error
 
     made = log.apply_together("create", "instance", in_zone(wanted), create_all)
-    log.wait(lambda: [wait_running(ctx, name, zone_of[name]) for name, _ in made])
+    log.follow_up(lambda: [wait_running(ctx, name, zone_of[name]) for name, _ in made])
     return [(name, zone_of[name]) for name, _ in made]
 
 

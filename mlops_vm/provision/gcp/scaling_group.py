@@ -516,7 +516,7 @@ def ensure_scaling_group(
     ensure_autoscaler(ctx, spec, zones, links["instance_group_manager"], log)
     manager_changed = len(log.changes) > before
     if manager_changed:
-        log.wait(lambda: wait_stable(ctx, spec, zones, known))
+        log.follow_up(lambda: wait_stable(ctx, spec, zones, known))
     # After a change the run has waited for the rollout to be over (a dry run plans so).
     settled = manager_changed or is_settled(read_manager(ctx, spec, zones) or {})
     delete_unused_templates(ctx, spec, template_link, log, settled=settled)

@@ -114,7 +114,7 @@ def deregister_target(
 
     detail = f"{instance.name}, drain {spec.drain_seconds}s"
     log.delete("target", instance.id, remove, detail)
-    log.wait(lambda: ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S)))
+    log.follow_up(lambda: ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S)))
     return log.changes
 
 
