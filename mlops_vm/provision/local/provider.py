@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.platform import images
 from mlops_vm.platform.docker_cli import docker
-from mlops_vm.platform.vm import remove_vm, run_vm, wait_booted
+from mlops_vm.platform.vm import remove_vm, run_vm, storage_volume, wait_booted
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
@@ -343,7 +343,9 @@ class LocalProvider(Provider):
         for container in sorted(containers, key=lambda c: c.labels.get(TAG_ROLE) != ROLE_LB):
             kind = container.labels.get(TAG_ROLE, "") + "_container"
             log.delete(kind, container.name, lambda n=container.name: remove_vm(n))
-        for volume in res.find_volumes(env):
+        # A VM's storage volume goes with it (remove_vm): not deleted, nor planned, twice.
+        gone = {storage_volume(c.name) for c in containers}
+        for volume in (v for v in res.find_volumes(env) if v not in gone):
             log.delete(
                 "volume", volume, lambda v=volume: docker("volume", "rm", "-f", v, check=False)
             )
