@@ -105,6 +105,36 @@ class ChangeLog:
             do()
         self.changes.extend(batch)
 
+    def apply_together(
+        self,
+        action: Action,
+        kind: str,
+        wanted: Iterable[tuple[str, str]],
+        do: Callable[[], tuple[list[tuple[str, str]], Exception | None]],
+    ) -> list[tuple[str, str]]:
+        """Several changes of one KIND whose calls are started together (one after the
+        other would take minutes each). WANTED: the (name, detail) of each change. DO makes
+        them and returns the (name, detail) of those done and the error of the rest, if
+        any; what was done is recorded before that error is raised, so a partial failure
+        reports what exists. Returns what DO did; in a dry run WANTED, as a stand-in (as
+        `planned=` is for one change), so the steps after it plan against it."""
+        if self.dry_run:
+            done, error = list(wanted), None
+        else:
+            done, error = do()
+        for name, detail in done:
+            self.record(action, kind, name, detail)
+        if error is not None:
+            raise error
+        return done
+
+    def follow_up(self, do: Callable[[], object]) -> None:
+        """Run DO in a real run only: a step that is no change of its own but follows up
+        on what exists (a wait for what this run started: a rollout, a drain, a boot; the
+        environment's key given to its VMs). Neither planned nor recorded."""
+        if not self.dry_run:
+            do()
+
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
         dry run plans that another log's call will make."""

@@ -39,6 +39,11 @@ def run_args(settings: dict[str, Any]) -> tuple[str, ...]:
 BOOTED_STATES = ("running", "degraded")
 
 
+def storage_volume(name: str) -> str:
+    """The VM NAME's own Docker storage volume (removed with it)."""
+    return f"{name}-docker"
+
+
 def run_vm(
     name: str,
     *,
@@ -56,7 +61,7 @@ def run_vm(
     label_args: list[str] = []
     for key, value in (labels or {}).items():
         label_args += ["--label", f"{key}={value}"]
-    volume = f"{name}-docker"
+    volume = storage_volume(name)
     docker("volume", "create", *label_args, volume)
     return docker(
         "run",
@@ -92,7 +97,7 @@ def wait_booted(name: str, timeout_s: float = 90.0) -> str:
 
 def remove_vm(name: str) -> None:
     docker("rm", "-f", "-v", name, check=False)
-    docker("volume", "rm", "-f", f"{name}-docker", check=False)
+    docker("volume", "rm", "-f", storage_volume(name), check=False)
 
 
 def container_ip(name: str, network: str) -> str:

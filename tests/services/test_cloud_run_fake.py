@@ -8,9 +8,10 @@ import urllib.request
 
 import pytest
 
+from mlops_vm.environment.config import CloudRunServiceConfig
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.cloud_run import access
-from mlops_vm.services.cloud_run.options import CloudRunOptions
 from mlops_vm.services.cloud_run.service import create_service, get_service, patch_service
 from mlops_vm.services.cloud_run.template import revision_template
 from tests.fakes.gcp.run_server import FakeCloudRun
@@ -25,7 +26,7 @@ def fake():
 
 
 def body_for(project: str, spec, image: str = "example/model:1") -> dict:
-    template = revision_template(spec, CloudRunOptions(), project, image)
+    template = revision_template(spec, CloudRunServiceConfig(), project, image)
     return {
         "labels": {"mlops-vm-env": spec.env},
         "template": template,
@@ -109,6 +110,12 @@ def test_traffic_and_etags_are_checked(fake):
     assert stale.value.code is ErrorCode.CONFLICT
 
 
+def access_changes(target, name: str, wanted: str, *, dry_run: bool) -> list[Change]:
+    log = ChangeLog(dry_run=dry_run)
+    access.ensure_access(target.apis, name, wanted, log)
+    return log.changes
+
+
 def test_access_is_an_iam_binding_with_etags(fake):
     """Contract: public = allUsers bound to roles/run.invoker (set with the etag read);
     authenticated = the binding removed; the service URL then refuses anonymous calls."""
@@ -117,17 +124,17 @@ def test_access_is_an_iam_binding_with_etags(fake):
     spec = make_spec("iam")
     service = create_service(target.apis, spec.name, body_for(project, spec))
     name = service["name"]
-    assert access.ensure_access(target.apis, name, "public", dry_run=True)
+    assert access_changes(target, name, "public", dry_run=True)
     assert fake.state.policies[name]["bindings"] == []  # the dry run changed nothing
-    assert access.ensure_access(target.apis, name, "public", dry_run=False)
+    assert access_changes(target, name, "public", dry_run=False)
     assert fake.state.policies[name]["bindings"] == [
         {"role": "roles/run.invoker", "members": ["allUsers"]}
     ]
-    assert access.ensure_access(target.apis, name, "public", dry_run=False) == []
+    assert access_changes(target, name, "public", dry_run=False) == []
     probe_url = service["uri"] + spec.readiness_path
     with urllib.request.urlopen(probe_url) as answer:
         assert answer.status == 200
-    assert access.ensure_access(target.apis, name, "authenticated", dry_run=False)
+    assert access_changes(target, name, "authenticated", dry_run=False)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(probe_url)
     assert refused.value.code == 403
@@ -181,7 +188,7 @@ def test_existing_secrets_pass_and_become_references(fake):
     fake.add_secret(project, "api-token", "3")
     spec = make_spec("sec", secrets={"API_TOKEN": "api-token:3"})
     make_target(fake, project).validate(spec)
-    template = revision_template(spec, CloudRunOptions(), project, "x/y:1")
+    template = revision_template(spec, CloudRunServiceConfig(), project, "x/y:1")
     env = {e["name"]: e for e in template["containers"][0]["env"]}
     assert env["API_TOKEN"] == {
         "name": "API_TOKEN",
@@ -195,7 +202,7 @@ def test_gpu_template_has_the_limit_and_the_accelerator():
     """Contract: a GPU service asks for nvidia.com/gpu with the accelerator node selector
     and CPU always allocated."""
     spec = make_spec("gpu", gpu=1, cpu=4, memory_mb=16384)
-    template = revision_template(spec, CloudRunOptions(), "p", "x/y:1")
+    template = revision_template(spec, CloudRunServiceConfig(), "p", "x/y:1")
     resources = template["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == "1"
     assert resources["cpuIdle"] is False

@@ -4,7 +4,7 @@ settings refused with their field, file and line."""
 from mlops_vm import paths
 from mlops_vm.environment.load import load_environment
 from mlops_vm.environment.service_spec import service_spec
-from mlops_vm.services.cloud_run.options import CloudRunOptions
+from mlops_vm.services.cloud_run.options import options_of, repository_id
 from tests.environments import ECS_ENV, make_environment
 from tests.unit.test_service_config import assert_located, problems_of
 
@@ -19,9 +19,9 @@ def test_the_cloud_run_example_is_valid_and_maps_to_a_service_spec():
     spec = service_spec(loaded.config, loaded.inventory_dir)
     assert (spec.cpu, spec.memory_mb, spec.concurrency) == (1, 2048, 80)
     assert spec.secrets == {"API_TOKEN": "iris-api-token:latest"}
-    options = CloudRunOptions.from_spec(spec.options)
-    assert options.traffic_steps == (10, 50, 100)
-    assert options.repository_id(spec) == "mlops-vm-cloud-run-example"
+    options = options_of(spec)
+    assert options.traffic_steps == [10, 50, 100]
+    assert repository_id(spec, options) == "mlops-vm-cloud-run-example"
 
 
 def test_traffic_steps_must_rise_to_100(tmp_path):

@@ -190,7 +190,9 @@ class GcpProvider(Provider):
                     spec.autoscaling
                 )
             else:
-                instances.ensure_count(ctx, spec, refs, zones, log)
+                created = instances.ensure_count(ctx, spec, refs, zones, log)
+                # The LB's groups take them (in a dry run too, where no list shows them yet).
+                details["created"] = [{"name": name, "zone": zone} for name, zone in created]
         except ProvisionError as error:
             raise with_changes(error, log.changes) from error
         return FleetResult(

@@ -32,8 +32,9 @@ GLOBAL: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Fix:
-    """One call that brings an existing resource back to what is wanted."""
+class ApiFix:
+    """One Compute API call (a patch or a setter) that brings an existing resource back to
+    what is wanted; converge applies it through the ChangeLog (plan.Fix is the generic kind)."""
 
     method: str  # "patch", or a setter: "setUrlMap", "setSslCertificates", "setLabels", ...
     body: dict[str, Any]
@@ -63,7 +64,7 @@ def create(ctx: Context, kind: str, body: dict[str, Any], log: ChangeLog, detail
     )
 
 
-def apply_fix(ctx: Context, kind: str, name: str, fix: Fix, log: ChangeLog) -> None:
+def apply_fix(ctx: Context, kind: str, name: str, fix: ApiFix, log: ChangeLog) -> None:
     collection, param = GLOBAL[kind]
     # setLabels names the resource `resource`; patch and the other setters by its parameter.
     key = "resource" if fix.method == "setLabels" else param
@@ -96,7 +97,7 @@ def converge(
     desired: dict[str, Any],
     log: ChangeLog,
     *,
-    fixes: Callable[[dict[str, Any]], list[Fix]],
+    fixes: Callable[[dict[str, Any]], list[ApiFix]],
     detail: str = "",
     current: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
@@ -116,7 +117,7 @@ def converge(
 
 def patch_fields(
     current: dict[str, Any], desired: dict[str, Any], differs: bool, detail: str, *skip: str
-) -> list[Fix]:
+) -> list[ApiFix]:
     """One patch with every desired field but the name (and SKIP), when DIFFERS; the
     current fingerprint goes with it where the resource has one (optimistic locking)."""
     if not differs:
@@ -124,12 +125,12 @@ def patch_fields(
     body = {k: v for k, v in desired.items() if k not in ("name", *skip)}
     if "fingerprint" in current:
         body["fingerprint"] = current["fingerprint"]
-    return [Fix("patch", body, detail)]
+    return [ApiFix("patch", body, detail)]
 
 
-def label_fix(current: dict[str, Any], wanted: dict[str, str]) -> list[Fix]:
+def label_fix(current: dict[str, Any], wanted: dict[str, str]) -> list[ApiFix]:
     """setLabels when the labels differ (labels are not patchable on these resources)."""
     if current.get("labels", {}) == wanted:
         return []
     body = {"labels": wanted, "labelFingerprint": current.get("labelFingerprint")}
-    return [Fix("setLabels", body, "labels")]
+    return [ApiFix("setLabels", body, "labels")]

@@ -18,7 +18,7 @@ from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import delete as delete_global
 from mlops_vm.provision.gcp.converge import get_global
-from mlops_vm.provision.gcp.names import basename, owned_by
+from mlops_vm.provision.gcp.names import basename, owned_by, same_link
 
 
 def _remove(
@@ -58,14 +58,18 @@ def destroy_load_balancer(ctx: Context, log: ChangeLog) -> None:
     _remove_global(ctx, log, "global_address", names.address)
 
 
-def destroy_scaling_groups(ctx: Context, log: ChangeLog) -> None:
+def destroy_scaling_groups(ctx: Context, log: ChangeLog) -> list[str]:
+    """The autoscalers, MIGs and templates; the links of the MIGs deleted (their instances
+    go with them)."""
     env = ctx.names.env
     for autoscaler in ctx.list_owned("autoscalers", "autoscalers", env, aggregated=True):
         _remove_scoped(ctx, log, "autoscaler", autoscaler)
-    for manager in scaling_group.find_managers(ctx, env):
+    managers = scaling_group.find_managers(ctx, env)
+    for manager in managers:
         _remove_scoped(ctx, log, "instance_group_manager", manager)
     for template in scaling_group.owned_templates(ctx, env):
         _delete_global(ctx, log, "instance_template", template["name"])
+    return [manager["selfLink"] for manager in managers]
 
 
 def _remove_scoped(ctx: Context, log: ChangeLog, kind: str, resource: dict[str, Any]) -> None:
@@ -88,7 +92,9 @@ def _remove_scoped(ctx: Context, log: ChangeLog, kind: str, resource: dict[str, 
     _remove(ctx, log, kind, name, request, detail=zone or region)
 
 
-def destroy_instances(ctx: Context, log: ChangeLog) -> None:
+def destroy_instances(ctx: Context, log: ChangeLog, managers: list[str]) -> None:
+    """The fleet's groups and instances; an instance of one of MANAGERS (MIGs this run
+    deletes) goes with its MIG, so it is neither deleted nor planned twice."""
     env = ctx.names.env
     for group in load_balancer.owned_fleet_groups(ctx, env):
         name, zone = group["name"], basename(group["zone"])
@@ -103,9 +109,12 @@ def destroy_instances(ctx: Context, log: ChangeLog) -> None:
             detail=zone,
         )
     # Every delete is started before waiting: instances go in parallel, as they would by hand.
-    failures = instances.delete_instances(ctx, instances.list_resources(ctx, env), log)
-    if failures:
-        raise failures[0][1]
+    fleet = [
+        resource
+        for resource in instances.list_resources(ctx, env)
+        if not any(same_link(instances.manager_of(resource), m) for m in managers)
+    ]
+    instances.delete_instances(ctx, fleet, log)
 
 
 def destroy_network(ctx: Context, log: ChangeLog) -> None:
@@ -133,6 +142,6 @@ def destroy_network(ctx: Context, log: ChangeLog) -> None:
 
 def destroy(ctx: Context, log: ChangeLog) -> None:
     destroy_load_balancer(ctx, log)
-    destroy_scaling_groups(ctx, log)
-    destroy_instances(ctx, log)
+    managers = destroy_scaling_groups(ctx, log)
+    destroy_instances(ctx, log, managers)
     destroy_network(ctx, log)

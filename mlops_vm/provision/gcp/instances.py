@@ -130,6 +130,13 @@ def has_labels(resource: dict[str, Any], env: str, role: str | None = None) -> b
     return found.get(LABEL_ENV) == env and (role is None or found.get(LABEL_ROLE) == role)
 
 
+def manager_of(resource: dict[str, Any]) -> str | None:
+    """The link of the managed instance group that made the instance (its `created-by`
+    metadata), or None for an instance of a fixed fleet."""
+    items = (resource.get("metadata") or {}).get("items") or []
+    return next((i.get("value") for i in items if i.get("key") == "created-by"), None)
+
+
 def ssh_user_of(resource: dict[str, Any]) -> str | None:
     for item in resource.get("metadata", {}).get("items", []):
         if item.get("key") == "ssh-keys" and ":" in item.get("value", ""):
@@ -174,13 +181,16 @@ def _first_error(failures: list[tuple[str, ProvisionError]]) -> ProvisionError:
 
 def ensure_count(
     ctx: Context, spec: FleetSpec, refs: NetworkRefs, zones: list[str], log: ChangeLog
-) -> None:
+) -> list[tuple[str, str]]:
+    """Exactly spec.count instances: the (name, zone) of those created (planned in a dry
+    run, where no list shows them yet)."""
     existing = list_resources(ctx, spec.env, spec.role)
     surplus = len(existing) - spec.count
     if surplus > 0:
         _delete_surplus(ctx, spec, existing, surplus, log)
     elif surplus < 0:
-        _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
+        return _create_missing(ctx, spec, refs, zones, existing, -surplus, log)
+    return []
 
 
 def _run_together(
@@ -188,10 +198,10 @@ def _run_together(
     requests: list[tuple[str, tuple[str, str], Request]],
     *,
     missing_ok: bool,
-) -> tuple[list[tuple[str, str]], list[tuple[str, ProvisionError]]]:
+) -> tuple[list[tuple[str, str]], ProvisionError | None]:
     """Start every request, (what, (name, zone), request) each, before waiting for any (one
     instance after the other would take minutes each). The (name, zone) of those that
-    succeeded (or, with MISSING_OK, found nothing to do), and the (what, error) of the rest."""
+    succeeded (or, with MISSING_OK, found nothing to do), and the error of the rest."""
 
     def failed(error: ProvisionError) -> bool:
         return not (missing_ok and error.code is ErrorCode.NOT_FOUND)
@@ -212,34 +222,31 @@ def _run_together(
             done.append(name_zone)
         else:
             failures.append((what, error))
-    return done, failures
+    return done, _first_error(failures) if failures else None
 
 
-def delete_instances(
-    ctx: Context, resources: list[dict[str, Any]], log: ChangeLog
-) -> list[tuple[str, ProvisionError]]:
+def delete_instances(ctx: Context, resources: list[dict[str, Any]], log: ChangeLog) -> None:
     """Delete the instance RESOURCES together and log each one gone (what was already
-    gone counts); the (what, error) of those that failed."""
-    if log.dry_run:
-        for resource in resources:
-            log.record("delete", "instance", resource["name"], detail=basename(resource["zone"]))
-        return []
-    requests: list[tuple[str, tuple[str, str], Request]] = []
-    for resource in resources:
-        name, zone = resource["name"], basename(resource["zone"])
-        requests.append(
-            (
-                f"delete instance {name}",
-                (name, zone),
-                lambda s, n=name, z=zone: s.instances().delete(
-                    project=ctx.project, zone=z, instance=n
-                ),
-            )
+    gone counts); raises the first failure once the others are done."""
+    wanted = [(r["name"], basename(r["zone"])) for r in resources]
+
+    def delete_all() -> tuple[list[tuple[str, str]], ProvisionError | None]:
+        return _run_together(
+            ctx,
+            [
+                (
+                    f"delete instance {name}",
+                    (name, zone),
+                    lambda s, n=name, z=zone: s.instances().delete(
+                        project=ctx.project, zone=z, instance=n
+                    ),
+                )
+                for name, zone in wanted
+            ],
+            missing_ok=True,
         )
-    done, failures = _run_together(ctx, requests, missing_ok=True)
-    for name, zone in done:
-        log.record("delete", "instance", name, detail=zone)
-    return failures
+
+    log.apply_together("delete", "instance", wanted, delete_all)
 
 
 def _delete_surplus(
@@ -249,10 +256,7 @@ def _delete_surplus(
         index = ctx.names.instance_index(spec.role, resource["name"])
         return (-1 if index is None else index, resource["name"])
 
-    victims = sorted(existing, key=newest_first, reverse=True)[:surplus]
-    failures = delete_instances(ctx, victims, log)
-    if failures:
-        raise _first_error(failures)
+    delete_instances(ctx, sorted(existing, key=newest_first, reverse=True)[:surplus], log)
 
 
 def _create_missing(
@@ -263,7 +267,8 @@ def _create_missing(
     existing: list[dict[str, Any]],
     missing: int,
     log: ChangeLog,
-) -> None:
+) -> list[tuple[str, str]]:
+    """Create the MISSING lowest free indexes: their (name, zone) (planned in a dry run)."""
     used = {ctx.names.instance_index(spec.role, r["name"]) for r in existing}
     wanted: list[tuple[str, str]] = []
     index = 0
@@ -271,28 +276,31 @@ def _create_missing(
         if index not in used:
             wanted.append((ctx.names.instance(spec.role, index), zones[index % len(zones)]))
         index += 1
-    detail = spec.instance.machine_type
-    if log.dry_run:
+    machine_type = spec.instance.machine_type
+    zone_of = dict(wanted)
+
+    def in_zone(made: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(name, f"{machine_type} in {zone}") for name, zone in made]
+
+    def create_all() -> tuple[list[tuple[str, str]], ProvisionError | None]:
+        requests: list[tuple[str, tuple[str, str], Request]] = []
         for name, zone in wanted:
-            log.record("create", "instance", name, detail=f"{detail} in {zone}")
-        return
-    requests: list[tuple[str, tuple[str, str], Request]] = []
-    for name, zone in wanted:
-        body = instance_body(ctx, spec, refs, zone, name)
-        requests.append(
-            (
-                f"create instance {name} in {zone}",
-                (name, zone),
-                lambda s, z=zone, b=body: s.instances().insert(project=ctx.project, zone=z, body=b),
+            body = instance_body(ctx, spec, refs, zone, name)
+            requests.append(
+                (
+                    f"create instance {name} in {zone}",
+                    (name, zone),
+                    lambda s, z=zone, b=body: s.instances().insert(
+                        project=ctx.project, zone=z, body=b
+                    ),
+                )
             )
-        )
-    created, failures = _run_together(ctx, requests, missing_ok=False)
-    for name, zone in created:
-        log.record("create", "instance", name, detail=f"{detail} in {zone}")
-    if failures:
-        raise _first_error(failures)
-    for name, zone in created:
-        wait_running(ctx, name, zone)
+        created, error = _run_together(ctx, requests, missing_ok=False)
+        return in_zone(created), error
+
+    made = log.apply_together("create", "instance", in_zone(wanted), create_all)
+    log.follow_up(lambda: [wait_running(ctx, name, zone_of[name]) for name, _ in made])
+    return [(name, zone_of[name]) for name, _ in made]
 
 
 def wait_running(ctx: Context, name: str, zone: str) -> dict[str, Any]:

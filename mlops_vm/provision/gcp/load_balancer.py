@@ -12,6 +12,7 @@ Certificates are immutable, so each one is named with a hash of its content; a n
 attached to the proxy before the old one is deleted.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import (
-    Fix,
+    ApiFix,
     converge,
     create,
     delete,
@@ -117,9 +118,11 @@ def ensure_fleet_groups(
     the backend service lets go of them)."""
     name = ctx.names.instance_group(role)
     wanted: dict[str, list[str]] = {}
-    for instance in fleet.instances:
-        zone = instance.zone or ""
-        wanted.setdefault(zone, []).append(ctx.links.zonal(zone, "instances", instance.name))
+    # The fleet step's new instances are listed already, except in a dry run: once each.
+    members = {(i.name, i.zone or "") for i in fleet.instances}
+    members |= {(i["name"], i["zone"]) for i in fleet.network.get("created", [])}
+    for instance_name, zone in sorted(members):
+        wanted.setdefault(zone, []).append(ctx.links.zonal(zone, "instances", instance_name))
     existing = {
         basename(g["zone"]): g for g in owned_fleet_groups(ctx, ctx.names.env) if g["name"] == name
     }
@@ -166,6 +169,20 @@ def _converge_members(
         change_members(ctx, zone, name, "remove", remove, log)
 
 
+def group_request(
+    ctx: Context, name: str, zone: str, method: str, **params: Any
+) -> Callable[[], Any]:
+    """One instanceGroups METHOD on the unmanaged group NAME in ZONE, as a call to make
+    (deleting what is gone already counts as done)."""
+    if method != "insert":
+        params["instanceGroup"] = name
+    run = ctx.client.delete if method == "delete" else ctx.client.mutate
+    return lambda: run(
+        f"{method} instance group {name} in {zone}",
+        lambda s: getattr(s.instanceGroups(), method)(project=ctx.project, zone=zone, **params),
+    )
+
+
 def group_call(
     ctx: Context,
     log: ChangeLog,
@@ -176,30 +193,26 @@ def group_call(
     detail: str,
     **params: Any,
 ) -> None:
-    """One instanceGroups METHOD on the unmanaged group NAME in ZONE, logged as ACTION
-    (deleting what is gone already counts as done)."""
-    if method != "insert":
-        params["instanceGroup"] = name
-    run = ctx.client.delete if method == "delete" else ctx.client.mutate
+    """group_request, logged as ACTION on the instance group."""
     log.apply(
-        action,
-        "instance_group",
-        name,
-        lambda: run(
-            f"{method} instance group {name} in {zone}",
-            lambda s: getattr(s.instanceGroups(), method)(project=ctx.project, zone=zone, **params),
-        ),
-        detail=detail,
+        action, "instance_group", name, group_request(ctx, name, zone, method, **params), detail
     )
+
+
+def members_request(
+    ctx: Context, zone: str, name: str, verb: str, links: list[str]
+) -> Callable[[], Any]:
+    """Add LINKS to, or remove them from, the unmanaged group NAME (verb "add" or "remove")."""
+    body = {"instances": [{"instance": link} for link in links]}
+    return group_request(ctx, name, zone, f"{verb}Instances", body=body)
 
 
 def change_members(
     ctx: Context, zone: str, name: str, verb: str, links: list[str], log: ChangeLog
 ) -> None:
-    """Add LINKS to, or remove them from, the unmanaged group NAME (verb "add" or "remove")."""
-    body = {"instances": [{"instance": link} for link in links]}
+    """members_request, logged as an update of the group."""
     detail = f"{zone}: {verb} {', '.join(basename(link) for link in links)}"
-    group_call(ctx, log, "update", name, zone, f"{verb}Instances", detail, body=body)
+    log.update("instance_group", name, members_request(ctx, zone, name, verb, links), detail)
 
 
 def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) -> None:
@@ -227,7 +240,7 @@ def ensure_health_check(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) ->
         "unhealthyThreshold": 3,
     }
 
-    def fixes(current: dict[str, Any]) -> list[Fix]:
+    def fixes(current: dict[str, Any]) -> list[ApiFix]:
         probe_now = current.get(detail_key) or {}
         differs = current.get("type") != protocol or any(
             probe_now.get(k) != v for k, v in probe.items()
@@ -283,7 +296,7 @@ def ensure_backend_service(
         "backends": [_backend(group, rate_per_instance) for group in groups],
     }
 
-    def fixes(current: dict[str, Any]) -> list[Fix]:
+    def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = (
             current.get("protocol") != body["protocol"]
             or current.get("portName") != body["portName"]
@@ -305,7 +318,7 @@ def ensure_url_map(ctx: Context, spec: LoadBalancerSpec, service: str, log: Chan
     name = ctx.names.url_map
     body = {"name": name, "description": description(spec.env, ROLE_LB), "defaultService": service}
 
-    def fixes(current: dict[str, Any]) -> list[Fix]:
+    def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = not same_link(current.get("defaultService"), service)
         return patch_fields(current, body, differs, f"default service {basename(service)}")
 
@@ -328,7 +341,7 @@ def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog
         "defaultUrlRedirect": REDIRECT,
     }
 
-    def fixes(current: dict[str, Any]) -> list[Fix]:
+    def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = current.get("defaultUrlRedirect") != REDIRECT or bool(
             current.get("defaultService")
         )
@@ -394,11 +407,11 @@ def delete_unused_certificates(
             )
 
 
-def url_map_fix(current: dict[str, Any], url_map: str) -> list[Fix]:
+def url_map_fix(current: dict[str, Any], url_map: str) -> list[ApiFix]:
     """setUrlMap when a proxy points at another URL map."""
     if same_link(current.get("urlMap"), url_map):
         return []
-    return [Fix("setUrlMap", {"urlMap": url_map}, f"URL map {basename(url_map)}")]
+    return [ApiFix("setUrlMap", {"urlMap": url_map}, f"URL map {basename(url_map)}")]
 
 
 def ensure_https_proxy(
@@ -412,12 +425,14 @@ def ensure_https_proxy(
         "sslCertificates": [certificate],
     }
 
-    def fixes(current: dict[str, Any]) -> list[Fix]:
+    def fixes(current: dict[str, Any]) -> list[ApiFix]:
         found = url_map_fix(current, url_map)
         certs = current.get("sslCertificates", [])
         if len(certs) != 1 or not same_link(certs[0], certificate):
             wanted = {"sslCertificates": [certificate]}
-            found.append(Fix("setSslCertificates", wanted, f"certificate {basename(certificate)}"))
+            found.append(
+                ApiFix("setSslCertificates", wanted, f"certificate {basename(certificate)}")
+            )
         return found
 
     converge(ctx, "target_https_proxy", body, log, fixes=fixes)
@@ -450,9 +465,7 @@ def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str 
     current = converge(
         ctx, "global_address", body, log, fixes=lambda found: label_fix(found, wanted_labels)
     )
-    if current is None:
-        if log.dry_run:
-            return None
+    if current is None:  # just created: the address is known once it exists (not in a dry run)
         current = get_global(ctx, "global_address", name) or {}
     return current.get("address")
 
@@ -495,10 +508,10 @@ def ensure_forwarding_rule(
         )
         current = None
 
-    def fixes(found: dict[str, Any]) -> list[Fix]:
+    def fixes(found: dict[str, Any]) -> list[ApiFix]:
         needed = []
         if not same_link(found.get("target"), target):
-            needed.append(Fix("setTarget", {"target": target}, f"target {basename(target)}"))
+            needed.append(ApiFix("setTarget", {"target": target}, f"target {basename(target)}"))
         return needed + label_fix(found, wanted_labels)
 
     if current is None:

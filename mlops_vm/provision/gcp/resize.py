@@ -9,10 +9,10 @@ shrinks. A managed instance group's instances roll through the MIG's template in
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.gpus import GPU_SCHEDULING, needs_terminate
-from mlops_vm.provision.gcp.instances import wait_running
+from mlops_vm.provision.gcp.instances import manager_of, wait_running
 from mlops_vm.provision.gcp.names import basename
 from mlops_vm.provision.gcp.validate import invalid
 from mlops_vm.provision.model import FleetSpec, Instance
@@ -25,11 +25,6 @@ def read_instance(ctx: Context, instance: Instance) -> dict[str, Any]:
             project=ctx.project, zone=instance.zone, instance=instance.name
         ),
     )
-
-
-def is_managed(resource: dict[str, Any]) -> bool:
-    items = (resource.get("metadata") or {}).get("items") or []
-    return any(item.get("key") == "created-by" for item in items)
 
 
 def check_offered(ctx: Context, instance: Instance, machine_type: str) -> None:
@@ -57,9 +52,10 @@ def boot_disk(ctx: Context, instance: Instance, resource: dict[str, Any]) -> dic
     )
 
 
-def disk_change(
+def disk_growth(
     ctx: Context, instance: Instance, resource: dict[str, Any], wanted_gb: int
-) -> tuple[str, Change] | None:
+) -> tuple[str, str] | None:
+    """(the boot disk's name, what growing it means), or None when it has WANTED_GB."""
     disk = boot_disk(ctx, instance, resource)
     size = int(disk["sizeGb"])
     if size == wanted_gb:
@@ -69,45 +65,43 @@ def disk_change(
             f"{instance.name}'s disk is {size} GB; disks grow but never shrink",
             f"set fleet.disk_gb to {size} or more",
         )
-    return disk["name"], Change("update", "disk", instance.name, f"grow {size} -> {wanted_gb} GB")
+    return disk["name"], f"grow {size} -> {wanted_gb} GB"
 
 
 def resize_instance(
     ctx: Context, spec: FleetSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
     resource = read_instance(ctx, instance)
-    if is_managed(resource):
+    if manager_of(resource):
         return []  # a managed instance group's: its template rolls
     current, wanted = basename(resource["machineType"]), spec.instance.machine_type
-    changes: list[Change] = []
+    # Both checked before anything changes.
     if current != wanted:
         check_offered(ctx, instance, wanted)
-        changes.append(
-            Change(
-                "update",
-                "instance",
-                instance.name,
-                f"resize {current} -> {wanted} (stop, setMachineType, start)",
-            )
-        )
-    disk = disk_change(ctx, instance, resource, spec.instance.disk_gb)
+    disk = disk_growth(ctx, instance, resource, spec.instance.disk_gb)
+    log = ChangeLog(dry_run=dry_run)
     if disk:
-        changes.append(disk[1])
-    if dry_run or not changes:
-        return changes
-    if disk:
-        ctx.client.mutate(
-            f"grow disk {disk[0]}",
-            lambda s: s.disks().resize(
-                project=ctx.project,
-                zone=instance.zone,
-                disk=disk[0],
-                body={"sizeGb": str(spec.instance.disk_gb)},
+        name, detail = disk
+        grow = {"sizeGb": str(spec.instance.disk_gb)}
+        log.update(
+            "disk",
+            instance.name,
+            lambda: ctx.client.mutate(
+                f"grow disk {name}",
+                lambda s: s.disks().resize(
+                    project=ctx.project, zone=instance.zone, disk=name, body=grow
+                ),
             ),
+            detail,
         )
     if current != wanted:
-        change_machine_type(ctx, spec, instance, resource, wanted)
-    return changes
+        log.update(
+            "instance",
+            instance.name,
+            lambda: change_machine_type(ctx, spec, instance, resource, wanted),
+            f"resize {current} -> {wanted} (stop, setMachineType, start)",
+        )
+    return log.changes
 
 
 def change_machine_type(

@@ -197,19 +197,20 @@ def delete_unused_templates(
                 detail="kept until the group's rollout is over; a later run deletes it",
             )
             continue
-        if not log.dry_run:
-            try:
-                ctx.client.delete(
-                    f"delete instance template {name}",
-                    lambda s, n=name: s.instanceTemplates().delete(
-                        project=ctx.project, instanceTemplate=n
-                    ),
-                )
-            except ProvisionError as error:
-                if error.code is ErrorCode.CONFLICT:
-                    continue
+        try:
+            log.delete(
+                "instance_template",
+                name,
+                lambda n=name: ctx.client.delete(
+                    f"delete instance template {n}",
+                    lambda s: s.instanceTemplates().delete(project=ctx.project, instanceTemplate=n),
+                ),
+                detail="replaced",
+            )
+        except ProvisionError as error:
+            if error.code is not ErrorCode.CONFLICT:
                 raise
-        log.record("delete", "instance_template", name, detail="replaced")
+            # Still in use (by an instance being replaced, say): a later run deletes it.
 
 
 # -- managed instance group ----------------------------------------------------------------
@@ -509,16 +510,14 @@ def ensure_scaling_group(
     """Template, MIG, autoscaler and clean-up, in that order; the MIG's links."""
     template_link = ensure_template(ctx, spec, refs, log)
     # Instance errors from before this run are not this run's failure.
-    known = set() if log.dry_run else {error_key(e) for e in manager_errors(ctx, spec, zones)}
+    known = {error_key(e) for e in manager_errors(ctx, spec, zones)}
     before = len(log.changes)
     links = ensure_group_manager(ctx, spec, zones, template_link, log)
     ensure_autoscaler(ctx, spec, zones, links["instance_group_manager"], log)
     manager_changed = len(log.changes) > before
-    if log.dry_run:
-        settled = True  # the real run waits for the rollout before it deletes
-    else:
-        if manager_changed:
-            wait_stable(ctx, spec, zones, known)
-        settled = is_settled(read_manager(ctx, spec, zones) or {})
+    if manager_changed:
+        log.follow_up(lambda: wait_stable(ctx, spec, zones, known))
+    # After a change the run has waited for the rollout to be over (a dry run plans so).
+    settled = manager_changed or is_settled(read_manager(ctx, spec, zones) or {})
     delete_unused_templates(ctx, spec, template_link, log, settled=settled)
     return links

@@ -17,8 +17,9 @@ from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.converge import Fix, apply_fix, get_global
+from mlops_vm.provision.gcp.converge import ApiFix, apply_fix, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.instances import manager_of
 from mlops_vm.provision.gcp.names import same_link
 from mlops_vm.provision.model import ROLE_MODEL, Instance, LoadBalancerSpec
 
@@ -57,8 +58,7 @@ def refuse_managed_instance(ctx: Context, instance: Instance, doing: str) -> Non
             "list the environment's instances again (list_instances)",
             doing,
         )
-    items = (resource.get("metadata") or {}).get("items") or []
-    manager = next((i.get("value") for i in items if i.get("key") == "created-by"), None)
+    manager = manager_of(resource)
     if manager:
         raise _error(
             ErrorCode.INVALID_INPUT,
@@ -79,7 +79,7 @@ def ensure_draining(
         "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
         "fingerprint": service.get("fingerprint"),
     }
-    fix = Fix("patch", patch, f"drain {spec.drain_seconds}s")
+    fix = ApiFix("patch", patch, f"drain {spec.drain_seconds}s")
     apply_fix(ctx, "backend_service", service["name"], fix, log)
 
 
@@ -110,12 +110,11 @@ def deregister_target(
     ensure_draining(ctx, spec, service, log)
     if not member:
         return log.changes
-    load_balancer.change_members(ctx, instance.zone or "", name, "remove", [link], log)
-    log.changes[-1] = Change(
-        "delete", "target", instance.id, f"{instance.name}, drain {spec.drain_seconds}s"
-    )
-    if not log.dry_run:
-        ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
+    remove = load_balancer.members_request(ctx, instance.zone or "", name, "remove", [link])
+
+    detail = f"{instance.name}, drain {spec.drain_seconds}s"
+    log.delete("target", instance.id, remove, detail)
+    log.follow_up(lambda: ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S)))
     return log.changes
 
 
@@ -134,6 +133,6 @@ def register_target(
         )
     if member:
         return log.changes
-    load_balancer.change_members(ctx, instance.zone or "", name, "add", [link], log)
-    log.changes[-1] = Change("create", "target", instance.id, f"{instance.name}, register")
+    add = load_balancer.members_request(ctx, instance.zone or "", name, "add", [link])
+    log.create("target", instance.id, add, f"{instance.name}, register")
     return log.changes

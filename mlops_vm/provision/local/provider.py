@@ -2,12 +2,13 @@
 
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from mlops_vm.localcloud import images
 from mlops_vm.localcloud.docker_cli import docker
-from mlops_vm.localcloud.vm import remove_vm, run_vm, wait_booted
-from mlops_vm.plan import Change
+from mlops_vm.localcloud.vm import remove_vm, run_vm, storage_volume, wait_booted
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
@@ -93,15 +94,12 @@ class LocalProvider(Provider):
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return [self.instance_record(c, env) for c in res.find_containers(env, role)]
 
-    def ensure_network(self, env: str, dry_run: bool) -> list[Change]:
-        if res.network_exists(env):
-            if not dry_run:
-                res.attach_registry(env)
-            return []
-        if not dry_run:
-            res.create_network(env)
-            res.attach_registry(env)
-        return [Change("create", "network", res.network_name(env), "docker bridge network")]
+    def ensure_network(self, env: str, log: ChangeLog) -> None:
+        if not res.network_exists(env):
+            name = res.network_name(env)
+            log.create("network", name, lambda: res.create_network(env), "docker bridge network")
+        # The shared registry joins it: platform wiring, not a change of the environment.
+        log.follow_up(lambda: res.attach_registry(env))
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         if spec.mode != "fleet":
@@ -111,59 +109,57 @@ class LocalProvider(Provider):
                 "set fleet.mode: fleet",
                 "ensure fleet",
             )
-        changes = self.ensure_network(spec.env, dry_run)
+        log = ChangeLog(dry_run=dry_run)
+        self.ensure_network(spec.env, log)
         existing = {c.index: c for c in res.find_containers(spec.env, ROLE_MODEL)}
         wanted = set(range(1, spec.count + 1))
-        to_create = sorted(wanted - existing.keys())
-        to_delete = sorted(existing.keys() - wanted, reverse=True)
-        to_start = sorted(i for i in wanted & existing.keys() if not existing[i].running)
-        changes += [
-            Change(
-                "create",
-                "instance",
-                res.vm_name(spec.env, ROLE_MODEL, i),
-                spec.instance.image or images.VM_IMAGE,
-            )
-            for i in to_create
+        for index in sorted(existing.keys() - wanted, reverse=True):
+            name = existing[index].name
+            log.delete("instance", name, lambda n=name: remove_vm(n))
+        image = spec.instance.image or images.VM_IMAGE
+        to_create = {res.vm_name(spec.env, ROLE_MODEL, i): i for i in wanted - existing.keys()}
+        new = sorted(to_create, key=to_create.__getitem__)
+        log.apply_together(
+            "create",
+            "instance",
+            [(name, image) for name in new],
+            lambda: self.launch_all(new, lambda n: self.run_fleet_vm(spec, n, to_create[n]), image),
+        )
+        stopped = [
+            existing[i].name for i in sorted(wanted & existing.keys()) if not existing[i].running
         ]
-        changes += [Change("update", "instance", existing[i].name, "start") for i in to_start]
-        changes += [Change("delete", "instance", existing[i].name) for i in to_delete]
-        if not dry_run:
-            self.apply_fleet(spec, to_create, to_start, [existing[i].name for i in to_delete])
-            self.grant_ssh(spec.env, ROLE_MODEL)
+        log.apply_together(
+            "update",
+            "instance",
+            [(name, "start") for name in stopped],
+            lambda: self.launch_all(stopped, lambda name: docker("start", name), "start"),
+        )
+        log.follow_up(lambda: self.grant_ssh(spec.env, ROLE_MODEL))
         instances = self.list_instances(spec.env, ROLE_MODEL)
         network = {"network": res.network_name(spec.env)}
         if res.network_exists(spec.env):
             network["cidr"] = res.network_cidr(spec.env)
-        return FleetResult(instances, changes, network)
+        return FleetResult(instances, log.changes, network)
 
-    def apply_fleet(
-        self, spec: FleetSpec, create: list[int], start: list[int], delete: list[str]
-    ) -> None:
-        for name in delete:
-            remove_vm(name)
-        network = res.network_name(spec.env)
-        image = spec.instance.image or images.VM_IMAGE
+    def run_fleet_vm(self, spec: FleetSpec, name: str, index: int) -> None:
+        run_vm(
+            name,
+            network=res.network_name(spec.env),
+            labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
+            image=spec.instance.image or images.VM_IMAGE,
+            address=res.fixed_address(spec.env, ROLE_MODEL, index),
+            extra_args=resize.run_args(spec.instance.machine_type),
+        )
 
-        def launch(index: int) -> str:
-            name = res.vm_name(spec.env, ROLE_MODEL, index)
-            if index in start:
-                docker("start", name)
-            else:
-                run_vm(
-                    name,
-                    network=network,
-                    labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
-                    image=image,
-                    address=res.fixed_address(spec.env, ROLE_MODEL, index),
-                    extra_args=resize.run_args(spec.instance.machine_type),
-                )
-            return name
-
-        # Each VM is a few docker calls: launched side by side, not one after another.
+    def launch_all(
+        self, names: list[str], launch: Callable[[str], object], detail: str
+    ) -> tuple[list[tuple[str, str]], None]:
+        """LAUNCH each VM, side by side (each is a few docker calls), then wait until all
+        booted: the (name, DETAIL) of each. A failure raises: no VM counts as done."""
         with ThreadPoolExecutor(max_workers=PARALLEL_VMS) as pool:
-            names = list(pool.map(launch, [*create, *start]))
+            list(pool.map(launch, names))
         self.wait_all_booted(names)
+        return [(name, detail) for name in names], None
 
     def grant_ssh(self, env: str, role: str) -> None:
         """Every running VM of ROLE takes the environment's key; its host key is recorded."""
@@ -216,36 +212,38 @@ class LocalProvider(Provider):
             )
         name = res.vm_name(spec.env, ROLE_LB)
         binding = f"127.0.0.1:{spec.publish_port}"
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         current = res.find_containers(spec.env, ROLE_LB)
         if current and current[0].ports.get(f"{LB_CONTAINER_PORT}/tcp") != binding:
-            changes.append(Change("delete", "lb_host", name, "publish port changed"))
-            if not dry_run:
-                remove_vm(name)
+            log.delete("lb_host", name, lambda: remove_vm(name), "publish port changed")
             current = []
+
+        def create() -> None:
+            # The fleet step made the network (and planned it in a dry run, so it is not
+            # planned twice here); an LB made without its fleet makes and records it.
+            self.ensure_network(spec.env, log)
+            run_vm(
+                name,
+                network=res.network_name(spec.env),
+                labels=res.labels(spec.env, ROLE_LB),
+                address=res.fixed_address(spec.env, ROLE_LB),
+                extra_args=("--publish", f"{binding}:{LB_CONTAINER_PORT}"),
+            )
+            self.wait_all_booted([name])
+
+        def start() -> None:
+            docker("start", name)
+            self.wait_all_booted([name])
+
         if not current:
-            changes.append(Change("create", "lb_host", name, f"HTTPS on {binding}"))
-            if not dry_run:
-                self.ensure_network(spec.env, dry_run)
-                run_vm(
-                    name,
-                    network=res.network_name(spec.env),
-                    labels=res.labels(spec.env, ROLE_LB),
-                    address=res.fixed_address(spec.env, ROLE_LB),
-                    extra_args=("--publish", f"{binding}:{LB_CONTAINER_PORT}"),
-                )
-                self.wait_all_booted([name])
+            log.create("lb_host", name, create, f"HTTPS on {binding}")
         elif not current[0].running:
-            changes.append(Change("update", "lb_host", name, "start"))
-            if not dry_run:
-                docker("start", name)
-                self.wait_all_booted([name])
-        if not dry_run:
-            self.grant_ssh(spec.env, ROLE_LB)
+            log.update("lb_host", name, start, "start")
+        log.follow_up(lambda: self.grant_ssh(spec.env, ROLE_LB))
         hosts = self.list_instances(spec.env, ROLE_LB)
         return LoadBalancerResult(
             endpoint=f"https://127.0.0.1:{spec.publish_port}",
-            changes=changes,
+            changes=log.changes,
             resources={"hosts": hosts, "network": res.network_name(spec.env)},
         )
 
@@ -298,18 +296,20 @@ class LocalProvider(Provider):
         lb, server = self.lb_server(spec, instance, "deregister target")
         if server is None or not server.registered:
             return []
-        change = Change("update", "lb_target", instance.name, "drain and deregister")
-        if dry_run:
-            return [change]
-        lb_admin.set_state(lb, instance.name, "drain")
-        deadline = time.monotonic() + spec.drain_seconds
-        while time.monotonic() < deadline:
-            current = lb_admin.servers(lb).get(instance.name)
-            if current is None or current.current_sessions == 0:
-                break
-            time.sleep(0.2)
-        lb_admin.set_state(lb, instance.name, "maint")
-        return [change]
+
+        def drain_then_deregister() -> None:
+            lb_admin.set_state(lb, instance.name, "drain")
+            deadline = time.monotonic() + spec.drain_seconds
+            while time.monotonic() < deadline:
+                current = lb_admin.servers(lb).get(instance.name)
+                if current is None or current.current_sessions == 0:
+                    break
+                time.sleep(0.2)
+            lb_admin.set_state(lb, instance.name, "maint")
+
+        log = ChangeLog(dry_run=dry_run)
+        log.update("lb_target", instance.name, drain_then_deregister, "drain and deregister")
+        return log.changes
 
     def register_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
@@ -325,29 +325,30 @@ class LocalProvider(Provider):
             )
         if server.registered:
             return []
-        change = Change("update", "lb_target", instance.name, "register")
-        if not dry_run:
-            lb_admin.set_state(lb, instance.name, "ready")
-        return [change]
+        log = ChangeLog(dry_run=dry_run)
+        log.update(
+            "lb_target",
+            instance.name,
+            lambda: lb_admin.set_state(lb, instance.name, "ready"),
+            "register",
+        )
+        return log.changes
 
     # -- destroy --------------------------------------------------------------------------
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
-        changes = []
+        log = ChangeLog(dry_run=dry_run)
         # The load balancer goes first, so it never points at removed VMs.
         containers = res.find_containers(env)
         for container in sorted(containers, key=lambda c: c.labels.get(TAG_ROLE) != ROLE_LB):
-            changes.append(
-                Change("delete", container.labels.get(TAG_ROLE, "") + "_container", container.name)
+            kind = container.labels.get(TAG_ROLE, "") + "_container"
+            log.delete(kind, container.name, lambda n=container.name: remove_vm(n))
+        # A VM's storage volume goes with it (remove_vm): not deleted, nor planned, twice.
+        gone = {storage_volume(c.name) for c in containers}
+        for volume in (v for v in res.find_volumes(env) if v not in gone):
+            log.delete(
+                "volume", volume, lambda v=volume: docker("volume", "rm", "-f", v, check=False)
             )
-            if not dry_run:
-                remove_vm(container.name)
-        for volume in res.find_volumes(env):
-            changes.append(Change("delete", "volume", volume))
-            if not dry_run:
-                docker("volume", "rm", "-f", volume, check=False)
         if res.network_exists(env):
-            changes.append(Change("delete", "network", res.network_name(env)))
-            if not dry_run:
-                res.remove_network(env)
-        return changes
+            log.delete("network", res.network_name(env), lambda: res.remove_network(env))
+        return log.changes

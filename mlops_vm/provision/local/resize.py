@@ -8,7 +8,7 @@ nothing restarts: the VM keeps serving, out of the load balancer only as a gate.
 import json
 
 from mlops_vm.localcloud.docker_cli import docker
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.machine_types import LOCAL_UNLIMITED, known_names, lookup
 from mlops_vm.provision.model import Instance
@@ -69,13 +69,12 @@ def resize_container(instance: Instance, machine_type: str, *, dry_run: bool) ->
     current = current_limits(instance.name)
     if same_limits(current, wanted):
         return []
-    change = Change(
-        "update",
+    log = ChangeLog(dry_run=dry_run)
+    # Back to the whole machine, too: Docker cannot lift a limit, only set it that high.
+    log.update(
         "instance",
         instance.name,
+        lambda: docker("update", *limit_args(wanted), instance.name),
         f"resize to {machine_type} ({wanted[0] / NANO:g} CPUs, {wanted[1] / 2**30:g} GiB)",
     )
-    if not dry_run:
-        # Back to the whole machine, too: Docker cannot lift a limit, only set it that high.
-        docker("update", *limit_args(wanted), instance.name)
-    return [change]
+    return log.changes

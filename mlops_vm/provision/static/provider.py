@@ -4,7 +4,7 @@ import shlex
 import socket
 import subprocess
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
@@ -88,20 +88,22 @@ class StaticProvider(Provider):
             part.format(name=instance.name, address=instance.address)
             for part in shlex.split(command)
         ]
-        change = Change("update", "lb_target", instance.name, option.removesuffix("_command"))
-        if dry_run:
-            return [change]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
-        if done.returncode != 0:
-            raise ProvisionError(
-                ErrorCode.INTERNAL,
-                f"{option} for {instance.name} exited {done.returncode}: "
-                f"{(done.stderr or done.stdout).strip()[-500:]}",
-                hint=f"check provider.options.{option}",
-                provider=self.name,
-                operation=option,
-            )
-        return [change]
+
+        def run() -> None:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+            if done.returncode != 0:
+                raise ProvisionError(
+                    ErrorCode.INTERNAL,
+                    f"{option} for {instance.name} exited {done.returncode}: "
+                    f"{(done.stderr or done.stdout).strip()[-500:]}",
+                    hint=f"check provider.options.{option}",
+                    provider=self.name,
+                    operation=option,
+                )
+
+        log = ChangeLog(dry_run=dry_run)
+        log.update("lb_target", instance.name, run, option.removesuffix("_command"))
+        return log.changes
 
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False

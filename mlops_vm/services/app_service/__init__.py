@@ -16,7 +16,7 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
-from mlops_vm.config import AppServiceConfig
+from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.plan import Change, ChangeLog, Fix
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions

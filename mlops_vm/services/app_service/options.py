@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_vm.config import AppServiceConfig
+from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 

@@ -2,7 +2,7 @@
 
 import re
 
-from mlops_vm.config import AppServiceConfig
+from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.sizes import PLAN_SKUS

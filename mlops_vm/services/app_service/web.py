@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.config import AppServiceConfig
+from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge

@@ -17,7 +17,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.id_token
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.model import ProviderSettings
@@ -30,7 +30,7 @@ from mlops_vm.services.base import (
 )
 from mlops_vm.services.cloud_run import access, limits, registry, release, secrets, template
 from mlops_vm.services.cloud_run.apis import CloudRunApis
-from mlops_vm.services.cloud_run.options import CloudRunOptions, region_of
+from mlops_vm.services.cloud_run.options import options_of, region_of
 from mlops_vm.services.cloud_run.service import (
     ACTIVE,
     STEPS,
@@ -58,51 +58,42 @@ class CloudRunTarget(ServiceTarget):
     # -- checks ------------------------------------------------------------------------------
 
     def validate(self, spec: ServiceSpec) -> None:
-        options = CloudRunOptions.from_spec(spec.options)
+        options = options_of(spec)
         limits.check_spec(spec, options, region_of(self.settings))
         secrets.check_secrets_exist(self.apis, spec)
 
     # -- converge ----------------------------------------------------------------------------
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        options = CloudRunOptions.from_spec(spec.options)
-        changes = registry.ensure_repository(self.apis, spec, options, dry_run=dry_run)
-        with reporting_changes(changes):
-            image, more = registry.push_image(self.apis, spec, options, dry_run=dry_run)
-        return PushResult(image=image, changes=[*changes, *more])
+        log = ChangeLog(dry_run=dry_run)
+        with reporting_changes(log.changes):
+            image = self._push(spec, log)
+        return PushResult(image=image, changes=log.changes)
 
     def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         notes: list[str] = []
-        with reporting_changes(changes):
-            pushed = self.push_image(spec, dry_run=dry_run)
-            changes += pushed.changes
+        with reporting_changes(log.changes):
+            image = self._push(spec, log)
             service = get_service(self.apis, spec.name)
             if service is None:
-                changes += self._create(spec, pushed.image, dry_run=dry_run)
+                self._create(spec, image, log)
             else:
-                changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
-            if service is None and dry_run:  # no policy to read yet: a new one has no binding
-                if spec.access == "public":
-                    changes.append(access.access_change(spec.name, public=True))
-            else:
-                changes += access.ensure_access(
-                    self.apis, self._path(spec.name), spec.access, dry_run=dry_run
-                )
-        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
+                self._release(spec, service, image, log, notes)
+            access.ensure_access(self.apis, self._path(spec.name), spec.access, log)
+        return ServiceResult(record=self._record(spec.name), changes=log.changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
         if get_service(self.apis, spec.name) is None:
             return self.ensure_service(spec, dry_run=dry_run)
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         notes: list[str] = []
-        with reporting_changes(changes):
-            pushed = self.push_image(spec, dry_run=dry_run)
-            changes += pushed.changes
+        with reporting_changes(log.changes):
+            image = self._push(spec, log)
             service = get_service(self.apis, spec.name)
             assert service is not None
-            changes += self._release(spec, service, pushed.image, dry_run=dry_run, notes=notes)
-        return ServiceResult(record=self._record(spec.name), changes=changes, notes=notes)
+            self._release(spec, service, image, log, notes)
+        return ServiceResult(record=self._record(spec.name), changes=log.changes, notes=notes)
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         service = find_service(self.apis, env)
@@ -117,15 +108,27 @@ class CloudRunTarget(ServiceTarget):
             )
         target = record.previous.id
         steps = self._steps(service)
-        changes = release.traffic_changes(service, target, steps)
-        if dry_run or not changes:
-            return ServiceResult(record=record, changes=changes)
-        release.check_ready(self.apis, service, target)
+        log = ChangeLog(dry_run=dry_run)
+        if serving(service) == {target: 100}:
+            return ServiceResult(record=record, changes=log.changes)
         inventory = record.active.inventory_image if record.active else ""
-        release.move_traffic(
-            self.apis, service, target, steps, source="rollback", inventory_image=inventory
+
+        def move_back() -> ServiceRecord | None:
+            release.check_ready(self.apis, service, target)
+            release.move_traffic(
+                self.apis, service, target, steps, source="rollback", inventory_image=inventory
+            )
+            return self._record(short(service["name"]))
+
+        record = log.apply(
+            "update",
+            "cloud_run_traffic",
+            short(service["name"]),
+            move_back,
+            release.traffic_detail(target, steps),
+            planned=record,
         )
-        return ServiceResult(record=self._record(short(service["name"])), changes=changes)
+        return ServiceResult(record=record, changes=log.changes)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -158,24 +161,27 @@ class CloudRunTarget(ServiceTarget):
         return list(reversed(lines))
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
-        changes: list[Change] = []
-        with reporting_changes(changes):
+        log = ChangeLog(dry_run=dry_run)
+        with reporting_changes(log.changes):
             service = find_service(self.apis, env)
             if service is not None:
-                changes.append(Change("delete", "cloud_run_service", short(service["name"])))
-                if not dry_run:
+                path = service["name"]
+
+                def delete_service() -> None:
                     operation = self.apis.run.execute(
-                        "delete the service",
-                        lambda s: services(s).delete(name=service["name"]),
+                        "delete the service", lambda s: services(s).delete(name=path)
                     )
                     self.apis.run_operation("delete the service", operation)
+
+                log.delete("cloud_run_service", short(path), delete_service)
             for repository in registry.find_repositories(self.apis, env):
-                changes.append(
-                    Change("delete", "artifact_registry_repository", short(repository["name"]))
+                name = repository["name"]
+                log.delete(
+                    "artifact_registry_repository",
+                    short(name),
+                    lambda n=name: registry.delete_repository(self.apis, n),
                 )
-                if not dry_run:
-                    registry.delete_repository(self.apis, repository["name"])
-        return changes
+        return log.changes
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -191,18 +197,19 @@ class CloudRunTarget(ServiceTarget):
         return tuple(int(step) for step in steps.split(","))
 
     def _template(self, spec: ServiceSpec, image: str) -> dict[str, Any]:
-        options = CloudRunOptions.from_spec(spec.options)
+        options = options_of(spec)
         return template.revision_template(spec, options, self.apis.where.project, image)
 
-    def _create(self, spec: ServiceSpec, image: str, *, dry_run: bool) -> list[Change]:
-        options = CloudRunOptions.from_spec(spec.options)
+    def _push(self, spec: ServiceSpec, log: ChangeLog) -> str:
+        """The environment's repository, and the image copied into it: its reference."""
+        options = options_of(spec)
+        registry.ensure_repository(self.apis, spec, options, log)
+        return registry.push_image(self.apis, spec, options, log)
+
+    def _create(self, spec: ServiceSpec, image: str, log: ChangeLog) -> None:
+        options = options_of(spec)
         body_template = self._template(spec, image)
         revision = body_template["revision"]
-        changes = [
-            Change("create", "cloud_run_service", spec.name, f"revision {revision}"),
-        ]
-        if dry_run:
-            return changes
         body = {
             "labels": template.labels(spec),
             "annotations": {
@@ -215,73 +222,89 @@ class CloudRunTarget(ServiceTarget):
             "template": body_template,
             "traffic": [{"type": release.REVISION, "revision": revision, "percent": 100}],
         }
-        try:
-            create_service(self.apis, spec.name, body)
-        except ProvisionError as error:
-            if error.code in (ErrorCode.INVALID_INPUT, ErrorCode.CONFLICT, ErrorCode.PERMISSION):
-                raise
-            path = f"{self._path(spec.name)}/revisions/{revision}"
-            raise not_ready(revision, revision_failure(self.apis, path), {}) from None
-        return changes
+
+        def create() -> None:
+            try:
+                create_service(self.apis, spec.name, body)
+            except ProvisionError as error:
+                if error.code in (
+                    ErrorCode.INVALID_INPUT,
+                    ErrorCode.CONFLICT,
+                    ErrorCode.PERMISSION,
+                ):
+                    raise
+                path = f"{self._path(spec.name)}/revisions/{revision}"
+                raise not_ready(revision, revision_failure(self.apis, path), {}) from None
+
+        log.create("cloud_run_service", spec.name, create, f"revision {revision}")
 
     def _release(
         self,
         spec: ServiceSpec,
         service: dict[str, Any],
         image: str,
-        *,
-        dry_run: bool,
-        notes: list[str] | None = None,
-    ) -> list[Change]:
-        options = CloudRunOptions.from_spec(spec.options)
+        log: ChangeLog,
+        notes: list[str],
+    ) -> None:
+        """A new revision (when what runs changed), gated on its readiness, then the
+        traffic moved to it step by step."""
+        options = options_of(spec)
         wanted = self._template(spec, image)
         revision = wanted["revision"]
         existing = {short(r["name"]) for r in list_revisions(self.apis, service)}
-        changes: list[Change] = []
-        if revision not in existing:
-            changes.append(
-                Change("create", "cloud_run_revision", revision, f"{spec.image}, no traffic")
+        fresh = revision not in existing
+        if not fresh and serving(service) == {revision: 100}:
+            return
+        if fresh:
+            candidate = service
+            service = log.create(
+                "cloud_run_revision",
+                revision,
+                lambda: self._deploy_candidate(spec, candidate, wanted, notes),
+                f"{spec.image}, no traffic",
+                planned=service,
             )
-        elif serving(service) == {revision: 100}:
-            return []
-        changes += [
-            Change(
-                "update",
-                "cloud_run_traffic",
-                spec.name,
-                f"{revision} " + " -> ".join(f"{p}%" for p in options.traffic_steps),
-            )
-        ]
-        if dry_run:
-            return changes
-        if revision not in existing:
-            token = self._invoker_token(spec, service)
-            check_url = spec.access == "public" or token is not None
-            if not check_url and notes is not None:
-                notes.append(
-                    "the tag URL was not checked: no identity token for an authenticated "
-                    "service here (Cloud Run's startup probe gated the revision)"
-                )
-            service = release.deploy_candidate(
+
+        def move() -> None:
+            if not fresh:  # an earlier revision must still be ready (a new one was gated)
+                release.check_ready(self.apis, service, revision)
+            release.move_traffic(
                 self.apis,
                 service,
-                wanted,
-                readiness_path=spec.readiness_path,
-                token=token,
-                timeout_s=min(spec.healthy_timeout_s, 600),
-                check_url=check_url,
+                revision,
+                options.traffic_steps,
+                source=spec.source,
+                inventory_image=spec.inventory_image or spec.image,
             )
-        else:
-            release.check_ready(self.apis, service, revision)
-        release.move_traffic(
+
+        log.update(
+            "cloud_run_traffic",
+            spec.name,
+            move,
+            release.traffic_detail(revision, options.traffic_steps),
+        )
+
+    def _deploy_candidate(
+        self, spec: ServiceSpec, service: dict[str, Any], wanted: dict[str, Any], notes: list[str]
+    ) -> dict[str, Any]:
+        """The new revision with no traffic, ready and (when it can be) answering on its
+        tag URL: the service as it then is."""
+        token = self._invoker_token(spec, service)
+        check_url = spec.access == "public" or token is not None
+        if not check_url:
+            notes.append(
+                "the tag URL was not checked: no identity token for an authenticated "
+                "service here (Cloud Run's startup probe gated the revision)"
+            )
+        return release.deploy_candidate(
             self.apis,
             service,
-            revision,
-            options.traffic_steps,
-            source=spec.source,
-            inventory_image=spec.inventory_image or spec.image,
+            wanted,
+            readiness_path=spec.readiness_path,
+            token=token,
+            timeout_s=min(spec.healthy_timeout_s, 600),
+            check_url=check_url,
         )
-        return changes
 
     def _invoker_token(self, spec: ServiceSpec, service: dict[str, Any]) -> str | None:
         """An identity token for an authenticated service's tag URL (None: public, or no

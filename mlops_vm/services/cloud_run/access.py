@@ -4,7 +4,7 @@ token and the invoker role). Read-modify-write with the policy's etag."""
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.services.cloud_run.apis import CloudRunApis
 from mlops_vm.services.cloud_run.service import services, short
 
@@ -35,27 +35,26 @@ def is_public(policy: dict[str, Any]) -> bool:
     )
 
 
-def access_change(service: str, public: bool) -> Change:
-    detail = "allUsers may invoke" if public else "authenticated callers only"
-    return Change("update", "cloud_run_invoker", service, detail)
-
-
-def ensure_access(
-    apis: CloudRunApis, service_name: str, access: str, *, dry_run: bool
-) -> list[Change]:
+def ensure_access(apis: CloudRunApis, service_name: str, access: str, log: ChangeLog) -> None:
     public = access == "public"
-    policy = apis.run.execute(
-        "read the service's IAM policy",
-        lambda s: services(s).getIamPolicy(resource=service_name),
+    # A service that does not exist yet (a dry run's new one) has no policy: no binding.
+    policy = (
+        apis.run.get(
+            "read the service's IAM policy",
+            lambda s: services(s).getIamPolicy(resource=service_name),
+        )
+        or {}
     )
     if is_public(policy) == public:
-        return []
-    change = access_change(short(service_name), public)
-    if not dry_run:
-        # The etag read above comes back: a concurrent change makes this fail, not vanish.
-        wanted = with_public_invoker(policy, public)
-        apis.run.execute(
+        return
+    # The etag read above goes back: a concurrent change makes this fail, not vanish.
+    wanted = with_public_invoker(policy, public)
+    log.update(
+        "cloud_run_invoker",
+        short(service_name),
+        lambda: apis.run.execute(
             "set the service's IAM policy",
             lambda s: services(s).setIamPolicy(resource=service_name, body={"policy": wanted}),
-        )
-    return [change]
+        ),
+        "allUsers may invoke" if public else "authenticated callers only",
+    )

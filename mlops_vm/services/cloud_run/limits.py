@@ -8,9 +8,9 @@ with one needs (one GPU per instance, at least 4 CPUs and 16 GiB, CPU always all
 
 import re
 
+from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec
-from mlops_vm.services.cloud_run.options import CloudRunOptions
 
 GPU_REGIONS: dict[str, frozenset[str]] = {
     "nvidia-l4": frozenset(
@@ -51,7 +51,7 @@ def refuse(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: ServiceSpec, options: CloudRunOptions, region: str) -> None:
+def check_spec(spec: ServiceSpec, options: CloudRunServiceConfig, region: str) -> None:
     """Raise INVALID_INPUT for the first thing Cloud Run would refuse."""
     check_size(spec)
     check_gpu(spec, options, region)
@@ -102,7 +102,7 @@ def check_size(spec: ServiceSpec) -> None:
         )
 
 
-def check_gpu(spec: ServiceSpec, options: CloudRunOptions, region: str) -> None:
+def check_gpu(spec: ServiceSpec, options: CloudRunServiceConfig, region: str) -> None:
     if spec.gpu == 0:
         return
     regions = GPU_REGIONS.get(options.gpu_type)

@@ -4,13 +4,14 @@ that keeps the newest images) and the model image copied into it from its source
 from typing import Any
 
 from mlops_vm.bootstrap.config import split_image_ref
-from mlops_vm.plan import Change
+from mlops_vm.environment.config import CloudRunServiceConfig
+from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import LABEL_ENV
 from mlops_vm.services import images
 from mlops_vm.services.base import RegistryAuth, ServiceSpec
 from mlops_vm.services.cloud_run.apis import CloudRunApis
-from mlops_vm.services.cloud_run.options import CloudRunOptions
+from mlops_vm.services.cloud_run.options import repository_id
 
 KEEP_POLICY = "keep-newest"
 
@@ -19,7 +20,7 @@ def repository_path(apis: CloudRunApis, repository: str) -> str:
     return f"{apis.where.parent}/repositories/{repository}"
 
 
-def cleanup_policies(options: CloudRunOptions) -> dict[str, Any]:
+def cleanup_policies(options: CloudRunServiceConfig) -> dict[str, Any]:
     """Keep the newest versions (a rollback needs the previous image)."""
     return {
         KEEP_POLICY: {
@@ -31,40 +32,38 @@ def cleanup_policies(options: CloudRunOptions) -> dict[str, Any]:
 
 
 def ensure_repository(
-    apis: CloudRunApis, spec: ServiceSpec, options: CloudRunOptions, *, dry_run: bool
-) -> list[Change]:
-    repository = options.repository_id(spec)
+    apis: CloudRunApis, spec: ServiceSpec, options: CloudRunServiceConfig, log: ChangeLog
+) -> None:
+    repository = repository_id(spec, options)
     path = repository_path(apis, repository)
     found = apis.registry.get(
         "read the Artifact Registry repository",
         lambda s: s.projects().locations().repositories().get(name=path),
     )
     policies = cleanup_policies(options)
-    if found is None:
-        if not dry_run:
-            operation = apis.registry.execute(
-                "create the Artifact Registry repository",
-                lambda s: (
-                    s.projects()
-                    .locations()
-                    .repositories()
-                    .create(
-                        parent=apis.where.parent,
-                        repositoryId=repository,
-                        body={
-                            "format": "DOCKER",
-                            "description": f"mlops-vm model images of {spec.env}",
-                            "labels": {LABEL_ENV: spec.env},
-                            "cleanupPolicies": policies,
-                        },
-                    )
-                ),
-            )
-            apis.registry_operation("create the Artifact Registry repository", operation)
-        return [Change("create", "artifact_registry_repository", repository, "DOCKER")]
-    if found.get("cleanupPolicies") == policies:
-        return []
-    if not dry_run:
+
+    def create() -> None:
+        operation = apis.registry.execute(
+            "create the Artifact Registry repository",
+            lambda s: (
+                s.projects()
+                .locations()
+                .repositories()
+                .create(
+                    parent=apis.where.parent,
+                    repositoryId=repository,
+                    body={
+                        "format": "DOCKER",
+                        "description": f"mlops-vm model images of {spec.env}",
+                        "labels": {LABEL_ENV: spec.env},
+                        "cleanupPolicies": policies,
+                    },
+                )
+            ),
+        )
+        apis.registry_operation("create the Artifact Registry repository", operation)
+
+    def set_policies() -> None:
         apis.registry.execute(
             "set the repository's cleanup policy",
             lambda s: (
@@ -74,34 +73,45 @@ def ensure_repository(
                 .patch(name=path, updateMask="cleanupPolicies", body={"cleanupPolicies": policies})
             ),
         )
-    return [
-        Change("update", "artifact_registry_repository", repository, f"keep {options.keep_images}")
-    ]
+
+    def fixes(current: dict[str, Any]) -> list[Fix]:
+        if current.get("cleanupPolicies") == policies:
+            return []
+        return [Fix(f"keep {options.keep_images}", set_policies)]
+
+    log.ensure(
+        "artifact_registry_repository",
+        repository,
+        current=found,
+        create=create,
+        fixes=fixes,
+        detail="DOCKER",
+    )
 
 
-def image_reference(apis: CloudRunApis, spec: ServiceSpec, options: CloudRunOptions) -> str:
+def image_reference(apis: CloudRunApis, spec: ServiceSpec, options: CloudRunServiceConfig) -> str:
     """The copy's reference: <region>-docker.pkg.dev/<project>/<repository>/<name>:<tag>."""
     host = options.registry_host or f"{apis.where.region}-docker.pkg.dev"
     repository, _, _ = split_image_ref(spec.image)
     name = repository.rsplit("/", 1)[-1]
     tag = images.destination_tag(spec.image)
-    return f"{host}/{apis.where.project}/{options.repository_id(spec)}/{name}:{tag}"
+    return f"{host}/{apis.where.project}/{repository_id(spec, options)}/{name}:{tag}"
 
 
 def push_image(
-    apis: CloudRunApis, spec: ServiceSpec, options: CloudRunOptions, *, dry_run: bool
-) -> tuple[str, list[Change]]:
-    """(the copy's reference, changes): copied unless the repository holds it already."""
+    apis: CloudRunApis, spec: ServiceSpec, options: CloudRunServiceConfig, log: ChangeLog
+) -> str:
+    """The copy's reference: copied unless the repository holds it already."""
     destination = image_reference(apis, spec, options)
     if options.registry_host:
         # A stand-in registry (tests): it takes the source registry's credentials.
         auth = spec.registry
     else:
         auth = RegistryAuth(username="oauth2accesstoken", password=apis.access_token())
-    copied = images.copy_image(spec.image, spec.registry, destination, auth, dry_run=dry_run)
-    return destination, [Change("update", "artifact_registry_image", destination, spec.image)] if (
-        copied
-    ) else []
+    # copy_image reads both digests (a dry run copies nothing) and says whether it copies.
+    if images.copy_image(spec.image, spec.registry, destination, auth, dry_run=log.dry_run):
+        log.record("update", "artifact_registry_image", destination, spec.image)
+    return destination
 
 
 def find_repositories(apis: CloudRunApis, env: str) -> list[dict[str, Any]]:

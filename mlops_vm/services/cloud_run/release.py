@@ -3,9 +3,9 @@ through its tag URL, then given the traffic (in steps: service.cloud_run.traffic
 A revision that never becomes ready leaves the traffic where it was (the tag removed) and
 the release fails with Cloud Run's reason. A rollback moves the traffic back."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.services.base import TAG_INVENTORY_IMAGE, TAG_SOURCE
@@ -33,7 +33,7 @@ def release_annotations(
     revision: str,
     source: str,
     inventory_image: str,
-    steps: tuple[int, ...] = (),
+    steps: Sequence[int] = (),
 ) -> dict[str, str]:
     """The service's annotations after traffic moves to REVISION: which release it carries
     (source, the inventory's image) and the revision that had the traffic (rollback's)."""
@@ -111,7 +111,7 @@ def move_traffic(
     apis: CloudRunApis,
     service: dict[str, Any],
     revision: str,
-    steps: tuple[int, ...],
+    steps: Sequence[int],
     *,
     source: str,
     inventory_image: str,
@@ -134,11 +134,9 @@ def move_traffic(
     return service
 
 
-def traffic_changes(service: dict[str, Any], revision: str, steps: tuple[int, ...]) -> list[Change]:
-    if serving(service) == {revision: 100}:
-        return []
-    plan = " -> ".join(f"{p}%" for p in steps)
-    return [Change("update", "cloud_run_traffic", short(service["name"]), f"{revision} {plan}")]
+def traffic_detail(revision: str, steps: Sequence[int]) -> str:
+    """What a traffic move's Change says: the revision and its steps."""
+    return f"{revision} " + " -> ".join(f"{p}%" for p in steps)
 
 
 def check_ready(apis: CloudRunApis, service: dict[str, Any], revision: str) -> None:

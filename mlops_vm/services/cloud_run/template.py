@@ -7,9 +7,9 @@ import json
 import math
 from typing import Any
 
+from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.model import LABEL_ENV
 from mlops_vm.services.base import TAG_IMAGE, TAG_INVENTORY_IMAGE, TAG_SOURCE, ServiceSpec
-from mlops_vm.services.cloud_run.options import CloudRunOptions
 from mlops_vm.services.cloud_run.secrets import env_entries
 
 CONTAINER = "model"
@@ -41,7 +41,7 @@ def cpu(spec: ServiceSpec) -> str:
 
 
 def runtime_template(
-    spec: ServiceSpec, options: CloudRunOptions, project: str, image: str
+    spec: ServiceSpec, options: CloudRunServiceConfig, project: str, image: str
 ) -> dict[str, Any]:
     """What runs (without the revision name and the release annotations)."""
     limits = {"cpu": cpu(spec), "memory": memory(spec)}
@@ -83,7 +83,7 @@ def revision_name(service: str, runtime: dict[str, Any]) -> str:
 
 
 def revision_template(
-    spec: ServiceSpec, options: CloudRunOptions, project: str, image: str
+    spec: ServiceSpec, options: CloudRunServiceConfig, project: str, image: str
 ) -> dict[str, Any]:
     """The full template: named by what runs, annotated with the release it carries."""
     runtime = runtime_template(spec, options, project, image)

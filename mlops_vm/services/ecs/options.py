@@ -6,7 +6,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EcsOptions:
-    """service.ecs, as mlops_vm.config.EcsServiceConfig validated it."""
+    """service.ecs, as mlops_vm.environment.config.EcsServiceConfig validated it."""
 
     # Seconds the ALB health check is ignored after a task starts.
     health_check_grace_s: int = 120

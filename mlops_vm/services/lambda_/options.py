@@ -6,7 +6,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class LambdaOptions:
-    """service.lambda, as mlops_vm.config.LambdaServiceConfig validated it."""
+    """service.lambda, as mlops_vm.environment.config.LambdaServiceConfig validated it."""
 
     timeout_s: int = 30
     ephemeral_storage_mb: int = 512
