@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
+from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
+from mlops_vm.services.settings import (
+    AppServiceConfig,
+    CloudRunServiceConfig,
+    EcsServiceConfig,
+    LambdaServiceConfig,
+)
 
 CONFIG_VARIABLE = "mlops_vm"
 
@@ -29,21 +36,11 @@ IMAGE_REFERENCE = re.compile(
 TEMPLATED = re.compile(r"{{.*}}|{%.*%}", re.S)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class ProviderConfig(Strict):
     name: Literal[PROVIDER_NAMES]  # type: ignore[valid-type]
     region: str | None = None
     endpoint_url: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-
-
-class NetworkConfig(Strict):
-    cidr: str = "10.42.0.0/16"
-    ssh_cidr: str | None = None
-    existing: dict[str, Any] = Field(default_factory=dict)
 
 
 class AutoscalingConfig(Strict):
@@ -174,81 +171,6 @@ class ReleaseConfig(Strict):
     @classmethod
     def batch_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-class EcsServiceConfig(Strict):
-    """service.ecs: ECS on Fargate (mlops_vm/services/ecs)."""
-
-    # Seconds the ALB health check is ignored after a task starts (the model loads).
-    health_check_grace_s: Annotated[int, Field(ge=0, le=7200)] = 120
-    # Target tracking: average CPU percent per task, ALB requests per task per minute.
-    target_cpu_percent: Annotated[float, Field(gt=0, le=100)] | None = 60.0
-    target_requests_per_task: Annotated[float, Field(gt=0)] | None = None
-    # Images the ECR lifecycle policy keeps (older ones expire).
-    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10
-    # Days the CloudWatch log group keeps the containers' logs.
-    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
-    # Seconds the ALB lets requests in flight finish on a task that leaves.
-    drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
-    # The container health check ECS runs (default: python3 asks readiness_path).
-    health_check_command: list[str] | None = None
-    # ECR's registry address when provider.endpoint_url aims at an emulator (moto has no
-    # registry): the image is pushed there with model.registry's credentials.
-    registry_endpoint: str | None = None
-
-
-class AppServiceConfig(Strict):
-    """service.app_service: Azure App Service, Web App for Containers (services/app_service)."""
-
-    sku: str = "P0v3"  # a Linux plan SKU with slots and autoscale (Standard, PremiumV3)
-    # acr: an Azure Container Registry, the image copied into it, pulled by managed identity;
-    # source: pulled from model.image's own registry (its password a Key Vault reference).
-    registry: Literal["acr", "source"] = "acr"
-    registry_password_secret: str | None = None  # Key Vault secret URI (registry: source)
-    scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70.0
-    scale_in_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 30.0
-    cooldown_minutes: Annotated[int, Field(ge=1, le=60)] = 5
-
-
-class CloudRunServiceConfig(Strict):
-    """service.cloud_run: Google Cloud Run (mlops_vm/services/cloud_run)."""
-
-    # The Artifact Registry Docker repository (default mlops-vm-<env>).
-    repository: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")] | None = None
-    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10  # the cleanup policy keeps these
-    gpu_type: Literal["nvidia-l4"] = "nvidia-l4"  # with service.gpu: 1
-    # Percent of the traffic a new revision gets, step by step (each step waited on).
-    traffic_steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [100])
-    cpu_idle: bool = True  # CPU only while requests run (GPU services: always allocated)
-    service_account: str | None = None  # the revisions' identity
-    # A registry that stands in for <region>-docker.pkg.dev (a private mirror; tests).
-    registry_host: str | None = None
-
-    @field_validator("traffic_steps")
-    @classmethod
-    def steps_rise_to_100(cls, steps: list[int]) -> list[int]:
-        if not steps or steps[-1] != 100 or steps != sorted(set(steps)):
-            raise ValueError("must rise step by step and end at 100, e.g. [10, 50, 100]")
-        return steps
-
-
-class LambdaServiceConfig(Strict):
-    """service.lambda: AWS Lambda from a container image (mlops_vm/services/lambda_). The
-    bounds are Lambda's own limits; memory is service.memory_mb (128 .. 10,240 MB)."""
-
-    timeout_s: Annotated[int, Field(ge=1, le=900)] = 30
-    ephemeral_storage_mb: Annotated[int, Field(ge=512, le=10240)] = 512
-    # Percent of the alias's traffic a new version gets first (AdditionalVersionWeights);
-    # 0: the alias moves at once once the version answers its readiness check.
-    canary_percent: Annotated[int, Field(ge=0, le=50)] = 0
-    keep_images: Annotated[int, Field(ge=1, le=1000)] = 10
-    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
-    architecture: Literal["x86_64", "arm64"] = "x86_64"
-    # An emulated control plane only (provider.endpoint_url): the registry standing in for
-    # ECR, and the Runtime Interface Emulator's URL for the readiness invokes.
-    registry_endpoint: str | None = None
-    invoke_endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
 
 # service.<target> sections whose Python name differs from the target's.

@@ -16,7 +16,6 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
-from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.plan import Change, ChangeLog, Fix
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure.client import Arm, AzureOptions
@@ -37,6 +36,7 @@ from mlops_vm.services.base import (
     ServiceSpec,
     ServiceTarget,
 )
+from mlops_vm.services.settings import AppServiceConfig
 
 
 def https_status(url: str) -> int | None:

@@ -2,11 +2,11 @@
 
 import re
 
-from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.sizes import PLAN_SKUS
 from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.settings import AppServiceConfig
 
 # https://<vault>.vault.azure.net/secrets/<name>[/<version>]: what a Key Vault reference takes.
 KEY_VAULT_SECRET_URI = re.compile(

@@ -5,7 +5,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.environment.config import AppServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.drift import converge
@@ -22,6 +21,7 @@ from mlops_vm.services.app_service.names import (
     AppNames,
 )
 from mlops_vm.services.base import Revision, ServiceSpec
+from mlops_vm.services.settings import AppServiceConfig
 
 Probe = Callable[[str], int | None]  # URL -> HTTP status (None: no answer)
 PROBE_INTERVAL_S = 5.0

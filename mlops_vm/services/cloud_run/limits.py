@@ -8,9 +8,9 @@ with one needs (one GPU per instance, at least 4 CPUs and 16 GiB, CPU always all
 
 import re
 
-from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.settings import CloudRunServiceConfig
 
 GPU_REGIONS: dict[str, frozenset[str]] = {
     "nvidia-l4": frozenset(

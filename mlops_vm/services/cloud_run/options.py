@@ -1,10 +1,10 @@
-"""service.cloud_run (its one schema: config.CloudRunServiceConfig) and the project and
+"""service.cloud_run (its one schema: services/settings.py) and the project and
 region, read once."""
 
-from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.settings import CloudRunServiceConfig
 
 
 def options_of(spec: ServiceSpec) -> CloudRunServiceConfig:

@@ -4,7 +4,6 @@ that keeps the newest images) and the model image copied into it from its source
 from typing import Any
 
 from mlops_vm.bootstrap.config import split_image_ref
-from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import LABEL_ENV
@@ -12,6 +11,7 @@ from mlops_vm.services import images
 from mlops_vm.services.base import RegistryAuth, ServiceSpec
 from mlops_vm.services.cloud_run.apis import CloudRunApis
 from mlops_vm.services.cloud_run.options import repository_id
+from mlops_vm.services.settings import CloudRunServiceConfig
 
 KEEP_POLICY = "keep-newest"
 

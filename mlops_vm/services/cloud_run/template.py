@@ -7,10 +7,10 @@ import json
 import math
 from typing import Any
 
-from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.model import LABEL_ENV
 from mlops_vm.services.base import TAG_IMAGE, TAG_INVENTORY_IMAGE, TAG_SOURCE, ServiceSpec
 from mlops_vm.services.cloud_run.secrets import env_entries
+from mlops_vm.services.settings import CloudRunServiceConfig
 
 CONTAINER = "model"
 PROBE_PERIOD_S = 10
