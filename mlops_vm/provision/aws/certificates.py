@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, tags
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import ROLE_LB, CertificateSpec, LoadBalancerSpec
 
@@ -94,8 +94,8 @@ def imported_certificates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
             missing_ok=True,
             CertificateArn=arn,
         ).get("Tags", [])
-        tag_set = tags.as_dict(tag_items)
-        if tag_set.get(tags.TAG_ENV) == env:
+        tag_set = names.as_dict(tag_items)
+        if tag_set.get(names.TAG_ENV) == env:
             found.append({"arn": arn, "tags": tag_set})
     return found
 
@@ -117,12 +117,12 @@ def ensure_certificate(
     change = Change("create", "certificate", name, f"import {certificate.cert_file}")
     if dry_run:
         return None, [change]
-    tag_set = tags.tag_dict(spec.env, ROLE_LB, name)
-    tag_set[tags.TAG_CERT_SHA256] = bundle.fingerprint
+    tag_set = names.tag_dict(spec.env, ROLE_LB, name)
+    tag_set[names.TAG_CERT_SHA256] = bundle.fingerprint
     params: dict[str, Any] = {
         "Certificate": bundle.certificate,
         "PrivateKey": Path(certificate.key_file).read_bytes(),
-        "Tags": tags.tag_list(tag_set),
+        "Tags": names.tag_list(tag_set),
     }
     if bundle.chain:
         params["CertificateChain"] = bundle.chain
@@ -140,7 +140,7 @@ def ensure_certificate(
 def imported_arn(ctx: AwsContext, env: str, fingerprint: str) -> str | None:
     """The ARN of ENV's imported certificate with FINGERPRINT (its sha256 tag), if any."""
     for existing in imported_certificates(ctx, env):
-        if existing["tags"].get(tags.TAG_CERT_SHA256) == fingerprint:
+        if existing["tags"].get(names.TAG_CERT_SHA256) == fingerprint:
             return existing["arn"]
     return None
 

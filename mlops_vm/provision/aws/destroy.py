@@ -15,8 +15,8 @@ from mlops_vm.provision.aws import (
     certificates,
     instances,
     load_balancer,
+    names,
     scaling_group,
-    tags,
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -103,7 +103,7 @@ def fleet_instances(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
     raws = instances.describe_instances(ctx, env, states=states)
     changes = [
         Change(
-            "delete", "instance", tags.as_dict(raw.get("Tags")).get("Name", ""), raw["InstanceId"]
+            "delete", "instance", names.as_dict(raw.get("Tags")).get("Name", ""), raw["InstanceId"]
         )
         for raw in raws
         if raw["State"]["Name"] != "shutting-down"
@@ -127,7 +127,7 @@ def launch_templates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
     return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
+        names.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
         lambda pair: Change("delete", "key_pair", pair["KeyName"]),
         lambda pair: ctx.call(
             "ec2",
@@ -141,7 +141,7 @@ def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    groups = tags.tagged_ec2(
+    groups = names.tagged_ec2(
         ctx, env, "describe_security_groups", "list the security groups", "SecurityGroups"
     )
     changes = [Change("delete", "security_group", group["GroupName"]) for group in groups]
@@ -170,7 +170,7 @@ def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
     return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
+        names.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
         lambda subnet: Change("delete", "subnet", subnet["SubnetId"], subnet["CidrBlock"]),
         lambda subnet: delete_when_released(
             ctx, "delete_subnet", f"delete subnet {subnet['SubnetId']}", SubnetId=subnet["SubnetId"]
@@ -180,7 +180,7 @@ def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    tables = tags.tagged_ec2(
+    tables = names.tagged_ec2(
         ctx, env, "describe_route_tables", "list the route tables", "RouteTables"
     )
     changes = []
@@ -208,7 +208,7 @@ def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 
 def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    gateways = tags.tagged_ec2(
+    gateways = names.tagged_ec2(
         ctx, env, "describe_internet_gateways", "list the internet gateways", "InternetGateways"
     )
     changes = []
@@ -238,7 +238,7 @@ def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
 
 def vpcs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
     return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
+        names.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
         lambda vpc: Change("delete", "vpc", vpc["VpcId"], vpc["CidrBlock"]),
         lambda vpc: delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"]),
         dry_run,

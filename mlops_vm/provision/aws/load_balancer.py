@@ -14,7 +14,7 @@ created, the listener switched to it, and the old one deleted.
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import certificates, errors, network, scaling_group, tags
+from mlops_vm.provision.aws import certificates, errors, names, network, scaling_group
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
@@ -32,15 +32,15 @@ TAGS_PER_CALL = 20  # elbv2 describe_tags takes at most 20 ARNs
 
 
 def load_balancer_name(env: str) -> str:
-    return tags.elb_name(env, "alb")
+    return names.elb_name(env, "alb")
 
 
 def target_group_name(spec: LoadBalancerSpec) -> str:
-    return tags.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
+    return names.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
 
 
 def lb_tags(env: str, name: str) -> list[dict[str, str]]:
-    return tags.tag_list(tags.tag_dict(env, ROLE_LB, name))
+    return names.tag_list(names.tag_dict(env, ROLE_LB, name))
 
 
 # --- finding what exists ----------------------------------------------------------------
@@ -56,7 +56,7 @@ def tags_by_arn(ctx: AwsContext, arns: list[str]) -> dict[str, dict[str, str]]:
             ResourceArns=arns[start : start + TAGS_PER_CALL],
         )["TagDescriptions"]
         for description in descriptions:
-            found[description["ResourceArn"]] = tags.as_dict(description.get("Tags"))
+            found[description["ResourceArn"]] = names.as_dict(description.get("Tags"))
     return found
 
 
@@ -72,7 +72,7 @@ def _tagged(ctx: AwsContext, kind: str, env: str) -> list[dict[str, Any]]:
     operation, key, arn_key = ELB_KINDS[kind]
     found = ctx.pages("elbv2", operation, key, f"list the {kind.replace('_', ' ')}s")
     by_arn = tags_by_arn(ctx, [item[arn_key] for item in found])
-    return [item for item in found if by_arn.get(item[arn_key], {}).get(tags.TAG_ENV) == env]
+    return [item for item in found if by_arn.get(item[arn_key], {}).get(names.TAG_ENV) == env]
 
 
 def tagged_load_balancers(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
@@ -95,7 +95,7 @@ def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, A
     ).get(key, [])
     if not found:
         return None
-    owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(tags.TAG_ENV)
+    owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(names.TAG_ENV)
     if owner != env:
         raise ProvisionError(
             ErrorCode.CONFLICT,
@@ -561,7 +561,7 @@ def ensure_load_balancer(
     with reporting_changes(changes):
         if net.get("lb_security_group_owned", True):
             changes += sg.converge_ingress(
-                ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
+                ctx, lb_group, names.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
             )
         certificate_arn, more = certificates.ensure_certificate(ctx, spec, dry_run=dry_run)
         changes += more

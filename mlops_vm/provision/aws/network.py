@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, tags
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
@@ -56,11 +56,11 @@ class NetworkIds:
 
 
 def network_name(env: str) -> str:
-    return tags.base_name(env, ROLE_NETWORK)
+    return names.base_name(env, ROLE_NETWORK)
 
 
 def network_tags(spec: FleetSpec, name: str) -> dict[str, str]:
-    return tags.tag_dict(spec.env, ROLE_NETWORK, name, spec.instance.tags)
+    return names.tag_dict(spec.env, ROLE_NETWORK, name, spec.instance.tags)
 
 
 def subnet_cidrs(vpc_cidr: str) -> list[str]:
@@ -102,8 +102,8 @@ def choose_zones(ctx: AwsContext, wanted: tuple[str, ...]) -> list[str]:
 
 
 def find_vpc(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    vpcs = tags.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
-    return tags.only_one(vpcs, "VPC", "VpcId", env)
+    vpcs = names.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
+    return names.only_one(vpcs, "VPC", "VpcId", env)
 
 
 def adopted(key: str, resource: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,7 +119,7 @@ def create_vpc(ctx: AwsContext, spec: FleetSpec, name: str) -> str:
         "create the VPC",
         adopt=lambda: adopted("Vpc", find_vpc(ctx, spec.env)),
         CidrBlock=spec.network.cidr,
-        TagSpecifications=tags.tag_specifications("vpc", network_tags(spec, name)),
+        TagSpecifications=names.tag_specifications("vpc", network_tags(spec, name)),
     )["Vpc"]["VpcId"]
     ctx.wait_until(
         lambda: True if vpc_state(ctx, vpc_id) == "available" else None,
@@ -165,7 +165,7 @@ def ensure_vpc(ctx: AwsContext, spec: FleetSpec, *, dry_run: bool) -> tuple[str 
 
 
 def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    gateways = tags.tagged_ec2(
+    gateways = names.tagged_ec2(
         ctx,
         env,
         "describe_internet_gateways",
@@ -173,7 +173,7 @@ def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
         "InternetGateways",
         ROLE_NETWORK,
     )
-    return tags.only_one(gateways, "internet gateway", "InternetGatewayId", env)
+    return names.only_one(gateways, "internet gateway", "InternetGatewayId", env)
 
 
 def ensure_internet_gateway(
@@ -191,7 +191,9 @@ def ensure_internet_gateway(
             "create_internet_gateway",
             "create the internet gateway",
             adopt=lambda: adopted("InternetGateway", find_internet_gateway(ctx, spec.env)),
-            TagSpecifications=tags.tag_specifications("internet-gateway", network_tags(spec, name)),
+            TagSpecifications=names.tag_specifications(
+                "internet-gateway", network_tags(spec, name)
+            ),
         )["InternetGateway"]
     gateway_id = gateway["InternetGatewayId"]
     attached = {a["VpcId"] for a in gateway.get("Attachments", [])}
@@ -210,7 +212,7 @@ def ensure_internet_gateway(
 
 
 def find_subnets(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return tags.tagged_ec2(
+    return names.tagged_ec2(
         ctx, env, "describe_subnets", "find the subnets", "Subnets", ROLE_NETWORK
     )
 
@@ -223,7 +225,7 @@ def subnets_by_zone(ctx: AwsContext, env: str) -> dict[str, dict[str, Any]]:
     return {
         zone: subnet
         for zone, found in zones.items()
-        if (subnet := tags.only_one(found, f"subnet in {zone}", "SubnetId", env)) is not None
+        if (subnet := names.only_one(found, f"subnet in {zone}", "SubnetId", env)) is not None
     }
 
 
@@ -255,7 +257,7 @@ def ensure_subnets(
             VpcId=vpc_id,
             CidrBlock=cidr,
             AvailabilityZone=zone,
-            TagSpecifications=tags.tag_specifications("subnet", network_tags(spec, name)),
+            TagSpecifications=names.tag_specifications("subnet", network_tags(spec, name)),
         )["Subnet"]["SubnetId"]
         # Public subnets: instances get a public address (the ALB reaches them privately,
         # but they need the internet for packages and the model image).
@@ -271,10 +273,10 @@ def ensure_subnets(
 
 
 def find_route_table(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    tables = tags.tagged_ec2(
+    tables = names.tagged_ec2(
         ctx, env, "describe_route_tables", "find the route table", "RouteTables", ROLE_NETWORK
     )
-    return tags.only_one(tables, "route table", "RouteTableId", env)
+    return names.only_one(tables, "route table", "RouteTableId", env)
 
 
 def ensure_routes(
@@ -300,7 +302,7 @@ def ensure_routes(
             "create_route_table",
             "create the route table",
             VpcId=vpc_id,
-            TagSpecifications=tags.tag_specifications("route-table", network_tags(spec, name)),
+            TagSpecifications=names.tag_specifications("route-table", network_tags(spec, name)),
         )["RouteTable"]
     table_id = table["RouteTableId"]
     created = bool(changes)
@@ -352,7 +354,7 @@ def ensure_security_groups(
 ) -> list[Change]:
     changes: list[Change] = []
     existing = spec.network.existing
-    lb_name = tags.base_name(spec.env, ROLE_LB)
+    lb_name = names.base_name(spec.env, ROLE_LB)
     if existing.get("lb_security_group_id"):
         ids.lb_security_group_id = existing["lb_security_group_id"]
     else:
@@ -361,20 +363,20 @@ def ensure_security_groups(
             ids.vpc_id,
             lb_name,
             f"mlops-vm {spec.env}: load balancer",
-            tags.tag_dict(spec.env, ROLE_LB, lb_name, spec.instance.tags),
+            names.tag_dict(spec.env, ROLE_LB, lb_name, spec.instance.tags),
             dry_run=dry_run,
         )
         changes += created
     if existing.get("security_group_id"):
         ids.instance_security_group_id = existing["security_group_id"]
         return changes
-    name = tags.base_name(spec.env, spec.role)
+    name = names.base_name(spec.env, spec.role)
     ids.instance_security_group_id, created = sg.ensure_group(
         ctx,
         ids.vpc_id,
         name,
         f"mlops-vm {spec.env}: {spec.role} instances",
-        tags.tag_dict(spec.env, spec.role, name, spec.instance.tags),
+        names.tag_dict(spec.env, spec.role, name, spec.instance.tags),
         dry_run=dry_run,
     )
     changes += created
@@ -458,7 +460,7 @@ def find_owned_network(ctx: AwsContext, env: str) -> NetworkIds | None:
         vpc_id=vpc["VpcId"],
         subnet_ids=[subnet["SubnetId"] for subnet in subnets],
         zones=[subnet["AvailabilityZone"] for subnet in subnets],
-        lb_security_group_id=_group_id(ctx, vpc["VpcId"], tags.base_name(env, ROLE_LB)),
+        lb_security_group_id=_group_id(ctx, vpc["VpcId"], names.base_name(env, ROLE_LB)),
     )
 
 

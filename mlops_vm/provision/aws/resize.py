@@ -10,7 +10,7 @@ the instance has ENA enabled. The root volume grows online (modify-volume); it n
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import instances, tags
+from mlops_vm.provision.aws import instances, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.validate import invalid
 from mlops_vm.provision.model import FleetSpec, Instance
@@ -117,7 +117,7 @@ def resize_instance(
     ctx: AwsContext, spec: FleetSpec, instance: Instance, *, dry_run: bool
 ) -> list[Change]:
     [raw] = instances.describe_by_ids(ctx, [instance.id])
-    if instances.ASG_TAG in tags.as_dict(raw.get("Tags")):
+    if instances.ASG_TAG in names.as_dict(raw.get("Tags")):
         return []  # a scaling group's: its launch template rolls
     wanted = spec.instance.machine_type
     changes: list[Change] = []

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, instance_refresh, tags
+from mlops_vm.provision.aws import errors, instance_refresh, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec
@@ -35,7 +35,7 @@ WATCHED_FIELDS = ("ImageId", "InstanceType", "UserData", "KeyName", "SecurityGro
 
 
 def group_name(env: str, role: str) -> str:
-    return tags.base_name(env, role)
+    return names.base_name(env, role)
 
 
 def template_data(
@@ -48,10 +48,10 @@ def template_data(
         data["UserData"] = base64.b64encode(
             user_data_bytes(spec.instance.user_data, "aws")
         ).decode()
-    instance_tags = tags.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
+    instance_tags = names.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
     instance_tags.update(spec.instance.tags)
     data["TagSpecifications"] = [
-        {"ResourceType": resource, "Tags": tags.tag_list(instance_tags)}
+        {"ResourceType": resource, "Tags": names.tag_list(instance_tags)}
         for resource in ("instance", "volume")
     ]
     return data
@@ -109,8 +109,8 @@ def ensure_launch_template(
             LaunchTemplateName=name,
             VersionDescription=wanted,
             LaunchTemplateData=data,
-            TagSpecifications=tags.tag_specifications(
-                "launch-template", tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+            TagSpecifications=names.tag_specifications(
+                "launch-template", names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
             ),
         )["LaunchTemplate"]
         return created["LaunchTemplateId"], False, [change]
@@ -159,10 +159,10 @@ def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
         "describe_auto_scaling_groups",
         "AutoScalingGroups",
         "list the scaling groups",
-        Filters=[{"Name": f"tag:{tags.TAG_ENV}", "Values": [env]}],
+        Filters=[{"Name": f"tag:{names.TAG_ENV}", "Values": [env]}],
     )
     # Checked again here: destroy deletes what this returns, whatever the filter did.
-    return [group for group in found if tags.has_tags(group.get("Tags"), env)]
+    return [group for group in found if names.has_tags(group.get("Tags"), env)]
 
 
 def desired_size(spec: FleetSpec) -> int:
@@ -180,8 +180,8 @@ def desired_size(spec: FleetSpec) -> int:
 
 
 def group_tags(spec: FleetSpec, name: str) -> list[dict[str, Any]]:
-    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-    tag_set[tags.TAG_SSH_USER] = spec.instance.ssh_user
+    tag_set = names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[names.TAG_SSH_USER] = spec.instance.ssh_user
     group_tag_list = [
         {
             "ResourceId": name,
@@ -200,7 +200,7 @@ def desired_tag(name: str, count: int) -> dict[str, Any]:
     return {
         "ResourceId": name,
         "ResourceType": "auto-scaling-group",
-        "Key": tags.TAG_DESIRED,
+        "Key": names.TAG_DESIRED,
         "Value": str(count),
         "PropagateAtLaunch": False,
     }
@@ -280,7 +280,7 @@ def update_group(
     template = group.get("LaunchTemplate") or {}
     if template.get("LaunchTemplateId") != template_id or template.get("Version") != "$Default":
         update["LaunchTemplate"] = {"LaunchTemplateId": template_id, "Version": "$Default"}
-    remembered = tags.as_dict(group.get("Tags")).get(tags.TAG_DESIRED)
+    remembered = names.as_dict(group.get("Tags")).get(names.TAG_DESIRED)
     count_changed = remembered != str(spec.count)
     if count_changed:
         update["DesiredCapacity"] = spec.count
@@ -399,7 +399,7 @@ def delete_template(ctx: AwsContext, template_id: str) -> None:
 
 
 def tagged_templates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return tags.tagged_ec2(
+    return names.tagged_ec2(
         ctx, env, "describe_launch_templates", "list the launch templates", "LaunchTemplates"
     )
 

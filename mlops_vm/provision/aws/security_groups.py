@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names
 from mlops_vm.provision.aws.client import AwsContext
 
 
@@ -90,7 +90,7 @@ def create_group(
         GroupName=name,
         Description=description,
         VpcId=vpc_id,
-        TagSpecifications=tags.tag_specifications("security-group", tag_set),
+        TagSpecifications=names.tag_specifications("security-group", tag_set),
     )["GroupId"]
 
 
