@@ -13,7 +13,7 @@ Steps that need what a create returns (an id, an ARN) get a stand-in in a dry ru
 so the steps after it plan against it instead of branching on dry_run.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -105,3 +105,20 @@ class ChangeLog:
     def extend(self, changes: Iterable[Change]) -> None:
         """Take in the changes of a step that kept its own list (or a sub-log)."""
         self.changes.extend(changes)
+
+    def batch(self, changes: Sequence[Change], do: Callable[[], T]) -> T | None:
+        """One call that makes several changes at once (a batch API: these targets
+        deregistered, these instances terminated): DO (unless dry run, or when CHANGES is
+        empty), then record each of CHANGES."""
+        if not changes:
+            return None
+        result = None if self.dry_run else do()
+        self.changes.extend(changes)
+        return result
+
+    def reported(self, planned: Change, do: Callable[[], Change]) -> Change:
+        """A call whose answer says what it did (say, "already running"): DO (unless dry
+        run) returns the change to record; PLANNED is recorded in a dry run."""
+        change = planned if self.dry_run else do()
+        self.changes.append(change)
+        return change

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import load_balancer, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import FleetSpec, Instance, InstanceStatus
@@ -143,25 +143,32 @@ def key_pair(ctx: AwsContext, env: str, name: str) -> dict[str, Any] | None:
     return next((pair for pair in pairs if pair["KeyName"] == name), None)
 
 
-def ensure_key_pair(
-    ctx: AwsContext, spec: FleetSpec, *, dry_run: bool
-) -> tuple[str | None, list[Change]]:
+def ensure_key_pair(ctx: AwsContext, spec: FleetSpec, log: ChangeLog) -> str | None:
     """The key pair instances get: the key_name option, or InstanceSpec.ssh_public_key
     imported under the environment's name (a public key: nothing secret leaves here)."""
     if ctx.options.key_name:
-        return ctx.options.key_name, []
+        return ctx.options.key_name
     public_key = spec.instance.ssh_public_key
     if not public_key:
-        return None, []
+        return None
     name = key_pair_name(spec.env)
     fingerprint = hashlib.sha256(public_key.strip().encode()).hexdigest()
     current = key_pair(ctx, spec.env, name)
     if current and names.as_dict(current.get("Tags")).get(names.TAG_KEY_SHA256) == fingerprint:
-        return name, []
-    changes = [Change("update" if current else "create", "key_pair", name)]
-    if dry_run:
-        return name, changes
-    if current:
+        return name
+    log.apply(
+        "update" if current else "create",
+        "key_pair",
+        name,
+        lambda: import_key_pair(ctx, spec, name, public_key, fingerprint, replace=bool(current)),
+    )
+    return name
+
+
+def import_key_pair(
+    ctx: AwsContext, spec: FleetSpec, name: str, public_key: str, fingerprint: str, *, replace: bool
+) -> None:
+    if replace:
         ctx.call("ec2", "delete_key_pair", "replace the key pair", KeyName=name)
     tag_set = names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
     tag_set[names.TAG_KEY_SHA256] = fingerprint
@@ -175,7 +182,6 @@ def ensure_key_pair(
         PublicKeyMaterial=public_key.strip().encode(),
         TagSpecifications=names.tag_specifications("key-pair", tag_set),
     )
-    return name, changes
 
 
 # --- the fleet --------------------------------------------------------------------------
@@ -196,7 +202,7 @@ def plan_fleet(members: list[dict[str, Any]], count: int) -> tuple[list[int], li
     return free[:missing], list(reversed(surplus))
 
 
-def pick_subnet(subnet_ids: list[str | None], members: list[dict[str, Any]]) -> str | None:
+def pick_subnet(subnet_ids: list[str], members: list[dict[str, Any]]) -> str:
     """The subnet with the fewest members, so the fleet stays spread over the zones."""
     load = {subnet_id: 0 for subnet_id in subnet_ids}
     for raw in members:
@@ -233,49 +239,50 @@ def launch_instance(
 def ensure_fleet_instances(
     ctx: AwsContext,
     spec: FleetSpec,
-    subnet_ids: list[str | None],
-    security_group_id: str | None,
+    subnet_ids: list[str],
+    security_group_id: str,
     settings: dict[str, Any],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
+    """Exactly spec.count instances: the surplus drained, then terminated; the missing ones
+    launched (spread over the subnets), then waited for until they run."""
     members = fleet_members(ctx, spec)
     to_launch, to_terminate = plan_fleet(members, spec.count)
     surplus_ids = [raw["InstanceId"] for raw in to_terminate]
-    changes = load_balancer.drain_targets(ctx, spec.env, surplus_ids, dry_run=dry_run)
-    changes += [
-        Change(
-            "delete",
-            "instance",
-            names.as_dict(raw.get("Tags")).get("Name", raw["InstanceId"]),
-            raw["InstanceId"],
+    load_balancer.drain_targets(ctx, spec.env, surplus_ids, log)
+    log.batch(
+        [
+            Change(
+                "delete",
+                "instance",
+                names.as_dict(raw.get("Tags")).get("Name", raw["InstanceId"]),
+                raw["InstanceId"],
+            )
+            for raw in to_terminate
+        ],
+        lambda: ctx.call(
+            "ec2", "terminate_instances", "terminate surplus instances", InstanceIds=surplus_ids
+        ),
+    )
+    members = [raw for raw in members if raw not in to_terminate]
+    launched: list[str] = []  # what was launched for real: those are waited for
+
+    def launch(name: str) -> None:
+        raw = launch_instance(
+            ctx, spec, name, pick_subnet(subnet_ids, members), security_group_id, settings
         )
-        for raw in to_terminate
-    ]
-    new_names = [f"{spec.env}-{spec.role}-{index}" for index in to_launch]
-    changes += [
-        Change("create", "instance", name, f"{spec.instance.machine_type} {settings['ImageId']}")
-        for name in new_names
-    ]
-    if dry_run:
-        return changes
-    if to_terminate:
-        ctx.call(
-            "ec2",
-            "terminate_instances",
-            "terminate surplus instances",
-            InstanceIds=[raw["InstanceId"] for raw in to_terminate],
-        )
-        members = [raw for raw in members if raw not in to_terminate]
-    launched: list[str] = []
-    for name in new_names:
-        subnet_id = pick_subnet(subnet_ids, members)
-        assert subnet_id is not None and security_group_id is not None
-        raw = launch_instance(ctx, spec, name, subnet_id, security_group_id, settings)
         members.append(raw)
         launched.append(raw["InstanceId"])
+
+    for index in to_launch:
+        name = f"{spec.env}-{spec.role}-{index}"
+        log.create(
+            "instance",
+            name,
+            lambda name=name: launch(name),
+            f"{spec.instance.machine_type} {settings['ImageId']}",
+        )
     wait_running(ctx, launched)
-    return changes
 
 
 def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:
