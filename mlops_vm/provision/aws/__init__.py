@@ -74,6 +74,9 @@ class AwsProvider(Provider):
             "mode": spec.mode,
             "scaling_group": None,
             "target_requests_per_instance": None,
+            # What this run launched (stand-ins in a dry run, which lists none of them
+            # yet): the load balancer step registers them too, so its plan names them.
+            "launched_instance_ids": [],
         }
         assert ids.instance_security_group_id is not None
         if spec.mode == "scaling_group":
@@ -85,7 +88,7 @@ class AwsProvider(Provider):
             )
         else:
             self._retire_scaling_group(spec, log)
-            instances.ensure_fleet_instances(
+            result_network["launched_instance_ids"] = instances.ensure_fleet_instances(
                 ctx, spec, ids.subnet_ids, ids.instance_security_group_id, settings, log
             )
         found = instances.list_instances(ctx, spec.env, spec.role)

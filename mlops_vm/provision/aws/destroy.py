@@ -107,7 +107,16 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         # Their network interfaces hold the security groups and subnets until then.
         instances.wait_terminated(ctx, ids)
 
-    # One call for all; those already shutting down are waited for, not reported.
+    # A scaling group's instances go with their group (the step before): in a dry run
+    # they are still listed, but are not this step's. Those already shutting down are
+    # waited for, not reported. One call for all.
+    groups = {group["AutoScalingGroupName"] for group in scaling_group.tagged_groups(ctx, env)}
+    reported = [
+        raw
+        for raw in raws
+        if raw["State"]["Name"] != "shutting-down"
+        and names.as_dict(raw.get("Tags")).get(instances.ASG_TAG) not in groups
+    ]
     log.batch(
         [
             Change(
@@ -116,8 +125,7 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
                 names.as_dict(raw.get("Tags")).get("Name", ""),
                 raw["InstanceId"],
             )
-            for raw in raws
-            if raw["State"]["Name"] != "shutting-down"
+            for raw in reported
         ],
         terminate,
     )

@@ -243,9 +243,10 @@ def ensure_fleet_instances(
     security_group_id: str,
     settings: dict[str, Any],
     log: ChangeLog,
-) -> None:
+) -> list[str]:
     """Exactly spec.count instances: the surplus drained, then terminated; the missing ones
-    launched (spread over the subnets), then waited for until they run."""
+    launched (spread over the subnets), then waited for until they run. Returns the ids of
+    the launched ones (stand-ins in a dry run)."""
     members = fleet_members(ctx, spec)
     to_launch, to_terminate = plan_fleet(members, spec.count)
     surplus_ids = [raw["InstanceId"] for raw in to_terminate]
@@ -265,24 +266,28 @@ def ensure_fleet_instances(
         ),
     )
     members = [raw for raw in members if raw not in to_terminate]
-    launched: list[str] = []  # what was launched for real: those are waited for
+    running: list[str] = []  # launched for real: waited for until they run
 
-    def launch(name: str) -> None:
+    def launch(name: str) -> str:
         raw = launch_instance(
             ctx, spec, name, pick_subnet(subnet_ids, members), security_group_id, settings
         )
         members.append(raw)
-        launched.append(raw["InstanceId"])
+        running.append(raw["InstanceId"])
+        return raw["InstanceId"]
 
-    for index in to_launch:
-        name = f"{spec.env}-{spec.role}-{index}"
+    launched = [
         log.create(
             "instance",
             name,
             lambda name=name: launch(name),
             f"{spec.instance.machine_type} {settings['ImageId']}",
+            planned=names.planned("i", name),
         )
-    wait_running(ctx, launched)
+        for name in (f"{spec.env}-{spec.role}-{index}" for index in to_launch)
+    ]
+    wait_running(ctx, running)
+    return launched
 
 
 def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:

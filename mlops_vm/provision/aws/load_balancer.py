@@ -616,7 +616,8 @@ def converge_load_balancer(
             ctx, group, label, net.get("target_requests_per_instance"), log
         )
     elif spec.target_type == "instance":
-        instance_ids = [instance.id for instance in fleet.instances]
+        listed = [instance.id for instance in fleet.instances]
+        instance_ids = sorted({*listed, *net.get("launched_instance_ids", [])})
         ensure_targets(ctx, spec, target_group_arn, instance_ids, log)
     delete_stale_target_groups(ctx, spec, target_group_arn, log)
     delete_stale_certificates(ctx, spec.env, certificate_arn, log)
