@@ -11,10 +11,6 @@ stand-in id of the instance it would launch (names.planned), so both sides are c
 by the instance's name.
 """
 
-# The moto fixtures come from test_aws.py by import: pytest finds them by their names,
-# which the tests then take as parameters.
-# ruff: noqa: F401, F811
-
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -36,6 +32,17 @@ from tests.providers.test_aws import (
     provider,
     scaling_spec,
 )
+
+__all__ = [  # fixtures shared with the provider tests, found by pytest by their names
+    "aws_environment",
+    "boto",
+    "certificate",
+    "env",
+    "fleet_spec",
+    "lb_spec",
+    "moto_endpoint",
+    "provider",
+]
 
 Triple = tuple[str, str, str]
 

@@ -6,11 +6,14 @@
     lb = provider.ensure_load_balancer(lb_spec, fleet)
 
 One concern per module: client.py (clients, the call wrapper, waiters), errors.py
-(classification), network.py and security_groups.py, images.py, instances.py (fleet),
+(classification), names.py (tags, names, a dry run's stand-in ids), network.py and
+security_groups.py, images.py, instances.py (fleet),
 scaling_group.py (launch template, ASG, policies), certificates.py (ACM),
 load_balancer.py (ALB, target group, listeners, targets), targets.py (one target out
 and back, for releases), destroy.py, validate.py.
 Everything is found again by its mlops-vm/env and mlops-vm/role tags; no state file.
+Every create, update and delete goes through one ChangeLog (mlops_vm.plan) handed down the
+steps: a dry run skips the calls and plans against stand-ins for the ids it would get.
 
 ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_interval_s,
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.

@@ -627,13 +627,14 @@ def converge_load_balancer(
         endpoint=f"https://{dns_name}{port}",
         changes=log.changes,
         targets=target_health(ctx, spec),
+        # What exists: a dry run's stand-ins are None here (callers branch on them).
         resources={
-            "load_balancer_arn": alb_arn,
+            "load_balancer_arn": names.existing(alb_arn),
             "dns_name": alb["DNSName"],
-            "target_group_arn": target_group_arn,
-            "listener_arns": listener_arns,
-            "certificate_arn": certificate_arn,
-            "security_group_id": lb_group,
+            "target_group_arn": names.existing(target_group_arn),
+            "listener_arns": [arn for arn in listener_arns if names.existing(arn)],
+            "certificate_arn": names.existing(certificate_arn),
+            "security_group_id": names.existing(lb_group),
         },
     )
 

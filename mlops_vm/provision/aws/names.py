@@ -131,3 +131,8 @@ def planned(prefix: str, name: str) -> str:
 def is_planned(value: str | None) -> bool:
     """Whether VALUE is a dry run's stand-in (nothing to read: it does not exist yet)."""
     return value is not None and PLANNED_MARK in value
+
+
+def existing(value: str | None) -> str | None:
+    """VALUE, or None for a dry run's stand-in (for results: None is "not made yet")."""
+    return None if is_planned(value) else value
