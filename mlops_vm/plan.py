@@ -13,7 +13,7 @@ Steps that need what a create returns (an id, an ARN) get a stand-in in a dry ru
 so the steps after it plan against it instead of branching on dry_run.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -97,6 +97,44 @@ class ChangeLog:
             self.update(kind, name, fix.do, fix.detail)
         return current
 
+    def apply_all(self, changes: Iterable[Change], do: Callable[[], object]) -> None:
+        """One call that makes several changes at once (a batch of VMs started together):
+        run DO (unless dry run, or there is nothing to change), then record every change."""
+        batch = list(changes)
+        if batch and not self.dry_run:
+            do()
+        self.changes.extend(batch)
+
+    def apply_together(
+        self,
+        action: Action,
+        kind: str,
+        wanted: Iterable[tuple[str, str]],
+        do: Callable[[], tuple[list[tuple[str, str]], Exception | None]],
+    ) -> list[tuple[str, str]]:
+        """Several changes of one KIND whose calls are started together (one after the
+        other would take minutes each). WANTED: the (name, detail) of each change. DO makes
+        them and returns the (name, detail) of those done and the error of the rest, if
+        any; what was done is recorded before that error is raised, so a partial failure
+        reports what exists. Returns what DO did; in a dry run WANTED, as a stand-in (as
+        `planned=` is for one change), so the steps after it plan against it."""
+        if self.dry_run:
+            done, error = list(wanted), None
+        else:
+            done, error = do()
+        for name, detail in done:
+            self.record(action, kind, name, detail)
+        if error is not None:
+            raise error
+        return done
+
+    def follow_up(self, do: Callable[[], object]) -> None:
+        """Run DO in a real run only: a step that is no change of its own but follows up
+        on what exists (a wait for what this run started: a rollout, a drain, a boot; the
+        environment's key given to its VMs). Neither planned nor recorded."""
+        if not self.dry_run:
+            do()
+
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
         dry run plans that another log's call will make."""
@@ -105,16 +143,6 @@ class ChangeLog:
     def extend(self, changes: Iterable[Change]) -> None:
         """Take in the changes of a step that kept its own list (or a sub-log)."""
         self.changes.extend(changes)
-
-    def batch(self, changes: Sequence[Change], do: Callable[[], T]) -> T | None:
-        """One call that makes several changes at once (a batch API: these targets
-        deregistered, these instances terminated): DO (unless dry run, or when CHANGES is
-        empty), then record each of CHANGES."""
-        if not changes:
-            return None
-        result = None if self.dry_run else do()
-        self.changes.extend(changes)
-        return result
 
     def reported(self, planned: Change, do: Callable[[], Change]) -> Change:
         """A call whose answer says what it did (say, "already running"): DO (unless dry

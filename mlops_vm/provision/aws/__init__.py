@@ -109,15 +109,21 @@ class AwsProvider(Provider):
         template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
         scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
         scaling_group.ensure_cpu_policy(ctx, name, spec.autoscaling.target_cpu_percent, log)
-        # Waiting for instances only makes sense once a real run made the group.
-        if not log.dry_run and ctx.options.wait_for_scaling_group:
-            group = scaling_group.find_group(ctx, name)
-            scaling_group.wait_in_service(
-                ctx,
-                name,
-                min(spec.count, (group or {}).get("DesiredCapacity", spec.count)),
-                known_activities=earlier,
-            )
+        if ctx.options.wait_for_scaling_group:
+            # A real run's only: the instances of the group it made or changed.
+            log.follow_up(lambda: self._wait_in_service(spec, earlier))
+
+    def _wait_in_service(self, spec: FleetSpec, earlier: set[str]) -> None:
+        """Until the group's instances (as many as it wants, at most count) are InService;
+        a scaling activity failed since EARLIER ends the wait with its reason."""
+        name = scaling_group.group_name(spec.env, spec.role)
+        group = scaling_group.find_group(self.ctx, name)
+        scaling_group.wait_in_service(
+            self.ctx,
+            name,
+            min(spec.count, (group or {}).get("DesiredCapacity", spec.count)),
+            known_activities=earlier,
+        )
 
     def _retire_scaling_group(self, spec: FleetSpec, log: ChangeLog) -> None:
         """Switching to fleet mode: the environment's scaling group and template go."""
@@ -143,7 +149,7 @@ class AwsProvider(Provider):
         members = instances.fleet_members(self.ctx, spec)
         ids = [raw["InstanceId"] for raw in members]
         load_balancer.drain_targets(self.ctx, spec.env, ids, log)
-        log.batch(
+        log.apply_all(
             [
                 Change("delete", "instance", instances.to_instance(raw).name, "scaling-group mode")
                 for raw in members

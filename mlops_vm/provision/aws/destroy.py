@@ -117,7 +117,7 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         if raw["State"]["Name"] != "shutting-down"
         and names.as_dict(raw.get("Tags")).get(instances.ASG_TAG) not in groups
     ]
-    log.batch(
+    log.apply_all(
         [
             Change(
                 "delete",
@@ -182,7 +182,7 @@ def security_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
                 GroupId=group["GroupId"],
             )
 
-    log.batch(
+    log.apply_all(
         [Change("delete", "security_group", group["GroupName"]) for group in groups], delete_all
     )
 

@@ -251,7 +251,7 @@ def ensure_fleet_instances(
     to_launch, to_terminate = plan_fleet(members, spec.count)
     surplus_ids = [raw["InstanceId"] for raw in to_terminate]
     load_balancer.drain_targets(ctx, spec.env, surplus_ids, log)
-    log.batch(
+    log.apply_all(
         [
             Change(
                 "delete",

@@ -460,7 +460,7 @@ def ensure_targets(
                 registered.add(description["Target"]["Id"])
     missing = sorted(set(instance_ids) - registered)
     surplus = sorted(registered - set(instance_ids))
-    log.batch(
+    log.apply_all(
         [
             Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
             for instance_id in surplus
@@ -473,7 +473,7 @@ def ensure_targets(
             Targets=[{"Id": instance_id} for instance_id in surplus],
         ),
     )
-    log.batch(
+    log.apply_all(
         [Change("create", "target", instance_id) for instance_id in missing],
         lambda: ctx.call(
             "elbv2",
@@ -506,7 +506,7 @@ def drain_targets(ctx: AwsContext, env: str, instance_ids: list[str], log: Chang
         ours = sorted(registered & set(instance_ids))
         if ours:
             delay = target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE)
-            log.batch(
+            log.apply_all(
                 [Change("delete", "target", i, f"drain {delay}s") for i in ours],
                 lambda arn=arn, ours=ours: deregister(arn, ours),
             )

@@ -147,7 +147,7 @@ def resize_instance(ctx: AwsContext, spec: FleetSpec, instance: Instance, log: C
         if raw["InstanceType"] != wanted:
             change_type(ctx, instance, wanted)
 
-    log.batch(changes, resize)
+    log.apply_all(changes, resize)
 
 
 def change_type(ctx: AwsContext, instance: Instance, wanted: str) -> None:

@@ -151,7 +151,7 @@ def converge_ingress(
             f"allow traffic into security group {name}",
         ),
     ):
-        log.batch(
+        log.apply_all(
             [Change("update", "security_group", name, f"{verb} {rule}") for rule in sorted(rules)],
             lambda rules=rules, operation=operation, doing=doing: ctx.call(
                 "ec2",

@@ -87,17 +87,18 @@ def deregister_target(
             ),
             f"deregister, drain {spec.drain_seconds}s",
         )
-    # The drain is waited out by a real run only (a dry run changed nothing to wait for,
-    # and must not block on a drain somebody else started).
-    if log.dry_run:
-        return
+    # A real run's only: a dry run changed nothing to wait for, and must not block on a
+    # drain somebody else started.
+    log.follow_up(lambda: wait_drained(ctx, spec, arn, instance.id))
 
+
+def wait_drained(ctx: AwsContext, spec: LoadBalancerSpec, arn: str, instance_id: str) -> None:
     def drained() -> bool | None:
-        return True if target_state(ctx, arn, instance.id) in OUT_STATES else None
+        return True if target_state(ctx, arn, instance_id) in OUT_STATES else None
 
     ctx.wait_until(
         drained,
-        f"target {instance.id} has drained",
+        f"target {instance_id} has drained",
         timeout_s=spec.drain_seconds + ctx.options.drain_margin_s,
     )
 
