@@ -143,3 +143,10 @@ class ChangeLog:
     def extend(self, changes: Iterable[Change]) -> None:
         """Take in the changes of a step that kept its own list (or a sub-log)."""
         self.changes.extend(changes)
+
+    def reported(self, planned: Change, do: Callable[[], Change]) -> Change:
+        """A call whose answer says what it did (say, "already running"): DO (unless dry
+        run) returns the change to record; PLANNED is recorded in a dry run."""
+        change = planned if self.dry_run else do()
+        self.changes.append(change)
+        return change

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import RegistryAuth

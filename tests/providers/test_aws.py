@@ -39,7 +39,7 @@ from mlops_vm.provision import (
     get_provider,
 )
 from mlops_vm.provision.aws import AwsProvider
-from mlops_vm.provision.aws import tags as aws_tags
+from mlops_vm.provision.aws import names as aws_names
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
@@ -880,7 +880,7 @@ def test_a_list_filter_that_lets_others_through_deletes_only_our_resources(
     other = f"{env}-eu"
     theirs = {i.id for i in provider.ensure_fleet(fleet_spec(1, env=other)).instances}
     # A filter the server gets wrong or ignores: every environment's resources come back.
-    monkeypatch.setattr(aws_tags, "env_filters", lambda env, role=None: [])
+    monkeypatch.setattr(aws_names, "env_filters", lambda env, role=None: [])
     provider.ensure_fleet(fleet_spec(1))  # shrinking terminates only our surplus
     provider.destroy(env)
     assert set(env_resources(boto, other)["instances"]) == theirs

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from mlops_vm.cli import app
 from mlops_vm.commands.exits import EXIT_BAD_INPUT
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names
 from tests.environments import make_environment
 
 ENV_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")  # config.EnvironmentConfig.env
@@ -27,7 +27,7 @@ SUFFIXES = ("alb", "http8000", "https8443")
     ],
 )
 def test_elb_refuses_these_names(name, why):
-    assert why in (tags.elb_name_refusal(name) or "")
+    assert why in (names.elb_name_refusal(name) or "")
 
 
 @pytest.mark.parametrize(
@@ -38,13 +38,13 @@ def test_every_allowed_env_name_makes_names_elb_takes(env):
     # for validate to refuse.
     assert ENV_PATTERN.match(env)
     for suffix in SUFFIXES:
-        name = tags.elb_name(env, suffix)
-        assert tags.elb_name_refusal(name) is None, (env, name)
+        name = names.elb_name(env, suffix)
+        assert names.elb_name_refusal(name) is None, (env, name)
 
 
 @pytest.mark.parametrize("env", ["internal", "internal-api", "internal-" + "x" * 22])
 def test_an_env_starting_internal_makes_a_name_elb_refuses(env):
-    assert tags.elb_name_refusal(tags.elb_name(env, "alb")) == "begins with 'internal-'"
+    assert names.elb_name_refusal(names.elb_name(env, "alb")) == "begins with 'internal-'"
 
 
 def test_validate_refuses_it_naming_env_with_exit_2(tmp_path):

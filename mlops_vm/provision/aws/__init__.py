@@ -6,17 +6,20 @@
     lb = provider.ensure_load_balancer(lb_spec, fleet)
 
 One concern per module: client.py (clients, the call wrapper, waiters), errors.py
-(classification), network.py and security_groups.py, images.py, instances.py (fleet),
+(classification), names.py (tags, names, a dry run's stand-in ids), network.py and
+security_groups.py, images.py, instances.py (fleet),
 scaling_group.py (launch template, ASG, policies), certificates.py (ACM),
 load_balancer.py (ALB, target group, listeners, targets), targets.py (one target out
 and back, for releases), destroy.py, validate.py.
 Everything is found again by its mlops-vm/env and mlops-vm/role tags; no state file.
+Every create, update and delete goes through one ChangeLog (mlops_vm.plan) handed down the
+steps: a dry run skips the calls and plans against stand-ins for the ids it would get.
 
 ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_interval_s,
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
     images,
@@ -55,21 +58,17 @@ class AwsProvider(Provider):
         validate_module.validate(self.ctx, fleet, lb)
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
-        changes: list[Change] = []
+        log = ChangeLog(dry_run=dry_run)
         # A failure part-way still reports what the steps before it made.
-        with reporting_changes(changes):
-            return self._ensure_fleet(spec, changes, dry_run=dry_run)
+        with reporting_changes(log.changes):
+            return self._ensure_fleet(spec, log)
 
-    def _ensure_fleet(
-        self, spec: FleetSpec, changes: list[Change], *, dry_run: bool
-    ) -> FleetResult:
-        """ensure_fleet's steps; each appends what it made to CHANGES as it returns."""
+    def _ensure_fleet(self, spec: FleetSpec, log: ChangeLog) -> FleetResult:
+        """ensure_fleet's steps; each writes what it makes (or plans) to LOG."""
         ctx = self.ctx
-        ids, more = network.ensure_network(ctx, spec, dry_run=dry_run)
-        changes += more
+        ids = network.converge_network(ctx, spec, log)
         image = images.resolve_image(ctx, spec.instance.image)
-        key_name, more = instances.ensure_key_pair(ctx, spec, dry_run=dry_run)
-        changes += more
+        key_name = instances.ensure_key_pair(ctx, spec, log)
         settings = instances.launch_settings(spec, image, key_name)
         result_network = {
             **ids.as_dict(),
@@ -78,84 +77,85 @@ class AwsProvider(Provider):
             "mode": spec.mode,
             "scaling_group": None,
             "target_requests_per_instance": None,
+            # What this run launched (stand-ins in a dry run, which lists none of them
+            # yet): the load balancer step registers them too, so its plan names them.
+            "launched_instance_ids": [],
         }
+        assert ids.instance_security_group_id is not None
         if spec.mode == "scaling_group":
-            changes += self._retire_fleet(spec, dry_run=dry_run)
-            changes += self._ensure_scaling_group(spec, ids, settings, dry_run=dry_run)
+            self._retire_fleet(spec, log)
+            self._ensure_scaling_group(spec, ids, settings, log)
             result_network["scaling_group"] = scaling_group.group_name(spec.env, spec.role)
             result_network["target_requests_per_instance"] = (
                 spec.autoscaling.target_requests_per_instance
             )
         else:
-            changes += self._retire_scaling_group(spec, dry_run=dry_run)
-            changes += instances.ensure_fleet_instances(
-                ctx,
-                spec,
-                ids.subnet_ids,
-                ids.instance_security_group_id,
-                settings,
-                dry_run=dry_run,
+            self._retire_scaling_group(spec, log)
+            result_network["launched_instance_ids"] = instances.ensure_fleet_instances(
+                ctx, spec, ids.subnet_ids, ids.instance_security_group_id, settings, log
             )
-        found = [] if ids.vpc_id is None else instances.list_instances(ctx, spec.env, spec.role)
-        return FleetResult(instances=found, changes=changes, network=result_network)
+        found = instances.list_instances(ctx, spec.env, spec.role)
+        return FleetResult(instances=found, changes=log.changes, network=result_network)
 
     def _ensure_scaling_group(
-        self, spec: FleetSpec, ids: network.NetworkIds, settings: dict, *, dry_run: bool
-    ) -> list[Change]:
+        self, spec: FleetSpec, ids: network.NetworkIds, settings: dict, log: ChangeLog
+    ) -> None:
         ctx = self.ctx
         name = scaling_group.group_name(spec.env, spec.role)
         # What went wrong before this run is not this run's failure.
-        earlier = set() if dry_run else scaling_group.activity_ids(ctx, name)
+        earlier = scaling_group.activity_ids(ctx, name)
+        assert ids.instance_security_group_id is not None
         data = scaling_group.template_data(spec, settings, ids.instance_security_group_id)
-        template_id, refresh, changes = scaling_group.ensure_launch_template(
-            ctx, spec, data, dry_run=dry_run
-        )
-        changes += scaling_group.ensure_group(
-            ctx, spec, template_id, ids.subnet_ids, refresh=refresh, dry_run=dry_run
-        )
-        if dry_run and template_id is None:
-            if spec.autoscaling.target_cpu_percent is not None:
-                changes.append(Change("create", "scaling_policy", scaling_group.CPU_POLICY))
-            return changes
-        changes += scaling_group.ensure_cpu_policy(
-            ctx, name, spec.autoscaling.target_cpu_percent, dry_run=dry_run
-        )
-        if not dry_run and ctx.options.wait_for_scaling_group:
-            group = scaling_group.find_group(ctx, name)
-            scaling_group.wait_in_service(
-                ctx,
-                name,
-                min(spec.count, (group or {}).get("DesiredCapacity", spec.count)),
-                known_activities=earlier,
-            )
-        return changes
+        template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
+        scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
+        scaling_group.ensure_cpu_policy(ctx, name, spec.autoscaling.target_cpu_percent, log)
+        if ctx.options.wait_for_scaling_group:
+            # A real run's only: the instances of the group it made or changed.
+            log.follow_up(lambda: self._wait_in_service(spec, earlier))
 
-    def _retire_scaling_group(self, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
+    def _wait_in_service(self, spec: FleetSpec, earlier: set[str]) -> None:
+        """Until the group's instances (as many as it wants, at most count) are InService;
+        a scaling activity failed since EARLIER ends the wait with its reason."""
+        name = scaling_group.group_name(spec.env, spec.role)
+        group = scaling_group.find_group(self.ctx, name)
+        scaling_group.wait_in_service(
+            self.ctx,
+            name,
+            min(spec.count, (group or {}).get("DesiredCapacity", spec.count)),
+            known_activities=earlier,
+        )
+
+    def _retire_scaling_group(self, spec: FleetSpec, log: ChangeLog) -> None:
         """Switching to fleet mode: the environment's scaling group and template go."""
         name = scaling_group.group_name(spec.env, spec.role)
-        changes: list[Change] = []
         if scaling_group.find_group(self.ctx, name):
-            changes.append(Change("delete", "scaling_group", name, "fleet mode"))
-            if not dry_run:
-                scaling_group.delete_group(self.ctx, name)
+            log.delete(
+                "scaling_group",
+                name,
+                lambda: scaling_group.delete_group(self.ctx, name),
+                "fleet mode",
+            )
         template = scaling_group.find_template(self.ctx, name)
         if template:
-            changes.append(Change("delete", "launch_template", name, "fleet mode"))
-            if not dry_run:
-                scaling_group.delete_template(self.ctx, template["LaunchTemplateId"])
-        return changes
+            log.delete(
+                "launch_template",
+                name,
+                lambda: scaling_group.delete_template(self.ctx, template["LaunchTemplateId"]),
+                "fleet mode",
+            )
 
-    def _retire_fleet(self, spec: FleetSpec, *, dry_run: bool) -> list[Change]:
-        """Switching to scaling-group mode: the fleet's own instances go."""
+    def _retire_fleet(self, spec: FleetSpec, log: ChangeLog) -> None:
+        """Switching to scaling-group mode: the fleet's own instances go, drained first."""
         members = instances.fleet_members(self.ctx, spec)
         ids = [raw["InstanceId"] for raw in members]
-        changes = load_balancer.drain_targets(self.ctx, spec.env, ids, dry_run=dry_run)
-        if not dry_run:
-            instances.terminate(self.ctx, ids)
-        return changes + [
-            Change("delete", "instance", instances.to_instance(raw).name, "scaling-group mode")
-            for raw in members
-        ]
+        load_balancer.drain_targets(self.ctx, spec.env, ids, log)
+        log.apply_all(
+            [
+                Change("delete", "instance", instances.to_instance(raw).name, "scaling-group mode")
+                for raw in members
+            ],
+            lambda: instances.terminate(self.ctx, ids),
+        )
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return instances.list_instances(self.ctx, env, role)
@@ -171,17 +171,23 @@ class AwsProvider(Provider):
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        return targets.deregister_target(self.ctx, spec, instance, dry_run=dry_run)
+        log = ChangeLog(dry_run=dry_run)
+        targets.deregister_target(self.ctx, spec, instance, log)
+        return log.changes
 
     def register_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        return targets.register_target(self.ctx, spec, instance, dry_run=dry_run)
+        log = ChangeLog(dry_run=dry_run)
+        targets.register_target(self.ctx, spec, instance, log)
+        return log.changes
 
     def resize_instance(
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        return resize.resize_instance(self.ctx, spec, instance, dry_run=dry_run)
+        log = ChangeLog(dry_run=dry_run)
+        resize.resize_instance(self.ctx, spec, instance, log)
+        return log.changes
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy_module.destroy(self.ctx, env, dry_run=dry_run)

@@ -13,8 +13,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, tags
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import ROLE_LB, CertificateSpec, LoadBalancerSpec
 
@@ -94,53 +94,60 @@ def imported_certificates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
             missing_ok=True,
             CertificateArn=arn,
         ).get("Tags", [])
-        tag_set = tags.as_dict(tag_items)
-        if tag_set.get(tags.TAG_ENV) == env:
+        tag_set = names.as_dict(tag_items)
+        if tag_set.get(names.TAG_ENV) == env:
             found.append({"arn": arn, "tags": tag_set})
     return found
 
 
-def ensure_certificate(
-    ctx: AwsContext, spec: LoadBalancerSpec, *, dry_run: bool
-) -> tuple[str | None, list[Change]]:
-    """The ARN the HTTPS listener uses (None when a dry run would import it)."""
+def ensure_certificate(ctx: AwsContext, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+    """The ARN the HTTPS listener uses (a stand-in when a dry run would import it)."""
     certificate = spec.certificate
     check_spec(certificate)
     if certificate.arn:
-        return certificate.arn, []
+        return certificate.arn
     assert certificate.cert_file and certificate.key_file
     bundle = read_bundle(certificate.cert_file)
     existing = imported_arn(ctx, spec.env, bundle.fingerprint)
     if existing:
-        return existing, []
+        return existing
     name = f"mlops-vm-{spec.env}"
-    change = Change("create", "certificate", name, f"import {certificate.cert_file}")
-    if dry_run:
-        return None, [change]
-    tag_set = tags.tag_dict(spec.env, ROLE_LB, name)
-    tag_set[tags.TAG_CERT_SHA256] = bundle.fingerprint
+    return log.create(
+        "certificate",
+        name,
+        lambda: import_certificate(ctx, spec, name, bundle),
+        f"import {certificate.cert_file}",
+        planned=names.planned("arn", name),
+    )
+
+
+def import_certificate(
+    ctx: AwsContext, spec: LoadBalancerSpec, name: str, bundle: PemBundle
+) -> str:
+    assert spec.certificate.key_file
+    tag_set = names.tag_dict(spec.env, ROLE_LB, name)
+    tag_set[names.TAG_CERT_SHA256] = bundle.fingerprint
     params: dict[str, Any] = {
         "Certificate": bundle.certificate,
-        "PrivateKey": Path(certificate.key_file).read_bytes(),
-        "Tags": tags.tag_list(tag_set),
+        "PrivateKey": Path(spec.certificate.key_file).read_bytes(),
+        "Tags": names.tag_list(tag_set),
     }
     if bundle.chain:
         params["CertificateChain"] = bundle.chain
     # ImportCertificate takes no token: a retry first adopts what a lost answer imported.
-    arn = ctx.create(
+    return ctx.create(
         "acm",
         "import_certificate",
         "import the certificate into ACM",
         adopt=lambda: adopted_arn(imported_arn(ctx, spec.env, bundle.fingerprint)),
         **params,
-    )
-    return arn["CertificateArn"], [change]
+    )["CertificateArn"]
 
 
 def imported_arn(ctx: AwsContext, env: str, fingerprint: str) -> str | None:
     """The ARN of ENV's imported certificate with FINGERPRINT (its sha256 tag), if any."""
     for existing in imported_certificates(ctx, env):
-        if existing["tags"].get(tags.TAG_CERT_SHA256) == fingerprint:
+        if existing["tags"].get(names.TAG_CERT_SHA256) == fingerprint:
             return existing["arn"]
     return None
 
@@ -150,17 +157,17 @@ def adopted_arn(arn: str | None) -> dict[str, Any] | None:
 
 
 def delete_stale_certificates(
-    ctx: AwsContext, env: str, keep_arn: str | None, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, env: str, keep_arn: str | None, log: ChangeLog
+) -> None:
     """Imported certificates of ENV other than KEEP_ARN (replaced ones)."""
-    changes = []
     for existing in imported_certificates(ctx, env):
-        if existing["arn"] == keep_arn:
-            continue
-        changes.append(Change("delete", "certificate", existing["arn"], "replaced"))
-        if not dry_run:
-            delete_certificate(ctx, existing["arn"])
-    return changes
+        if existing["arn"] != keep_arn:
+            log.delete(
+                "certificate",
+                existing["arn"],
+                lambda arn=existing["arn"]: delete_certificate(ctx, arn),
+                "replaced",
+            )
 
 
 def delete_certificate(ctx: AwsContext, arn: str) -> None:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from mlops_vm.plan import Change
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ProviderSettings
@@ -188,22 +187,6 @@ class AwsContext:
         """The first item under KEY of a describe by name or id; None when it lists none."""
         found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
         return found[0] if found else None
-
-    def apply(
-        self,
-        change: Change | None,
-        service: str,
-        operation: str,
-        doing: str,
-        *,
-        dry_run: bool,
-        **params: Any,
-    ) -> list[Change]:
-        """An update to converge: the call (unless DRY_RUN), then [CHANGE] to report it; None
-        when it is part of a creation already reported."""
-        if not dry_run:
-            self.call(service, operation, doing, **params)
-        return [change] if change else []
 
     def create(
         self,

@@ -10,20 +10,20 @@ is already gone counts as deleted, so a second destroy finds nothing and changes
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import (
     certificates,
     instances,
     load_balancer,
+    names,
     scaling_group,
-    tags,
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 
 def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
-    changes: list[Change] = []
+    log = ChangeLog(dry_run=dry_run)
     for step in (
         scaling_groups,
         load_balancers,
@@ -38,97 +38,115 @@ def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
         vpcs,
         imported_certificates,
     ):
-        changes += step(ctx, env, dry_run)
-    return changes
+        step(ctx, env, log)
+    return log.changes
 
 
 def delete_each(
+    log: ChangeLog,
+    kind: str,
     found: list[dict[str, Any]],
-    change: Callable[[dict[str, Any]], Change],
+    name: Callable[[dict[str, Any]], str],
     delete: Callable[[dict[str, Any]], object],
-    dry_run: bool,
-) -> list[Change]:
-    """CHANGE of each of FOUND, and DELETE of each unless DRY_RUN, one after the other."""
-    changes = []
+    detail: Callable[[dict[str, Any]], str] = lambda _item: "",
+) -> None:
+    """Delete each of FOUND (resources of KIND), one after the other."""
     for item in found:
-        changes.append(change(item))
-        if not dry_run:
-            delete(item)
-    return changes
+        log.delete(kind, name(item), lambda item=item: delete(item), detail(item))
 
 
-def scaling_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
+def scaling_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "scaling_group",
         scaling_group.tagged_groups(ctx, env),
-        lambda group: Change("delete", "scaling_group", group["AutoScalingGroupName"]),
+        lambda group: group["AutoScalingGroupName"],
         lambda group: scaling_group.delete_group(ctx, group["AutoScalingGroupName"]),
-        dry_run,
     )
 
 
-def load_balancers(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    changes = []
+def load_balancers(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    """Each load balancer after its listeners."""
     for alb in load_balancer.tagged_load_balancers(ctx, env):
-        arn = alb["LoadBalancerArn"]
-        listeners = ctx.call(
-            "elbv2",
-            "describe_listeners",
-            "list the listeners",
-            missing_ok=True,
-            LoadBalancerArn=arn,
-        ).get("Listeners", [])
-        for listener in listeners:
-            changes.append(
-                Change("delete", "listener", f"{alb['LoadBalancerName']}:{listener['Port']}")
-            )
-            if not dry_run:
-                load_balancer.delete_listener(ctx, listener["ListenerArn"])
-        changes.append(Change("delete", "load_balancer", alb["LoadBalancerName"]))
-        if not dry_run:
-            load_balancer.delete_load_balancer(ctx, arn)
-    return changes
+        arn, name = alb["LoadBalancerArn"], alb["LoadBalancerName"]
+        delete_each(
+            log,
+            "listener",
+            ctx.call(
+                "elbv2",
+                "describe_listeners",
+                "list the listeners",
+                missing_ok=True,
+                LoadBalancerArn=arn,
+            ).get("Listeners", []),
+            lambda listener, name=name: f"{name}:{listener['Port']}",
+            lambda listener: load_balancer.delete_listener(ctx, listener["ListenerArn"]),
+        )
+        log.delete(
+            "load_balancer", name, lambda arn=arn: load_balancer.delete_load_balancer(ctx, arn)
+        )
 
 
-def target_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
+def target_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "target_group",
         load_balancer.tagged_target_groups(ctx, env),
-        lambda group: Change("delete", "target_group", group["TargetGroupName"]),
+        lambda group: group["TargetGroupName"],
         lambda group: load_balancer.delete_target_group(ctx, group["TargetGroupArn"]),
-        dry_run,
     )
 
 
-def fleet_instances(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
+def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
     states = (*instances.LIVE_STATES, "shutting-down")
     raws = instances.describe_instances(ctx, env, states=states)
-    changes = [
-        Change(
-            "delete", "instance", tags.as_dict(raw.get("Tags")).get("Name", ""), raw["InstanceId"]
-        )
-        for raw in raws
-        if raw["State"]["Name"] != "shutting-down"
-    ]
-    if not dry_run and raws:
-        ids = [raw["InstanceId"] for raw in raws]
+    ids = [raw["InstanceId"] for raw in raws]
+
+    def terminate() -> None:
         instances.terminate(ctx, ids)
         # Their network interfaces hold the security groups and subnets until then.
         instances.wait_terminated(ctx, ids)
-    return changes
 
-
-def launch_templates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
-        scaling_group.tagged_templates(ctx, env),
-        lambda template: Change("delete", "launch_template", template["LaunchTemplateName"]),
-        lambda template: scaling_group.delete_template(ctx, template["LaunchTemplateId"]),
-        dry_run,
+    # A scaling group's instances go with their group (the step before): in a dry run
+    # they are still listed, but are not this step's. Those already shutting down are
+    # waited for, not reported. One call for all.
+    groups = {group["AutoScalingGroupName"] for group in scaling_group.tagged_groups(ctx, env)}
+    reported = [
+        raw
+        for raw in raws
+        if raw["State"]["Name"] != "shutting-down"
+        and names.as_dict(raw.get("Tags")).get(instances.ASG_TAG) not in groups
+    ]
+    log.apply_all(
+        [
+            Change(
+                "delete",
+                "instance",
+                names.as_dict(raw.get("Tags")).get("Name", ""),
+                raw["InstanceId"],
+            )
+            for raw in reported
+        ],
+        terminate,
     )
 
 
-def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
-        lambda pair: Change("delete", "key_pair", pair["KeyName"]),
+def launch_templates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "launch_template",
+        scaling_group.tagged_templates(ctx, env),
+        lambda template: template["LaunchTemplateName"],
+        lambda template: scaling_group.delete_template(ctx, template["LaunchTemplateId"]),
+    )
+
+
+def key_pairs(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "key_pair",
+        names.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
+        lambda pair: pair["KeyName"],
         lambda pair: ctx.call(
             "ec2",
             "delete_key_pair",
@@ -136,119 +154,130 @@ def key_pairs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
             missing_ok=True,
             KeyName=pair["KeyName"],
         ),
-        dry_run,
     )
 
 
-def security_groups(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    groups = tags.tagged_ec2(
+def security_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    groups = names.tagged_ec2(
         ctx, env, "describe_security_groups", "list the security groups", "SecurityGroups"
     )
-    changes = [Change("delete", "security_group", group["GroupName"]) for group in groups]
-    if dry_run:
-        return changes
-    # The instances' group refers to the load balancer's: drop the references first.
-    for group in groups:
-        if group.get("IpPermissions"):
-            ctx.call(
-                "ec2",
-                "revoke_security_group_ingress",
-                "revoke the rules before deleting the group",
-                missing_ok=True,
+
+    def delete_all() -> None:
+        # The instances' group refers to the load balancer's: drop the references first.
+        for group in groups:
+            if group.get("IpPermissions"):
+                ctx.call(
+                    "ec2",
+                    "revoke_security_group_ingress",
+                    "revoke the rules before deleting the group",
+                    missing_ok=True,
+                    GroupId=group["GroupId"],
+                    IpPermissions=group["IpPermissions"],
+                )
+        for group in groups:
+            delete_when_released(
+                ctx,
+                "delete_security_group",
+                f"delete security group {group['GroupName']}",
                 GroupId=group["GroupId"],
-                IpPermissions=group["IpPermissions"],
             )
-    for group in groups:
-        delete_when_released(
-            ctx,
-            "delete_security_group",
-            f"delete security group {group['GroupName']}",
-            GroupId=group["GroupId"],
-        )
-    return changes
+
+    log.apply_all(
+        [Change("delete", "security_group", group["GroupName"]) for group in groups], delete_all
+    )
 
 
-def subnets(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
-        lambda subnet: Change("delete", "subnet", subnet["SubnetId"], subnet["CidrBlock"]),
+def subnets(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "subnet",
+        names.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
+        lambda subnet: subnet["SubnetId"],
         lambda subnet: delete_when_released(
             ctx, "delete_subnet", f"delete subnet {subnet['SubnetId']}", SubnetId=subnet["SubnetId"]
         ),
-        dry_run,
+        lambda subnet: subnet["CidrBlock"],
     )
 
 
-def route_tables(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    tables = tags.tagged_ec2(
-        ctx, env, "describe_route_tables", "list the route tables", "RouteTables"
-    )
-    changes = []
-    for table in tables:
-        changes.append(Change("delete", "route_table", table["RouteTableId"]))
-        if dry_run:
-            continue
-        for association in table.get("Associations", []):
-            if not association.get("Main"):
-                ctx.call(
-                    "ec2",
-                    "disassociate_route_table",
-                    "disassociate the route table",
-                    missing_ok=True,
-                    AssociationId=association["RouteTableAssociationId"],
-                )
-        ctx.call(
-            "ec2",
-            "delete_route_table",
-            "delete the route table",
-            missing_ok=True,
-            RouteTableId=table["RouteTableId"],
-        )
-    return changes
-
-
-def internet_gateways(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    gateways = tags.tagged_ec2(
-        ctx, env, "describe_internet_gateways", "list the internet gateways", "InternetGateways"
-    )
-    changes = []
-    for gateway in gateways:
-        gateway_id = gateway["InternetGatewayId"]
-        changes.append(Change("delete", "internet_gateway", gateway_id))
-        if dry_run:
-            continue
-        for attachment in gateway.get("Attachments", []):
+def delete_route_table(ctx: AwsContext, table: dict[str, Any]) -> None:
+    for association in table.get("Associations", []):
+        if not association.get("Main"):
             ctx.call(
                 "ec2",
-                "detach_internet_gateway",
-                "detach the internet gateway",
+                "disassociate_route_table",
+                "disassociate the route table",
                 missing_ok=True,
-                InternetGatewayId=gateway_id,
-                VpcId=attachment["VpcId"],
+                AssociationId=association["RouteTableAssociationId"],
             )
-        ctx.call(
-            "ec2",
-            "delete_internet_gateway",
-            "delete the internet gateway",
-            missing_ok=True,
-            InternetGatewayId=gateway_id,
-        )
-    return changes
-
-
-def vpcs(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
-        tags.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
-        lambda vpc: Change("delete", "vpc", vpc["VpcId"], vpc["CidrBlock"]),
-        lambda vpc: delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"]),
-        dry_run,
+    ctx.call(
+        "ec2",
+        "delete_route_table",
+        "delete the route table",
+        missing_ok=True,
+        RouteTableId=table["RouteTableId"],
     )
 
 
-def imported_certificates(ctx: AwsContext, env: str, dry_run: bool) -> list[Change]:
-    return delete_each(
+def route_tables(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "route_table",
+        names.tagged_ec2(ctx, env, "describe_route_tables", "list the route tables", "RouteTables"),
+        lambda table: table["RouteTableId"],
+        lambda table: delete_route_table(ctx, table),
+    )
+
+
+def delete_internet_gateway(ctx: AwsContext, gateway: dict[str, Any]) -> None:
+    gateway_id = gateway["InternetGatewayId"]
+    for attachment in gateway.get("Attachments", []):
+        ctx.call(
+            "ec2",
+            "detach_internet_gateway",
+            "detach the internet gateway",
+            missing_ok=True,
+            InternetGatewayId=gateway_id,
+            VpcId=attachment["VpcId"],
+        )
+    ctx.call(
+        "ec2",
+        "delete_internet_gateway",
+        "delete the internet gateway",
+        missing_ok=True,
+        InternetGatewayId=gateway_id,
+    )
+
+
+def internet_gateways(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "internet_gateway",
+        names.tagged_ec2(
+            ctx, env, "describe_internet_gateways", "list the internet gateways", "InternetGateways"
+        ),
+        lambda gateway: gateway["InternetGatewayId"],
+        lambda gateway: delete_internet_gateway(ctx, gateway),
+    )
+
+
+def vpcs(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "vpc",
+        names.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
+        lambda vpc: vpc["VpcId"],
+        lambda vpc: delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"]),
+        lambda vpc: vpc["CidrBlock"],
+    )
+
+
+def imported_certificates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "certificate",
         certificates.imported_certificates(ctx, env),
-        lambda certificate: Change("delete", "certificate", certificate["arn"]),
+        lambda certificate: certificate["arn"],
         lambda certificate: delete_when_released(
             ctx,
             "delete_certificate",
@@ -256,7 +285,6 @@ def imported_certificates(ctx: AwsContext, env: str, dry_run: bool) -> list[Chan
             service="acm",
             CertificateArn=certificate["arn"],
         ),
-        dry_run,
     )
 
 

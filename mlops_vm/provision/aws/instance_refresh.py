@@ -12,13 +12,14 @@ stopped halfway; or the template moved on while the last refresh ran).
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 RUNNING = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 ENDED_BADLY = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
 IN_PROGRESS_CODE = "InstanceRefreshInProgress"
+ALREADY_RUNNING = "instance refresh already running: run provision again once it has ended"
 
 
 def preferences(ctx: AwsContext) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def latest_refresh(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     )
 
 
-def stale_instances(group: dict[str, Any], template_id: str | None, version: str) -> list[str]:
+def stale_instances(group: dict[str, Any], template_id: str, version: str) -> list[str]:
     """Instances launched from another template or another version than VERSION."""
     stale = []
     for instance in group.get("Instances", []):
@@ -53,7 +54,7 @@ def stale_instances(group: dict[str, Any], template_id: str | None, version: str
     return sorted(stale)
 
 
-def start(ctx: AwsContext, name: str, template_id: str | None) -> str | None:
+def start(ctx: AwsContext, name: str, template_id: str) -> str | None:
     """Start a refresh; its id, or None when one is already running (AWS allows one)."""
     try:
         return ctx.call(
@@ -87,27 +88,29 @@ def describe(refresh: dict[str, Any]) -> str:
 def ensure_rolled_out(
     ctx: AwsContext,
     group: dict[str, Any],
-    template_id: str | None,
+    template_id: str,
     default_version: str | None,
     *,
     template_changed: bool,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
     """Start, restart or report the refresh that brings the group onto its template."""
     name = group["AutoScalingGroupName"]
     if not group.get("Instances"):
-        return []
+        return
     if template_changed:
         reason = "instance refresh"
     else:
         if default_version is None:
-            return []
+            return
         latest = latest_refresh(ctx, name)
         if latest is not None and latest["Status"] in RUNNING:
-            return [Change("update", "scaling_group", name, describe(latest))]
+            # Reported, not made: the refresh of an earlier run is still rolling.
+            log.record("update", "scaling_group", name, describe(latest))
+            return
         stale = stale_instances(group, template_id, default_version)
         if not stale:
-            return []
+            return
         behind = f"{len(stale)} instance(s) behind launch template version {default_version}"
         if latest is None:
             reason = f"instance refresh ({behind}, none started before)"
@@ -115,8 +118,9 @@ def ensure_rolled_out(
             reason = f"instance refresh restarted ({describe(latest)}; {behind})"
         else:  # it ended well, but the template moved on while it ran
             reason = f"instance refresh ({behind})"
-    if dry_run:
-        return [Change("update", "scaling_group", name, reason)]
-    if start(ctx, name, template_id) is None:
-        reason = "instance refresh already running: run provision again once it has ended"
-    return [Change("update", "scaling_group", name, reason)]
+
+    def start_refresh() -> Change:
+        started = start(ctx, name, template_id) is not None
+        return Change("update", "scaling_group", name, reason if started else ALREADY_RUNNING)
+
+    log.reported(Change("update", "scaling_group", name, reason), start_refresh)

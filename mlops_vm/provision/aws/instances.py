@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import load_balancer, tags
+from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision.aws import load_balancer, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import FleetSpec, Instance, InstanceStatus
 
@@ -60,13 +60,13 @@ def launch_settings(spec: FleetSpec, image: dict[str, Any], key_name: str | None
 
 
 def instance_tags(spec: FleetSpec, name: str) -> dict[str, str]:
-    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-    tag_set[tags.TAG_SSH_USER] = spec.instance.ssh_user
+    tag_set = names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[names.TAG_SSH_USER] = spec.instance.ssh_user
     return tag_set
 
 
 def to_instance(raw: dict[str, Any]) -> Instance:
-    tag_set = tags.as_dict(raw.get("Tags"))
+    tag_set = names.as_dict(raw.get("Tags"))
     name = tag_set.get("Name", raw["InstanceId"])
     if ASG_TAG in tag_set:  # a scaling group's instances share its Name tag
         name = f"{name}-{raw['InstanceId']}"
@@ -77,9 +77,9 @@ def to_instance(raw: dict[str, Any]) -> Instance:
         private_ip=raw.get("PrivateIpAddress"),
         public_ip=raw.get("PublicIpAddress"),
         zone=raw.get("Placement", {}).get("AvailabilityZone"),
-        role=tag_set.get(tags.TAG_ROLE, ""),
+        role=tag_set.get(names.TAG_ROLE, ""),
         connection="ssh",
-        ssh_user=tag_set.get(tags.TAG_SSH_USER),
+        ssh_user=tag_set.get(names.TAG_SSH_USER),
         tags=tag_set,
     )
 
@@ -88,7 +88,7 @@ def describe_instances(
     ctx: AwsContext, env: str, role: str | None = None, states: tuple[str, ...] = LIVE_STATES
 ) -> list[dict[str, Any]]:
     filters = [
-        *tags.env_filters(env, role),
+        *names.env_filters(env, role),
         {"Name": "instance-state-name", "Values": list(states)},
     ]
     reservations = ctx.pages(
@@ -100,7 +100,7 @@ def describe_instances(
         instance
         for reservation in reservations
         for instance in reservation["Instances"]
-        if tags.has_tags(instance.get("Tags"), env, role)
+        if names.has_tags(instance.get("Tags"), env, role)
     ]
 
 
@@ -127,7 +127,7 @@ def fleet_members(ctx: AwsContext, spec: FleetSpec) -> list[dict[str, Any]]:
     return [
         raw
         for raw in describe_instances(ctx, spec.env, spec.role)
-        if ASG_TAG not in tags.as_dict(raw.get("Tags"))
+        if ASG_TAG not in names.as_dict(raw.get("Tags"))
     ]
 
 
@@ -139,32 +139,39 @@ def key_pair_name(env: str) -> str:
 
 
 def key_pair(ctx: AwsContext, env: str, name: str) -> dict[str, Any] | None:
-    pairs = tags.tagged_ec2(ctx, env, "describe_key_pairs", "find the key pair", "KeyPairs")
+    pairs = names.tagged_ec2(ctx, env, "describe_key_pairs", "find the key pair", "KeyPairs")
     return next((pair for pair in pairs if pair["KeyName"] == name), None)
 
 
-def ensure_key_pair(
-    ctx: AwsContext, spec: FleetSpec, *, dry_run: bool
-) -> tuple[str | None, list[Change]]:
+def ensure_key_pair(ctx: AwsContext, spec: FleetSpec, log: ChangeLog) -> str | None:
     """The key pair instances get: the key_name option, or InstanceSpec.ssh_public_key
     imported under the environment's name (a public key: nothing secret leaves here)."""
     if ctx.options.key_name:
-        return ctx.options.key_name, []
+        return ctx.options.key_name
     public_key = spec.instance.ssh_public_key
     if not public_key:
-        return None, []
+        return None
     name = key_pair_name(spec.env)
     fingerprint = hashlib.sha256(public_key.strip().encode()).hexdigest()
     current = key_pair(ctx, spec.env, name)
-    if current and tags.as_dict(current.get("Tags")).get(tags.TAG_KEY_SHA256) == fingerprint:
-        return name, []
-    changes = [Change("update" if current else "create", "key_pair", name)]
-    if dry_run:
-        return name, changes
-    if current:
+    if current and names.as_dict(current.get("Tags")).get(names.TAG_KEY_SHA256) == fingerprint:
+        return name
+    log.apply(
+        "update" if current else "create",
+        "key_pair",
+        name,
+        lambda: import_key_pair(ctx, spec, name, public_key, fingerprint, replace=bool(current)),
+    )
+    return name
+
+
+def import_key_pair(
+    ctx: AwsContext, spec: FleetSpec, name: str, public_key: str, fingerprint: str, *, replace: bool
+) -> None:
+    if replace:
         ctx.call("ec2", "delete_key_pair", "replace the key pair", KeyName=name)
-    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-    tag_set[tags.TAG_KEY_SHA256] = fingerprint
+    tag_set = names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[names.TAG_KEY_SHA256] = fingerprint
     # No client token: a retry after a lost answer adopts the pair by its (unique) name.
     ctx.create(
         "ec2",
@@ -173,16 +180,15 @@ def ensure_key_pair(
         adopt=lambda: key_pair(ctx, spec.env, name),
         KeyName=name,
         PublicKeyMaterial=public_key.strip().encode(),
-        TagSpecifications=tags.tag_specifications("key-pair", tag_set),
+        TagSpecifications=names.tag_specifications("key-pair", tag_set),
     )
-    return name, changes
 
 
 # --- the fleet --------------------------------------------------------------------------
 
 
 def index_of(raw: dict[str, Any]) -> int:
-    match = re.search(r"-(\d+)$", tags.as_dict(raw.get("Tags")).get("Name", ""))
+    match = re.search(r"-(\d+)$", names.as_dict(raw.get("Tags")).get("Name", ""))
     return int(match.group(1)) if match else 1_000_000
 
 
@@ -196,7 +202,7 @@ def plan_fleet(members: list[dict[str, Any]], count: int) -> tuple[list[int], li
     return free[:missing], list(reversed(surplus))
 
 
-def pick_subnet(subnet_ids: list[str | None], members: list[dict[str, Any]]) -> str | None:
+def pick_subnet(subnet_ids: list[str], members: list[dict[str, Any]]) -> str:
     """The subnet with the fewest members, so the fleet stays spread over the zones."""
     load = {subnet_id: 0 for subnet_id in subnet_ids}
     for raw in members:
@@ -221,7 +227,7 @@ def launch_instance(
         "SecurityGroupIds": [security_group_id],
         # No ClientToken here: ctx.call gives each launch one that its retries reuse.
         "TagSpecifications": [
-            {"ResourceType": resource, "Tags": tags.tag_list(instance_tags(spec, name))}
+            {"ResourceType": resource, "Tags": names.tag_list(instance_tags(spec, name))}
             for resource in ("instance", "volume", "network-interface")
         ],
     }
@@ -233,49 +239,55 @@ def launch_instance(
 def ensure_fleet_instances(
     ctx: AwsContext,
     spec: FleetSpec,
-    subnet_ids: list[str | None],
-    security_group_id: str | None,
+    subnet_ids: list[str],
+    security_group_id: str,
     settings: dict[str, Any],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> list[str]:
+    """Exactly spec.count instances: the surplus drained, then terminated; the missing ones
+    launched (spread over the subnets), then waited for until they run. Returns the ids of
+    the launched ones (stand-ins in a dry run)."""
     members = fleet_members(ctx, spec)
     to_launch, to_terminate = plan_fleet(members, spec.count)
     surplus_ids = [raw["InstanceId"] for raw in to_terminate]
-    changes = load_balancer.drain_targets(ctx, spec.env, surplus_ids, dry_run=dry_run)
-    changes += [
-        Change(
-            "delete",
-            "instance",
-            tags.as_dict(raw.get("Tags")).get("Name", raw["InstanceId"]),
-            raw["InstanceId"],
+    load_balancer.drain_targets(ctx, spec.env, surplus_ids, log)
+    log.apply_all(
+        [
+            Change(
+                "delete",
+                "instance",
+                names.as_dict(raw.get("Tags")).get("Name", raw["InstanceId"]),
+                raw["InstanceId"],
+            )
+            for raw in to_terminate
+        ],
+        lambda: ctx.call(
+            "ec2", "terminate_instances", "terminate surplus instances", InstanceIds=surplus_ids
+        ),
+    )
+    members = [raw for raw in members if raw not in to_terminate]
+    running: list[str] = []  # launched for real: waited for until they run
+
+    def launch(name: str) -> str:
+        raw = launch_instance(
+            ctx, spec, name, pick_subnet(subnet_ids, members), security_group_id, settings
         )
-        for raw in to_terminate
-    ]
-    names = [f"{spec.env}-{spec.role}-{index}" for index in to_launch]
-    changes += [
-        Change("create", "instance", name, f"{spec.instance.machine_type} {settings['ImageId']}")
-        for name in names
-    ]
-    if dry_run:
-        return changes
-    if to_terminate:
-        ctx.call(
-            "ec2",
-            "terminate_instances",
-            "terminate surplus instances",
-            InstanceIds=[raw["InstanceId"] for raw in to_terminate],
-        )
-        members = [raw for raw in members if raw not in to_terminate]
-    launched: list[str] = []
-    for name in names:
-        subnet_id = pick_subnet(subnet_ids, members)
-        assert subnet_id is not None and security_group_id is not None
-        raw = launch_instance(ctx, spec, name, subnet_id, security_group_id, settings)
         members.append(raw)
-        launched.append(raw["InstanceId"])
-    wait_running(ctx, launched)
-    return changes
+        running.append(raw["InstanceId"])
+        return raw["InstanceId"]
+
+    launched = [
+        log.create(
+            "instance",
+            name,
+            lambda name=name: launch(name),
+            f"{spec.instance.machine_type} {settings['ImageId']}",
+            planned=names.planned("i", name),
+        )
+        for name in (f"{spec.env}-{spec.role}-{index}" for index in to_launch)
+    ]
+    wait_running(ctx, running)
+    return launched
 
 
 def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:

@@ -13,8 +13,8 @@ created, the listener switched to it, and the old one deleted.
 
 from typing import Any
 
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import certificates, errors, network, scaling_group, tags
+from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision.aws import certificates, errors, names, network, scaling_group
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
@@ -32,15 +32,15 @@ TAGS_PER_CALL = 20  # elbv2 describe_tags takes at most 20 ARNs
 
 
 def load_balancer_name(env: str) -> str:
-    return tags.elb_name(env, "alb")
+    return names.elb_name(env, "alb")
 
 
 def target_group_name(spec: LoadBalancerSpec) -> str:
-    return tags.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
+    return names.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
 
 
 def lb_tags(env: str, name: str) -> list[dict[str, str]]:
-    return tags.tag_list(tags.tag_dict(env, ROLE_LB, name))
+    return names.tag_list(names.tag_dict(env, ROLE_LB, name))
 
 
 # --- finding what exists ----------------------------------------------------------------
@@ -56,7 +56,7 @@ def tags_by_arn(ctx: AwsContext, arns: list[str]) -> dict[str, dict[str, str]]:
             ResourceArns=arns[start : start + TAGS_PER_CALL],
         )["TagDescriptions"]
         for description in descriptions:
-            found[description["ResourceArn"]] = tags.as_dict(description.get("Tags"))
+            found[description["ResourceArn"]] = names.as_dict(description.get("Tags"))
     return found
 
 
@@ -72,7 +72,7 @@ def _tagged(ctx: AwsContext, kind: str, env: str) -> list[dict[str, Any]]:
     operation, key, arn_key = ELB_KINDS[kind]
     found = ctx.pages("elbv2", operation, key, f"list the {kind.replace('_', ' ')}s")
     by_arn = tags_by_arn(ctx, [item[arn_key] for item in found])
-    return [item for item in found if by_arn.get(item[arn_key], {}).get(tags.TAG_ENV) == env]
+    return [item for item in found if by_arn.get(item[arn_key], {}).get(names.TAG_ENV) == env]
 
 
 def tagged_load_balancers(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
@@ -95,7 +95,7 @@ def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, A
     ).get(key, [])
     if not found:
         return None
-    owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(tags.TAG_ENV)
+    owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(names.TAG_ENV)
     if owner != env:
         raise ProvisionError(
             ErrorCode.CONFLICT,
@@ -134,123 +134,157 @@ def target_group_attributes(ctx: AwsContext, arn: str) -> dict[str, str]:
     return {item["Key"]: item["Value"] for item in attributes}
 
 
+def create_target_group(ctx: AwsContext, spec: LoadBalancerSpec, name: str, vpc_id: str) -> str:
+    """A new target group with its health check and drain delay (part of its creation)."""
+    arn = ctx.call(
+        "elbv2",
+        "create_target_group",
+        "create the target group",
+        Name=name,
+        Protocol=spec.backend_protocol,
+        Port=spec.backend_port,
+        VpcId=vpc_id,
+        TargetType=spec.target_type,
+        Tags=lb_tags(spec.env, name),
+        **health_check_settings(spec),
+    )["TargetGroups"][0]["TargetGroupArn"]
+    set_drain_delay(ctx, arn, spec.drain_seconds)
+    return arn
+
+
 def ensure_target_group(
-    ctx: AwsContext, spec: LoadBalancerSpec, vpc_id: str | None, *, dry_run: bool
-) -> tuple[str | None, list[Change]]:
+    ctx: AwsContext, spec: LoadBalancerSpec, vpc_id: str, log: ChangeLog
+) -> str:
+    """The target group's ARN (a stand-in when a dry run would create it)."""
     name = target_group_name(spec)
-    group = find_by_name(ctx, "target_group", name, spec.env) if vpc_id else None
-    health = health_check_settings(spec)
-    changes: list[Change] = []
+    group = find_by_name(ctx, "target_group", name, spec.env)
     if group is None:
-        changes.append(
-            Change("create", "target_group", name, f"{spec.backend_protocol}:{spec.backend_port}")
+        return log.create(
+            "target_group",
+            name,
+            lambda: create_target_group(ctx, spec, name, vpc_id),
+            f"{spec.backend_protocol}:{spec.backend_port}",
+            planned=names.planned("arn", name),
         )
-        if dry_run:
-            return None, changes
-        group = ctx.call(
-            "elbv2",
-            "create_target_group",
-            "create the target group",
-            Name=name,
-            Protocol=spec.backend_protocol,
-            Port=spec.backend_port,
-            VpcId=vpc_id,
-            TargetType=spec.target_type,
-            Tags=lb_tags(spec.env, name),
-            **health,
-        )["TargetGroups"][0]
-    else:
-        drift = {key: value for key, value in health.items() if group.get(key) != value}
-        if drift:
-            changes += ctx.apply(
-                Change("update", "target_group", name, ", ".join(sorted(drift))),
+    arn = group["TargetGroupArn"]
+    health = health_check_settings(spec)
+    drift = {key: value for key, value in health.items() if group.get(key) != value}
+    if drift:
+        log.update(
+            "target_group",
+            name,
+            lambda: ctx.call(
                 "elbv2",
                 "modify_target_group",
                 "update the target group's health check",
-                dry_run=dry_run,
-                TargetGroupArn=group["TargetGroupArn"],
+                TargetGroupArn=arn,
                 **drift,
-            )
-    arn = group["TargetGroupArn"]
-    drain = ensure_drain_delay(ctx, spec, name, arn, dry_run=dry_run)
-    # A new group's drain delay is part of its creation.
-    if not any(change.action == "create" for change in changes):
-        changes += drain
-    return arn, changes
+            ),
+            ", ".join(sorted(drift)),
+        )
+    ensure_drain_delay(ctx, spec, name, arn, log)
+    return arn
 
 
-def ensure_drain_delay(
-    ctx: AwsContext, spec: LoadBalancerSpec, name: str, arn: str, *, dry_run: bool
-) -> list[Change]:
-    """The deregistration delay is what bounds a drain: keep it at drain_seconds."""
-    delay = str(spec.drain_seconds)
-    if target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE) == delay:
-        return []
-    return ctx.apply(
-        Change("update", "target_group", name, f"drain {delay}s"),
+def set_drain_delay(ctx: AwsContext, arn: str, seconds: int) -> None:
+    ctx.call(
         "elbv2",
         "modify_target_group_attributes",
         "set the deregistration delay",
-        dry_run=dry_run,
         TargetGroupArn=arn,
-        Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": delay}],
+        Attributes=[{"Key": DELAY_ATTRIBUTE, "Value": str(seconds)}],
     )
 
 
+def ensure_drain_delay(
+    ctx: AwsContext, spec: LoadBalancerSpec, name: str, arn: str, log: ChangeLog
+) -> None:
+    """The deregistration delay is what bounds a drain: keep it at drain_seconds."""
+    delay = str(spec.drain_seconds)
+    if target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE) != delay:
+        log.update(
+            "target_group",
+            name,
+            lambda: set_drain_delay(ctx, arn, spec.drain_seconds),
+            f"drain {delay}s",
+        )
+
+
 # --- load balancer ----------------------------------------------------------------------
+
+
+def create_alb(
+    ctx: AwsContext,
+    spec: LoadBalancerSpec,
+    name: str,
+    subnet_ids: list[str],
+    security_group_id: str,
+) -> dict[str, Any]:
+    """A new load balancer, once it is active."""
+    alb = ctx.call(
+        "elbv2",
+        "create_load_balancer",
+        "create the load balancer",
+        Name=name,
+        Subnets=subnet_ids,
+        SecurityGroups=[security_group_id],
+        Scheme="internet-facing",
+        Type="application",
+        IpAddressType="ipv4",
+        Tags=lb_tags(spec.env, name),
+    )["LoadBalancers"][0]
+    wait_active(ctx, alb["LoadBalancerArn"])
+    return alb
 
 
 def ensure_alb(
     ctx: AwsContext,
     spec: LoadBalancerSpec,
     subnet_ids: list[str],
-    security_group_id: str | None,
-    *,
-    dry_run: bool,
-) -> tuple[dict[str, Any] | None, list[Change]]:
+    security_group_id: str,
+    log: ChangeLog,
+) -> dict[str, Any]:
+    """The load balancer as described (a stand-in without a DNS name when a dry run
+    would create it)."""
     name = load_balancer_name(spec.env)
     alb = find_by_name(ctx, "load_balancer", name, spec.env)
     if alb is None:
-        change = Change("create", "load_balancer", name, "application, internet-facing")
-        if dry_run:
-            return None, [change]
-        alb = ctx.call(
-            "elbv2",
-            "create_load_balancer",
-            "create the load balancer",
-            Name=name,
-            Subnets=subnet_ids,
-            SecurityGroups=[security_group_id],
-            Scheme="internet-facing",
-            Type="application",
-            IpAddressType="ipv4",
-            Tags=lb_tags(spec.env, name),
-        )["LoadBalancers"][0]
-        wait_active(ctx, alb["LoadBalancerArn"])
-        return alb, [change]
-    changes: list[Change] = []
+        return log.create(
+            "load_balancer",
+            name,
+            lambda: create_alb(ctx, spec, name, subnet_ids, security_group_id),
+            "application, internet-facing",
+            planned={"LoadBalancerArn": names.planned("arn", name), "DNSName": None},
+        )
+    arn = alb["LoadBalancerArn"]
     have_subnets = {zone["SubnetId"] for zone in alb.get("AvailabilityZones", [])}
     if have_subnets != set(subnet_ids):
-        changes += ctx.apply(
-            Change("update", "load_balancer", name, "subnets"),
-            "elbv2",
-            "set_subnets",
-            "move the load balancer to the fleet's subnets",
-            dry_run=dry_run,
-            LoadBalancerArn=alb["LoadBalancerArn"],
-            Subnets=subnet_ids,
+        log.update(
+            "load_balancer",
+            name,
+            lambda: ctx.call(
+                "elbv2",
+                "set_subnets",
+                "move the load balancer to the fleet's subnets",
+                LoadBalancerArn=arn,
+                Subnets=subnet_ids,
+            ),
+            "subnets",
         )
     if set(alb.get("SecurityGroups", [])) != {security_group_id}:
-        changes += ctx.apply(
-            Change("update", "load_balancer", name, "security groups"),
-            "elbv2",
-            "set_security_groups",
-            "set the load balancer's security group",
-            dry_run=dry_run,
-            LoadBalancerArn=alb["LoadBalancerArn"],
-            SecurityGroups=[security_group_id],
+        log.update(
+            "load_balancer",
+            name,
+            lambda: ctx.call(
+                "elbv2",
+                "set_security_groups",
+                "set the load balancer's security group",
+                LoadBalancerArn=arn,
+                SecurityGroups=[security_group_id],
+            ),
+            "security groups",
         )
-    return alb, changes
+    return alb
 
 
 def wait_active(ctx: AwsContext, arn: str) -> None:
@@ -331,61 +365,68 @@ def listener_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
 def ensure_listeners(
     ctx: AwsContext,
     spec: LoadBalancerSpec,
-    alb_arn: str | None,
-    certificate_arn: str | None,
-    target_group_arn: str | None,
-    *,
-    dry_run: bool,
-) -> tuple[list[str], list[Change]]:
+    alb_arn: str,
+    certificate_arn: str,
+    target_group_arn: str,
+    log: ChangeLog,
+) -> list[str]:
+    """The HTTPS and HTTP listeners (others deleted); their ARNs (stand-ins in a dry run)."""
     name = load_balancer_name(spec.env)
     current = {}
-    if alb_arn:
+    if not names.is_planned(alb_arn):
         found = ctx.call(
             "elbv2", "describe_listeners", "list the listeners", LoadBalancerArn=alb_arn
         )["Listeners"]
         current = {listener["Port"]: listener for listener in found}
     wanted = {
-        spec.https_port: https_listener(ctx, spec, certificate_arn, target_group_arn or ""),
+        spec.https_port: https_listener(ctx, spec, certificate_arn, target_group_arn),
         spec.http_port: http_listener(spec),
     }
-    changes: list[Change] = []
     arns: list[str] = []
     for port, listener in current.items():
         if port not in wanted:
-            changes.append(Change("delete", "listener", f"{name}:{port}"))
-            if not dry_run:
-                delete_listener(ctx, listener["ListenerArn"])
+            log.delete(
+                "listener",
+                f"{name}:{port}",
+                lambda arn=listener["ListenerArn"]: delete_listener(ctx, arn),
+            )
     for port, listener in wanted.items():
         label = f"{name}:{port}"
         detail = "HTTPS -> target group" if listener["Protocol"] == "HTTPS" else "301 to HTTPS"
         existing = current.get(port)
-        if existing and not listener_differs(existing, listener):
-            arns.append(existing["ListenerArn"])
-            continue
-        changes.append(Change("update" if existing else "create", "listener", label, detail))
-        if dry_run:
-            continue
-        if existing:
-            ctx.call(
-                "elbv2",
-                "modify_listener",
-                f"update listener {label}",
-                ListenerArn=existing["ListenerArn"],
-                **listener,
-            )
-            arns.append(existing["ListenerArn"])
-        else:
+        if existing is None:
             # ELBv2 creates are idempotent by their settings: a retry gets the same listener.
-            created = ctx.call(
-                "elbv2",
-                "create_listener",
-                f"create listener {label}",
-                LoadBalancerArn=alb_arn,
-                Tags=lb_tags(spec.env, label),
-                **listener,
+            created = log.create(
+                "listener",
+                label,
+                lambda label=label, listener=listener: ctx.call(
+                    "elbv2",
+                    "create_listener",
+                    f"create listener {label}",
+                    LoadBalancerArn=alb_arn,
+                    Tags=lb_tags(spec.env, label),
+                    **listener,
+                ),
+                detail,
+                planned={"Listeners": [{"ListenerArn": names.planned("arn", label)}]},
             )
             arns.append(created["Listeners"][0]["ListenerArn"])
-    return arns, changes
+            continue
+        if listener_differs(existing, listener):
+            log.update(
+                "listener",
+                label,
+                lambda label=label, listener=listener, arn=existing["ListenerArn"]: ctx.call(
+                    "elbv2",
+                    "modify_listener",
+                    f"update listener {label}",
+                    ListenerArn=arn,
+                    **listener,
+                ),
+                detail,
+            )
+        arns.append(existing["ListenerArn"])
+    return arns
 
 
 def delete_listener(ctx: AwsContext, arn: str) -> None:
@@ -407,71 +448,70 @@ def describe_health(ctx: AwsContext, target_group_arn: str) -> list[dict[str, An
 def ensure_targets(
     ctx: AwsContext,
     spec: LoadBalancerSpec,
-    target_group_arn: str | None,
+    target_group_arn: str,
     instance_ids: list[str],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
     """Register exactly INSTANCE_IDS (draining targets are already on their way out)."""
     registered = set()
-    if target_group_arn:
+    if not names.is_planned(target_group_arn):
         for description in describe_health(ctx, target_group_arn):
             if description.get("TargetHealth", {}).get("State") != "draining":
                 registered.add(description["Target"]["Id"])
     missing = sorted(set(instance_ids) - registered)
     surplus = sorted(registered - set(instance_ids))
-    changes = [Change("create", "target", instance_id) for instance_id in missing]
-    changes += [
-        Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
-        for instance_id in surplus
-    ]
-    if dry_run:
-        return changes
-    if surplus:
-        ctx.call(
+    log.apply_all(
+        [
+            Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
+            for instance_id in surplus
+        ],
+        lambda: ctx.call(
             "elbv2",
             "deregister_targets",
             "deregister surplus targets",
             TargetGroupArn=target_group_arn,
             Targets=[{"Id": instance_id} for instance_id in surplus],
-        )
-    if missing:
-        ctx.call(
+        ),
+    )
+    log.apply_all(
+        [Change("create", "target", instance_id) for instance_id in missing],
+        lambda: ctx.call(
             "elbv2",
             "register_targets",
             "register the instances as targets",
             TargetGroupArn=target_group_arn,
             Targets=[{"Id": i, "Port": spec.backend_port} for i in missing],
-        )
-    return changes
+        ),
+    )
 
 
-def drain_targets(
-    ctx: AwsContext, env: str, instance_ids: list[str], *, dry_run: bool
-) -> list[Change]:
+def drain_targets(ctx: AwsContext, env: str, instance_ids: list[str], log: ChangeLog) -> None:
     """Deregister INSTANCE_IDS from ENV's target groups and wait out the deregistration
     delay, so that requests in flight finish before the instances are terminated."""
-    changes: list[Change] = []
-    draining: dict[str, list[str]] = {}
+    draining: dict[str, list[str]] = {}  # what was deregistered for real: waited for
+
+    def deregister(arn: str, ours: list[str]) -> None:
+        ctx.call(
+            "elbv2",
+            "deregister_targets",
+            "deregister instances before terminating them",
+            TargetGroupArn=arn,
+            Targets=[{"Id": instance_id} for instance_id in ours],
+        )
+        draining[arn] = ours
+
     for group in tagged_target_groups(ctx, env) if instance_ids else []:
         arn = group["TargetGroupArn"]
         registered = {d["Target"]["Id"] for d in describe_health(ctx, arn)}
         ours = sorted(registered & set(instance_ids))
-        if not ours:
-            continue
-        delay = target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE)
-        changes += [Change("delete", "target", i, f"drain {delay}s") for i in ours]
-        draining[arn] = ours
-        if not dry_run:
-            ctx.call(
-                "elbv2",
-                "deregister_targets",
-                "deregister instances before terminating them",
-                TargetGroupArn=arn,
-                Targets=[{"Id": instance_id} for instance_id in ours],
+        if ours:
+            delay = target_group_attributes(ctx, arn).get(DELAY_ATTRIBUTE)
+            log.apply_all(
+                [Change("delete", "target", i, f"drain {delay}s") for i in ours],
+                lambda arn=arn, ours=ours: deregister(arn, ours),
             )
-    if dry_run or not draining:
-        return changes
+    if not draining:
+        return
 
     def drained() -> bool | None:
         for arn, ids in draining.items():
@@ -480,7 +520,6 @@ def drain_targets(
         return True
 
     ctx.wait_until(drained, f"targets {', '.join(sorted(set(instance_ids)))} are drained")
-    return changes
 
 
 def target_health(ctx: AwsContext, spec: LoadBalancerSpec) -> list[TargetHealth]:
@@ -527,17 +566,13 @@ def check_ports(spec: LoadBalancerSpec, fleet: FleetResult) -> None:
         )
 
 
-def fleet_network(
-    ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool
-) -> dict[str, Any]:
+def fleet_network(ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult) -> dict[str, Any]:
     """The fleet's network ids: from FLEET, or found by the environment's tags when the
     result was built elsewhere (from an inventory, say) without them."""
     if fleet.network.get("vpc_id"):
         return fleet.network
     found = network.find_owned_network(ctx, spec.env)
     if found is None:
-        if dry_run:
-            return fleet.network
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
             f"environment {spec.env} has no network to put a load balancer in",
@@ -551,91 +586,80 @@ def fleet_network(
 def ensure_load_balancer(
     ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool
 ) -> LoadBalancerResult:
+    """converge_load_balancer with a log of its own; a failure part-way still reports
+    what the steps before it made."""
+    log = ChangeLog(dry_run=dry_run)
+    with reporting_changes(log.changes):
+        return converge_load_balancer(ctx, spec, fleet, log)
+
+
+def converge_load_balancer(
+    ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult, log: ChangeLog
+) -> LoadBalancerResult:
     check_ports(spec, fleet)
-    net = fleet_network(ctx, spec, fleet, dry_run=dry_run)
-    vpc_id = net.get("vpc_id")
+    net = fleet_network(ctx, spec, fleet)
     subnet_ids = [subnet for subnet in net.get("subnet_ids", []) if subnet]
     lb_group = net.get("lb_security_group_id")
-    changes: list[Change] = []
-    # A failure part-way still reports what the steps before it made.
-    with reporting_changes(changes):
-        if net.get("lb_security_group_owned", True):
-            changes += sg.converge_ingress(
-                ctx, lb_group, tags.base_name(spec.env, ROLE_LB), lb_rules(spec), dry_run=dry_run
-            )
-        certificate_arn, more = certificates.ensure_certificate(ctx, spec, dry_run=dry_run)
-        changes += more
-        target_group_arn, more = ensure_target_group(ctx, spec, vpc_id, dry_run=dry_run)
-        changes += more
-        alb, more = ensure_alb(ctx, spec, subnet_ids, lb_group, dry_run=dry_run)
-        changes += more
-        alb_arn = alb["LoadBalancerArn"] if alb else None
-        listener_arns, more = ensure_listeners(
-            ctx, spec, alb_arn, certificate_arn, target_group_arn, dry_run=dry_run
+    if net.get("lb_security_group_owned", True):
+        sg.converge_ingress(ctx, lb_group, names.base_name(spec.env, ROLE_LB), lb_rules(spec), log)
+    certificate_arn = certificates.ensure_certificate(ctx, spec, log)
+    target_group_arn = ensure_target_group(ctx, spec, net["vpc_id"], log)
+    alb = ensure_alb(ctx, spec, subnet_ids, lb_group, log)
+    alb_arn = alb["LoadBalancerArn"]
+    listener_arns = ensure_listeners(ctx, spec, alb_arn, certificate_arn, target_group_arn, log)
+    group = net.get("scaling_group")
+    if group:
+        scaling_group.ensure_target_groups(ctx, group, target_group_arn, log)
+        planned = names.is_planned(alb_arn) or names.is_planned(target_group_arn)
+        label = "(new)" if planned else scaling_group.request_count_label(alb_arn, target_group_arn)
+        scaling_group.ensure_request_policy(
+            ctx, group, label, net.get("target_requests_per_instance"), log
         )
-        changes += more
-        group = net.get("scaling_group")
-        if group:
-            changes += scaling_group.ensure_target_groups(
-                ctx, group, target_group_arn, dry_run=dry_run
-            )
-            label = (
-                scaling_group.request_count_label(alb_arn, target_group_arn)
-                if alb_arn and target_group_arn
-                else "(new)"
-            )
-            changes += scaling_group.ensure_request_policy(
-                ctx, group, label, net.get("target_requests_per_instance"), dry_run=dry_run
-            )
-        elif spec.target_type == "instance":
-            instance_ids = [instance.id for instance in fleet.instances]
-            changes += ensure_targets(ctx, spec, target_group_arn, instance_ids, dry_run=dry_run)
-        changes += delete_stale_target_groups(ctx, spec, target_group_arn, dry_run=dry_run)
-        if certificate_arn:  # imported ones the listener no longer uses
-            changes += delete_stale_certificates(ctx, spec.env, certificate_arn, dry_run=dry_run)
-    dns_name = alb["DNSName"] if alb else f"{load_balancer_name(spec.env)}.elb.amazonaws.com"
+    elif spec.target_type == "instance":
+        listed = [instance.id for instance in fleet.instances]
+        instance_ids = sorted({*listed, *net.get("launched_instance_ids", [])})
+        ensure_targets(ctx, spec, target_group_arn, instance_ids, log)
+    delete_stale_target_groups(ctx, spec, target_group_arn, log)
+    delete_stale_certificates(ctx, spec.env, certificate_arn, log)
+    dns_name = alb["DNSName"] or f"{load_balancer_name(spec.env)}.elb.amazonaws.com"
     port = "" if spec.https_port == 443 else f":{spec.https_port}"
     return LoadBalancerResult(
         endpoint=f"https://{dns_name}{port}",
-        changes=changes,
-        targets=target_health(ctx, spec) if not dry_run or alb else [],
+        changes=log.changes,
+        targets=target_health(ctx, spec),
+        # What exists: a dry run's stand-ins are None here (callers branch on them).
         resources={
-            "load_balancer_arn": alb_arn,
-            "dns_name": alb["DNSName"] if alb else None,
-            "target_group_arn": target_group_arn,
-            "listener_arns": listener_arns,
-            "certificate_arn": certificate_arn,
-            "security_group_id": lb_group,
+            "load_balancer_arn": names.existing(alb_arn),
+            "dns_name": alb["DNSName"],
+            "target_group_arn": names.existing(target_group_arn),
+            "listener_arns": [arn for arn in listener_arns if names.existing(arn)],
+            "certificate_arn": names.existing(certificate_arn),
+            "security_group_id": names.existing(lb_group),
         },
     )
 
 
 def delete_stale_target_groups(
-    ctx: AwsContext, spec: LoadBalancerSpec, keep_arn: str | None, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, spec: LoadBalancerSpec, keep_arn: str, log: ChangeLog
+) -> None:
     """Target groups of the environment other than KEEP_ARN (a replaced protocol/port)."""
-    if keep_arn is None:
-        return []
-    changes = []
     for group in tagged_target_groups(ctx, spec.env):
-        if group["TargetGroupArn"] == keep_arn:
-            continue
-        changes.append(Change("delete", "target_group", group["TargetGroupName"], "replaced"))
-        if not dry_run:
-            delete_target_group(ctx, group["TargetGroupArn"])
-    return changes
+        if group["TargetGroupArn"] != keep_arn:
+            log.delete(
+                "target_group",
+                group["TargetGroupName"],
+                lambda arn=group["TargetGroupArn"]: delete_target_group(ctx, arn),
+                "replaced",
+            )
 
 
-def delete_stale_certificates(
-    ctx: AwsContext, env: str, keep_arn: str, *, dry_run: bool
-) -> list[Change]:
+def delete_stale_certificates(ctx: AwsContext, env: str, keep_arn: str, log: ChangeLog) -> None:
     """Replaced certificates; one the listener has not let go of yet waits for a later run."""
     try:
-        return certificates.delete_stale_certificates(ctx, env, keep_arn, dry_run=dry_run)
+        certificates.delete_stale_certificates(ctx, env, keep_arn, log)
     except ProvisionError as error:
         if error.code != ErrorCode.CONFLICT:
             raise
-        return []
 
 
 def delete_target_group(ctx: AwsContext, arn: str) -> None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, tags
+from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
@@ -34,10 +34,11 @@ invalid = partial(errors.invalid, operation="check the network")
 
 @dataclass
 class NetworkIds:
-    """What the fleet lives in; ids are None where a dry run would create the resource."""
+    """What the fleet lives in; ids are stand-ins (names.planned) where a dry run would
+    create the resource."""
 
     vpc_id: str | None
-    subnet_ids: list[str | None] = field(default_factory=list)
+    subnet_ids: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
     instance_security_group_id: str | None = None
     lb_security_group_id: str | None = None
@@ -56,11 +57,11 @@ class NetworkIds:
 
 
 def network_name(env: str) -> str:
-    return tags.base_name(env, ROLE_NETWORK)
+    return names.base_name(env, ROLE_NETWORK)
 
 
 def network_tags(spec: FleetSpec, name: str) -> dict[str, str]:
-    return tags.tag_dict(spec.env, ROLE_NETWORK, name, spec.instance.tags)
+    return names.tag_dict(spec.env, ROLE_NETWORK, name, spec.instance.tags)
 
 
 def subnet_cidrs(vpc_cidr: str) -> list[str]:
@@ -102,8 +103,8 @@ def choose_zones(ctx: AwsContext, wanted: tuple[str, ...]) -> list[str]:
 
 
 def find_vpc(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    vpcs = tags.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
-    return tags.only_one(vpcs, "VPC", "VpcId", env)
+    vpcs = names.tagged_ec2(ctx, env, "describe_vpcs", "find the VPC", "Vpcs", ROLE_NETWORK)
+    return names.only_one(vpcs, "VPC", "VpcId", env)
 
 
 def adopted(key: str, resource: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,7 +120,7 @@ def create_vpc(ctx: AwsContext, spec: FleetSpec, name: str) -> str:
         "create the VPC",
         adopt=lambda: adopted("Vpc", find_vpc(ctx, spec.env)),
         CidrBlock=spec.network.cidr,
-        TagSpecifications=tags.tag_specifications("vpc", network_tags(spec, name)),
+        TagSpecifications=names.tag_specifications("vpc", network_tags(spec, name)),
     )["Vpc"]["VpcId"]
     ctx.wait_until(
         lambda: True if vpc_state(ctx, vpc_id) == "available" else None,
@@ -143,7 +144,7 @@ def vpc_state(ctx: AwsContext, vpc_id: str) -> str:
     return vpcs[0]["State"] if vpcs else ""
 
 
-def ensure_vpc(ctx: AwsContext, spec: FleetSpec, *, dry_run: bool) -> tuple[str | None, list]:
+def ensure_vpc(ctx: AwsContext, spec: FleetSpec, log: ChangeLog) -> str:
     name = network_name(spec.env)
     vpc = find_vpc(ctx, spec.env)
     if vpc:
@@ -157,15 +158,18 @@ def ensure_vpc(ctx: AwsContext, spec: FleetSpec, *, dry_run: bool) -> tuple[str 
                 provider=errors.PROVIDER,
                 operation="check the VPC",
             )
-        return vpc["VpcId"], []
-    change = Change("create", "vpc", name, spec.network.cidr)
-    if dry_run:
-        return None, [change]
-    return create_vpc(ctx, spec, name), [change]
+        return vpc["VpcId"]
+    return log.create(
+        "vpc",
+        name,
+        lambda: create_vpc(ctx, spec, name),
+        spec.network.cidr,
+        planned=names.planned("vpc", name),
+    )
 
 
 def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    gateways = tags.tagged_ec2(
+    gateways = names.tagged_ec2(
         ctx,
         env,
         "describe_internet_gateways",
@@ -173,44 +177,55 @@ def find_internet_gateway(ctx: AwsContext, env: str) -> dict[str, Any] | None:
         "InternetGateways",
         ROLE_NETWORK,
     )
-    return tags.only_one(gateways, "internet gateway", "InternetGatewayId", env)
+    return names.only_one(gateways, "internet gateway", "InternetGatewayId", env)
 
 
-def ensure_internet_gateway(
-    ctx: AwsContext, spec: FleetSpec, vpc_id: str | None, *, dry_run: bool
-) -> tuple[str | None, list[Change]]:
+def create_internet_gateway(ctx: AwsContext, spec: FleetSpec, name: str, vpc_id: str) -> str:
+    """A new gateway, attached to VPC_ID (the attachment is part of its creation)."""
+    gateway_id = ctx.create(
+        "ec2",
+        "create_internet_gateway",
+        "create the internet gateway",
+        adopt=lambda: adopted("InternetGateway", find_internet_gateway(ctx, spec.env)),
+        TagSpecifications=names.tag_specifications("internet-gateway", network_tags(spec, name)),
+    )["InternetGateway"]["InternetGatewayId"]
+    attach_internet_gateway(ctx, gateway_id, vpc_id)
+    return gateway_id
+
+
+def attach_internet_gateway(ctx: AwsContext, gateway_id: str, vpc_id: str) -> None:
+    ctx.call(
+        "ec2",
+        "attach_internet_gateway",
+        "attach the internet gateway to the VPC",
+        InternetGatewayId=gateway_id,
+        VpcId=vpc_id,
+    )
+
+
+def ensure_internet_gateway(ctx: AwsContext, spec: FleetSpec, vpc_id: str, log: ChangeLog) -> str:
     name = network_name(spec.env)
     gateway = find_internet_gateway(ctx, spec.env)
-    changes: list[Change] = []
     if gateway is None:
-        changes.append(Change("create", "internet_gateway", name))
-        if dry_run:
-            return None, changes
-        gateway = ctx.create(
-            "ec2",
-            "create_internet_gateway",
-            "create the internet gateway",
-            adopt=lambda: adopted("InternetGateway", find_internet_gateway(ctx, spec.env)),
-            TagSpecifications=tags.tag_specifications("internet-gateway", network_tags(spec, name)),
-        )["InternetGateway"]
-    gateway_id = gateway["InternetGatewayId"]
-    attached = {a["VpcId"] for a in gateway.get("Attachments", [])}
-    if vpc_id not in attached:
-        # A new gateway's attachment is part of its creation.
-        changes += ctx.apply(
-            None if changes else Change("update", "internet_gateway", name, f"attach to {vpc_id}"),
-            "ec2",
-            "attach_internet_gateway",
-            "attach the internet gateway to the VPC",
-            dry_run=dry_run,
-            InternetGatewayId=gateway_id,
-            VpcId=vpc_id,
+        return log.create(
+            "internet_gateway",
+            name,
+            lambda: create_internet_gateway(ctx, spec, name, vpc_id),
+            planned=names.planned("igw", name),
         )
-    return gateway_id, changes
+    gateway_id = gateway["InternetGatewayId"]
+    if vpc_id not in {a["VpcId"] for a in gateway.get("Attachments", [])}:
+        log.update(
+            "internet_gateway",
+            name,
+            lambda: attach_internet_gateway(ctx, gateway_id, vpc_id),
+            f"attach to {vpc_id}",
+        )
+    return gateway_id
 
 
 def find_subnets(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return tags.tagged_ec2(
+    return names.tagged_ec2(
         ctx, env, "describe_subnets", "find the subnets", "Subnets", ROLE_NETWORK
     )
 
@@ -223,19 +238,43 @@ def subnets_by_zone(ctx: AwsContext, env: str) -> dict[str, dict[str, Any]]:
     return {
         zone: subnet
         for zone, found in zones.items()
-        if (subnet := tags.only_one(found, f"subnet in {zone}", "SubnetId", env)) is not None
+        if (subnet := names.only_one(found, f"subnet in {zone}", "SubnetId", env)) is not None
     }
 
 
+def create_subnet(
+    ctx: AwsContext, spec: FleetSpec, vpc_id: str, name: str, cidr: str, zone: str
+) -> str:
+    subnet_id = ctx.create(
+        "ec2",
+        "create_subnet",
+        f"create a subnet in {zone}",
+        adopt=lambda: adopted("Subnet", subnets_by_zone(ctx, spec.env).get(zone)),
+        VpcId=vpc_id,
+        CidrBlock=cidr,
+        AvailabilityZone=zone,
+        TagSpecifications=names.tag_specifications("subnet", network_tags(spec, name)),
+    )["Subnet"]["SubnetId"]
+    # Public subnets: instances get a public address (the ALB reaches them privately,
+    # but they need the internet for packages and the model image).
+    ctx.call(
+        "ec2",
+        "modify_subnet_attribute",
+        "give the subnet's instances public addresses",
+        SubnetId=subnet_id,
+        MapPublicIpOnLaunch={"Value": True},
+    )
+    return subnet_id
+
+
 def ensure_subnets(
-    ctx: AwsContext, spec: FleetSpec, vpc_id: str | None, zones: list[str], *, dry_run: bool
-) -> tuple[list[str | None], list[Change]]:
+    ctx: AwsContext, spec: FleetSpec, vpc_id: str, zones: list[str], log: ChangeLog
+) -> list[str]:
     """One public subnet per zone, in zone order."""
     existing = subnets_by_zone(ctx, spec.env)
     used = {subnet["CidrBlock"] for subnet in existing.values()}
     free_cidrs = [cidr for cidr in subnet_cidrs(spec.network.cidr) if cidr not in used]
-    subnet_ids: list[str | None] = []
-    changes: list[Change] = []
+    subnet_ids: list[str] = []
     for zone in zones:
         subnet = existing.get(zone)
         if subnet:
@@ -243,149 +282,160 @@ def ensure_subnets(
             continue
         cidr = free_cidrs.pop(0)
         name = f"{network_name(spec.env)}-{zone}"
-        changes.append(Change("create", "subnet", name, f"{cidr} in {zone}"))
-        if dry_run:
-            subnet_ids.append(None)
-            continue
-        subnet_id = ctx.create(
-            "ec2",
-            "create_subnet",
-            f"create a subnet in {zone}",
-            adopt=lambda zone=zone: adopted("Subnet", subnets_by_zone(ctx, spec.env).get(zone)),
-            VpcId=vpc_id,
-            CidrBlock=cidr,
-            AvailabilityZone=zone,
-            TagSpecifications=tags.tag_specifications("subnet", network_tags(spec, name)),
-        )["Subnet"]["SubnetId"]
-        # Public subnets: instances get a public address (the ALB reaches them privately,
-        # but they need the internet for packages and the model image).
-        ctx.call(
-            "ec2",
-            "modify_subnet_attribute",
-            "give the subnet's instances public addresses",
-            SubnetId=subnet_id,
-            MapPublicIpOnLaunch={"Value": True},
+        subnet_ids.append(
+            log.create(
+                "subnet",
+                name,
+                lambda name=name, cidr=cidr, zone=zone: create_subnet(
+                    ctx, spec, vpc_id, name, cidr, zone
+                ),
+                f"{cidr} in {zone}",
+                planned=names.planned("subnet", name),
+            )
         )
-        subnet_ids.append(subnet_id)
-    return subnet_ids, changes
+    return subnet_ids
 
 
 def find_route_table(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    tables = tags.tagged_ec2(
+    tables = names.tagged_ec2(
         ctx, env, "describe_route_tables", "find the route table", "RouteTables", ROLE_NETWORK
     )
-    return tags.only_one(tables, "route table", "RouteTableId", env)
+    return names.only_one(tables, "route table", "RouteTableId", env)
+
+
+def set_default_route(
+    ctx: AwsContext, table_id: str, gateway_id: str, *, replace: bool = False
+) -> None:
+    ctx.call(
+        "ec2",
+        "replace_route" if replace else "create_route",
+        "route the subnets to the internet gateway",
+        RouteTableId=table_id,
+        DestinationCidrBlock="0.0.0.0/0",
+        GatewayId=gateway_id,
+    )
+
+
+def associate(ctx: AwsContext, table_id: str, subnet_id: str) -> None:
+    ctx.call(
+        "ec2",
+        "associate_route_table",
+        "associate the route table with a subnet",
+        RouteTableId=table_id,
+        SubnetId=subnet_id,
+    )
+
+
+def create_route_table(
+    ctx: AwsContext,
+    spec: FleetSpec,
+    name: str,
+    vpc_id: str,
+    gateway_id: str,
+    subnet_ids: list[str],
+) -> str:
+    """A new table with its default route and subnets (all part of its creation)."""
+    # CreateRouteTable takes a ClientToken: ctx.call gives it one its retries share.
+    table_id = ctx.call(
+        "ec2",
+        "create_route_table",
+        "create the route table",
+        VpcId=vpc_id,
+        TagSpecifications=names.tag_specifications("route-table", network_tags(spec, name)),
+    )["RouteTable"]["RouteTableId"]
+    set_default_route(ctx, table_id, gateway_id)
+    for subnet_id in subnet_ids:
+        associate(ctx, table_id, subnet_id)
+    return table_id
 
 
 def ensure_routes(
     ctx: AwsContext,
     spec: FleetSpec,
-    vpc_id: str | None,
-    gateway_id: str | None,
-    subnet_ids: list[str | None],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    vpc_id: str,
+    gateway_id: str,
+    subnet_ids: list[str],
+    log: ChangeLog,
+) -> None:
     """A route table with the default route to the gateway, associated with every subnet."""
     name = network_name(spec.env)
     table = find_route_table(ctx, spec.env)
-    changes: list[Change] = []
     if table is None:
-        changes.append(Change("create", "route_table", name, "0.0.0.0/0 -> internet gateway"))
-        if dry_run:
-            return changes
-        # CreateRouteTable takes a ClientToken: ctx.call gives it one its retries share.
-        table = ctx.call(
-            "ec2",
-            "create_route_table",
-            "create the route table",
-            VpcId=vpc_id,
-            TagSpecifications=tags.tag_specifications("route-table", network_tags(spec, name)),
-        )["RouteTable"]
+        log.create(
+            "route_table",
+            name,
+            lambda: create_route_table(ctx, spec, name, vpc_id, gateway_id, subnet_ids),
+            "0.0.0.0/0 -> internet gateway",
+        )
+        return
     table_id = table["RouteTableId"]
-    created = bool(changes)
     default_route = [
         route
         for route in table.get("Routes", [])
         if route.get("DestinationCidrBlock") == "0.0.0.0/0"
     ]
-    updates: list[Change] = []
     if not default_route or default_route[0].get("GatewayId") != gateway_id:
-        updates += ctx.apply(
-            Change("update", "route_table", name, "route 0.0.0.0/0 -> gateway"),
-            "ec2",
-            "replace_route" if default_route else "create_route",
-            "route the subnets to the internet gateway",
-            dry_run=dry_run,
-            RouteTableId=table_id,
-            DestinationCidrBlock="0.0.0.0/0",
-            GatewayId=gateway_id,
+        log.update(
+            "route_table",
+            name,
+            lambda: set_default_route(ctx, table_id, gateway_id, replace=bool(default_route)),
+            "route 0.0.0.0/0 -> gateway",
         )
     associated = {a.get("SubnetId") for a in table.get("Associations", [])}
     for subnet_id in subnet_ids:
         if subnet_id not in associated:
-            updates += ctx.apply(
-                Change("update", "route_table", name, f"associate {subnet_id}"),
-                "ec2",
-                "associate_route_table",
-                "associate the route table with a subnet",
-                dry_run=dry_run,
-                RouteTableId=table_id,
-                SubnetId=subnet_id,
+            log.update(
+                "route_table",
+                name,
+                lambda subnet_id=subnet_id: associate(ctx, table_id, subnet_id),
+                f"associate {subnet_id}",
             )
-    # A new table's route and associations are part of its creation.
-    return changes if created else changes + updates
 
 
 # --- security groups --------------------------------------------------------------------
 
 
-def instance_rules(spec: FleetSpec, lb_group_id: str | None) -> set[sg.Rule]:
-    rules = {sg.Rule.tcp(spec.service_port, lb_group_id or "sg-(new lb group)")}
+def instance_rules(spec: FleetSpec, lb_group_id: str) -> set[sg.Rule]:
+    rules = {sg.Rule.tcp(spec.service_port, lb_group_id)}
     if spec.network.ssh_cidr:
         rules.add(sg.Rule.tcp(SSH_PORT, spec.network.ssh_cidr))
     return rules
 
 
 def ensure_security_groups(
-    ctx: AwsContext, spec: FleetSpec, ids: NetworkIds, *, dry_run: bool
-) -> list[Change]:
-    changes: list[Change] = []
+    ctx: AwsContext, spec: FleetSpec, ids: NetworkIds, log: ChangeLog
+) -> None:
+    """The load balancer's and the instances' groups (those not given), ids into IDS."""
     existing = spec.network.existing
-    lb_name = tags.base_name(spec.env, ROLE_LB)
-    if existing.get("lb_security_group_id"):
-        ids.lb_security_group_id = existing["lb_security_group_id"]
-    else:
-        ids.lb_security_group_id, created = sg.ensure_group(
-            ctx,
-            ids.vpc_id,
-            lb_name,
-            f"mlops-vm {spec.env}: load balancer",
-            tags.tag_dict(spec.env, ROLE_LB, lb_name, spec.instance.tags),
-            dry_run=dry_run,
-        )
-        changes += created
+    assert ids.vpc_id is not None
+    lb_name = names.base_name(spec.env, ROLE_LB)
+    ids.lb_security_group_id = existing.get("lb_security_group_id") or sg.ensure_group(
+        ctx,
+        ids.vpc_id,
+        lb_name,
+        f"mlops-vm {spec.env}: load balancer",
+        names.tag_dict(spec.env, ROLE_LB, lb_name, spec.instance.tags),
+        log,
+    )
     if existing.get("security_group_id"):
         ids.instance_security_group_id = existing["security_group_id"]
-        return changes
-    name = tags.base_name(spec.env, spec.role)
-    ids.instance_security_group_id, created = sg.ensure_group(
+        return
+    name = names.base_name(spec.env, spec.role)
+    ids.instance_security_group_id = sg.ensure_group(
         ctx,
         ids.vpc_id,
         name,
         f"mlops-vm {spec.env}: {spec.role} instances",
-        tags.tag_dict(spec.env, spec.role, name, spec.instance.tags),
-        dry_run=dry_run,
+        names.tag_dict(spec.env, spec.role, name, spec.instance.tags),
+        log,
     )
-    changes += created
-    changes += sg.converge_ingress(
+    sg.converge_ingress(
         ctx,
         ids.instance_security_group_id,
         name,
         instance_rules(spec, ids.lb_security_group_id),
-        dry_run=dry_run,
+        log,
     )
-    return changes
 
 
 # --- the whole network ------------------------------------------------------------------
@@ -394,23 +444,27 @@ def ensure_security_groups(
 def ensure_network(
     ctx: AwsContext, spec: FleetSpec, *, dry_run: bool
 ) -> tuple[NetworkIds, list[Change]]:
+    """converge_network with a log of its own: (ids, changes); a failure part-way still
+    reports what the steps before it made."""
+    log = ChangeLog(dry_run=dry_run)
+    with reporting_changes(log.changes):
+        return converge_network(ctx, spec, log), log.changes
+
+
+def converge_network(ctx: AwsContext, spec: FleetSpec, log: ChangeLog) -> NetworkIds:
+    """The fleet's network, owned or reused; ids are stand-ins where a dry run would
+    create the resource."""
     if spec.network.existing:
         ids = existing_network(ctx, spec)
-        return ids, ensure_security_groups(ctx, spec, ids, dry_run=dry_run)
-    zones = choose_zones(ctx, spec.zones)
-    changes: list[Change] = []
-    # A failure part-way (say after the VPC) still reports what the steps before it made.
-    with reporting_changes(changes):
-        vpc_id, more = ensure_vpc(ctx, spec, dry_run=dry_run)
-        changes += more
-        gateway_id, more = ensure_internet_gateway(ctx, spec, vpc_id, dry_run=dry_run)
-        changes += more
-        subnet_ids, more = ensure_subnets(ctx, spec, vpc_id, zones, dry_run=dry_run)
-        changes += more
-        changes += ensure_routes(ctx, spec, vpc_id, gateway_id, subnet_ids, dry_run=dry_run)
-        ids = NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, zones=zones)
-        changes += ensure_security_groups(ctx, spec, ids, dry_run=dry_run)
-    return ids, changes
+    else:
+        zones = choose_zones(ctx, spec.zones)
+        vpc_id = ensure_vpc(ctx, spec, log)
+        gateway_id = ensure_internet_gateway(ctx, spec, vpc_id, log)
+        subnet_ids = ensure_subnets(ctx, spec, vpc_id, zones, log)
+        ensure_routes(ctx, spec, vpc_id, gateway_id, subnet_ids, log)
+        ids = NetworkIds(vpc_id=vpc_id, subnet_ids=list(subnet_ids), zones=zones)
+    ensure_security_groups(ctx, spec, ids, log)
+    return ids
 
 
 def existing_network(ctx: AwsContext, spec: FleetSpec) -> NetworkIds:
@@ -458,7 +512,7 @@ def find_owned_network(ctx: AwsContext, env: str) -> NetworkIds | None:
         vpc_id=vpc["VpcId"],
         subnet_ids=[subnet["SubnetId"] for subnet in subnets],
         zones=[subnet["AvailabilityZone"] for subnet in subnets],
-        lb_security_group_id=_group_id(ctx, vpc["VpcId"], tags.base_name(env, ROLE_LB)),
+        lb_security_group_id=_group_id(ctx, vpc["VpcId"], names.base_name(env, ROLE_LB)),
     )
 
 

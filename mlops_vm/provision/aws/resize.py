@@ -9,8 +9,8 @@ the instance has ENA enabled. The root volume grows online (modify-volume); it n
 
 from typing import Any
 
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import instances, tags
+from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision.aws import instances, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.validate import invalid
 from mlops_vm.provision.model import FleetSpec, Instance
@@ -113,12 +113,12 @@ def disk_change(
     )
 
 
-def resize_instance(
-    ctx: AwsContext, spec: FleetSpec, instance: Instance, *, dry_run: bool
-) -> list[Change]:
+def resize_instance(ctx: AwsContext, spec: FleetSpec, instance: Instance, log: ChangeLog) -> None:
+    """One resize: the disk grown online, then the type changed (stop, modify, start);
+    both checked before either changes."""
     [raw] = instances.describe_by_ids(ctx, [instance.id])
-    if instances.ASG_TAG in tags.as_dict(raw.get("Tags")):
-        return []  # a scaling group's: its launch template rolls
+    if instances.ASG_TAG in names.as_dict(raw.get("Tags")):
+        return  # a scaling group's: its launch template rolls
     wanted = spec.instance.machine_type
     changes: list[Change] = []
     if raw["InstanceType"] != wanted:
@@ -134,19 +134,20 @@ def resize_instance(
     disk = disk_change(ctx, raw, instance.name, spec.instance.disk_gb)
     if disk:
         changes.append(disk[1])
-    if dry_run or not changes:
-        return changes
-    if disk:
-        ctx.call(
-            "ec2",
-            "modify_volume",
-            f"grow the disk of {instance.name}",
-            VolumeId=disk[0],
-            Size=spec.instance.disk_gb,
-        )
-    if raw["InstanceType"] != wanted:
-        change_type(ctx, instance, wanted)
-    return changes
+
+    def resize() -> None:
+        if disk:
+            ctx.call(
+                "ec2",
+                "modify_volume",
+                f"grow the disk of {instance.name}",
+                VolumeId=disk[0],
+                Size=spec.instance.disk_gb,
+            )
+        if raw["InstanceType"] != wanted:
+            change_type(ctx, instance, wanted)
+
+    log.apply_all(changes, resize)
 
 
 def change_type(ctx: AwsContext, instance: Instance, wanted: str) -> None:

@@ -19,8 +19,8 @@ import json
 from typing import Any
 
 from mlops_vm.bootstrap.user_data import user_data_bytes
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import errors, instance_refresh, tags
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import errors, instance_refresh, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec
@@ -35,23 +35,23 @@ WATCHED_FIELDS = ("ImageId", "InstanceType", "UserData", "KeyName", "SecurityGro
 
 
 def group_name(env: str, role: str) -> str:
-    return tags.base_name(env, role)
+    return names.base_name(env, role)
 
 
 def template_data(
-    spec: FleetSpec, settings: dict[str, Any], security_group_id: str | None
+    spec: FleetSpec, settings: dict[str, Any], security_group_id: str
 ) -> dict[str, Any]:
     """The launch template's LaunchTemplateData for SPEC."""
-    data: dict[str, Any] = {**settings, "SecurityGroupIds": [security_group_id or "(new)"]}
+    data: dict[str, Any] = {**settings, "SecurityGroupIds": [security_group_id]}
     if spec.instance.user_data:
         # Launch templates take user-data base64-encoded (RunInstances encodes it itself).
         data["UserData"] = base64.b64encode(
             user_data_bytes(spec.instance.user_data, "aws")
         ).decode()
-    instance_tags = tags.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
+    instance_tags = names.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
     instance_tags.update(spec.instance.tags)
     data["TagSpecifications"] = [
-        {"ResourceType": resource, "Tags": tags.tag_list(instance_tags)}
+        {"ResourceType": resource, "Tags": names.tag_list(instance_tags)}
         for resource in ("instance", "volume")
     ]
     return data
@@ -92,42 +92,55 @@ def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def ensure_launch_template(
-    ctx: AwsContext, spec: FleetSpec, data: dict[str, Any], *, dry_run: bool
-) -> tuple[str | None, bool, list[Change]]:
-    """(template id, whether a running group must be refreshed, changes)."""
+    ctx: AwsContext, spec: FleetSpec, data: dict[str, Any], log: ChangeLog
+) -> tuple[str, bool]:
+    """(template id, a stand-in when a dry run would create it; whether a running group
+    must be refreshed)."""
     name = group_name(spec.env, spec.role)
     wanted = digest(data)
     template = find_template(ctx, name)
     if template is None:
-        change = Change("create", "launch_template", name, spec.instance.machine_type)
-        if dry_run:
-            return None, False, [change]
-        created = ctx.call(
-            "ec2",
-            "create_launch_template",
-            "create the launch template",
-            LaunchTemplateName=name,
-            VersionDescription=wanted,
-            LaunchTemplateData=data,
-            TagSpecifications=tags.tag_specifications(
-                "launch-template", tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-            ),
-        )["LaunchTemplate"]
-        return created["LaunchTemplateId"], False, [change]
+        template_id = log.create(
+            "launch_template",
+            name,
+            lambda: ctx.call(
+                "ec2",
+                "create_launch_template",
+                "create the launch template",
+                LaunchTemplateName=name,
+                VersionDescription=wanted,
+                LaunchTemplateData=data,
+                TagSpecifications=names.tag_specifications(
+                    "launch-template", names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+                ),
+            )["LaunchTemplate"]["LaunchTemplateId"],
+            spec.instance.machine_type,
+            planned=names.planned("lt", name),
+        )
+        return template_id, False
     template_id = template["LaunchTemplateId"]
     current = default_version(ctx, template_id)
     if current.get("VersionDescription") == wanted:
-        return template_id, False, []
+        return template_id, False
     what = ", ".join(changed_fields(current.get("LaunchTemplateData", {}), data))
-    change = Change("update", "launch_template", name, f"new default version: {what}")
-    if dry_run:
-        return template_id, True, [change]
+    log.update(
+        "launch_template",
+        name,
+        lambda: add_default_version(ctx, template_id, wanted, data),
+        f"new default version: {what}",
+    )
+    return template_id, True
+
+
+def add_default_version(
+    ctx: AwsContext, template_id: str, description: str, data: dict[str, Any]
+) -> None:
     version = ctx.call(
         "ec2",
         "create_launch_template_version",
         "add a launch template version",
         LaunchTemplateId=template_id,
-        VersionDescription=wanted,
+        VersionDescription=description,
         LaunchTemplateData=data,
     )["LaunchTemplateVersion"]["VersionNumber"]
     ctx.call(
@@ -137,7 +150,6 @@ def ensure_launch_template(
         LaunchTemplateId=template_id,
         DefaultVersion=str(version),
     )
-    return template_id, True, [change]
 
 
 # --- the group --------------------------------------------------------------------------
@@ -159,10 +171,10 @@ def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
         "describe_auto_scaling_groups",
         "AutoScalingGroups",
         "list the scaling groups",
-        Filters=[{"Name": f"tag:{tags.TAG_ENV}", "Values": [env]}],
+        Filters=[{"Name": f"tag:{names.TAG_ENV}", "Values": [env]}],
     )
     # Checked again here: destroy deletes what this returns, whatever the filter did.
-    return [group for group in found if tags.has_tags(group.get("Tags"), env)]
+    return [group for group in found if names.has_tags(group.get("Tags"), env)]
 
 
 def desired_size(spec: FleetSpec) -> int:
@@ -180,8 +192,8 @@ def desired_size(spec: FleetSpec) -> int:
 
 
 def group_tags(spec: FleetSpec, name: str) -> list[dict[str, Any]]:
-    tag_set = tags.tag_dict(spec.env, spec.role, name, spec.instance.tags)
-    tag_set[tags.TAG_SSH_USER] = spec.instance.ssh_user
+    tag_set = names.tag_dict(spec.env, spec.role, name, spec.instance.tags)
+    tag_set[names.TAG_SSH_USER] = spec.instance.ssh_user
     group_tag_list = [
         {
             "ResourceId": name,
@@ -200,7 +212,7 @@ def desired_tag(name: str, count: int) -> dict[str, Any]:
     return {
         "ResourceId": name,
         "ResourceType": "auto-scaling-group",
-        "Key": tags.TAG_DESIRED,
+        "Key": names.TAG_DESIRED,
         "Value": str(count),
         "PropagateAtLaunch": False,
     }
@@ -209,64 +221,58 @@ def desired_tag(name: str, count: int) -> dict[str, Any]:
 def ensure_group(
     ctx: AwsContext,
     spec: FleetSpec,
-    template_id: str | None,
-    subnet_ids: list[str | None],
+    template_id: str,
+    subnet_ids: list[str],
     *,
     refresh: bool,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
     name = group_name(spec.env, spec.role)
     desired = desired_size(spec)
     group = find_group(ctx, name)
-    zone_identifier = ",".join(subnet_id or "(new)" for subnet_id in subnet_ids)
     settings = {
         "MinSize": spec.autoscaling.min_size,
         "MaxSize": spec.autoscaling.max_size,
-        "VPCZoneIdentifier": zone_identifier,
+        "VPCZoneIdentifier": ",".join(subnet_ids),
         "HealthCheckType": "ELB",
         "HealthCheckGracePeriod": ctx.options.health_check_grace_s,
     }
     if group is None:
-        change = Change(
-            "create",
+        # No client token: a retry after a lost answer adopts the group by its name.
+        log.create(
             "scaling_group",
             name,
+            lambda: ctx.create(
+                "autoscaling",
+                "create_auto_scaling_group",
+                "create the scaling group",
+                adopt=lambda: find_group(ctx, name),
+                AutoScalingGroupName=name,
+                LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
+                DesiredCapacity=desired,
+                Tags=group_tags(spec, name),
+                **settings,
+            ),
             f"{spec.autoscaling.min_size}..{spec.autoscaling.max_size}, desired {desired}",
         )
-        if dry_run:
-            return [change]
-        # No client token: a retry after a lost answer adopts the group by its name.
-        ctx.create(
-            "autoscaling",
-            "create_auto_scaling_group",
-            "create the scaling group",
-            adopt=lambda: find_group(ctx, name),
-            AutoScalingGroupName=name,
-            LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
-            DesiredCapacity=desired,
-            Tags=group_tags(spec, name),
-            **settings,
-        )
-        return [change]
-    changes = update_group(ctx, spec, group, template_id, settings, dry_run=dry_run)
+        return
+    update_group(ctx, spec, group, template_id, settings, log)
     if ctx.options.instance_refresh:
-        template = find_template(ctx, name) if template_id else None
+        template = find_template(ctx, name)
         version = str(template["DefaultVersionNumber"]) if template else None
-        changes += instance_refresh.ensure_rolled_out(
-            ctx, group, template_id, version, template_changed=refresh, dry_run=dry_run
+        instance_refresh.ensure_rolled_out(
+            ctx, group, template_id, version, template_changed=refresh, log=log
         )
-    return changes
 
 
 def update_group(
     ctx: AwsContext,
     spec: FleetSpec,
     group: dict[str, Any],
-    template_id: str | None,
+    template_id: str,
     settings: dict[str, Any],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
     name = group["AutoScalingGroupName"]
     update: dict[str, Any] = {}
     for key, value in settings.items():
@@ -280,15 +286,19 @@ def update_group(
     template = group.get("LaunchTemplate") or {}
     if template.get("LaunchTemplateId") != template_id or template.get("Version") != "$Default":
         update["LaunchTemplate"] = {"LaunchTemplateId": template_id, "Version": "$Default"}
-    remembered = tags.as_dict(group.get("Tags")).get(tags.TAG_DESIRED)
-    count_changed = remembered != str(spec.count)
-    if count_changed:
+    remembered = names.as_dict(group.get("Tags")).get(names.TAG_DESIRED)
+    if remembered != str(spec.count):
         update["DesiredCapacity"] = spec.count
-    if not update:
-        return []
-    change = Change("update", "scaling_group", name, ", ".join(sorted(update)))
-    if dry_run:
-        return [change]
+    if update:
+        log.update(
+            "scaling_group",
+            name,
+            lambda: apply_group_update(ctx, name, update, spec.count),
+            ", ".join(sorted(update)),
+        )
+
+
+def apply_group_update(ctx: AwsContext, name: str, update: dict[str, Any], count: int) -> None:
     ctx.call(
         "autoscaling",
         "update_auto_scaling_group",
@@ -296,14 +306,13 @@ def update_group(
         AutoScalingGroupName=name,
         **update,
     )
-    if count_changed:
+    if "DesiredCapacity" in update:
         ctx.call(
             "autoscaling",
             "create_or_update_tags",
             "remember the scaling group's desired size",
-            Tags=[desired_tag(name, spec.count)],
+            Tags=[desired_tag(name, count)],
         )
-    return [change]
 
 
 def group_instance_ids(group: dict[str, Any]) -> list[str]:
@@ -399,7 +408,7 @@ def delete_template(ctx: AwsContext, template_id: str) -> None:
 
 
 def tagged_templates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    return tags.tagged_ec2(
+    return names.tagged_ec2(
         ctx, env, "describe_launch_templates", "list the launch templates", "LaunchTemplates"
     )
 
@@ -408,12 +417,14 @@ def tagged_templates(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
 
 
 def policies(ctx: AwsContext, name: str) -> dict[str, dict[str, Any]]:
+    """The group's scaling policies by name ({} before the group exists)."""
     found = ctx.call(
         "autoscaling",
         "describe_policies",
         "read the scaling policies",
+        missing_ok=True,
         AutoScalingGroupName=name,
-    )["ScalingPolicies"]
+    ).get("ScalingPolicies", [])
     return {policy["PolicyName"]: policy for policy in found}
 
 
@@ -423,24 +434,25 @@ def ensure_target_tracking(
     policy_name: str,
     metric: dict[str, Any],
     target: float | None,
-    *,
-    dry_run: bool,
-) -> list[Change]:
+    log: ChangeLog,
+) -> None:
     """Policy POLICY_NAME tracks METRIC at TARGET; TARGET None removes it."""
     current = policies(ctx, group).get(policy_name)
     if target is None:
-        if current is None:
-            return []
-        if not dry_run:
-            ctx.call(
-                "autoscaling",
-                "delete_policy",
-                f"delete scaling policy {policy_name}",
-                missing_ok=True,
-                AutoScalingGroupName=group,
-                PolicyName=policy_name,
+        if current is not None:
+            log.delete(
+                "scaling_policy",
+                policy_name,
+                lambda: ctx.call(
+                    "autoscaling",
+                    "delete_policy",
+                    f"delete scaling policy {policy_name}",
+                    missing_ok=True,
+                    AutoScalingGroupName=group,
+                    PolicyName=policy_name,
+                ),
             )
-        return [Change("delete", "scaling_policy", policy_name)]
+        return
     wanted = {"PredefinedMetricSpecification": metric, "TargetValue": float(target)}
     if current:
         config = current.get("TargetTrackingConfiguration", {})
@@ -449,15 +461,12 @@ def ensure_target_tracking(
             "TargetValue": float(config.get("TargetValue", -1)),
         }
         if have == wanted:
-            return []
-    change = Change(
+            return
+    log.apply(
         "update" if current else "create",
         "scaling_policy",
         policy_name,
-        f"{metric['PredefinedMetricType']} target {target:g}",
-    )
-    if not dry_run:
-        ctx.call(
+        lambda: ctx.call(
             "autoscaling",
             "put_scaling_policy",
             f"set scaling policy {policy_name}",
@@ -465,15 +474,16 @@ def ensure_target_tracking(
             PolicyName=policy_name,
             PolicyType="TargetTrackingScaling",
             TargetTrackingConfiguration=wanted,
-        )
-    return [change]
+        ),
+        f"{metric['PredefinedMetricType']} target {target:g}",
+    )
 
 
 def ensure_cpu_policy(
-    ctx: AwsContext, group: str, target_percent: float | None, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, group: str, target_percent: float | None, log: ChangeLog
+) -> None:
     metric = {"PredefinedMetricType": "ASGAverageCPUUtilization"}
-    return ensure_target_tracking(ctx, group, CPU_POLICY, metric, target_percent, dry_run=dry_run)
+    ensure_target_tracking(ctx, group, CPU_POLICY, metric, target_percent, log)
 
 
 def request_count_label(load_balancer_arn: str, target_group_arn: str) -> str:
@@ -484,39 +494,42 @@ def request_count_label(load_balancer_arn: str, target_group_arn: str) -> str:
 
 
 def ensure_request_policy(
-    ctx: AwsContext, group: str, label: str, target: float | None, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, group: str, label: str, target: float | None, log: ChangeLog
+) -> None:
     metric = {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}
-    return ensure_target_tracking(ctx, group, REQUESTS_POLICY, metric, target, dry_run=dry_run)
+    ensure_target_tracking(ctx, group, REQUESTS_POLICY, metric, target, log)
 
 
 def ensure_target_groups(
-    ctx: AwsContext, group: str, target_group_arn: str | None, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, group: str, target_group_arn: str, log: ChangeLog
+) -> None:
     """Attach the group to exactly TARGET_GROUP_ARN (its instances register themselves)."""
     current = find_group(ctx, group)
     attached = set((current or {}).get("TargetGroupARNs", []))
-    wanted = {target_group_arn} if target_group_arn else set()
-    changes: list[Change] = []
-    stale = sorted(attached - wanted)
+    stale = sorted(attached - {target_group_arn})
     if stale:
-        changes += ctx.apply(
-            Change("update", "scaling_group", group, "detach old target group"),
-            "autoscaling",
-            "detach_load_balancer_target_groups",
-            "detach the scaling group from an old target group",
-            dry_run=dry_run,
-            AutoScalingGroupName=group,
-            TargetGroupARNs=stale,
+        log.update(
+            "scaling_group",
+            group,
+            lambda: ctx.call(
+                "autoscaling",
+                "detach_load_balancer_target_groups",
+                "detach the scaling group from an old target group",
+                AutoScalingGroupName=group,
+                TargetGroupARNs=stale,
+            ),
+            "detach old target group",
         )
-    if target_group_arn and target_group_arn not in attached:
-        changes += ctx.apply(
-            Change("update", "scaling_group", group, "attach to the target group"),
-            "autoscaling",
-            "attach_load_balancer_target_groups",
-            "attach the scaling group to the target group",
-            dry_run=dry_run,
-            AutoScalingGroupName=group,
-            TargetGroupARNs=[target_group_arn],
+    if target_group_arn not in attached:
+        log.update(
+            "scaling_group",
+            group,
+            lambda: ctx.call(
+                "autoscaling",
+                "attach_load_balancer_target_groups",
+                "attach the scaling group to the target group",
+                AutoScalingGroupName=group,
+                TargetGroupARNs=[target_group_arn],
+            ),
+            "attach to the target group",
         )
-    return changes

@@ -8,8 +8,8 @@ revoked), so a closed SSH port or a changed service port really closes the old o
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_vm.plan import Change
-from mlops_vm.provision.aws import tags
+from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision.aws import names
 from mlops_vm.provision.aws.client import AwsContext
 
 
@@ -90,28 +90,29 @@ def create_group(
         GroupName=name,
         Description=description,
         VpcId=vpc_id,
-        TagSpecifications=tags.tag_specifications("security-group", tag_set),
+        TagSpecifications=names.tag_specifications("security-group", tag_set),
     )["GroupId"]
 
 
 def ensure_group(
     ctx: AwsContext,
-    vpc_id: str | None,
+    vpc_id: str,
     name: str,
     description: str,
     tag_set: dict[str, str],
-    *,
-    dry_run: bool,
-) -> tuple[str | None, list[Change]]:
-    """The group's id (None when a dry run would create it) and the changes made."""
-    existing = find_group(ctx, vpc_id, name) if vpc_id else None
+    log: ChangeLog,
+) -> str:
+    """The group's id (a stand-in when a dry run would create it)."""
+    existing = None if names.is_planned(vpc_id) else find_group(ctx, vpc_id, name)
     if existing:
-        return existing["GroupId"], []
-    change = Change("create", "security_group", name, description)
-    if dry_run:
-        return None, [change]
-    assert vpc_id is not None
-    return create_group(ctx, vpc_id, name, description, tag_set), [change]
+        return existing["GroupId"]
+    return log.create(
+        "security_group",
+        name,
+        lambda: create_group(ctx, vpc_id, name, description, tag_set),
+        description,
+        planned=names.planned("sg", name),
+    )
 
 
 def current_rules(group: dict[str, Any]) -> set[Rule]:
@@ -128,36 +129,35 @@ def current_rules(group: dict[str, Any]) -> set[Rule]:
 
 
 def converge_ingress(
-    ctx: AwsContext,
-    group_id: str | None,
-    name: str,
-    wanted: set[Rule],
-    *,
-    dry_run: bool,
-) -> list[Change]:
-    """Make GROUP's ingress exactly WANTED."""
-    group = describe_group(ctx, group_id) if group_id else {"IpPermissions": []}
+    ctx: AwsContext, group_id: str | None, name: str, wanted: set[Rule], log: ChangeLog
+) -> None:
+    """Make GROUP's ingress exactly WANTED: the surplus rules revoked, the missing ones
+    allowed, one call each way, one change per rule."""
+    exists = group_id and not names.is_planned(group_id)
+    group = describe_group(ctx, group_id) if exists else {}
     have = current_rules(group)
     missing, surplus = wanted - have, have - wanted
-    changes = [
-        Change("update", "security_group", name, f"allow {rule}") for rule in sorted(missing)
-    ]
-    changes += [
-        Change("update", "security_group", name, f"revoke {rule}") for rule in sorted(surplus)
-    ]
-    if dry_run or not changes:
-        return changes
-    assert group_id is not None
-    for rules, operation, doing in (
-        (surplus, "revoke_security_group_ingress", f"revoke rules of security group {name}"),
-        (missing, "authorize_security_group_ingress", f"allow traffic into security group {name}"),
+    for rules, verb, operation, doing in (
+        (
+            surplus,
+            "revoke",
+            "revoke_security_group_ingress",
+            f"revoke rules of security group {name}",
+        ),
+        (
+            missing,
+            "allow",
+            "authorize_security_group_ingress",
+            f"allow traffic into security group {name}",
+        ),
     ):
-        if rules:
-            ctx.call(
+        log.apply_all(
+            [Change("update", "security_group", name, f"{verb} {rule}") for rule in sorted(rules)],
+            lambda rules=rules, operation=operation, doing=doing: ctx.call(
                 "ec2",
                 operation,
                 doing,
                 GroupId=group_id,
                 IpPermissions=[rule.as_permission() for rule in sorted(rules)],
-            )
-    return changes
+            ),
+        )

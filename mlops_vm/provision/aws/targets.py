@@ -12,7 +12,7 @@ instance refresh (scaling_group.py), and it re-registers them itself.
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instances, load_balancer
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -64,60 +64,62 @@ def target_state(ctx: AwsContext, arn: str, instance_id: str) -> str:
 
 
 def deregister_target(
-    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
+) -> None:
     doing = f"deregister target {instance.id}"
     refuse_scaling_group_member(instance, doing)
     group = target_group(ctx, spec, doing)
     arn = group["TargetGroupArn"]
-    changes = load_balancer.ensure_drain_delay(
-        ctx, spec, group["TargetGroupName"], arn, dry_run=dry_run
-    )
+    load_balancer.ensure_drain_delay(ctx, spec, group["TargetGroupName"], arn, log)
     state = target_state(ctx, arn, instance.id)
     if state in OUT_STATES:
-        return changes
+        return
     if state != "draining":  # draining: someone deregistered it already; only wait
-        changes.append(
-            Change("delete", "target", instance.id, f"deregister, drain {spec.drain_seconds}s")
+        log.delete(
+            "target",
+            instance.id,
+            lambda: ctx.call(
+                "elbv2",
+                "deregister_targets",
+                doing,
+                TargetGroupArn=arn,
+                Targets=[{"Id": instance.id}],
+            ),
+            f"deregister, drain {spec.drain_seconds}s",
         )
-        if dry_run:
-            return changes
-        ctx.call(
-            "elbv2",
-            "deregister_targets",
-            doing,
-            TargetGroupArn=arn,
-            Targets=[{"Id": instance.id}],
-        )
-    if dry_run:
-        return changes
+    # A real run's only: a dry run changed nothing to wait for, and must not block on a
+    # drain somebody else started.
+    log.follow_up(lambda: wait_drained(ctx, spec, arn, instance.id))
 
+
+def wait_drained(ctx: AwsContext, spec: LoadBalancerSpec, arn: str, instance_id: str) -> None:
     def drained() -> bool | None:
-        return True if target_state(ctx, arn, instance.id) in OUT_STATES else None
+        return True if target_state(ctx, arn, instance_id) in OUT_STATES else None
 
     ctx.wait_until(
         drained,
-        f"target {instance.id} has drained",
+        f"target {instance_id} has drained",
         timeout_s=spec.drain_seconds + ctx.options.drain_margin_s,
     )
-    return changes
 
 
 def register_target(
-    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
+) -> None:
     doing = f"register target {instance.id}"
     refuse_scaling_group_member(instance, doing)
     arn = target_group(ctx, spec, doing)["TargetGroupArn"]
     # A draining target is on its way out: registering it again takes it back.
-    if target_state(ctx, arn, instance.id) not in OUT_STATES | {"draining"}:
-        return []
-    if not dry_run:
-        ctx.call(
-            "elbv2",
-            "register_targets",
-            doing,
-            TargetGroupArn=arn,
-            Targets=[{"Id": instance.id, "Port": spec.backend_port}],
+    if target_state(ctx, arn, instance.id) in OUT_STATES | {"draining"}:
+        log.create(
+            "target",
+            instance.id,
+            lambda: ctx.call(
+                "elbv2",
+                "register_targets",
+                doing,
+                TargetGroupArn=arn,
+                Targets=[{"Id": instance.id, "Port": spec.backend_port}],
+            ),
+            "register",
         )
-    return [Change("create", "target", instance.id, "register")]

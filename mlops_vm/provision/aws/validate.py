@@ -16,10 +16,10 @@ from mlops_vm.provision.aws import (
     errors,
     images,
     load_balancer,
+    names,
     network,
     reused_network,
     scaling_group,
-    tags,
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.errors import invalid
@@ -52,9 +52,9 @@ def check_region(ctx: AwsContext) -> None:
         listed = client.describe_regions(AllRegions=True)["Regions"]
     except Exception as error:
         raise errors.translate(error, "list the regions") from error
-    names = {entry["RegionName"] for entry in listed}
-    if region not in names:
-        close = difflib.get_close_matches(region, sorted(known | names), n=3)
+    listed_names = {entry["RegionName"] for entry in listed}
+    if region not in listed_names:
+        close = difflib.get_close_matches(region, sorted(known | listed_names), n=3)
         raise invalid(
             f"unknown AWS region {region!r}",
             f"did you mean {' or '.join(close)}?" if close else "use a region like eu-west-1",
@@ -180,17 +180,17 @@ def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) 
 def check_names(lb: LoadBalancerSpec) -> None:
     """The ALB and target group names come from the environment's name: ELB refuses some
     (CreateLoadBalancer would fail after the network and the instances exist)."""
-    names = {
+    derived = {
         "load balancer": load_balancer.load_balancer_name(lb.env),
         "target group": load_balancer.target_group_name(lb),
     }
-    for kind, name in names.items():
-        refusal = tags.elb_name_refusal(name)
+    for kind, name in derived.items():
+        refusal = names.elb_name_refusal(name)
         if refusal:
             raise invalid(
                 f"env {lb.env!r} makes the {kind} name {name!r}, which AWS refuses ({refusal})",
                 "rename the environment (mlops_vm.env / the inventory folder), e.g. not "
-                f"starting with {tags.ELB_RESERVED_PREFIX!r}",
+                f"starting with {names.ELB_RESERVED_PREFIX!r}",
                 "check the names",
             )
 

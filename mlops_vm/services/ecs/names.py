@@ -2,7 +2,7 @@
 status, rollback, logs and destroy find everything from the environment's name alone
 (and each check the mlops-vm/env tag before they touch it)."""
 
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.model import ROLE_MODEL
 
 ROLE_SERVICE = ROLE_MODEL  # tag role of the service's own resources

@@ -4,7 +4,7 @@ environment) and the model image copied into it from its source registry."""
 from typing import Any
 
 from mlops_vm.plan import Change
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.services import ecr, images
 from mlops_vm.services.base import ServiceSpec

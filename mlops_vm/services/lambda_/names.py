@@ -1,7 +1,7 @@
 """Names of what an environment owns on Lambda, derived from the environment (and the
 service name), so that status, rollback, logs and destroy find everything again."""
 
-from mlops_vm.provision.aws import tags
+from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.model import ROLE_MODEL
 
 ALIAS = "live"  # the alias the function URL and provisioned concurrency hang on

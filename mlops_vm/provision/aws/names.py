@@ -116,3 +116,23 @@ def elb_name(env: str, suffix: str) -> str:
     room = ELB_NAME_MAX - len(suffix) - len(digest) - 2
     short_env = re.sub(r"[^A-Za-z0-9-]", "-", env)[:room].strip("-")
     return f"{short_env}-{digest}-{suffix}"
+
+
+# A dry run plans against stand-ins for the ids of what it would create (ChangeLog's
+# planned=): shaped like the real id (prefix "vpc", "sg", "arn", ...), never one AWS made.
+PLANNED_MARK = "(new "
+
+
+def planned(prefix: str, name: str) -> str:
+    """The stand-in id of NAME, which a dry run would create."""
+    return f"{prefix}-{PLANNED_MARK}{name})"
+
+
+def is_planned(value: str | None) -> bool:
+    """Whether VALUE is a dry run's stand-in (nothing to read: it does not exist yet)."""
+    return value is not None and PLANNED_MARK in value
+
+
+def existing(value: str | None) -> str | None:
+    """VALUE, or None for a dry run's stand-in (for results: None is "not made yet")."""
+    return None if is_planned(value) else value
