@@ -38,6 +38,11 @@ INTERVAL_S = 0.2
 # How precisely the test sees when HAProxy marked a host down (docker exec of the admin
 # socket, polled every 50 ms, takes ~0.1-0.3 s).
 SLACK_S = 0.5
+# Windows of traffic counted in requests (the loop sends ~15/s), not seconds, so a loaded
+# machine gets the same evidence: every client answered on its kept-alive connection before
+# a change; with both hosts in, round robin would send half of a window's requests to each.
+STEADY_REQUESTS = 2 * THREADS
+WINDOW_REQUESTS = 30
 
 
 def marked_down(name: str) -> bool:
@@ -121,13 +126,13 @@ def test_the_load_balancer_verifies_the_hosts_certificates_against_the_environme
 def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned, lb):
     provider, spec, instances = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         changes = provider.deregister_target(spec, instances[MODEL_1])
         assert [c.action for c in changes] == ["update"], changes
         assert provider.deregister_target(spec, instances[MODEL_1]) == []  # already out
         assert health(provider, spec)[MODEL_1] == (False, "deregistered (maintenance)")
         before = served(MODEL_1)
-        time.sleep(4)
+        loop.wait_requests(WINDOW_REQUESTS)
         assert served(MODEL_1) == before, "a deregistered host got requests"
 
         assert [c.action for c in provider.register_target(spec, instances[MODEL_1])] == ["update"]
@@ -135,7 +140,7 @@ def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned
         provider.wait_target_healthy(spec, MODEL_1, timeout_s=30, poll_s=0.5)
         ready = served(MODEL_1)
         took = wait_for(lambda: served(MODEL_1) > ready, 10)
-        time.sleep(1)
+        loop.wait_requests(WINDOW_REQUESTS // 2)
     print(f"\ndrain + register: {loop.summary()}; traffic again {took:.1f}s after ready")
     assert loop.failures() == [], loop.summary()
 
@@ -145,7 +150,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
 ):
     provider, spec, _ = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         stopping = time.monotonic()
         docker("stop", MODEL_1)
         stopped = time.monotonic()
@@ -153,7 +158,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
         marked_down_at = stopped + down_after
         healthy, reason = health(provider, spec)[MODEL_1]
         assert not healthy, reason  # the provider's view is the load balancer's
-        time.sleep(5)  # traffic on the one host left
+        loop.wait_requests(WINDOW_REQUESTS)  # traffic on the one host left
         in_flight = loop.failures(since=0.0)
         after_down = loop.failures(since=marked_down_at + SLACK_S)
 
@@ -163,7 +168,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
         ready_after = time.monotonic() - started
         ready = served(MODEL_1)
         traffic_after = wait_for(lambda: served(MODEL_1) > ready, 10)
-        time.sleep(1)
+        loop.wait_requests(WINDOW_REQUESTS // 2)
     print(
         f"\ndocker stop: {loop.summary()}; stop took {stopped - stopping:.1f}s, "
         f"marked down {down_after:.1f}s after ({reason}), {len(in_flight)} failed; "
@@ -177,13 +182,13 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
 def test_a_killed_host_fails_only_requests_in_flight_and_none_hangs(provisioned, lb):
     provider, spec, _ = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         killed = time.monotonic()
         docker("kill", MODEL_2)
         down_after = wait_for(lambda: marked_down(MODEL_2), 5, poll_s=0.05)
         healthy, reason = health(provider, spec)[MODEL_2]
         assert not healthy, reason
-        time.sleep(5)
+        loop.wait_requests(WINDOW_REQUESTS)
     slowest = max(o.ended - o.started for o in loop.outcomes)
     failed = loop.failures()
     print(

@@ -56,7 +56,9 @@ def load(environment):
     steady = RequestLoop(endpoint, ca_file, threads=1, interval_s=0.1)
     generator = RequestLoop(endpoint, ca_file, threads=2, interval_s=0.3)
     with steady, generator:
-        time.sleep(1)
+        # Answers from the running release before the change (one per client).
+        steady.wait_requests(steady.threads)
+        generator.wait_requests(generator.threads)
         yield steady, generator
     for loop in (steady, generator):
         assert loop.outcomes, "the load loop sent nothing"
