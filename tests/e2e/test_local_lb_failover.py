@@ -5,8 +5,9 @@ the provider, stopped, started and killed; every request is recorded (start, end
 and the assertions are on those records, the way a user of the endpoint would feel it.
 Which host served is read from HAProxy's own counters (`stot`) through the admin socket.
 
-One environment (`lbfail`, 2 model VMs) is shared by the tests of this module, in order:
-drain and register, stop and start, kill.
+One environment (2 model VMs, tests/e2e/conftest.py: local_pair) is shared by the tests of
+this module, in order: drain and register, stop and start, kill; both hosts serve again
+after the module, for test_release on the same environment.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.specs import load_balancer_spec, provider_settings
-from tests.environments import cli_json, fresh_environment
+from tests.environments import LOCAL_PAIR_ENV
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
-ENV = "lbfail"
-PORT = 18453
+ENV = LOCAL_PAIR_ENV
 LB = f"mlops-vm-{ENV}-lb"
 MODEL_1 = f"mlops-vm-{ENV}-model-1"
 MODEL_2 = f"mlops-vm-{ENV}-model-2"
@@ -66,28 +66,24 @@ def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> float:
 
 
 @pytest.fixture(scope="module")
-def environment(platform, tmp_path_factory):
-    overrides = {"load_balancer": {"publish_port": PORT}}
-    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
-        yield directory
+def provisioned(local_pair):
+    """Provision's summary of the shared environment."""
+    return local_pair.summary
 
 
 @pytest.fixture(scope="module")
-def provisioned(environment):
-    code, summary = cli_json("provision", str(environment))
-    assert code == 0, summary
-    return summary
-
-
-@pytest.fixture(scope="module")
-def lb(environment, provisioned):
-    """The provider, the load balancer spec and the model instances by name."""
-    loaded = load_environment(environment)
+def lb(local_pair):
+    """The provider, the load balancer spec and the model instances by name; both hosts
+    serving again afterwards (the kill test leaves one stopped)."""
+    loaded = load_environment(local_pair.directory)
     provider = get_provider(provider_settings(loaded.config))
     spec = load_balancer_spec(loaded.config, loaded.inventory_dir)
     instances = {i.name: i for i in provider.list_instances(ENV, ROLE_MODEL)}
     assert set(instances) == {MODEL_1, MODEL_2}
-    return provider, spec, instances
+    yield provider, spec, instances
+    for name in (MODEL_1, MODEL_2):
+        docker("start", name)  # a no-op on a running host
+        provider.wait_target_healthy(spec, name, timeout_s=180, poll_s=0.5)
 
 
 def health(provider, spec) -> dict[str, tuple[bool, str]]:
