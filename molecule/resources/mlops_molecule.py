@@ -109,10 +109,11 @@ class NginxLimits:
         return cls(per_s, int(burst[1]), nginx_time_s(fail_timeout[1]))
 
     def drain(self) -> None:
-        """Wait until a client's bucket is empty again, however full it was: it holds at
-        most BURST requests and loses one every 1/RATE s; one more interval is the margin
-        for Nginx's millisecond clock."""
-        time.sleep((self.burst + 1) / self.rate_per_s)
+        """Wait until a client may send BURST + 1 requests at once again, however full its
+        bucket was: it holds at most BURST requests and loses one every 1/RATE s, and the
+        first request of the next series passes free only one interval after it is empty
+        (Nginx's limit_req). A few milliseconds more for Nginx's cached clock."""
+        time.sleep((self.burst + 1) / self.rate_per_s + 0.05)
 
     def pace(self) -> None:
         """Wait until 1/RATE s after the previous paced request: a client that never sends
