@@ -124,9 +124,11 @@ class NginxLimits:
         self.last_request = time.monotonic()
 
     def forget_failures(self) -> None:
-        """Wait out fail_timeout (and a margin of Nginx's clock), after which Nginx takes a
-        server it marked failed back into the pool; it shows that only to the next request."""
-        time.sleep(self.fail_timeout_s + 0.1)
+        """Wait until Nginx takes a server it marked failed back into the pool, which it
+        shows only to the next request: fail_timeout after the last failure on Nginx's
+        whole-second clock (a server failed at 100.0 s is skipped while now - 100 <= 5, so
+        up to fail_timeout + 1 s)."""
+        time.sleep(self.fail_timeout_s + 1)
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, poll_s: float = 0.2) -> T:
