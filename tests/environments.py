@@ -24,7 +24,7 @@ LAMBDA_ENV = (
 CLI = str(Path(sys.executable).parent / "mlops-vm")
 # The local environment of 2 model VMs that end-to-end modules share (tests/e2e/conftest.py).
 LOCAL_PAIR_ENV = "pair"
-LOCAL_PAIR_PORT = 18473
+LOCAL_PAIR_PORT = 18463
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
