@@ -22,6 +22,9 @@ LAMBDA_ENV = (
     paths.PROJECT_DIR / "inventories" / "lambda-example" / "group_vars" / "all" / "mlops_vm.yml"
 )
 CLI = str(Path(sys.executable).parent / "mlops-vm")
+# The local environment of 2 model VMs that end-to-end modules share (tests/e2e/conftest.py).
+LOCAL_PAIR_ENV = "pair"
+LOCAL_PAIR_PORT = 18463
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:

@@ -79,6 +79,19 @@ class RequestLoop:
         for worker in self._workers:
             worker.join(timeout=self.timeout_s + 5)
 
+    def wait_requests(self, more: int, timeout_s: float = 60.0) -> float:
+        """Seconds until MORE requests than now have ended (answered or not); a window of
+        traffic counted in requests, so a slow machine gets the same number of them."""
+        start = time.monotonic()
+        with self._lock:
+            wanted = len(self.outcomes) + more
+        while time.monotonic() - start < timeout_s:
+            with self._lock:
+                if len(self.outcomes) >= wanted:
+                    return time.monotonic() - start
+            time.sleep(0.05)
+        raise AssertionError(f"{more} requests did not end within {timeout_s}s: {self.summary()}")
+
     def failures(self, since: float = 0.0) -> list[Outcome]:
         """The failed requests that started at SINCE (time.monotonic()) or later."""
         with self._lock:

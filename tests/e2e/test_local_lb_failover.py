@@ -5,8 +5,9 @@ the provider, stopped, started and killed; every request is recorded (start, end
 and the assertions are on those records, the way a user of the endpoint would feel it.
 Which host served is read from HAProxy's own counters (`stot`) through the admin socket.
 
-One environment (`lbfail`, 2 model VMs) is shared by the tests of this module, in order:
-drain and register, stop and start, kill.
+One environment (2 model VMs, tests/e2e/conftest.py: local_pair) is shared by the tests of
+this module, in order: drain and register, stop and start, kill; both hosts serve again
+after the module, for test_release on the same environment.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.model import ROLE_MODEL
-from tests.environments import cli_json, fresh_environment
+from tests.environments import LOCAL_PAIR_ENV
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
-ENV = "lbfail"
-PORT = 18453
+ENV = LOCAL_PAIR_ENV
 LB = f"mlops-vm-{ENV}-lb"
 MODEL_1 = f"mlops-vm-{ENV}-model-1"
 MODEL_2 = f"mlops-vm-{ENV}-model-2"
@@ -38,6 +38,11 @@ INTERVAL_S = 0.2
 # How precisely the test sees when HAProxy marked a host down (docker exec of the admin
 # socket, polled every 50 ms, takes ~0.1-0.3 s).
 SLACK_S = 0.5
+# Windows of traffic counted in requests (the loop sends ~15/s), not seconds, so a loaded
+# machine gets the same evidence: every client answered on its kept-alive connection before
+# a change; with both hosts in, round robin would send half of a window's requests to each.
+STEADY_REQUESTS = 2 * THREADS
+WINDOW_REQUESTS = 30
 
 
 def marked_down(name: str) -> bool:
@@ -61,28 +66,24 @@ def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> float:
 
 
 @pytest.fixture(scope="module")
-def environment(platform, tmp_path_factory):
-    overrides = {"load_balancer": {"publish_port": PORT}}
-    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
-        yield directory
+def provisioned(local_pair):
+    """Provision's summary of the shared environment."""
+    return local_pair.summary
 
 
 @pytest.fixture(scope="module")
-def provisioned(environment):
-    code, summary = cli_json("provision", str(environment))
-    assert code == 0, summary
-    return summary
-
-
-@pytest.fixture(scope="module")
-def lb(environment, provisioned):
-    """The provider, the load balancer spec and the model instances by name."""
-    loaded = load_environment(environment)
+def lb(local_pair):
+    """The provider, the load balancer spec and the model instances by name; both hosts
+    serving again afterwards (the kill test leaves one stopped)."""
+    loaded = load_environment(local_pair.directory)
     provider = get_provider(provider_settings(loaded.config))
     spec = load_balancer_spec(loaded.config, loaded.inventory_dir)
     instances = {i.name: i for i in provider.list_instances(ENV, ROLE_MODEL)}
     assert set(instances) == {MODEL_1, MODEL_2}
-    return provider, spec, instances
+    yield provider, spec, instances
+    for name in (MODEL_1, MODEL_2):
+        docker("start", name)  # a no-op on a running host
+        provider.wait_target_healthy(spec, name, timeout_s=180, poll_s=0.5)
 
 
 def health(provider, spec) -> dict[str, tuple[bool, str]]:
@@ -121,13 +122,13 @@ def test_the_load_balancer_verifies_the_hosts_certificates_against_the_environme
 def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned, lb):
     provider, spec, instances = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         changes = provider.deregister_target(spec, instances[MODEL_1])
         assert [c.action for c in changes] == ["update"], changes
         assert provider.deregister_target(spec, instances[MODEL_1]) == []  # already out
         assert health(provider, spec)[MODEL_1] == (False, "deregistered (maintenance)")
         before = served(MODEL_1)
-        time.sleep(4)
+        loop.wait_requests(WINDOW_REQUESTS)
         assert served(MODEL_1) == before, "a deregistered host got requests"
 
         assert [c.action for c in provider.register_target(spec, instances[MODEL_1])] == ["update"]
@@ -135,7 +136,7 @@ def test_a_deregistered_host_gets_no_request_and_draining_fails_none(provisioned
         provider.wait_target_healthy(spec, MODEL_1, timeout_s=30, poll_s=0.5)
         ready = served(MODEL_1)
         took = wait_for(lambda: served(MODEL_1) > ready, 10)
-        time.sleep(1)
+        loop.wait_requests(WINDOW_REQUESTS // 2)
     print(f"\ndrain + register: {loop.summary()}; traffic again {took:.1f}s after ready")
     assert loop.failures() == [], loop.summary()
 
@@ -145,7 +146,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
 ):
     provider, spec, _ = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         stopping = time.monotonic()
         docker("stop", MODEL_1)
         stopped = time.monotonic()
@@ -153,7 +154,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
         marked_down_at = stopped + down_after
         healthy, reason = health(provider, spec)[MODEL_1]
         assert not healthy, reason  # the provider's view is the load balancer's
-        time.sleep(5)  # traffic on the one host left
+        loop.wait_requests(WINDOW_REQUESTS)  # traffic on the one host left
         in_flight = loop.failures(since=0.0)
         after_down = loop.failures(since=marked_down_at + SLACK_S)
 
@@ -163,7 +164,7 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
         ready_after = time.monotonic() - started
         ready = served(MODEL_1)
         traffic_after = wait_for(lambda: served(MODEL_1) > ready, 10)
-        time.sleep(1)
+        loop.wait_requests(WINDOW_REQUESTS // 2)
     print(
         f"\ndocker stop: {loop.summary()}; stop took {stopped - stopping:.1f}s, "
         f"marked down {down_after:.1f}s after ({reason}), {len(in_flight)} failed; "
@@ -177,13 +178,13 @@ def test_a_stopped_host_is_marked_down_fails_only_requests_in_flight_and_comes_b
 def test_a_killed_host_fails_only_requests_in_flight_and_none_hangs(provisioned, lb):
     provider, spec, _ = lb
     with loop_for(provisioned) as loop:
-        time.sleep(2)
+        loop.wait_requests(STEADY_REQUESTS)
         killed = time.monotonic()
         docker("kill", MODEL_2)
         down_after = wait_for(lambda: marked_down(MODEL_2), 5, poll_s=0.05)
         healthy, reason = health(provider, spec)[MODEL_2]
         assert not healthy, reason
-        time.sleep(5)
+        loop.wait_requests(WINDOW_REQUESTS)
     slowest = max(o.ended - o.started for o in loop.outcomes)
     failed = loop.failures()
     print(

@@ -3,7 +3,8 @@ plus a concurrent load generator through the endpoint while releases, a bad rele
 its automatic rollback run, counting every failed request.
 
 Runs the real thing: 2 local VMs x 1 replica behind the local load balancer, images from
-the TLS registry. One environment is shared by the tests of this module, in order.
+the TLS registry. One environment is shared by the tests of this module, in order (and with
+test_local_lb_failover, which leaves both hosts serving).
 """
 
 import json
@@ -24,13 +25,13 @@ from mlops_vm.localcloud import images, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
-from tests.environments import cli, cli_json, fresh_environment
+from tests.environments import LOCAL_PAIR_ENV, LOCAL_PAIR_PORT, cli, cli_json
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
-ENV = "release"
-PORT = 18473
+ENV = LOCAL_PAIR_ENV
+PORT = LOCAL_PAIR_PORT
 REPOSITORY = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}"
 IMAGE_10 = f"{REPOSITORY}:1.0"
 IMAGE_11 = f"{REPOSITORY}:1.1"
@@ -39,12 +40,9 @@ HOSTS = [f"mlops-vm-{ENV}-model-1", f"mlops-vm-{ENV}-model-2"]
 
 
 @pytest.fixture(scope="module")
-def environment(platform, tmp_path_factory):
-    overrides = {"load_balancer": {"publish_port": PORT}, "release": {"ready_timeout_s": 60}}
-    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
-        code, summary = cli_json("provision", str(directory))
-        assert code == 0, summary
-        yield directory
+def environment(local_pair):
+    """The shared 2-host environment (tests/e2e/conftest.py), releases to be made on it."""
+    return local_pair.directory
 
 
 @pytest.fixture
@@ -56,7 +54,9 @@ def load(environment):
     steady = RequestLoop(endpoint, ca_file, threads=1, interval_s=0.1)
     generator = RequestLoop(endpoint, ca_file, threads=2, interval_s=0.3)
     with steady, generator:
-        time.sleep(1)
+        # Answers from the running release before the change (one per client).
+        steady.wait_requests(steady.threads)
+        generator.wait_requests(generator.threads)
         yield steady, generator
     for loop in (steady, generator):
         assert loop.outcomes, "the load loop sent nothing"

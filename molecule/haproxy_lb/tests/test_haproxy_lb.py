@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import CA_ON_VM
-from mlops_molecule import apply_role, assert_refused
+from mlops_molecule import apply_role, assert_refused, wait_until
 
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
 ADMIN = "socat stdio /run/haproxy/admin.sock"
@@ -45,6 +45,16 @@ def wait_status(host, server: str, wanted: str, timeout_s: float) -> float:
     pytest.fail(f"{server} not {wanted} after {timeout_s}s: {server_status(host)}")
 
 
+def worker_pid(host) -> str | None:
+    """The process id of the HAProxy worker that answers the admin socket (None while none
+    does, as during a reload)."""
+    info = host.run(f"echo 'show info' | {ADMIN}")
+    pids = [
+        line.split(":")[1].strip() for line in info.stdout.splitlines() if line.startswith("Pid:")
+    ]
+    return pids[0] if info.rc == 0 and pids else None
+
+
 def requests_seen(host) -> dict[str, int]:
     """Requests (not health checks) each stand-in backend has answered so far."""
     return {
@@ -57,6 +67,12 @@ def log_records(host, since: str) -> list[dict]:
     """The JSON request logs HAProxy sent to the journal since SINCE (a `date +%s`)."""
     lines = host.check_output(f"journalctl -t haproxy -o cat --no-pager --since @{since}")
     return [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
+
+
+def logged(host, since: str, at_least: int) -> list[dict]:
+    """The records log_records finds, once there are AT_LEAST of them (else none)."""
+    records = log_records(host, since)
+    return records if len(records) >= at_least else []
 
 
 def predict(host, count: int) -> list[dict]:
@@ -167,11 +183,16 @@ def test_post_failing_on_one_backend_is_retried_on_the_other(host, backend_mode)
     since = host.check_output("date +%s")
     backend_mode("backend-1", "fail-post")  # health checks still pass
     before = requests_seen(host)
+    logged_before = len(log_records(host, since))
     answers = predict(host, 6)
     assert {a["upstream"] for a in answers} == {8442}  # every answer 200, from backend-2
     assert requests_seen(host)["backend-1"] > before["backend-1"]  # some were tried there first
-    time.sleep(1)
-    retried = [r for r in log_records(host, since) if r["retries"] == "+1"]
+    records = wait_until(
+        lambda: logged(host, since, at_least=logged_before + 6),
+        10,
+        "the 6 predictions in HAProxy's journal",
+    )
+    retried = [r for r in records if r["retries"] == "+1"]
     assert retried and all(r["server"] == "backend-2" for r in retried), retried
 
 
@@ -179,8 +200,9 @@ def test_drained_server_gets_no_new_request_keeps_its_state_over_a_reload_and_co
     admin(host, "set server model_service/backend-1 state drain")
     try:
         assert server_status(host)["backend-1"] == "DRAIN"
+        old_worker = worker_pid(host)
         host.check_output("systemctl reload haproxy")
-        time.sleep(1)
+        wait_until(lambda: worker_pid(host) not in {old_worker, None}, 10, "a new HAProxy worker")
         assert server_status(host)["backend-1"] == "DRAIN"  # kept over the reload
         before = requests_seen(host)
         answers = predict(host, 8)
@@ -203,11 +225,12 @@ def test_admin_socket_is_root_only(host):
 def test_requests_are_logged_as_json_to_the_journal(host):
     since = host.check_output("date +%s")
     host.check_output(f"{CURL} -o /dev/null https://localhost/log-probe?x=1")
-    time.sleep(1)
-    records = log_records(host, since)
     # HTTP/2 requests are logged with their absolute URI.
-    probe = [r for r in records if r["uri"].endswith("/log-probe?x=1")]
-    assert probe, records
+    probe = wait_until(
+        lambda: [r for r in log_records(host, since) if r["uri"].endswith("/log-probe?x=1")],
+        10,
+        "the probe request in HAProxy's journal",
+    )
     assert probe[-1]["status"] == 200
     assert probe[-1]["server"] in BACKENDS
     assert probe[-1]["tls"] in {"TLSv1.2", "TLSv1.3"}

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 
-from mlops_molecule import copy_generated_ca
+from mlops_molecule import NginxLimits, copy_generated_ca
 
 CA_ON_VM = "/root/nginx-ca.crt"
 
@@ -15,3 +15,9 @@ CA_ON_VM = "/root/nginx-ca.crt"
 @pytest.fixture(scope="module", autouse=True)
 def generated_ca_on_vm(host):
     return copy_generated_ca(host, CA_ON_VM)
+
+
+@pytest.fixture(scope="module")
+def limits(host) -> NginxLimits:
+    """The rate limit and passive health check window of the served configuration."""
+    return NginxLimits.of(host.file("/etc/nginx/nginx.conf").content_string)

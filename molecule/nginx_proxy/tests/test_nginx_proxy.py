@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from conftest import CA_ON_VM
@@ -14,7 +13,7 @@ PREDICT_BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
 
 
 @pytest.fixture
-def upstream_modes(host):
+def upstream_modes(host, limits):
     """Set stand-in replicas' modes (ok, fail, unready); restored after the test."""
     changed = []
 
@@ -26,12 +25,13 @@ def upstream_modes(host):
     for port in changed:
         host.run(f"rm -f /etc/fake-model/{port}.mode")
     # Let passive health checks forget the failures.
-    time.sleep(6)
+    limits.forget_failures()
 
 
-def quiet_period() -> None:
+@pytest.fixture
+def quiet_period(limits):
     """Let the per-client rate limit bucket drain before a series of requests."""
-    time.sleep(2)
+    return limits.drain
 
 
 def post_predict(host, name: str = "vm1"):
@@ -45,7 +45,7 @@ def split_response(raw: str) -> tuple[str, str]:
     return head.lower(), body
 
 
-def test_https_prediction_with_certificate_verified_by_the_generated_ca(host):
+def test_https_prediction_with_certificate_verified_by_the_generated_ca(host, quiet_period):
     quiet_period()
     for name in ("vm1", "localhost"):
         response = post_predict(host, name)
@@ -103,7 +103,7 @@ def test_http_redirects_to_https(host):
     assert result.stdout == "301 https://vm1/predict?x=1"
 
 
-def test_hsts_and_security_headers(host):
+def test_hsts_and_security_headers(host, quiet_period):
     quiet_period()
     head, _ = split_response(host.check_output(f"{CURL} -i https://vm1/"))
     assert "strict-transport-security: max-age=31536000; includesubdomains" in head
@@ -112,7 +112,7 @@ def test_hsts_and_security_headers(host):
     assert "server: nginx\r\n" in head  # no version number
 
 
-def test_burst_beyond_the_rate_limit_gets_429(host):
+def test_burst_beyond_the_rate_limit_gets_429(host, quiet_period):
     quiet_period()
     urls = " ".join(["-o /dev/null https://vm1/"] * 40)
     codes = host.check_output(f"{CURL} -w '%{{http_code}}\\n' {urls}").split()
@@ -125,7 +125,7 @@ def test_burst_beyond_the_rate_limit_gets_429(host):
     assert host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' https://vm1/") == "200"
 
 
-def test_pool_includes_the_extra_server(host):
+def test_pool_includes_the_extra_server(host, quiet_period, limits):
     quiet_period()
     seen = set()
     for _ in range(9):
@@ -133,11 +133,11 @@ def test_pool_includes_the_extra_server(host):
         seen.add(
             next(line for line in head.splitlines() if line.startswith("x-upstream:")).split()[1]
         )
-        time.sleep(0.15)
+        limits.pace()
     assert seen == {"8081", "8082", "8083"}
 
 
-def test_failing_replica_is_skipped_even_for_post(host, upstream_modes):
+def test_failing_replica_is_skipped_even_for_post(host, upstream_modes, quiet_period, limits):
     upstream_modes(8081, "fail")
     quiet_period()
     answered_by = []
@@ -146,26 +146,26 @@ def test_failing_replica_is_skipped_even_for_post(host, upstream_modes):
         head, body = split_response(response.stdout)
         assert head.startswith("http/1.1 200"), response.stdout
         answered_by.append(json.loads(body)["upstream"])
-        time.sleep(0.15)
+        limits.pace()
     assert 8081 not in answered_by
     log = host.check_output("tail -n 12 /var/log/nginx/access.log")
     # Some POSTs did reach the failing replica first and were retried.
     assert any("127.0.0.1:8081" in json.loads(line)["upstream_addr"] for line in log.splitlines())
 
 
-def test_stopped_replica_is_skipped(host):
+def test_stopped_replica_is_skipped(host, quiet_period, limits):
     host.check_output("systemctl stop fake-model@127.0.0.1:8082.service")
     try:
         quiet_period()
         for _ in range(10):
             response = post_predict(host)
             assert split_response(response.stdout)[0].startswith("http/1.1 200"), response.stdout
-            time.sleep(0.15)
+            limits.pace()
     finally:
         host.check_output("systemctl start fake-model@127.0.0.1:8082.service")
 
 
-def test_healthz_follows_upstream_readiness(host, upstream_modes):
+def test_healthz_follows_upstream_readiness(host, upstream_modes, quiet_period):
     quiet_period()
     assert (
         host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' https://vm1/healthz") == "200"
@@ -176,7 +176,7 @@ def test_healthz_follows_upstream_readiness(host, upstream_modes):
     assert code in {"502", "503"}
 
 
-def test_access_log_is_json(host):
+def test_access_log_is_json(host, quiet_period):
     quiet_period()
     host.check_output(f"{CURL} -o /dev/null -A 'mlops-log-probe/1' https://vm1/predict?probe=1")
     last = json.loads(host.check_output("tail -n 1 /var/log/nginx/access.log"))
@@ -187,7 +187,7 @@ def test_access_log_is_json(host):
     assert isinstance(last["request_time"], float)
 
 
-def test_large_payload_within_client_max_body_size(host):
+def test_large_payload_within_client_max_body_size(host, quiet_period):
     quiet_period()
     host.check_output(  # ~1.8 MB of rows
         "python3 -c 'import json; "
@@ -206,7 +206,7 @@ def test_large_payload_within_client_max_body_size(host):
     assert code == "413"
 
 
-def test_a_body_under_the_buffer_size_never_goes_to_a_temporary_file(host):
+def test_a_body_under_the_buffer_size_never_goes_to_a_temporary_file(host, quiet_period):
     quiet_period()
     # ~0.5 MB: beyond nginx's default 16k buffer, within nginx_proxy_client_body_buffer_size.
     host.check_output(
@@ -234,7 +234,7 @@ def test_one_client_connection_carries_more_than_nginx_default_1000_requests(hos
     assert sum(int(n) for n in connects) == 1
 
 
-def test_bad_configuration_never_replaces_the_working_one(host):
+def test_bad_configuration_never_replaces_the_working_one(host, quiet_period):
     before = host.file("/etc/nginx/nginx.conf").sha256sum
     result = apply_role(
         "nginx_proxy", {"nginx_proxy_server_extra_config": "this_is_not_a_directive on;"}
@@ -308,7 +308,9 @@ def test_provided_certificate_with_the_wrong_key_is_refused(host, provided_pair)
     assert host.file("/etc/nginx/tls/server.crt").sha256sum == before
 
 
-def test_provided_certificate_is_served_then_replaced_by_a_generated_one(host, provided_pair):
+def test_provided_certificate_is_served_then_replaced_by_a_generated_one(
+    host, provided_pair, quiet_period
+):
     provided = apply_role(
         "nginx_proxy",
         {
