@@ -601,8 +601,11 @@ def test_a_drifted_update_policy_is_put_back(fake, provider, project):
     ("is_stable", "version_reached"), [(False, False), (True, False), (False, True)]
 )
 def test_old_templates_stay_until_the_rollout_is_over(fake, project, is_stable, version_reached):
+    # Short waits only where the rollout is held (they must time out); the runs that wait
+    # for a rollout that settles get the default, so a loaded machine cannot time them out.
     provider = make_provider(fake, project, stable_timeout_s=0.05)
-    provider.ensure_fleet(scaling_group(2))
+    patient = make_provider(fake, project)
+    patient.ensure_fleet(scaling_group(2))
     (old,) = fake.resources(project, "instanceTemplates")
     changed = InstanceSpec(machine_type="e2-small", user_data=USER_DATA + "# model v2\n")
     mig_link = _mig(fake, project)["selfLink"]
@@ -619,12 +622,12 @@ def test_old_templates_stay_until_the_rollout_is_over(fake, project, is_stable, 
     assert "kept until" in later.changes[0].detail
     assert len(fake.resources(project, "instanceTemplates")) == 2
     fake.release_rollout(mig_link)
-    done = provider.ensure_fleet(scaling_group(2, instance=changed))
+    done = patient.ensure_fleet(scaling_group(2, instance=changed))
     assert [(c.action, c.kind, c.name) for c in done.changes] == [
         ("delete", "instance_template", old["name"])
     ]
     assert old["name"] not in {t["name"] for t in fake.resources(project, "instanceTemplates")}
-    assert provider.ensure_fleet(scaling_group(2, instance=changed)).changes == []
+    assert patient.ensure_fleet(scaling_group(2, instance=changed)).changes == []
 
 
 def test_scaling_group_count_converges_without_autoscaling(fake, provider, project):
