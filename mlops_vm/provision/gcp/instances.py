@@ -242,14 +242,23 @@ def delete_instances(
     return failures
 
 
-def _delete_surplus(
-    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
-) -> None:
+def surplus_resources(
+    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The instances a smaller count removes: the highest indexes first."""
+
     def newest_first(resource: dict[str, Any]) -> tuple[int, str]:
         index = ctx.names.instance_index(spec.role, resource["name"])
         return (-1 if index is None else index, resource["name"])
 
-    victims = sorted(existing, key=newest_first, reverse=True)[:surplus]
+    surplus = max(len(existing) - spec.count, 0)
+    return sorted(existing, key=newest_first, reverse=True)[:surplus]
+
+
+def _delete_surplus(
+    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
+) -> None:
+    victims = surplus_resources(ctx, spec, existing)
     failures = delete_instances(ctx, victims, log)
     if failures:
         raise _first_error(failures)
