@@ -13,9 +13,9 @@ Contract for every implementation:
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from mlops_vm.plan import Change
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
@@ -25,9 +25,6 @@ from mlops_vm.provision.model import (
     ProviderSettings,
     TargetHealth,
 )
-
-if TYPE_CHECKING:
-    from mlops_vm.provision.errors import ProvisionError
 
 
 class Provider(ABC):
@@ -102,9 +99,7 @@ class Provider(ABC):
                 return False, health
             time.sleep(poll_s)
 
-    def timeout(self, message: str, operation: str, plural: bool = False) -> "ProvisionError":
-        from mlops_vm.provision.errors import ErrorCode, ProvisionError
-
+    def timeout(self, message: str, operation: str, plural: bool = False) -> ProvisionError:
         instances = "the instances'" if plural else "the instance's"
         return ProvisionError(
             ErrorCode.TIMEOUT,
@@ -160,6 +155,47 @@ class Provider(ABC):
             "wait for healthy targets",
             plural=True,
         )
+
+    # -- scaling a fleet in: out of the load balancer before the instances go ---------------
+
+    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+        """The fleet instances ensure_fleet(SPEC) removes because fleet.count went down
+        (the same ones, in the same order). Providers without a fixed fleet: none."""
+        return []
+
+    def drain_surplus(
+        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
+    ) -> list[Change]:
+        """Each instance a smaller fleet.count removes leaves the load balancer and drains
+        (deregister_target: no new request, requests in flight finish, bounded by
+        lb.drain_seconds), so that none is cut off when the instance goes."""
+        if spec.mode != "fleet" or lb is None or lb.target_type != "instance":
+            return []
+        surplus = self.surplus_instances(spec)
+        if not surplus:
+            return []
+        try:
+            behind = {target.instance_id for target in self.target_health(lb)}
+        except ProvisionError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                raise
+            behind = set()  # no load balancer yet: no request to cut off
+        changes: list[Change] = []
+        with reporting_changes(changes):
+            for instance in surplus:
+                if instance.id in behind:
+                    changes += self.deregister_target(lb, instance, dry_run=dry_run)
+        return changes
+
+    def converge_fleet(
+        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
+    ) -> FleetResult:
+        """ensure_fleet, the instances it removes drained from LB's load balancer first."""
+        changes = self.drain_surplus(spec, lb, dry_run=dry_run)
+        with reporting_changes(changes):
+            result = self.ensure_fleet(spec, dry_run=dry_run)
+        result.changes[:0] = changes
+        return result
 
     # -- vertical scaling: one instance at a time, out of the load balancer ------------------
 

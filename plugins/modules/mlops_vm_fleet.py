@@ -7,6 +7,7 @@ short_description: Launch (or destroy) an mlops-vm environment's instances
 description:
   - Validates the environment's C(mlops_vm) settings, then asks its provider (local, static,
     aws, gcp, azure) to converge the network and the instances, or the scaling group.
+  - Instances a smaller fleet count removes leave the load balancer and drain first.
   - Idempotent by tags; in check mode it returns the planned changes and changes nothing.
   - Runs on the controller, with the Python that has mlops_vm installed.
 options:
@@ -113,11 +114,13 @@ def main() -> None:
                 api_keys=module.params["api_keys"],
             )
         spec = fleet_spec(config, inventory_dir, user_data)
-        provider.validate(spec, load_balancer_spec(config, inventory_dir))
+        lb_spec = load_balancer_spec(config, inventory_dir)
+        provider.validate(spec, lb_spec)
         # A size some instance cannot take stops the run before anything is created;
         # playbooks/resize.yml plans and makes the resizes, host by host, after this.
         provider.plan_resizes(spec)
-        result = provider.ensure_fleet(spec, dry_run=module.check_mode)
+        # A smaller fleet.count: the instances that go leave the load balancer first.
+        result = provider.converge_fleet(spec, lb_spec, dry_run=module.check_mode)
     except ConfigError as error:
         module.fail_json(msg=f"invalid configuration: {error}")
     except ProvisionError as error:

@@ -85,6 +85,52 @@ class ProviderContract:
             provider.ensure_load_balancer(spec, provider.ensure_fleet(fleet_spec(2))).changes == []
         )
 
+    def test_scale_in_drains_the_surplus_before_it_goes(self, provider, fleet_spec, lb_spec):
+        """A smaller fleet.count: the surplus instance leaves the load balancer and drains
+        while it still runs, then it is terminated; the others keep serving; a second run
+        changes nothing (issue 26)."""
+        spec = replace(lb_spec, drain_seconds=1)
+        fleet = provider.ensure_fleet(fleet_spec(3))
+        provider.ensure_load_balancer(spec, fleet)
+        provider.wait_healthy(spec, expected=3, timeout_s=30, poll_s=0.1)
+        [leaving] = provider.surplus_instances(fleet_spec(2))
+        staying = {i.id for i in fleet.instances} - {leaving.id}
+
+        plan = provider.converge_fleet(fleet_spec(2), spec, dry_run=True)
+        assert ("delete", "target", leaving.id) in [
+            (c.action, c.kind, c.name) for c in plan.changes
+        ]
+        assert registered_healthy(provider, spec) == {leaving.id, *staying}
+
+        # What the load balancer and the cloud say the moment each drain returns.
+        seen: list[tuple[str, bool, set[str]]] = []
+        deregister = provider.deregister_target
+
+        def watched(lb, instance, *, dry_run=False):
+            changes = deregister(lb, instance, dry_run=dry_run)
+            alive = instance.id in {i.id for i in provider.list_instances(lb.env)}
+            seen.append((instance.id, alive, registered_healthy(provider, lb)))
+            return changes
+
+        provider.deregister_target = watched
+        try:
+            result = provider.converge_fleet(fleet_spec(2), spec)
+        finally:
+            del provider.deregister_target
+        # Drained while it still ran, the others serving; terminated only after that.
+        assert seen == [(leaving.id, True, staying)]
+        assert {i.id for i in result.instances} == staying
+        assert {i.id for i in provider.list_instances(spec.env)} == staying
+        done = [(c.action, c.kind) for c in result.changes]
+        assert done.index(("delete", "target")) < max(
+            n for n, (action, kind) in enumerate(done) if action == "delete" and "instance" in kind
+        )
+        lb = provider.ensure_load_balancer(spec, result)
+        assert lb.changes == []
+        provider.wait_healthy(spec, expected=2, timeout_s=30, poll_s=0.1)
+        assert registered_healthy(provider, spec) == staying
+        assert provider.converge_fleet(fleet_spec(2), spec).changes == []
+
 
 def registered_healthy(provider: Provider, spec: LoadBalancerSpec) -> set[str]:
     """Instance ids the LB reports healthy (a draining or removed target is not)."""

@@ -50,6 +50,9 @@ class FailingProvider:
             ErrorCode.PERMISSION, "create the internet gateway: denied", changes_so_far=[VPC]
         )
 
+    def converge_fleet(self, spec: Any, lb: Any, *, dry_run: bool = False) -> FleetResult:
+        return self.ensure_fleet(spec, dry_run=dry_run)  # no surplus to drain here
+
     def ensure_load_balancer(self, spec: Any, fleet: Any, *, dry_run: bool) -> LoadBalancerResult:
         return LoadBalancerResult(endpoint="https://x", changes=[ALB])
 

@@ -160,6 +160,12 @@ class AwsProvider(Provider):
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return instances.list_instances(self.ctx, env, role)
 
+    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+        if spec.mode != "fleet":
+            return []
+        _, surplus = instances.plan_fleet(instances.fleet_members(self.ctx, spec), spec.count)
+        return [instances.to_instance(raw) for raw in surplus]
+
     def ensure_load_balancer(
         self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
     ) -> LoadBalancerResult:

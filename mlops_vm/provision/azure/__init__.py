@@ -120,6 +120,12 @@ class AzureProvider(Provider):
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)
 
+    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+        if spec.mode != "fleet":
+            return []
+        layout = network.resolve_layout(self.arm, spec)
+        return instances.surplus_instances(self.arm, layout, spec)
+
     def ensure_load_balancer(
         self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
     ) -> LoadBalancerResult:

@@ -189,15 +189,30 @@ def vm_body(layout: Layout, spec: FleetSpec, vm_name: str, index: int, disk_type
 # -- convergence -----------------------------------------------------------------------------
 
 
+def split_fleet(arm: Arm, layout: Layout, spec: FleetSpec) -> tuple[list[Json], list[Json]]:
+    """(the VMs kept, the surplus ones) for fleet.count: the lowest numbers stay."""
+    names = layout.names
+    ours = [vm for vm in list_vms(arm, layout.resource_group) if has_tags(vm, spec.env, spec.role)]
+    ours.sort(key=lambda vm: (names.vm_index(vm["name"]) is None, names.vm_index(vm["name"]) or 0))
+    return ours[: spec.count], ours[spec.count :]
+
+
+def surplus_instances(arm: Arm, layout: Layout, spec: FleetSpec) -> list[Instance]:
+    """The VMs a smaller fleet.count removes, in converge_fleet's order (highest first)."""
+    _, surplus = split_fleet(arm, layout, spec)
+    if not surplus:
+        return []
+    nics = {nic["id"].lower(): nic for nic in list_nics(arm, layout.resource_group)}
+    return [vm_instance(vm, nics) for vm in reversed(surplus)]
+
+
 def converge_fleet(
     arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
 ) -> list[str]:
     """Exactly spec.count VMs; returns the names of those it creates (or plans to)."""
     names = layout.names
     group = layout.resource_group
-    ours = [vm for vm in list_vms(arm, group) if has_tags(vm, spec.env, spec.role)]
-    ours.sort(key=lambda vm: (names.vm_index(vm["name"]) is None, names.vm_index(vm["name"]) or 0))
-    keep, surplus = ours[: spec.count], ours[spec.count :]
+    keep, surplus = split_fleet(arm, layout, spec)
     used = {names.vm_index(vm["name"]) for vm in keep}
     free = (i for i in itertools.count() if i not in used)
     new = {names.vm(index): index for index in [next(free) for _ in range(spec.count - len(keep))]}

@@ -249,6 +249,11 @@ class GcpProvider(Provider):
                 )
         return sorted(health, key=lambda target: target.instance_id)
 
+    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+        ctx = self._context(spec.env)
+        existing = instances.list_resources(ctx, spec.env, spec.role)
+        return [instances.to_instance(r) for r in instances.surplus_resources(ctx, spec, existing)]
+
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:

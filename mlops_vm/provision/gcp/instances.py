@@ -249,14 +249,23 @@ def delete_instances(ctx: Context, resources: list[dict[str, Any]], log: ChangeL
     log.apply_together("delete", "instance", wanted, delete_all)
 
 
-def _delete_surplus(
-    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
-) -> None:
+def surplus_resources(
+    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The instances a smaller count removes: the highest indexes first."""
+
     def newest_first(resource: dict[str, Any]) -> tuple[int, str]:
         index = ctx.names.instance_index(spec.role, resource["name"])
         return (-1 if index is None else index, resource["name"])
 
-    delete_instances(ctx, sorted(existing, key=newest_first, reverse=True)[:surplus], log)
+    surplus = max(len(existing) - spec.count, 0)
+    return sorted(existing, key=newest_first, reverse=True)[:surplus]
+
+
+def _delete_surplus(
+    ctx: Context, spec: FleetSpec, existing: list[dict[str, Any]], surplus: int, log: ChangeLog
+) -> None:
+    delete_instances(ctx, surplus_resources(ctx, spec, existing), log)
 
 
 def _create_missing(

@@ -141,6 +141,23 @@ class LocalProvider(Provider):
             network["cidr"] = res.network_cidr(spec.env)
         return FleetResult(instances, log.changes, network)
 
+    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+        """The VMs numbered above fleet.count, highest first (ensure_fleet's order)."""
+        surplus = [c for c in res.find_containers(spec.env, ROLE_MODEL) if c.index > spec.count]
+        return [
+            self.instance_record(c, spec.env)
+            for c in sorted(surplus, key=lambda c: c.index, reverse=True)
+        ]
+
+    def drain_surplus(
+        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
+    ) -> list[Change]:
+        # No HAProxy on the LB host yet (its play has not run): no request reaches a VM
+        # through it, so there is nothing to drain.
+        if lb is None or self.lb_servers(spec.env) is None:
+            return []
+        return super().drain_surplus(spec, lb, dry_run=dry_run)
+
     def run_fleet_vm(self, spec: FleetSpec, name: str, index: int) -> None:
         run_vm(
             name,
