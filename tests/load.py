@@ -38,6 +38,7 @@ class RequestLoop:
     threads: int = 2
     interval_s: float = 0.1
     timeout_s: float = 30.0
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. the environment's API key
     outcomes: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,7 +63,9 @@ class RequestLoop:
         return Outcome(started, time.monotonic(), answer.status_code, version, detail)
 
     def _run(self) -> None:
-        with httpx.Client(verify=self.ca_file, timeout=self.timeout_s) as client:
+        with httpx.Client(
+            verify=self.ca_file, timeout=self.timeout_s, headers=self.headers
+        ) as client:
             while not self._stop.is_set():
                 outcome = self._send(client)
                 with self._lock:

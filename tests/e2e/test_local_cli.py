@@ -1,7 +1,8 @@
 """`mlops-vm provision` on the local cloud, from nothing to predictions and back to nothing.
 
 One environment is shared by the tests of this module, in order: plan, provision, second
-run, status, a failure in the middle and its repair, destroy.
+run, status, a failure in the middle and its repair, a release then a scale-in under a
+request loop, destroy.
 """
 
 import secrets
@@ -10,16 +11,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sklearn.datasets import load_iris
 
+from mlops_vm.localcloud import images, registry
+from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import container_ip
 from mlops_vm.provision.local import resources as res
 from tests.environments import cli_json, fresh_environment, labelled, nothing_labelled
+from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
 ENV = "e2e"
 PORT = 18443
+IMAGE_11 = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}:1.1"
 # The environment's API key: a secret variable (a vault file in real use) that the settings
 # refer to; every request but the health check must carry it.
 API_KEY = secrets.token_urlsafe(32)
@@ -200,6 +206,47 @@ def test_a_failing_host_is_named_and_a_rerun_after_the_fix_converges(
     assert code == 0, summary
     rows = load_iris().data[::9]
     assert predict(summary, rows).json()["predictions"] == reference_model.predict(rows).tolist()
+
+
+def set_fleet_count(environment: Path, count: int) -> None:
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    data = yaml.safe_load(path.read_text())
+    data["mlops_vm"]["fleet"]["count"] = count
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+
+
+def test_scale_in_drains_the_removed_vm_and_converges(provisioned, environment):
+    """Issue 26: with a release made by `deploy --image`, fleet.count 2 -> 1 crashed the run
+    and the removed VM cut a request off. The VM that goes must leave the load balancer and
+    drain before it is removed, the play must not contact it, and the run must converge."""
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    assert code == 0, summary.get("failures") or summary
+    set_fleet_count(environment, 1)
+    endpoint, ca_file = provisioned["endpoint"], provisioned["ca_file"]
+    with RequestLoop(endpoint, ca_file, threads=1, interval_s=0.1, headers=AUTH) as loop:
+        code, summary = cli_json("provision", str(environment))
+    assert code == 0, summary.get("failures") or summary
+    assert loop.outcomes, "the request loop sent nothing"
+    assert not loop.failures(), loop.summary()
+    print("requests:", len(loop.outcomes), "none failed")
+
+    removed = "mlops-vm-e2e-model-2"
+    changes = summary["changes"]
+    drained = f"update lb_target {removed} (drain and deregister)"
+    assert drained in changes, changes
+    assert changes.index(drained) < changes.index(f"delete instance {removed}"), changes
+    assert not docker("ps", "-aq", "--filter", f"name=^{removed}$")
+
+    code, status = cli_json("status", str(environment))
+    assert code == 0, status
+    rows = {row["name"]: row for row in status["instances"] if row["role"] == "model"}
+    assert sorted(rows) == ["mlops-vm-e2e-model-1"]
+    assert all(row["healthy"] is True for row in rows.values()), rows
+    assert {row["running_image"] for row in rows.values()} == {IMAGE_11}  # the deployed one
+
+    code, again = cli_json("provision", str(environment))
+    assert code == 0, again.get("failures") or again
+    assert again["changed"] == 0, again.get("changed_by_host")
 
 
 def test_destroy_leaves_nothing_labelled_and_twice_is_a_no_op(provisioned, environment):
