@@ -11,7 +11,7 @@ description:
   - In check mode it returns the planned changes and changes nothing.
 options:
   fleet:
-    description: The result of M(mlops_vm_fleet) (instances and network).
+    description: The result of M(mlops_vm.deploy.mlops_vm_fleet) (instances and network).
     type: dict
     required: true
   wait_healthy_timeout_s:

@@ -12,8 +12,9 @@ description:
   - With I(instance_id), resizes that instance (AWS stop, modify, start; GCP stop,
     setMachineType, start; Azure resize; local the VM container's CPU and memory limits)
     and returns once it runs again. Take it out of the load balancer first
-    (M(mlops_vm_target)). No change when it already has the size.
-  - Scaling groups roll through their template (M(mlops_vm_fleet)): nothing to do here.
+    (M(mlops_vm.deploy.mlops_vm_target)). No change when it already has the size.
+  - Scaling groups roll through their template (M(mlops_vm.deploy.mlops_vm_fleet)), so there is
+    nothing to do here.
   - In check mode it says what it would do and changes nothing.
 options:
   instance_id:
