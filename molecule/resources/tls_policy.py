@@ -2,14 +2,14 @@
 haproxy_lb on the load-balancer host), tested from inside the VM with openssl and curl.
 
 A scenario's test module imports these tests (`from tls_policy import *`); its conftest
-gives the fixtures they use: `ca_on_vm` (the generated CA's path on the VM) and
-`http_probe_url` (a plain-HTTP URL of the endpoint that must redirect to
-https://vm1/predict?x=1).
+says where the generated CA is on the VM (CA_ON_VM) and which plain-HTTP URL of the
+endpoint must redirect to https://vm1/predict?x=1 (HTTP_PROBE_URL).
 """
 
 from __future__ import annotations
 
 import pytest
+from conftest import CA_ON_VM, HTTP_PROBE_URL
 
 __all__ = [
     "test_http_redirects_to_https",
@@ -33,9 +33,9 @@ def test_old_tls_versions_are_refused_by_the_server(host, version):
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_modern_tls_versions_are_accepted(host, version, ca_on_vm):
+def test_modern_tls_versions_are_accepted(host, version):
     result = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 {version} -CAfile {ca_on_vm} </dev/null"
+        f"openssl s_client -connect 127.0.0.1:443 {version} -CAfile {CA_ON_VM} </dev/null"
     )
     assert result.rc == 0, result.stdout + result.stderr
     assert "Verify return code: 0 (ok)" in result.stdout
@@ -50,8 +50,8 @@ def test_weak_tls12_cipher_is_refused(host):
     assert "handshake failure" in result.stdout + result.stderr
 
 
-def test_http_redirects_to_https(host, http_probe_url):
+def test_http_redirects_to_https(host):
     result = host.run(
-        f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' '{http_probe_url}'"
+        f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' '{HTTP_PROBE_URL}'"
     )
     assert result.stdout == "301 https://vm1/predict?x=1"

@@ -63,16 +63,13 @@ network:
 from dataclasses import asdict
 
 try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils.mlops_vm_common import EnvironmentRun, strings
+    from ansible.module_utils import mlops_vm_common as common
 except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils.mlops_vm_common import (
-        EnvironmentRun,
-        strings,
-    )
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    run = EnvironmentRun(
+    run = common.EnvironmentRun(
         {
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "user_data": {"type": "str", "no_log": True},
@@ -91,7 +88,7 @@ def main() -> None:
 
         if params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=run.check_mode)
-            run.module.exit_json(changed=bool(changes), changes=strings(changes))
+            run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
         user_data = params["user_data"]
         if user_data is None and config.fleet.mode == "scaling_group":
             from mlops_vm.boot_config import environment_user_data
@@ -111,7 +108,7 @@ def main() -> None:
         result = provider.ensure_fleet(spec, dry_run=run.check_mode)
     run.module.exit_json(
         changed=result.changed,
-        changes=strings(result.changes),
+        changes=common.strings(result.changes),
         instances=[asdict(i) for i in result.instances],
         hosts=[host_entry(i, config, run.inventory_dir) for i in result.instances],
         network=result.network,

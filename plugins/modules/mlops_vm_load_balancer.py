@@ -56,16 +56,13 @@ trusted_proxies:
 from dataclasses import asdict
 
 try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils.mlops_vm_common import EnvironmentRun, strings
+    from ansible.module_utils import mlops_vm_common as common
 except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils.mlops_vm_common import (
-        EnvironmentRun,
-        strings,
-    )
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    run = EnvironmentRun(
+    run = common.EnvironmentRun(
         {
             "fleet": {"type": "dict", "required": True},
             "wait_healthy_timeout_s": {"type": "int", "default": 0},
@@ -97,7 +94,7 @@ def main() -> None:
     run.module.exit_json(
         changed=result.changed,
         endpoint=result.endpoint,
-        changes=strings(result.changes),
+        changes=common.strings(result.changes),
         hosts=[host_entry(h, config, run.inventory_dir) for h in result.resources.get("hosts", [])],
         targets=[asdict(t) for t in targets],
         trusted_proxies=trusted_proxies(

@@ -43,16 +43,15 @@ instance:
 from dataclasses import asdict
 
 try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils.mlops_vm_common import EnvironmentRun, strings
+    from ansible.module_utils import mlops_vm_common as common
 except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils.mlops_vm_common import (
-        EnvironmentRun,
-        strings,
-    )
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    run = EnvironmentRun({"instance_id": {"type": "str"}}, report_changes=False, gpu_hint=True)
+    run = common.EnvironmentRun(
+        {"instance_id": {"type": "str"}}, report_changes=False, gpu_hint=True
+    )
     instance_id = run.params["instance_id"]
     with run:
         config = run.load_config()
@@ -64,7 +63,7 @@ def main() -> None:
             plan = provider.plan_resizes(spec)
             run.module.exit_json(
                 changed=False,
-                resizes={key: strings(changes) for key, changes in plan.items()},
+                resizes={key: common.strings(changes) for key, changes in plan.items()},
                 changes=[str(c) for changes in plan.values() for c in changes],
             )
         instance = run.instance(provider.list_instances(config.env, spec.role), instance_id)
@@ -72,7 +71,7 @@ def main() -> None:
         after = [i for i in provider.list_instances(config.env, spec.role) if i.id == instance_id]
     run.module.exit_json(
         changed=bool(changes),
-        changes=strings(changes),
+        changes=common.strings(changes),
         instance=asdict((after or [instance])[0]),
     )
 

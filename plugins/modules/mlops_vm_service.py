@@ -61,18 +61,15 @@ release:
 from dataclasses import asdict, replace
 
 try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils.mlops_vm_common import EnvironmentRun, strings
+    from ansible.module_utils import mlops_vm_common as common
 except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils.mlops_vm_common import (
-        EnvironmentRun,
-        strings,
-    )
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 MODES = {"present": "provision", "released": "deploy", "rolled_back": "rollback"}
 
 
 def main() -> None:
-    run = EnvironmentRun(
+    run = common.EnvironmentRun(
         {
             "state": {
                 "type": "str",
@@ -95,7 +92,7 @@ def main() -> None:
 
         if state == "absent":
             changes = target.destroy(config.env, dry_run=dry_run)
-            run.module.exit_json(changed=bool(changes), changes=strings(changes))
+            run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
         choice = choose_service_release(
             MODES[state], config.model.model_dump(), target.status(config.env), params["image"]
         )
@@ -119,7 +116,7 @@ def main() -> None:
     record = result.record
     run.module.exit_json(
         changed=result.changed,
-        changes=strings(result.changes),
+        changes=common.strings(result.changes),
         service=asdict(record) if record else {},
         endpoint=record.url if record else None,
         release={

@@ -44,16 +44,13 @@ health:
 from dataclasses import asdict
 
 try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils.mlops_vm_common import EnvironmentRun, strings
+    from ansible.module_utils import mlops_vm_common as common
 except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils.mlops_vm_common import (
-        EnvironmentRun,
-        strings,
-    )
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    run = EnvironmentRun(
+    run = common.EnvironmentRun(
         {
             "instance_id": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["drained", "serving"], "required": True},
@@ -77,7 +74,7 @@ def main() -> None:
             timeout_s = run.params["wait_healthy_timeout_s"]
             if timeout_s > 0 and not run.check_mode:
                 health = provider.wait_target_healthy(spec, instance_id, timeout_s=timeout_s)
-    result = {"changed": bool(changes), "changes": strings(changes)}
+    result = {"changed": bool(changes), "changes": common.strings(changes)}
     if health is not None:
         result["health"] = asdict(health)
     run.module.exit_json(**result)

@@ -23,9 +23,10 @@ ENV = "collection-e2e"
 BIN = Path(sys.executable).parent
 IMAGE = "registry.mlops-vm.test:5443/mlops-vm/model-service:1.0"
 
-SITE = """\
+# The first play of both playbooks: the environment's VM through the collection's module.
+FLEET_PLAY = """\
 ---
-- name: Launch one VM with the local provider
+- name: Converge the environment's VM with the local provider (state STATE)
   hosts: localhost
   connection: local
   gather_facts: false
@@ -36,6 +37,12 @@ SITE = """\
       mlops_vm.deploy.mlops_vm_fleet:
         config: "{{ mlops_vm }}"
         inventory_dir: "{{ playbook_dir }}/inventory"
+        state: STATE
+"""
+
+SITE = (
+    FLEET_PLAY.replace("STATE", "present")
+    + """\
     - name: Read the VM into the inventory (mlops_vm.deploy.mlops_vm)
       ansible.builtin.meta: refresh_inventory
 
@@ -61,22 +68,9 @@ SITE = """\
     - mlops_vm.deploy.model_service
     - mlops_vm.deploy.nginx_proxy
 """
+)
 
-DESTROY = """\
----
-- name: Delete the environment's VM and network
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - name: Destroy the fleet
-      mlops_vm.deploy.mlops_vm_fleet:
-        config: "{{ mlops_vm }}"
-        inventory_dir: "{{ playbook_dir }}/inventory"
-        state: absent
-"""
+DESTROY = FLEET_PLAY.replace("STATE", "absent")
 
 # Run on the VM: a prediction over HTTPS, the certificate verified against the CA on stdin.
 PREDICT = """\
