@@ -99,7 +99,7 @@ class EnvironmentRun:
             self.module.fail_json(msg=str(error))
         if not isinstance(error, ProvisionError):
             return
-        if self.gpu_hint:
+        if self.gpu_hint and self.config is not None:
             # A GPU quota or stock-out: what to do about GPUs first.
             from mlops_vm.provision.gpu_hints import with_gpu_hint
 
