@@ -7,7 +7,19 @@ with MLOPS_VM_HOME.
 import os
 from pathlib import Path
 
-PROJECT_DIR = Path(os.environ.get("MLOPS_VM_PROJECT_DIR", Path(__file__).resolve().parents[1]))
+
+def project_dir() -> Path:
+    """The folder with ansible.cfg, playbooks/, roles/, plugins/, ...: the checkout around
+    the package, or in an installed wheel the copy inside it (setup.py)."""
+    if "MLOPS_VM_PROJECT_DIR" in os.environ:
+        return Path(os.environ["MLOPS_VM_PROJECT_DIR"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "ansible.cfg").is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "_project"
+
+
+PROJECT_DIR = project_dir()
 STATE_DIR = Path(os.environ.get("MLOPS_VM_HOME", Path.home() / ".mlops-vm"))
 
 IMAGES_DIR = PROJECT_DIR / "images"

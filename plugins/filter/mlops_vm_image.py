@@ -11,7 +11,7 @@ def split_image(reference: str) -> dict[str, str]:
 
 def image_registry(reference: str) -> str:
     """The registry host[:port] of REFERENCE, or '' for Docker Hub images."""
-    first, _, rest = reference.partition("/")
+    first, _slash, rest = reference.partition("/")
     return first if rest and ("." in first or ":" in first or first == "localhost") else ""
 
 

@@ -11,14 +11,16 @@ description:
   - The file must be named C(mlops_vm.yml) (or C(.yaml)).
 options:
   plugin:
-    description: The name of this plugin.
+    description:
+      - The name of this plugin, C(mlops_vm) from the repository's ansible.cfg, or
+        C(mlops_vm.deploy.mlops_vm) from the collection.
     required: true
-    choices: [mlops_vm]
+    choices: [mlops_vm, mlops_vm.deploy.mlops_vm]
 """
 
 EXAMPLES = r"""
 # inventories/prod/mlops_vm.yml
-plugin: mlops_vm
+plugin: mlops_vm.deploy.mlops_vm
 """
 
 from pathlib import Path

@@ -9,16 +9,7 @@ description:
     aws, gcp, azure) to converge the network and the instances, or the scaling group.
   - Instances a smaller fleet count removes leave the load balancer and drain first.
   - Idempotent by tags; in check mode it returns the planned changes and changes nothing.
-  - Runs on the controller, with the Python that has mlops_vm installed.
 options:
-  config:
-    description: The environment's C(mlops_vm) variable, secrets removed.
-    type: dict
-    required: true
-  inventory_dir:
-    description: The environment's inventory directory (relative paths start there).
-    type: path
-    required: true
   state:
     description: C(present) converges, C(absent) deletes everything the environment owns.
     type: str
@@ -42,8 +33,8 @@ options:
     type: list
     elements: str
     default: []
-notes:
-  - Supports check mode.
+extends_documentation_fragment:
+  - mlops_vm.deploy.environment
 """
 
 RETURN = r"""
@@ -71,75 +62,58 @@ network:
 """
 
 from dataclasses import asdict
-from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+try:  # from the checkout: ansible.cfg's module_utils path
+    from ansible.module_utils import mlops_vm_common as common
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "config": {"type": "dict", "required": True},
-            "inventory_dir": {"type": "path", "required": True},
+    run = common.EnvironmentRun(
+        {
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "user_data": {"type": "str", "no_log": True},
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
             "api_keys": {"type": "list", "elements": "str", "default": [], "no_log": True},
         },
-        supports_check_mode=True,
+        gpu_hint=True,
     )
-    from mlops_vm.environment.config import ConfigError, validate_config
-    from mlops_vm.environment.inventory import host_entry
-    from mlops_vm.environment.specs import fleet_spec, load_balancer_spec, provider_settings
-    from mlops_vm.provision import ProvisionError, get_provider
-    from mlops_vm.provision.gpu_hints import with_gpu_hint
+    params = run.params
+    with run:
+        config = run.load_config()
+        provider = run.provider()
+        from mlops_vm.environment.inventory import host_entry
+        from mlops_vm.environment.specs import fleet_spec, load_balancer_spec
 
-    inventory_dir = Path(module.params["inventory_dir"])
-    try:
-        config = validate_config(module.params["config"], source=inventory_dir / "group_vars")
-        provider = get_provider(provider_settings(config))
-        if module.params["state"] == "absent":
-            changes = provider.destroy(config.env, dry_run=module.check_mode)
-            module.exit_json(changed=bool(changes), changes=[str(c) for c in changes])
-        user_data = module.params["user_data"]
+        if params["state"] == "absent":
+            changes = provider.destroy(config.env, dry_run=run.check_mode)
+            run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
+        user_data = params["user_data"]
         if user_data is None and config.fleet.mode == "scaling_group":
             from mlops_vm.environment.boot_config import environment_user_data
 
             user_data = environment_user_data(
                 config,
-                inventory_dir,
-                registry_username=module.params["registry_username"],
-                registry_password=module.params["registry_password"],
-                api_keys=module.params["api_keys"],
+                run.inventory_dir,
+                registry_username=params["registry_username"],
+                registry_password=params["registry_password"],
+                api_keys=params["api_keys"],
             )
-        spec = fleet_spec(config, inventory_dir, user_data)
-        lb_spec = load_balancer_spec(config, inventory_dir)
+        spec = fleet_spec(config, run.inventory_dir, user_data)
+        lb_spec = load_balancer_spec(config, run.inventory_dir)
         provider.validate(spec, lb_spec)
         # A size some instance cannot take stops the run before anything is created;
         # playbooks/resize.yml plans and makes the resizes, host by host, after this.
         provider.plan_resizes(spec)
         # A smaller fleet.count: the instances that go leave the load balancer first.
-        result = provider.converge_fleet(spec, lb_spec, dry_run=module.check_mode)
-    except ConfigError as error:
-        module.fail_json(msg=f"invalid configuration: {error}")
-    except ProvisionError as error:
-        # A GPU quota or stock-out: what to do about GPUs first.
-        with_gpu_hint(
-            error, config.provider.name, config.fleet.machine_type, config.fleet.accelerator
-        )
-        # What was made before the failure is real: the run's summary reports it.
-        module.fail_json(
-            msg=str(error),
-            error=error.as_dict(),
-            changed=bool(error.changes_so_far),
-            changes=[str(c) for c in error.changes_so_far],
-        )
-    module.exit_json(
+        result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
+    run.module.exit_json(
         changed=result.changed,
-        changes=[str(c) for c in result.changes],
+        changes=common.strings(result.changes),
         instances=[asdict(i) for i in result.instances],
-        hosts=[host_entry(i, config, inventory_dir) for i in result.instances],
+        hosts=[host_entry(i, config, run.inventory_dir) for i in result.instances],
         network=result.network,
     )
 

@@ -10,24 +10,16 @@ description:
   - With I(wait_healthy_timeout_s) > 0, waits until every instance is a healthy target.
   - In check mode it returns the planned changes and changes nothing.
 options:
-  config:
-    description: The environment's C(mlops_vm) variable, secrets removed.
-    type: dict
-    required: true
-  inventory_dir:
-    description: The environment's inventory directory.
-    type: path
-    required: true
   fleet:
-    description: The result of M(mlops_vm_fleet) (instances and network).
+    description: The result of M(mlops_vm.deploy.mlops_vm_fleet) (instances and network).
     type: dict
     required: true
   wait_healthy_timeout_s:
     description: How long to wait for healthy targets; 0 does not wait.
     type: int
     default: 0
-notes:
-  - Supports check mode.
+extends_documentation_fragment:
+  - mlops_vm.deploy.environment
 """
 
 RETURN = r"""
@@ -62,61 +54,48 @@ trusted_proxies:
 """
 
 from dataclasses import asdict
-from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+try:  # from the checkout: ansible.cfg's module_utils path
+    from ansible.module_utils import mlops_vm_common as common
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "config": {"type": "dict", "required": True},
-            "inventory_dir": {"type": "path", "required": True},
+    run = common.EnvironmentRun(
+        {
             "fleet": {"type": "dict", "required": True},
             "wait_healthy_timeout_s": {"type": "int", "default": 0},
-        },
-        supports_check_mode=True,
+        }
     )
-    from mlops_vm.environment.config import ConfigError, validate_config
-    from mlops_vm.environment.edge import trusted_proxies
-    from mlops_vm.environment.inventory import host_entry
-    from mlops_vm.environment.specs import load_balancer_spec, provider_settings
-    from mlops_vm.provision import FleetResult, Instance, ProvisionError, get_provider
+    fleet_data = run.params["fleet"]
+    with run:
+        config = run.load_config()
+        provider = run.provider()
+        from mlops_vm.environment.edge import trusted_proxies
+        from mlops_vm.environment.inventory import host_entry
+        from mlops_vm.environment.specs import load_balancer_spec
+        from mlops_vm.provision import FleetResult, Instance
 
-    inventory_dir = Path(module.params["inventory_dir"])
-    fleet_data = module.params["fleet"]
-    made: list = []  # the load balancer's changes, reported even if the health wait fails
-    try:
-        config = validate_config(module.params["config"], source=inventory_dir / "group_vars")
-        provider = get_provider(provider_settings(config))
-        spec = load_balancer_spec(config, inventory_dir)
+        spec = load_balancer_spec(config, run.inventory_dir)
         fleet = FleetResult(
             instances=[Instance(**i) for i in fleet_data.get("instances", [])],
             network=fleet_data.get("network", {}),
         )
-        result = provider.ensure_load_balancer(spec, fleet, dry_run=module.check_mode)
-        made = list(result.changes)
+        result = provider.ensure_load_balancer(spec, fleet, dry_run=run.check_mode)
+        # The load balancer's changes, reported even if the health wait fails.
+        run.made = list(result.changes)
         targets = []
-        timeout_s = module.params["wait_healthy_timeout_s"]
-        if timeout_s > 0 and not module.check_mode:
+        timeout_s = run.params["wait_healthy_timeout_s"]
+        if timeout_s > 0 and not run.check_mode:
             targets = provider.wait_healthy(
                 spec, expected=len(fleet.instances), timeout_s=timeout_s, poll_s=2
             )
-    except ConfigError as error:
-        module.fail_json(msg=f"invalid configuration: {error}")
-    except ProvisionError as error:
-        changes = [*made, *error.changes_so_far]
-        module.fail_json(
-            msg=str(error),
-            error=error.as_dict(),
-            changed=bool(changes),
-            changes=[str(c) for c in changes],
-        )
-    module.exit_json(
+    run.module.exit_json(
         changed=result.changed,
         endpoint=result.endpoint,
-        changes=[str(c) for c in result.changes],
-        hosts=[host_entry(h, config, inventory_dir) for h in result.resources.get("hosts", [])],
+        changes=common.strings(result.changes),
+        hosts=[host_entry(h, config, run.inventory_dir) for h in result.resources.get("hosts", [])],
         targets=[asdict(t) for t in targets],
         trusted_proxies=trusted_proxies(
             config.provider.name,

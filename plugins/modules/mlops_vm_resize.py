@@ -12,23 +12,16 @@ description:
   - With I(instance_id), resizes that instance (AWS stop, modify, start; GCP stop,
     setMachineType, start; Azure resize; local the VM container's CPU and memory limits)
     and returns once it runs again. Take it out of the load balancer first
-    (M(mlops_vm_target)). No change when it already has the size.
-  - Scaling groups roll through their template (M(mlops_vm_fleet)): nothing to do here.
+    (M(mlops_vm.deploy.mlops_vm_target)). No change when it already has the size.
+  - Scaling groups roll through their template (M(mlops_vm.deploy.mlops_vm_fleet)), so there is
+    nothing to do here.
   - In check mode it says what it would do and changes nothing.
 options:
-  config:
-    description: The environment's C(mlops_vm) variable, secrets removed.
-    type: dict
-    required: true
-  inventory_dir:
-    description: The environment's inventory directory.
-    type: path
-    required: true
   instance_id:
     description: The provider's id of the instance to resize; omitted, the plan.
     type: str
-notes:
-  - Supports check mode.
+extends_documentation_fragment:
+  - mlops_vm.deploy.environment
 """
 
 RETURN = r"""
@@ -48,55 +41,38 @@ instance:
 """
 
 from dataclasses import asdict
-from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+try:  # from the checkout: ansible.cfg's module_utils path
+    from ansible.module_utils import mlops_vm_common as common
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "config": {"type": "dict", "required": True},
-            "inventory_dir": {"type": "path", "required": True},
-            "instance_id": {"type": "str"},
-        },
-        supports_check_mode=True,
+    run = common.EnvironmentRun(
+        {"instance_id": {"type": "str"}}, report_changes=False, gpu_hint=True
     )
-    from mlops_vm.environment.config import ConfigError, validate_config
-    from mlops_vm.environment.specs import fleet_spec, provider_settings
-    from mlops_vm.provision import ProvisionError, get_provider
-    from mlops_vm.provision.gpu_hints import with_gpu_hint
+    instance_id = run.params["instance_id"]
+    with run:
+        config = run.load_config()
+        provider = run.provider()
+        from mlops_vm.environment.specs import fleet_spec
 
-    inventory_dir = Path(module.params["inventory_dir"])
-    instance_id = module.params["instance_id"]
-    try:
-        config = validate_config(module.params["config"], source=inventory_dir / "group_vars")
-        provider = get_provider(provider_settings(config))
-        spec = fleet_spec(config, inventory_dir)
+        spec = fleet_spec(config, run.inventory_dir)
         if instance_id is None:
             plan = provider.plan_resizes(spec)
-            module.exit_json(
+            run.module.exit_json(
                 changed=False,
-                resizes={key: [str(c) for c in changes] for key, changes in plan.items()},
+                resizes={key: common.strings(changes) for key, changes in plan.items()},
                 changes=[str(c) for changes in plan.values() for c in changes],
             )
-        found = [i for i in provider.list_instances(config.env, spec.role) if i.id == instance_id]
-        if not found:
-            module.fail_json(msg=f"no instance {instance_id} in environment {config.env}")
-        changes = provider.resize_instance(spec, found[0], dry_run=module.check_mode)
+        instance = run.instance(provider.list_instances(config.env, spec.role), instance_id)
+        changes = provider.resize_instance(spec, instance, dry_run=run.check_mode)
         after = [i for i in provider.list_instances(config.env, spec.role) if i.id == instance_id]
-    except ConfigError as error:
-        module.fail_json(msg=f"invalid configuration: {error}")
-    except ProvisionError as error:
-        # A GPU quota or stock-out: what to do about GPUs first.
-        with_gpu_hint(
-            error, config.provider.name, config.fleet.machine_type, config.fleet.accelerator
-        )
-        module.fail_json(msg=str(error), error=error.as_dict())
-    module.exit_json(
+    run.module.exit_json(
         changed=bool(changes),
-        changes=[str(c) for c in changes],
-        instance=asdict((after or found)[0]),
+        changes=common.strings(changes),
+        instance=asdict((after or [instance])[0]),
     )
 
 

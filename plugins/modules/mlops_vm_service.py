@@ -11,16 +11,7 @@ description:
   - Which release runs follows the rules of the VM side (mlops_vm/release/choose.py), read
     from the platform's revisions.
   - Idempotent by tags; in check mode it returns the planned changes and changes nothing.
-  - Runs on the controller, with the Python that has mlops_vm installed.
 options:
-  config:
-    description: The environment's C(mlops_vm) variable, secrets removed.
-    type: dict
-    required: true
-  inventory_dir:
-    description: The environment's inventory directory (relative paths start there).
-    type: path
-    required: true
   state:
     description:
       - C(present) converges the service (a changed image is released health-gated);
@@ -41,8 +32,8 @@ options:
     description: The source registry's password (never logged).
     type: str
     default: ""
-notes:
-  - Supports check mode.
+extends_documentation_fragment:
+  - mlops_vm.deploy.environment
 """
 
 RETURN = r"""
@@ -68,18 +59,18 @@ release:
 """
 
 from dataclasses import asdict, replace
-from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+try:  # from the checkout: ansible.cfg's module_utils path
+    from ansible.module_utils import mlops_vm_common as common
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
 
 MODES = {"present": "provision", "released": "deploy", "rolled_back": "rollback"}
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "config": {"type": "dict", "required": True},
-            "inventory_dir": {"type": "path", "required": True},
+    run = common.EnvironmentRun(
+        {
             "state": {
                 "type": "str",
                 "choices": ["present", "released", "rolled_back", "absent"],
@@ -88,31 +79,24 @@ def main() -> None:
             "image": {"type": "str", "default": ""},
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
-        },
-        supports_check_mode=True,
+        }
     )
-    from mlops_vm.environment.config import ConfigError, validate_config
-    from mlops_vm.environment.service_spec import service_spec
-    from mlops_vm.environment.specs import provider_settings
-    from mlops_vm.provision import ProvisionError
-    from mlops_vm.release.choose import ReleaseError
-    from mlops_vm.services import get_service_target
-    from mlops_vm.services.releases import choose_service_release
-
-    params = module.params
-    inventory_dir = Path(params["inventory_dir"])
+    params = run.params
     state = params["state"]
-    dry_run = module.check_mode
-    try:
-        config = validate_config(params["config"], source=inventory_dir / "group_vars")
-        target = get_service_target(config.target, provider_settings(config))
+    dry_run = run.check_mode
+    with run:
+        config = run.load_config()
+        target = run.service_target()
+        from mlops_vm.environment.service_spec import service_spec
+        from mlops_vm.services.releases import choose_service_release
+
         if state == "absent":
             changes = target.destroy(config.env, dry_run=dry_run)
-            module.exit_json(changed=bool(changes), changes=[str(c) for c in changes])
+            run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
         choice = choose_service_release(
             MODES[state], config.model.model_dump(), target.status(config.env), params["image"]
         )
-        spec = service_spec(config, inventory_dir, choice)
+        spec = service_spec(config, run.inventory_dir, choice)
         # The source registry's credentials arrive apart from the settings (no_log).
         spec = replace(
             spec,
@@ -129,22 +113,10 @@ def main() -> None:
             result = target.release(spec, dry_run=dry_run)
         else:
             result = target.rollback(config.env, dry_run=dry_run)
-    except ConfigError as error:
-        module.fail_json(msg=f"invalid configuration: {error}")
-    except ReleaseError as error:
-        module.fail_json(msg=str(error))
-    except ProvisionError as error:
-        # What was made before the failure is real: the run's summary reports it.
-        module.fail_json(
-            msg=str(error),
-            error=error.as_dict(),
-            changed=bool(error.changes_so_far),
-            changes=[str(c) for c in error.changes_so_far],
-        )
     record = result.record
-    module.exit_json(
+    run.module.exit_json(
         changed=result.changed,
-        changes=[str(c) for c in result.changes],
+        changes=common.strings(result.changes),
         service=asdict(record) if record else {},
         endpoint=record.url if record else None,
         release={

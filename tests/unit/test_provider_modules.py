@@ -3,6 +3,7 @@ the run, in fail_json's `changes`, where the runner's event handler collects the
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,13 +26,20 @@ VPC = Change("create", "vpc", "mlops-vm-dev", "10.42.0.0/16")
 ALB = Change("create", "load_balancer", "dev-alb")
 
 
-def load_module(name: str) -> ModuleType:
-    path = paths.PROJECT_DIR / "plugins" / "modules" / f"{name}.py"
+def load_file(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_module(name: str) -> ModuleType:
+    """A module of plugins/modules, with its module_utils where Ansible's payload puts them."""
+    plugins = paths.PROJECT_DIR / "plugins"
+    common = "ansible.module_utils.mlops_vm_common"
+    sys.modules[common] = load_file(common, plugins / "module_utils" / "mlops_vm_common.py")
+    return load_file(name, plugins / "modules" / f"{name}.py")
 
 
 class FailingProvider:

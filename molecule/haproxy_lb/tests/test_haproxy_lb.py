@@ -12,6 +12,7 @@ import time
 import pytest
 from conftest import CA_ON_VM
 from mlops_molecule import apply_role, assert_refused, wait_until
+from tls_policy import *  # noqa: F403  (the shared TLS-policy tests)
 
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
 ADMIN = "socat stdio /run/haproxy/admin.sock"
@@ -130,42 +131,6 @@ def test_forwarding_headers_reach_the_backend_and_no_security_headers_are_added(
     assert answer["forwarded_for"] == "127.0.0.1"
     # Headers are the model hosts' Nginx's job, added once (not at this tier).
     assert "strict-transport-security" not in head.lower()
-
-
-@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
-def test_old_tls_versions_are_refused_by_the_server(host, version):
-    result = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 {version} -cipher 'DEFAULT@SECLEVEL=0' </dev/null"
-    )
-    output = result.stdout + result.stderr
-    assert result.rc != 0
-    assert "alert protocol version" in output, output
-    assert "no protocols available" not in output, output
-
-
-@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_modern_tls_versions_are_accepted(host, version):
-    result = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 {version} -CAfile {CA_ON_VM} </dev/null"
-    )
-    assert result.rc == 0, result.stdout + result.stderr
-    assert "Verify return code: 0 (ok)" in result.stdout
-
-
-def test_weak_tls12_cipher_is_refused(host):
-    result = host.run(
-        "openssl s_client -connect 127.0.0.1:443 -tls1_2 "
-        "-cipher 'AES128-SHA:@SECLEVEL=0' </dev/null"
-    )
-    assert result.rc != 0
-    assert "handshake failure" in result.stdout + result.stderr
-
-
-def test_http_redirects_to_https(host):
-    result = host.run(
-        "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' 'http://vm1:80/predict?x=1'"
-    )
-    assert result.stdout == "301 https://vm1/predict?x=1"
 
 
 def test_backend_failing_its_health_check_is_down_within_3s_and_gets_no_request(host, backend_mode):

@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import CA_ON_VM
 from mlops_molecule import apply_role, assert_refused
+from tls_policy import *  # noqa: F403  (the shared TLS-policy tests)
 
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
 PREDICT_BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
@@ -63,44 +64,6 @@ def test_https_prediction_with_certificate_verified_by_the_generated_ca(host, qu
 def test_certificate_is_not_trusted_without_the_generated_ca(host):
     result = host.run("curl -s -m 10 https://vm1/healthz")
     assert result.rc == 60  # peer certificate cannot be authenticated
-
-
-@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
-def test_old_tls_versions_are_refused_by_the_server(host, version):
-    # SECLEVEL=0 lets this client offer TLS 1.0/1.1; the refusal must come
-    # from the server (alert 70, protocol_version).
-    result = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 {version} -cipher 'DEFAULT@SECLEVEL=0' </dev/null"
-    )
-    output = result.stdout + result.stderr
-    assert result.rc != 0
-    assert "alert protocol version" in output, output
-    assert "no protocols available" not in output, output
-
-
-@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_modern_tls_versions_are_accepted(host, version):
-    result = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 {version} -CAfile {CA_ON_VM} </dev/null"
-    )
-    assert result.rc == 0, result.stdout + result.stderr
-    assert "Verify return code: 0 (ok)" in result.stdout
-
-
-def test_weak_tls12_cipher_is_refused(host):
-    result = host.run(
-        "openssl s_client -connect 127.0.0.1:443 -tls1_2 "
-        "-cipher 'AES128-SHA:@SECLEVEL=0' </dev/null"
-    )
-    assert result.rc != 0
-    assert "handshake failure" in result.stdout + result.stderr
-
-
-def test_http_redirects_to_https(host):
-    result = host.run(
-        "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' 'http://vm1/predict?x=1'"
-    )
-    assert result.stdout == "301 https://vm1/predict?x=1"
 
 
 def test_hsts_and_security_headers(host, quiet_period):
