@@ -90,8 +90,14 @@ def test_limits_are_refused_before_anything_exists(target, boto: Callable):
         (replace(spec, memory_mb=1024, cpu=2.0), "service.memory_mb to 3538"),
         (replace(spec, gpu=1), "no GPUs"),
         (replace(spec, concurrency=8), "one request at a time"),
-        (replace(spec, options={**spec.options, "timeout_s": 901}), "900 s"),
-        (replace(spec, options={**spec.options, "ephemeral_storage_mb": 256}), "512..10240"),
+        (
+            replace(spec, options={**spec.options, "timeout_s": 901}),
+            "service.lambda.timeout_s: Input should be less than or equal to 900",
+        ),
+        (
+            replace(spec, options={**spec.options, "ephemeral_storage_mb": 256}),
+            "service.lambda.ephemeral_storage_mb: Input should be greater than or equal to 512",
+        ),
         (
             replace(
                 spec,
