@@ -154,6 +154,9 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     assert boto("ecr").describe_repositories()["repositories"] == []
 
     made = target.ensure_service(spec)
+    assert [(c.action, c.kind, c.name) for c in planned.changes] == [
+        (c.action, c.kind, c.name) for c in made.changes
+    ]
     record = made.record
     assert record.url and record.url.startswith("https://")
     assert record.active.image == f"{SOURCE}:1.0" and record.active.source == "provision"
@@ -245,7 +248,10 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     assert target.logs(env, tail=10) == ["0123abcd | Application startup complete."]
 
     # destroy: nothing tagged remains; twice is a no-op.
-    deleted = {change.kind for change in target.destroy(env)}
+    planned_deletes = [str(c) for c in target.destroy(env, dry_run=True)]
+    deletes = target.destroy(env)
+    assert planned_deletes == [str(c) for c in deletes]
+    deleted = {change.kind for change in deletes}
     assert deleted == {"lambda_function", "log_group", "iam_role", "ecr_repository"}
     assert lam.list_functions()["Functions"] == []
     assert all(r["RoleName"] != "mlops-vm-lam-lambda" for r in iam.list_roles()["Roles"])
