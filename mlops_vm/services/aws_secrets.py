@@ -4,6 +4,7 @@ ARN that exists, checked with the operator's credentials before anything is crea
 target (ECS, Lambda): a reference one refuses, the other refuses the same way."""
 
 import re
+from typing import Any
 
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -69,3 +70,18 @@ def check_secrets_exist(ctx: AwsContext, secrets: dict[str, str]) -> None:
                 f"{reference} does not exist",
                 "create it first (Secrets Manager or SSM Parameter Store), or fix the ARN",
             )
+
+
+def read_statements(
+    secrets: dict[str, str], secret_action: str | list[str], parameter_action: str | list[str]
+) -> list[dict[str, Any]]:
+    """IAM statements that let a role read exactly the secrets and parameters SECRETS
+    references (the actions as each target's role has always named them)."""
+    references = sorted(set(secrets.values()))
+    managed = [ref for ref in references if ":secretsmanager:" in ref]
+    parameters = [ref for ref in references if ":ssm:" in ref]
+    return [
+        {"Effect": "Allow", "Action": action, "Resource": resources}
+        for action, resources in ((secret_action, managed), (parameter_action, parameters))
+        if resources
+    ]

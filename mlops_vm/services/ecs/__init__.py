@@ -9,19 +9,11 @@ and load balancer (mlops_vm/provision/aws), reused as they are.
 """
 
 from mlops_vm.config import EcsServiceConfig
-from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import validate as aws_validate
-from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import reporting_changes
-from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services import aws_secrets
-from mlops_vm.services.base import (
-    PushResult,
-    ServiceRecord,
-    ServiceResult,
-    ServiceSpec,
-    ServiceTarget,
-)
+from mlops_vm.services.aws_target import AwsTarget
+from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.ecs import (
     destroy,
     iam,
@@ -34,24 +26,14 @@ from mlops_vm.services.ecs import (
     task_definition,
     validate,
 )
-from mlops_vm.services.platform_options import parse_options
 
 
-def ecs_options(spec: ServiceSpec) -> EcsServiceConfig:
-    """service.ecs, as mlops_vm.config validates it."""
-    return parse_options(EcsServiceConfig, spec.options, "service.ecs")
-
-
-class EcsTarget(ServiceTarget):
+class EcsTarget(AwsTarget[EcsServiceConfig]):
     name = "ecs"
-    cloud = "aws"
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self.ctx = AwsContext(settings)
+    options_model = EcsServiceConfig
 
     def validate(self, spec: ServiceSpec) -> None:
-        options = ecs_options(spec)
+        options = self._options(spec)
         validate.check_spec(spec)
         fleet, lb = network.fleet_spec(spec, options), network.lb_spec(spec, options)
         aws_validate.check_network(fleet)
@@ -62,27 +44,12 @@ class EcsTarget(ServiceTarget):
         aws_validate.check_load_balancer(self.ctx, fleet, lb)
         aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
 
-    def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            image = self._push(log, spec, ecs_options(spec))
-        return PushResult(image=image, changes=log.changes)
-
     def _push(self, log: ChangeLog, spec: ServiceSpec, options: EcsServiceConfig) -> str:
         repository = registry.ensure_repository(self.ctx, log, spec, options)
         return registry.push_image(self.ctx, log, spec, options, repository)
 
-    def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            self._converge(log, spec)
-        # A dry run that plans changes has no record yet of the service it would make.
-        record = None if dry_run and log.changes else self.status(spec.env)
-        return ServiceResult(record=record, changes=log.changes)
-
     def _converge(self, log: ChangeLog, spec: ServiceSpec) -> None:
-        """ensure_service's steps, each recording what it makes into LOG."""
-        ctx, options = self.ctx, ecs_options(spec)
+        ctx, options = self.ctx, self._options(spec)
         net, lb = network.ensure_network_and_lb(ctx, log, spec, options)
         image = self._push(log, spec, options)
         logs.ensure_log_group(ctx, log, spec, options)
@@ -104,11 +71,6 @@ class EcsTarget(ServiceTarget):
             ctx, log, spec, options, lb.resources.get("load_balancer_arn"), target_group
         )
 
-    def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        """A release converges like `provision`: only the task definition (a new revision)
-        and the service's deployment change when the release is the only difference."""
-        return self.ensure_service(spec, dry_run=dry_run)
-
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         record = self.record_to_roll_back(env, "no service", "no previous revision")
         found = service.find_service(self.ctx, env)
@@ -124,8 +86,5 @@ class EcsTarget(ServiceTarget):
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         return logs.tail(self.ctx, env, tail)
 
-    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            destroy.destroy(self.ctx, log, env)
-        return log.changes
+    def _destroy(self, log: ChangeLog, env: str) -> None:
+        destroy.destroy(self.ctx, log, env)

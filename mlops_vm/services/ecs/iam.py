@@ -8,7 +8,7 @@ from typing import Any
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.services import aws_iam
+from mlops_vm.services import aws_iam, aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 
@@ -47,16 +47,9 @@ def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:
             "Resource": [log_group],
         },
     ]
-    secrets = sorted(ref for ref in spec.secrets.values() if ":secretsmanager:" in ref)
-    parameters = sorted(ref for ref in spec.secrets.values() if ":ssm:" in ref)
-    if secrets:
-        statements.append(
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secrets}
-        )
-    if parameters:
-        statements.append(
-            {"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": parameters}
-        )
+    statements += aws_secrets.read_statements(
+        spec.secrets, ["secretsmanager:GetSecretValue"], ["ssm:GetParameters"]
+    )
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -14,54 +14,30 @@ readiness path (optionally a canary share first); `rollback` moves the alias bac
 from dataclasses import replace
 
 from mlops_vm.config import LambdaServiceConfig
-from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import validate as aws_validate
-from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import reporting_changes
-from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services import aws_secrets, ecr
-from mlops_vm.services.base import (
-    PushResult,
-    ServiceRecord,
-    ServiceResult,
-    ServiceSpec,
-    ServiceTarget,
-)
+from mlops_vm.services.aws_target import AwsTarget
+from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.lambda_ import endpoint, function, iam, image, limits, logs, names
 from mlops_vm.services.lambda_ import release as releases
 from mlops_vm.services.lambda_ import status as statuses
-from mlops_vm.services.platform_options import parse_options
 
 # Tag on the function naming the Runtime Interface Emulator that answers for it when the
 # control plane is emulated (service.lambda.invoke_endpoint_url): `rollback` gets only ENV.
 TAG_INVOKE_ENDPOINT = "mlops-vm/invoke-endpoint"
 
 
-def lambda_options(spec: ServiceSpec) -> LambdaServiceConfig:
-    """service.lambda, as mlops_vm.config validates it."""
-    return parse_options(LambdaServiceConfig, spec.options, "service.lambda")
-
-
-class LambdaTarget(ServiceTarget):
+class LambdaTarget(AwsTarget[LambdaServiceConfig]):
     name = "lambda"
-    cloud = "aws"
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self.ctx = AwsContext(settings)
+    options_model = LambdaServiceConfig
 
     def validate(self, spec: ServiceSpec) -> None:
-        lambda_options(spec)
+        self._options(spec)
         limits.check_spec(spec)
         aws_validate.check_region(self.ctx)
         aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
         image.check_source_size(spec.image, spec.registry)
-
-    def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            uri = self._push(log, spec, lambda_options(spec))
-        return PushResult(image=uri, changes=log.changes)
 
     def _push(self, log: ChangeLog, spec: ServiceSpec, options: LambdaServiceConfig) -> str:
         """The derived image in the environment's repository (made unless it is there)."""
@@ -90,17 +66,8 @@ class LambdaTarget(ServiceTarget):
             )
         return f"{ecr.repository_uri(repository)}:{tag}"
 
-    def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            self._converge(log, spec)
-        # A dry run that plans changes has no record yet of the service it would make.
-        record = None if dry_run and log.changes else self.status(spec.env)
-        return ServiceResult(record=record, changes=log.changes)
-
     def _converge(self, log: ChangeLog, spec: ServiceSpec) -> None:
-        """ensure_service's steps, each recording what it makes into LOG."""
-        ctx, options = self.ctx, lambda_options(spec)
+        ctx, options = self.ctx, self._options(spec)
         spec = self._with_emulator_tag(spec, options)
         image_uri = self._push(log, spec, options)
         logs.ensure_log_group(ctx, log, spec.env, spec.name, options.log_retention_days)
@@ -162,10 +129,6 @@ class LambdaTarget(ServiceTarget):
             source=spec.source,
         )
 
-    def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        """A release is the service converged to SPEC: a new version behind the alias."""
-        return self.ensure_service(spec, dry_run=dry_run)
-
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         record = self.record_to_roll_back(env, "no function", "no previous version")
         found = function.find_function(self.ctx, record.name)
@@ -194,26 +157,24 @@ class LambdaTarget(ServiceTarget):
         name = statuses.find_function_name(self.ctx, env)
         return logs.tail(self.ctx, name, tail) if name else []
 
-    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+    def _destroy(self, log: ChangeLog, env: str) -> None:
         """The function (its versions, alias, URL and concurrency go with it), its log group,
         role and ECR repository: each only when tagged with ENV."""
-        ctx, log = self.ctx, ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
-            name = statuses.find_function_name(ctx, env)
-            if name is not None:
-                log.delete(
-                    "lambda_function",
-                    name,
-                    lambda: ctx.call(
-                        "lambda",
-                        "delete_function",
-                        "delete the function",
-                        missing_ok=True,
-                        FunctionName=name,
-                    ),
-                    "versions, alias, URL",
-                )
-                logs.delete_log_group(ctx, log, env, name)
-            iam.delete_role(ctx, log, env)
-            ecr.delete_repository(ctx, log, names.repository_name(env), env)
-        return log.changes
+        ctx = self.ctx
+        name = statuses.find_function_name(ctx, env)
+        if name is not None:
+            log.delete(
+                "lambda_function",
+                name,
+                lambda: ctx.call(
+                    "lambda",
+                    "delete_function",
+                    "delete the function",
+                    missing_ok=True,
+                    FunctionName=name,
+                ),
+                "versions, alias, URL",
+            )
+            logs.delete_log_group(ctx, log, env, name)
+        iam.delete_role(ctx, log, env)
+        ecr.delete_repository(ctx, log, names.repository_name(env), env)

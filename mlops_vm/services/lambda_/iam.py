@@ -3,7 +3,7 @@ the secrets the environment references (the adapter reads them at init)."""
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.services import aws_iam
+from mlops_vm.services import aws_iam, aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 
@@ -37,18 +37,11 @@ def logs_policy(spec: ServiceSpec, region: str) -> dict:
 
 
 def secrets_policy(spec: ServiceSpec) -> dict | None:
-    references = sorted(set(spec.secrets.values()))
-    if not references:
+    if not spec.secrets:
         return None
-    statements = []
-    managed = [ref for ref in references if ":secretsmanager:" in ref]
-    parameters = [ref for ref in references if ":ssm:" in ref]
-    if managed:
-        statements.append(
-            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": managed}
-        )
-    if parameters:
-        statements.append({"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": parameters})
+    statements = aws_secrets.read_statements(
+        spec.secrets, "secretsmanager:GetSecretValue", "ssm:GetParameter"
+    )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
