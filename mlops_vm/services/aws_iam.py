@@ -12,6 +12,16 @@ from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 
 
+def trust_policy(principal: str) -> dict[str, Any]:
+    """A role the AWS service PRINCIPAL (ecs-tasks.amazonaws.com, ...) may assume."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
 def placeholder_arn(name: str) -> str:
     """A role's ARN in a dry run, before the role exists."""
     return f"arn:aws:iam::<account>:role/{name}"

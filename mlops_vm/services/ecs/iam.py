@@ -13,16 +13,7 @@ from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 
 EXECUTION_POLICY = "task-execution"  # the inline policy's name
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_POLICY = aws_iam.trust_policy("ecs-tasks.amazonaws.com")
 
 
 def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:

@@ -7,16 +7,7 @@ from mlops_vm.services import aws_iam, aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_POLICY = aws_iam.trust_policy("lambda.amazonaws.com")
 LOGS_POLICY = "mlops-vm-logs"
 SECRETS_POLICY = "mlops-vm-secrets"
 
