@@ -21,6 +21,7 @@ TRANSIENT_SIGNS = (
     "connection reset",
     "connection refused",  # a registry restarting
     "timeout",
+    "timed out",  # the engine's push stream unread past its client timeout (a busy host)
     "503 service unavailable",
     "502 bad gateway",
 )
