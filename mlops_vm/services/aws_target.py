@@ -12,7 +12,7 @@ from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.base import PushResult, ServiceResult, ServiceSpec, ServiceTarget
-from mlops_vm.services.platform_options import parse_options
+from mlops_vm.services.settings import parse_options
 
 Options = TypeVar("Options", bound=BaseModel)
 
@@ -27,7 +27,7 @@ class AwsTarget(ServiceTarget, Generic[Options]):
 
     def _options(self, spec: ServiceSpec) -> Options:
         """The target's own section (service.<name>) as config.py's model validates it."""
-        return parse_options(self.options_model, spec.options, f"service.{self.name}")
+        return parse_options(self.options_model, spec.options, f"service.{self.name}", "aws")
 
     @abstractmethod
     def _push(self, log: ChangeLog, spec: ServiceSpec, options: Options) -> str:

@@ -8,7 +8,6 @@ Application Auto Scaling (CPU and ALB requests per task), and the AWS provider's
 and load balancer (mlops_vm/provision/aws), reused as they are.
 """
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.services import aws_secrets
@@ -26,6 +25,7 @@ from mlops_vm.services.ecs import (
     task_definition,
     validate,
 )
+from mlops_vm.services.settings import EcsServiceConfig
 
 
 class EcsTarget(AwsTarget[EcsServiceConfig]):

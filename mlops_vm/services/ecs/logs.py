@@ -1,13 +1,13 @@
 """The CloudWatch log group the containers write to (mlops_vm/services/aws_logs.py, named
 for the environment), and reading it back (`logs`)."""
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.services import aws_logs
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
+from mlops_vm.services.settings import EcsServiceConfig
 
 STREAM_PREFIX = "model"  # awslogs-stream-prefix: streams are model/<container>/<task id>
 

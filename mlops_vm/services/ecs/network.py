@@ -3,7 +3,6 @@ two zones, security groups, ALB, HTTPS listener, HTTP redirect), given specs in 
 "instances" are the service's tasks: an IP target group that ECS registers them into, and
 a task security group that admits the container port from the ALB only."""
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import load_balancer, network
 from mlops_vm.provision.aws.client import AwsContext
@@ -17,6 +16,7 @@ from mlops_vm.provision.model import (
     NetworkSpec,
 )
 from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.settings import EcsServiceConfig
 
 FARGATE = "fargate"  # no instance type: the tasks' size is in the task definition
 

@@ -3,13 +3,13 @@ environment) and the model image copied into it from its source registry."""
 
 from typing import Any
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.services import ecr, images
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
+from mlops_vm.services.settings import EcsServiceConfig
 
 
 def find_repository(ctx: AwsContext, env: str) -> dict[str, Any] | None:

@@ -3,12 +3,12 @@ tracking on average CPU and on ALB requests per task."""
 
 from typing import Any
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.scaling_group import request_count_label
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
+from mlops_vm.services.settings import EcsServiceConfig
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"

@@ -8,7 +8,6 @@ ran, so traffic never leaves it."""
 import time
 from typing import Any
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.aws.client import AwsContext
@@ -17,6 +16,7 @@ from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.ecs.task_definition import differences
+from mlops_vm.services.settings import EcsServiceConfig
 
 DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": True, "rollback": True},

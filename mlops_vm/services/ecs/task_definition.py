@@ -4,7 +4,6 @@ the release it carries differs from the newest one; its tags record that release
 
 from typing import Any
 
-from mlops_vm.config import EcsServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
@@ -17,6 +16,7 @@ from mlops_vm.services.base import (
 )
 from mlops_vm.services.ecs import logs, names
 from mlops_vm.services.ecs.sizes import cpu_units
+from mlops_vm.services.settings import EcsServiceConfig
 
 
 def health_check_command(spec: ServiceSpec, options: EcsServiceConfig) -> list[str]:

@@ -13,7 +13,6 @@ readiness path (optionally a canary share first); `rollback` moves the alias bac
 
 from dataclasses import replace
 
-from mlops_vm.config import LambdaServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.services import aws_secrets, ecr
@@ -22,6 +21,7 @@ from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.lambda_ import endpoint, function, iam, image, limits, logs, names
 from mlops_vm.services.lambda_ import release as releases
 from mlops_vm.services.lambda_ import status as statuses
+from mlops_vm.services.settings import LambdaServiceConfig
 
 # Tag on the function naming the Runtime Interface Emulator that answers for it when the
 # control plane is emulated (service.lambda.invoke_endpoint_url): `rollback` gets only ENV.

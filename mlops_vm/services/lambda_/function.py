@@ -5,12 +5,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.config import LambdaServiceConfig
 from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import Revision, ServiceSpec
 from mlops_vm.services.lambda_ import names
+from mlops_vm.services.settings import LambdaServiceConfig
 
 DESCRIPTION_LIMIT = 256  # characters of a version's description
 # The configuration $LATEST is converged to, and (with CodeSha256) a release's identity.

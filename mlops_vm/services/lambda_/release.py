@@ -12,11 +12,11 @@ import json
 import time
 from typing import Any
 
-from mlops_vm.config import LambdaServiceConfig
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.lambda_ import names
+from mlops_vm.services.settings import LambdaServiceConfig
 
 
 def find_alias(ctx: AwsContext, function: str) -> dict[str, Any] | None:
