@@ -97,12 +97,6 @@ class ChangeLog:
             self.update(kind, name, fix.do, fix.detail)
         return current
 
-    def run(self, do: Callable[[], T], *, planned: Any = None) -> T | Any:
-        """Run DO unless dry run, recording nothing: a step that is no change itself but
-        needs what this run's changes made (a wait, a health gate, reading back what was
-        created). Returns DO's result, or PLANNED in a dry run."""
-        return planned if self.dry_run else do()
-
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
         dry run plans that another log's call will make."""
@@ -111,3 +105,9 @@ class ChangeLog:
     def extend(self, changes: Iterable[Change]) -> None:
         """Take in the changes of a step that kept its own list (or a sub-log)."""
         self.changes.extend(changes)
+
+    def run(self, do: Callable[[], T], *, planned: Any = None) -> T | Any:
+        """Run DO unless dry run, recording nothing: a step that is no change itself but
+        needs what this run's changes made (a wait, a health gate, reading back what was
+        created). Returns DO's result, or PLANNED in a dry run."""
+        return planned if self.dry_run else do()
