@@ -23,7 +23,7 @@ def refused(variable: str, message: str, hint: str) -> ProvisionError:
         f"{field(variable)}: {message}",
         hint=hint,
         provider="aws",
-        operation=f"check {field(variable)}",
+        operation="check service.secrets",
     )
 
 
