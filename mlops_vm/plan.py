@@ -150,3 +150,9 @@ class ChangeLog:
         change = planned if self.dry_run else do()
         self.changes.append(change)
         return change
+
+    def run(self, do: Callable[[], T], *, planned: Any = None) -> T | Any:
+        """Run DO unless dry run, recording nothing: a step that is no change itself but
+        needs what this run's changes made (a wait, a health gate, reading back what was
+        created). Returns DO's result, or PLANNED in a dry run."""
+        return planned if self.dry_run else do()

@@ -5,7 +5,7 @@ import base64
 import json
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
@@ -45,16 +45,15 @@ def find_repository(ctx: AwsContext, name: str) -> dict[str, Any] | None:
 
 
 def ensure_repository(
-    ctx: AwsContext, name: str, keep_images: int, tag_dict: dict[str, str], *, dry_run: bool
-) -> tuple[dict[str, Any] | None, list[Change]]:
-    """The repository NAME with its lifecycle policy; None on a dry run before it exists."""
-    repository = find_repository(ctx, name)
-    changes: list[Change] = []
-    if repository is None:
-        changes.append(Change("create", "ecr_repository", name, "scan on push"))
-        if dry_run:
-            return None, [*changes, Change("create", "ecr_lifecycle_policy", name)]
-        repository = ctx.call(
+    ctx: AwsContext, log: ChangeLog, name: str, keep_images: int, tag_dict: dict[str, str]
+) -> dict[str, Any]:
+    """The repository NAME with its lifecycle policy (a stand-in in a dry run before it
+    exists: repository_uri reads it)."""
+    repository = log.ensure(
+        "ecr_repository",
+        name,
+        current=find_repository(ctx, name),
+        create=lambda: ctx.call(
             "ecr",
             "create_repository",
             "create the ECR repository",
@@ -62,7 +61,10 @@ def ensure_repository(
             imageTagMutability="MUTABLE",
             imageScanningConfiguration={"scanOnPush": True},
             tags=tags.tag_list(tag_dict),
-        )["repository"]
+        )["repository"],
+        detail="scan on push",
+        planned={"repositoryUri": f"<account>.dkr.ecr.{ctx.region}.amazonaws.com/{name}"},
+    )
     wanted = lifecycle_policy(keep_images)
     current = ctx.call(
         "ecr",
@@ -72,23 +74,24 @@ def ensure_repository(
         repositoryName=name,
     ).get("lifecyclePolicyText")
     if current is None or json.loads(current) != json.loads(wanted):
-        action = "update" if current else "create"
-        changes.append(Change(action, "ecr_lifecycle_policy", name, f"keep {keep_images}"))
-        if not dry_run:
-            ctx.call(
+        log.apply(
+            "update" if current else "create",
+            "ecr_lifecycle_policy",
+            name,
+            lambda: ctx.call(
                 "ecr",
                 "put_lifecycle_policy",
                 "set the lifecycle policy",
                 repositoryName=name,
                 lifecyclePolicyText=wanted,
-            )
-    return repository, changes
+            ),
+            f"keep {keep_images}",
+        )
+    return repository
 
 
-def repository_uri(ctx: AwsContext, name: str, repository: dict[str, Any] | None) -> str:
-    if repository is not None:
-        return repository["repositoryUri"]
-    return f"<account>.dkr.ecr.{ctx.region}.amazonaws.com/{name}"  # a dry run, before it exists
+def repository_uri(repository: dict[str, Any]) -> str:
+    return repository["repositoryUri"]
 
 
 def ecr_login(ctx: AwsContext) -> tuple[str, RegistryAuth]:
@@ -110,11 +113,11 @@ def push_destination(
     return f"{host}/{name}", auth
 
 
-def delete_repository(ctx: AwsContext, name: str, env: str, *, dry_run: bool) -> list[Change]:
+def delete_repository(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> None:
     """The repository NAME and its images, when it is ENV's (tagged)."""
     repository = find_repository(ctx, name)
     if repository is None:
-        return []
+        return
     found = ctx.call(
         "ecr",
         "list_tags_for_resource",
@@ -122,14 +125,17 @@ def delete_repository(ctx: AwsContext, name: str, env: str, *, dry_run: bool) ->
         resourceArn=repository["repositoryArn"],
     ).get("tags", [])
     if tags.as_dict(found).get(TAG_ENV) != env:
-        return []
-    if not dry_run:
-        ctx.call(
+        return
+    log.delete(
+        "ecr_repository",
+        name,
+        lambda: ctx.call(
             "ecr",
             "delete_repository",
             "delete the ECR repository",
             missing_ok=True,
             repositoryName=name,
             force=True,
-        )
-    return [Change("delete", "ecr_repository", name, "and its images")]
+        ),
+        "and its images",
+    )

@@ -7,6 +7,7 @@ registry digest, without pulling). Credentials go to the engine per call
 (a private CA in /etc/docker/certs.d/<host>/ca.crt).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from mlops_vm.bootstrap.config import split_image_ref
@@ -20,8 +21,13 @@ TRANSIENT_SIGNS = (
     "connection reset",
     "connection refused",  # a registry restarting
     "timeout",
+    "timed out",  # the engine's push stream unread past its client timeout (a busy host)
     "503 service unavailable",
     "502 bad gateway",
+)
+SOURCE_HINT = (
+    "the source image must exist and this machine's Docker engine must reach and "
+    "trust its registry (model.registry: username, password)"
 )
 
 
@@ -59,28 +65,20 @@ def copy_failed(operation: str, error: Exception, hint: str) -> ProvisionError:
     )
 
 
-def copy_image(
+def source_digest(
+    client: Any,
     source: str,
     source_auth: RegistryAuth,
-    destination: str,
-    destination_auth: RegistryAuth,
-    *,
-    dry_run: bool,
-) -> bool:
-    """SOURCE copied to DESTINATION (both full references); False when it was there."""
-    import docker
+    read: Callable[[Any, str, RegistryAuth], str | None] = registry_digest,
+) -> str:
+    """SOURCE's manifest digest in its registry (READ: how to ask, e.g. with retries);
+    ProvisionError when it cannot be read or is not there."""
     import docker.errors
 
     try:
-        client = docker.from_env()
-        wanted = registry_digest(client, source, source_auth)
+        wanted = read(client, source, source_auth)
     except docker.errors.DockerException as error:
-        raise copy_failed(
-            f"read {source}",
-            error,
-            "the source image must exist and this machine's Docker engine must reach and "
-            "trust its registry (model.registry: username, password)",
-        ) from None
+        raise copy_failed(f"read {source}", error, SOURCE_HINT) from None
     if wanted is None:
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
@@ -88,13 +86,35 @@ def copy_image(
             hint="push it first, or fix model.image",
             operation="read the model image",
         )
+    return wanted
+
+
+def needs_copy(
+    source: str, source_auth: RegistryAuth, destination: str, destination_auth: RegistryAuth
+) -> bool:
+    """Whether DESTINATION lacks SOURCE's manifest (both full references; read only)."""
+    import docker
+    import docker.errors
+
     try:
-        if registry_digest(client, destination, destination_auth) == wanted:
-            return False
+        client = docker.from_env()
+    except docker.errors.DockerException as error:
+        raise copy_failed(f"read {source}", error, SOURCE_HINT) from None
+    wanted = source_digest(client, source, source_auth)
+    try:
+        return registry_digest(client, destination, destination_auth) != wanted
     except docker.errors.DockerException:
-        pass  # not readable yet (a new repository): copy
-    if dry_run:
-        return True
+        return True  # not readable yet (a new repository): copy
+
+
+def transfer(
+    source: str, source_auth: RegistryAuth, destination: str, destination_auth: RegistryAuth
+) -> None:
+    """SOURCE pulled and pushed to DESTINATION (both full references)."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env()
     repository, tag, _ = split_image_ref(destination)
 
     def pull_and_push() -> None:
@@ -120,7 +140,22 @@ def copy_image(
         raise copy_failed(
             f"copy {source} to {destination}", error, "check both registries' credentials"
         ) from None
-    return True
+
+
+def copy_image(
+    source: str,
+    source_auth: RegistryAuth,
+    destination: str,
+    destination_auth: RegistryAuth,
+    *,
+    dry_run: bool,
+) -> bool:
+    """SOURCE copied to DESTINATION (both full references); False when it was there."""
+    copying = needs_copy(source, source_auth, destination, destination_auth)
+    # For the targets that do not plan through a ChangeLog (Cloud Run, App Service).
+    if copying and not dry_run:
+        transfer(source, source_auth, destination, destination_auth)
+    return copying
 
 
 def dropped_connection(error: Exception) -> bool:

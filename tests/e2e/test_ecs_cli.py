@@ -79,6 +79,8 @@ def test_bad_input_exits_2_before_anything_exists(
         output = proc.stdout + proc.stderr
         assert proc.returncode == 2, output
         assert expected in output and "rejected by the ecs target" in output
+        if case == "secret":  # the file and the field
+            assert str(directory) in output and "service.secrets." in output, output
     assert clusters(moto_endpoint, f"ecsbad{case}") == []
 
 

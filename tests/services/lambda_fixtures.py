@@ -60,9 +60,7 @@ def derived_image(version: str, repository: str = "mlops-vm/lambda-images") -> s
     the local registry (once: its tag is a hash of its inputs)."""
     auth = registry_auth()
     destination = f"{registry.HOST_ADDRESS}/{repository}"
-    tag, _ = image.ensure_derived_image(
-        f"{SOURCE}:{version}", auth, destination, auth, "x86_64", dry_run=False
-    )
+    tag, _ = image.ensure_derived_image(f"{SOURCE}:{version}", auth, destination, auth, "x86_64")
     return f"{destination}:{tag}"
 
 

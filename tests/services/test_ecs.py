@@ -247,8 +247,13 @@ def check_control_plane(boto: Callable, spec: ServiceSpec, secret_arn: str) -> s
 def test_provision_release_rollback_destroy(
     target, spec, scheduler, boto, secret_arn, reference_model
 ):
-    # First provision: everything made, the first revision healthy on the real engine.
+    # First provision: --check lists exactly what the run then makes; everything made,
+    # the first revision healthy on the real engine.
+    planned = target.ensure_service(release_spec(target, spec, "provision"), dry_run=True)
     made = target.ensure_service(release_spec(target, spec, "provision"))
+    assert [(c.action, c.kind, c.name) for c in planned.changes] == [
+        (c.action, c.kind, c.name) for c in made.changes
+    ]
     assert any(c.kind == "ecr_image" for c in made.changes)  # the image was copied
     first = check_control_plane(boto, spec, secret_arn)
     assert made.record.active.id == first and made.record.healthy
@@ -294,7 +299,9 @@ def test_provision_release_rollback_destroy(
     assert predict(scheduler.running(first), rows).json()["model_version"] == "1.0"
 
     # destroy: nothing tagged is left; twice is a no-op.
+    planned_deletes = target.destroy(spec.env, dry_run=True)
     deleted = target.destroy(spec.env)
+    assert [str(c) for c in planned_deletes] == [str(c) for c in deleted]
     assert {"ecs_service", "ecs_cluster", "ecr_repository", "vpc", "load_balancer"} <= {
         c.kind for c in deleted
     }

@@ -90,8 +90,14 @@ def test_limits_are_refused_before_anything_exists(target, boto: Callable):
         (replace(spec, memory_mb=1024, cpu=2.0), "service.memory_mb to 3538"),
         (replace(spec, gpu=1), "no GPUs"),
         (replace(spec, concurrency=8), "one request at a time"),
-        (replace(spec, options={**spec.options, "timeout_s": 901}), "900 s"),
-        (replace(spec, options={**spec.options, "ephemeral_storage_mb": 256}), "512..10240"),
+        (
+            replace(spec, options={**spec.options, "timeout_s": 901}),
+            "service.lambda.timeout_s: Input should be less than or equal to 900",
+        ),
+        (
+            replace(spec, options={**spec.options, "ephemeral_storage_mb": 256}),
+            "service.lambda.ephemeral_storage_mb: Input should be greater than or equal to 512",
+        ),
         (
             replace(
                 spec,
@@ -148,6 +154,9 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     assert boto("ecr").describe_repositories()["repositories"] == []
 
     made = target.ensure_service(spec)
+    assert [(c.action, c.kind, c.name) for c in planned.changes] == [
+        (c.action, c.kind, c.name) for c in made.changes
+    ]
     record = made.record
     assert record.url and record.url.startswith("https://")
     assert record.active.image == f"{SOURCE}:1.0" and record.active.source == "provision"
@@ -239,7 +248,10 @@ def test_provision_release_canary_rollback_destroy(target, boto: Callable, emula
     assert target.logs(env, tail=10) == ["0123abcd | Application startup complete."]
 
     # destroy: nothing tagged remains; twice is a no-op.
-    deleted = {change.kind for change in target.destroy(env)}
+    planned_deletes = [str(c) for c in target.destroy(env, dry_run=True)]
+    deletes = target.destroy(env)
+    assert planned_deletes == [str(c) for c in deletes]
+    deleted = {change.kind for change in deletes}
     assert deleted == {"lambda_function", "log_group", "iam_role", "ecr_repository"}
     assert lam.list_functions()["Functions"] == []
     assert all(r["RoleName"] != "mlops-vm-lam-lambda" for r in iam.list_roles()["Roles"])

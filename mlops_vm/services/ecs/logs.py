@@ -1,76 +1,31 @@
-"""The CloudWatch log group the containers write to, and reading it back (`logs`)."""
+"""The CloudWatch log group the containers write to (mlops_vm/services/aws_logs.py, named
+for the environment), and reading it back (`logs`)."""
 
-from collections import deque
-
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.services import aws_logs
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
-from mlops_vm.services.ecs.options import EcsOptions
+from mlops_vm.services.settings import EcsServiceConfig
 
 STREAM_PREFIX = "model"  # awslogs-stream-prefix: streams are model/<container>/<task id>
-MAX_PAGES = 100  # a `logs` call reads at most this many pages (each up to 1 MB)
-
-
-def find_log_group(ctx: AwsContext, env: str) -> dict | None:
-    name = names.log_group_name(env)
-    groups = ctx.call("logs", "describe_log_groups", "find the log group", logGroupNamePrefix=name)[
-        "logGroups"
-    ]
-    return next((group for group in groups if group["logGroupName"] == name), None)
 
 
 def ensure_log_group(
-    ctx: AwsContext, spec: ServiceSpec, options: EcsOptions, *, dry_run: bool
-) -> list[Change]:
+    ctx: AwsContext, log: ChangeLog, spec: ServiceSpec, options: EcsServiceConfig
+) -> None:
     name = names.log_group_name(spec.env)
-    group = find_log_group(ctx, spec.env)
-    changes: list[Change] = []
-    if group is None:
-        changes.append(Change("create", "log_group", name, f"{options.log_retention_days} days"))
-        if dry_run:
-            return changes
-        ctx.call(
-            "logs",
-            "create_log_group",
-            "create the log group",
-            logGroupName=name,
-            tags={item["key"]: item["value"] for item in names.tag_list(spec.env, name)},
-        )
-    elif group.get("retentionInDays") != options.log_retention_days:
-        changes.append(Change("update", "log_group", name, f"{options.log_retention_days} days"))
-    if changes and not dry_run:
-        ctx.call(
-            "logs",
-            "put_retention_policy",
-            "set the log retention",
-            logGroupName=name,
-            retentionInDays=options.log_retention_days,
-        )
-    return changes
+    tag_dict = tags.tag_dict(spec.env, names.ROLE_SERVICE, name)
+    aws_logs.ensure_log_group(ctx, log, name, options.log_retention_days, tag_dict)
+
+
+def delete_log_group(ctx: AwsContext, log: ChangeLog, env: str) -> None:
+    aws_logs.delete_log_group(ctx, log, names.log_group_name(env), env)
 
 
 def tail(ctx: AwsContext, env: str, lines: int) -> list[str]:
     """The last LINES events of the environment's containers, oldest first, each
     prefixed with its task id."""
-    if lines <= 0 or find_log_group(ctx, env) is None:
-        return []
-    last: deque[dict] = deque(maxlen=lines)
-    token = None
-    for _ in range(MAX_PAGES):  # events come oldest first, a page at a time
-        page = ctx.call(
-            "logs",
-            "filter_log_events",
-            "read the containers' logs",
-            logGroupName=names.log_group_name(env),
-            logStreamNamePrefix=STREAM_PREFIX,
-            **({"nextToken": token} if token else {}),
-        )
-        last.extend(page.get("events", []))
-        token = page.get("nextToken")
-        if not token:
-            break
-    ordered = sorted(last, key=lambda event: event["timestamp"])  # streams interleave
-    return [
-        f"{event['logStreamName'].rsplit('/', 1)[-1]} | {event['message']}" for event in ordered
-    ]
+    events = aws_logs.last_events(ctx, names.log_group_name(env), lines, STREAM_PREFIX)
+    return [f"{event['logStreamName'].rsplit('/', 1)[-1]} | {event['message']}" for event in events]

@@ -3,12 +3,12 @@ tracking on average CPU and on ALB requests per task."""
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.scaling_group import request_count_label
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
-from mlops_vm.services.ecs.options import EcsOptions
+from mlops_vm.services.settings import EcsServiceConfig
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -45,7 +45,7 @@ def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:
 
 
 def wanted_policies(
-    spec: ServiceSpec, options: EcsOptions, alb_arn: str | None, target_group_arn: str | None
+    spec: ServiceSpec, options: EcsServiceConfig, alb_arn: str | None, target_group_arn: str | None
 ) -> dict[str, dict[str, Any]]:
     """Policy name -> TargetTrackingScalingPolicyConfiguration."""
     wanted = {}
@@ -78,24 +78,21 @@ def wanted_policies(
 
 def ensure_scaling(
     ctx: AwsContext,
+    log: ChangeLog,
     spec: ServiceSpec,
-    options: EcsOptions,
+    options: EcsServiceConfig,
     alb_arn: str | None,
     target_group_arn: str | None,
-    *,
-    dry_run: bool,
-) -> list[Change]:
+) -> None:
     resource_id = names.scaling_resource_id(spec.env, spec.name)
-    changes: list[Change] = []
-    target = None if dry_run and alb_arn is None else scalable_target(ctx, resource_id)
+    target = scalable_target(ctx, resource_id)
     bounds = (spec.min_instances, spec.max_instances)
     if target is None or (target["MinCapacity"], target["MaxCapacity"]) != bounds:
-        action = "create" if target is None else "update"
-        changes.append(
-            Change(action, "scalable_target", resource_id, "{}..{} tasks".format(*bounds))
-        )
-        if not dry_run:
-            ctx.call(
+        log.apply(
+            "create" if target is None else "update",
+            "scalable_target",
+            resource_id,
+            lambda: ctx.call(
                 "application-autoscaling",
                 "register_scalable_target",
                 "set the task count's bounds",
@@ -104,23 +101,20 @@ def ensure_scaling(
                 ScalableDimension=DIMENSION,
                 MinCapacity=bounds[0],
                 MaxCapacity=bounds[1],
-            )
+            ),
+            "{}..{} tasks".format(*bounds),
+        )
     have = {} if target is None else policies(ctx, resource_id)
     for name, configuration in wanted_policies(spec, options, alb_arn, target_group_arn).items():
         current = have.pop(name, None)
         if current and current.get("TargetTrackingScalingPolicyConfiguration") == configuration:
             continue
         metric = configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
-        changes.append(
-            Change(
-                "update" if current else "create",
-                "scaling_policy",
-                name,
-                f"{metric} {configuration['TargetValue']:g}",
-            )
-        )
-        if not dry_run:
-            ctx.call(
+        log.apply(
+            "update" if current else "create",
+            "scaling_policy",
+            name,
+            lambda name=name, configuration=configuration: ctx.call(
                 "application-autoscaling",
                 "put_scaling_policy",
                 f"set scaling policy {name}",
@@ -130,12 +124,11 @@ def ensure_scaling(
                 ScalableDimension=DIMENSION,
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration=configuration,
-            )
+            ),
+            f"{metric} {configuration['TargetValue']:g}",
+        )
     for name in have:  # a policy switched off (its target set to null)
-        changes.append(Change("delete", "scaling_policy", name))
-        if not dry_run:
-            delete_policy(ctx, resource_id, name)
-    return changes
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
 
 
 def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
@@ -151,15 +144,16 @@ def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
     )
 
 
-def delete_scaling(ctx: AwsContext, env: str, service: str, *, dry_run: bool) -> list[Change]:
+def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> None:
     resource_id = names.scaling_resource_id(env, service)
     if scalable_target(ctx, resource_id) is None:
-        return []
-    changes = [Change("delete", "scaling_policy", name) for name in policies(ctx, resource_id)]
-    if not dry_run:
-        for name in policies(ctx, resource_id):
-            delete_policy(ctx, resource_id, name)
-        ctx.call(
+        return
+    for name in policies(ctx, resource_id):
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
+    log.delete(
+        "scalable_target",
+        resource_id,
+        lambda: ctx.call(
             "application-autoscaling",
             "deregister_scalable_target",
             "remove the scalable target",
@@ -167,5 +161,5 @@ def delete_scaling(ctx: AwsContext, env: str, service: str, *, dry_run: bool) ->
             ServiceNamespace=NAMESPACE,
             ResourceId=resource_id,
             ScalableDimension=DIMENSION,
-        )
-    return [*changes, Change("delete", "scalable_target", resource_id)]
+        ),
+    )

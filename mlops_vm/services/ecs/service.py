@@ -8,15 +8,15 @@ ran, so traffic never leaves it."""
 import time
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
-from mlops_vm.services.ecs.options import EcsOptions
 from mlops_vm.services.ecs.task_definition import differences
+from mlops_vm.services.settings import EcsServiceConfig
 
 DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": True, "rollback": True},
@@ -43,20 +43,22 @@ def find_cluster(ctx: AwsContext, env: str) -> dict[str, Any] | None:
     return next((c for c in found if c.get("status") == "ACTIVE"), None)
 
 
-def ensure_cluster(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+def ensure_cluster(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
     name = names.cluster_name(spec.env)
-    if find_cluster(ctx, spec.env) is not None:
-        return []
-    if not dry_run:
-        ctx.call(
+    log.ensure(
+        "ecs_cluster",
+        name,
+        current=find_cluster(ctx, spec.env),
+        create=lambda: ctx.call(
             "ecs",
             "create_cluster",
             "create the cluster",
             clusterName=name,
             settings=[{"name": "containerInsights", "value": "enabled"}],
             tags=names.tag_list(spec.env, name, spec.tags),
-        )
-    return [Change("create", "ecs_cluster", name, "Fargate")]
+        ),
+        detail="Fargate",
+    )
 
 
 # --- service ---------------------------------------------------------------------------
@@ -100,7 +102,7 @@ def network_configuration(net: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_settings(
-    spec: ServiceSpec, options: EcsOptions, net: dict[str, Any], target_group_arn: str | None
+    spec: ServiceSpec, options: EcsServiceConfig, net: dict[str, Any], target_group_arn: str | None
 ) -> dict[str, Any]:
     """The settings an existing service is converged to (UpdateService's names)."""
     return {
@@ -124,63 +126,81 @@ def setting_drift(service: dict[str, Any], wanted: dict[str, Any]) -> dict[str, 
 
 def create_service(
     ctx: AwsContext,
+    log: ChangeLog,
     spec: ServiceSpec,
-    options: EcsOptions,
-    net: dict[str, Any],
-    target_group_arn: str | None,
+    wanted: dict[str, Any],
     task_definition: str,
-    *,
-    dry_run: bool,
-) -> list[Change]:
-    change = Change(
-        "create",
+) -> None:
+    """The service, running TASK_DEFINITION with the settings WANTED, and its first
+    revision healthy."""
+
+    def create() -> None:
+        ctx.call(
+            "ecs",
+            "create_service",
+            "create the service",
+            cluster=names.cluster_name(spec.env),
+            serviceName=spec.name,
+            taskDefinition=task_definition,
+            desiredCount=spec.min_instances,
+            launchType="FARGATE",
+            platformVersion="LATEST",
+            schedulingStrategy="REPLICA",
+            deploymentController={"type": "ECS"},
+            propagateTags="SERVICE",
+            enableECSManagedTags=True,
+            tags=names.tag_list(spec.env, spec.name, spec.tags),
+            **wanted,
+        )
+        # Settings a control plane did not take at creation (moto ignores some) are set
+        # now, so that the next run finds nothing to change: part of this creation.
+        created = find_service(ctx, spec.env) or {}
+        update_settings(ctx, ChangeLog(dry_run=False), spec, created, wanted)
+
+    log.create(
         "ecs_service",
         spec.name,
+        create,
         f"{spec.min_instances} task(s) of {revision_label(task_definition)} behind the ALB",
     )
-    if dry_run:
-        return [change]
-    ctx.call(
-        "ecs",
-        "create_service",
-        "create the service",
-        cluster=names.cluster_name(spec.env),
-        serviceName=spec.name,
-        taskDefinition=task_definition,
-        desiredCount=spec.min_instances,
-        launchType="FARGATE",
-        platformVersion="LATEST",
-        schedulingStrategy="REPLICA",
-        deploymentController={"type": "ECS"},
-        propagateTags="SERVICE",
-        enableECSManagedTags=True,
-        tags=names.tag_list(spec.env, spec.name, spec.tags),
-        **service_settings(spec, options, net, target_group_arn),
-    )
-    return [change]
+    log.run(lambda: wait_first_revision(ctx, spec, task_definition))
+
+
+def wait_first_revision(ctx: AwsContext, spec: ServiceSpec, arn: str) -> None:
+    healthy, state = wait_deployed(ctx, spec.env, arn, spec.healthy_timeout_s)
+    if not healthy:
+        raise ProvisionError(
+            ErrorCode.TIMEOUT,
+            f"the service's first revision never became healthy: {state}",
+            hint="look at `mlops-vm logs ENV` and service.readiness_path",
+            provider="aws",
+            operation="start the service",
+        )
 
 
 def update_settings(
     ctx: AwsContext,
+    log: ChangeLog,
     spec: ServiceSpec,
     service: dict[str, Any],
     wanted: dict[str, Any],
-    *,
-    dry_run: bool,
-) -> list[Change]:
+) -> None:
     drift = setting_drift(service, wanted)
     if not drift:
-        return []
-    if not dry_run:
-        ctx.call(
+        return
+    log.update(
+        "ecs_service",
+        service["serviceName"],
+        lambda: ctx.call(
             "ecs",
             "update_service",
             "update the service's settings",
             cluster=names.cluster_name(spec.env),
             service=service["serviceName"],
             **drift,
-        )
-    return [Change("update", "ecs_service", service["serviceName"], ", ".join(sorted(drift)))]
+        ),
+        ", ".join(sorted(drift)),
+    )
 
 
 # --- rolling out a revision -------------------------------------------------------------
@@ -281,28 +301,37 @@ def remember_previous(ctx: AwsContext, service: dict[str, Any], previous: str) -
 
 def roll_out(
     ctx: AwsContext,
+    log: ChangeLog,
     env: str,
     service: dict[str, Any],
     arn: str,
     timeout_s: float,
-    *,
-    dry_run: bool,
-) -> list[Change]:
+) -> None:
     """Move SERVICE to revision ARN, health-gated; back on the revision it ran (and a
     ProvisionError with the reason) when ARN never becomes healthy."""
     name, old = service["serviceName"], service["taskDefinition"]
     if old == arn:
-        return []
+        return
     change = Change(
         "update", "ecs_service", name, f"{revision_label(old)} -> {revision_label(arn)}"
     )
-    if dry_run:
-        return [change]
+    log.update(
+        change.kind,
+        change.name,
+        lambda: health_gated_switch(ctx, env, service, arn, timeout_s, change),
+        change.detail,
+    )
+
+
+def health_gated_switch(
+    ctx: AwsContext, env: str, service: dict[str, Any], arn: str, timeout_s: float, change: Change
+) -> None:
+    name, old = service["serviceName"], service["taskDefinition"]
     switch(ctx, env, name, arn, "start the new revision's deployment")
     healthy, state = wait_deployed(ctx, env, arn, timeout_s)
     if healthy:
         remember_previous(ctx, service, old)
-        return [change]
+        return
     reasons = stopped_task_reasons(ctx, env, name, arn)
     now = (find_service(ctx, env) or {}).get("taskDefinition")
     back = Change("update", "ecs_service", name, f"rolled back to {revision_label(old)}")
@@ -321,35 +350,42 @@ def roll_out(
     )
 
 
-def delete_service(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
+def delete_service(ctx: AwsContext, log: ChangeLog, env: str) -> None:
+    """The service (its tasks stopped), gone before its cluster can go."""
     service = find_service(ctx, env)
     if service is None:
-        return []
-    name = service["serviceName"]
-    if not dry_run:
-        cluster = names.cluster_name(env)
+        return
+
+    def delete() -> None:
         ctx.call(
             "ecs",
             "delete_service",
             "delete the service",
             missing_ok=True,
-            cluster=cluster,
-            service=name,
+            cluster=names.cluster_name(env),
+            service=service["serviceName"],
             force=True,  # stops its tasks: no need to scale to zero first
         )
-    return [Change("delete", "ecs_service", name)]
+        ctx.wait_until(
+            lambda: True if find_service(ctx, env) is None else None,
+            "the ECS service is deleted",
+        )
+
+    log.delete("ecs_service", service["serviceName"], delete)
 
 
-def delete_cluster(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
+def delete_cluster(ctx: AwsContext, log: ChangeLog, env: str) -> None:
     cluster = find_cluster(ctx, env)
     if cluster is None or names.as_dict(cluster.get("tags")).get(TAG_ENV) != env:
-        return []
-    if not dry_run:
-        ctx.call(
+        return
+    log.delete(
+        "ecs_cluster",
+        cluster["clusterName"],
+        lambda: ctx.call(
             "ecs",
             "delete_cluster",
             "delete the cluster",
             missing_ok=True,
             cluster=cluster["clusterName"],
-        )
-    return [Change("delete", "ecs_cluster", cluster["clusterName"])]
+        ),
+    )

@@ -4,7 +4,7 @@ the release it carries differs from the newest one; its tags record that release
 
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import (
@@ -15,11 +15,11 @@ from mlops_vm.services.base import (
     ServiceSpec,
 )
 from mlops_vm.services.ecs import logs, names
-from mlops_vm.services.ecs.options import EcsOptions
 from mlops_vm.services.ecs.sizes import cpu_units
+from mlops_vm.services.settings import EcsServiceConfig
 
 
-def health_check_command(spec: ServiceSpec, options: EcsOptions) -> list[str]:
+def health_check_command(spec: ServiceSpec, options: EcsServiceConfig) -> list[str]:
     if options.health_check_command:
         return list(options.health_check_command)
     url = f"http://127.0.0.1:{spec.port}{spec.readiness_path}"
@@ -30,7 +30,7 @@ def health_check_command(spec: ServiceSpec, options: EcsOptions) -> list[str]:
 
 
 def container_definition(
-    ctx: AwsContext, spec: ServiceSpec, options: EcsOptions, image: str
+    ctx: AwsContext, spec: ServiceSpec, options: EcsServiceConfig, image: str
 ) -> dict[str, Any]:
     """The one container: what ECS runs, and what the data-plane test runs locally."""
     return {
@@ -75,7 +75,7 @@ def release_tags(spec: ServiceSpec) -> dict[str, str]:
 
 
 def registration(
-    ctx: AwsContext, spec: ServiceSpec, options: EcsOptions, image: str, role_arn: str
+    ctx: AwsContext, spec: ServiceSpec, options: EcsServiceConfig, image: str, role_arn: str
 ) -> dict[str, Any]:
     """RegisterTaskDefinition's parameters (without tags)."""
     return {
@@ -142,43 +142,42 @@ def as_revision(ctx: AwsContext, arn: str | None) -> Revision | None:
 
 def ensure_task_definition(
     ctx: AwsContext,
+    log: ChangeLog,
     spec: ServiceSpec,
-    options: EcsOptions,
+    options: EcsServiceConfig,
     image: str,
     role_arn: str,
     current_arn: str | None,
-    *,
-    dry_run: bool,
-) -> tuple[str, list[Change]]:
-    """(the revision to run, changes): CURRENT_ARN (what the service runs) when it is what
-    SPEC asks for, else a new revision."""
+) -> str:
+    """The revision to run: CURRENT_ARN (what the service runs) when it is what SPEC asks
+    for, else a new revision of the family spec.name (a stand-in in a dry run)."""
     wanted = registration(ctx, spec, options, image, role_arn)
     tags = release_tags(spec)
     current = describe(ctx, current_arn) if current_arn else None
+    detail = f"{spec.image} ({spec.source})"
     if current is not None:
         definition, have_tags = current
         drift = differences(definition, wanted)
         drift += [f"tag {key}" for key, value in tags.items() if have_tags.get(key) != value]
         if not drift:
-            return definition["taskDefinitionArn"], []
-        detail = f"{spec.image} ({spec.source}); " + ", ".join(drift)
-    else:
-        detail = f"{spec.image} ({spec.source})"
-    change = Change("create", "task_definition", f"{spec.name}:(next)", detail)
-    if dry_run:
-        return f"{spec.name}:(next)", [change]
-    registered = ctx.call(
-        "ecs",
-        "register_task_definition",
-        "register the task definition",
-        tags=[
-            {"key": key, "value": value}
-            for key, value in sorted({**tags, TAG_ENV: spec.env}.items())
-        ],
-        **wanted,
-    )["taskDefinition"]
-    arn = registered["taskDefinitionArn"]
-    return arn, [Change("create", "task_definition", arn.rsplit("/", 1)[-1], detail)]
+            return definition["taskDefinitionArn"]
+        detail += "; " + ", ".join(drift)
+    return log.create(
+        "task_definition",
+        spec.name,
+        lambda: ctx.call(
+            "ecs",
+            "register_task_definition",
+            "register the task definition",
+            tags=[
+                {"key": key, "value": value}
+                for key, value in sorted({**tags, TAG_ENV: spec.env}.items())
+            ],
+            **wanted,
+        )["taskDefinition"]["taskDefinitionArn"],
+        detail,
+        planned=f"{spec.name}:(next)",
+    )
 
 
 def family_revisions(ctx: AwsContext, family: str) -> list[str]:

@@ -11,167 +11,144 @@ AWS_IAM). A release is a version the alias moves to, health-gated by an invoke o
 readiness path (optionally a canary share first); `rollback` moves the alias back.
 """
 
-from mlops_vm.plan import Change
+from dataclasses import replace
+
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import validate as aws_validate
-from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import reporting_changes
-from mlops_vm.provision.model import ProviderSettings
-from mlops_vm.services import ecr
-from mlops_vm.services.base import (
-    PushResult,
-    ServiceRecord,
-    ServiceResult,
-    ServiceSpec,
-    ServiceTarget,
-)
+from mlops_vm.services import aws_secrets, ecr
+from mlops_vm.services.aws_target import AwsTarget
+from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.lambda_ import endpoint, function, iam, image, limits, logs, names
 from mlops_vm.services.lambda_ import release as releases
 from mlops_vm.services.lambda_ import status as statuses
-from mlops_vm.services.lambda_.options import LambdaOptions
+from mlops_vm.services.settings import LambdaServiceConfig
 
 # Tag on the function naming the Runtime Interface Emulator that answers for it when the
 # control plane is emulated (service.lambda.invoke_endpoint_url): `rollback` gets only ENV.
 TAG_INVOKE_ENDPOINT = "mlops-vm/invoke-endpoint"
 
 
-class LambdaTarget(ServiceTarget):
+class LambdaTarget(AwsTarget[LambdaServiceConfig]):
     name = "lambda"
-    cloud = "aws"
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self.ctx = AwsContext(settings)
+    options_model = LambdaServiceConfig
 
     def validate(self, spec: ServiceSpec) -> None:
-        limits.check_spec(spec, LambdaOptions.from_spec(spec.options))
+        self._options(spec)
+        limits.check_spec(spec)
         aws_validate.check_region(self.ctx)
-        limits.check_secrets_exist(self.ctx, spec)
+        aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
         image.check_source_size(spec.image, spec.registry)
 
-    def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
-        options = LambdaOptions.from_spec(spec.options)
+    def _push(self, log: ChangeLog, spec: ServiceSpec, options: LambdaServiceConfig) -> str:
+        """The derived image in the environment's repository (made unless it is there)."""
         name = names.repository_name(spec.env)
-        repository, changes = ecr.ensure_repository(
-            self.ctx,
-            name,
-            options.keep_images,
-            names.tag_dict(spec.env, name, spec.tags),
-            dry_run=dry_run,
-        )
-        uri = ecr.repository_uri(self.ctx, name, repository)
-        if repository is None:  # a dry run before the repository exists
-            planned = Change("update", "ecr_image", f"{uri}:<tag>-lambda-<hash>", spec.image)
-            return PushResult(image=f"{uri}:<derived>", changes=[*changes, planned])
+        tag_dict = names.tag_dict(spec.env, name, spec.tags)
+        repository = ecr.ensure_repository(self.ctx, log, name, options.keep_images, tag_dict)
         destination, auth = ecr.push_destination(
             self.ctx, name, options.registry_endpoint, spec.registry
         )
-        with reporting_changes(changes):
-            tag, pushed = image.ensure_derived_image(
-                spec.image, spec.registry, destination, auth, options.architecture, dry_run=dry_run
+        tag, inputs, present = image.derived_image(
+            spec.image, spec.registry, destination, auth, options.architecture
+        )
+        if not present:
+            log.update(
+                "ecr_image",
+                f"{name}:{tag}",
+                lambda: image.build_and_push(
+                    spec.image,
+                    spec.registry,
+                    f"{destination}:{tag}",
+                    auth,
+                    options.architecture,
+                    inputs,
+                ),
+                f"{spec.image} + Lambda runtime client and adapter",
             )
-        if pushed:
-            detail = f"{spec.image} + Lambda runtime client and adapter"
-            changes.append(Change("update", "ecr_image", f"{uri}:{tag}", detail))
-        return PushResult(image=f"{uri}:{tag}", changes=changes)
+        return f"{ecr.repository_uri(repository)}:{tag}"
 
-    def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        changes: list[Change] = []
-        with reporting_changes(changes):
-            self._converge(spec, changes, dry_run=dry_run)
-        record = None if dry_run and changes else self.status(spec.env)
-        return ServiceResult(record=record, changes=changes)
-
-    def _converge(self, spec: ServiceSpec, changes: list[Change], *, dry_run: bool) -> None:
-        """ensure_service's steps; each appends what it made to CHANGES as it returns."""
-        ctx, options = self.ctx, LambdaOptions.from_spec(spec.options)
+    def _converge(self, log: ChangeLog, spec: ServiceSpec) -> None:
+        ctx, options = self.ctx, self._options(spec)
         spec = self._with_emulator_tag(spec, options)
-        pushed = self.push_image(spec, dry_run=dry_run)
-        changes += pushed.changes
-        changes += logs.ensure_log_group(
-            ctx, spec.env, spec.name, options.log_retention_days, dry_run=dry_run
-        )
-        role_arn, more = iam.ensure_role(ctx, spec, dry_run=dry_run)
-        changes += more
-        existed = function.find_function(ctx, spec.name) is not None
-        more = function.ensure_function(ctx, spec, options, role_arn, pushed.image, dry_run=dry_run)
-        changes += more
-        changes += self._release_latest(
-            spec, options, planned=dry_run and bool(more or not existed), dry_run=dry_run
-        )
-        changes += endpoint.ensure_url(ctx, spec, dry_run=dry_run)
-        changes += endpoint.ensure_reserved(ctx, spec, dry_run=dry_run)
-        changes += endpoint.ensure_provisioned(ctx, spec, dry_run=dry_run)
+        image_uri = self._push(log, spec, options)
+        logs.ensure_log_group(ctx, log, spec.env, spec.name, options.log_retention_days)
+        role_arn = iam.ensure_role(ctx, log, spec)
+        changed = function.ensure_function(ctx, log, spec, options, role_arn, image_uri)
+        self._release_latest(log, spec, options, changed=changed)
+        endpoint.ensure_url(ctx, log, spec)
+        endpoint.ensure_reserved(ctx, log, spec)
+        endpoint.ensure_provisioned(ctx, log, spec)
 
-    def _with_emulator_tag(self, spec: ServiceSpec, options: LambdaOptions) -> ServiceSpec:
+    def _with_emulator_tag(self, spec: ServiceSpec, options: LambdaServiceConfig) -> ServiceSpec:
         if not options.invoke_endpoint_url:
             return spec
-        from dataclasses import replace
-
         return replace(spec, tags={**spec.tags, TAG_INVOKE_ENDPOINT: options.invoke_endpoint_url})
 
     def _release_latest(
-        self, spec: ServiceSpec, options: LambdaOptions, *, planned: bool, dry_run: bool
-    ) -> list[Change]:
+        self, log: ChangeLog, spec: ServiceSpec, options: LambdaServiceConfig, *, changed: bool
+    ) -> None:
         """$LATEST (converged) live behind the alias: a version carrying it (published unless
-        one does already), health-gated. PLANNED: a dry run in which $LATEST would change."""
+        one does already), health-gated. CHANGED: this run changed $LATEST, so what it is
+        now is read back only after the changes were made (a dry run plans a new version)."""
         ctx, name = self.ctx, spec.name
-        if planned:
-            return [
-                Change("create", "lambda_version", name, spec.image),
-                Change("update", "lambda_alias", f"{name}:{names.ALIAS}", "health-gated"),
-            ]
-        latest = function.fingerprint_of(
-            ctx.call("lambda", "get_function_configuration", "read $LATEST", FunctionName=name)
-        )
+
+        def read_latest() -> dict:
+            config = ctx.call(
+                "lambda", "get_function_configuration", "read $LATEST", FunctionName=name
+            )
+            return function.fingerprint_of(config)
+
+        latest = log.run(read_latest, planned=None) if changed else read_latest()
         alias = releases.find_alias(ctx, name)
         by_version = {v["Version"]: v for v in function.versions(ctx, name)}
         serving = by_version.get(alias["FunctionVersion"]) if alias else None
         if serving is not None and function.fingerprint_of(serving) == latest:
-            return []
+            return
         # A version that carries it already: a release tried again, or the one rolled back from.
         carrying = [
             v for v, found in by_version.items() if function.fingerprint_of(found) == latest
         ]
-        changes: list[Change] = []
-        if carrying:
-            version = carrying[-1]
-        else:
-            changes.append(Change("create", "lambda_version", name, spec.image))
-            version = "<new>" if dry_run else function.publish(ctx, spec)
-        with reporting_changes(changes):
-            changes += releases.shift(
-                ctx,
-                options,
+        version = (
+            carrying[-1]
+            if carrying
+            else log.create(
+                "lambda_version",
                 name,
-                version,
-                readiness_path=spec.readiness_path,
-                timeout_s=spec.healthy_timeout_s,
-                source=spec.source,
-                dry_run=dry_run,
+                lambda: function.publish(ctx, spec),
+                spec.image,
+                planned="(new)",
             )
-        return changes
-
-    def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
-        """A release is the service converged to SPEC: a new version behind the alias."""
-        return self.ensure_service(spec, dry_run=dry_run)
+        )
+        releases.shift(
+            ctx,
+            log,
+            options,
+            name,
+            version,
+            readiness_path=spec.readiness_path,
+            timeout_s=spec.healthy_timeout_s,
+            source=spec.source,
+        )
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
         record = self.record_to_roll_back(env, "no function", "no previous version")
         found = function.find_function(self.ctx, record.name)
         assert found is not None  # status found it a moment ago
         variables = (found["Configuration"].get("Environment") or {}).get("Variables") or {}
-        options = LambdaOptions(invoke_endpoint_url=found.get("Tags", {}).get(TAG_INVOKE_ENDPOINT))
-        changes = releases.shift(
+        options = LambdaServiceConfig(
+            invoke_endpoint_url=found.get("Tags", {}).get(TAG_INVOKE_ENDPOINT)
+        )
+        log = ChangeLog(dry_run=dry_run)
+        releases.shift(
             self.ctx,
+            log,
             options,
             record.name,
             record.previous.id,
             readiness_path=variables.get("MLOPS_VM_READY_PATH", "/readyz"),
             timeout_s=int(self.ctx.options.wait_timeout_s),
             source="rollback",
-            dry_run=dry_run,
         )
-        return ServiceResult(record=self.status(env), changes=changes)
+        return ServiceResult(record=self.status(env), changes=log.changes)
 
     def status(self, env: str) -> ServiceRecord | None:
         return statuses.service_record(self.ctx, env)
@@ -180,23 +157,24 @@ class LambdaTarget(ServiceTarget):
         name = statuses.find_function_name(self.ctx, env)
         return logs.tail(self.ctx, name, tail) if name else []
 
-    def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
+    def _destroy(self, log: ChangeLog, env: str) -> None:
         """The function (its versions, alias, URL and concurrency go with it), its log group,
         role and ECR repository: each only when tagged with ENV."""
-        ctx, changes = self.ctx, []
-        with reporting_changes(changes):
-            name = statuses.find_function_name(ctx, env)
-            if name is not None:
-                changes.append(Change("delete", "lambda_function", name, "versions, alias, URL"))
-                if not dry_run:
-                    ctx.call(
-                        "lambda",
-                        "delete_function",
-                        "delete the function",
-                        missing_ok=True,
-                        FunctionName=name,
-                    )
-                changes += logs.delete_log_group(ctx, env, name, dry_run=dry_run)
-            changes += iam.delete_role(ctx, env, dry_run=dry_run)
-            changes += ecr.delete_repository(ctx, names.repository_name(env), env, dry_run=dry_run)
-        return changes
+        ctx = self.ctx
+        name = statuses.find_function_name(ctx, env)
+        if name is not None:
+            log.delete(
+                "lambda_function",
+                name,
+                lambda: ctx.call(
+                    "lambda",
+                    "delete_function",
+                    "delete the function",
+                    missing_ok=True,
+                    FunctionName=name,
+                ),
+                "versions, alias, URL",
+            )
+            logs.delete_log_group(ctx, log, env, name)
+        iam.delete_role(ctx, log, env)
+        ecr.delete_repository(ctx, log, names.repository_name(env), env)

@@ -6,7 +6,7 @@ lambda:InvokeFunctionUrl), and the concurrency: reserved on the function
 import json
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ProvisionError
 from mlops_vm.services.base import ServiceSpec
@@ -42,30 +42,31 @@ def public_permission(ctx: AwsContext, function: str) -> bool:
     return any(s.get("Sid") == names.URL_PERMISSION for s in statements)
 
 
-def ensure_url(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
     function, wanted = spec.name, auth_type(spec)
     url = find_url(ctx, function)
-    changes: list[Change] = []
     label = f"{function}:{names.ALIAS}"
     if url is None or url.get("AuthType") != wanted:
-        changes.append(Change("create" if url is None else "update", "function_url", label, wanted))
-        if not dry_run:
-            operation = (
-                "create_function_url_config" if url is None else "update_function_url_config"
-            )
-            ctx.call(
+        log.apply(
+            "create" if url is None else "update",
+            "function_url",
+            label,
+            lambda: ctx.call(
                 "lambda",
-                operation,
+                "create_function_url_config" if url is None else "update_function_url_config",
                 "set up the function URL",
                 FunctionName=function,
                 Qualifier=names.ALIAS,
                 AuthType=wanted,
-            )
+            ),
+            wanted,
+        )
     has_permission = public_permission(ctx, function)
     if wanted == "NONE" and not has_permission:
-        changes.append(Change("create", "lambda_permission", label, "anyone may call the URL"))
-        if not dry_run:
-            ctx.call(
+        log.create(
+            "lambda_permission",
+            label,
+            lambda: ctx.call(
                 "lambda",
                 "add_permission",
                 "let anyone call the URL",
@@ -75,11 +76,14 @@ def ensure_url(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Cha
                 Action="lambda:InvokeFunctionUrl",
                 Principal="*",
                 FunctionUrlAuthType="NONE",
-            )
+            ),
+            "anyone may call the URL",
+        )
     elif wanted == "AWS_IAM" and has_permission:
-        changes.append(Change("delete", "lambda_permission", label, "the URL is IAM-only"))
-        if not dry_run:
-            ctx.call(
+        log.delete(
+            "lambda_permission",
+            label,
+            lambda: ctx.call(
                 "lambda",
                 "remove_permission",
                 "remove the public permission",
@@ -87,11 +91,12 @@ def ensure_url(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Cha
                 FunctionName=function,
                 Qualifier=names.ALIAS,
                 StatementId=names.URL_PERMISSION,
-            )
-    return changes
+            ),
+            "the URL is IAM-only",
+        )
 
 
-def ensure_reserved(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+def ensure_reserved(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
     current = ctx.call(
         "lambda",
         "get_function_concurrency",
@@ -100,16 +105,19 @@ def ensure_reserved(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> lis
         FunctionName=spec.name,
     ).get("ReservedConcurrentExecutions")
     if current == spec.max_instances:
-        return []
-    if not dry_run:
-        ctx.call(
+        return
+    log.update(
+        "lambda_concurrency",
+        spec.name,
+        lambda: ctx.call(
             "lambda",
             "put_function_concurrency",
             "reserve concurrency",
             FunctionName=spec.name,
             ReservedConcurrentExecutions=spec.max_instances,
-        )
-    return [Change("update", "lambda_concurrency", spec.name, f"reserved {spec.max_instances}")]
+        ),
+        f"reserved {spec.max_instances}",
+    )
 
 
 def provisioned(ctx: AwsContext, function: str) -> int:
@@ -131,28 +139,30 @@ def provisioned(ctx: AwsContext, function: str) -> int:
     return int(found.get("RequestedProvisionedConcurrentExecutions", 0))
 
 
-def ensure_provisioned(ctx: AwsContext, spec: ServiceSpec, *, dry_run: bool) -> list[Change]:
+def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
     current, wanted = provisioned(ctx, spec.name), spec.min_instances
     if current == wanted:
-        return []
-    label = f"{spec.name}:{names.ALIAS}"
-    if not dry_run:
-        if wanted:
+        return
+    keep_warm = {
+        "FunctionName": spec.name,
+        "Qualifier": names.ALIAS,
+        **({"ProvisionedConcurrentExecutions": wanted} if wanted else {}),
+    }
+    log.update(
+        "provisioned_concurrency",
+        f"{spec.name}:{names.ALIAS}",
+        lambda: (
             ctx.call(
-                "lambda",
-                "put_provisioned_concurrency_config",
-                "provision concurrency",
-                FunctionName=spec.name,
-                Qualifier=names.ALIAS,
-                ProvisionedConcurrentExecutions=wanted,
+                "lambda", "put_provisioned_concurrency_config", "provision concurrency", **keep_warm
             )
-        else:
-            ctx.call(
+            if wanted
+            else ctx.call(
                 "lambda",
                 "delete_provisioned_concurrency_config",
                 "remove the provisioned concurrency",
                 missing_ok=True,
-                FunctionName=spec.name,
-                Qualifier=names.ALIAS,
+                **keep_warm,
             )
-    return [Change("update", "provisioned_concurrency", label, f"{wanted} instances")]
+        ),
+        f"{wanted} instances",
+    )

@@ -2,14 +2,15 @@
 the release it carries in its description (versions take no tags)."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import Revision, ServiceSpec
 from mlops_vm.services.lambda_ import names
-from mlops_vm.services.lambda_.options import LambdaOptions
+from mlops_vm.services.settings import LambdaServiceConfig
 
 DESCRIPTION_LIMIT = 256  # characters of a version's description
 # The configuration $LATEST is converged to, and (with CodeSha256) a release's identity.
@@ -30,7 +31,7 @@ def environment(spec: ServiceSpec) -> dict[str, str]:
     return variables
 
 
-def configuration(spec: ServiceSpec, options: LambdaOptions, role_arn: str) -> dict[str, Any]:
+def configuration(spec: ServiceSpec, options: LambdaServiceConfig, role_arn: str) -> dict[str, Any]:
     return {
         "Role": role_arn,
         "MemorySize": spec.memory_mb,
@@ -86,7 +87,11 @@ def wait_updated(ctx: AwsContext, name: str, qualifier: str = "$LATEST") -> dict
 
 
 def create_function(
-    ctx: AwsContext, spec: ServiceSpec, options: LambdaOptions, role_arn: str, image_uri: str
+    ctx: AwsContext,
+    spec: ServiceSpec,
+    options: LambdaServiceConfig,
+    role_arn: str,
+    image_uri: str,
 ) -> None:
     def attempt() -> dict[str, Any] | None:
         try:
@@ -109,52 +114,64 @@ def create_function(
             raise
 
     ctx.wait_until(attempt, "Lambda can assume the new execution role", timeout_s=120)
+    wait_updated(ctx, spec.name)
 
 
 def ensure_function(
     ctx: AwsContext,
+    log: ChangeLog,
     spec: ServiceSpec,
-    options: LambdaOptions,
+    options: LambdaServiceConfig,
     role_arn: str,
     image_uri: str,
-    *,
-    dry_run: bool,
-) -> list[Change]:
-    """$LATEST converged to SPEC (it serves nothing: the alias serves a version)."""
-    found = find_function(ctx, spec.name)
-    if found is None:
-        change = Change("create", "lambda_function", spec.name, f"{spec.memory_mb} MB, image")
-        if not dry_run:
-            create_function(ctx, spec, options, role_arn, image_uri)
+) -> bool:
+    """$LATEST converged to SPEC (it serves nothing: the alias serves a version); whether
+    it changed (or, in a dry run, would)."""
+    wanted = configuration(spec, options, role_arn)
+
+    def then_settled(call: str, doing: str, **params: Any) -> Callable[[], None]:
+        def do() -> None:
+            ctx.call("lambda", call, doing, FunctionName=spec.name, **params)
             wait_updated(ctx, spec.name)
-        return [change]
-    changes: list[Change] = []
-    current = fingerprint_of(found["Configuration"])
-    wanted = fingerprint_of(configuration(spec, options, role_arn))
-    differing = sorted(key for key in CONFIGURED if current[key] != wanted[key])
-    if differing:
-        changes.append(Change("update", "lambda_function", spec.name, ", ".join(differing)))
-        if not dry_run:
-            ctx.call(
-                "lambda",
-                "update_function_configuration",
-                "update the function's configuration",
-                FunctionName=spec.name,
-                **configuration(spec, options, role_arn),
+
+        return do
+
+    def fixes(found: dict[str, Any]) -> list[Fix]:
+        current, target = fingerprint_of(found["Configuration"]), fingerprint_of(wanted)
+        differing = sorted(key for key in CONFIGURED if current[key] != target[key])
+        found_fixes = []
+        if differing:
+            found_fixes.append(
+                Fix(
+                    ", ".join(differing),
+                    then_settled(
+                        "update_function_configuration",
+                        "update the function's configuration",
+                        **wanted,
+                    ),
+                )
             )
-            wait_updated(ctx, spec.name)
-    if found["Code"].get("ImageUri") != image_uri:
-        changes.append(Change("update", "lambda_function", spec.name, f"image {image_uri}"))
-        if not dry_run:
-            ctx.call(
-                "lambda",
-                "update_function_code",
-                "update the function's image",
-                FunctionName=spec.name,
-                ImageUri=image_uri,
+        if found["Code"].get("ImageUri") != image_uri:
+            found_fixes.append(
+                Fix(
+                    f"image {image_uri}",
+                    then_settled(
+                        "update_function_code", "update the function's image", ImageUri=image_uri
+                    ),
+                )
             )
-            wait_updated(ctx, spec.name)
-    return changes
+        return found_fixes
+
+    before = len(log.changes)
+    log.ensure(
+        "lambda_function",
+        spec.name,
+        current=find_function(ctx, spec.name),
+        create=lambda: create_function(ctx, spec, options, role_arn, image_uri),
+        fixes=fixes,
+        detail=f"{spec.memory_mb} MB, image",
+    )
+    return len(log.changes) > before
 
 
 def release_description(spec: ServiceSpec) -> str:
@@ -170,10 +187,19 @@ def release_description(spec: ServiceSpec) -> str:
 
 
 def versions(ctx: AwsContext, name: str) -> list[dict[str, Any]]:
-    """The published versions (not $LATEST), oldest first."""
-    found = ctx.pages(
-        "lambda", "list_versions_by_function", "Versions", "list the versions", FunctionName=name
-    )
+    """The published versions (not $LATEST), oldest first; [] without a function."""
+    try:
+        found = ctx.pages(
+            "lambda",
+            "list_versions_by_function",
+            "Versions",
+            "list the versions",
+            FunctionName=name,
+        )
+    except ProvisionError as error:
+        if error.code != ErrorCode.NOT_FOUND:
+            raise
+        return []  # no function (yet: a dry run plans it)
     published = [v for v in found if v["Version"] != "$LATEST"]
     return sorted(published, key=lambda v: int(v["Version"]))
 

@@ -66,28 +66,6 @@ def digest_of(client: Any, reference: str, auth: RegistryAuth) -> str | None:
     )
 
 
-def source_digest(client: Any, source: str, auth: RegistryAuth) -> str:
-    import docker.errors
-
-    try:
-        digest = digest_of(client, source, auth)
-    except docker.errors.DockerException as error:
-        raise images.copy_failed(
-            f"read {source}",
-            error,
-            "the source image must exist and this machine's Docker engine must reach and "
-            "trust its registry (model.registry: username, password)",
-        ) from None
-    if digest is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
-            f"image {source} does not exist in its registry",
-            hint="push it first, or fix model.image",
-            operation="read the model image",
-        )
-    return digest
-
-
 def app_settings(attrs: dict[str, Any]) -> dict[str, Any]:
     """The model image's own command, working directory and port (its PORT variable)."""
     config = attrs.get("Config") or {}
@@ -205,34 +183,59 @@ def push(client: Any, tag: str, auth: RegistryAuth) -> None:
         )
 
 
+def derived_image(
+    source: str,
+    auth: RegistryAuth,
+    destination: str,
+    destination_auth: RegistryAuth,
+    architecture: str,
+) -> tuple[str, str, bool]:
+    """(the derived image's tag, its inputs hash, whether the repository DESTINATION holds
+    it already) for SOURCE: reads only."""
+    import docker
+
+    client = docker.from_env()
+    inputs = inputs_hash(images.source_digest(client, source, auth, read=digest_of), architecture)
+    tag = derived_tag(source, inputs)
+    try:
+        present = digest_of(client, f"{destination}:{tag}", destination_auth) is not None
+    except docker.errors.DockerException:
+        present = False  # not readable yet (a new repository): build and push
+    return tag, inputs, present
+
+
+def build_and_push(
+    source: str,
+    auth: RegistryAuth,
+    reference: str,
+    destination_auth: RegistryAuth,
+    architecture: str,
+    inputs: str,
+) -> None:
+    """The derived image REFERENCE (built here unless an image with the same INPUTS was
+    made here before, for another repository) pushed to its registry."""
+    import docker
+
+    client = docker.from_env()
+    repository, tag, _ = split_image_ref(reference)
+    built = client.images.list(filters={"label": f"{image_builds.INPUTS_LABEL}={inputs[:32]}"})
+    if built:
+        built[0].tag(repository, tag)
+    else:
+        build(client, source, auth, reference, architecture, inputs[:32])
+    push(client, reference, destination_auth)
+
+
 def ensure_derived_image(
     source: str,
     auth: RegistryAuth,
     destination: str,
     destination_auth: RegistryAuth,
     architecture: str,
-    *,
-    dry_run: bool,
 ) -> tuple[str, bool]:
-    """(the derived image's tag, whether it is (or would be) built and pushed) for SOURCE
-    in the repository DESTINATION."""
-    import docker
-
-    client = docker.from_env()
-    inputs = inputs_hash(source_digest(client, source, auth), architecture)
-    tag = derived_tag(source, inputs)
-    reference = f"{destination}:{tag}"
-    try:
-        if digest_of(client, reference, destination_auth) is not None:
-            return tag, False
-    except docker.errors.DockerException:
-        pass  # not readable yet (a new repository): build and push
-    if dry_run:
-        return tag, True
-    built = client.images.list(filters={"label": f"{image_builds.INPUTS_LABEL}={inputs[:32]}"})
-    if built:  # made here before for another repository: the same image
-        built[0].tag(destination, tag)
-    else:
-        build(client, source, auth, reference, architecture, inputs[:32])
-    push(client, reference, destination_auth)
-    return tag, True
+    """(the derived image's tag, whether it was built and pushed) for SOURCE in the
+    repository DESTINATION."""
+    tag, inputs, present = derived_image(source, auth, destination, destination_auth, architecture)
+    if not present:
+        build_and_push(source, auth, f"{destination}:{tag}", destination_auth, architecture, inputs)
+    return tag, not present

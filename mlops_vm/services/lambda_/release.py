@@ -12,11 +12,11 @@ import json
 import time
 from typing import Any
 
-from mlops_vm.plan import Change
+from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.lambda_ import names
-from mlops_vm.services.lambda_.options import LambdaOptions
+from mlops_vm.services.settings import LambdaServiceConfig
 
 
 def find_alias(ctx: AwsContext, function: str) -> dict[str, Any] | None:
@@ -64,7 +64,11 @@ def readiness_event(path: str) -> dict[str, Any]:
 
 
 def invoke(
-    ctx: AwsContext, options: LambdaOptions, function: str, version: str, event: dict[str, Any]
+    ctx: AwsContext,
+    options: LambdaServiceConfig,
+    function: str,
+    version: str,
+    event: dict[str, Any],
 ) -> dict[str, Any]:
     """The version's answer to EVENT: Lambda's Invoke, or the Runtime Interface Emulator's
     (the same API) where the control plane is emulated."""
@@ -102,7 +106,12 @@ def unready_reason(answer: dict[str, Any]) -> str:
 
 
 def health_gate(
-    ctx: AwsContext, options: LambdaOptions, function: str, version: str, path: str, timeout_s: int
+    ctx: AwsContext,
+    options: LambdaServiceConfig,
+    function: str,
+    version: str,
+    path: str,
+    timeout_s: int,
 ) -> None:
     """Return once VERSION answers PATH with 200; ProvisionError(TIMEOUT) with the last
     reason otherwise."""
@@ -160,35 +169,41 @@ def move_alias(
 
 def shift(
     ctx: AwsContext,
-    options: LambdaOptions,
+    log: ChangeLog,
+    options: LambdaServiceConfig,
     function: str,
     version: str,
     *,
     readiness_path: str,
     timeout_s: int,
     source: str,
-    dry_run: bool,
-) -> list[Change]:
+) -> None:
     """Traffic to VERSION, health-gated (a canary share first when asked for)."""
     alias = find_alias(ctx, function)
     current = alias["FunctionVersion"] if alias else None
     detail = f"version {version}" + (f", was {current}" if current else "")
     if options.canary_percent and current:
         detail += f", canary {options.canary_percent}% first"
-    change = Change(
-        "update" if alias else "create", "lambda_alias", f"{function}:{names.ALIAS}", detail
+
+    def health_gated() -> None:
+        health_gate(ctx, options, function, version, readiness_path, timeout_s)
+        moving = alias
+        if options.canary_percent and moving is not None:
+            kept = alias_record(moving).get("source", "")
+            canary = {version: options.canary_percent / 100}
+            move_alias(ctx, function, current, moving, kept, canary)
+            try:
+                health_gate(ctx, options, function, version, readiness_path, timeout_s)
+            except ProvisionError:
+                move_alias(ctx, function, current, find_alias(ctx, function), kept)
+                raise
+            moving = find_alias(ctx, function)
+        move_alias(ctx, function, version, moving, source)
+
+    log.apply(
+        "update" if alias else "create",
+        "lambda_alias",
+        f"{function}:{names.ALIAS}",
+        health_gated,
+        detail,
     )
-    if dry_run:
-        return [change]
-    health_gate(ctx, options, function, version, readiness_path, timeout_s)
-    if options.canary_percent and alias is not None:
-        kept = alias_record(alias).get("source", "")
-        move_alias(ctx, function, current, alias, kept, {version: options.canary_percent / 100})
-        try:
-            health_gate(ctx, options, function, version, readiness_path, timeout_s)
-        except ProvisionError:
-            move_alias(ctx, function, current, find_alias(ctx, function), kept)
-            raise
-        alias = find_alias(ctx, function)
-    move_alias(ctx, function, version, alias, source)
-    return [change]

@@ -1,0 +1,139 @@
+"""IAM roles of the AWS managed targets (ECS's task execution role, Lambda's execution
+role): made with their trust policy and tags, their inline policies converged one by one,
+and deleted (inline policies first) only when tagged with the environment."""
+
+import json
+import urllib.parse
+from typing import Any
+
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import names as tags
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.model import TAG_ENV
+
+
+def trust_policy(principal: str) -> dict[str, Any]:
+    """A role the AWS service PRINCIPAL (ecs-tasks.amazonaws.com, ...) may assume."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def placeholder_arn(name: str) -> str:
+    """A role's ARN in a dry run, before the role exists."""
+    return f"arn:aws:iam::<account>:role/{name}"
+
+
+def find_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    return ctx.call("iam", "get_role", f"find the role {name}", missing_ok=True, RoleName=name).get(
+        "Role"
+    )
+
+
+def ensure_role(
+    ctx: AwsContext,
+    log: ChangeLog,
+    name: str,
+    trust_policy: dict[str, Any],
+    description: str,
+    tag_dict: dict[str, str],
+    detail: str,
+) -> str:
+    """The role NAME (created with TRUST_POLICY when missing); its ARN."""
+    role = log.ensure(
+        "iam_role",
+        name,
+        current=find_role(ctx, name),
+        create=lambda: ctx.call(
+            "iam",
+            "create_role",
+            f"create the role {name}",
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust_policy),
+            Description=description,
+            Tags=tags.tag_list(tag_dict),
+        )["Role"],
+        detail=detail,
+        planned={"Arn": placeholder_arn(name)},
+    )
+    return role["Arn"]
+
+
+def inline_policy(ctx: AwsContext, role: str, policy: str) -> dict[str, Any] | None:
+    document = ctx.call(
+        "iam",
+        "get_role_policy",
+        f"read the role's {policy} policy",
+        missing_ok=True,
+        RoleName=role,
+        PolicyName=policy,
+    ).get("PolicyDocument")
+    # boto3 decodes the URL-encoded document into a dict; some endpoints leave it a string.
+    return json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
+
+
+def ensure_inline_policy(
+    ctx: AwsContext,
+    log: ChangeLog,
+    role: str,
+    policy: str,
+    wanted: dict[str, Any] | None,
+    purpose: str,
+) -> None:
+    """The role's inline POLICY is WANTED (None: absent)."""
+    current = inline_policy(ctx, role, policy)
+    if current == wanted:
+        return
+    label = f"{role}/{policy}"
+    if wanted is None:
+        log.delete(
+            "iam_role_policy",
+            label,
+            lambda: delete_inline_policy(ctx, role, policy),
+            "no longer needed",
+        )
+        return
+    log.apply(
+        "update" if current else "create",
+        "iam_role_policy",
+        label,
+        lambda: ctx.call(
+            "iam",
+            "put_role_policy",
+            f"let the role {purpose}",
+            RoleName=role,
+            PolicyName=policy,
+            PolicyDocument=json.dumps(wanted),
+        ),
+        purpose,
+    )
+
+
+def delete_inline_policy(ctx: AwsContext, role: str, policy: str) -> None:
+    ctx.call(
+        "iam",
+        "delete_role_policy",
+        f"remove the {policy} policy",
+        missing_ok=True,
+        RoleName=role,
+        PolicyName=policy,
+    )
+
+
+def delete_role(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> None:
+    """The role NAME and its inline policies, when it is ENV's (tagged)."""
+    role = find_role(ctx, name)
+    if role is None or tags.as_dict(role.get("Tags")).get(TAG_ENV) != env:
+        return
+
+    def delete() -> None:
+        for policy in ctx.call(
+            "iam", "list_role_policies", "read the role's policies", RoleName=name
+        )["PolicyNames"]:
+            delete_inline_policy(ctx, name, policy)
+        ctx.call("iam", "delete_role", f"delete the role {name}", missing_ok=True, RoleName=name)
+
+    log.delete("iam_role", name, delete)

@@ -1,0 +1,87 @@
+"""service.secrets on AWS: each reference is a Secrets Manager secret or SSM parameter
+ARN that exists, checked with the operator's credentials before anything is created
+(by its metadata only: the value never passes through mlops-vm). One check for every AWS
+target (ECS, Lambda): a reference one refuses, the other refuses the same way."""
+
+import re
+from typing import Any
+
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+
+SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$")
+PARAMETER_ARN = re.compile(r"^arn:aws[\w-]*:ssm:[\w-]+:\d{12}:parameter(?P<name>/.+)$")
+
+
+def field(variable: str) -> str:
+    return f"service.secrets.{variable}"
+
+
+def refused(variable: str, message: str, hint: str) -> ProvisionError:
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT,
+        f"{field(variable)}: {message}",
+        hint=hint,
+        provider="aws",
+        operation="check service.secrets",
+    )
+
+
+def check_references(secrets: dict[str, str]) -> None:
+    """Each reference is the ARN of a secret or a parameter (no call to AWS)."""
+    for variable, reference in sorted(secrets.items()):
+        if not (SECRET_ARN.match(reference) or PARAMETER_ARN.match(reference)):
+            raise refused(
+                variable,
+                f"{reference!r} is not a Secrets Manager secret or SSM parameter ARN",
+                "give arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or "
+                "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME",
+            )
+
+
+def exists(ctx: AwsContext, variable: str, reference: str) -> bool:
+    """Whether the secret or parameter REFERENCE names exists. Any other answer (no
+    permission to describe it, no connection) is raised as it is, never taken for "no"."""
+    doing = f"look up the secret of {field(variable)}"
+    parameter = PARAMETER_ARN.match(reference)
+    if parameter:
+        return bool(
+            ctx.call(
+                "ssm",
+                "describe_parameters",
+                doing,
+                ParameterFilters=[
+                    {"Key": "Name", "Option": "Equals", "Values": [parameter["name"]]}
+                ],
+            )["Parameters"]
+        )
+    return bool(
+        ctx.call("secretsmanager", "describe_secret", doing, missing_ok=True, SecretId=reference)
+    )
+
+
+def check_secrets_exist(ctx: AwsContext, secrets: dict[str, str]) -> None:
+    """Every reference well-formed and naming a secret or parameter that exists."""
+    check_references(secrets)
+    for variable, reference in sorted(secrets.items()):
+        if not exists(ctx, variable, reference):
+            raise refused(
+                variable,
+                f"{reference} does not exist",
+                "create it first (Secrets Manager or SSM Parameter Store), or fix the ARN",
+            )
+
+
+def read_statements(
+    secrets: dict[str, str], secret_action: str | list[str], parameter_action: str | list[str]
+) -> list[dict[str, Any]]:
+    """IAM statements that let a role read exactly the secrets and parameters SECRETS
+    references (the actions as each target's role has always named them)."""
+    references = sorted(set(secrets.values()))
+    managed = [ref for ref in references if ":secretsmanager:" in ref]
+    parameters = [ref for ref in references if ":ssm:" in ref]
+    return [
+        {"Effect": "Allow", "Action": action, "Resource": resources}
+        for action, resources in ((secret_action, managed), (parameter_action, parameters))
+        if resources
+    ]
