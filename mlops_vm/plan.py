@@ -128,12 +128,12 @@ class ChangeLog:
             raise error
         return done
 
-    def follow_up(self, do: Callable[[], object]) -> None:
+    def follow_up(self, do: Callable[[], T], *, planned: Any = None) -> T | Any:
         """Run DO in a real run only: a step that is no change of its own but follows up
-        on what exists (a wait for what this run started: a rollout, a drain, a boot; the
-        environment's key given to its VMs). Neither planned nor recorded."""
-        if not self.dry_run:
-            do()
+        on what this run changed (a wait for a rollout, a drain or a boot, a health gate,
+        reading back what was created; the environment's key given to its VMs). Neither
+        planned nor recorded. Returns DO's result, or PLANNED in a dry run."""
+        return planned if self.dry_run else do()
 
     def record(self, action: Action, kind: str, name: str, detail: str = "") -> None:
         """Record a change whose call was made (and succeeded) elsewhere, or a change the
@@ -150,9 +150,3 @@ class ChangeLog:
         change = planned if self.dry_run else do()
         self.changes.append(change)
         return change
-
-    def run(self, do: Callable[[], T], *, planned: Any = None) -> T | Any:
-        """Run DO unless dry run, recording nothing: a step that is no change itself but
-        needs what this run's changes made (a wait, a health gate, reading back what was
-        created). Returns DO's result, or PLANNED in a dry run."""
-        return planned if self.dry_run else do()

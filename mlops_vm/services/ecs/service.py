@@ -163,7 +163,7 @@ def create_service(
         create,
         f"{spec.min_instances} task(s) of {revision_label(task_definition)} behind the ALB",
     )
-    log.run(lambda: wait_first_revision(ctx, spec, task_definition))
+    log.follow_up(lambda: wait_first_revision(ctx, spec, task_definition))
 
 
 def wait_first_revision(ctx: AwsContext, spec: ServiceSpec, arn: str) -> None:

@@ -97,7 +97,7 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
             )
             return function.fingerprint_of(config)
 
-        latest = log.run(read_latest, planned=None) if changed else read_latest()
+        latest = log.follow_up(read_latest) if changed else read_latest()
         alias = releases.find_alias(ctx, name)
         by_version = {v["Version"]: v for v in function.versions(ctx, name)}
         serving = by_version.get(alias["FunctionVersion"]) if alias else None
