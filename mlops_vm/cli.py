@@ -112,9 +112,17 @@ def status(env: EnvArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def validate(env: EnvArg, as_json: JsonOpt = False) -> None:
-    """Check the environment's configuration (and what the provider can check up front)."""
-    finish(lambda: validate_command.validate(env, as_json=as_json))
+def validate(
+    env: EnvArg,
+    cloud: Annotated[
+        bool,
+        typer.Option("--cloud", help="Also check through the cloud's API (needs credentials)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the environment offline: schema, files, references, the target's limits, secrets
+    in the vault (no credentials, no network). --cloud adds what the cloud's API answers."""
+    finish(lambda: validate_command.validate(env, as_json=as_json, cloud=cloud))
 
 
 def main() -> None:  # pragma: no cover - console script entry point

@@ -43,12 +43,18 @@ class EcsTarget(ServiceTarget):
         super().__init__(settings)
         self.ctx = AwsContext(settings)
 
-    def validate(self, spec: ServiceSpec) -> None:
+    def check_offline(self, spec: ServiceSpec) -> None:
         options = EcsOptions.from_spec(spec.options)
         validate.check_spec(spec)
         fleet, lb = network.fleet_spec(spec, options), network.lb_spec(spec, options)
         aws_validate.check_network(fleet)
         aws_validate.check_names(lb)
+        aws_validate.check_load_balancer_spec(fleet, lb)
+
+    def validate(self, spec: ServiceSpec) -> None:
+        self.check_offline(spec)
+        options = EcsOptions.from_spec(spec.options)
+        fleet, lb = network.fleet_spec(spec, options), network.lb_spec(spec, options)
         aws_validate.check_region(self.ctx)
         if fleet.network.existing:
             aws_validate.check_existing_network(self.ctx, fleet)

@@ -42,8 +42,11 @@ class LambdaTarget(ServiceTarget):
         super().__init__(settings)
         self.ctx = AwsContext(settings)
 
-    def validate(self, spec: ServiceSpec) -> None:
+    def check_offline(self, spec: ServiceSpec) -> None:
         limits.check_spec(spec, LambdaOptions.from_spec(spec.options))
+
+    def validate(self, spec: ServiceSpec) -> None:
+        self.check_offline(spec)
         aws_validate.check_region(self.ctx)
         limits.check_secrets_exist(self.ctx, spec)
         image.check_source_size(spec.image, spec.registry)
