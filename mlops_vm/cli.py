@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mlops_vm.commands import logs as logs_command
-from mlops_vm.commands import release, run
+from mlops_vm.commands import release, run, scaffold
 from mlops_vm.commands import status as status_command
 from mlops_vm.commands import validate as validate_command
 from mlops_vm.commands.exits import Stop
@@ -123,6 +123,27 @@ def validate(
     """Check the environment offline: schema, files, references, the target's limits, secrets
     in the vault (no credentials, no network). --cloud adds what the cloud's API answers."""
     finish(lambda: validate_command.validate(env, as_json=as_json, cloud=cloud))
+
+
+@app.command()
+def init(
+    env: Annotated[
+        str | None,
+        typer.Argument(help="New environment: a name under inventories/ or a path."),
+    ] = None,
+    provider: Annotated[
+        str, typer.Option("--provider", help="local, static, aws, gcp or azure.")
+    ] = ...,  # type: ignore[assignment]
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="A managed target instead of VMs: ecs, lambda, cloud_run, app_service."
+        ),
+    ] = None,
+) -> None:
+    """Write a commented environment folder (settings, vault stub, .gitignore) for the
+    provider or target; fill in each CHANGE-ME, then `mlops-vm validate`."""
+    finish(lambda: scaffold.init(env, provider=provider, target=target))
 
 
 def main() -> None:  # pragma: no cover - console script entry point

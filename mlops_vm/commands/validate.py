@@ -8,20 +8,17 @@ Offline means no credentials and no network: a pull request check in CI can run 
 from mlops_vm import display
 from mlops_vm.commands.checks import check_environment, load
 from mlops_vm.commands.exits import EXIT_BAD_INPUT, EXIT_OK, fail
-from mlops_vm.environment.secrets import check_secrets
+from mlops_vm.environment.config import ConfigProblem
+from mlops_vm.environment.load import environment_directory
+from mlops_vm.environment.secrets import check_placeholders, check_secrets
 from mlops_vm.environment.sizing import sizing_warnings
 
 
 def validate(env: str, *, as_json: bool, cloud: bool = False) -> int:
+    refuse_problems(env, check_placeholders(environment_directory(env)).problems, as_json)
     loaded = load(env, as_json)
     secrets = check_secrets(loaded)
-    if secrets.problems:
-        raise fail(
-            EXIT_BAD_INPUT,
-            f"invalid environment {env!r}",
-            [str(p) for p in secrets.problems],
-            as_json,
-        )
+    refuse_problems(env, secrets.problems, as_json)
     check_environment(loaded, as_json, with_cloud=cloud, offline=True)
     # Machine sizes: VMs only (a managed target's platform sizes its instances).
     warnings = [] if loaded.config.managed else [str(p) for p in sizing_warnings(loaded)]
@@ -42,3 +39,10 @@ def validate(env: str, *, as_json: bool, cloud: bool = False) -> int:
         if warnings:
             display.print_problems("warnings:", warnings)
     return EXIT_OK
+
+
+def refuse_problems(env: str, problems: list[ConfigProblem], as_json: bool) -> None:
+    if problems:
+        raise fail(
+            EXIT_BAD_INPUT, f"invalid environment {env!r}", [str(p) for p in problems], as_json
+        )

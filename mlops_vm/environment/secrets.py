@@ -105,26 +105,33 @@ def placeholders(node: yaml.Node | None, location: tuple[Any, ...] = ()) -> Iter
         yield location, node.start_mark.line + 1
 
 
+def check_placeholders(directory: Path) -> SecretsReport:
+    """Values still holding PLACEHOLDER in the group_vars files of DIRECTORY, located (checked
+    before the schema: an unfilled image is a placeholder to fill, not a bad reference)."""
+    report = SecretsReport()
+    for path, text in group_vars_texts(directory, report):
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError:
+            continue  # loading the environment names the syntax error
+        report.problems += [
+            ConfigProblem(path, ".".join(map(str, location)), f"fill in {PLACEHOLDER}", line)
+            for location, line in placeholders(node)
+        ]
+    return report
+
+
 def check_secrets(loaded: LoadedEnvironment) -> SecretsReport:
-    """Unfilled placeholders and secret references defined nowhere, located."""
+    """Secret references that no group_vars file of the environment defines, located."""
     report = SecretsReport()
     defined: set[str] = set()
-    for path, text in group_vars_texts(loaded.inventory_dir, report):
+    for _, text in group_vars_texts(loaded.inventory_dir, report):
         try:
-            data, node = yaml.safe_load(text), yaml.compose(text)
+            data = yaml.safe_load(text)
         except yaml.YAMLError:
             continue  # a plain file was parsed by load already; a decrypted one: Ansible's
         if isinstance(data, dict):
             defined.update(str(key) for key in data)
-        for location, line in placeholders(node):
-            report.problems.append(
-                ConfigProblem(
-                    path,
-                    ".".join(map(str, location)),
-                    f"placeholder {PLACEHOLDER} not filled in",
-                    line,
-                )
-            )
     if report.unopened:
         return report  # the names may be in the file not opened
     for location, name in secret_references(loaded):

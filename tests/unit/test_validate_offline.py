@@ -95,9 +95,7 @@ def test_a_placeholder_left_is_named(offline, tmp_path):
     code, answer = validate(str(directory))
     assert code == EXIT_BAD_INPUT, answer
     line = line_of(vault, PLACEHOLDER)
-    assert answer["problems"] == [
-        f"{vault}:{line}: vault_registry_password: placeholder {PLACEHOLDER} not filled in"
-    ]
+    assert answer["problems"] == [f"{vault}:{line}: vault_registry_password: fill in {PLACEHOLDER}"]
 
 
 def test_an_encrypted_vault_is_opened_with_the_password_file(offline, tmp_path, monkeypatch):
