@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mlops_vm.commands import logs as logs_command
-from mlops_vm.commands import release, run, scaffold
+from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
 from mlops_vm.commands import validate as validate_command
 from mlops_vm.commands.exits import Stop
@@ -144,6 +144,35 @@ def init(
     """Write a commented environment folder (settings, vault stub, .gitignore) for the
     provider or target; fill in each CHANGE-ME, then `mlops-vm validate`."""
     finish(lambda: scaffold.init(env, provider=provider, target=target))
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(
+    env: EnvArg,
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after --.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this model host.")] = None,
+    all_hosts: Annotated[bool, typer.Option("--all", help="Every model host (default).")] = False,
+) -> None:
+    """Run a command on the model hosts over SSH (as root), each output line prefixed with
+    the host; exits with the worst host's code. Example: mlops-vm exec dev -- docker ps"""
+    if host and all_hosts:
+        raise typer.BadParameter("--host and --all exclude each other")
+    finish(lambda: remote.exec_command(env, command or [], host=host))
+
+
+@app.command()
+def ssh(
+    env: EnvArg,
+    host: Annotated[str | None, typer.Argument(help="Model host (default: the first).")] = None,
+    container: Annotated[
+        bool, typer.Option("--container", help="Into the model container (docker exec -it).")
+    ] = False,
+) -> None:
+    """An interactive session on a model host, over the SSH settings Ansible uses."""
+    finish(lambda: remote.ssh(env, host, container=container))
 
 
 def main() -> None:  # pragma: no cover - console script entry point
