@@ -13,15 +13,22 @@ from mlops_vm.commands import logs as logs_command
 from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
 from mlops_vm.commands import validate as validate_command
+from mlops_vm.commands.completion import complete_environment
 from mlops_vm.commands.exits import Stop
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     no_args_is_help=True,
     help="Put a containerised ML model into production behind HTTPS on VMs.",
 )
 
-EnvArg = Annotated[str, typer.Argument(help="Environment: a name under inventories/ or a path.")]
+EnvArg = Annotated[
+    str,
+    typer.Argument(
+        help="Environment: a name under inventories/ or a path.",
+        autocompletion=complete_environment,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ansible's own output.")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")]
@@ -130,7 +137,7 @@ def init(
     env: Annotated[
         str | None,
         typer.Argument(help="New environment: a name under inventories/ or a path."),
-    ] = None,
+    ] = None,  # a new name: nothing to complete
     provider: Annotated[
         str, typer.Option("--provider", help="local, static, aws, gcp or azure.")
     ] = ...,  # type: ignore[assignment]

@@ -28,6 +28,14 @@ def inventory_dir(env: str) -> Path:
     return paths.PROJECT_DIR / "inventories" / env
 
 
+def environment_names() -> list[str]:
+    """The environments under inventories/ (folders with group_vars), sorted."""
+    root = paths.PROJECT_DIR / "inventories"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "group_vars").is_dir())
+
+
 def environment_directory(env_or_dir: str | Path) -> Path:
     """The inventory directory of ENV_OR_DIR: a path, or a name under inventories/."""
     # Absolute: ansible-runner runs from its own folder, where a relative inventory (and
