@@ -150,7 +150,7 @@ def check_sizes(spec: FleetSpec) -> None:
 
 
 def check_load_balancer_spec(spec: FleetSpec, lb: LoadBalancerSpec) -> None:
-    """The load balancer's settings, offline (its certificate's existence: check_load_balancer)."""
+    """The load balancer's settings, offline (its certificate's existence: below)."""
     if lb.env != spec.env:
         raise invalid(
             f"load balancer env {lb.env!r} differs from the fleet's {spec.env!r}",
@@ -171,8 +171,7 @@ def check_load_balancer_spec(spec: FleetSpec, lb: LoadBalancerSpec) -> None:
         certificates.read_bundle(lb.certificate.cert_file)
 
 
-def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) -> None:
-    check_load_balancer_spec(spec, lb)
+def check_certificate_exists(ctx: AwsContext, lb: LoadBalancerSpec) -> None:
     arn = lb.certificate.arn
     if arn and certificates.describe_certificate(ctx, arn) is None:
         raise invalid(
@@ -250,4 +249,4 @@ def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> N
     if spec.network.existing:
         check_existing_network(ctx, spec)
     if lb is not None:
-        check_load_balancer(ctx, spec, lb)
+        check_certificate_exists(ctx, lb)

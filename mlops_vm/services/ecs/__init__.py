@@ -58,7 +58,7 @@ class EcsTarget(ServiceTarget):
         aws_validate.check_region(self.ctx)
         if fleet.network.existing:
             aws_validate.check_existing_network(self.ctx, fleet)
-        aws_validate.check_load_balancer(self.ctx, fleet, lb)
+        aws_validate.check_certificate_exists(self.ctx, lb)
         validate.check_secrets_exist(self.ctx, spec)
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
