@@ -75,13 +75,19 @@ def test_the_pull_request_steps_pass_with_no_credentials(platform, tmp_path):
     scripts = pull_request_commands()
     assert len(scripts) == 2
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLOUD_VARIABLES)}
-    with fresh_environment(tmp_path, "ci-recipe", {"load_balancer": {"publish_port": 18493}}) as d:
-        env |= {"ENVIRONMENT": str(d), "ANSIBLE_VAULT_PASSWORD_FILE": str(tmp_path / "none")}
-        env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)  # no secret, as for a fork's pull request
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    # A checkout of its own: the steps' files (plan.json, ...) land there.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "inventories").symlink_to(paths.PROJECT_DIR / "inventories")
+    overrides = {"load_balancer": {"publish_port": 18493}}
+    with fresh_environment(tmp_path, "ci-recipe", overrides) as directory:
+        env["ENVIRONMENT"] = str(directory)
         for script in scripts:
             done = subprocess.run(
                 ["bash", "-eo", "pipefail", "-c", script],
-                cwd=paths.PROJECT_DIR,
+                cwd=checkout,
                 env=env,
                 capture_output=True,
                 text=True,
