@@ -10,18 +10,25 @@ from typing import Annotated, NoReturn
 import typer
 
 from mlops_vm.commands import logs as logs_command
-from mlops_vm.commands import release, run
+from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
 from mlops_vm.commands import validate as validate_command
+from mlops_vm.commands.completion import complete_environment
 from mlops_vm.commands.exits import Stop
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     no_args_is_help=True,
     help="Put a containerised ML model into production behind HTTPS on VMs.",
 )
 
-EnvArg = Annotated[str, typer.Argument(help="Environment: a name under inventories/ or a path.")]
+EnvArg = Annotated[
+    str,
+    typer.Argument(
+        help="Environment: a name under inventories/ or a path.",
+        autocompletion=complete_environment,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ansible's own output.")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")]
@@ -112,9 +119,67 @@ def status(env: EnvArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def validate(env: EnvArg, as_json: JsonOpt = False) -> None:
-    """Check the environment's configuration (and what the provider can check up front)."""
-    finish(lambda: validate_command.validate(env, as_json=as_json))
+def validate(
+    env: EnvArg,
+    cloud: Annotated[
+        bool,
+        typer.Option("--cloud", help="Also check through the cloud's API (needs credentials)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the environment offline: schema, files, references, the target's limits, secrets
+    in the vault (no credentials, no network). --cloud adds what the cloud's API answers."""
+    finish(lambda: validate_command.validate(env, as_json=as_json, cloud=cloud))
+
+
+@app.command()
+def init(
+    env: Annotated[
+        str | None,
+        typer.Argument(help="New environment: a name under inventories/ or a path."),
+    ] = None,  # a new name: nothing to complete
+    provider: Annotated[
+        str, typer.Option("--provider", help="local, static, aws, gcp or azure.")
+    ] = ...,  # type: ignore[assignment]
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="A managed target instead of VMs: ecs, lambda, cloud_run, app_service."
+        ),
+    ] = None,
+) -> None:
+    """Write a commented environment folder (settings, vault stub, .gitignore) for the
+    provider or target; fill in each CHANGE-ME, then `mlops-vm validate`."""
+    finish(lambda: scaffold.init(env, provider=provider, target=target))
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(
+    env: EnvArg,
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after --.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this model host.")] = None,
+    all_hosts: Annotated[bool, typer.Option("--all", help="Every model host (default).")] = False,
+) -> None:
+    """Run a command on the model hosts over SSH (as root), each output line prefixed with
+    the host; exits with the worst host's code. Example: mlops-vm exec dev -- docker ps"""
+    if host and all_hosts:
+        raise typer.BadParameter("--host and --all exclude each other")
+    finish(lambda: remote.exec_command(env, command or [], host=host))
+
+
+@app.command()
+def ssh(
+    env: EnvArg,
+    host: Annotated[str | None, typer.Argument(help="Model host (default: the first).")] = None,
+    container: Annotated[
+        bool, typer.Option("--container", help="Into the model container (docker exec -it).")
+    ] = False,
+) -> None:
+    """An interactive session on a model host, over the SSH settings Ansible uses."""
+    finish(lambda: remote.ssh(env, host, container=container))
 
 
 def main() -> None:  # pragma: no cover - console script entry point

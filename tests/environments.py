@@ -50,6 +50,10 @@ def make_environment(
     (directory / "group_vars" / "all" / "mlops_vm.yml").write_text(
         "---\n" + yaml.safe_dump(base, sort_keys=False)
     )
+    # The example's secrets file with it: the settings refer to its variables.
+    vault = like.parent / "vault.yml"
+    if vault.is_file():
+        (directory / "group_vars" / "all" / "vault.yml").write_text(vault.read_text())
     return directory
 
 

@@ -41,28 +41,43 @@ def rejected(loaded: LoadedEnvironment, by: str, error: ProvisionError, as_json:
     return fail(code, f"{loaded.source}: rejected by {by}", [str(error)], as_json)
 
 
-def check_with_provider(loaded: LoadedEnvironment, provider: Provider, as_json: bool) -> None:
-    """What the provider can check before anything is created (regions, ports, files)."""
+def check_with_provider(
+    loaded: LoadedEnvironment, provider: Provider, as_json: bool, *, with_cloud: bool
+) -> None:
+    """What the provider can check before anything is created: offline (names, sizes, ports)
+    and, WITH_CLOUD, what its API answers (regions, machine types, certificates)."""
+    fleet = fleet_spec(loaded.config, loaded.inventory_dir)
+    lb = load_balancer_spec(loaded.config, loaded.inventory_dir)
     try:
-        provider.validate(
-            fleet_spec(loaded.config, loaded.inventory_dir),
-            load_balancer_spec(loaded.config, loaded.inventory_dir),
-        )
+        if with_cloud:
+            provider.validate(fleet, lb)
+        else:
+            provider.check_offline(fleet, lb)
     except ProvisionError as error:
         raise rejected(loaded, f"the {provider.name} provider", error, as_json) from None
 
 
-def check_environment(loaded: LoadedEnvironment, as_json: bool, *, with_cloud: bool) -> None:
-    """The provider (VMs) or the managed target can be used; WITH_CLOUD, it also checks
-    what it can before anything is created (exit 2 naming the problem)."""
+def check_environment(
+    loaded: LoadedEnvironment, as_json: bool, *, with_cloud: bool, offline: bool = False
+) -> None:
+    """The provider (VMs) or the managed target can be used; OFFLINE, it also checks what
+    needs no credentials nor network; WITH_CLOUD, that and what its API answers, before
+    anything is created (exit 2 naming the problem)."""
+    if not (offline or with_cloud):
+        if loaded.config.managed:
+            service_target_for(loaded, as_json)
+        else:
+            provider_for(loaded, as_json)
+        return
     if not loaded.config.managed:
-        provider = provider_for(loaded, as_json)
-        if with_cloud:
-            check_with_provider(loaded, provider, as_json)
+        check_with_provider(loaded, provider_for(loaded, as_json), as_json, with_cloud=with_cloud)
         return
     target = service_target_for(loaded, as_json)
-    if with_cloud:
-        try:
-            target.validate(service_spec(loaded.config, loaded.inventory_dir))
-        except ProvisionError as error:
-            raise rejected(loaded, f"the {target.name} target", error, as_json) from None
+    spec = service_spec(loaded.config, loaded.inventory_dir)
+    try:
+        if with_cloud:
+            target.validate(spec)
+        else:
+            target.check_offline(spec)
+    except ProvisionError as error:
+        raise rejected(loaded, f"the {target.name} target", error, as_json) from None

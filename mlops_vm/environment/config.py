@@ -33,6 +33,7 @@ IMAGE_REFERENCE = re.compile(
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
+ENV_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"  # a name every provider's resources can carry
 TEMPLATED = re.compile(r"{{.*}}|{%.*%}", re.S)
 
 
@@ -222,7 +223,7 @@ class ServiceConfig(Strict):
 
 
 class EnvironmentConfig(Strict):
-    env: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+    env: Annotated[str, Field(pattern=ENV_PATTERN)]
     provider: ProviderConfig
     # Where the model runs: VMs through the provider (vms), or a managed platform.
     target: Literal[(VMS, *TARGET_NAMES)] = VMS  # type: ignore[valid-type]

@@ -28,6 +28,24 @@ def inventory_dir(env: str) -> Path:
     return paths.PROJECT_DIR / "inventories" / env
 
 
+def environment_names() -> list[str]:
+    """The environments under inventories/ (folders with group_vars), sorted."""
+    root = paths.PROJECT_DIR / "inventories"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "group_vars").is_dir())
+
+
+def environment_directory(env_or_dir: str | Path) -> Path:
+    """The inventory directory of ENV_OR_DIR: a path, or a name under inventories/."""
+    # Absolute: ansible-runner runs from its own folder, where a relative inventory (and
+    # with it the group_vars holding `mlops_vm`) would not be found.
+    directory = Path(env_or_dir).expanduser().absolute()
+    if not Path(env_or_dir).is_dir():
+        directory = inventory_dir(str(env_or_dir)).absolute()
+    return directory
+
+
 def group_vars_files(directory: Path) -> list[Path]:
     group_vars = directory / "group_vars"
     files = sorted((group_vars / "all").glob("*.y*ml")) if (group_vars / "all").is_dir() else []
@@ -87,11 +105,7 @@ def check_files(loaded: LoadedEnvironment) -> None:
 
 def load_environment(env_or_dir: str | Path) -> LoadedEnvironment:
     """Load and validate inventories/ENV (or a given inventory directory)."""
-    # Absolute: ansible-runner runs from its own folder, where a relative inventory (and
-    # with it the group_vars holding `mlops_vm`) would not be found.
-    directory = Path(env_or_dir).expanduser().absolute()
-    if not Path(env_or_dir).is_dir():
-        directory = inventory_dir(str(env_or_dir)).absolute()
+    directory = environment_directory(env_or_dir)
     if not directory.is_dir():
         raise ConfigError([ConfigProblem(directory, "environment", "no such inventory directory")])
     found: list[tuple[Path, Any, yaml.Node | None]] = []

@@ -4,8 +4,9 @@ Contract for every implementation:
 - Idempotent by tags: find what exists (TAG_ENV/TAG_ROLE or LABEL_ENV/LABEL_ROLE) before
   creating anything; a second call with the same spec returns no changes.
 - dry_run=True returns the planned changes and changes nothing (this is `--check`).
-- `validate` checks what can be checked up front (region exists, machine type offered,
-  certificate exists) and raises ProvisionError(INVALID_INPUT) before anything is created.
+- `check_offline` checks what needs no credentials nor network (names, sizes, ports);
+  `validate` adds what the cloud's API answers (region exists, machine type offered,
+  certificate exists); both raise ProvisionError(INVALID_INPUT) before anything is created.
 - SDK calls are wrapped once: transient errors retried with backoff (retry.with_backoff),
   others raised as ProvisionError with a classified code and a hint.
 - Not-found on delete is success; `destroy` twice is a no-op the second time.
@@ -34,8 +35,14 @@ class Provider(ABC):
         self.settings = settings
 
     @abstractmethod
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse that can be
+        seen without credentials or network (names, sizes, ports, limits): `validate`."""
+
+    @abstractmethod
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
-        """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse."""
+        """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse: the offline
+        checks and those that ask the cloud's API (`validate --cloud`, `provision`)."""
 
     @abstractmethod
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:

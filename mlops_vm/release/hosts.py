@@ -1,6 +1,7 @@
-"""Read from the model hosts what runs on them (release records, replicas, logs), over the
-same SSH settings Ansible uses: each host's Ansible variables, given by the caller
-(mlops_vm/environment/inventory.py makes them). Reading only: nothing is changed."""
+"""Reach the model hosts over the same SSH settings Ansible uses: each host's Ansible
+variables, given by the caller (mlops_vm/environment/inventory.py makes them). Read what runs
+on them (release records, replicas, logs; nothing is changed), and run a user's command or
+session there (`exec`, `ssh`), each host's output prefixed with its name."""
 
 import json
 import shlex
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from mlops_vm.provision.model import Instance, InstanceStatus
 
@@ -64,14 +65,26 @@ class HostReading:
         return (self.record or {}).get("previous") or {}
 
 
-def ssh_command(hv: Mapping[str, Any], remote: str) -> list[str]:
-    """ssh argv that runs REMOTE (a shell command) as root on the host of Ansible variables HV."""
+def ssh_login(hv: Mapping[str, Any], *, terminal: bool = False) -> list[str]:
+    """ssh argv up to the destination, for the host of Ansible variables HV (TERMINAL: with
+    a terminal, for an interactive session)."""
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(hv["ansible_port"])]
     argv += shlex.split(hv.get("ansible_ssh_common_args", ""))
     if hv.get("ansible_ssh_private_key_file"):
         argv += ["-i", hv["ansible_ssh_private_key_file"]]
-    sudo = "" if hv["ansible_user"] == "root" else "sudo -n "
-    return [*argv, f"{hv['ansible_user']}@{hv['ansible_host']}", sudo + remote]
+    if terminal:
+        argv.append("-t")
+    return [*argv, f"{hv['ansible_user']}@{hv['ansible_host']}"]
+
+
+def as_root(hv: Mapping[str, Any], remote: str) -> str:
+    """REMOTE (a shell command) run as root by the host's SSH user."""
+    return remote if hv["ansible_user"] == "root" else "sudo -n " + remote
+
+
+def ssh_command(hv: Mapping[str, Any], remote: str) -> list[str]:
+    """ssh argv that runs REMOTE (a shell command) as root on the host of Ansible variables HV."""
+    return [*ssh_login(hv), as_root(hv, remote)]
 
 
 def read_host(instance: Instance, host_vars: HostVars) -> HostReading:
@@ -100,6 +113,45 @@ def read_hosts(instances: list[Instance], host_vars: HostVars) -> dict[str, Host
         return {reading.name: reading for reading in readings}
 
 
+def run_prefixed(commands: Mapping[str, list[str]], out: TextIO | None = None) -> dict[str, int]:
+    """Run each host's argv at once; every line of its output (stdout and stderr) is written
+    to OUT as it comes, prefixed with `host | `. Returns each host's exit code."""
+    write_to = out or sys.stdout
+    lock = threading.Lock()
+    codes: dict[str, int] = {}
+
+    def run(name: str, argv: list[str]) -> None:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            text = line.rstrip("\n")
+            with lock:
+                write_to.write(f"{name} | {text}\n")
+                write_to.flush()
+        codes[name] = proc.wait()
+
+    threads = [
+        threading.Thread(target=run, args=(name, argv), daemon=True)
+        for name, argv in commands.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes
+
+
+def worst_exit(codes: Mapping[str, int]) -> int:
+    """The exit code of the worst host: the highest (ssh's own failure is 255)."""
+    return max(codes.values(), default=0)
+
+
 def stream_logs(
     instances: list[Instance],
     host_vars: HostVars,
@@ -114,27 +166,21 @@ def stream_logs(
         f"for c in $(docker ps --filter label={REPLICA_LABEL} --format '{{{{.Names}}}}'); do "
         f'({each}"$c" 2>&1 | sed -u "s/^/$c | /") & done; wait'
     )
-    lock = threading.Lock()
-    failed = []
+    codes = run_prefixed({i.name: ssh_command(host_vars(i), remote) for i in instances})
+    return 1 if worst_exit(codes) else 0
 
-    def follow_host(instance: Instance) -> None:
-        proc = subprocess.Popen(
-            ssh_command(host_vars(instance), remote),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with lock:
-                sys.stdout.write(f"{instance.name} | {line}")
-                sys.stdout.flush()
-        if proc.wait() != 0:
-            failed.append(instance.name)
 
-    threads = [threading.Thread(target=follow_host, args=(i,), daemon=True) for i in instances]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return 1 if failed else 0
+def run_on_hosts(instances: list[Instance], host_vars: HostVars, command: list[str]) -> int:
+    """Run COMMAND (argv; one item: a shell command line) as root on each instance, output
+    prefixed per host; the worst host's exit code."""
+    line = command[0] if len(command) == 1 else shlex.join(command)
+    remote = "sh -c " + shlex.quote(line)
+    codes = run_prefixed({i.name: ssh_command(host_vars(i), remote) for i in instances})
+    return worst_exit(codes)
+
+
+def container_session(hv: Mapping[str, Any]) -> list[str]:
+    """ssh argv of an interactive shell in the host's first model replica container."""
+    find = f"docker ps --filter label={REPLICA_LABEL} --format '{{{{.Names}}}}' | head -n 1"
+    remote = f'c=$({find}); exec docker exec -it "$c" sh'
+    return [*ssh_login(hv, terminal=True), as_root(hv, "sh -c " + shlex.quote(remote))]

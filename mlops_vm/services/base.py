@@ -153,9 +153,15 @@ class ServiceTarget(ABC):
         self.settings = settings
 
     @abstractmethod
+    def check_offline(self, spec: ServiceSpec) -> None:
+        """Raise ProvisionError(INVALID_INPUT) for what the platform would refuse that can be
+        seen without credentials or network (sizes and documented limits, options)."""
+
+    @abstractmethod
     def validate(self, spec: ServiceSpec) -> None:
         """Raise ProvisionError(INVALID_INPUT) for what the platform would refuse (sizes and
-        limits, options, secret references that do not exist), before anything exists."""
+        limits, options, secret references that do not exist), before anything exists: the
+        offline checks and those that ask the platform's API."""
 
     @abstractmethod
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:

@@ -2,7 +2,7 @@
 module, in processes the test does not own).
 
 - validate: contract only. The SKU table, instance range and Key Vault URIs are checked
-  offline; then each secret is read with the process's own credential through the fake's
+  offline; then (--cloud) each secret is read with the process's own credential through the fake's
   Key Vault data plane (over TLS): a missing one exits 2 naming the field and the file, one
   it may not read is a permission error.
 - the whole life cycle: contract + real. The control plane is the fake ARM served over TLS
@@ -67,12 +67,13 @@ def tls_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArm
 def validate(
     tmp_path: Path, name: str, overrides: dict, arm: FakeArm | None = None
 ) -> tuple[int, str, Path]:
-    """`mlops-vm validate` of the example with OVERRIDES, aimed at ARM (the fake) if given."""
+    """`mlops-vm validate` of the example with OVERRIDES, aimed at ARM (the fake) if given
+    (then `--cloud`: the secrets are read through Key Vault)."""
     if arm is not None:
         provider = {"endpoint_url": arm.url, "options": {"subscription_id": SUBSCRIPTION_ID}}
         overrides = {**overrides, "provider": provider}
     directory = make_environment(tmp_path, name, overrides, like=APP_SERVICE_ENV)
-    proc = cli("validate", str(directory))
+    proc = cli("validate", str(directory), *(["--cloud"] if arm is not None else []))
     return proc.returncode, proc.stdout + proc.stderr, directory
 
 

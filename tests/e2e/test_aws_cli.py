@@ -79,3 +79,7 @@ def test_input_the_cloud_would_refuse_exits_2_before_anything_exists(
     assert expected in output
     assert "rejected by the aws provider" in output
     assert env_vpcs(moto_endpoint, REGION, env) == []
+    # validate --cloud finds it as provision does; offline, only what needs no API call.
+    proc = cli("validate", str(directory), "--cloud")
+    assert proc.returncode == 2 and expected in proc.stdout + proc.stderr, proc.stdout
+    assert cli("validate", str(directory)).returncode == 0

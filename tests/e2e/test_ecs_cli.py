@@ -74,13 +74,16 @@ def test_bad_input_exits_2_before_anything_exists(
     tmp_path, moto_endpoint, platform, case, service, expected
 ):
     directory = ecs_env(tmp_path, f"ecsbad{case}", moto_endpoint, platform, **service)
-    for command in (["validate"], ["provision"]):
+    # The Fargate size is seen offline too; a secret only through the API (--cloud).
+    for command in (["validate", "--cloud"], ["provision"]):
         proc = cli(*command, str(directory))
         output = proc.stdout + proc.stderr
         assert proc.returncode == 2, output
         assert expected in output and "rejected by the ecs target" in output
         if case == "secret":  # the file and the field
             assert str(directory) in output and "service.secrets." in output, output
+    offline = cli("validate", str(directory))
+    assert offline.returncode == (2 if case == "size" else 0), offline.stdout + offline.stderr
     assert clusters(moto_endpoint, f"ecsbad{case}") == []
 
 

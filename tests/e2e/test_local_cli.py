@@ -18,7 +18,7 @@ from mlops_vm.localcloud import images, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import container_ip
 from mlops_vm.provision.local import resources as res
-from tests.environments import cli_json, fresh_environment, labelled, nothing_labelled
+from tests.environments import cli, cli_json, fresh_environment, labelled, nothing_labelled
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
@@ -184,6 +184,26 @@ def test_status_lists_the_vms_and_their_health(provisioned, environment):
     assert by_name["mlops-vm-e2e-model-1"]["healthy"] is True
     assert by_name["mlops-vm-e2e-model-2"]["healthy"] is True
     assert all(row["status"] == "running" for row in status["instances"])
+
+
+def test_exec_prefixes_each_host_and_exits_with_the_worst_code(provisioned, environment):
+    # Read-only commands: the hosts are left as the next tests expect them.
+    proc = cli("exec", str(environment), "--", "hostname")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = dict(line.split(" | ", 1) for line in proc.stdout.splitlines())
+    assert set(names) == {"mlops-vm-e2e-model-1", "mlops-vm-e2e-model-2"}
+    assert all(names.values()) and len(set(names.values())) == 2
+
+    first = names["mlops-vm-e2e-model-1"]
+    fails_on_one = f'if [ "$(hostname)" = {first} ]; then echo failing; exit 3; fi; echo fine'
+    proc = cli("exec", str(environment), "--all", "--", fails_on_one)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert sorted(proc.stdout.splitlines()) == [
+        "mlops-vm-e2e-model-1 | failing",
+        "mlops-vm-e2e-model-2 | fine",
+    ]
+    proc = cli("exec", str(environment), "--host", "mlops-vm-e2e-model-2", "--", "id", "-u")
+    assert (proc.returncode, proc.stdout) == (0, "mlops-vm-e2e-model-2 | 0\n")
 
 
 def test_a_failing_host_is_named_and_a_rerun_after_the_fix_converges(

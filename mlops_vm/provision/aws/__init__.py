@@ -54,6 +54,9 @@ class AwsProvider(Provider):
         super().__init__(settings)
         self.ctx = AwsContext(settings)
 
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        validate_module.check_offline(fleet, lb)
+
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         validate_module.validate(self.ctx, fleet, lb)
 

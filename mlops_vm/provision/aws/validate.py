@@ -149,7 +149,8 @@ def check_sizes(spec: FleetSpec) -> None:
         raise invalid(f"disk_gb {spec.instance.disk_gb}", "a gp3 volume is 8..16384 GiB here")
 
 
-def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) -> None:
+def check_load_balancer_spec(spec: FleetSpec, lb: LoadBalancerSpec) -> None:
+    """The load balancer's settings, offline (its certificate's existence: below)."""
     if lb.env != spec.env:
         raise invalid(
             f"load balancer env {lb.env!r} differs from the fleet's {spec.env!r}",
@@ -168,6 +169,9 @@ def check_load_balancer(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec) 
     certificates.check_spec(lb.certificate)
     if lb.certificate.cert_file:
         certificates.read_bundle(lb.certificate.cert_file)
+
+
+def check_certificate_exists(ctx: AwsContext, lb: LoadBalancerSpec) -> None:
     arn = lb.certificate.arn
     if arn and certificates.describe_certificate(ctx, arn) is None:
         raise invalid(
@@ -226,11 +230,17 @@ def check_existing_network(ctx: AwsContext, spec: FleetSpec) -> None:
     reused_network.check_reused_network(ctx, spec, ids)
 
 
-def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+def check_offline(spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    """What needs no AWS call: the network's CIDRs, sizes, user-data, names, LB settings."""
     check_network(spec)
     check_sizes(spec)
     if lb is not None:
         check_names(lb)
+        check_load_balancer_spec(spec, lb)
+
+
+def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    check_offline(spec, lb)
     check_region(ctx)
     check_zones(ctx, spec)
     check_instance_type(ctx, spec)
@@ -239,4 +249,4 @@ def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> N
     if spec.network.existing:
         check_existing_network(ctx, spec)
     if lb is not None:
-        check_load_balancer(ctx, spec, lb)
+        check_certificate_exists(ctx, lb)

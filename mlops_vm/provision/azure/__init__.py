@@ -89,6 +89,9 @@ class AzureProvider(Provider):
             )
         return self._arm
 
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        validate.check_offline(AzureOptions.from_settings(self.settings), fleet, lb)
+
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         validate.validate(self.arm, fleet, lb)
 

@@ -193,9 +193,14 @@ def check_existing(arm: Arm, spec: FleetSpec) -> None:
             )
 
 
-def validate(arm: Arm, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+def check_offline(options: AzureOptions, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    """No API call: names, sizes, the load balancer's settings."""
     check_fleet_spec(fleet)
     if lb is not None:
-        check_lb_spec(lb, arm.options)
+        check_lb_spec(lb, options)
+
+
+def validate(arm: Arm, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    check_offline(arm.options, fleet, lb)
     check_vm_size(arm, fleet)
     check_existing(arm, fleet)

@@ -161,9 +161,16 @@ class GcpProvider(Provider):
 
     # -- the interface -------------------------------------------------------------------
 
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        if not self.settings.region:
+            raise self._invalid(
+                "ProviderSettings.region is not set", "set the GCP region, e.g. europe-west1"
+            )
+        checks.check_local(Names(fleet.env), fleet, lb)
+
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        self.check_offline(fleet, lb)
         ctx = self._context(fleet.env)
-        checks.check_local(ctx, fleet, lb)
         checks.check_remote(ctx, fleet, self._zones(ctx, fleet))
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:

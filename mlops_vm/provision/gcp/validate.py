@@ -18,6 +18,7 @@ from mlops_vm.provision.gcp.names import (
     LABEL_KEY_PATTERN,
     LABEL_VALUE_PATTERN,
     NAME_PATTERN,
+    Names,
     basename,
     path_of,
 )
@@ -34,8 +35,9 @@ def invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_local(ctx: Context, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
-    longest = ctx.names.longest(fleet.role)
+def check_local(names: Names, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    """No API call: names, labels, sizes, the load balancer's settings."""
+    longest = names.longest(fleet.role)
     if not NAME_PATTERN.fullmatch(longest):
         raise invalid(
             f"environment {fleet.env!r} / role {fleet.role!r} make the resource name "

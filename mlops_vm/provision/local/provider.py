@@ -40,15 +40,7 @@ class LocalProvider(Provider):
 
     # -- checks ---------------------------------------------------------------------------
 
-    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
-        image = fleet.instance.image or images.VM_IMAGE
-        if not docker("image", "ls", "-q", image):
-            raise self.error(
-                ErrorCode.INVALID_INPUT,
-                f"VM image {image} is not built",
-                "run ./scripts/setup (it builds the local images)",
-                "validate",
-            )
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         if fleet.count > addresses.MAX_MODEL_INDEX:
             raise self.error(
                 ErrorCode.INVALID_INPUT,
@@ -57,9 +49,21 @@ class LocalProvider(Provider):
                 f"set fleet.count to at most {addresses.MAX_MODEL_INDEX}",
                 "validate",
             )
+        resize.limits(fleet.instance.machine_type)
+
+    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        """The offline checks, then the local cloud's (Docker): image built, port free."""
+        self.check_offline(fleet, lb)
+        image = fleet.instance.image or images.VM_IMAGE
+        if not docker("image", "ls", "-q", image):
+            raise self.error(
+                ErrorCode.INVALID_INPUT,
+                f"VM image {image} is not built",
+                "run ./scripts/setup (it builds the local images)",
+                "validate",
+            )
         if lb is not None and lb.publish_port is not None:
             self.check_port_free(fleet.env, lb.publish_port)
-        resize.limits(fleet.instance.machine_type)
 
     def check_port_free(self, env: str, port: int) -> None:
         for container in res.find_containers(env, ROLE_LB):

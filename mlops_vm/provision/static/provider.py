@@ -36,6 +36,9 @@ class StaticProvider(Provider):
         return list(self.settings.options.get("hosts", []))
 
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+        self.check_offline(fleet, lb)
+
+    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         if not self.hosts:
             raise ProvisionError(
                 ErrorCode.INVALID_INPUT,

@@ -86,10 +86,12 @@ class AppServiceTarget(ServiceTarget):
 
     # -- checks and the image --------------------------------------------------------------
 
+    def check_offline(self, spec: ServiceSpec) -> None:
+        validate.check_spec(spec, options_of(spec.options))
+
     def validate(self, spec: ServiceSpec) -> None:
-        options = options_of(spec.options)
-        validate.check_spec(spec, options)
-        validate.check_secrets_exist(self.key_vault, spec, options)
+        self.check_offline(spec)
+        validate.check_secrets_exist(self.key_vault, spec, options_of(spec.options))
 
     def push_image(self, spec: ServiceSpec, *, dry_run: bool = False) -> PushResult:
         log = ChangeLog(dry_run=dry_run)

@@ -57,9 +57,11 @@ class CloudRunTarget(ServiceTarget):
 
     # -- checks ------------------------------------------------------------------------------
 
+    def check_offline(self, spec: ServiceSpec) -> None:
+        limits.check_spec(spec, options_of(spec), region_of(self.settings))
+
     def validate(self, spec: ServiceSpec) -> None:
-        options = options_of(spec)
-        limits.check_spec(spec, options, region_of(self.settings))
+        self.check_offline(spec)
         secrets.check_secrets_exist(self.apis, spec)
 
     # -- converge ----------------------------------------------------------------------------

@@ -32,16 +32,22 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
     name = "ecs"
     options_model = EcsServiceConfig
 
-    def validate(self, spec: ServiceSpec) -> None:
+    def check_offline(self, spec: ServiceSpec) -> None:
         options = self._options(spec)
         validate.check_spec(spec)
         fleet, lb = network.fleet_spec(spec, options), network.lb_spec(spec, options)
         aws_validate.check_network(fleet)
         aws_validate.check_names(lb)
+        aws_validate.check_load_balancer_spec(fleet, lb)
+
+    def validate(self, spec: ServiceSpec) -> None:
+        self.check_offline(spec)
+        options = self._options(spec)
+        fleet, lb = network.fleet_spec(spec, options), network.lb_spec(spec, options)
         aws_validate.check_region(self.ctx)
         if fleet.network.existing:
             aws_validate.check_existing_network(self.ctx, fleet)
-        aws_validate.check_load_balancer(self.ctx, fleet, lb)
+        aws_validate.check_certificate_exists(self.ctx, lb)
         aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
 
     def _push(self, log: ChangeLog, spec: ServiceSpec, options: EcsServiceConfig) -> str:

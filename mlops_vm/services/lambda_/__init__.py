@@ -32,9 +32,12 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
     name = "lambda"
     options_model = LambdaServiceConfig
 
-    def validate(self, spec: ServiceSpec) -> None:
+    def check_offline(self, spec: ServiceSpec) -> None:
         self._options(spec)
         limits.check_spec(spec)
+
+    def validate(self, spec: ServiceSpec) -> None:
+        self.check_offline(spec)
         aws_validate.check_region(self.ctx)
         aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
         image.check_source_size(spec.image, spec.registry)
