@@ -41,6 +41,9 @@ class Recording(Provider):
         self.behind = {"vm-1", "vm-2", "vm-3"} if behind is None else behind
         self.lb_missing = lb_missing
 
+    def check_offline(self, fleet, lb) -> None:
+        return None
+
     def validate(self, fleet, lb) -> None:
         return None
 
