@@ -34,8 +34,10 @@ from mlops_vm.commands.checks import load, provider_for
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, Stop
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
+from mlops_vm.environment.specs import provider_settings
 from mlops_vm.provision.model import ROLE_LB, ROLE_MODEL, Instance, InstanceStatus
 from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
+from mlops_vm.release.ledger_s3 import S3Ledger
 
 # A run older than this is taken for dead (a cloud provision takes well under an hour).
 STALE_AFTER = timedelta(hours=3)
@@ -203,7 +205,12 @@ def local_ledger(env: str) -> LocalLedger:
 
 
 def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
-    """The environment's ledger on a host (VM fleets with a running host), else None."""
+    """The environment's ledger every operator sees: in S3 (`ledger.s3_bucket`), else on a
+    host (VM fleets with a running host), else None."""
+    config = loaded.config
+    if config.ledger.s3_bucket:
+        prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
+        return S3Ledger(config.ledger.s3_bucket, prefix, provider_settings(config))
     if loaded.config.managed:
         return None
     instances = provider_for(loaded, as_json).list_instances(loaded.config.env)

@@ -26,7 +26,7 @@ from tests.load import RequestLoop
 pytestmark = pytest.mark.slow
 
 ENV = "team"
-PORT = 18493
+PORT = 18527
 REPOSITORY = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}"
 IMAGE_10 = f"{REPOSITORY}:1.0"
 IMAGE_11 = f"{REPOSITORY}:1.1"
