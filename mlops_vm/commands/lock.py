@@ -19,14 +19,17 @@ import getpass
 import json
 import os
 import shlex
+import signal
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mlops_vm import display, paths
@@ -266,9 +269,32 @@ def held(loaded: LoadedEnvironment, as_json: bool) -> Iterator[Holder]:
     except LedgerError as error:
         raise lock_failure(str(error), as_json) from None
     try:
-        yield holder
+        with terminate_as_interrupt():
+            yield holder
     finally:
         release(taken, holder.token)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) stops the run the way Ctrl-C does (cleanly,
+    ansible included), so the lock is released instead of left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def refused(env: str, state: LockState, now: datetime, as_json: bool) -> Stop:

@@ -3,7 +3,10 @@ Docker: the ledger program runs for real on folders of this machine (the same pr
 on a host over SSH)."""
 
 import json
+import os
+import signal
 import socket
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +23,7 @@ from mlops_vm.commands.lock import (
     release,
     stale_reason,
     state_of,
+    terminate_as_interrupt,
 )
 from mlops_vm.provision.model import ROLE_LB, ROLE_MODEL, Instance, InstanceStatus
 from mlops_vm.release.choose import choose_release
@@ -170,3 +174,11 @@ def test_rollback_to_a_history_release_keeps_the_inventory_env():
     assert choice.release["replicas"] == 1 and choice.release["memory"] == "512m"
     assert choice.release["env"] == {"LOG_LEVEL": "info"}
     assert "fingerprint" not in choice.release
+
+
+def test_sigterm_stops_a_locked_run_like_ctrl_c_so_the_lock_is_released():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted long before
+    assert signal.getsignal(signal.SIGTERM) == before
