@@ -105,9 +105,9 @@ def record(
 ) -> Entry | None:
     """Append the run's entry (when it changed the model); a history that cannot be
     written is said, not fatal: the run itself is done."""
-    after = running_release(loaded, as_json)
     if verb not in RECORDED_VERBS or summary.get("check"):
         return None
+    after = running_release(loaded, as_json)
     if not changed_the_model(summary, before, after):
         return None
     result, detail = result_of(summary)

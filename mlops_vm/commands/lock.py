@@ -38,6 +38,7 @@ from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, Stop
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.environment.specs import provider_settings
+from mlops_vm.provision import ProvisionError
 from mlops_vm.provision.model import ROLE_LB, ROLE_MODEL, Instance, InstanceStatus
 from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
 from mlops_vm.release.ledger_s3 import S3Ledger
@@ -244,12 +245,15 @@ def acquire(places: list[Ledger], holder: Holder, now: datetime) -> list[Ledger]
     return taken
 
 
-def release(places: list[Ledger], token: str) -> None:
+def release(places: list[Ledger], token: str, *, hosts_gone: bool = False) -> None:
+    """Release the lock of TOKEN in PLACES; HOSTS_GONE (after destroy): a host's lock went
+    with the host, so not reaching it is no news."""
     for place in reversed(places):
         try:
             place.call("release", token)
         except LedgerError as error:  # said, not fatal: `lock --release` clears it
-            display.console.print(f"[yellow]could not release the lock: {error}[/]")
+            if not (hosts_gone and isinstance(place, HostLedger)):
+                display.console.print(f"[yellow]could not release the lock: {error}[/]")
 
 
 def json_of(holder: Holder) -> str:
@@ -257,22 +261,22 @@ def json_of(holder: Holder) -> str:
 
 
 @contextmanager
-def held(loaded: LoadedEnvironment, as_json: bool) -> Iterator[Holder]:
+def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) -> Iterator[Holder]:
     """Hold the environment's lock around the block; stops the command (exit 1) naming the
-    holder when another run has it."""
+    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock)."""
     now = datetime.now(UTC)
     holder = Holder.of_this_run(loaded.config.env, now)
     try:
         taken = acquire(ledgers(loaded, as_json), holder, now)
     except Locked as locked:
         raise refused(loaded.config.env, locked.state, now, as_json) from None
-    except LedgerError as error:
+    except (LedgerError, ProvisionError) as error:
         raise lock_failure(str(error), as_json) from None
     try:
         with terminate_as_interrupt():
             yield holder
     finally:
-        release(taken, holder.token)
+        release(taken, holder.token, hosts_gone=destroys)
 
 
 @contextmanager
@@ -342,7 +346,7 @@ def lock(env: str, *, release_it: bool, as_json: bool) -> int:
                     answer = place.call("release", state.holder.token)
                     if answer.get("released"):
                         released.append(state)
-    except LedgerError as error:
+    except (LedgerError, ProvisionError) as error:
         raise lock_failure(str(error), as_json) from None
     if as_json:
         display.print_json(

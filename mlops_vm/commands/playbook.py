@@ -105,7 +105,8 @@ def run_verb(
     loaded = load(env, as_json)
     for step in checks:
         step(loaded)
-    with nullcontext() if check else held(loaded, as_json) as holder:
+    lock = held(loaded, as_json, destroys=verb.name == "destroy")
+    with nullcontext() if check else lock as holder:
         check_environment(loaded, as_json, with_cloud=verb.with_cloud)
         if before_run is not None:
             before_run(loaded)
