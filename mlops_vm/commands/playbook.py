@@ -99,15 +99,16 @@ def run_verb(
     checks: Iterable[Step] = (),
     before_run: Step | None = None,
 ) -> int:
-    """Load ENV, run the command's CHECKS, take the environment's lock (not for --check),
-    run the provider's or target's checks, BEFORE_RUN (a confirmation), then VERB's
-    playbook; print its summary (or JSON), append the history entry; its exit code."""
+    """Load ENV, run the command's CHECKS and the provider's or target's (bad input exits 2
+    before anything else), take the environment's lock (not for --check), BEFORE_RUN (a
+    confirmation), then VERB's playbook; print its summary (or JSON), append the history
+    entry; its exit code."""
     loaded = load(env, as_json)
     for step in checks:
         step(loaded)
+    check_environment(loaded, as_json, with_cloud=verb.with_cloud)
     lock = held(loaded, as_json, destroys=verb.name == "destroy")
     with nullcontext() if check else lock as holder:
-        check_environment(loaded, as_json, with_cloud=verb.with_cloud)
         if before_run is not None:
             before_run(loaded)
         recorded = holder is not None and verb.name in RECORDED_VERBS
