@@ -19,11 +19,12 @@ from typing import Any
 from mlops_vm import display
 from mlops_vm.commands.checks import load, provider_for, service_target_for
 from mlops_vm.commands.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Stop, fail
-from mlops_vm.commands.lock import Holder, local_ledger, shared_ledger
+from mlops_vm.commands.lock import local_ledger, shared_ledger
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.provision import ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
+from mlops_vm.release.deploy_lock import Holder
 from mlops_vm.release.hosts import read_hosts
 from mlops_vm.release.ledger import Ledger, LedgerError
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mlops_vm.commands.lock import Holder, Locked, acquire, release
 from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.release.deploy_lock import Holder, Locked, acquire, release
 from mlops_vm.release.ledger_s3 import S3Ledger
 from tests.environments import ECS_ENV, cli, cli_json, make_environment
 from tests.providers.test_aws import REGION, aws_environment, moto_endpoint

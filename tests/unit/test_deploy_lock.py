@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from mlops_vm.commands.history import changed_the_model, result_of
-from mlops_vm.commands.lock import (
+from mlops_vm.commands.lock import terminate_as_interrupt
+from mlops_vm.provision.model import ROLE_LB, ROLE_MODEL, Instance, InstanceStatus
+from mlops_vm.release.choose import choose_release
+from mlops_vm.release.deploy_lock import (
     STALE_AFTER,
     Holder,
     Locked,
@@ -23,10 +26,7 @@ from mlops_vm.commands.lock import (
     release,
     stale_reason,
     state_of,
-    terminate_as_interrupt,
 )
-from mlops_vm.provision.model import ROLE_LB, ROLE_MODEL, Instance, InstanceStatus
-from mlops_vm.release.choose import choose_release
 from mlops_vm.release.ledger import LocalLedger
 
 NOW = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
