@@ -89,7 +89,9 @@ def rollback(
     env: EnvArg,
     to: Annotated[
         int | None,
-        typer.Option("--to", help="Go back to the release of entry N of `mlops-vm history`."),
+        typer.Option(
+            "--to", metavar="N", help="Go back to the release of entry N of `mlops-vm history`."
+        ),
     ] = None,
     check: CheckOpt = False,
     as_json: JsonOpt = False,
