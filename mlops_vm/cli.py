@@ -9,6 +9,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from mlops_vm.commands import history as history_command
+from mlops_vm.commands import lock as lock_command
 from mlops_vm.commands import logs as logs_command
 from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
@@ -92,12 +94,38 @@ def deploy(
 @app.command()
 def rollback(
     env: EnvArg,
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", metavar="N", help="Go back to the release of entry N of `mlops-vm history`."
+        ),
+    ] = None,
     check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Go back to the previous release recorded on the hosts, host by host like a deploy."""
-    finish(lambda: release.rollback(env, check=check, as_json=as_json, verbose=verbose))
+    """Go back to the previous release recorded on the hosts (or, with --to N, to the one of
+    history entry N), host by host like a deploy."""
+    finish(lambda: release.rollback(env, to=to, check=check, as_json=as_json, verbose=verbose))
+
+
+@app.command()
+def lock(
+    env: EnvArg,
+    release_it: Annotated[
+        bool, typer.Option("--release", help="Clear the lock (one left by a run that died).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who holds the environment's deploy lock, since when, doing what (stale: its run died)."""
+    finish(lambda: lock_command.lock(env, release_it=release_it, as_json=as_json))
+
+
+@app.command()
+def history(env: EnvArg, as_json: JsonOpt = False) -> None:
+    """Every provision, deploy and rollback that changed the model: when, who, from where,
+    the command, the release before and after, the result and how long it took."""
+    finish(lambda: history_command.history(env, as_json=as_json))
 
 
 @app.command()

@@ -2,7 +2,9 @@
 rollback): load the environment, check it, run the playbook, report the run, and exit with
 its code."""
 
+import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,8 @@ from rich.live import Live
 from mlops_vm import display
 from mlops_vm.commands.checks import check_environment, load
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from mlops_vm.commands.history import RECORDED_VERBS, record, running_release
+from mlops_vm.commands.lock import held
 from mlops_vm.commands.report import run_summary, show_run
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.runner import PlaybookRun, RunResult
@@ -29,6 +33,7 @@ class Verb:
     done: str  # "provisioned ENV"
     planned: str = ""  # "plan for ENV" (--check)
     with_cloud: bool = False
+    name: str = ""  # the command (provision, deploy, ...), for the history
 
 
 def known_secrets(loaded: LoadedEnvironment) -> list[str]:
@@ -94,25 +99,34 @@ def run_verb(
     checks: Iterable[Step] = (),
     before_run: Step | None = None,
 ) -> int:
-    """Load ENV, run the command's CHECKS and the provider's or target's, BEFORE_RUN (a
-    confirmation), then VERB's playbook; print its summary (or JSON); its exit code."""
+    """Load ENV, run the command's CHECKS and the provider's or target's (bad input exits 2
+    before anything else), take the environment's lock (not for --check), BEFORE_RUN (a
+    confirmation), then VERB's playbook; print its summary (or JSON), append the history
+    entry; its exit code."""
     loaded = load(env, as_json)
     for step in checks:
         step(loaded)
     check_environment(loaded, as_json, with_cloud=verb.with_cloud)
-    if before_run is not None:
-        before_run(loaded)
-    title = f"{verb.planned if check else verb.done} {loaded.config.env}"
-    result = run_playbook(
-        loaded,
-        verb.playbook,
-        title,
-        check=check,
-        verbose=verbose,
-        as_json=as_json,
-        extravars=extravars,
-    )
-    summary = run_summary(result, check)
+    lock = held(loaded, as_json, destroys=verb.name == "destroy")
+    with nullcontext() if check else lock as holder:
+        if before_run is not None:
+            before_run(loaded)
+        recorded = holder is not None and verb.name in RECORDED_VERBS
+        before = running_release(loaded, as_json) if recorded else None
+        started = time.monotonic()
+        title = f"{verb.planned if check else verb.done} {loaded.config.env}"
+        result = run_playbook(
+            loaded,
+            verb.playbook,
+            title,
+            check=check,
+            verbose=verbose,
+            as_json=as_json,
+            extravars=extravars,
+        )
+        summary = run_summary(result, check)
+        if recorded and holder is not None:
+            record(loaded, verb.name, holder, before, summary, started, as_json)
     if as_json:
         display.print_json(summary)
     else:

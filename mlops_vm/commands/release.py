@@ -4,11 +4,14 @@ targets), through the shared run path."""
 from typing import Any
 
 from mlops_vm.commands.exits import EXIT_BAD_INPUT, fail
+from mlops_vm.commands.history import entry_release
 from mlops_vm.commands.playbook import Step, Verb, run_verb
 from mlops_vm.environment.config import IMAGE_REFERENCE, LoadedEnvironment
 
-DEPLOY = Verb("playbooks/release.yml", done="released", planned="release plan for")
-ROLLBACK = Verb("playbooks/release.yml", done="rolled back", planned="rollback plan for")
+DEPLOY = Verb("playbooks/release.yml", done="released", planned="release plan for", name="deploy")
+ROLLBACK = Verb(
+    "playbooks/release.yml", done="rolled back", planned="rollback plan for", name="rollback"
+)
 
 
 def image_reference(image: str | None, as_json: bool) -> Step:
@@ -42,9 +45,38 @@ def deploy(env: str, *, image: str | None, check: bool, as_json: bool, verbose: 
     )
 
 
-def rollback(env: str, *, check: bool, as_json: bool, verbose: bool) -> int:
-    """Go back to the previous release the hosts (or the platform) recorded."""
-    extravars = {"mlops_vm_release_mode": "rollback"}
+def rollback(env: str, *, to: int | None, check: bool, as_json: bool, verbose: bool) -> int:
+    """Go back to the previous release the hosts (or the platform) recorded, or with TO, to
+    the release entry TO of the history left running."""
+    extravars: dict[str, Any] = {"mlops_vm_release_mode": "rollback"}
+    checks: list[Step] = []
+    if to is not None:
+        checks.append(history_release(to, extravars, as_json))
     return run_verb(
-        ROLLBACK, env, check=check, verbose=verbose, as_json=as_json, extravars=extravars
+        ROLLBACK,
+        env,
+        check=check,
+        verbose=verbose,
+        as_json=as_json,
+        extravars=extravars,
+        checks=checks,
     )
+
+
+def history_release(n: int, extravars: dict[str, Any], as_json: bool) -> Step:
+    """The check that entry N of the history names a release to go back to (exit 2), which
+    then goes into EXTRAVARS for the release playbook (release/choose.py `to`)."""
+
+    def check(loaded: LoadedEnvironment) -> None:
+        if loaded.config.managed:
+            raise fail(
+                EXIT_BAD_INPUT,
+                "--to works on VM fleets; a managed target rolls back to its previous revision",
+                ["run `mlops-vm rollback ENV` or `mlops-vm deploy ENV --image REF`"],
+                as_json,
+            )
+        release = entry_release(loaded, n, as_json)
+        extravars["mlops_vm_release_to"] = release
+        extravars["mlops_vm_release_image"] = release["image"]  # what a scaling group rolls
+
+    return check

@@ -7,8 +7,14 @@ from mlops_vm.commands.exits import EXIT_BAD_INPUT, fail
 from mlops_vm.commands.playbook import Verb, run_verb
 from mlops_vm.environment.config import LoadedEnvironment
 
-PROVISION = Verb("playbooks/provision.yml", done="provisioned", planned="plan for", with_cloud=True)
-DESTROY = Verb("playbooks/destroy.yml", done="destroyed")
+PROVISION = Verb(
+    "playbooks/provision.yml",
+    done="provisioned",
+    planned="plan for",
+    with_cloud=True,
+    name="provision",
+)
+DESTROY = Verb("playbooks/destroy.yml", done="destroyed", name="destroy")
 
 
 def provision(env: str, *, check: bool, as_json: bool, verbose: bool) -> int:

@@ -174,6 +174,16 @@ class ReleaseConfig(Strict):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class LedgerConfig(Strict):
+    """Where the deploy lock and the release history live (commands/lock.py, history.py).
+    Unset: on the environment's LB or first model host (VM fleets) and on this machine.
+    s3_bucket (AWS): in that bucket, created by you, written with conditional PUTs."""
+
+    s3_bucket: str | None = None
+    # Key prefix; default mlops-vm/<env>/.
+    s3_prefix: Annotated[str, Field(pattern=r"^([^/].*/)?$")] | None = None
+
+
 # service.<target> sections whose Python name differs from the target's.
 PLATFORM_FIELDS = {"lambda": "lambda_"}
 
@@ -234,9 +244,12 @@ class EnvironmentConfig(Strict):
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     @model_validator(mode="after")
     def provider_specifics(self) -> "EnvironmentConfig":
+        if self.ledger.s3_bucket and self.provider.name != "aws":
+            raise ValueError("ledger.s3_bucket needs the aws provider")
         if self.provider.name == "local" and self.load_balancer.publish_port is None:
             raise ValueError("load_balancer.publish_port is required by the local provider")
         if self.provider.name == "static" and not self.fleet.hosts:

@@ -11,6 +11,9 @@ The rules (documented in the README):
   still the one it was when that release was made: the inventory did not ask for a change,
   so no run silently reverts a release. The run says so in its notes.
 - `rollback`: the previous release recorded on the hosts (all hosts must agree).
+- `rollback --to N`: the release entry N of the history left running (commands/history.py
+  gives its image and sizes; `env` comes from the inventory, as history keeps no settings
+  that may hold secrets).
 """
 
 from dataclasses import dataclass, field
@@ -53,11 +56,16 @@ def choose_release(
     model: dict[str, Any],
     records: dict[str, dict[str, Any] | None],
     image: str = "",
+    to: dict[str, Any] | None = None,
 ) -> Choice:
     """The release to roll. MODE: provision, deploy or rollback; MODEL: the inventory's
-    `mlops_vm.model`; RECORDS: each host's release record (None: none yet); IMAGE: --image."""
+    `mlops_vm.model`; RECORDS: each host's release record (None: none yet); IMAGE: --image;
+    TO: the release a `rollback --to N` goes back to."""
     wanted = inventory_release(model)
     current = {host: (r or {}).get("current") for host, r in records.items()}
+    if mode == "rollback" and to:
+        release = {**wanted, **settings_of(to), "env": wanted["env"]}
+        return Choice({**release, "inventory_image": model["image"]}, "rollback")
     if mode == "rollback":
         return rollback_choice(records)
     if image:

@@ -8,12 +8,15 @@ from ansible.errors import AnsibleFilterError
 from mlops_vm.release.choose import ReleaseError, choose_release, inventory_release
 
 
-def mlops_vm_choose_release(records: dict, mode: str, model: dict, image: str = "") -> dict:
+def mlops_vm_choose_release(
+    records: dict, mode: str, model: dict, image: str = "", to: dict | None = None
+) -> dict:
     """{'release': {...}, 'source': ..., 'notes': [...]} for the records of the hosts."""
     # Plain data in: Ansible hands over lazy containers, which dataclasses.asdict cannot copy.
     records, model = json.loads(json.dumps(records)), json.loads(json.dumps(model))
+    to = json.loads(json.dumps(to)) if to else None
     try:
-        return asdict(choose_release(mode, model, records, image))
+        return asdict(choose_release(mode, model, records, image, to))
     except ReleaseError as error:
         raise AnsibleFilterError(str(error)) from None
 

@@ -1,0 +1,180 @@
+"""The deploy lock: one change at a time per environment (kamal's `lock`).
+
+`provision`, `deploy`, `rollback` and `destroy` hold it for their whole run (commands/
+playbook.py `run_verb`); a second run refuses at once (exit 1) naming the holder: who
+(user@host), since when, and the command line. `--check` runs take none.
+
+Where it lives (release/ledger.py): on the environment's load balancer host, else its first
+model host (sorted by name), over the SSH settings Ansible uses, so every operator sees the
+same lock; and on this machine too, which is what protects a first `provision` (no host
+exists yet) and managed targets from a second run started here; or in S3 (`ledger.s3_bucket`,
+release/ledger_s3.py). A lock whose holder died is recognised as stale (release/deploy_lock.py:
+its process is gone on the machine reading it, or it is older than STALE_AFTER) and shown as
+such; `mlops-vm lock ENV --release` clears it. A stale lock is not broken by itself: a person
+decides, as with kamal.
+
+Playbooks run directly with ansible-playbook take no lock (there is no CLI around them).
+"""
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+
+from mlops_vm import display, paths
+from mlops_vm.commands.checks import load, provider_for
+from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, Stop
+from mlops_vm.environment.config import LoadedEnvironment
+from mlops_vm.environment.inventory import host_vars_of
+from mlops_vm.environment.specs import provider_settings
+from mlops_vm.provision import ProvisionError
+from mlops_vm.release.deploy_lock import (
+    Holder,
+    Locked,
+    LockState,
+    acquire,
+    ledger_host,
+    release,
+    state_of,
+)
+from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
+from mlops_vm.release.ledger_s3 import S3Ledger
+
+# Where the lock lives
+
+
+def local_ledger(env: str) -> LocalLedger:
+    return LocalLedger(paths.STATE_DIR / "envs" / env / "ledger")
+
+
+def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
+    """The environment's ledger every operator sees: in S3 (`ledger.s3_bucket`), else on a
+    host (VM fleets with a running host), else None."""
+    config = loaded.config
+    if config.ledger.s3_bucket:
+        prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
+        return S3Ledger(config.ledger.s3_bucket, prefix, provider_settings(config))
+    if loaded.config.managed:
+        return None
+    instances = provider_for(loaded, as_json).list_instances(loaded.config.env)
+    host = ledger_host(instances)
+    if host is None:
+        return None
+    return HostLedger(host.name, host_vars_of(loaded.config, loaded.inventory_dir)(host))
+
+
+def ledgers(loaded: LoadedEnvironment, as_json: bool) -> list[Ledger]:
+    """Every place the lock is taken, this machine's first."""
+    shared = shared_ledger(loaded, as_json)
+    return [local_ledger(loaded.config.env), *([shared] if shared else [])]
+
+
+@contextmanager
+def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) -> Iterator[Holder]:
+    """Hold the environment's lock around the block; stops the command (exit 1) naming the
+    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock)."""
+    now = datetime.now(UTC)
+    holder = Holder.of_this_run(loaded.config.env, now)
+    try:
+        taken = acquire(ledgers(loaded, as_json), holder, now)
+    except Locked as locked:
+        raise refused(loaded.config.env, locked.state, now, as_json) from None
+    except (LedgerError, ProvisionError) as error:
+        raise lock_failure(str(error), as_json) from None
+    try:
+        with terminate_as_interrupt():
+            yield holder
+    finally:
+        for error in release(taken, holder.token, hosts_gone=destroys):
+            display.console.print(f"[yellow]could not release the lock: {error}[/]")
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) stops the run the way Ctrl-C does (cleanly,
+    ansible included), so the lock is released instead of left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def refused(env: str, state: LockState, now: datetime, as_json: bool) -> Stop:
+    title = f"environment {env} is locked by another run (on {state.where})"
+    problems = [f"held by {state.holder.describe(now) if state.holder else '?'}"]
+    if state.stale:
+        problems.append(
+            f"the lock is stale ({state.stale}): `mlops-vm lock {env} --release` clears it"
+        )
+    else:
+        problems.append("wait for it to finish; `mlops-vm lock ENV` shows it")
+    if as_json:
+        display.print_json(
+            {"ok": False, "error": title, "problems": problems, "lock": state.as_dict()}
+        )
+    else:
+        display.print_problems(title, problems)
+    return Stop(EXIT_FAILED)
+
+
+def lock_failure(message: str, as_json: bool) -> Stop:
+    if as_json:
+        display.print_json(
+            {"ok": False, "error": "the lock could not be read", "problems": [message]}
+        )
+    else:
+        display.print_problems("the lock could not be read", [message])
+    return Stop(EXIT_FAILED)
+
+
+# The command
+
+
+def lock(env: str, *, release_it: bool, as_json: bool) -> int:
+    """Show the environment's lock in every place it is kept; with RELEASE_IT, clear it."""
+    loaded = load(env, as_json)
+    now = datetime.now(UTC)
+    try:
+        places = ledgers(loaded, as_json)
+        states = [state_of(p.where, p.call("read").get("holder"), now) for p in places]
+        released = []
+        if release_it:
+            for place, state in zip(places, states, strict=True):
+                if state.holder is not None:
+                    answer = place.call("release", state.holder.token)
+                    if answer.get("released"):
+                        released.append(state)
+    except (LedgerError, ProvisionError) as error:
+        raise lock_failure(str(error), as_json) from None
+    if as_json:
+        display.print_json(
+            {
+                "env": loaded.config.env,
+                "locks": [s.as_dict() for s in states],
+                "released": [s.as_dict() for s in released] if release_it else None,
+            }
+        )
+        return EXIT_OK
+    rows = [(s.where, s.text(now)) for s in states]
+    display.print_summary(rows, f"lock of environment {loaded.config.env}")
+    if release_it:
+        if not released:
+            display.out.print("nothing to release")
+        for state in released:
+            note = "" if state.stale else " (it was NOT stale: that run may still be going)"
+            display.out.print(f"released the lock on {state.where}{note}")
+    return EXIT_OK

@@ -1,0 +1,143 @@
+"""Where an environment keeps its deploy lock and its release history: a folder on one of
+its hosts, reached over the same SSH settings Ansible uses (every operator sees the same
+one), or a folder on this machine (before a host exists, and for managed targets).
+
+The lock is one file created atomically: the holder's record is written to a temporary
+file and hard-linked to `lock.json` (link(2) fails when the name exists), so a reader never
+sees a half-written lock and two writers can never both win. The history is one JSON line
+per entry, appended with a single write. The same small program (LEDGER) does both, on the
+host or here, so the two places behave alike.
+"""
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlops_vm.release.hosts import ssh_command
+
+HOST_DIR = "/var/lib/mlops-vm"
+
+# argv: ACTION DIR; stdin: the lock holder (acquire), the token (release) or the entry
+# (append). Prints one JSON object.
+LEDGER = """
+import json, os, sys, tempfile
+action, folder = sys.argv[1], sys.argv[2]
+given = sys.stdin.read()
+os.makedirs(folder, exist_ok=True)
+lock, history = os.path.join(folder, "lock.json"), os.path.join(folder, "history.jsonl")
+def holder():
+    try:
+        with open(lock) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"unreadable": True}
+out = {}
+if action == "acquire":
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lock-")
+    os.write(fd, given.encode())
+    os.close(fd)
+    try:
+        os.link(tmp, lock)
+        out = {"acquired": True, "holder": None}
+    except FileExistsError:
+        out = {"acquired": False, "holder": holder()}
+    finally:
+        os.unlink(tmp)
+elif action == "read":
+    out = {"holder": holder()}
+elif action == "release":
+    current = holder()
+    if current is not None and current.get("token", "") == given.strip():
+        os.unlink(lock)
+        out = {"released": current}
+    else:
+        out = {"released": None, "holder": current}
+elif action == "append":
+    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, (json.dumps(json.loads(given)) + "\\n").encode())
+    os.close(fd)
+elif action == "history":
+    try:
+        with open(history) as f:
+            out = {"entries": [json.loads(line) for line in f if line.strip()]}
+    except FileNotFoundError:
+        out = {"entries": []}
+print(json.dumps(out))
+"""
+
+
+class LedgerError(RuntimeError):
+    """The ledger could not be reached or read; the message says where and why."""
+
+
+class Ledger(Protocol):
+    """A place holding one environment's lock and history."""
+
+    where: str  # for people: "host mlops-vm-dev-lb" or "this machine (~/.mlops-vm/...)"
+
+    def call(self, action: str, given: str = "") -> dict[str, Any]: ...
+
+
+def parse(done: subprocess.CompletedProcess[str], where: str) -> dict[str, Any]:
+    if done.returncode != 0:
+        raise LedgerError(f"{where}: {(done.stderr.strip() or 'failed')[-300:]}")
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise LedgerError(f"{where}: unreadable answer {done.stdout[-300:]!r}") from None
+
+
+@dataclass(frozen=True)
+class HostLedger:
+    """The ledger in HOST_DIR on the host NAME, reached with the Ansible variables HOST_VARS."""
+
+    name: str
+    host_vars: Mapping[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"host {self.name}"
+
+    def call(self, action: str, given: str = "") -> dict[str, Any]:
+        remote = f"python3 -c {shlex.quote(LEDGER)} {action} {HOST_DIR}"
+        try:
+            done = subprocess.run(
+                ssh_command(self.host_vars, remote),
+                input=given,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LedgerError(f"{self.where}: no answer over SSH within 60s") from None
+        return parse(done, self.where)
+
+
+@dataclass(frozen=True)
+class LocalLedger:
+    """The ledger in FOLDER on this machine."""
+
+    folder: Path
+
+    @property
+    def where(self) -> str:
+        return f"this machine ({self.folder})"
+
+    def call(self, action: str, given: str = "") -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", LEDGER, action, str(self.folder)],
+            input=given,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return parse(done, self.where)
