@@ -20,7 +20,7 @@ import google.oauth2.id_token
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.gcp.errors import PROVIDER
-from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.provision.model import LABEL_ENV, ProviderSettings
 from mlops_vm.services.base import (
     PushResult,
     ServiceRecord,
@@ -28,9 +28,17 @@ from mlops_vm.services.base import (
     ServiceSpec,
     ServiceTarget,
 )
-from mlops_vm.services.cloud_run import access, limits, registry, release, secrets, template
+from mlops_vm.services.cloud_run import (
+    access,
+    limits,
+    load_balancer,
+    registry,
+    release,
+    secrets,
+    template,
+)
 from mlops_vm.services.cloud_run.apis import CloudRunApis
-from mlops_vm.services.cloud_run.options import options_of, region_of
+from mlops_vm.services.cloud_run.options import INTERNAL_LB, ingress_of, options_of, region_of
 from mlops_vm.services.cloud_run.service import (
     ACTIVE,
     STEPS,
@@ -39,6 +47,7 @@ from mlops_vm.services.cloud_run.service import (
     get_service,
     list_revisions,
     not_ready,
+    patch_service,
     record_of,
     revision_failure,
     services,
@@ -60,6 +69,7 @@ class CloudRunTarget(ServiceTarget):
     def validate(self, spec: ServiceSpec) -> None:
         options = options_of(spec)
         limits.check_spec(spec, options, region_of(self.settings))
+        limits.check_domain(spec, options)
         secrets.check_secrets_exist(self.apis, spec)
 
     # -- converge ----------------------------------------------------------------------------
@@ -81,6 +91,7 @@ class CloudRunTarget(ServiceTarget):
             else:
                 self._release(spec, service, image, log, notes)
             access.ensure_access(self.apis, self._path(spec.name), spec.access, log)
+            self._ensure_endpoint(spec, log, notes)
         return ServiceResult(record=self._record(spec.name), changes=log.changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
@@ -134,7 +145,7 @@ class CloudRunTarget(ServiceTarget):
 
     def status(self, env: str) -> ServiceRecord | None:
         service = find_service(self.apis, env)
-        return record_of(service, list_revisions(self.apis, service)) if service else None
+        return self._with_endpoint(env, service)
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         service = find_service(self.apis, env)
@@ -163,6 +174,7 @@ class CloudRunTarget(ServiceTarget):
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         log = ChangeLog(dry_run=dry_run)
         with reporting_changes(log.changes):
+            load_balancer.destroy(self.apis, env, log)  # before the service it points at
             service = find_service(self.apis, env)
             if service is not None:
                 path = service["name"]
@@ -190,7 +202,34 @@ class CloudRunTarget(ServiceTarget):
 
     def _record(self, name: str) -> ServiceRecord | None:
         service = get_service(self.apis, name)
-        return record_of(service, list_revisions(self.apis, service)) if service else None
+        env = (service or {}).get("labels", {}).get(LABEL_ENV, "")
+        return self._with_endpoint(env, service)
+
+    def _with_endpoint(self, env: str, service: dict[str, Any] | None) -> ServiceRecord | None:
+        """The service's record; behind the load balancer, its endpoint is the custom
+        domain, and the platform's URL and the DNS record to create are in resources."""
+        if service is None:
+            return None
+        record = record_of(service, list_revisions(self.apis, service))
+        found = load_balancer.custom_endpoint(self.apis, env) if env else None
+        if found is not None:
+            domain, address = found
+            record.resources["platform_url"] = record.url
+            record.resources["dns_record"] = {"name": domain, "type": "A", "value": address}
+            record.url = f"https://{domain}"
+        return record
+
+    def _ensure_endpoint(self, spec: ServiceSpec, log: ChangeLog, notes: list[str]) -> None:
+        """The load balancer on service.domain, or none (one left from a domain since
+        removed is deleted)."""
+        if not spec.domain:
+            load_balancer.destroy(self.apis, spec.env, log)
+            return
+        address = load_balancer.ensure(self.apis, spec, log)
+        notes.append(
+            f"DNS: create {load_balancer.dns_record(spec.domain, address)} at your DNS "
+            "provider (a managed certificate is issued once it resolves)"
+        )
 
     def _steps(self, service: dict[str, Any]) -> tuple[int, ...]:
         steps = service.get("annotations", {}).get(STEPS, "100")
@@ -218,7 +257,7 @@ class CloudRunTarget(ServiceTarget):
                 ),
                 STEPS: ",".join(map(str, options.traffic_steps)),
             },
-            "ingress": "INGRESS_TRAFFIC_ALL",
+            "ingress": ingress_of(spec, options),
             "template": body_template,
             "traffic": [{"type": release.REVISION, "revision": revision, "percent": 100}],
         }
@@ -249,6 +288,17 @@ class CloudRunTarget(ServiceTarget):
         """A new revision (when what runs changed), gated on its readiness, then the
         traffic moved to it step by step."""
         options = options_of(spec)
+        ingress = ingress_of(spec, options)
+        if service.get("ingress") != ingress:
+            service = (
+                log.update(
+                    "cloud_run_service",
+                    spec.name,
+                    lambda: patch_service(self.apis, service, {"ingress": ingress}, "ingress"),
+                    f"ingress {ingress}",
+                )
+                or service
+            )
         wanted = self._template(spec, image)
         revision = wanted["revision"]
         existing = {short(r["name"]) for r in list_revisions(self.apis, service)}
@@ -290,11 +340,16 @@ class CloudRunTarget(ServiceTarget):
         """The new revision with no traffic, ready and (when it can be) answering on its
         tag URL: the service as it then is."""
         token = self._invoker_token(spec, service)
-        check_url = spec.access == "public" or token is not None
+        behind_lb = service.get("ingress") == INTERNAL_LB
+        check_url = (spec.access == "public" or token is not None) and not behind_lb
         if not check_url:
+            why = (
+                "ingress is the load balancer's only"
+                if behind_lb
+                else "no identity token for an authenticated service here"
+            )
             notes.append(
-                "the tag URL was not checked: no identity token for an authenticated "
-                "service here (Cloud Run's startup probe gated the revision)"
+                f"the tag URL was not checked: {why} (Cloud Run's startup probe gated the revision)"
             )
         return release.deploy_candidate(
             self.apis,
