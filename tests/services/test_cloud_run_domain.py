@@ -151,8 +151,11 @@ def test_removing_the_domain_removes_the_load_balancer_and_opens_ingress(fake):
     assert compute(fake, project) == []
     assert fake.service(project, REGION, spec.name)["ingress"] == "INGRESS_TRAFFIC_ALL"
     assert done.record.url == fake.service(project, REGION, spec.name)["uri"]
+    asked = len(fake.compute.calls)
     assert target.ensure_service(plain).changes == []
-    target.destroy(env)
+    assert target.status(env).url == done.record.url
+    assert target.destroy(env) != []
+    assert len(fake.compute.calls) == asked, "a service without a domain asked Compute Engine"
 
 
 def test_the_fake_refuses_a_serverless_neg_in_another_region(fake):

@@ -41,8 +41,10 @@ from mlops_vm.services.cloud_run.apis import CloudRunApis
 from mlops_vm.services.cloud_run.options import INTERNAL_LB, ingress_of, options_of, region_of
 from mlops_vm.services.cloud_run.service import (
     ACTIVE,
+    DOMAIN,
     STEPS,
     create_service,
+    domain_of,
     find_service,
     get_service,
     list_revisions,
@@ -91,7 +93,7 @@ class CloudRunTarget(ServiceTarget):
             else:
                 self._release(spec, service, image, log, notes)
             access.ensure_access(self.apis, self._path(spec.name), spec.access, log)
-            self._ensure_endpoint(spec, log, notes)
+            self._ensure_endpoint(spec, log, notes, had_domain=domain_of(service) is not None)
         return ServiceResult(record=self._record(spec.name), changes=log.changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
@@ -174,8 +176,9 @@ class CloudRunTarget(ServiceTarget):
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         log = ChangeLog(dry_run=dry_run)
         with reporting_changes(log.changes):
-            load_balancer.destroy(self.apis, env, log)  # before the service it points at
             service = find_service(self.apis, env)
+            if domain_of(service):  # the load balancer first: it points at the service
+                load_balancer.destroy(self.apis, env, log)
             if service is not None:
                 path = service["name"]
 
@@ -211,19 +214,22 @@ class CloudRunTarget(ServiceTarget):
         if service is None:
             return None
         record = record_of(service, list_revisions(self.apis, service))
-        found = load_balancer.custom_endpoint(self.apis, env) if env else None
-        if found is not None:
-            domain, address = found
+        domain = domain_of(service)
+        if domain:
+            address = load_balancer.address_of(self.apis, env) or ""
             record.resources["platform_url"] = record.url
             record.resources["dns_record"] = {"name": domain, "type": "A", "value": address}
             record.url = f"https://{domain}"
         return record
 
-    def _ensure_endpoint(self, spec: ServiceSpec, log: ChangeLog, notes: list[str]) -> None:
-        """The load balancer on service.domain, or none (one left from a domain since
-        removed is deleted)."""
+    def _ensure_endpoint(
+        self, spec: ServiceSpec, log: ChangeLog, notes: list[str], *, had_domain: bool
+    ) -> None:
+        """The load balancer on service.domain, or none (the one of a domain since removed
+        is deleted)."""
         if not spec.domain:
-            load_balancer.destroy(self.apis, spec.env, log)
+            if had_domain:
+                load_balancer.destroy(self.apis, spec.env, log)
             return
         address = load_balancer.ensure(self.apis, spec, log)
         notes.append(
@@ -256,6 +262,7 @@ class CloudRunTarget(ServiceTarget):
                     {}, revision, spec.source, spec.inventory_image or spec.image
                 ),
                 STEPS: ",".join(map(str, options.traffic_steps)),
+                **({DOMAIN: spec.domain} if spec.domain else {}),
             },
             "ingress": ingress_of(spec, options),
             "template": body_template,
@@ -288,17 +295,7 @@ class CloudRunTarget(ServiceTarget):
         """A new revision (when what runs changed), gated on its readiness, then the
         traffic moved to it step by step."""
         options = options_of(spec)
-        ingress = ingress_of(spec, options)
-        if service.get("ingress") != ingress:
-            service = (
-                log.update(
-                    "cloud_run_service",
-                    spec.name,
-                    lambda: patch_service(self.apis, service, {"ingress": ingress}, "ingress"),
-                    f"ingress {ingress}",
-                )
-                or service
-            )
+        service = self._ensure_ingress(spec, service, log)
         wanted = self._template(spec, image)
         revision = wanted["revision"]
         existing = {short(r["name"]) for r in list_revisions(self.apis, service)}
@@ -333,6 +330,26 @@ class CloudRunTarget(ServiceTarget):
             move,
             release.traffic_detail(revision, options.traffic_steps),
         )
+
+    def _ensure_ingress(
+        self, spec: ServiceSpec, service: dict[str, Any], log: ChangeLog
+    ) -> dict[str, Any]:
+        """Ingress and the domain annotation as SPEC wants them (service.domain added or
+        removed, service.cloud_run.ingress changed); the service as it then is."""
+        ingress = ingress_of(spec, options_of(spec))
+        annotations = {k: v for k, v in service.get("annotations", {}).items() if k != DOMAIN}
+        if spec.domain:
+            annotations[DOMAIN] = spec.domain
+        if service.get("ingress") == ingress and domain_of(service) == spec.domain:
+            return service
+        body = {"ingress": ingress, "annotations": annotations}
+        patched = log.update(
+            "cloud_run_service",
+            spec.name,
+            lambda: patch_service(self.apis, service, body, "ingress,annotations"),
+            f"ingress {ingress}, domain {spec.domain or 'none'}",
+        )
+        return patched or service
 
     def _deploy_candidate(
         self, spec: ServiceSpec, service: dict[str, Any], wanted: dict[str, Any], notes: list[str]

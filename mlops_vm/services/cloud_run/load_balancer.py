@@ -21,7 +21,7 @@ from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import ApiFix, converge, get_global, patch_fields
 from mlops_vm.provision.gcp.converge import delete as delete_global
-from mlops_vm.provision.gcp.names import Names, basename, description, owned_by, same_link
+from mlops_vm.provision.gcp.names import Names, description, owned_by, same_link
 from mlops_vm.provision.model import ROLE_LB, CertificateSpec, LoadBalancerSpec
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.cloud_run.apis import CloudRunApis
@@ -177,21 +177,3 @@ def destroy(apis: CloudRunApis, env: str, log: ChangeLog) -> None:
     for cert in load_balancer.owned_certificates(ctx, env):
         remove("ssl_certificate", cert["name"])
     remove("global_address", names.address)
-
-
-def custom_endpoint(apis: CloudRunApis, env: str) -> tuple[str, str] | None:
-    """(the domain, the address) of ENV's load balancer, read back from its certificate
-    (managed: its domain; provided: the certificate's first name), for `status`."""
-    ctx = context(apis, env)
-    proxy = get_global(ctx, "target_https_proxy", ctx.names.https_proxy)
-    if not owned_by(proxy, env):
-        return None
-    assert proxy is not None
-    certificates = proxy.get("sslCertificates") or []
-    cert = get_global(ctx, "ssl_certificate", basename(certificates[0])) if certificates else None
-    names = (cert or {}).get("managed", {}).get("domains") or (cert or {}).get(
-        "subjectAlternativeNames"
-    )
-    if not names:
-        return None
-    return str(names[0]), address_of(apis, env) or ""
