@@ -5,6 +5,7 @@ from dataclasses import asdict
 from typing import Any
 
 from mlops_vm import display
+from mlops_vm.commands.status import custom_domain_rows
 from mlops_vm.runner import RunResult, RunState
 
 
@@ -76,7 +77,7 @@ def service_rows(service: dict[str, Any] | None) -> list[tuple[str, str]]:
         return []
     active = (service.get("active") or {}).get("id", "-")
     health = "healthy" if service.get("healthy") else service.get("reason") or "-"
-    return [("service", f"{service['name']}: {active}, {health}")]
+    return [("service", f"{service['name']}: {active}, {health}"), *custom_domain_rows(service)]
 
 
 def release_rows(release: dict[str, Any] | None) -> list[tuple[str, str]]:

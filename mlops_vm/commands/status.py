@@ -169,6 +169,19 @@ def service_problems(record: ServiceRecord | None, wanted_image: str) -> list[st
     return problems
 
 
+def custom_domain_rows(service: dict[str, Any]) -> Rows:
+    """Behind a load balancer on the user's domain: the platform's own URL, and the DNS
+    record the user creates (mlops-vm never changes DNS)."""
+    resources = service.get("resources") or {}
+    rows: Rows = []
+    if resources.get("platform_url"):
+        rows.append(("platform URL", resources["platform_url"]))
+    record = resources.get("dns_record")
+    if record:
+        rows.append(("DNS record", f"{record['name']} {record['type']} {record['value'] or '-'}"))
+    return rows
+
+
 def service_summary(payload: dict[str, Any]) -> Rows:
     """The release, then the service's endpoint, health, revisions and traffic."""
     rows = [("release", f"{payload['release']} (inventory: {payload['inventory_image']})")]
@@ -181,6 +194,7 @@ def service_summary(payload: dict[str, Any]) -> Rows:
     rows += [
         ("service", f"{service['name']} on {payload['target']}"),
         ("endpoint", service["url"] or "-"),
+        *custom_domain_rows(service),
         ("health", f"{health}, {service['running']}/{service['desired']} running"),
         (
             "running",

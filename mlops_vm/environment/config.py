@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from mlops_vm.environment.target_fields import REFUSES
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
@@ -297,6 +298,12 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
     for platform in TARGET_NAMES:
         if platform != target and service is not None and service.platform(platform):
             problems.append((("service", platform), f"does not apply to target {target}"))
+    if service is not None:
+        problems += [
+            (("service", name), f"not used by target {target}: {why}")
+            for name, why in REFUSES[target].items()
+            if name in service.model_fields_set
+        ]
     return problems
 
 

@@ -61,6 +61,10 @@ class CloudRunServiceConfig(Strict):
     service_account: str | None = None  # the revisions' identity
     # A registry that stands in for <region>-docker.pkg.dev (a private mirror; tests).
     registry_host: str | None = None
+    # Who reaches the service: all (its *.run.app URL too), or load_balancer (only through
+    # the load balancer service.domain puts in front). Default: load_balancer with a
+    # domain, all without.
+    ingress: Literal["all", "load_balancer"] | None = None
 
     @field_validator("traffic_steps")
     @classmethod

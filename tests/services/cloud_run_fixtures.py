@@ -46,3 +46,26 @@ def make_spec(env: str, version: str = "1.0", **changes: Any) -> ServiceSpec:
         healthy_timeout_s=30,
     )
     return replace(spec, **changes)
+
+
+class CopiedImages:
+    """What images.copy_image did: destination -> source. Copies only what is missing and
+    nothing in a dry run; says whether it copies, as copy_image does."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, str] = {}
+
+    def copy_image(
+        self,
+        source: str,
+        source_auth: RegistryAuth,
+        destination: str,
+        destination_auth: RegistryAuth,
+        *,
+        dry_run: bool,
+    ) -> bool:
+        if self.held.get(destination) == source:
+            return False
+        if not dry_run:
+            self.held[destination] = source
+        return True

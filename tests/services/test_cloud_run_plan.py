@@ -9,34 +9,10 @@ from dataclasses import replace
 import pytest
 
 from mlops_vm.services import images
-from mlops_vm.services.base import RegistryAuth
 from tests.check_equals_run import assert_same
 from tests.fakes.gcp.run_server import FakeCloudRun
 from tests.fakes.gcp.testing import local_only_environment
-from tests.services.cloud_run_fixtures import make_spec, make_target, new_project
-
-
-class CopiedImages:
-    """What images.copy_image did: destination -> source. Copies only what is missing and
-    nothing in a dry run; says whether it copies, as copy_image does."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, str] = {}
-
-    def copy_image(
-        self,
-        source: str,
-        source_auth: RegistryAuth,
-        destination: str,
-        destination_auth: RegistryAuth,
-        *,
-        dry_run: bool,
-    ) -> bool:
-        if self.held.get(destination) == source:
-            return False
-        if not dry_run:
-            self.held[destination] = source
-        return True
+from tests.services.cloud_run_fixtures import CopiedImages, make_spec, make_target, new_project
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import google.oauth2.id_token
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.gcp.errors import PROVIDER
-from mlops_vm.provision.model import ProviderSettings
+from mlops_vm.provision.model import LABEL_ENV, ProviderSettings
 from mlops_vm.services.base import (
     PushResult,
     ServiceRecord,
@@ -28,17 +28,28 @@ from mlops_vm.services.base import (
     ServiceSpec,
     ServiceTarget,
 )
-from mlops_vm.services.cloud_run import access, limits, registry, release, secrets, template
+from mlops_vm.services.cloud_run import (
+    access,
+    limits,
+    load_balancer,
+    registry,
+    release,
+    secrets,
+    template,
+)
 from mlops_vm.services.cloud_run.apis import CloudRunApis
-from mlops_vm.services.cloud_run.options import options_of, region_of
+from mlops_vm.services.cloud_run.options import INTERNAL_LB, ingress_of, options_of, region_of
 from mlops_vm.services.cloud_run.service import (
     ACTIVE,
+    DOMAIN,
     STEPS,
     create_service,
+    domain_of,
     find_service,
     get_service,
     list_revisions,
     not_ready,
+    patch_service,
     record_of,
     revision_failure,
     services,
@@ -58,7 +69,9 @@ class CloudRunTarget(ServiceTarget):
     # -- checks ------------------------------------------------------------------------------
 
     def check_offline(self, spec: ServiceSpec) -> None:
-        limits.check_spec(spec, options_of(spec), region_of(self.settings))
+        options = options_of(spec)
+        limits.check_spec(spec, options, region_of(self.settings))
+        limits.check_domain(spec, options)
 
     def validate(self, spec: ServiceSpec) -> None:
         self.check_offline(spec)
@@ -83,6 +96,7 @@ class CloudRunTarget(ServiceTarget):
             else:
                 self._release(spec, service, image, log, notes)
             access.ensure_access(self.apis, self._path(spec.name), spec.access, log)
+            self._ensure_endpoint(spec, log, notes, had_domain=domain_of(service) is not None)
         return ServiceResult(record=self._record(spec.name), changes=log.changes, notes=notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
@@ -136,7 +150,7 @@ class CloudRunTarget(ServiceTarget):
 
     def status(self, env: str) -> ServiceRecord | None:
         service = find_service(self.apis, env)
-        return record_of(service, list_revisions(self.apis, service)) if service else None
+        return self._with_endpoint(env, service)
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         service = find_service(self.apis, env)
@@ -166,6 +180,8 @@ class CloudRunTarget(ServiceTarget):
         log = ChangeLog(dry_run=dry_run)
         with reporting_changes(log.changes):
             service = find_service(self.apis, env)
+            if domain_of(service):  # the load balancer first: it points at the service
+                load_balancer.destroy(self.apis, env, log)
             if service is not None:
                 path = service["name"]
 
@@ -192,7 +208,37 @@ class CloudRunTarget(ServiceTarget):
 
     def _record(self, name: str) -> ServiceRecord | None:
         service = get_service(self.apis, name)
-        return record_of(service, list_revisions(self.apis, service)) if service else None
+        env = (service or {}).get("labels", {}).get(LABEL_ENV, "")
+        return self._with_endpoint(env, service)
+
+    def _with_endpoint(self, env: str, service: dict[str, Any] | None) -> ServiceRecord | None:
+        """The service's record; behind the load balancer, its endpoint is the custom
+        domain, and the platform's URL and the DNS record to create are in resources."""
+        if service is None:
+            return None
+        record = record_of(service, list_revisions(self.apis, service))
+        domain = domain_of(service)
+        if domain:
+            address = load_balancer.address_of(self.apis, env) or ""
+            record.resources["platform_url"] = record.url
+            record.resources["dns_record"] = {"name": domain, "type": "A", "value": address}
+            record.url = f"https://{domain}"
+        return record
+
+    def _ensure_endpoint(
+        self, spec: ServiceSpec, log: ChangeLog, notes: list[str], *, had_domain: bool
+    ) -> None:
+        """The load balancer on service.domain, or none (the one of a domain since removed
+        is deleted)."""
+        if not spec.domain:
+            if had_domain:
+                load_balancer.destroy(self.apis, spec.env, log)
+            return
+        address = load_balancer.ensure(self.apis, spec, log)
+        notes.append(
+            f"DNS: create {load_balancer.dns_record(spec.domain, address)} at your DNS "
+            "provider (a managed certificate is issued once it resolves)"
+        )
 
     def _steps(self, service: dict[str, Any]) -> tuple[int, ...]:
         steps = service.get("annotations", {}).get(STEPS, "100")
@@ -219,8 +265,9 @@ class CloudRunTarget(ServiceTarget):
                     {}, revision, spec.source, spec.inventory_image or spec.image
                 ),
                 STEPS: ",".join(map(str, options.traffic_steps)),
+                **({DOMAIN: spec.domain} if spec.domain else {}),
             },
-            "ingress": "INGRESS_TRAFFIC_ALL",
+            "ingress": ingress_of(spec, options),
             "template": body_template,
             "traffic": [{"type": release.REVISION, "revision": revision, "percent": 100}],
         }
@@ -251,6 +298,7 @@ class CloudRunTarget(ServiceTarget):
         """A new revision (when what runs changed), gated on its readiness, then the
         traffic moved to it step by step."""
         options = options_of(spec)
+        service = self._ensure_ingress(spec, service, log)
         wanted = self._template(spec, image)
         revision = wanted["revision"]
         existing = {short(r["name"]) for r in list_revisions(self.apis, service)}
@@ -286,17 +334,42 @@ class CloudRunTarget(ServiceTarget):
             release.traffic_detail(revision, options.traffic_steps),
         )
 
+    def _ensure_ingress(
+        self, spec: ServiceSpec, service: dict[str, Any], log: ChangeLog
+    ) -> dict[str, Any]:
+        """Ingress and the domain annotation as SPEC wants them (service.domain added or
+        removed, service.cloud_run.ingress changed); the service as it then is."""
+        ingress = ingress_of(spec, options_of(spec))
+        annotations = {k: v for k, v in service.get("annotations", {}).items() if k != DOMAIN}
+        if spec.domain:
+            annotations[DOMAIN] = spec.domain
+        if service.get("ingress") == ingress and domain_of(service) == spec.domain:
+            return service
+        body = {"ingress": ingress, "annotations": annotations}
+        patched = log.update(
+            "cloud_run_service",
+            spec.name,
+            lambda: patch_service(self.apis, service, body, "ingress,annotations"),
+            f"ingress {ingress}, domain {spec.domain or 'none'}",
+        )
+        return patched or service
+
     def _deploy_candidate(
         self, spec: ServiceSpec, service: dict[str, Any], wanted: dict[str, Any], notes: list[str]
     ) -> dict[str, Any]:
         """The new revision with no traffic, ready and (when it can be) answering on its
         tag URL: the service as it then is."""
         token = self._invoker_token(spec, service)
-        check_url = spec.access == "public" or token is not None
+        behind_lb = service.get("ingress") == INTERNAL_LB
+        check_url = (spec.access == "public" or token is not None) and not behind_lb
         if not check_url:
+            why = (
+                "ingress is the load balancer's only"
+                if behind_lb
+                else "no identity token for an authenticated service here"
+            )
             notes.append(
-                "the tag URL was not checked: no identity token for an authenticated "
-                "service here (Cloud Run's startup probe gated the revision)"
+                f"the tag URL was not checked: {why} (Cloud Run's startup probe gated the revision)"
             )
         return release.deploy_candidate(
             self.apis,

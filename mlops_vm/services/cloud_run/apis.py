@@ -44,8 +44,9 @@ HINTS = {
     ErrorCode.PERMISSION: (
         "grant the caller roles/run.admin, roles/artifactregistry.admin, "
         "roles/secretmanager.viewer and roles/iam.serviceAccountUser on the revisions' "
-        "service account, and enable run.googleapis.com, artifactregistry.googleapis.com, "
-        "secretmanager.googleapis.com"
+        "service account (with service.domain: roles/compute.loadBalancerAdmin), and enable "
+        "run.googleapis.com, artifactregistry.googleapis.com, secretmanager.googleapis.com "
+        "(with service.domain: compute.googleapis.com)"
     ),
     ErrorCode.INTERNAL: "a Google Cloud error; re-run, the target converges from what exists",
     ErrorCode.NOT_FOUND: "check provider.options.project and provider.region",
@@ -129,6 +130,11 @@ class CloudRunApis:
     @cached_property
     def logging(self) -> ApiClient:
         return self._client("logging", "v2")
+
+    @cached_property
+    def compute(self) -> ApiClient:
+        """Compute Engine v1: the load balancer in front of a service on its own domain."""
+        return self._client("compute", "v1")
 
     def access_token(self) -> str:
         """A fresh OAuth access token (Artifact Registry's docker login: oauth2accesstoken)."""

@@ -155,3 +155,25 @@ def secret_path(project: str, reference: str) -> tuple[str, str]:
             match["path_version"],
         )
     return f"projects/{project}/secrets/{match['secret']}", match["version"] or "latest"
+
+
+def check_domain(spec: ServiceSpec, options: CloudRunServiceConfig) -> None:
+    """service.domain's load balancer: its certificate is both PEM files or none (a
+    Google-managed one), and ingress through it needs it."""
+    if (spec.cert_file or spec.key_file) and not spec.domain:
+        raise refuse(
+            "service.cert_file/key_file: a certificate needs service.domain (the load "
+            "balancer's name)",
+            "set service.domain, or remove the certificate files",
+        )
+    if bool(spec.cert_file) != bool(spec.key_file):
+        raise refuse(
+            "service.cert_file and service.key_file go together",
+            "give both PEM files, or neither for a Google-managed certificate",
+        )
+    if options.ingress == "load_balancer" and not spec.domain:
+        raise refuse(
+            "service.cloud_run.ingress: load_balancer needs service.domain (no load balancer "
+            "is set up without one)",
+            "set service.domain, or ingress: all",
+        )

@@ -38,3 +38,14 @@ def region_of(settings: ProviderSettings) -> str:
             provider="gcp",
         )
     return settings.region
+
+
+# Ingress from the load balancer only: the *.run.app URL refuses the internet.
+INTERNAL_LB = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+
+
+def ingress_of(spec: ServiceSpec, options: CloudRunServiceConfig) -> str:
+    """service.cloud_run.ingress (default: the load balancer's only when service.domain
+    puts one in front, else all) as Cloud Run's ingress setting."""
+    chosen = options.ingress or ("load_balancer" if spec.domain else "all")
+    return INTERNAL_LB if chosen == "load_balancer" else "INGRESS_TRAFFIC_ALL"

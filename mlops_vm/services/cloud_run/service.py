@@ -24,6 +24,14 @@ PREVIOUS = "mlops-vm/previous-revision"
 ACTIVE = "mlops-vm/active-revision"
 STEPS = "mlops-vm/traffic-steps"  # service.cloud_run.traffic_steps, for rollbacks
 CANDIDATE_TAG = "candidate"
+# service.domain, when a load balancer is in front: what status shows and what tells a run
+# without a domain (or destroy) that there is a load balancer to remove, without asking
+# Compute Engine on every run of a service that never had one.
+DOMAIN = "mlops-vm/domain"
+
+
+def domain_of(service: dict[str, Any] | None) -> str | None:
+    return ((service or {}).get("annotations") or {}).get(DOMAIN) or None
 
 
 def service_path(apis: CloudRunApis, name: str) -> str:

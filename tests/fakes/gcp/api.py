@@ -93,6 +93,9 @@ class ComputeApi:
     custom: dict[str, Callable[[Call], Any]] = field(default_factory=dict)  # by method id
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method id, path)
     health: dict[str, str] = field(default_factory=dict)  # instance name -> health state
+    # The Cloud Run services a serverless NEG may name, as (project, region, service); None
+    # when no Cloud Run fake shares this root (the NEG's service is then not checked).
+    cloud_run_services: Callable[[], set[tuple[str, str, str]]] | None = None
 
     # -- entry point ---------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ The real API's behaviour that the provider depends on, kept honest:
   template, resize, PROACTIVE rolling replacement when the template changes, not stable
   until polled; autoscalers keep the size within min/max;
 - unmanaged instance groups: members in the same zone and network, listInstances;
-- load balancing: health check rules, backend services that need a health check, URL maps
-  with exactly one default, certificates parsed, forwarding rules on reserved addresses;
+- load balancing: health check rules, backend services that need a health check (instance
+  groups) or refuse one (serverless NEGs), serverless NEGs only in their Cloud Run
+  service's region, URL maps with exactly one default, certificates parsed, forwarding
+  rules on reserved addresses;
 - getHealth answers from `ComputeApi.health` (default: RUNNING instances are HEALTHY).
 """
 
@@ -86,6 +88,7 @@ class Behaviours:
                 "backendServices": Hooks(
                     check=self.check_backend_service, prepare=self.prepare_backend_service
                 ),
+                "networkEndpointGroups": Hooks(check=self.check_neg),
                 "urlMaps": Hooks(check=self.check_url_map, prepare=self.prepare_fingerprinted),
                 "sslCertificates": Hooks(
                     check=self.check_certificate, prepare=self.prepare_certificate
@@ -863,14 +866,44 @@ class Behaviours:
         ):
             body.setdefault(key, default)
 
+    def check_neg(self, call: Call, where: ResourcePath, body: dict) -> None:
+        if body.get("networkEndpointType") != "SERVERLESS":
+            return
+        service = (body.get("cloudRun") or {}).get("service")
+        if not service:
+            raise required("resource.cloudRun.service")
+        known = self.api.cloud_run_services
+        region = where.scope.removeprefix("regions/")
+        if known is not None and (call.project, region, service) not in known():
+            raise invalid(
+                f"Invalid value for field 'resource.cloudRun.service': '{service}'. "
+                f"Cloud Run service '{service}' does not exist in region '{region}'."
+            )
+
+    def _serverless(self, group: str) -> bool:
+        neg = self.store.find(to_path(group, "") or "")
+        return bool(neg) and neg.get("networkEndpointType") == "SERVERLESS"
+
     def check_backend_service(self, call: Call, where: ResourcePath, body: dict) -> None:
         groups = []
         for index, backend in enumerate(body.get("backends", [])):
             group = self.require(backend, "group", f"resource.backends[{index}]")
-            if parse_path(to_path(group, "") or "").collection != "instanceGroups":
+            collection = parse_path(to_path(group, "") or "").collection
+            if collection not in ("instanceGroups", "networkEndpointGroups"):
                 raise invalid(
                     f"Invalid value for field 'resource.backends[{index}].group': "
-                    f"'{group}'. Must be an instance group."
+                    f"'{group}'. Must be an instance group or a network endpoint group."
+                )
+            if (
+                collection == "networkEndpointGroups"
+                and self.store.find(to_path(group, "") or "") is None
+            ):
+                raise not_found(to_path(group, "") or group)
+            if self._serverless(group) and body.get("healthChecks"):
+                raise invalid(
+                    "Invalid value for field 'resource.healthChecks': "
+                    f"'{body['healthChecks'][0]}'. A backend service cannot have a "
+                    "healthcheck with Serverless network endpoint group backends."
                 )
             if group in groups:
                 raise invalid(f"Duplicate backend group '{group}'.")
@@ -882,7 +915,8 @@ class Behaviours:
                     f"Invalid value for field 'resource.backends[{index}]': "
                     "balancing mode RATE needs maxRate or maxRatePerInstance."
                 )
-        if groups and not body.get("healthChecks"):
+        instance_groups = [g for g in groups if not self._serverless(g)]
+        if instance_groups and not body.get("healthChecks"):
             raise invalid(
                 "Invalid value for field 'resource.healthChecks': ''. Backend Service "
                 "based on Instance Groups must have a health check."
@@ -895,7 +929,8 @@ class Behaviours:
         body.setdefault("timeoutSec", 30)
         body.setdefault("connectionDraining", {"drainingTimeoutSec": 300})
         for backend in body.get("backends", []):
-            backend.setdefault("balancingMode", "UTILIZATION")
+            if not self._serverless(backend["group"]):  # serverless NEGs take no mode
+                backend.setdefault("balancingMode", "UTILIZATION")
             backend.setdefault("capacityScaler", 1.0)
         self.fingerprint(body)
 

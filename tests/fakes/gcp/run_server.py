@@ -24,9 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.fakes.gcp.api import ComputeApi
 from tests.fakes.gcp.errors import ApiError, invalid, not_found
 from tests.fakes.gcp.rest_discovery import NestedDiscovery, load_document
 from tests.fakes.gcp.run_state import READY, RunState
+from tests.fakes.gcp.server import API_ROOT, compute_api
 
 APIS = {
     "run": ("run", "v2"),
@@ -226,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     api: RunApi
+    compute: ComputeApi
 
     def _answer(self, status: int, body: Any, content_type: str = "application/json") -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -241,7 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         api, _, rest = url.path.lstrip("/").partition("/")
         try:
-            if api == "token":
+            if url.path.startswith(API_ROOT):  # compute v1: the load balancer's parts
+                query = dict(parse_qsl(url.query, keep_blank_values=True))
+                path = unquote(url.path[len(API_ROOT) :])
+                answer = self.compute.handle(self.command, path, query, raw)
+                self._answer(answer.status, answer.body)
+            elif api == "token":
                 self.api.state.tokens += 1
                 self._answer(
                     200,
@@ -338,7 +346,10 @@ class FakeCloudRun:
         self.state = RunState(polls_to_done=polls_to_done)
         self.state.tokens = 0  # type: ignore[attr-defined]
         self.api = RunApi(self.state)
-        handler = type("Handler", (_Handler,), {"api": self.api})
+        # Compute v1 on the same root: the global load balancer in front of a service.
+        self.compute = compute_api(polls_to_done=polls_to_done)
+        self.compute.cloud_run_services = self._service_regions
+        handler = type("Handler", (_Handler,), {"api": self.api, "compute": self.compute})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -356,6 +367,12 @@ class FakeCloudRun:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _service_regions(self) -> set[tuple[str, str, str]]:
+        """(project, region, service) of every Cloud Run service (what a NEG may name)."""
+        with self.state.lock:
+            names = list(self.state.services)
+        return {(n.split("/")[1], n.split("/")[3], n.split("/")[5]) for n in names}
 
     # -- test hooks ----------------------------------------------------------------------
 

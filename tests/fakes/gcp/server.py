@@ -69,17 +69,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+def compute_api(*, polls_to_done: int = 2) -> ComputeApi:
+    """The compute v1 fake's request handler and state, with every behaviour registered
+    (served by FakeCompute, or under /compute/v1/ of the Cloud Run fake's root)."""
+    api = ComputeApi(load_discovery(), Store(polls_to_done=polls_to_done), Catalog(), Faults())
+    api.register_catalog()
+    Behaviours(api)
+    InstanceActions(api)
+    return api
+
+
 class FakeCompute:
     """A stateful fake of the compute v1 REST API, checked against its discovery document."""
 
     def __init__(self, *, polls_to_done: int = 2) -> None:
-        self.store = Store(polls_to_done=polls_to_done)
-        self.catalog = Catalog()
-        self.faults = Faults()
-        self.api = ComputeApi(load_discovery(), self.store, self.catalog, self.faults)
-        self.api.register_catalog()
-        Behaviours(self.api)
-        InstanceActions(self.api)
+        self.api = compute_api(polls_to_done=polls_to_done)
+        self.store, self.catalog, self.faults = self.api.store, self.api.catalog, self.api.faults
         handler = type("Handler", (_Handler,), {"api": self.api})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
