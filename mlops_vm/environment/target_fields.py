@@ -34,6 +34,8 @@ NO_CUSTOM_DOMAIN = {
 
 # target -> the common fields it reads besides COMMON.
 READS: dict[str, frozenset[str]] = {
+    # domain: the ALB's certificate covers it; status names https://<domain> and the
+    # CNAME to create from the service's tag (services/ecs/domain.py).
     "ecs": frozenset({"cpu", "memory_mb", "domain", "certificate", "cert_file", "key_file"}),
     "lambda": frozenset({"cpu", "memory_mb"}),
     # domain: the global external HTTPS load balancer (services/cloud_run/load_balancer.py),

@@ -12,11 +12,12 @@ function). Everything the control plane holds is moto's.
 
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
+from mlops_vm.commands.status import Rows, custom_domain_rows
 from mlops_vm.plan import Change
 from mlops_vm.provision import ProviderSettings
 from mlops_vm.services import RegistryAuth, ServiceSpec, ServiceTarget, get_service_target, images
@@ -156,6 +157,52 @@ def test_ecs_check_lists_what_the_run_does(ecs, ecs_spec, boto, registry):
     assert {"ecr_repository", "vpc", "load_balancer"} < {c.kind for c in deleted}
     assert ecs.destroy(ecs_spec.env) == []
     assert boto("ecr").describe_repositories()["repositories"] == []
+
+
+def domain_endpoint(target: EcsTarget, env: str) -> tuple[str | None, Rows, dict]:
+    """(the URL status reports, the domain rows the run summary and status print, the
+    record's resources), from the cloud alone: no environment file."""
+    record = target.status(env)
+    assert record is not None
+    return record.url, custom_domain_rows(asdict(record)), record.resources
+
+
+def test_ecs_domain_names_the_endpoint_and_the_dns_record(ecs, ecs_spec, boto):
+    domain = "model.example.test"
+    with_domain = replace(ecs_spec, domain=domain)
+    plan_then_run(converging(ecs, with_domain))
+    assert ecs.ensure_service(with_domain).changes == []
+    assert ecs.ensure_service(with_domain, dry_run=True).changes == []
+    [alb] = boto("elbv2").describe_load_balancers()["LoadBalancers"]
+    alb_url = f"https://{alb['DNSName']}"
+    url, rows, resources = domain_endpoint(ecs, ecs_spec.env)
+    assert url == f"https://{domain}"
+    assert resources["load_balancer_arn"] == alb["LoadBalancerArn"]
+    assert rows == [
+        ("platform URL", alb_url),
+        ("DNS record", f"{domain} CNAME {alb['DNSName']}"),
+    ]
+
+    # The domain removed: the tag goes, the endpoint is the ALB's name again, no record.
+    made = plan_then_run(converging(ecs, ecs_spec))
+    assert [(c.action, c.kind, c.detail) for c in made] == [
+        ("update", "ecs_service", f"domain {domain} -> none")
+    ]
+    assert ecs.ensure_service(ecs_spec).changes == []
+    assert domain_endpoint(ecs, ecs_spec.env) == (alb_url, [], resources_without(resources))
+
+    # Set on a service that has none: one update, planned as it is made.
+    made = plan_then_run(converging(ecs, with_domain))
+    assert [(c.action, c.kind, c.detail) for c in made] == [
+        ("update", "ecs_service", f"domain none -> {domain}")
+    ]
+    assert ecs.ensure_service(with_domain, dry_run=True).changes == []
+    assert domain_endpoint(ecs, ecs_spec.env) == (f"https://{domain}", rows, resources)
+
+
+def resources_without(resources: dict) -> dict:
+    """RESOURCES as a service without a domain reports them."""
+    return {k: v for k, v in resources.items() if k not in ("platform_url", "dns_record")}
 
 
 # --- Lambda ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from mlops_vm.services.aws_target import AwsTarget
 from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.ecs import (
     destroy,
+    domain,
     iam,
     logs,
     network,
@@ -72,6 +73,7 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
             service.create_service(ctx, log, spec, wanted, arn)
         else:
             service.update_settings(ctx, log, spec, found, wanted)
+            domain.ensure_domain_tag(ctx, log, spec, found)
             service.roll_out(ctx, log, spec.env, found, arn, spec.healthy_timeout_s)
         scaling.ensure_scaling(
             ctx, log, spec, options, lb.resources.get("load_balancer_arn"), target_group

@@ -8,6 +8,8 @@ from mlops_vm.provision.model import ROLE_MODEL
 ROLE_SERVICE = ROLE_MODEL  # tag role of the service's own resources
 # The service's tag naming the task definition it ran before the active one (rollback).
 TAG_PREVIOUS = "mlops-vm/previous-task-definition"
+# The service's tag naming service.domain: status reads the URL from it (services/ecs/domain.py).
+TAG_DOMAIN = "mlops-vm/domain"
 CONTAINER = "model"  # the one container of the task
 
 

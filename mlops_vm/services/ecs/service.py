@@ -15,6 +15,7 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
+from mlops_vm.services.ecs.domain import creation_tags
 from mlops_vm.services.ecs.task_definition import differences
 from mlops_vm.services.settings import EcsServiceConfig
 
@@ -149,7 +150,7 @@ def create_service(
             deploymentController={"type": "ECS"},
             propagateTags="SERVICE",
             enableECSManagedTags=True,
-            tags=names.tag_list(spec.env, spec.name, spec.tags),
+            tags=names.tag_list(spec.env, spec.name, creation_tags(spec)),
             **wanted,
         )
         # Settings a control plane did not take at creation (moto ignores some) are set

@@ -6,18 +6,27 @@ from mlops_vm.provision.aws import load_balancer
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.services.base import ServiceRecord
 from mlops_vm.services.ecs import names
+from mlops_vm.services.ecs.domain import dns_record, domain_of
 from mlops_vm.services.ecs.service import deployment_outcome, find_service
 from mlops_vm.services.ecs.task_definition import as_revision
 
 
-def endpoint(ctx: AwsContext, env: str, domain: str | None = None) -> tuple[str | None, str | None]:
-    """(the service's URL, the ALB's ARN); the domain, when one is given, names the URL."""
+def endpoint(
+    ctx: AwsContext, env: str, domain: str | None = None
+) -> tuple[str | None, dict[str, Any]]:
+    """(the service's URL, what the record says of the ALB: its ARN; on DOMAIN, the ALB's
+    own URL and the DNS record that points the domain at it). The domain names the URL."""
     alb = load_balancer.find_by_name(
         ctx, "load_balancer", load_balancer.load_balancer_name(env), env
     )
     if alb is None:
-        return None, None
-    return f"https://{domain or alb['DNSName']}", alb["LoadBalancerArn"]
+        return None, {"load_balancer_arn": None}
+    resources: dict[str, Any] = {"load_balancer_arn": alb["LoadBalancerArn"]}
+    if not domain:
+        return f"https://{alb['DNSName']}", resources
+    resources["platform_url"] = f"https://{alb['DNSName']}"
+    resources["dns_record"] = dns_record(domain, alb["DNSName"])
+    return f"https://{domain}", resources
 
 
 def traffic(service: dict[str, Any]) -> dict[str, int]:
@@ -53,7 +62,7 @@ def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
     service = find_service(ctx, env)
     if service is None:
         return None
-    url, alb_arn = endpoint(ctx, env)
+    url, alb = endpoint(ctx, env, domain_of(service))
     healthy, reason = health(ctx, service)
     previous = names.as_dict(service.get("tags")).get(names.TAG_PREVIOUS)
     return ServiceRecord(
@@ -69,7 +78,7 @@ def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
         resources={
             "service_arn": service["serviceArn"],
             "cluster": names.cluster_name(env),
-            "load_balancer_arn": alb_arn,
+            **alb,
             "target_group_arns": [g["targetGroupArn"] for g in service.get("loadBalancers", [])],
         },
     )
