@@ -1,0 +1,146 @@
+"""service.lambda.endpoint: alb: an HTTPS Application Load Balancer invoking the alias.
+
+The AWS provider's network and ALB (services/aws_alb.py, as ECS has them) with a Lambda
+target group (health checks invoke the readiness path), the permission for Elastic Load
+Balancing to invoke the alias from that target group only, and the alias's ARN registered
+as the one target. A release or a rollback moves the alias: the target stays on it.
+"""
+
+import json
+from typing import Any
+
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import load_balancer
+from mlops_vm.provision.aws import names as aws_names
+from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.model import FleetSpec, LoadBalancerResult, LoadBalancerSpec
+from mlops_vm.schema import NetworkConfig
+from mlops_vm.services import aws_alb
+from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.lambda_ import names
+
+ELB_PRINCIPAL = "elasticloadbalancing.amazonaws.com"
+
+
+def fleet_spec(spec: ServiceSpec) -> FleetSpec:
+    return aws_alb.fleet_spec(spec, NetworkConfig())
+
+
+def lb_spec(spec: ServiceSpec) -> LoadBalancerSpec:
+    return aws_alb.lb_spec(spec, "lambda")
+
+
+def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
+    policy = ctx.call(
+        "lambda",
+        "get_policy",
+        "read the alias's permissions",
+        missing_ok=True,
+        FunctionName=function,
+        Qualifier=names.ALIAS,
+    ).get("Policy")
+    return json.loads(policy)["Statement"] if policy else []
+
+
+def permitted_source(statement: dict[str, Any]) -> str | None:
+    """The target group ARN a statement lets invoke (its SourceArn condition)."""
+    condition = statement.get("Condition") or {}
+    return (condition.get("ArnLike") or {}).get("AWS:SourceArn")
+
+
+def ensure_permission(
+    ctx: AwsContext, log: ChangeLog, function: str, target_group_arn: str
+) -> None:
+    """Elastic Load Balancing may invoke the alias, from TARGET_GROUP_ARN only."""
+    found = [s for s in alias_statements(ctx, function) if s.get("Sid") == names.ALB_PERMISSION]
+    if found and permitted_source(found[0]) == target_group_arn:
+        return
+    label = f"{function}:{names.ALIAS}"
+
+    def grant() -> None:
+        if found:  # another target group's (replaced): a statement id is unique
+            revoke(ctx, function)
+        ctx.call(
+            "lambda",
+            "add_permission",
+            "let the load balancer invoke the alias",
+            FunctionName=function,
+            Qualifier=names.ALIAS,
+            StatementId=names.ALB_PERMISSION,
+            Action="lambda:InvokeFunction",
+            Principal=ELB_PRINCIPAL,
+            SourceArn=target_group_arn,
+        )
+
+    log.apply("update" if found else "create", "lambda_permission", label, grant, "ALB may invoke")
+
+
+def revoke(ctx: AwsContext, function: str) -> None:
+    ctx.call(
+        "lambda",
+        "remove_permission",
+        "remove the load balancer's permission",
+        missing_ok=True,
+        FunctionName=function,
+        Qualifier=names.ALIAS,
+        StatementId=names.ALB_PERMISSION,
+    )
+
+
+def ensure_target(ctx: AwsContext, log: ChangeLog, target_group_arn: str, alias_arn: str) -> None:
+    """The alias is the target group's one target (a function's bare ARN or a version's
+    would not follow releases)."""
+    registered = set()
+    if not aws_names.is_planned(target_group_arn):
+        health = load_balancer.describe_health(ctx, target_group_arn)
+        registered = {d["Target"]["Id"] for d in health}
+    if registered == {alias_arn}:
+        return
+    stale = sorted(registered - {alias_arn})
+
+    def register() -> None:
+        if stale:
+            ctx.call(
+                "elbv2",
+                "deregister_targets",
+                "deregister other functions",
+                TargetGroupArn=target_group_arn,
+                Targets=[{"Id": arn} for arn in stale],
+            )
+        ctx.call(
+            "elbv2",
+            "register_targets",
+            "register the alias",
+            TargetGroupArn=target_group_arn,
+            Targets=[{"Id": alias_arn}],
+        )
+
+    log.create("target", alias_arn, register, "the alias behind the ALB")
+
+
+def alias_arn(ctx: AwsContext, function: str) -> str:
+    """The alias's ARN, from the function's (a stand-in when a dry run would create it)."""
+    found = ctx.call(
+        "lambda", "get_function", "find the function", missing_ok=True, FunctionName=function
+    )
+    if not found:
+        return aws_names.planned("arn", f"{function}:{names.ALIAS}")
+    return f"{found['Configuration']['FunctionArn']}:{names.ALIAS}"
+
+
+def ensure_alb(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> LoadBalancerResult:
+    """The network, the ALB and its Lambda target group, the invoke permission, the alias
+    registered: in that order (ELB refuses a Lambda target it may not invoke)."""
+    lb = lb_spec(spec)
+    _, result = aws_alb.ensure_network_and_lb(ctx, log, spec, fleet_spec(spec), lb)
+    group = result.resources.get("target_group_arn") or aws_names.planned(
+        "arn", load_balancer.target_group_name(lb)
+    )
+    ensure_permission(ctx, log, spec.name, group)
+    ensure_target(ctx, log, group, alias_arn(ctx, spec.name))
+    return result
+
+
+def find_alb(ctx: AwsContext, env: str) -> dict[str, Any] | None:
+    name = load_balancer.load_balancer_name(env)
+    return load_balancer.find_by_name(ctx, "load_balancer", name, env)
