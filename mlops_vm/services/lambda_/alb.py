@@ -87,7 +87,9 @@ def revoke(ctx: AwsContext, function: str) -> None:
     )
 
 
-def ensure_target(ctx: AwsContext, log: ChangeLog, target_group_arn: str, alias_arn: str) -> None:
+def ensure_target(
+    ctx: AwsContext, log: ChangeLog, function: str, target_group_arn: str, alias_arn: str
+) -> None:
     """The alias is the target group's one target (a function's bare ARN or a version's
     would not follow releases)."""
     registered = set()
@@ -115,7 +117,7 @@ def ensure_target(ctx: AwsContext, log: ChangeLog, target_group_arn: str, alias_
             Targets=[{"Id": alias_arn}],
         )
 
-    log.create("target", alias_arn, register, "the alias behind the ALB")
+    log.create("target", f"{function}:{names.ALIAS}", register, "the alias behind the ALB")
 
 
 def alias_arn(ctx: AwsContext, function: str) -> str:
@@ -137,7 +139,7 @@ def ensure_alb(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> LoadBalanc
         "arn", load_balancer.target_group_name(lb)
     )
     ensure_permission(ctx, log, spec.name, group)
-    ensure_target(ctx, log, group, alias_arn(ctx, spec.name))
+    ensure_target(ctx, log, spec.name, group, alias_arn(ctx, spec.name))
     return result
 
 
