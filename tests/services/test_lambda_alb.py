@@ -136,3 +136,30 @@ def test_the_alias_behind_an_alb(lam, alb_spec, boto, registry):
     assert elb.describe_load_balancers()["LoadBalancers"] == []
     assert elb.describe_target_groups()["TargetGroups"] == []
     assert acm.list_certificates()["CertificateSummaryList"] == []
+
+
+def test_switching_the_endpoint_removes_the_other_one(lam, alb_spec, boto, registry):
+    """url -> alb: the function URL and its public permission go; alb -> url: the ALB,
+    its network and the load balancer's permission go. Each planned as it is then made."""
+    url_spec = replace(alb_spec, domain=None, cert_file=None, key_file=None)
+    url_spec = replace(url_spec, options={**alb_spec.options, "endpoint": "url"})
+    lam.ensure_service(url_spec)
+    made = plan_then_run(converging(lam, alb_spec))
+    assert ("delete", "function_url") in {(c.action, c.kind) for c in made}
+    assert ("delete", "lambda_permission") in {(c.action, c.kind) for c in made}
+    functions = boto("lambda")
+    with pytest.raises(functions.exceptions.ResourceNotFoundException):
+        functions.get_function_url_config(FunctionName=alb_spec.name, Qualifier="live")
+    assert lam.ensure_service(alb_spec).changes == []
+
+    made = plan_then_run(converging(lam, url_spec))
+    assert {("create", "function_url"), ("delete", "load_balancer")} <= {
+        (c.action, c.kind) for c in made
+    }
+    assert boto("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    statements = json.loads(
+        boto("lambda").get_policy(FunctionName=alb_spec.name, Qualifier="live")["Policy"]
+    )["Statement"]
+    assert [s["Sid"] for s in statements] == ["mlops-vm-public-url"]
+    assert lam.ensure_service(url_spec).changes == []
+    assert lam.destroy(alb_spec.env)

@@ -92,8 +92,10 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
         self._release_latest(log, spec, options, changed=changed)
         if options.endpoint == "alb":
             alb.ensure_alb(ctx, log, spec)
+            endpoint.remove_url(ctx, log, spec.name)
         else:
             endpoint.ensure_url(ctx, log, spec)
+            alb.remove_alb(ctx, log, spec.env, spec.name)
         endpoint.ensure_reserved(ctx, log, spec)
         endpoint.ensure_provisioned(ctx, log, spec)
 

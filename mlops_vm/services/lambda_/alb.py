@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import destroy as aws_destroy
 from mlops_vm.provision.aws import load_balancer
 from mlops_vm.provision.aws import names as aws_names
 from mlops_vm.provision.aws.client import AwsContext
@@ -17,7 +18,7 @@ from mlops_vm.provision.model import FleetSpec, LoadBalancerResult, LoadBalancer
 from mlops_vm.schema import NetworkConfig
 from mlops_vm.services import aws_alb
 from mlops_vm.services.base import ServiceSpec
-from mlops_vm.services.lambda_ import names
+from mlops_vm.services.lambda_ import endpoint, names
 
 ELB_PRINCIPAL = "elasticloadbalancing.amazonaws.com"
 
@@ -76,15 +77,7 @@ def ensure_permission(
 
 
 def revoke(ctx: AwsContext, function: str) -> None:
-    ctx.call(
-        "lambda",
-        "remove_permission",
-        "remove the load balancer's permission",
-        missing_ok=True,
-        FunctionName=function,
-        Qualifier=names.ALIAS,
-        StatementId=names.ALB_PERMISSION,
-    )
+    endpoint.remove_permission(ctx, function, names.ALB_PERMISSION)
 
 
 def ensure_target(
@@ -146,3 +139,17 @@ def ensure_alb(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> LoadBalanc
 def find_alb(ctx: AwsContext, env: str) -> dict[str, Any] | None:
     name = load_balancer.load_balancer_name(env)
     return load_balancer.find_by_name(ctx, "load_balancer", name, env)
+
+
+def remove_alb(ctx: AwsContext, log: ChangeLog, env: str, function: str) -> None:
+    """No load balancer (endpoint: url): the ALB, its network and the permission go."""
+    if find_alb(ctx, env) is None:
+        return
+    if any(s.get("Sid") == names.ALB_PERMISSION for s in alias_statements(ctx, function)):
+        log.delete(
+            "lambda_permission",
+            f"{function}:{names.ALIAS}",
+            lambda: revoke(ctx, function),
+            "no load balancer",
+        )
+    log.extend(aws_destroy.destroy(ctx, env, dry_run=log.dry_run))
