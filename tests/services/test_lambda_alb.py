@@ -163,3 +163,17 @@ def test_switching_the_endpoint_removes_the_other_one(lam, alb_spec, boto, regis
     assert [s["Sid"] for s in statements] == ["mlops-vm-public-url"]
     assert lam.ensure_service(url_spec).changes == []
     assert lam.destroy(alb_spec.env)
+
+
+def test_a_changed_domain_is_what_status_prints(lam, alb_spec, boto, registry):
+    lam.ensure_service(alb_spec)
+    moved = replace(alb_spec, domain="api.example.test")
+    assert keys(plan_then_run(converging(lam, moved))) == [
+        ("update", "lambda_function", alb_spec.name)
+    ]
+    assert lam.status(alb_spec.env).url == "https://api.example.test"
+    plan_then_run(converging(lam, replace(alb_spec, domain=None)))
+    balancer = boto("elbv2").describe_load_balancers()["LoadBalancers"][0]
+    assert lam.status(alb_spec.env).url == f"https://{balancer['DNSName']}"
+    assert lam.ensure_service(replace(alb_spec, domain=None)).changes == []
+    lam.destroy(alb_spec.env)

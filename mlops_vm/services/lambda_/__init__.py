@@ -100,13 +100,9 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
         endpoint.ensure_provisioned(ctx, log, spec)
 
     def _with_emulator_tag(self, spec: ServiceSpec, options: LambdaServiceConfig) -> ServiceSpec:
-        """SPEC with the tags status and rollback read back (they get only ENV)."""
-        tags = dict(spec.tags)
-        if options.invoke_endpoint_url:
-            tags[TAG_INVOKE_ENDPOINT] = options.invoke_endpoint_url
-        if options.endpoint == "alb" and spec.domain:
-            tags[names.TAG_DOMAIN] = spec.domain
-        return replace(spec, tags=tags) if tags != spec.tags else spec
+        if not options.invoke_endpoint_url:
+            return spec
+        return replace(spec, tags={**spec.tags, TAG_INVOKE_ENDPOINT: options.invoke_endpoint_url})
 
     def _release_latest(
         self, log: ChangeLog, spec: ServiceSpec, options: LambdaServiceConfig, *, changed: bool

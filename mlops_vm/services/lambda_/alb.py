@@ -19,6 +19,7 @@ from mlops_vm.schema import NetworkConfig
 from mlops_vm.services import aws_alb
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import endpoint, names
+from mlops_vm.services.lambda_ import function as functions
 
 ELB_PRINCIPAL = "elasticloadbalancing.amazonaws.com"
 
@@ -113,14 +114,37 @@ def ensure_target(
     log.create("target", f"{function}:{names.ALIAS}", register, "the alias behind the ALB")
 
 
-def alias_arn(ctx: AwsContext, function: str) -> str:
-    """The alias's ARN, from the function's (a stand-in when a dry run would create it)."""
-    found = ctx.call(
-        "lambda", "get_function", "find the function", missing_ok=True, FunctionName=function
+def ensure_domain_tag(
+    ctx: AwsContext, log: ChangeLog, spec: ServiceSpec, found: dict[str, Any]
+) -> None:
+    """service.domain as the function's tag (status gets only ENV and prints it); FOUND:
+    the function as get_function answers."""
+    current = (found.get("Tags") or {}).get(names.TAG_DOMAIN)
+    if current == spec.domain:
+        return
+    arn = found["Configuration"]["FunctionArn"]
+    log.update(
+        "lambda_function",
+        spec.name,
+        lambda: (
+            ctx.call(
+                "lambda",
+                "tag_resource",
+                "tag the function with the domain",
+                Resource=arn,
+                Tags={names.TAG_DOMAIN: spec.domain},
+            )
+            if spec.domain
+            else ctx.call(
+                "lambda",
+                "untag_resource",
+                "remove the domain tag",
+                Resource=arn,
+                TagKeys=[names.TAG_DOMAIN],
+            )
+        ),
+        f"domain {spec.domain or '(none)'}",
     )
-    if not found:
-        return aws_names.planned("arn", f"{function}:{names.ALIAS}")
-    return f"{found['Configuration']['FunctionArn']}:{names.ALIAS}"
 
 
 def ensure_alb(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> LoadBalancerResult:
@@ -132,7 +156,13 @@ def ensure_alb(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> LoadBalanc
         "arn", load_balancer.target_group_name(lb)
     )
     ensure_permission(ctx, log, spec.name, group)
-    ensure_target(ctx, log, spec.name, group, alias_arn(ctx, spec.name))
+    # None only in a dry run that would create the function (a run has made it by now).
+    found = functions.find_function(ctx, spec.name) or {
+        "Configuration": {"FunctionArn": aws_names.planned("arn", spec.name)}
+    }
+    ensure_domain_tag(ctx, log, spec, found)
+    function_arn = found["Configuration"]["FunctionArn"]
+    ensure_target(ctx, log, spec.name, group, f"{function_arn}:{names.ALIAS}")
     return result
 
 
