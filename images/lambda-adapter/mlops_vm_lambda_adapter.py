@@ -1,15 +1,19 @@
-"""mlops-vm's Lambda adapter: the model image's unchanged web app behind a function URL.
+"""mlops-vm's Lambda adapter: the model image's unchanged web app behind a function URL
+or an Application Load Balancer.
 
 At init (once per Lambda instance) it resolves the secret references, starts the image's
 own command (app.json beside this file, written from the model image at build time) with
 PORT=MLOPS_VM_APP_PORT, and waits until the readiness path (MLOPS_VM_READY_PATH) answers
 200. Each invocation is a function-URL / HTTP API payload 2.0
 event, sent on to the app as an HTTP request on 127.0.0.1; the app's status, headers and
-body come back as the payload 2.0 response (binary bodies base64-encoded).
+body come back as the payload 2.0 response (binary bodies base64-encoded). An ALB event
+(requestContext.elb) is answered in the ALB's shape: statusDescription, and multi-value
+headers when the target group sends them (lambda.multi_value_headers.enabled).
 
 Lambda takes at most 6 MB of request and of response per synchronous invoke: a larger
 request is answered 413 and a larger response 502, each saying so, instead of an opaque
-Lambda error. Standard library only (awslambdaric imports this module).
+Lambda error; behind an ALB a response over the ALB's 1 MB limit is answered 502 naming
+that limit. Standard library only (awslambdaric imports this module).
 """
 
 import base64
@@ -26,6 +30,7 @@ import urllib.parse
 import urllib.request
 
 PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, request and response, per synchronous invoke
+ALB_RESPONSE_LIMIT = 1024 * 1024  # bytes of the response an ALB takes from a Lambda target
 APP_HOST = "127.0.0.1"
 APP_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.json")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
@@ -177,10 +182,21 @@ def request_body(event):
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
 
 
+def is_alb(event):
+    return "elb" in (event.get("requestContext") or {})
+
+
+def event_headers(event):
+    """{name: value}: multi-value headers (ALB with them enabled) joined with commas."""
+    if event.get("multiValueHeaders"):
+        return {name: ",".join(values) for name, values in event["multiValueHeaders"].items()}
+    return event.get("headers") or {}
+
+
 def request_headers(event):
     headers = {
         name: value
-        for name, value in (event.get("headers") or {}).items()
+        for name, value in event_headers(event).items()
         if name.lower() not in DROPPED_HEADERS
     }
     if event.get("cookies"):
@@ -213,7 +229,65 @@ def response_payload(answer, body):
     return payload
 
 
+def request_line(event):
+    """(method, path with query) of a function-URL or an ALB event. The ALB passes the
+    query string's parameters as the client sent them (still URL-encoded)."""
+    if is_alb(event):
+        multi = event.get("multiValueQueryStringParameters")
+        pairs = (
+            [(k, v) for k, values in multi.items() for v in values]
+            if multi
+            else list((event.get("queryStringParameters") or {}).items())
+        )
+        query = "&".join(f"{k}={v}" for k, v in pairs)
+        path = event.get("path") or "/"
+        return event.get("httpMethod", "GET"), path + ("?" + query if query else "")
+    http_ = event.get("requestContext", {}).get("http", {})
+    path = event.get("rawPath") or http_.get("path") or "/"
+    if event.get("rawQueryString"):
+        path += "?" + event["rawQueryString"]
+    return http_.get("method", "GET"), path
+
+
+def alb_payload(payload, multi_value, status_text):
+    """PAYLOAD (payload 2.0) in the ALB's response shape."""
+    headers = dict(payload["headers"])
+    answer = {
+        "statusCode": payload["statusCode"],
+        "statusDescription": f"{payload['statusCode']} {status_text}".strip(),
+        "body": payload["body"],
+        "isBase64Encoded": payload["isBase64Encoded"],
+    }
+    if multi_value:
+        values = {name: [value] for name, value in headers.items()}
+        if payload.get("cookies"):
+            values["set-cookie"] = list(payload["cookies"])
+        answer["multiValueHeaders"] = values
+    else:
+        if payload.get("cookies"):  # one header per name: the last cookie only
+            headers["set-cookie"] = payload["cookies"][-1]
+        answer["headers"] = headers
+    return answer
+
+
 def forward(event, port, timeout_s):
+    """EVENT (function URL or ALB) sent on to the app; its answer in the event's shape."""
+    payload = forward_to_app(event, port, timeout_s)
+    if not is_alb(event):
+        return payload
+    status_text = http.client.responses.get(payload["statusCode"], "")
+    answer = alb_payload(payload, "multiValueHeaders" in event, status_text)
+    if len(json.dumps(answer)) > ALB_RESPONSE_LIMIT:
+        error = error_response(
+            502,
+            f"response over the Application Load Balancer's {ALB_RESPONSE_LIMIT} byte (1 MB) "
+            "limit for a Lambda target: ask for less, or use the function URL (6 MB)",
+        )
+        return alb_payload(error, "multiValueHeaders" in event, "Bad Gateway")
+    return answer
+
+
+def forward_to_app(event, port, timeout_s):
     body = request_body(event)
     if len(body) > PAYLOAD_LIMIT or len(json.dumps(event)) > PAYLOAD_LIMIT:
         return error_response(
@@ -221,13 +295,10 @@ def forward(event, port, timeout_s):
             f"request payload of {len(body)} bytes is over Lambda's {PAYLOAD_LIMIT} byte "
             "(6 MB) limit for a synchronous invoke: send fewer instances per request",
         )
-    http_ = event.get("requestContext", {}).get("http", {})
-    path = event.get("rawPath") or http_.get("path") or "/"
-    if event.get("rawQueryString"):
-        path += "?" + event["rawQueryString"]
+    method, path = request_line(event)
     connection = http.client.HTTPConnection(APP_HOST, port, timeout=timeout_s)
     try:
-        connection.request(http_.get("method", "GET"), path, body, request_headers(event))
+        connection.request(method, path, body, request_headers(event))
         answer = connection.getresponse()
         data = answer.read()
     finally:

@@ -23,11 +23,9 @@ COMMON = frozenset(
     }
 )
 
-# A function URL (Lambda) and *.azurewebsites.net (App Service) have their own name and
-# certificate until those targets set up a custom domain.
+# *.azurewebsites.net (App Service) has its own name and certificate until that target
+# sets up a custom domain.
 NO_CUSTOM_DOMAIN = {
-    "lambda": "a function URL has its own name and certificate (put CloudFront or API "
-    "Gateway in front for a custom domain)",
     "app_service": "custom domains are not set up by the app_service target yet: the "
     "endpoint is <name>.azurewebsites.net",
 }
@@ -37,7 +35,9 @@ READS: dict[str, frozenset[str]] = {
     # domain: the ALB's certificate covers it; status names https://<domain> and the
     # CNAME to create from the service's tag (services/ecs/domain.py).
     "ecs": frozenset({"cpu", "memory_mb", "domain", "certificate", "cert_file", "key_file"}),
-    "lambda": frozenset({"cpu", "memory_mb"}),
+    # domain and certificate: the ALB in front of the alias (service.lambda.endpoint: alb,
+    # services/lambda_/alb.py); with the function URL they are refused (lambda_/limits.py).
+    "lambda": frozenset({"cpu", "memory_mb", "domain", "certificate", "cert_file", "key_file"}),
     # domain: the global external HTTPS load balancer (services/cloud_run/load_balancer.py),
     # its certificate Google-managed or cert_file + key_file.
     "cloud_run": frozenset({"cpu", "memory_mb", "health_path", "domain", "cert_file", "key_file"}),
@@ -52,10 +52,6 @@ REFUSES: dict[str, dict[str, str]] = {
     },
     "lambda": {
         "health_path": "Lambda has no liveness probe: the readiness_path gates a release",
-        **{
-            f: NO_CUSTOM_DOMAIN["lambda"]
-            for f in ("domain", "certificate", "cert_file", "key_file")
-        },
     },
     "cloud_run": {
         "certificate": "the load balancer takes a Google-managed certificate (service.domain "

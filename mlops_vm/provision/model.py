@@ -134,8 +134,9 @@ class LoadBalancerSpec:
     # Local provider only: where the LB host publishes HTTPS on 127.0.0.1.
     publish_port: int | None = None
     # "instance": the provider registers the fleet's instances; "ip": someone else registers
-    # addresses (an ECS service registers its tasks), so registration is left alone.
-    target_type: Literal["instance", "ip"] = "instance"
+    # addresses (an ECS service registers its tasks), so registration is left alone;
+    # "lambda": a function alias, registered by the Lambda target once it may invoke it.
+    target_type: Literal["instance", "ip", "lambda"] = "instance"
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,9 @@ class LambdaServiceConfig(Strict):
     keep_images: Annotated[int, Field(ge=1, le=1000)] = 10
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
     architecture: Literal["x86_64", "arm64"] = "x86_64"
+    # url: the function URL on the alias (its own name and certificate); alb: an HTTPS
+    # Application Load Balancer invoking the alias, on service.domain with its certificate.
+    endpoint: Literal["url", "alb"] = "url"
     # An emulated control plane only (provider.endpoint_url): the registry standing in for
     # ECR, and the Runtime Interface Emulator's URL for the readiness invokes.
     registry_endpoint: str | None = None

@@ -5,6 +5,7 @@ moto, which does not verify SigV4 signatures), and binary bodies returned base64
 
 import base64
 import importlib.util
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -79,3 +80,82 @@ def test_a_body_over_6_mb_is_answered_413_naming_the_limit(adapter):
     answer = adapter.forward(event, 9, 5)
     assert answer["statusCode"] == 413
     assert "6 MB" in answer["body"] and str(adapter.PAYLOAD_LIMIT) in answer["body"]
+
+
+class Echo(BaseHTTPRequestHandler):
+    """POST: the request line, a header and the body back as JSON; GET /big: over 1 MB."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer(
+            json.dumps(
+                {"path": self.path, "tenant": self.headers["x-tenant"], "body": body.decode()}
+            ).encode()
+        )
+
+    def do_GET(self):
+        self.answer(json.dumps({"rows": "x" * (1024 * 1024)}).encode())
+
+    def answer(self, data):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def echo_port():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def alb_event(method, path, *, body=b"", multi_value=False):
+    """An ALB event as Elastic Load Balancing sends it to a Lambda target."""
+    event = {
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:tg"}},
+        "httpMethod": method,
+        "path": path,
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+    if multi_value:
+        event["multiValueHeaders"] = {"x-tenant": ["a", "b"]}
+        event["multiValueQueryStringParameters"] = {"v": ["1", "2"]}
+    else:
+        event["headers"] = {"x-tenant": "a"}
+        event["queryStringParameters"] = {"v": "1"}
+    return event
+
+
+def test_an_alb_post_predict_reaches_the_app_and_answers_in_the_alb_shape(adapter, echo_port):
+    """Real run: base64 body decoded, query and header passed, statusDescription set."""
+    event = alb_event("POST", "/predict", body=b'{"instances": [[1, 2]]}')
+    answer = adapter.forward(event, echo_port, 5)
+    assert answer["statusCode"] == 200 and answer["statusDescription"] == "200 OK"
+    assert answer["headers"]["content-type"] == "application/json"
+    assert "multiValueHeaders" not in answer
+    sent = json.loads(answer["body"])
+    assert sent == {"path": "/predict?v=1", "tenant": "a", "body": '{"instances": [[1, 2]]}'}
+
+
+def test_multi_value_headers_in_and_out(adapter, echo_port):
+    answer = adapter.forward(alb_event("POST", "/predict", multi_value=True), echo_port, 5)
+    assert answer["multiValueHeaders"]["content-type"] == ["application/json"]
+    assert "headers" not in answer
+    sent = json.loads(answer["body"])
+    assert sent["path"] == "/predict?v=1&v=2" and sent["tenant"] == "a,b"
+
+
+def test_an_answer_over_the_alb_limit_is_a_502_naming_it(adapter, echo_port):
+    answer = adapter.forward(alb_event("GET", "/big"), echo_port, 5)
+    assert answer["statusCode"] == 502 and answer["statusDescription"] == "502 Bad Gateway"
+    assert "1 MB" in json.loads(answer["body"])["detail"]
+    # The same answer through a function URL is under its 6 MB limit: passed on.
+    url_event = {"rawPath": "/big", "requestContext": {"http": {"method": "GET"}}}
+    assert adapter.forward(url_event, echo_port, 5)["statusCode"] == 200

@@ -73,3 +73,31 @@ def test_a_payload_over_6_mb_never_reaches_the_app(function):
     assert len(body) > limits.PAYLOAD_BYTES
     answer = function.invoke(url_event("POST", "/predict", body))
     assert "statusCode" not in answer and answer["errorType"] == "Runtime.UnmarshalError"
+
+
+def alb_event(method: str, path: str, body: bytes, *, encoded: bool = True) -> dict:
+    """An event as an Application Load Balancer sends it to a Lambda target."""
+    return {
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:tg"}},
+        "httpMethod": method,
+        "path": path,
+        "queryStringParameters": {},
+        "headers": {"content-type": "application/json", "host": "model.example.test"},
+        "body": base64.b64encode(body).decode() if encoded else body.decode(),
+        "isBase64Encoded": encoded,
+    }
+
+
+def test_an_alb_event_for_predict_and_a_response_over_the_alb_limit(function):
+    """Real run: an ALB-shaped POST /predict (base64 body) is answered in the ALB's shape;
+    an answer over the ALB's 1 MB limit for a Lambda target (here the app's 422, which
+    echoes a 1.1 MB malformed input) is a 502 naming the limit."""
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    answer = function.invoke(alb_event("POST", "/predict", body))
+    assert answer["statusDescription"] == "200 OK"
+    assert predictions(answer) == [0]
+    malformed = json.dumps({"instances": "x" * 1_100_000}).encode()
+    too_large = function.invoke(alb_event("POST", "/predict", malformed, encoded=False))
+    assert too_large["statusCode"] == 502, too_large.get("statusCode")
+    assert too_large["statusDescription"] == "502 Bad Gateway"
+    assert "1 MB" in json.loads(too_large["body"])["detail"]

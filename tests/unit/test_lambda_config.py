@@ -36,6 +36,7 @@ def test_the_lambda_example_is_valid_and_maps_to_a_service_spec():
         ("ephemeral_storage_mb", 256, "greater than or equal to 512"),
         ("canary_percent", 60, "less than or equal to 50"),
         ("memory", 1024, "Extra inputs are not permitted"),
+        ("endpoint", "nlb", "Input should be 'url' or 'alb'"),
     ],
 )
 def test_lambda_limits_in_the_schema_are_located(tmp_path, field, value, expected):
@@ -51,3 +52,17 @@ def test_another_targets_section_is_refused(tmp_path):
     ecs = lambda_environment(tmp_path, "ecsmixed", {"target": "ecs"})
     message = assert_located(ecs, problems_of(ecs), "mlops_vm.service.lambda")
     assert "does not apply to target ecs" in message
+
+
+def test_an_alb_endpoint_on_a_domain_maps_to_the_service_spec(tmp_path):
+    overrides = {
+        "service": {
+            "lambda": {"endpoint": "alb"},
+            "domain": "api.example.test",
+            "certificate": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
+        }
+    }
+    directory = lambda_environment(tmp_path, "albenv", overrides)
+    loaded = load_environment(directory)
+    spec = service_spec(loaded.config, loaded.inventory_dir)
+    assert spec.options["endpoint"] == "alb" and spec.domain == "api.example.test"

@@ -47,8 +47,14 @@ def example_file(target: str) -> Path:
 
 
 def package_source(target: str) -> str:
-    package = paths.PROJECT_DIR / "mlops_vm" / "services" / PLATFORM_FIELDS.get(target, target)
-    return "\n".join(path.read_text() for path in sorted(package.rglob("*.py")))
+    """The target's package, with the shared services modules it imports (aws_alb.py reads
+    the certificate for ECS and Lambda alike)."""
+    services = paths.PROJECT_DIR / "mlops_vm" / "services"
+    package = services / PLATFORM_FIELDS.get(target, target)
+    source = "\n".join(path.read_text() for path in sorted(package.rglob("*.py")))
+    shared = sorted(set(re.findall(r"mlops_vm\.services(?:\.|\s+import\s+)(\w+)", source)))
+    modules = [services / f"{name}.py" for name in shared if (services / f"{name}.py").is_file()]
+    return "\n".join([source, *(module.read_text() for module in modules)])
 
 
 def test_every_target_has_an_example():

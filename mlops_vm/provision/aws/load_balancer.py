@@ -7,6 +7,10 @@ HTTPS listener with the ACM certificate forwarding to it, and an HTTP listener t
 answers 301 to HTTPS. Fleet instances are registered (surplus ones deregistered); a
 scaling group is attached to the target group instead and gets its request-count policy.
 
+A Lambda target group (target_type "lambda") has no protocol, port, VPC or drain delay:
+the ALB invokes the function, and its health check (enabled explicitly: off by default for
+Lambda) invokes it with a GET of health_path.
+
 A target group's protocol and port cannot change: a new one (its name carries them) is
 created, the listener switched to it, and the old one deleted.
 """
@@ -36,6 +40,8 @@ def load_balancer_name(env: str) -> str:
 
 
 def target_group_name(spec: LoadBalancerSpec) -> str:
+    if spec.target_type == "lambda":
+        return names.elb_name(spec.env, "lambda")
     return names.elb_name(spec.env, f"{spec.backend_protocol.lower()}{spec.backend_port}")
 
 
@@ -112,6 +118,17 @@ def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, A
 
 
 def health_check_settings(spec: LoadBalancerSpec) -> dict[str, Any]:
+    if spec.target_type == "lambda":
+        # Each check is an invoke: Lambda's defaults (35 s apart, 30 s to answer).
+        return {
+            "HealthCheckEnabled": True,
+            "HealthCheckPath": spec.health_path,
+            "HealthCheckIntervalSeconds": 35,
+            "HealthCheckTimeoutSeconds": 30,
+            "HealthyThresholdCount": 2,
+            "UnhealthyThresholdCount": 3,
+            "Matcher": {"HttpCode": "200"},
+        }
     return {
         "HealthCheckProtocol": spec.backend_protocol,
         "HealthCheckPort": "traffic-port",
@@ -136,19 +153,24 @@ def target_group_attributes(ctx: AwsContext, arn: str) -> dict[str, str]:
 
 def create_target_group(ctx: AwsContext, spec: LoadBalancerSpec, name: str, vpc_id: str) -> str:
     """A new target group with its health check and drain delay (part of its creation)."""
+    lambda_target = spec.target_type == "lambda"
+    where = (
+        {}
+        if lambda_target
+        else {"Protocol": spec.backend_protocol, "Port": spec.backend_port, "VpcId": vpc_id}
+    )
     arn = ctx.call(
         "elbv2",
         "create_target_group",
         "create the target group",
         Name=name,
-        Protocol=spec.backend_protocol,
-        Port=spec.backend_port,
-        VpcId=vpc_id,
         TargetType=spec.target_type,
         Tags=lb_tags(spec.env, name),
+        **where,
         **health_check_settings(spec),
     )["TargetGroups"][0]["TargetGroupArn"]
-    set_drain_delay(ctx, arn, spec.drain_seconds)
+    if not lambda_target:
+        set_drain_delay(ctx, arn, spec.drain_seconds)
     return arn
 
 
@@ -163,7 +185,9 @@ def ensure_target_group(
             "target_group",
             name,
             lambda: create_target_group(ctx, spec, name, vpc_id),
-            f"{spec.backend_protocol}:{spec.backend_port}",
+            "lambda"
+            if spec.target_type == "lambda"
+            else f"{spec.backend_protocol}:{spec.backend_port}",
             planned=names.planned("arn", name),
         )
     arn = group["TargetGroupArn"]
@@ -182,7 +206,8 @@ def ensure_target_group(
             ),
             ", ".join(sorted(drift)),
         )
-    ensure_drain_delay(ctx, spec, name, arn, log)
+    if spec.target_type != "lambda":
+        ensure_drain_delay(ctx, spec, name, arn, log)
     return arn
 
 

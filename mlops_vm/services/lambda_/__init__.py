@@ -7,18 +7,30 @@ with a lifecycle policy holding the derived image, an execution role, the log gr
 Lambda's limits; reserved concurrency = max_instances), its published versions (one per
 release, the release in the description), the alias `live` (provisioned concurrency =
 min_instances) and the function URL on it (public: NONE + permission; authenticated:
-AWS_IAM). A release is a version the alias moves to, health-gated by an invoke of its
+AWS_IAM); or, with service.lambda.endpoint: alb, an HTTPS Application Load Balancer
+(the AWS provider's, as ECS has it) whose Lambda target group holds the alias (alb.py).
+A release is a version the alias moves to, health-gated by an invoke of its
 readiness path (optionally a canary share first); `rollback` moves the alias back.
 """
 
 from dataclasses import replace
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import destroy as aws_destroy
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.services import aws_secrets, ecr
 from mlops_vm.services.aws_target import AwsTarget
 from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
-from mlops_vm.services.lambda_ import endpoint, function, iam, image, limits, logs, names
+from mlops_vm.services.lambda_ import (
+    alb,
+    endpoint,
+    function,
+    iam,
+    image,
+    limits,
+    logs,
+    names,
+)
 from mlops_vm.services.lambda_ import release as releases
 from mlops_vm.services.lambda_ import status as statuses
 from mlops_vm.services.settings import LambdaServiceConfig
@@ -33,12 +45,19 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
     options_model = LambdaServiceConfig
 
     def check_offline(self, spec: ServiceSpec) -> None:
-        self._options(spec)
-        limits.check_spec(spec)
+        options = self._options(spec)
+        limits.check_spec(spec, options.endpoint)
+        if options.endpoint == "alb":
+            fleet, lb = alb.fleet_spec(spec), alb.lb_spec(spec)
+            aws_validate.check_names(lb)
+            aws_validate.check_load_balancer_spec(fleet, lb)
 
     def validate(self, spec: ServiceSpec) -> None:
         self.check_offline(spec)
+        options = self._options(spec)
         aws_validate.check_region(self.ctx)
+        if options.endpoint == "alb":
+            aws_validate.check_certificate_exists(self.ctx, alb.lb_spec(spec))
         aws_secrets.check_secrets_exist(self.ctx, spec.secrets)
         image.check_source_size(spec.image, spec.registry)
 
@@ -77,7 +96,12 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
         role_arn = iam.ensure_role(ctx, log, spec)
         changed = function.ensure_function(ctx, log, spec, options, role_arn, image_uri)
         self._release_latest(log, spec, options, changed=changed)
-        endpoint.ensure_url(ctx, log, spec)
+        if options.endpoint == "alb":
+            alb.ensure_alb(ctx, log, spec)
+            endpoint.remove_url(ctx, log, spec.name)
+        else:
+            endpoint.ensure_url(ctx, log, spec)
+            alb.remove_alb(ctx, log, spec.env, spec.name)
         endpoint.ensure_reserved(ctx, log, spec)
         endpoint.ensure_provisioned(ctx, log, spec)
 
@@ -162,7 +186,8 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
 
     def _destroy(self, log: ChangeLog, env: str) -> None:
         """The function (its versions, alias, URL and concurrency go with it), its log group,
-        role and ECR repository: each only when tagged with ENV."""
+        role and ECR repository, then the load balancer and its network (endpoint: alb):
+        each only when tagged with ENV."""
         ctx = self.ctx
         name = statuses.find_function_name(ctx, env)
         if name is not None:
@@ -181,3 +206,4 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
             logs.delete_log_group(ctx, log, env, name)
         iam.delete_role(ctx, log, env)
         ecr.delete_repository(ctx, log, names.repository_name(env), env)
+        log.extend(aws_destroy.destroy(ctx, env, dry_run=log.dry_run))

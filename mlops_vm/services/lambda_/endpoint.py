@@ -83,17 +83,22 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
         log.delete(
             "lambda_permission",
             label,
-            lambda: ctx.call(
-                "lambda",
-                "remove_permission",
-                "remove the public permission",
-                missing_ok=True,
-                FunctionName=function,
-                Qualifier=names.ALIAS,
-                StatementId=names.URL_PERMISSION,
-            ),
+            lambda: remove_permission(ctx, function, names.URL_PERMISSION),
             "the URL is IAM-only",
         )
+
+
+def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
+    """The alias's permission STATEMENT (a statement id) gone."""
+    ctx.call(
+        "lambda",
+        "remove_permission",
+        f"remove the permission {statement}",
+        missing_ok=True,
+        FunctionName=function,
+        Qualifier=names.ALIAS,
+        StatementId=statement,
+    )
 
 
 def ensure_reserved(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
@@ -166,3 +171,29 @@ def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> No
         ),
         f"{wanted} instances",
     )
+
+
+def remove_url(ctx: AwsContext, log: ChangeLog, function: str) -> None:
+    """No function URL (endpoint: alb): the ALB is the one way in."""
+    label = f"{function}:{names.ALIAS}"
+    alias = {"FunctionName": function, "Qualifier": names.ALIAS}
+    if find_url(ctx, function) is not None:
+        log.delete(
+            "function_url",
+            label,
+            lambda: ctx.call(
+                "lambda",
+                "delete_function_url_config",
+                "remove the function URL",
+                missing_ok=True,
+                **alias,
+            ),
+            "the ALB is the endpoint",
+        )
+    if public_permission(ctx, function):
+        log.delete(
+            "lambda_permission",
+            label,
+            lambda: remove_permission(ctx, function, names.URL_PERMISSION),
+            "no function URL",
+        )

@@ -22,8 +22,9 @@ def refused(message: str, hint: str, field: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: ServiceSpec) -> None:
-    """The common settings (service.lambda's own bounds are its model's: config.py)."""
+def check_spec(spec: ServiceSpec, endpoint: str = "url") -> None:
+    """The common settings (service.lambda's own bounds are its model's: config.py);
+    ENDPOINT: service.lambda.endpoint (a domain and certificate need the ALB)."""
     low, high = MEMORY_MB
     if not low <= spec.memory_mb <= high:
         raise refused(
@@ -49,11 +50,17 @@ def check_spec(spec: ServiceSpec) -> None:
             "remove service.concurrency (scale with max_instances)",
             "service.concurrency",
         )
-    if spec.domain or spec.certificate or spec.cert_file:
+    if endpoint == "url" and (spec.domain or spec.certificate or spec.cert_file):
         raise refused(
             "service.domain/certificate: a function URL has its own name and certificate",
-            "put CloudFront or API Gateway in front for a custom domain",
+            "set service.lambda.endpoint: alb for an HTTPS load balancer on your domain",
             "service.domain",
+        )
+    if endpoint == "alb" and spec.access != "public":
+        raise refused(
+            "service.access authenticated: the ALB in front of the function is public",
+            "put authentication in the model service, or use endpoint: url (AWS_IAM)",
+            "service.access",
         )
     if spec.min_instances > spec.max_instances:
         raise refused(

@@ -23,3 +23,8 @@ def log_group_name(function: str) -> str:
 
 def tag_dict(env: str, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     return tags.tag_dict(env, ROLE_MODEL, name, extra)
+
+
+ALB_PERMISSION = "mlops-vm-alb"  # statement id of the load balancer's invoke permission
+# Tag on the function naming service.domain (endpoint: alb), so that status prints it.
+TAG_DOMAIN = "mlops-vm/domain"

@@ -6,7 +6,7 @@ from typing import Any
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import ServiceRecord
-from mlops_vm.services.lambda_ import endpoint, function, names, release
+from mlops_vm.services.lambda_ import alb, endpoint, function, names, release
 
 
 def find_function_name(ctx: AwsContext, env: str) -> str | None:
@@ -39,9 +39,15 @@ def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
     by_version = {v["Version"]: v for v in function.versions(ctx, name)}
     alias = release.find_alias(ctx, name)
     url = endpoint.find_url(ctx, name)
+    balancer = alb.find_alb(ctx, env)
+    domain = (found.get("Tags") or {}).get(names.TAG_DOMAIN)
     record = ServiceRecord(
         name=name,
-        url=url["FunctionUrl"] if url else None,
+        url=(
+            f"https://{domain or balancer['DNSName']}"
+            if balancer
+            else (url["FunctionUrl"] if url else None)
+        ),
         resources={
             "function_arn": config["FunctionArn"],
             "role": config.get("Role"),
@@ -51,6 +57,7 @@ def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
                 "ReservedConcurrentExecutions"
             ),
             "url_auth": url.get("AuthType") if url else None,
+            "load_balancer_arn": balancer["LoadBalancerArn"] if balancer else None,
         },
     )
     if alias is None:
