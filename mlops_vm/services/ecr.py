@@ -34,14 +34,14 @@ def lifecycle_policy(keep_images: int) -> str:
 
 
 def find_repository(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    found = ctx.call(
+    return ctx.first(
         "ecr",
         "describe_repositories",
         "find the ECR repository",
+        "repositories",
         missing_ok=True,
         repositoryNames=[name],
-    ).get("repositories", [])
-    return found[0] if found else None
+    )
 
 
 def ensure_repository(
