@@ -12,6 +12,11 @@ from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import RegistryAuth
 
 
+def repository_name(env: str) -> str:
+    """The environment's ECR repository, the one name of it for the ECS and Lambda targets."""
+    return f"mlops-vm/{env}"
+
+
 def lifecycle_policy(keep_images: int) -> str:
     """Expire all but the newest KEEP_IMAGES images (a rollback needs the previous one)."""
     return json.dumps(
@@ -34,14 +39,14 @@ def lifecycle_policy(keep_images: int) -> str:
 
 
 def find_repository(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    found = ctx.call(
+    return ctx.first(
         "ecr",
         "describe_repositories",
         "find the ECR repository",
+        "repositories",
         missing_ok=True,
         repositoryNames=[name],
-    ).get("repositories", [])
-    return found[0] if found else None
+    )
 
 
 def ensure_repository(

@@ -19,6 +19,8 @@ ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_int
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
+from collections.abc import Callable
+
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
@@ -45,6 +47,13 @@ from mlops_vm.provision.model import (
 )
 
 __all__ = ["AwsProvider"]
+
+
+def changes_of(step: Callable[[ChangeLog], object], *, dry_run: bool) -> list[Change]:
+    """What STEP records in a change log of its own (made, or only planned in a dry run)."""
+    log = ChangeLog(dry_run=dry_run)
+    step(log)
+    return log.changes
 
 
 class AwsProvider(Provider):
@@ -180,23 +189,23 @@ class AwsProvider(Provider):
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        targets.deregister_target(self.ctx, spec, instance, log)
-        return log.changes
+        return changes_of(
+            lambda log: targets.deregister_target(self.ctx, spec, instance, log), dry_run=dry_run
+        )
 
     def register_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        targets.register_target(self.ctx, spec, instance, log)
-        return log.changes
+        return changes_of(
+            lambda log: targets.register_target(self.ctx, spec, instance, log), dry_run=dry_run
+        )
 
     def resize_instance(
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        resize.resize_instance(self.ctx, spec, instance, log)
-        return log.changes
+        return changes_of(
+            lambda log: resize.resize_instance(self.ctx, spec, instance, log), dry_run=dry_run
+        )
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         return destroy_module.destroy(self.ctx, env, dry_run=dry_run)

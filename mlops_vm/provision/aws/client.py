@@ -188,6 +188,12 @@ class AwsContext:
         found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
         return found[0] if found else None
 
+    def find(
+        self, service: str, operation: str, doing: str, /, **params: Any
+    ) -> dict[str, Any] | None:
+        """The answer of a get by name (GetFunction, GetAlias, ...); None when not found."""
+        return self.call(service, operation, doing, missing_ok=True, **params) or None
+
     def create(
         self,
         service: str,

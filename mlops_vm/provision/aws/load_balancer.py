@@ -707,13 +707,14 @@ def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
     )
 
     def gone() -> bool | None:
-        found = ctx.call(
+        found = ctx.first(
             "elbv2",
             "describe_load_balancers",
             "check that the load balancer is gone",
+            "LoadBalancers",
             missing_ok=True,
             LoadBalancerArns=[arn],
-        ).get("LoadBalancers", [])
-        return True if not found else None
+        )
+        return True if found is None else None
 
     ctx.wait_until(gone, "the load balancer is deleted")

@@ -17,20 +17,21 @@ from mlops_vm.provision.model import FleetSpec, Instance
 
 
 def instance_type_info(ctx: AwsContext, machine_type: str) -> dict[str, Any]:
-    found = ctx.call(
+    found = ctx.first(
         "ec2",
         "describe_instance_types",
         "read the instance type",
+        "InstanceTypes",
         missing_ok=True,
         InstanceTypes=[machine_type],
-    ).get("InstanceTypes", [])
-    if not found:
+    )
+    if found is None:
         raise invalid(
             f"instance type {machine_type!r} does not exist in {ctx.region}",
             "choose an instance type of aws ec2 describe-instance-types",
             "check the resize",
         )
-    return found[0]
+    return found
 
 
 def offered_in(ctx: AwsContext, machine_type: str, zone: str) -> bool:

@@ -32,9 +32,9 @@ from googleapiclient.errors import HttpError
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.errors import (
-    PROVIDER,
     is_transient,
     operation_error,
+    timed_out,
     translate,
 )
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S, parse_retry_after, with_backoff
@@ -197,13 +197,11 @@ class ComputeClient:
         deadline = time.monotonic() + self.options.operation_timeout_s
         while operation.get("status") != "DONE":
             if time.monotonic() > deadline:
-                raise ProvisionError(
-                    ErrorCode.TIMEOUT,
+                raise timed_out(
+                    what,
                     f"operation {operation.get('name')} still {operation.get('status')} after "
                     f"{self.options.operation_timeout_s:.0f}s",
-                    hint="re-run to resume; check the operation in the console",
-                    provider=PROVIDER,
-                    operation=what,
+                    "re-run to resume; check the operation in the console",
                 )
             self._sleep(self.options.poll_interval_s)
             operation = self.execute(f"wait for {what}", self._wait_request(operation))
@@ -276,15 +274,25 @@ class ComputeClient:
         params: dict[str, Any],
         items: Callable[[dict[str, Any]], Any],
     ) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        while True:
+        def request(service: Any, token: str | None) -> Any:
             page_params = {**params, "project": self.project}
             if token:
                 page_params["pageToken"] = token
-            page = self.execute(
-                what,
-                lambda s, p=page_params: getattr(getattr(s, collection)(), method)(**p),
-            )
+            return getattr(getattr(service, collection)(), method)(**page_params)
+
+        return self.paged(what, request, items)
+
+    def paged(
+        self,
+        what: str,
+        request: Callable[[Any, str | None], Any],
+        items: Callable[[dict[str, Any]], Any],
+    ) -> Iterator[dict[str, Any]]:
+        """The ITEMS of every page of a list: REQUEST(service, page token) makes the call of
+        one page (the token None for the first), ITEMS picks a page's items."""
+        token: str | None = None
+        while True:
+            page = self.execute(what, lambda s, t=token: request(s, t))
             yield from items(page)
             token = page.get("nextPageToken")
             if not token:

@@ -175,6 +175,14 @@ def operation_error(operation: dict[str, Any], what: str) -> ProvisionError:
     return ProvisionError(code, messages, hint=_HINTS[code], provider=PROVIDER, operation=what)
 
 
+def timed_out(operation: str, message: str, hint: str) -> ProvisionError:
+    """TIMEOUT for a wait on Google Cloud (an operation, an instance, a group) that ran
+    past its deadline; HINT says where to look."""
+    return ProvisionError(
+        ErrorCode.TIMEOUT, message, hint=hint, provider=PROVIDER, operation=operation
+    )
+
+
 class PartialProvisionError(ProvisionError):
     """A ProvisionError raised after some changes were already made; `changes` lists them
     so nothing created before the failure goes unreported."""

@@ -14,7 +14,7 @@ from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.client import Request
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.errors import PROVIDER
+from mlops_vm.provision.gcp.errors import timed_out
 from mlops_vm.provision.gcp.gpus import gpu_fields
 from mlops_vm.provision.gcp.names import DEFAULT_IMAGE, basename, label_filter, labels
 from mlops_vm.provision.gcp.network import NetworkRefs
@@ -95,13 +95,12 @@ def service_accounts(ctx: Context) -> list[dict[str, Any]]:
     return [{"email": options.service_account, "scopes": list(options.scopes)}]
 
 
-def instance_body(
-    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zone: str, name: str
+def vm_properties(
+    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zone: str | None
 ) -> dict[str, Any]:
+    """What an instance and an instance template of SPEC share (all but the machine type's
+    form, the name and the description); ZONE None for a template."""
     return {
-        "name": name,
-        "description": f"mlops-vm {spec.env} {spec.role} instance",
-        "machineType": f"zones/{zone}/machineTypes/{spec.instance.machine_type}",
         "disks": [boot_disk(spec)],
         "networkInterfaces": [network_interface(ctx, refs)],
         "metadata": metadata(spec.instance),
@@ -109,6 +108,17 @@ def instance_body(
         "labels": resource_labels(spec),
         "tags": {"items": [ctx.names.network_tag]},
         **gpu_fields(spec.instance, zone),
+    }
+
+
+def instance_body(
+    ctx: Context, spec: FleetSpec, refs: NetworkRefs, zone: str, name: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"mlops-vm {spec.env} {spec.role} instance",
+        "machineType": f"zones/{zone}/machineTypes/{spec.instance.machine_type}",
+        **vm_properties(ctx, spec, refs, zone),
     }
 
 
@@ -324,12 +334,9 @@ def wait_running(ctx: Context, name: str, zone: str) -> dict[str, Any]:
         if status == "RUNNING":
             return resource
         if status in ("TERMINATED", "STOPPED", "SUSPENDED") or time.monotonic() > deadline:
-            raise ProvisionError(
-                ErrorCode.TIMEOUT,
+            raise timed_out(
+                f"wait for instance {name}",
                 f"instance {name} is {status}, not RUNNING, after creation",
-                hint="check the instance's serial console output in the console; re-run to "
-                "converge",
-                provider=PROVIDER,
-                operation=f"wait for instance {name}",
+                "check the instance's serial console output in the console; re-run to converge",
             )
         ctx.client.pause()

@@ -20,15 +20,8 @@ from typing import Any, Literal
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
-from mlops_vm.provision.gcp.errors import PROVIDER, operation_error
-from mlops_vm.provision.gcp.gpus import gpu_fields
-from mlops_vm.provision.gcp.instances import (
-    boot_disk,
-    metadata,
-    network_interface,
-    resource_labels,
-    service_accounts,
-)
+from mlops_vm.provision.gcp.errors import PROVIDER, operation_error, timed_out
+from mlops_vm.provision.gcp.instances import vm_properties
 from mlops_vm.provision.gcp.names import basename, description, digest, owner, same_link
 from mlops_vm.provision.gcp.network import NetworkRefs
 from mlops_vm.provision.model import AutoscalingSpec, FleetSpec
@@ -133,16 +126,7 @@ def backend_rate_per_instance(autoscaling: AutoscalingSpec) -> float | None:
 
 
 def template_properties(ctx: Context, spec: FleetSpec, refs: NetworkRefs) -> dict[str, Any]:
-    return {
-        "machineType": spec.instance.machine_type,
-        "disks": [boot_disk(spec)],
-        "networkInterfaces": [network_interface(ctx, refs)],
-        "metadata": metadata(spec.instance),
-        "serviceAccounts": service_accounts(ctx),
-        "labels": resource_labels(spec),
-        "tags": {"items": [ctx.names.network_tag]},
-        **gpu_fields(spec.instance, None),
-    }
+    return {"machineType": spec.instance.machine_type, **vm_properties(ctx, spec, refs, None)}
 
 
 def ensure_template(ctx: Context, spec: FleetSpec, refs: NetworkRefs, log: ChangeLog) -> str:
@@ -429,14 +413,11 @@ def wait_stable(
         if known_errors is not None:
             check_manager_errors(ctx, spec, zones, known_errors)
         if time.monotonic() > deadline:
-            raise ProvisionError(
-                ErrorCode.TIMEOUT,
+            raise timed_out(
+                f"wait for instance group manager {name}",
                 f"instance group manager {name} not stable after {ctx.stable_timeout_s:.0f}s "
                 f"(current actions: {manager.get('currentActions')})",
-                hint="check the MIG's errors in the console (quota, image, startup); re-run to "
-                "resume",
-                provider=PROVIDER,
-                operation=f"wait for instance group manager {name}",
+                "check the MIG's errors in the console (quota, image, startup); re-run to resume",
             )
         ctx.client.pause()
 

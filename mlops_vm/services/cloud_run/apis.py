@@ -20,7 +20,7 @@ from google.auth.credentials import Credentials
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.client import SCOPES, ClientOptions, ComputeClient, build_service
-from mlops_vm.provision.gcp.errors import PROVIDER, translate
+from mlops_vm.provision.gcp.errors import PROVIDER, timed_out, translate
 from mlops_vm.provision.model import ProviderSettings
 from mlops_vm.services.cloud_run.options import project_of, region_of
 
@@ -159,13 +159,11 @@ class CloudRunApis:
         deadline = time.monotonic() + self.options.operation_timeout_s
         while not operation.get("done"):
             if time.monotonic() > deadline:
-                raise ProvisionError(
-                    ErrorCode.TIMEOUT,
+                raise timed_out(
+                    what,
                     f"operation {operation.get('name')} not done after "
                     f"{self.options.operation_timeout_s:.0f}s",
-                    hint="re-run to resume; the operation goes on in the cloud",
-                    provider=PROVIDER,
-                    operation=what,
+                    "re-run to resume; the operation goes on in the cloud",
                 )
             client.pause()
             operation = client.execute(f"wait for {what}", get(operation["name"]))

@@ -116,23 +116,14 @@ def push_image(
 
 def find_repositories(apis: CloudRunApis, env: str) -> list[dict[str, Any]]:
     """The environment's repositories in the region, found by their label."""
-    found: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = apis.registry.execute(
-            "list Artifact Registry repositories",
-            lambda s, t=token: (
-                s.projects().locations().repositories().list(parent=apis.where.parent, pageToken=t)
-            ),
-        )
-        found += [
-            item
-            for item in page.get("repositories", [])
-            if item.get("labels", {}).get(LABEL_ENV) == env
-        ]
-        token = page.get("nextPageToken")
-        if not token:
-            return found
+    repositories = apis.registry.paged(
+        "list Artifact Registry repositories",
+        lambda s, t: (
+            s.projects().locations().repositories().list(parent=apis.where.parent, pageToken=t)
+        ),
+        lambda page: page.get("repositories", []),
+    )
+    return [item for item in repositories if item.get("labels", {}).get(LABEL_ENV) == env]
 
 
 def delete_repository(apis: CloudRunApis, name: str) -> None:

@@ -49,37 +49,21 @@ def get_service(apis: CloudRunApis, name: str) -> dict[str, Any] | None:
 
 def find_service(apis: CloudRunApis, env: str) -> dict[str, Any] | None:
     """The environment's service, found by its label (no local state)."""
-    found = []
-    token = None
-    while True:
-        page = apis.run.execute(
-            "list services",
-            lambda s, t=token: services(s).list(parent=apis.where.parent, pageToken=t),
-        )
-        found += [
-            item
-            for item in page.get("services", [])
-            if item.get("labels", {}).get(LABEL_ENV) == env
-        ]
-        token = page.get("nextPageToken")
-        if not token:
-            break
-    return found[0] if found else None
+    listed = apis.run.paged(
+        "list services",
+        lambda s, t: services(s).list(parent=apis.where.parent, pageToken=t),
+        lambda page: page.get("services", []),
+    )
+    return next((item for item in listed if item.get("labels", {}).get(LABEL_ENV) == env), None)
 
 
 def list_revisions(apis: CloudRunApis, service: dict[str, Any]) -> list[dict[str, Any]]:
     """The service's revisions, oldest first."""
-    revisions: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = apis.run.execute(
-            "list revisions",
-            lambda s, t=token: services(s).revisions().list(parent=service["name"], pageToken=t),
-        )
-        revisions += page.get("revisions", [])
-        token = page.get("nextPageToken")
-        if not token:
-            break
+    revisions = apis.run.paged(
+        "list revisions",
+        lambda s, t: services(s).revisions().list(parent=service["name"], pageToken=t),
+        lambda page: page.get("revisions", []),
+    )
     return sorted(revisions, key=lambda r: (r.get("createTime", ""), r["name"]))
 
 

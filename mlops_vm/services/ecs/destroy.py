@@ -60,5 +60,5 @@ def destroy(ctx: AwsContext, log: ChangeLog, env: str) -> None:
     service.delete_cluster(ctx, log, env)
     logs.delete_log_group(ctx, log, env)
     iam.delete_execution_role(ctx, log, env)
-    ecr.delete_repository(ctx, log, names.repository_name(env), env)
+    ecr.delete_repository(ctx, log, ecr.repository_name(env), env)
     log.extend(aws_destroy.destroy(ctx, env, dry_run=log.dry_run))

@@ -8,7 +8,7 @@ from typing import Any
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.services import aws_iam, aws_secrets
+from mlops_vm.services import aws_iam, aws_secrets, ecr
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 
@@ -19,7 +19,7 @@ TRUST_POLICY = aws_iam.trust_policy("ecs-tasks.amazonaws.com")
 def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:
     """Pull from the repository, write to the log group, read exactly the named secrets."""
     region = ctx.region
-    repository = f"arn:aws:ecr:{region}:*:repository/{names.repository_name(spec.env)}"
+    repository = f"arn:aws:ecr:{region}:*:repository/{ecr.repository_name(spec.env)}"
     log_group = f"arn:aws:logs:{region}:*:log-group:{names.log_group_name(spec.env)}:*"
     statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},

@@ -17,10 +17,6 @@ def cluster_name(env: str) -> str:
     return f"mlops-vm-{env}"
 
 
-def repository_name(env: str) -> str:
-    return f"mlops-vm/{env}"
-
-
 def log_group_name(env: str) -> str:
     return f"/mlops-vm/{env}"
 

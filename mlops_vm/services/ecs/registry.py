@@ -13,14 +13,14 @@ from mlops_vm.services.settings import EcsServiceConfig
 
 
 def find_repository(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    return ecr.find_repository(ctx, names.repository_name(env))
+    return ecr.find_repository(ctx, ecr.repository_name(env))
 
 
 def ensure_repository(
     ctx: AwsContext, log: ChangeLog, spec: ServiceSpec, options: EcsServiceConfig
 ) -> dict[str, Any]:
     """The repository with its lifecycle policy (a stand-in in a dry run before it exists)."""
-    name = names.repository_name(spec.env)
+    name = ecr.repository_name(spec.env)
     tag_dict = tags.tag_dict(spec.env, names.ROLE_SERVICE, name, spec.tags)
     return ecr.ensure_repository(ctx, log, name, options.keep_images, tag_dict)
 
@@ -34,7 +34,7 @@ def push_image(
 ) -> str:
     """The image as the task definition names it; copied from its source unless the
     repository holds it already."""
-    name = names.repository_name(spec.env)
+    name = ecr.repository_name(spec.env)
     tag = images.destination_tag(spec.image)
     destination, auth = ecr.push_destination(ctx, name, options.registry_endpoint, spec.registry)
     if images.needs_copy(spec.image, spec.registry, f"{destination}:{tag}", auth):

@@ -21,15 +21,15 @@ def policy_name(service: str, kind: str) -> str:
 
 
 def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
-    found = ctx.call(
+    return ctx.first(
         "application-autoscaling",
         "describe_scalable_targets",
         "read the scalable target",
+        "ScalableTargets",
         ServiceNamespace=NAMESPACE,
         ResourceIds=[resource_id],
         ScalableDimension=DIMENSION,
-    )["ScalableTargets"]
-    return found[0] if found else None
+    )
 
 
 def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:

@@ -63,7 +63,7 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
 
     def _push(self, log: ChangeLog, spec: ServiceSpec, options: LambdaServiceConfig) -> str:
         """The derived image in the environment's repository (made unless it is there)."""
-        name = names.repository_name(spec.env)
+        name = ecr.repository_name(spec.env)
         tag_dict = names.tag_dict(spec.env, name, spec.tags)
         repository = ecr.ensure_repository(self.ctx, log, name, options.keep_images, tag_dict)
         destination, auth = ecr.push_destination(
@@ -205,5 +205,5 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
             )
             logs.delete_log_group(ctx, log, env, name)
         iam.delete_role(ctx, log, env)
-        ecr.delete_repository(ctx, log, names.repository_name(env), env)
+        ecr.delete_repository(ctx, log, ecr.repository_name(env), env)
         log.extend(aws_destroy.destroy(ctx, env, dry_run=log.dry_run))

@@ -18,15 +18,13 @@ def auth_type(spec: ServiceSpec) -> str:
 
 
 def find_url(ctx: AwsContext, function: str) -> dict[str, Any] | None:
-    found = ctx.call(
+    return ctx.find(
         "lambda",
         "get_function_url_config",
         "find the function URL",
-        missing_ok=True,
         FunctionName=function,
         Qualifier=names.ALIAS,
     )
-    return found or None
 
 
 def public_permission(ctx: AwsContext, function: str) -> bool:

@@ -42,10 +42,7 @@ def configuration(spec: ServiceSpec, options: LambdaServiceConfig, role_arn: str
 
 
 def find_function(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    found = ctx.call(
-        "lambda", "get_function", "find the function", missing_ok=True, FunctionName=name
-    )
-    return found or None
+    return ctx.find("lambda", "get_function", "find the function", FunctionName=name)
 
 
 def fingerprint_of(config: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,6 @@ ALIAS = "live"  # the alias the function URL and provisioned concurrency hang on
 URL_PERMISSION = "mlops-vm-public-url"  # statement id of the public URL's permission
 
 
-def repository_name(env: str) -> str:
-    return f"mlops-vm/{env}"
-
-
 def role_name(env: str) -> str:
     return f"mlops-vm-{env}-lambda"
 

@@ -20,15 +20,9 @@ from mlops_vm.services.settings import LambdaServiceConfig
 
 
 def find_alias(ctx: AwsContext, function: str) -> dict[str, Any] | None:
-    found = ctx.call(
-        "lambda",
-        "get_alias",
-        "find the alias",
-        missing_ok=True,
-        FunctionName=function,
-        Name=names.ALIAS,
+    return ctx.find(
+        "lambda", "get_alias", "find the alias", FunctionName=function, Name=names.ALIAS
     )
-    return found or None
 
 
 def alias_record(alias: dict[str, Any] | None) -> dict[str, str]:
