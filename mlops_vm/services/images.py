@@ -152,7 +152,8 @@ def copy_image(
 ) -> bool:
     """SOURCE copied to DESTINATION (both full references); False when it was there."""
     copying = needs_copy(source, source_auth, destination, destination_auth)
-    # For the targets that do not plan through a ChangeLog (Cloud Run, App Service).
+    # Cloud Run and App Service record the copy from this answer (whether it copies), so
+    # the copy itself is skipped here in a dry run.
     if copying and not dry_run:
         transfer(source, source_auth, destination, destination_auth)
     return copying
