@@ -34,6 +34,8 @@ PARALLEL_VMS = 8
 
 class LocalProvider(Provider):
     name = "local"
+    # HAProxy's admin socket answers in milliseconds: a release waits no longer than needed.
+    target_poll_s = 0.25
 
     def error(self, code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError:
         return ProvisionError(code, message, hint=hint, provider=self.name, operation=operation)
