@@ -1,7 +1,7 @@
 """Benchmark of a model release on the local cloud: how long a 2-host release takes, how
 many requests fail during it, against the floor of two times one host's pull and ready.
 
-    .venv/bin/python bench/release.py [--json] [--clients 4]
+    .venv/bin/python bench/release.py [--json] [--clients 4] [--name benchrel] [--port 18541]
 
 1. provisions a 2-VM environment (rate limiting off, as in bench/local_cloud.py);
 2. the floor: on one VM, `docker pull` of the 1.1 image (removed first) and `docker run`
@@ -14,6 +14,7 @@ many requests fail during it, against the floor of two times one host's pull and
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -78,10 +79,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4, help="concurrent request loops")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    # Two runs side by side (before and after a change) need their own names and ports.
+    parser.add_argument("--name", default="benchrel", help="environment name")
+    parser.add_argument("--port", type=int, default=PORT, help="HTTPS port of its load balancer")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="mlops-vm-bench-"))
-    directory = make_environment(root, "benchrel", 2, PORT)
+    directory = make_environment(root, args.name, 2, args.port)
     mlops_vm("destroy", str(directory), "--yes")
     try:
         summary = mlops_vm("provision", str(directory))
@@ -104,6 +108,7 @@ def main() -> None:
         "rollback": rollback,
         "deploy_over_floor": round(deploy["seconds"] / (2 * floor["total_s"]), 2),
         "load": f"{args.clients} keep-alive clients, POST /predict back to back",
+        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
     if args.json:
         print(json.dumps(result, indent=2))

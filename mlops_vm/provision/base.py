@@ -30,6 +30,9 @@ from mlops_vm.provision.model import (
 
 class Provider(ABC):
     name: str = ""
+    # How often a release asks the LB whether a rejoined target is healthy: a cloud API's
+    # rate limits and health checks of seconds make a finer poll pointless there.
+    target_poll_s: float = 2.0
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -117,9 +120,16 @@ class Provider(ABC):
         )
 
     def wait_target_healthy(
-        self, spec: LoadBalancerSpec, instance_id: str, *, timeout_s: float, poll_s: float = 2.0
+        self,
+        spec: LoadBalancerSpec,
+        instance_id: str,
+        *,
+        timeout_s: float,
+        poll_s: float | None = None,
     ) -> TargetHealth:
-        """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit."""
+        """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit.
+        POLL_S defaults to the provider's target_poll_s."""
+        poll_s = self.target_poll_s if poll_s is None else poll_s
 
         def this(health: list[TargetHealth]) -> list[TargetHealth]:
             return [t for t in health if t.instance_id == instance_id]

@@ -103,16 +103,29 @@ def parse_table(text: str, separator: str | None) -> list[dict[str, str]]:
     ]
 
 
+def split_answers(text: str) -> tuple[str, str]:
+    """The answers of `show stat; show servers state`, sent as one line: the second table
+    starts at its format version line, the line before its `# be_id ...` header."""
+    lines = text.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith("#")]
+    if len(headers) < 2:
+        raise AdminUnavailable(f"unexpected answer to show stat; show servers state: {text[:200]}")
+    second = (
+        headers[1] - 1 if headers[1] > 0 and lines[headers[1] - 1].strip().isdigit() else headers[1]
+    )
+    return "\n".join(lines[:second]), "\n".join(lines[second:])
+
+
 def servers(container: str, backend: str = BACKEND) -> dict[str, ServerState]:
-    """The backend's servers by name."""
+    """The backend's servers by name (one round trip to the LB host: a release polls this)."""
+    stat, state = split_answers(command(container, f"show stat; show servers state {backend}"))
     stats = {
         row["svname"]: row
-        for row in parse_table(command(container, "show stat"), ",")
+        for row in parse_table(stat, ",")
         if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")
     }
     admin = {
-        row["srv_name"]: int(row.get("srv_admin_state") or 0)
-        for row in parse_table(command(container, f"show servers state {backend}"), None)
+        row["srv_name"]: int(row.get("srv_admin_state") or 0) for row in parse_table(state, None)
     }
     return {
         name: ServerState(

@@ -34,6 +34,8 @@ PARALLEL_VMS = 8
 
 class LocalProvider(Provider):
     name = "local"
+    # HAProxy's admin socket answers in milliseconds: a release waits no longer than needed.
+    target_poll_s = 0.25
 
     def error(self, code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError:
         return ProvisionError(code, message, hint=hint, provider=self.name, operation=operation)
@@ -293,14 +295,14 @@ class LocalProvider(Provider):
         ]
 
     def lb_server(
-        self, spec: LoadBalancerSpec, instance: Instance, operation: str
+        self, spec: LoadBalancerSpec, name: str, operation: str
     ) -> tuple[str, lb_admin.ServerState | None]:
-        """The LB host's container and INSTANCE's server there (None: not in the backend)."""
+        """The LB host's container and the server NAME there (None: not in the backend)."""
         lb_hosts = [c for c in res.find_containers(spec.env, ROLE_LB) if c.running]
         try:
             if not lb_hosts:
                 raise lb_admin.AdminUnavailable("no running load balancer host")
-            return lb_hosts[0].name, lb_admin.servers(lb_hosts[0].name).get(instance.name)
+            return lb_hosts[0].name, lb_admin.servers(lb_hosts[0].name).get(name)
         except lb_admin.AdminUnavailable as error:
             raise self.error(
                 ErrorCode.NOT_FOUND,
@@ -309,12 +311,38 @@ class LocalProvider(Provider):
                 operation,
             ) from None
 
+    def wait_target_healthy(
+        self,
+        spec: LoadBalancerSpec,
+        instance_id: str,
+        *,
+        timeout_s: float,
+        poll_s: float | None = None,
+    ) -> TargetHealth:
+        """Ask HAProxy about this one server only (one docker exec per poll, not the
+        container listings of target_health): a release waits on it host by host."""
+        lb, _ = self.lb_server(spec, instance_id, "wait for a healthy target")
+        poll_s = self.target_poll_s if poll_s is None else poll_s
+        deadline = time.monotonic() + timeout_s
+        while True:
+            server = lb_admin.servers(lb).get(instance_id)
+            if server is not None and server.healthy:
+                return TargetHealth(instance_id, True, server.reason)
+            if time.monotonic() > deadline:
+                reason = server.reason if server else "not registered with the load balancer"
+                raise self.timeout(
+                    f"{instance_id} not healthy behind the load balancer after "
+                    f"{timeout_s:.0f}s ({reason})",
+                    "wait for a healthy target",
+                )
+            time.sleep(poll_s)
+
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """HAProxy drain (no new request; requests in flight finish), then maintenance once
         no request is left on it or spec.drain_seconds have passed."""
-        lb, server = self.lb_server(spec, instance, "deregister target")
+        lb, server = self.lb_server(spec, instance.name, "deregister target")
         if server is None or not server.registered:
             return []
 
@@ -336,7 +364,7 @@ class LocalProvider(Provider):
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """HAProxy `state ready`: the server takes requests again once its checks pass."""
-        lb, server = self.lb_server(spec, instance, "register target")
+        lb, server = self.lb_server(spec, instance.name, "register target")
         if server is None:
             raise self.error(
                 ErrorCode.NOT_FOUND,
