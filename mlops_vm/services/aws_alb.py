@@ -71,3 +71,12 @@ def ensure_network_and_lb(
     )
     log.extend(result.changes)
     return net, result
+
+
+def custom_domain(domain: str, alb_dns_name: str) -> dict[str, object]:
+    """What a record shows for a target on its own domain: the ALB's own URL, and the
+    record the user creates (mlops-vm never changes DNS): the domain, a CNAME of the ALB."""
+    return {
+        "platform_url": f"https://{alb_dns_name}",
+        "dns_record": {"name": domain, "type": "CNAME", "value": alb_dns_name},
+    }

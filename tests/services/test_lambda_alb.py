@@ -171,9 +171,19 @@ def test_a_changed_domain_is_what_status_prints(lam, alb_spec, boto, registry):
     assert keys(plan_then_run(converging(lam, moved))) == [
         ("update", "lambda_function", alb_spec.name)
     ]
-    assert lam.status(alb_spec.env).url == "https://api.example.test"
-    plan_then_run(converging(lam, replace(alb_spec, domain=None)))
+    record = lam.status(alb_spec.env)
     balancer = boto("elbv2").describe_load_balancers()["LoadBalancers"][0]
-    assert lam.status(alb_spec.env).url == f"https://{balancer['DNSName']}"
+    assert record.url == "https://api.example.test"
+    # The ALB's own URL and the record the user creates for the domain.
+    assert record.resources["platform_url"] == f"https://{balancer['DNSName']}"
+    assert record.resources["dns_record"] == {
+        "name": "api.example.test",
+        "type": "CNAME",
+        "value": balancer["DNSName"],
+    }
+    plan_then_run(converging(lam, replace(alb_spec, domain=None)))
+    record = lam.status(alb_spec.env)
+    assert record.url == f"https://{balancer['DNSName']}"
+    assert "dns_record" not in record.resources
     assert lam.ensure_service(replace(alb_spec, domain=None)).changes == []
     lam.destroy(alb_spec.env)

@@ -23,11 +23,6 @@ def creation_tags(spec: ServiceSpec) -> dict[str, str]:
     return {**spec.tags, **({names.TAG_DOMAIN: spec.domain} if spec.domain else {})}
 
 
-def dns_record(domain: str, alb_dns_name: str) -> dict[str, str]:
-    """The record the user creates: the domain, an alias of the ALB's own name."""
-    return {"name": domain, "type": "CNAME", "value": alb_dns_name}
-
-
 def ensure_domain_tag(
     ctx: AwsContext, log: ChangeLog, spec: ServiceSpec, service: dict[str, Any]
 ) -> None:

@@ -4,9 +4,10 @@ from typing import Any
 
 from mlops_vm.provision.aws import load_balancer
 from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.services.aws_alb import custom_domain
 from mlops_vm.services.base import ServiceRecord
 from mlops_vm.services.ecs import names
-from mlops_vm.services.ecs.domain import dns_record, domain_of
+from mlops_vm.services.ecs.domain import domain_of
 from mlops_vm.services.ecs.service import deployment_outcome, find_service
 from mlops_vm.services.ecs.task_definition import as_revision
 
@@ -24,8 +25,7 @@ def endpoint(
     resources: dict[str, Any] = {"load_balancer_arn": alb["LoadBalancerArn"]}
     if not domain:
         return f"https://{alb['DNSName']}", resources
-    resources["platform_url"] = f"https://{alb['DNSName']}"
-    resources["dns_record"] = dns_record(domain, alb["DNSName"])
+    resources.update(custom_domain(domain, alb["DNSName"]))
     return f"https://{domain}", resources
 
 

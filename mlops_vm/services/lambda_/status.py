@@ -5,6 +5,7 @@ from typing import Any
 
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
+from mlops_vm.services.aws_alb import custom_domain
 from mlops_vm.services.base import ServiceRecord
 from mlops_vm.services.lambda_ import alb, endpoint, function, names, release
 
@@ -58,6 +59,8 @@ def service_record(ctx: AwsContext, env: str) -> ServiceRecord | None:
             ),
             "url_auth": url.get("AuthType") if url else None,
             "load_balancer_arn": balancer["LoadBalancerArn"] if balancer else None,
+            # On its own domain: the ALB's own URL and the DNS record to create.
+            **(custom_domain(domain, balancer["DNSName"]) if balancer and domain else {}),
         },
     )
     if alias is None:
