@@ -406,6 +406,8 @@ class ArmProtocol:
         path = parse_id(rid)
         assert path is not None
         existing = self.state.get(rid)
+        if method == "GET" and existing is None:
+            existing = self._deferred_result(rid)
         if method == "GET":
             if group is None:
                 self._require_resource_group(subscription, path.resource_group)
@@ -506,7 +508,17 @@ class ArmProtocol:
             complete,
             lambda: None,
         )
+        # Azure gets on with it whether or not the client polls: a GET moves it on too.
+        operation_id = location_url.rsplit("/", 1)[1].split("?")[0]
+        self.state.private_of(stored["id"])["deferred"] = operation_id
         return 202, None, {"Location": location_url}
+
+    def _deferred_result(self, rid: str) -> Json | None:
+        """The resource of a deferred PUT, once a poll has seen it through."""
+        operation_id = self.state.private_of(rid).get("deferred")
+        if operation_id:
+            self.state.poll(operation_id)
+        return self.state.get(rid)
 
     def _start_for(
         self, subscription: str, resource_type: ResourceType, stored: Json, query: dict[str, str]
