@@ -14,18 +14,20 @@ certificate's PUT answers 202 (which the SDK raises on), PFX and password never 
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from mlops_vm.commands.report import service_rows
+from mlops_vm.commands.status import service_summary
 from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.services import ServiceSpec
 from mlops_vm.services.app_service import AppServiceTarget
 from mlops_vm.services.app_service.domain import leaf_thumbprint
-from mlops_vm.services.base import DnsRecord
+from mlops_vm.services.base import DnsRecord, ServiceRecord
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.services.test_app_service import arm, plain_http
@@ -223,3 +225,27 @@ def test_fake_refuses_what_app_service_refuses(arm: FakeArm, tmp_path: Path) -> 
     assert accepted.value.status_code == 202
     assert accepted.value.response.headers["Location"]
     target.destroy(env)
+
+
+def test_status_and_run_summary_show_the_domain_and_its_dns_records() -> None:
+    """Unit: both summaries print the custom endpoint, the platform's URL and each record."""
+    record = ServiceRecord(
+        name="iris",
+        url="https://api.example.com",
+        platform_url="https://iris.azurewebsites.net",
+        dns_records=[
+            DnsRecord("api.example.com", "CNAME", "iris.azurewebsites.net"),
+            DnsRecord("asuid.api.example.com", "TXT", "ABC123"),
+        ],
+    )
+    service = asdict(record)
+    payload = {"release": "r", "inventory_image": "r", "target": "app_service"}
+    status_rows = service_summary({**payload, "service": service})
+    run_rows = service_rows(service)
+    for rows in (status_rows, run_rows):
+        assert ("platform url", "https://iris.azurewebsites.net") in rows
+        assert ("dns record", "api.example.com CNAME iris.azurewebsites.net") in rows
+        assert ("dns record", "asuid.api.example.com TXT ABC123") in rows
+    assert ("endpoint", "https://api.example.com") in status_rows
+    plain = asdict(ServiceRecord(name="iris", url="https://iris.azurewebsites.net"))
+    assert not any(name in {"platform url", "dns record"} for name, _ in service_rows(plain))
