@@ -108,7 +108,7 @@ def group_id(env: str) -> str:
             {"cert_file": "/x/cert.pem", "key_file": "/x/key.pem"},
             "a certificate needs service.domain",
         ),
-        ({"domain": "api.example.com", "certificate": "kv"}, "Key Vault certificates are not set"),
+        ({"domain": "api.example.com", "certificate": "kv"}, "is not the ARM id of a Key Vault"),
         ({"domain": "Not A Name"}, "is not a custom host name"),
         ({"domain": "x.azurewebsites.net"}, "is not a custom host name"),
         ({"domain": "*.example.com"}, "Managed Certificates do not cover wildcard"),

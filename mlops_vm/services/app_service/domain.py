@@ -2,10 +2,13 @@
 certificate bound with SNI, and the DNS records the user creates.
 
 The certificate is an App Service Managed Certificate (no certificate setting: canonicalName
-= the domain, on the site's plan) or the PEM files of service.cert_file/key_file, uploaded as
+= the domain, on the site's plan), the PEM files of service.cert_file/key_file, uploaded as
 a password-protected PFX (the password is random, used for that one upload, never logged;
-ARM never shows either back). A certificate's name carries what identifies it (the domain of
-a managed one, the thumbprint of an uploaded one), so a new certificate is a new resource:
+ARM never shows either back), or a Key Vault certificate (service.certificate: the ARM id
+of its secret, .../providers/Microsoft.KeyVault/vaults/<vault>/secrets/<name>; App Service
+reads it with its own identity, which needs get on the vault's secrets). A certificate's
+name carries what identifies it (a managed one's domain, an uploaded one's thumbprint, the
+Key Vault secret's id), so a new certificate is a new resource:
 created, bound in place of the old, and the old one deleted once no binding uses it.
 
 Order, as App Service wants it: an uploaded certificate before the binding that names its
@@ -64,21 +67,26 @@ class WantedCertificate:
     name: str
     managed: bool
     thumbprint: str | None  # an uploaded one's, known before; a managed one's once issued
+    key_vault_secret: str | None = None  # the ARM id of a Key Vault certificate's secret
 
     @property
     def detail(self) -> str:
+        if self.key_vault_secret:
+            return f"Key Vault {self.key_vault_secret.rsplit('/vaults/', 1)[-1]}"
         return "App Service Managed Certificate" if self.managed else f"PFX {self.thumbprint}"
 
 
 def wanted_certificate(spec: ServiceSpec, names: AppNames) -> WantedCertificate:
     assert spec.domain, "only with a domain"
-    if spec.cert_file:
-        thumbprint = leaf_thumbprint(spec.cert_file)
-        identity, managed = thumbprint, False
+    secret, thumbprint, managed = spec.certificate, None, False
+    if secret:
+        identity = secret.lower()
+    elif spec.cert_file:
+        thumbprint = identity = leaf_thumbprint(spec.cert_file)
     else:
-        thumbprint, identity, managed = None, f"managed:{spec.domain.lower()}", True
+        identity, managed = f"managed:{spec.domain.lower()}", True
     digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    return WantedCertificate(f"{names.site}-{digest}", managed, thumbprint)
+    return WantedCertificate(f"{names.site}-{digest}", managed, thumbprint, secret)
 
 
 class Domains:
@@ -155,11 +163,17 @@ class Domains:
         )
 
     def upload(self, spec: ServiceSpec, wanted: WantedCertificate, plan_id: str) -> str:
-        assert spec.cert_file and spec.key_file, "validate() checks the pair"
-        password = secrets.token_urlsafe(24)
-        pfx = pfx_from_pem(spec.cert_file, spec.key_file, password)
+        """The PEM files as a PFX, or the Key Vault certificate App Service imports (the
+        secret's ARM id: the vault's id and the secret's name)."""
         body = self._body(spec, plan_id)
-        body["properties"].update(pfxBlob=base64.b64encode(pfx).decode(), password=password)
+        if wanted.key_vault_secret:
+            vault, _, secret = wanted.key_vault_secret.rpartition("/secrets/")
+            body["properties"].update(keyVaultId=vault, keyVaultSecretName=secret)
+        else:
+            assert spec.cert_file and spec.key_file, "validate() checks the pair"
+            password = secrets.token_urlsafe(24)
+            pfx = pfx_from_pem(spec.cert_file, spec.key_file, password)
+            body["properties"].update(pfxBlob=base64.b64encode(pfx).decode(), password=password)
         found = self.arm.write(
             "upload certificate",
             self.certificates.create_or_update,
@@ -243,7 +257,7 @@ def converge_domain(
                 wanted.name,
                 lambda: domains.upload(spec, wanted, plan_id),
                 wanted.detail,
-                planned=wanted.thumbprint,
+                planned=wanted.thumbprint or PLANNED_THUMBPRINT,
             )
         binding = bindings.get(host)
         if binding is None:

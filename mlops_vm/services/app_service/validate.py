@@ -18,6 +18,12 @@ KEY_VAULT_SECRET_URI = re.compile(
     r"[a-zA-Z0-9-]{1,127}(/[0-9a-fA-F]{32})?/?$"
 )
 
+# The ARM id of a Key Vault secret (a Key Vault certificate's secret holds its PFX).
+KEY_VAULT_SECRET_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/"
+    r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]/secrets/[a-zA-Z0-9-]{1,127}$",
+    re.IGNORECASE,
+)
 HOST_NAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -77,17 +83,23 @@ def check_spec(spec: ServiceSpec, options: AppServiceConfig) -> None:
 def check_domain(spec: ServiceSpec) -> None:
     """service.domain and its certificate: a managed one (none given) or PEM files that hold
     a certificate for the domain and its key."""
-    if spec.certificate:
+    if spec.certificate and not KEY_VAULT_SECRET_ID.match(spec.certificate):
         raise invalid(
-            "service.certificate: a certificate reference is not taken by the app_service "
-            "target (Key Vault certificates are not set up yet)",
-            "give the PEM files (service.cert_file, service.key_file), or neither for an App "
-            "Service Managed Certificate",
+            f"service.certificate: {spec.certificate!r} is not the ARM id of a Key Vault "
+            "certificate's secret",
+            "use /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.KeyVault/"
+            "vaults/<vault>/secrets/<certificate name>, or the PEM files (service.cert_file, "
+            "key_file), or neither for an App Service Managed Certificate",
         )
-    if (spec.cert_file or spec.key_file) and not spec.domain:
+    if spec.certificate and (spec.cert_file or spec.key_file):
         raise invalid(
-            "service.cert_file / key_file: a certificate needs service.domain",
-            "set service.domain to the name the certificate is for, or drop the files",
+            "service.certificate and service.cert_file / key_file: give one certificate",
+            "a Key Vault certificate or the PEM files, not both",
+        )
+    if (spec.certificate or spec.cert_file or spec.key_file) and not spec.domain:
+        raise invalid(
+            "service.certificate / cert_file / key_file: a certificate needs service.domain",
+            "set service.domain to the name the certificate is for, or drop the certificate",
         )
     if not spec.domain:
         return
@@ -102,6 +114,8 @@ def check_domain(spec: ServiceSpec) -> None:
             "service.cert_file and service.key_file go together",
             "give both PEM files, or neither for an App Service Managed Certificate",
         )
+    if spec.certificate:
+        return  # App Service reads it from the vault: it refuses one not for the domain
     if not spec.cert_file:
         if domain.startswith("*."):
             raise invalid(

@@ -9,11 +9,14 @@ group's certificates (Microsoft.Web/certificates), held to the real API's shapes
   Not checked here: DNS. Azure verifies the CNAME and the TXT asuid.<host> record (the
   site's customDomainVerificationId) on the PUT; the fake accepts the binding without them.
 - certificates: an uploaded PFX (pfxBlob, base64, and its password: parsed, never shown
-  back), or an App Service Managed Certificate (canonicalName + serverFarmId, the host name
-  bound to a site of that plan first). A managed certificate's PUT answers 202 with a
-  Location that answers 202 until it is issued, then 200: what the real API does and its
-  SDK (200 only) raises on. Two certificates of one thumbprint in a group are a 409; a
-  certificate a binding uses cannot be deleted.
+  back), a Key Vault certificate (keyVaultId + keyVaultSecretName: the secret, a base64 PFX
+  with no password, read from the fake's vaults), or an App Service Managed Certificate
+  (canonicalName + serverFarmId, the host name bound to a site of that plan first).
+  A managed certificate's PUT answers 202 with a Location that answers 202 until it is
+  issued, then 200: what the real API does and its SDK (200 only) raises on (a GET of the
+  certificate moves it on too: Azure issues it whether or not anyone polls).
+  Two certificates of one thumbprint in a group are a 409; a certificate a binding uses
+  cannot be deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from tests.fakes.azure import key_vault
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import ArmError, ArmState, Json, key
 
@@ -211,6 +215,28 @@ def described(certificate: x509.Certificate) -> Json:
     }
 
 
+def key_vault_certificate(state: ArmState, props: Json) -> x509.Certificate:
+    """What App Service imports from Key Vault: the certificate's secret, a base64 PFX with
+    no password (the fake's data-plane vaults, tests/fakes/azure/key_vault.py)."""
+    vault_id, name = props["keyVaultId"], props.get("keyVaultSecretName") or ""
+    vault_name = vault_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    require(
+        "/providers/microsoft.keyvault/vaults/" in vault_id.lower(),
+        "BadRequest",
+        f"The parameter KeyVaultId has an invalid value: {vault_id}.",
+    )
+    vault = key_vault.vaults(state).get(vault_name)
+    secret = vault.secrets.get(name.lower()) if vault else None
+    require(
+        secret is not None and bool(secret.versions),
+        "BadRequest",
+        f"The Key Vault secret {name} of vault {vault_name} was not found, or App Service "
+        "may not read it.",
+    )
+    assert secret is not None
+    return parse_pfx(list(secret.versions.values())[-1], "")
+
+
 class Certificates(ResourceType):
     namespace = "Microsoft.Web"
     collection = "certificates"
@@ -225,7 +251,9 @@ class Certificates(ResourceType):
             "BadRequest",
             f"Server farm '{plan_id}' of the certificate was not found.",
         )
-        if props.get("pfxBlob"):
+        if props.get("keyVaultId"):
+            facts = described(key_vault_certificate(state, props))
+        elif props.get("pfxBlob"):
             require(
                 not props.get("canonicalName"),
                 "BadRequest",
@@ -272,7 +300,7 @@ class Certificates(ResourceType):
 
     def deferred(self, stored: Json) -> bool:
         """A managed certificate is issued after the answer (202 + Location)."""
-        return not stored["properties"].get("pfxBlob")
+        return bool(stored["properties"].get("canonicalName"))
 
     def render(self, state: ArmState, stored: Json, query: dict[str, str]) -> Json:
         shown = copy.deepcopy(stored)
