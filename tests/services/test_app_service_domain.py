@@ -8,22 +8,27 @@ A contract check against the fake ARM (tests/fakes/azure), not DNS: Azure verifi
 and the TXT asuid.<domain> record before it binds a name; the fake binds without them (and
 issues a managed certificate without a CA). What it does hold to is the API's shape: the
 binding's SNI thumbprint must name a certificate that exists and covers the name, a managed
-certificate's PUT answers 202 (which the SDK raises on), PFX and password never shown back.
+certificate's PUT answers 202 (which the SDK raises on), PFX and password never shown
+back, a Key Vault certificate read from the fake's vaults.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mlops_vm.commands.report import service_rows
 from mlops_vm.commands.status import service_summary
 from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, ProvisionError
+from mlops_vm.provision.azure.certificate import load_pem_chain, load_pem_key
 from mlops_vm.services import ServiceSpec
 from mlops_vm.services.app_service import AppServiceTarget
 from mlops_vm.services.app_service.domain import leaf_thumbprint
@@ -249,3 +254,41 @@ def test_status_and_run_summary_show_the_domain_and_its_dns_records() -> None:
     assert ("endpoint", "https://api.example.com") in status_rows
     plain = asdict(ServiceRecord(name="iris", url="https://iris.azurewebsites.net"))
     assert not any(name in {"platform url", "dns record"} for name, _ in service_rows(plain))
+
+
+def test_key_vault_certificate_imported_and_bound(arm: FakeArm, tmp_path: Path) -> None:
+    """service.certificate: the ARM id of a Key Vault certificate's secret (a PFX with no
+    password, as Key Vault keeps one); App Service imports it by keyVaultId + secret name."""
+    env = f"d{uuid.uuid4().hex[:8]}"
+    domain = f"api-{env}.example.com"
+    site = f"mlops-vm-{env}"
+    cert_file, key_file = self_signed_certificate(tmp_path, domain)
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"api",
+        load_pem_key(key_file),  # type: ignore[arg-type]
+        load_pem_chain(cert_file)[0],
+        None,
+        serialization.NoEncryption(),
+    )
+    arm.add_secret(
+        f"https://certs-{env}.vault.azure.net/secrets/api", base64.b64encode(pfx).decode()
+    )
+    secret_id = (
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/shared/providers/"
+        f"Microsoft.KeyVault/vaults/certs-{env}/secrets/api"
+    )
+    target = make_target(arm)
+    spec = replace(make_spec(env, "public"), domain=domain, certificate=secret_id)
+    target.validate(spec)
+
+    done = check_equals_run(target, spec, arm)
+    assert [c[:2] for c in done if c[1] in {"hostname_binding", "certificate"}] == [
+        ("create", "certificate"),
+        ("create", "hostname_binding"),
+    ]
+    (certificate,) = arm.resources(CERTIFICATES, site)
+    assert certificate["properties"]["keyVaultSecretName"] == "api"
+    assert certificate["properties"]["keyVaultId"].endswith(f"/vaults/certs-{env}")
+    assert binding(arm, env, domain)["thumbprint"] == leaf_thumbprint(cert_file)
+    assert target.ensure_service(spec).changes == []
+    target.destroy(env)
