@@ -75,6 +75,20 @@ def check_equals_run(target: AppServiceTarget, spec: ServiceSpec, arm: FakeArm) 
     return plan_of(done.changes)
 
 
+def first_run_uploads_then_binds(
+    target: AppServiceTarget, spec: ServiceSpec, arm: FakeArm
+) -> list[dict]:
+    """A certificate of the user's (PEM or Key Vault) goes up before the binding, which
+    names its thumbprint with SNI at once; returns the certificates of the site."""
+    target.validate(spec)
+    done = check_equals_run(target, spec, arm)
+    assert [c[:2] for c in done if c[1] in {"hostname_binding", "certificate"}] == [
+        ("create", "certificate"),
+        ("create", "hostname_binding"),
+    ]
+    return arm.resources(CERTIFICATES, f"mlops-vm-{spec.env}")
+
+
 def test_managed_certificate_bound_with_sni_then_destroyed(arm: FakeArm) -> None:
     env = f"d{uuid.uuid4().hex[:8]}"
     domain = f"api-{env}.example.com"
@@ -136,15 +150,7 @@ def test_provided_certificate_uploaded_rotated_and_dropped(arm: FakeArm, tmp_pat
     cert_file, key_file = self_signed_certificate(first_dir, domain)
     target = make_target(arm)
     spec = replace(make_spec(env, "public"), domain=domain, cert_file=cert_file, key_file=key_file)
-    target.validate(spec)
-
-    done = check_equals_run(target, spec, arm)
-    # Uploaded before the binding, which names its thumbprint with SNI at once.
-    assert [c[:2] for c in done if c[1] in {"hostname_binding", "certificate"}] == [
-        ("create", "certificate"),
-        ("create", "hostname_binding"),
-    ]
-    (certificate,) = arm.resources(CERTIFICATES, site)
+    (certificate,) = first_run_uploads_then_binds(target, spec, arm)
     thumbprint = leaf_thumbprint(cert_file)
     assert certificate["properties"]["thumbprint"] == thumbprint
     assert binding(arm, env, domain)["thumbprint"] == thumbprint
@@ -261,7 +267,6 @@ def test_key_vault_certificate_imported_and_bound(arm: FakeArm, tmp_path: Path) 
     password, as Key Vault keeps one); App Service imports it by keyVaultId + secret name."""
     env = f"d{uuid.uuid4().hex[:8]}"
     domain = f"api-{env}.example.com"
-    site = f"mlops-vm-{env}"
     cert_file, key_file = self_signed_certificate(tmp_path, domain)
     pfx = pkcs12.serialize_key_and_certificates(
         b"api",
@@ -279,14 +284,7 @@ def test_key_vault_certificate_imported_and_bound(arm: FakeArm, tmp_path: Path) 
     )
     target = make_target(arm)
     spec = replace(make_spec(env, "public"), domain=domain, certificate=secret_id)
-    target.validate(spec)
-
-    done = check_equals_run(target, spec, arm)
-    assert [c[:2] for c in done if c[1] in {"hostname_binding", "certificate"}] == [
-        ("create", "certificate"),
-        ("create", "hostname_binding"),
-    ]
-    (certificate,) = arm.resources(CERTIFICATES, site)
+    (certificate,) = first_run_uploads_then_binds(target, spec, arm)
     assert certificate["properties"]["keyVaultSecretName"] == "api"
     assert certificate["properties"]["keyVaultId"].endswith(f"/vaults/certs-{env}")
     assert binding(arm, env, domain)["thumbprint"] == leaf_thumbprint(cert_file)
