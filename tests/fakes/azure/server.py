@@ -515,7 +515,7 @@ class ArmProtocol:
 
     def _deferred_result(self, rid: str) -> Json | None:
         """The resource of a deferred PUT, once a poll has seen it through."""
-        operation_id = self.state.private_of(rid).get("deferred")
+        operation_id = self.state.private.get(key(rid), {}).get("deferred")
         if operation_id:
             self.state.poll(operation_id)
         return self.state.get(rid)
