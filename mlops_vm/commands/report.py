@@ -76,18 +76,7 @@ def service_rows(service: dict[str, Any] | None) -> list[tuple[str, str]]:
         return []
     active = (service.get("active") or {}).get("id", "-")
     health = "healthy" if service.get("healthy") else service.get("reason") or "-"
-    return [("service", f"{service['name']}: {active}, {health}"), *domain_rows(service)]
-
-
-def domain_rows(service: dict[str, Any]) -> list[tuple[str, str]]:
-    """A custom domain's endpoint: the platform's own URL beside it, and the DNS records
-    the user creates (name, type, value)."""
-    rows = []
-    if service.get("platform_url") and service["platform_url"] != service.get("url"):
-        rows.append(("platform url", service["platform_url"]))
-    for record in service.get("dns_records") or []:
-        rows.append(("dns record", f"{record['name']} {record['type']} {record['value']}"))
-    return rows
+    return [("service", f"{service['name']}: {active}, {health}")]
 
 
 def release_rows(release: dict[str, Any] | None) -> list[tuple[str, str]]:

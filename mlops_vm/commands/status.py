@@ -10,7 +10,6 @@ from typing import Any
 from mlops_vm import display
 from mlops_vm.commands.checks import load, provider_for, service_target_for
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, fail
-from mlops_vm.commands.report import domain_rows
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.environment.specs import load_balancer_spec
@@ -182,7 +181,6 @@ def service_summary(payload: dict[str, Any]) -> Rows:
     rows += [
         ("service", f"{service['name']} on {payload['target']}"),
         ("endpoint", service["url"] or "-"),
-        *domain_rows(service),
         ("health", f"{health}, {service['running']}/{service['desired']} running"),
         (
             "running",

@@ -106,24 +106,12 @@ class Revision:
         }
 
 
-@dataclass(frozen=True)
-class DnsRecord:
-    """A DNS record the user creates for a custom domain (DNS stays theirs)."""
-
-    name: str  # api.example.com
-    type: str  # CNAME, TXT, A
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.type} {self.value}"
-
-
 @dataclass
 class ServiceRecord:
     """The service as the platform reports it."""
 
     name: str
-    url: str | None  # the endpoint (https://...): the custom domain's when one is bound
+    url: str | None  # the endpoint (https://...); None until it exists
     active: Revision | None = None  # serving (most of) the traffic
     previous: Revision | None = None  # what `rollback` returns to
     traffic: dict[str, int] = field(default_factory=dict)  # revision id -> percent
@@ -132,8 +120,6 @@ class ServiceRecord:
     running: int = 0  # instances (tasks, containers) running now
     desired: int = 0  # instances the platform wants
     resources: dict[str, Any] = field(default_factory=dict)  # platform ids (ARNs, names)
-    platform_url: str | None = None  # the platform's own name, when url is a custom domain's
-    dns_records: list[DnsRecord] = field(default_factory=list)  # for the custom domain
 
 
 @dataclass

@@ -2,7 +2,8 @@
 site with SNI, to an App Service Managed Certificate or to the user's PEM files uploaded as a
 PFX; HTTPS only; `--check` lists what the run does; a second run changes nothing; a new
 certificate replaces the old; the domain dropped or the environment destroyed removes them;
-status shows https://<domain>, the platform's URL and the DNS records to create.
+status shows https://<domain>, the platform's URL and the DNS records to create
+(ServiceRecord.resources, as the AWS targets show theirs).
 
 A contract check against the fake ARM (tests/fakes/azure), not DNS: Azure verifies the CNAME
 and the TXT asuid.<domain> record before it binds a name; the fake binds without them (and
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,12 @@ from azure.core.exceptions import HttpResponseError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from mlops_vm.commands.report import service_rows
-from mlops_vm.commands.status import service_summary
 from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.provision.azure.certificate import load_pem_chain, load_pem_key
 from mlops_vm.services import ServiceSpec
 from mlops_vm.services.app_service import AppServiceTarget
 from mlops_vm.services.app_service.domain import leaf_thumbprint
-from mlops_vm.services.base import DnsRecord, ServiceRecord
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.services.test_app_service import arm, plain_http
@@ -119,12 +117,15 @@ def test_managed_certificate_bound_with_sni_then_destroyed(arm: FakeArm) -> None
     record = again.record
     assert record is not None
     assert record.url == f"https://{domain}"
-    assert record.platform_url == f"https://{site}.azurewebsites.net"
     verification = shown["customDomainVerificationId"]
-    assert record.dns_records == [
-        DnsRecord(domain, "CNAME", f"{site}.azurewebsites.net"),
-        DnsRecord(f"asuid.{domain}", "TXT", verification),
+    records = [
+        {"name": domain, "type": "CNAME", "value": f"{site}.azurewebsites.net"},
+        {"name": f"asuid.{domain}", "type": "TXT", "value": verification},
     ]
+    # As the AWS targets show theirs (status prints platform_url and dns_record).
+    assert record.resources["platform_url"] == f"https://{site}.azurewebsites.net"
+    assert record.resources["dns_record"] == records[0]
+    assert record.resources["dns_records"] == records
     assert f"DNS record to create: asuid.{domain} TXT {verification}" in again.notes
 
     # A release swaps staging in: the host name stays on the production site.
@@ -183,7 +184,7 @@ def test_provided_certificate_uploaded_rotated_and_dropped(arm: FakeArm, tmp_pat
     record = target.status(env)
     assert record is not None
     assert record.url == f"https://{site}.azurewebsites.net"
-    assert record.dns_records == []
+    assert "dns_record" not in record.resources
     assert target.ensure_service(plain).changes == []
     target.destroy(env)
 
@@ -236,30 +237,6 @@ def test_fake_refuses_what_app_service_refuses(arm: FakeArm, tmp_path: Path) -> 
     assert accepted.value.status_code == 202
     assert accepted.value.response.headers["Location"]
     target.destroy(env)
-
-
-def test_status_and_run_summary_show_the_domain_and_its_dns_records() -> None:
-    """Unit: both summaries print the custom endpoint, the platform's URL and each record."""
-    record = ServiceRecord(
-        name="iris",
-        url="https://api.example.com",
-        platform_url="https://iris.azurewebsites.net",
-        dns_records=[
-            DnsRecord("api.example.com", "CNAME", "iris.azurewebsites.net"),
-            DnsRecord("asuid.api.example.com", "TXT", "ABC123"),
-        ],
-    )
-    service = asdict(record)
-    payload = {"release": "r", "inventory_image": "r", "target": "app_service"}
-    status_rows = service_summary({**payload, "service": service})
-    run_rows = service_rows(service)
-    for rows in (status_rows, run_rows):
-        assert ("platform url", "https://iris.azurewebsites.net") in rows
-        assert ("dns record", "api.example.com CNAME iris.azurewebsites.net") in rows
-        assert ("dns record", "asuid.api.example.com TXT ABC123") in rows
-    assert ("endpoint", "https://api.example.com") in status_rows
-    plain = asdict(ServiceRecord(name="iris", url="https://iris.azurewebsites.net"))
-    assert not any(name in {"platform url", "dns record"} for name, _ in service_rows(plain))
 
 
 def test_key_vault_certificate_imported_and_bound(arm: FakeArm, tmp_path: Path) -> None:

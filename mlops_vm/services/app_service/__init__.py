@@ -34,6 +34,7 @@ from mlops_vm.services.app_service.domain import (
     converge_domain,
     dns_records,
     domain_endpoint,
+    domain_resources,
 )
 from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.names import STAGING, AppNames
@@ -412,8 +413,6 @@ class AppServiceTarget(ServiceTarget):
         return ServiceRecord(
             name=names.site,
             url=f"https://{domain or host}" if host else None,
-            platform_url=f"https://{host}" if host else None,
-            dns_records=records,
             active=active,
             previous=previous,
             traffic={"production": 100} if active else {},
@@ -425,6 +424,7 @@ class AppServiceTarget(ServiceTarget):
                 "resource_group": names.resource_group,
                 "site": names.site,
                 "plan": names.plan,
+                **domain_resources(host, records),
             },
         )
 

@@ -27,7 +27,7 @@ import base64
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -41,10 +41,24 @@ from mlops_vm.provision.azure.names import has_tags, tags
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.services.app_service.names import AppNames
-from mlops_vm.services.base import DnsRecord, ServiceSpec
+from mlops_vm.services.base import ServiceSpec
 
 AZURE_HOST_SUFFIX = ".azurewebsites.net"
 SNI = "SniEnabled"
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """A record the user creates (DNS stays theirs)."""
+
+    name: str
+    type: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.type} {self.value}"
+
+
 PLANNED_THUMBPRINT = "(thumbprint of the new certificate)"
 UNKNOWN_VERIFICATION_ID = "(the web app's customDomainVerificationId, once it exists)"
 
@@ -288,6 +302,16 @@ def converge_domain(
         log.delete("hostname_binding", f"{site}/{other}", lambda other=other: domains.unbind(other))
     for name in sorted(set(certificates) - {keep}):
         log.delete("certificate", name, lambda name=name: domains.delete_certificate(name))
+
+
+def domain_resources(host: str, records: list[DnsRecord]) -> dict[str, object]:
+    """What ServiceRecord.resources shows for a custom domain, as the AWS targets do
+    (services/aws_alb.py custom_domain): the platform's own URL and the CNAME to create;
+    dns_records adds the TXT record App Service checks ownership with."""
+    if not records:
+        return {}
+    shown = [asdict(record) for record in records]
+    return {"platform_url": f"https://{host}", "dns_record": shown[0], "dns_records": shown}
 
 
 def domain_endpoint(domains: Domains, site: Json) -> tuple[str | None, list[DnsRecord]]:
