@@ -104,7 +104,15 @@ def group_id(env: str) -> str:
         ({"secrets": {"TOKEN": "arn:aws:secretsmanager:x"}}, "is not a Key Vault secret URI"),
         ({"gpu": 1}, "App Service has no GPUs"),
         ({"concurrency": 10}, "no per-instance request limit"),
-        ({"domain": "model.example.com"}, "custom domains are not set up"),
+        (
+            {"cert_file": "/x/cert.pem", "key_file": "/x/key.pem"},
+            "a certificate needs service.domain",
+        ),
+        ({"domain": "api.example.com", "certificate": "kv"}, "is not the ARM id of a Key Vault"),
+        ({"domain": "Not A Name"}, "is not a custom host name"),
+        ({"domain": "x.azurewebsites.net"}, "is not a custom host name"),
+        ({"domain": "*.example.com"}, "Managed Certificates do not cover wildcard"),
+        ({"domain": "api.example.com", "cert_file": "/x/c.pem"}, "go together"),
     ],
 )
 def test_validate_refuses_what_app_service_would(arm: FakeArm, changes, message) -> None:

@@ -6,6 +6,8 @@ none (registry: source), a Linux plan with an autoscale setting (CPU rules), the
 (HTTPS only, TLS 1.2, always on, health check path, system identity) and its `staging`
 slot. A release is set up on staging, health-checked there and swapped into production;
 the release a slot carries is recorded in its app settings, which move with the swap.
+With service.domain, the production site also has that host name bound with SNI to a
+managed or an uploaded certificate (domain.py).
 """
 
 import json
@@ -26,6 +28,14 @@ from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, ProviderSettings
 from mlops_vm.services.app_service import registry, validate, web
+from mlops_vm.services.app_service.domain import (
+    AZURE_HOST_SUFFIX,
+    Domains,
+    converge_domain,
+    dns_records,
+    domain_endpoint,
+    domain_resources,
+)
 from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.names import STAGING, AppNames
 from mlops_vm.services.app_service.options import options_of
@@ -174,12 +184,34 @@ class AppServiceTarget(ServiceTarget):
             kept = {**config, "linuxFxVersion": running or config["linuxFxVersion"]}
             web.converge_slot(production, kept, settings, log)
         web.ensure_auth(production, spec, log)
+        if spec.domain or site is not None:
+            self._ensure_domain(spec, names, production, site, log, notes)
         staging = web.Slot(arm, self.web, names, STAGING)
         if site is not None and staging.get() is not None:
             web.ensure_auth(staging, spec, log)
         self._ensure_autoscale(spec, options, names, plan_id, log)
         if site is not None:
             self._release(spec, image, notes, log)
+
+    def _ensure_domain(
+        self,
+        spec: ServiceSpec,
+        names: AppNames,
+        production: web.Slot,
+        site: web.Json | None,
+        log: ChangeLog,
+        notes: list[str],
+    ) -> None:
+        """service.domain on the production site (domain.py); its DNS records as notes."""
+        records = []
+        if spec.domain:
+            shown = (log.follow_up(production.get, planned=site) or {}).get("properties") or {}
+            host = shown.get("defaultHostName") or f"{names.site}{AZURE_HOST_SUFFIX}"
+            verification = shown.get("customDomainVerificationId", "")
+            records = dns_records(spec.domain.lower(), host, verification)
+            notes += [f"DNS record to create: {record}" for record in records]
+        domains = Domains(self.arm, self.web, names)
+        converge_domain(domains, spec, self._plan_id(names), records, log)
 
     def _plan_id(self, names: AppNames) -> str:
         return (
@@ -374,6 +406,7 @@ class AppServiceTarget(ServiceTarget):
         active = web.revision_of("production", production.settings())
         previous = web.revision_of(STAGING, staging.settings()) if staging.get() else None
         host = (site.get("properties") or {}).get("defaultHostName", "")
+        domain, records = domain_endpoint(Domains(self.arm, self.web, names), site)
         status = self.probe(f"https://{host}{self._readiness(production)}") if host else None
         plan = self.arm.read(
             "read plan", self.web.app_service_plans.get, names.resource_group, names.plan
@@ -381,7 +414,7 @@ class AppServiceTarget(ServiceTarget):
         capacity = int(((plan or {}).get("sku") or {}).get("capacity") or 0)
         return ServiceRecord(
             name=names.site,
-            url=f"https://{host}" if host else None,
+            url=f"https://{domain or host}" if host else None,
             active=active,
             previous=previous,
             traffic={"production": 100} if active else {},
@@ -393,6 +426,7 @@ class AppServiceTarget(ServiceTarget):
                 "resource_group": names.resource_group,
                 "site": names.site,
                 "plan": names.plan,
+                **domain_resources(host, records),
             },
         )
 

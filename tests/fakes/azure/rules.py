@@ -39,6 +39,11 @@ class ResourceType:
     def render(self, state: ArmState, stored: Json, query: dict[str, str]) -> Json:
         return copy.deepcopy(stored)
 
+    def deferred(self, stored: Json) -> bool:
+        """Whether a PUT of STORED answers 202 + Location and the resource appears only once
+        that operation ends (instead of at once, or with Azure-AsyncOperation)."""
+        return False
+
     def check_delete(self, state: ArmState, stored: Json) -> None:
         """Raise ArmError when the resource is still in use."""
 

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, container_registry, key_vault, network, web
+from tests.fakes.azure import compute, container_registry, key_vault, network, web, web_domains
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -52,6 +52,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         compute.AutoscaleSettings(),
         web.ServerFarms(),
         web.Sites(),
+        web_domains.Certificates(),
         container_registry.Registries(),
     )
 }
@@ -405,6 +406,8 @@ class ArmProtocol:
         path = parse_id(rid)
         assert path is not None
         existing = self.state.get(rid)
+        if method == "GET" and existing is None:
+            existing = self._deferred_result(rid)
         if method == "GET":
             if group is None:
                 self._require_resource_group(subscription, path.resource_group)
@@ -468,6 +471,8 @@ class ArmProtocol:
         stored = resource_type.prepare(self.state, rid, stored, existing)
         props = stored.setdefault("properties", {})
         status = 200 if existing else resource_type.created_status
+        if resource_type.deferred(stored):
+            return self._deferred_put(subscription, resource_type, stored, query)
         if not resource_type.long_running:
             props["provisioningState"] = "Succeeded"
             self.state.put(stored)
@@ -483,6 +488,37 @@ class ArmProtocol:
             resource_type.render(self.state, stored, {}),
             {"Azure-AsyncOperation": async_url},
         )
+
+    def _deferred_put(
+        self, subscription: str, resource_type: ResourceType, stored: Json, query: dict[str, str]
+    ) -> Reply:
+        """202 + Location: the resource exists once the operation has ended (an App Service
+        Managed Certificate, issued after the answer)."""
+
+        def complete() -> Json:
+            stored["properties"]["provisioningState"] = "Succeeded"
+            self.state.put(stored)
+            return resource_type.render(self.state, stored, {})
+
+        _, location_url = self._start(
+            subscription,
+            stored["id"],
+            stored["location"],
+            query["api-version"],
+            complete,
+            lambda: None,
+        )
+        # Azure gets on with it whether or not the client polls: a GET moves it on too.
+        operation_id = location_url.rsplit("/", 1)[1].split("?")[0]
+        self.state.private_of(stored["id"])["deferred"] = operation_id
+        return 202, None, {"Location": location_url}
+
+    def _deferred_result(self, rid: str) -> Json | None:
+        """The resource of a deferred PUT, once a poll has seen it through."""
+        operation_id = self.state.private.get(key(rid), {}).get("deferred")
+        if operation_id:
+            self.state.poll(operation_id)
+        return self.state.get(rid)
 
     def _start_for(
         self, subscription: str, resource_type: ResourceType, stored: Json, query: dict[str, str]

@@ -1,5 +1,6 @@
 """Microsoft.Web in the fake ARM: App Service plans (serverfarms), web apps (sites) with
-their config (web, appsettings, authsettingsV2), deployment slots and slot swaps.
+their config (web, appsettings, authsettingsV2), deployment slots and slot swaps; host name
+bindings and certificates are web_domains.py's.
 
 As ARM does: a site and a slot PUT are long-running; config PUTs/PATCHes and the app
 settings list (a POST) answer at once; a swap is a POST answering 202 with a Location
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import ArmError, ArmState, Json
+from tests.fakes.azure.web_domains import HostNameBindings, bindings_of, verification_id
 
 if TYPE_CHECKING:
     from tests.fakes.azure.server import ArmProtocol, Reply
@@ -106,6 +108,24 @@ class Sites(ResourceType):
             body["identity"].setdefault("principalId", "11111111-0000-0000-0000-" + "0" * 12)
         return body
 
+    def render(self, state: ArmState, stored: Json, query: dict[str, str]) -> Json:
+        """As ARM shows a site: its host names and their TLS states, and the id that the
+        TXT record asuid.<custom host> must hold."""
+        shown = copy.deepcopy(stored)
+        props = shown["properties"]
+        subscription = stored["id"].split("/")[2]
+        props["customDomainVerificationId"] = verification_id(subscription)
+        custom = bindings_of(state, stored["id"])
+        props["hostNames"] = [props["defaultHostName"], *custom]
+        props["hostNameSslStates"] = [
+            {"name": props["defaultHostName"], "sslState": "Disabled", "hostType": "Standard"},
+            *(
+                {"name": host, "hostType": "Standard", **b["properties"]}
+                for host, b in custom.items()
+            ),
+        ]
+        return shown
+
     # -- nested: config, slots and swaps ----------------------------------------------------
 
     def nested(
@@ -120,6 +140,10 @@ class Sites(ResourceType):
     ) -> Reply:
         lowered = [part.lower() for part in extra]
         slots = protocol.state.private_of(site["id"]).setdefault("slots", {})
+        if lowered[0] == "hostnamebindings":
+            return HostNameBindings(protocol.state, site, subscription).handle(
+                method, extra, body, query
+            )
         if lowered == ["slotsswap"] and method == "POST":
             return self._swap(protocol, subscription, site, body, query)
         if lowered == ["slots"] and method == "GET":
