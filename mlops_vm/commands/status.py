@@ -176,8 +176,10 @@ def custom_domain_rows(service: dict[str, Any]) -> Rows:
     rows: Rows = []
     if resources.get("platform_url"):
         rows.append(("platform URL", resources["platform_url"]))
-    record = resources.get("dns_record")
-    if record:
+    # dns_records when the platform needs more than one (App Service: the CNAME and the TXT
+    # record that proves the domain is the user's), else the one dns_record.
+    records = resources.get("dns_records") or [resources.get("dns_record")]
+    for record in filter(None, records):
         rows.append(("DNS record", f"{record['name']} {record['type']} {record['value'] or '-'}"))
     return rows
 

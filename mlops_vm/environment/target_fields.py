@@ -23,13 +23,6 @@ COMMON = frozenset(
     }
 )
 
-# *.azurewebsites.net (App Service) has its own name and certificate until that target
-# sets up a custom domain.
-NO_CUSTOM_DOMAIN = {
-    "app_service": "custom domains are not set up by the app_service target yet: the "
-    "endpoint is <name>.azurewebsites.net",
-}
-
 # target -> the common fields it reads besides COMMON.
 READS: dict[str, frozenset[str]] = {
     # domain: the ALB's certificate covers it; status names https://<domain> and the
@@ -41,7 +34,9 @@ READS: dict[str, frozenset[str]] = {
     # domain: the global external HTTPS load balancer (services/cloud_run/load_balancer.py),
     # its certificate Google-managed or cert_file + key_file.
     "cloud_run": frozenset({"cpu", "memory_mb", "health_path", "domain", "cert_file", "key_file"}),
-    "app_service": frozenset({"health_path"}),
+    # domain: bound to the production site with SNI; its certificate App Service-managed,
+    # cert_file + key_file uploaded, or a Key Vault certificate (services/app_service/domain.py).
+    "app_service": frozenset({"health_path", "domain", "certificate", "cert_file", "key_file"}),
 }
 
 # target -> {field: why it is refused}.
@@ -60,10 +55,6 @@ REFUSES: dict[str, dict[str, str]] = {
     "app_service": {
         "cpu": "the plan's SKU sizes each instance (service.app_service.sku)",
         "memory_mb": "the plan's SKU sizes each instance (service.app_service.sku)",
-        **{
-            f: NO_CUSTOM_DOMAIN["app_service"]
-            for f in ("domain", "certificate", "cert_file", "key_file")
-        },
     },
 }
 

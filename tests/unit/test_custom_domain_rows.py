@@ -5,7 +5,7 @@ a service on the platform's URL."""
 from dataclasses import asdict
 
 from mlops_vm.commands.report import service_rows
-from mlops_vm.commands.status import service_summary
+from mlops_vm.commands.status import custom_domain_rows, service_summary
 from mlops_vm.services.base import Revision, ServiceRecord
 
 PLATFORM_URL = "https://mlops-vm-prod-abc123-ew.a.run.app"
@@ -54,3 +54,14 @@ def test_a_service_on_its_platform_url_has_no_domain_rows():
     labels = [label for label, _ in service_summary(payload)]
     assert "platform URL" not in labels and "DNS record" not in labels
     assert dict(service_summary(payload))["endpoint"] == PLATFORM_URL
+
+
+def test_every_dns_record_a_platform_needs_is_shown():
+    """App Service needs two: the CNAME to the site and the TXT record of ownership."""
+    cname = {"name": "api.example.com", "type": "CNAME", "value": "app.azurewebsites.net"}
+    txt = {"name": "asuid.api.example.com", "type": "TXT", "value": "ABC123"}
+    service = {"resources": {"dns_record": cname, "dns_records": [cname, txt]}}
+    assert [value for name, value in custom_domain_rows(service) if name == "DNS record"] == [
+        "api.example.com CNAME app.azurewebsites.net",
+        "asuid.api.example.com TXT ABC123",
+    ]
