@@ -67,6 +67,17 @@ def tagged_ec2(
     return [item for item in found if has_tags(item.get("Tags"), env, role)]
 
 
+def tagged_for(ctx: "AwsContext", service: str, arn: str, env: str, what: str) -> bool:
+    """Whether the resource ARN of SERVICE carries ENV's tag (list_tags_for_resource, whose
+    answer is a Key/Value list for some services and a dict for others): a delete by name
+    must leave another environment's resource of that name alone."""
+    found = ctx.call(
+        service, "list_tags_for_resource", f"read the {what}'s tags", resourceArn=arn
+    ).get("tags")
+    found = found if isinstance(found, dict) else as_dict(found)
+    return found.get(TAG_ENV) == env
+
+
 def only_one(
     found: list[dict[str, Any]], kind: str, id_key: str, env: str
 ) -> dict[str, Any] | None:
