@@ -103,13 +103,12 @@ def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, A
         return None
     owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(names.TAG_ENV)
     if owner != env:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.CONFLICT,
             f"{kind.replace('_', ' ')} {name} exists and belongs to "
             f"{'environment ' + owner if owner else 'no mlops-vm environment'}",
-            hint="rename the environment, or delete that resource",
-            provider=errors.PROVIDER,
-            operation=f"find {kind.replace('_', ' ')} {name}",
+            "rename the environment, or delete that resource",
+            f"find {kind.replace('_', ' ')} {name}",
         )
     return found[0]
 
@@ -322,12 +321,11 @@ def wait_active(ctx: AwsContext, arn: str) -> None:
         )["LoadBalancers"]
         state = found[0]["State"]["Code"] if found else ""
         if state == "failed":
-            raise ProvisionError(
+            raise errors.failure(
                 ErrorCode.INTERNAL,
                 f"load balancer {arn} failed to provision: {found[0]['State'].get('Reason')}",
-                hint="look at the load balancer in the console, then run destroy and again",
-                provider=errors.PROVIDER,
-                operation="wait for the load balancer",
+                "look at the load balancer in the console, then run destroy and again",
+                "wait for the load balancer",
             )
         return True if state == "active" else None
 
@@ -580,14 +578,12 @@ def check_ports(spec: LoadBalancerSpec, fleet: FleetResult) -> None:
     if spec.https_port == spec.http_port or (
         service_port is not None and service_port != spec.backend_port
     ):
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"ports: https {spec.https_port}, http {spec.http_port}, backend "
             f"{spec.backend_port}, fleet service port {service_port}",
-            hint="https_port and http_port must differ; backend_port must be the fleet's "
+            "https_port and http_port must differ; backend_port must be the fleet's "
             "service_port (the only port the instances admit from the load balancer)",
-            provider=errors.PROVIDER,
-            operation="check the load balancer ports",
+            "check the load balancer ports",
         )
 
 
@@ -598,12 +594,10 @@ def fleet_network(ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult) -
         return fleet.network
     found = network.find_owned_network(ctx, spec.env)
     if found is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"environment {spec.env} has no network to put a load balancer in",
-            hint="run ensure_fleet first and pass its FleetResult",
-            provider=errors.PROVIDER,
-            operation="find the fleet's network",
+            "run ensure_fleet first and pass its FleetResult",
+            "find the fleet's network",
         )
     return {**found.as_dict(), **{k: v for k, v in fleet.network.items() if v is not None}}
 

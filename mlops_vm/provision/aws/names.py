@@ -9,8 +9,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from mlops_vm.provision.aws.errors import PROVIDER
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.aws.errors import failure
+from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 
 if TYPE_CHECKING:  # the client's modules import this one
@@ -87,13 +87,11 @@ def only_one(
     if len(found) <= 1:
         return found[0] if found else None
     ids = ", ".join(sorted(str(item[id_key]) for item in found))
-    raise ProvisionError(
+    raise failure(
         ErrorCode.CONFLICT,
         f"environment {env} has {len(found)} {kind}s where it owns one: {ids}",
-        hint=f"delete the {kind}s that are not in use (their {TAG_ENV} tag says {env}), "
-        "then run again",
-        provider=PROVIDER,
-        operation=f"find the {kind}",
+        f"delete the {kind}s that are not in use (their {TAG_ENV} tag says {env}), then run again",
+        f"find the {kind}",
     )
 
 

@@ -170,12 +170,11 @@ def create_service(
 def wait_first_revision(ctx: AwsContext, spec: ServiceSpec, arn: str) -> None:
     healthy, state = wait_deployed(ctx, spec.env, arn, spec.healthy_timeout_s)
     if not healthy:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.TIMEOUT,
             f"the service's first revision never became healthy: {state}",
-            hint="look at `mlops-vm logs ENV` and service.readiness_path",
-            provider="aws",
-            operation="start the service",
+            "look at `mlops-vm logs ENV` and service.readiness_path",
+            "start the service",
         )
 
 
