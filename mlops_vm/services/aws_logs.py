@@ -60,9 +60,7 @@ def delete_log_group(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> No
     log.delete(
         "log_group",
         name,
-        lambda: ctx.call(
-            "logs", "delete_log_group", "delete the log group", missing_ok=True, logGroupName=name
-        ),
+        lambda: ctx.delete("logs", "delete_log_group", "delete the log group", logGroupName=name),
     )
 
 

@@ -127,11 +127,10 @@ def delete_repository(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> N
     log.delete(
         "ecr_repository",
         name,
-        lambda: ctx.call(
+        lambda: ctx.delete(
             "ecr",
             "delete_repository",
             "delete the ECR repository",
-            missing_ok=True,
             repositoryName=name,
             force=True,
         ),

@@ -184,6 +184,10 @@ class AwsContext:
         found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
         return found[0] if found else None
 
+    def delete(self, service: str, operation: str, doing: str, /, **params: Any) -> None:
+        """SERVICE.OPERATION(**PARAMS) that deletes something: already gone counts as done."""
+        self.call(service, operation, doing, missing_ok=True, **params)
+
     def find(
         self, service: str, operation: str, doing: str, /, **params: Any
     ) -> dict[str, Any] | None:

@@ -453,7 +453,7 @@ def ensure_listeners(
 
 
 def delete_listener(ctx: AwsContext, arn: str) -> None:
-    ctx.call("elbv2", "delete_listener", "delete a listener", missing_ok=True, ListenerArn=arn)
+    ctx.delete("elbv2", "delete_listener", "delete a listener", ListenerArn=arn)
 
 
 # --- targets ----------------------------------------------------------------------------
@@ -682,21 +682,19 @@ def delete_stale_certificates(ctx: AwsContext, env: str, keep_arn: str, log: Cha
 
 
 def delete_target_group(ctx: AwsContext, arn: str) -> None:
-    ctx.call(
+    ctx.delete(
         "elbv2",
         "delete_target_group",
         "delete a target group",
-        missing_ok=True,
         TargetGroupArn=arn,
     )
 
 
 def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
-    ctx.call(
+    ctx.delete(
         "elbv2",
         "delete_load_balancer",
         "delete the load balancer",
-        missing_ok=True,
         LoadBalancerArn=arn,
     )
 

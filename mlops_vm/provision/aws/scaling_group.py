@@ -381,11 +381,10 @@ def wait_in_service(
 
 
 def delete_group(ctx: AwsContext, name: str) -> None:
-    ctx.call(
+    ctx.delete(
         "autoscaling",
         "delete_auto_scaling_group",
         f"delete scaling group {name}",
-        missing_ok=True,
         AutoScalingGroupName=name,
         ForceDelete=True,
     )
@@ -396,11 +395,10 @@ def delete_group(ctx: AwsContext, name: str) -> None:
 
 
 def delete_template(ctx: AwsContext, template_id: str) -> None:
-    ctx.call(
+    ctx.delete(
         "ec2",
         "delete_launch_template",
         f"delete launch template {template_id}",
-        missing_ok=True,
         LaunchTemplateId=template_id,
     )
 
@@ -441,11 +439,10 @@ def ensure_target_tracking(
             log.delete(
                 "scaling_policy",
                 policy_name,
-                lambda: ctx.call(
+                lambda: ctx.delete(
                     "autoscaling",
                     "delete_policy",
                     f"delete scaling policy {policy_name}",
-                    missing_ok=True,
                     AutoScalingGroupName=group,
                     PolicyName=policy_name,
                 ),

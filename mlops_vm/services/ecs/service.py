@@ -357,11 +357,10 @@ def delete_service(ctx: AwsContext, log: ChangeLog, env: str) -> None:
         return
 
     def delete() -> None:
-        ctx.call(
+        ctx.delete(
             "ecs",
             "delete_service",
             "delete the service",
-            missing_ok=True,
             cluster=names.cluster_name(env),
             service=service["serviceName"],
             force=True,  # stops its tasks: no need to scale to zero first
@@ -381,11 +380,10 @@ def delete_cluster(ctx: AwsContext, log: ChangeLog, env: str) -> None:
     log.delete(
         "ecs_cluster",
         cluster["clusterName"],
-        lambda: ctx.call(
+        lambda: ctx.delete(
             "ecs",
             "delete_cluster",
             "delete the cluster",
-            missing_ok=True,
             cluster=cluster["clusterName"],
         ),
     )

@@ -88,11 +88,10 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
 
 def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
     """The alias's permission STATEMENT (a statement id) gone."""
-    ctx.call(
+    ctx.delete(
         "lambda",
         "remove_permission",
         f"remove the permission {statement}",
-        missing_ok=True,
         FunctionName=function,
         Qualifier=names.ALIAS,
         StatementId=statement,
@@ -159,11 +158,10 @@ def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> No
                 "lambda", "put_provisioned_concurrency_config", "provision concurrency", **keep_warm
             )
             if wanted
-            else ctx.call(
+            else ctx.delete(
                 "lambda",
                 "delete_provisioned_concurrency_config",
                 "remove the provisioned concurrency",
-                missing_ok=True,
                 **keep_warm,
             )
         ),
@@ -179,11 +177,10 @@ def remove_url(ctx: AwsContext, log: ChangeLog, function: str) -> None:
         log.delete(
             "function_url",
             label,
-            lambda: ctx.call(
+            lambda: ctx.delete(
                 "lambda",
                 "delete_function_url_config",
                 "remove the function URL",
-                missing_ok=True,
                 **alias,
             ),
             "the ALB is the endpoint",
