@@ -27,17 +27,21 @@ def find_url(ctx: AwsContext, function: str) -> dict[str, Any] | None:
     )
 
 
-def public_permission(ctx: AwsContext, function: str) -> bool:
+def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
+    """The statements of the alias's resource policy (who may invoke it): [] without one."""
     policy = ctx.call(
         "lambda",
         "get_policy",
-        "read the function's permissions",
+        "read the alias's permissions",
         missing_ok=True,
         FunctionName=function,
         Qualifier=names.ALIAS,
     ).get("Policy")
-    statements = json.loads(policy)["Statement"] if policy else []
-    return any(s.get("Sid") == names.URL_PERMISSION for s in statements)
+    return json.loads(policy)["Statement"] if policy else []
+
+
+def public_permission(ctx: AwsContext, function: str) -> bool:
+    return any(s.get("Sid") == names.URL_PERMISSION for s in alias_statements(ctx, function))
 
 
 def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
