@@ -50,13 +50,11 @@ def ensure_permission(
     def grant() -> None:
         if found:  # another target group's (replaced): a statement id is unique
             revoke(ctx, function)
-        ctx.call(
-            "lambda",
-            "add_permission",
+        endpoint.add_permission(
+            ctx,
+            function,
+            names.ALB_PERMISSION,
             "let the load balancer invoke the alias",
-            FunctionName=function,
-            Qualifier=names.ALIAS,
-            StatementId=names.ALB_PERMISSION,
             Action="lambda:InvokeFunction",
             Principal=ELB_PRINCIPAL,
             SourceArn=target_group_arn,

@@ -68,13 +68,11 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
         log.create(
             "lambda_permission",
             label,
-            lambda: ctx.call(
-                "lambda",
-                "add_permission",
+            lambda: add_permission(
+                ctx,
+                function,
+                names.URL_PERMISSION,
                 "let anyone call the URL",
-                FunctionName=function,
-                Qualifier=names.ALIAS,
-                StatementId=names.URL_PERMISSION,
                 Action="lambda:InvokeFunctionUrl",
                 Principal="*",
                 FunctionUrlAuthType="NONE",
@@ -88,6 +86,21 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
             lambda: remove_permission(ctx, function, names.URL_PERMISSION),
             "the URL is IAM-only",
         )
+
+
+def add_permission(
+    ctx: AwsContext, function: str, statement: str, doing: str, **grant: str
+) -> None:
+    """The alias's permission STATEMENT (a statement id): GRANT says who may do what."""
+    ctx.call(
+        "lambda",
+        "add_permission",
+        doing,
+        FunctionName=function,
+        Qualifier=names.ALIAS,
+        StatementId=statement,
+        **grant,
+    )
 
 
 def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
