@@ -488,22 +488,12 @@ def ensure_targets(
             Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
             for instance_id in surplus
         ],
-        lambda: ctx.call(
-            "elbv2",
-            "deregister_targets",
-            "deregister surplus targets",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": instance_id} for instance_id in surplus],
-        ),
+        lambda: deregister_targets(ctx, target_group_arn, surplus, "deregister surplus targets"),
     )
     log.apply_all(
         [Change("create", "target", instance_id) for instance_id in missing],
-        lambda: ctx.call(
-            "elbv2",
-            "register_targets",
-            "register the instances as targets",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": i, "Port": spec.backend_port} for i in missing],
+        lambda: register_targets(
+            ctx, target_group_arn, missing, "register the instances as targets", spec.backend_port
         ),
     )
 
@@ -514,13 +504,7 @@ def drain_targets(ctx: AwsContext, env: str, instance_ids: list[str], log: Chang
     draining: dict[str, list[str]] = {}  # what was deregistered for real: waited for
 
     def deregister(arn: str, ours: list[str]) -> None:
-        ctx.call(
-            "elbv2",
-            "deregister_targets",
-            "deregister instances before terminating them",
-            TargetGroupArn=arn,
-            Targets=[{"Id": instance_id} for instance_id in ours],
-        )
+        deregister_targets(ctx, arn, ours, "deregister instances before terminating them")
         draining[arn] = ours
 
     for group in tagged_target_groups(ctx, env) if instance_ids else []:
@@ -679,6 +663,20 @@ def delete_stale_certificates(ctx: AwsContext, env: str, keep_arn: str, log: Cha
     except ProvisionError as error:
         if error.code != ErrorCode.CONFLICT:
             raise
+
+
+def register_targets(
+    ctx: AwsContext, arn: str, ids: list[str], doing: str, port: int | None = None
+) -> None:
+    """IDS (instances on PORT, or a Lambda alias) become targets of the group ARN."""
+    targets = [{"Id": id_} if port is None else {"Id": id_, "Port": port} for id_ in ids]
+    ctx.call("elbv2", "register_targets", doing, TargetGroupArn=arn, Targets=targets)
+
+
+def deregister_targets(ctx: AwsContext, arn: str, ids: list[str], doing: str) -> None:
+    """IDS leave the group ARN (the group drains them for its deregistration delay)."""
+    targets = [{"Id": id_} for id_ in ids]
+    ctx.call("elbv2", "deregister_targets", doing, TargetGroupArn=arn, Targets=targets)
 
 
 def delete_target_group(ctx: AwsContext, arn: str) -> None:

@@ -75,13 +75,7 @@ def deregister_target(
         log.delete(
             "target",
             instance.id,
-            lambda: ctx.call(
-                "elbv2",
-                "deregister_targets",
-                doing,
-                TargetGroupArn=arn,
-                Targets=[{"Id": instance.id}],
-            ),
+            lambda: load_balancer.deregister_targets(ctx, arn, [instance.id], doing),
             f"deregister, drain {spec.drain_seconds}s",
         )
     # A real run's only: a dry run changed nothing to wait for, and must not block on a
@@ -111,12 +105,8 @@ def register_target(
         log.create(
             "target",
             instance.id,
-            lambda: ctx.call(
-                "elbv2",
-                "register_targets",
-                doing,
-                TargetGroupArn=arn,
-                Targets=[{"Id": instance.id, "Port": spec.backend_port}],
+            lambda: load_balancer.register_targets(
+                ctx, arn, [instance.id], doing, spec.backend_port
             ),
             "register",
         )

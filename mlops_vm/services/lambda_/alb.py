@@ -82,20 +82,10 @@ def ensure_target(
 
     def register() -> None:
         if stale:
-            ctx.call(
-                "elbv2",
-                "deregister_targets",
-                "deregister other functions",
-                TargetGroupArn=target_group_arn,
-                Targets=[{"Id": arn} for arn in stale],
+            load_balancer.deregister_targets(
+                ctx, target_group_arn, stale, "deregister other functions"
             )
-        ctx.call(
-            "elbv2",
-            "register_targets",
-            "register the alias",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": alias_arn}],
-        )
+        load_balancer.register_targets(ctx, target_group_arn, [alias_arn], "register the alias")
 
     log.create("target", f"{function}:{names.ALIAS}", register, "the alias behind the ALB")
 
