@@ -113,11 +113,10 @@ def ensure_inline_policy(
 
 
 def delete_inline_policy(ctx: AwsContext, role: str, policy: str) -> None:
-    ctx.call(
+    ctx.delete(
         "iam",
         "delete_role_policy",
         f"remove the {policy} policy",
-        missing_ok=True,
         RoleName=role,
         PolicyName=policy,
     )
@@ -134,6 +133,6 @@ def delete_role(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> None:
             "iam", "list_role_policies", "read the role's policies", RoleName=name
         )["PolicyNames"]:
             delete_inline_policy(ctx, name, policy)
-        ctx.call("iam", "delete_role", f"delete the role {name}", missing_ok=True, RoleName=name)
+        ctx.delete("iam", "delete_role", f"delete the role {name}", RoleName=name)
 
     log.delete("iam_role", name, delete)

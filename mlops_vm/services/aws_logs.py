@@ -6,8 +6,8 @@ from collections import deque
 from typing import Any
 
 from mlops_vm.plan import ChangeLog, Fix
+from mlops_vm.provision.aws import names
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV
 
 MAX_PAGES = 100  # a `logs` call reads at most this many pages (each up to 1 MB)
 
@@ -55,20 +55,12 @@ def delete_log_group(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> No
     group = find_log_group(ctx, name)
     if group is None:
         return
-    found = ctx.call(
-        "logs",
-        "list_tags_for_resource",
-        "read the log group's tags",
-        resourceArn=group["arn"].removesuffix(":*"),
-    ).get("tags", {})
-    if found.get(TAG_ENV) != env:
+    if not names.tagged_for(ctx, "logs", group["arn"].removesuffix(":*"), env, "log group"):
         return
     log.delete(
         "log_group",
         name,
-        lambda: ctx.call(
-            "logs", "delete_log_group", "delete the log group", missing_ok=True, logGroupName=name
-        ),
+        lambda: ctx.delete("logs", "delete_log_group", "delete the log group", logGroupName=name),
     )
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services.base import RegistryAuth
 
 
@@ -123,22 +122,15 @@ def delete_repository(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> N
     repository = find_repository(ctx, name)
     if repository is None:
         return
-    found = ctx.call(
-        "ecr",
-        "list_tags_for_resource",
-        "read the repository's tags",
-        resourceArn=repository["repositoryArn"],
-    ).get("tags", [])
-    if tags.as_dict(found).get(TAG_ENV) != env:
+    if not tags.tagged_for(ctx, "ecr", repository["repositoryArn"], env, "repository"):
         return
     log.delete(
         "ecr_repository",
         name,
-        lambda: ctx.call(
+        lambda: ctx.delete(
             "ecr",
             "delete_repository",
             "delete the ECR repository",
-            missing_ok=True,
             repositoryName=name,
             force=True,
         ),

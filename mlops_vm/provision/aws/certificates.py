@@ -171,10 +171,9 @@ def delete_stale_certificates(
 
 
 def delete_certificate(ctx: AwsContext, arn: str) -> None:
-    ctx.call(
+    ctx.delete(
         "acm",
         "delete_certificate",
         f"delete certificate {arn}",
-        missing_ok=True,
         CertificateArn=arn,
     )

@@ -67,12 +67,10 @@ class AwsOptions:
         known = {field.name: field for field in fields(cls)}
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
+            raise errors.invalid(
                 f"unknown AWS option(s): {', '.join(unknown)}",
-                hint=f"known options: {', '.join(known)}",
-                provider=errors.PROVIDER,
-                operation="read the provider options",
+                f"known options: {', '.join(known)}",
+                "read the provider options",
             )
         values: dict[str, Any] = {}
         for name, value in options.items():
@@ -122,12 +120,10 @@ class AwsContext:
     def region(self) -> str:
         region = self.settings.region or self.session.region_name
         if not region:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
+            raise errors.invalid(
                 "no AWS region given",
-                hint="set ProviderSettings.region, AWS_REGION, or the profile's region",
-                provider=errors.PROVIDER,
-                operation="choose the region",
+                "set ProviderSettings.region, AWS_REGION, or the profile's region",
+                "choose the region",
             )
         return region
 
@@ -187,6 +183,10 @@ class AwsContext:
         """The first item under KEY of a describe by name or id; None when it lists none."""
         found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
         return found[0] if found else None
+
+    def delete(self, service: str, operation: str, doing: str, /, **params: Any) -> None:
+        """SERVICE.OPERATION(**PARAMS) that deletes something: already gone counts as done."""
+        self.call(service, operation, doing, missing_ok=True, **params)
 
     def find(
         self, service: str, operation: str, doing: str, /, **params: Any
@@ -288,13 +288,12 @@ class AwsContext:
             if result is not None:
                 return result
             if time.monotonic() > deadline:
-                raise ProvisionError(
+                raise errors.failure(
                     ErrorCode.TIMEOUT,
                     f"gave up after {limit_s:.0f}s waiting until {what}",
-                    hint="look at the resource in the AWS console; raise wait_timeout_s if "
+                    "look at the resource in the AWS console; raise wait_timeout_s if "
                     "it is merely slow",
-                    provider=errors.PROVIDER,
-                    operation=f"wait until {what}",
+                    f"wait until {what}",
                 )
             self.sleep(self.options.poll_interval_s)
 

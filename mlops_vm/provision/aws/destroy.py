@@ -147,11 +147,10 @@ def key_pairs(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         "key_pair",
         names.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
         lambda pair: pair["KeyName"],
-        lambda pair: ctx.call(
+        lambda pair: ctx.delete(
             "ec2",
             "delete_key_pair",
             "delete the key pair",
-            missing_ok=True,
             KeyName=pair["KeyName"],
         ),
     )
@@ -203,18 +202,16 @@ def subnets(ctx: AwsContext, env: str, log: ChangeLog) -> None:
 def delete_route_table(ctx: AwsContext, table: dict[str, Any]) -> None:
     for association in table.get("Associations", []):
         if not association.get("Main"):
-            ctx.call(
+            ctx.delete(
                 "ec2",
                 "disassociate_route_table",
                 "disassociate the route table",
-                missing_ok=True,
                 AssociationId=association["RouteTableAssociationId"],
             )
-    ctx.call(
+    ctx.delete(
         "ec2",
         "delete_route_table",
         "delete the route table",
-        missing_ok=True,
         RouteTableId=table["RouteTableId"],
     )
 
@@ -232,19 +229,17 @@ def route_tables(ctx: AwsContext, env: str, log: ChangeLog) -> None:
 def delete_internet_gateway(ctx: AwsContext, gateway: dict[str, Any]) -> None:
     gateway_id = gateway["InternetGatewayId"]
     for attachment in gateway.get("Attachments", []):
-        ctx.call(
+        ctx.delete(
             "ec2",
             "detach_internet_gateway",
             "detach the internet gateway",
-            missing_ok=True,
             InternetGatewayId=gateway_id,
             VpcId=attachment["VpcId"],
         )
-    ctx.call(
+    ctx.delete(
         "ec2",
         "delete_internet_gateway",
         "delete the internet gateway",
-        missing_ok=True,
         InternetGatewayId=gateway_id,
     )
 

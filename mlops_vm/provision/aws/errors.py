@@ -311,8 +311,11 @@ def translate(error: BaseException, operation: str) -> ProvisionError:
     )
 
 
+def failure(code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError:
+    """The provider's own error of CODE (not an SDK error: `translate` maps those)."""
+    return ProvisionError(code, message, hint=hint, provider=PROVIDER, operation=operation)
+
+
 def invalid(message: str, hint: str, operation: str = "validate the input") -> ProvisionError:
     """Input AWS would refuse, caught before anything is created."""
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT, message, hint=hint, provider=PROVIDER, operation=operation
-    )
+    return failure(ErrorCode.INVALID_INPUT, message, hint, operation)

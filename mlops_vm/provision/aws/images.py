@@ -9,7 +9,6 @@ from typing import Any
 
 from mlops_vm.provision.aws import errors
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 DEBIAN_OWNER = "136693071363"
 DEBIAN_12_PATTERN = "debian-12-amd64-*"
@@ -51,12 +50,10 @@ def resolve_image(ctx: AwsContext, image: str | None) -> dict[str, Any]:
         found = newest_image(ctx, pattern, owner)
         where = f"an AMI named {pattern!r} owned by {owner}"
     if found is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"{where} does not exist in {ctx.region}",
-            hint="check InstanceSpec.image (an ami-... id of this region, or a name pattern) "
+            "check InstanceSpec.image (an ami-... id of this region, or a name pattern) "
             "and the image_owner option",
-            provider=errors.PROVIDER,
-            operation="resolve the machine image",
+            "resolve the machine image",
         )
     return found

@@ -303,11 +303,10 @@ def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:
 
 def terminate(ctx: AwsContext, instance_ids: list[str]) -> None:
     if instance_ids:
-        ctx.call(
+        ctx.delete(
             "ec2",
             "terminate_instances",
             "terminate the instances",
-            missing_ok=True,
             InstanceIds=instance_ids,
         )
 

@@ -103,13 +103,12 @@ def find_by_name(ctx: AwsContext, kind: str, name: str, env: str) -> dict[str, A
         return None
     owner = tags_by_arn(ctx, [found[0][arn_key]]).get(found[0][arn_key], {}).get(names.TAG_ENV)
     if owner != env:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.CONFLICT,
             f"{kind.replace('_', ' ')} {name} exists and belongs to "
             f"{'environment ' + owner if owner else 'no mlops-vm environment'}",
-            hint="rename the environment, or delete that resource",
-            provider=errors.PROVIDER,
-            operation=f"find {kind.replace('_', ' ')} {name}",
+            "rename the environment, or delete that resource",
+            f"find {kind.replace('_', ' ')} {name}",
         )
     return found[0]
 
@@ -322,12 +321,11 @@ def wait_active(ctx: AwsContext, arn: str) -> None:
         )["LoadBalancers"]
         state = found[0]["State"]["Code"] if found else ""
         if state == "failed":
-            raise ProvisionError(
+            raise errors.failure(
                 ErrorCode.INTERNAL,
                 f"load balancer {arn} failed to provision: {found[0]['State'].get('Reason')}",
-                hint="look at the load balancer in the console, then run destroy and again",
-                provider=errors.PROVIDER,
-                operation="wait for the load balancer",
+                "look at the load balancer in the console, then run destroy and again",
+                "wait for the load balancer",
             )
         return True if state == "active" else None
 
@@ -455,7 +453,7 @@ def ensure_listeners(
 
 
 def delete_listener(ctx: AwsContext, arn: str) -> None:
-    ctx.call("elbv2", "delete_listener", "delete a listener", missing_ok=True, ListenerArn=arn)
+    ctx.delete("elbv2", "delete_listener", "delete a listener", ListenerArn=arn)
 
 
 # --- targets ----------------------------------------------------------------------------
@@ -490,22 +488,12 @@ def ensure_targets(
             Change("delete", "target", instance_id, f"drain {spec.drain_seconds}s")
             for instance_id in surplus
         ],
-        lambda: ctx.call(
-            "elbv2",
-            "deregister_targets",
-            "deregister surplus targets",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": instance_id} for instance_id in surplus],
-        ),
+        lambda: deregister_targets(ctx, target_group_arn, surplus, "deregister surplus targets"),
     )
     log.apply_all(
         [Change("create", "target", instance_id) for instance_id in missing],
-        lambda: ctx.call(
-            "elbv2",
-            "register_targets",
-            "register the instances as targets",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": i, "Port": spec.backend_port} for i in missing],
+        lambda: register_targets(
+            ctx, target_group_arn, missing, "register the instances as targets", spec.backend_port
         ),
     )
 
@@ -516,13 +504,7 @@ def drain_targets(ctx: AwsContext, env: str, instance_ids: list[str], log: Chang
     draining: dict[str, list[str]] = {}  # what was deregistered for real: waited for
 
     def deregister(arn: str, ours: list[str]) -> None:
-        ctx.call(
-            "elbv2",
-            "deregister_targets",
-            "deregister instances before terminating them",
-            TargetGroupArn=arn,
-            Targets=[{"Id": instance_id} for instance_id in ours],
-        )
+        deregister_targets(ctx, arn, ours, "deregister instances before terminating them")
         draining[arn] = ours
 
     for group in tagged_target_groups(ctx, env) if instance_ids else []:
@@ -580,14 +562,12 @@ def check_ports(spec: LoadBalancerSpec, fleet: FleetResult) -> None:
     if spec.https_port == spec.http_port or (
         service_port is not None and service_port != spec.backend_port
     ):
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"ports: https {spec.https_port}, http {spec.http_port}, backend "
             f"{spec.backend_port}, fleet service port {service_port}",
-            hint="https_port and http_port must differ; backend_port must be the fleet's "
+            "https_port and http_port must differ; backend_port must be the fleet's "
             "service_port (the only port the instances admit from the load balancer)",
-            provider=errors.PROVIDER,
-            operation="check the load balancer ports",
+            "check the load balancer ports",
         )
 
 
@@ -598,12 +578,10 @@ def fleet_network(ctx: AwsContext, spec: LoadBalancerSpec, fleet: FleetResult) -
         return fleet.network
     found = network.find_owned_network(ctx, spec.env)
     if found is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"environment {spec.env} has no network to put a load balancer in",
-            hint="run ensure_fleet first and pass its FleetResult",
-            provider=errors.PROVIDER,
-            operation="find the fleet's network",
+            "run ensure_fleet first and pass its FleetResult",
+            "find the fleet's network",
         )
     return {**found.as_dict(), **{k: v for k, v in fleet.network.items() if v is not None}}
 
@@ -687,22 +665,34 @@ def delete_stale_certificates(ctx: AwsContext, env: str, keep_arn: str, log: Cha
             raise
 
 
+def register_targets(
+    ctx: AwsContext, arn: str, ids: list[str], doing: str, port: int | None = None
+) -> None:
+    """IDS (instances on PORT, or a Lambda alias) become targets of the group ARN."""
+    targets = [{"Id": id_} if port is None else {"Id": id_, "Port": port} for id_ in ids]
+    ctx.call("elbv2", "register_targets", doing, TargetGroupArn=arn, Targets=targets)
+
+
+def deregister_targets(ctx: AwsContext, arn: str, ids: list[str], doing: str) -> None:
+    """IDS leave the group ARN (the group drains them for its deregistration delay)."""
+    targets = [{"Id": id_} for id_ in ids]
+    ctx.call("elbv2", "deregister_targets", doing, TargetGroupArn=arn, Targets=targets)
+
+
 def delete_target_group(ctx: AwsContext, arn: str) -> None:
-    ctx.call(
+    ctx.delete(
         "elbv2",
         "delete_target_group",
         "delete a target group",
-        missing_ok=True,
         TargetGroupArn=arn,
     )
 
 
 def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
-    ctx.call(
+    ctx.delete(
         "elbv2",
         "delete_load_balancer",
         "delete the load balancer",
-        missing_ok=True,
         LoadBalancerArn=arn,
     )
 

@@ -9,8 +9,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from mlops_vm.provision.aws.errors import PROVIDER
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.aws.errors import failure
+from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
 
 if TYPE_CHECKING:  # the client's modules import this one
@@ -67,6 +67,17 @@ def tagged_ec2(
     return [item for item in found if has_tags(item.get("Tags"), env, role)]
 
 
+def tagged_for(ctx: "AwsContext", service: str, arn: str, env: str, what: str) -> bool:
+    """Whether the resource ARN of SERVICE carries ENV's tag (list_tags_for_resource, whose
+    answer is a Key/Value list for some services and a dict for others): a delete by name
+    must leave another environment's resource of that name alone."""
+    found = ctx.call(
+        service, "list_tags_for_resource", f"read the {what}'s tags", resourceArn=arn
+    ).get("tags")
+    found = found if isinstance(found, dict) else as_dict(found)
+    return found.get(TAG_ENV) == env
+
+
 def only_one(
     found: list[dict[str, Any]], kind: str, id_key: str, env: str
 ) -> dict[str, Any] | None:
@@ -76,13 +87,11 @@ def only_one(
     if len(found) <= 1:
         return found[0] if found else None
     ids = ", ".join(sorted(str(item[id_key]) for item in found))
-    raise ProvisionError(
+    raise failure(
         ErrorCode.CONFLICT,
         f"environment {env} has {len(found)} {kind}s where it owns one: {ids}",
-        hint=f"delete the {kind}s that are not in use (their {TAG_ENV} tag says {env}), "
-        "then run again",
-        provider=PROVIDER,
-        operation=f"find the {kind}",
+        f"delete the {kind}s that are not in use (their {TAG_ENV} tag says {env}), then run again",
+        f"find the {kind}",
     )
 
 

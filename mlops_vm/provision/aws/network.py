@@ -21,7 +21,7 @@ from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws import security_groups as sg
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.errors import ErrorCode, reporting_changes
 from mlops_vm.provision.model import ROLE_LB, ROLE_NETWORK, FleetSpec
 
 EXISTING_KEYS = frozenset({"vpc_id", "subnet_ids", "security_group_id", "lb_security_group_id"})
@@ -88,13 +88,12 @@ def choose_zones(ctx: AwsContext, wanted: tuple[str, ...]) -> list[str]:
         return list(wanted)
     zones = available_zones(ctx)
     if len(zones) < ZONE_COUNT:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.CAPACITY,
             f"region {ctx.region} offers {len(zones)} availability zone(s); the load "
             f"balancer needs {ZONE_COUNT}",
-            hint="choose another region",
-            provider=errors.PROVIDER,
-            operation="choose availability zones",
+            "choose another region",
+            "choose availability zones",
         )
     return zones[:ZONE_COUNT]
 
@@ -149,14 +148,12 @@ def ensure_vpc(ctx: AwsContext, spec: FleetSpec, log: ChangeLog) -> str:
     vpc = find_vpc(ctx, spec.env)
     if vpc:
         if vpc["CidrBlock"] != spec.network.cidr:
-            raise ProvisionError(
+            raise errors.failure(
                 ErrorCode.CONFLICT,
                 f"the environment's VPC {vpc['VpcId']} has CIDR {vpc['CidrBlock']}, the "
                 f"spec asks for {spec.network.cidr}",
-                hint="a VPC's CIDR cannot change: keep network.cidr, or destroy the "
-                "environment first",
-                provider=errors.PROVIDER,
-                operation="check the VPC",
+                "a VPC's CIDR cannot change: keep network.cidr, or destroy the environment first",
+                "check the VPC",
             )
         return vpc["VpcId"]
     return log.create(

@@ -22,7 +22,7 @@ from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instance_refresh, names
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ProvisionError
 from mlops_vm.provision.model import FleetSpec
 
 CPU_POLICY = "mlops-vm-cpu-target"
@@ -180,13 +180,11 @@ def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
 def desired_size(spec: FleetSpec) -> int:
     scaling = spec.autoscaling
     if not scaling.min_size <= spec.count <= scaling.max_size:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"count {spec.count} is outside autoscaling min_size..max_size "
             f"({scaling.min_size}..{scaling.max_size})",
-            hint="make min_size <= count <= max_size",
-            provider=errors.PROVIDER,
-            operation="check the scaling group size",
+            "make min_size <= count <= max_size",
+            "check the scaling group size",
         )
     return spec.count
 
@@ -383,11 +381,10 @@ def wait_in_service(
 
 
 def delete_group(ctx: AwsContext, name: str) -> None:
-    ctx.call(
+    ctx.delete(
         "autoscaling",
         "delete_auto_scaling_group",
         f"delete scaling group {name}",
-        missing_ok=True,
         AutoScalingGroupName=name,
         ForceDelete=True,
     )
@@ -398,11 +395,10 @@ def delete_group(ctx: AwsContext, name: str) -> None:
 
 
 def delete_template(ctx: AwsContext, template_id: str) -> None:
-    ctx.call(
+    ctx.delete(
         "ec2",
         "delete_launch_template",
         f"delete launch template {template_id}",
-        missing_ok=True,
         LaunchTemplateId=template_id,
     )
 
@@ -443,11 +439,10 @@ def ensure_target_tracking(
             log.delete(
                 "scaling_policy",
                 policy_name,
-                lambda: ctx.call(
+                lambda: ctx.delete(
                     "autoscaling",
                     "delete_policy",
                     f"delete scaling policy {policy_name}",
-                    missing_ok=True,
                     AutoScalingGroupName=group,
                     PolicyName=policy_name,
                 ),

@@ -15,7 +15,7 @@ from typing import Any
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instances, load_balancer
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.model import Instance, LoadBalancerSpec
 
 # States in which the target is out of rotation for good (or was never in it).
@@ -27,12 +27,11 @@ def target_group(ctx: AwsContext, spec: LoadBalancerSpec, doing: str) -> dict[st
         ctx, "target_group", load_balancer.target_group_name(spec), spec.env
     )
     if group is None:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.NOT_FOUND,
             f"environment {spec.env} has no target group {load_balancer.target_group_name(spec)}",
-            hint="provision the load balancer first (ensure_load_balancer)",
-            provider=errors.PROVIDER,
-            operation=doing,
+            "provision the load balancer first (ensure_load_balancer)",
+            doing,
         )
     return group
 
@@ -40,13 +39,11 @@ def target_group(ctx: AwsContext, spec: LoadBalancerSpec, doing: str) -> dict[st
 def refuse_scaling_group_member(instance: Instance, doing: str) -> None:
     group = instance.tags.get(instances.ASG_TAG)
     if group:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
+        raise errors.invalid(
             f"{instance.id} belongs to scaling group {group}",
-            hint="scaling groups roll through their own mechanism (an instance refresh): "
+            "scaling groups roll through their own mechanism (an instance refresh): "
             "change the launch template and run provision",
-            provider=errors.PROVIDER,
-            operation=doing,
+            doing,
         )
 
 
@@ -78,13 +75,7 @@ def deregister_target(
         log.delete(
             "target",
             instance.id,
-            lambda: ctx.call(
-                "elbv2",
-                "deregister_targets",
-                doing,
-                TargetGroupArn=arn,
-                Targets=[{"Id": instance.id}],
-            ),
+            lambda: load_balancer.deregister_targets(ctx, arn, [instance.id], doing),
             f"deregister, drain {spec.drain_seconds}s",
         )
     # A real run's only: a dry run changed nothing to wait for, and must not block on a
@@ -114,12 +105,8 @@ def register_target(
         log.create(
             "target",
             instance.id,
-            lambda: ctx.call(
-                "elbv2",
-                "register_targets",
-                doing,
-                TargetGroupArn=arn,
-                Targets=[{"Id": instance.id, "Port": spec.backend_port}],
+            lambda: load_balancer.register_targets(
+                ctx, arn, [instance.id], doing, spec.backend_port
             ),
             "register",
         )

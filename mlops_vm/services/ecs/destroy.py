@@ -32,18 +32,16 @@ def delete_task_definitions(ctx: AwsContext, log: ChangeLog, family: str, env: s
 
 def delete_task_definition(ctx: AwsContext, arn: str, *, active: bool) -> None:
     if active:  # only an inactive revision can be deleted
-        ctx.call(
+        ctx.delete(
             "ecs",
             "deregister_task_definition",
             "deregister a task definition",
-            missing_ok=True,
             taskDefinition=arn,
         )
-    ctx.call(
+    ctx.delete(
         "ecs",
         "delete_task_definitions",
         "delete a task definition",
-        missing_ok=True,
         taskDefinitions=[arn],
     )
 

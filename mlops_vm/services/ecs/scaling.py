@@ -132,11 +132,10 @@ def ensure_scaling(
 
 
 def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
-    ctx.call(
+    ctx.delete(
         "application-autoscaling",
         "delete_scaling_policy",
         f"delete scaling policy {name}",
-        missing_ok=True,
         PolicyName=name,
         ServiceNamespace=NAMESPACE,
         ResourceId=resource_id,
@@ -153,11 +152,10 @@ def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> N
     log.delete(
         "scalable_target",
         resource_id,
-        lambda: ctx.call(
+        lambda: ctx.delete(
             "application-autoscaling",
             "deregister_scalable_target",
             "remove the scalable target",
-            missing_ok=True,
             ServiceNamespace=NAMESPACE,
             ResourceId=resource_id,
             ScalableDimension=DIMENSION,

@@ -170,12 +170,11 @@ def create_service(
 def wait_first_revision(ctx: AwsContext, spec: ServiceSpec, arn: str) -> None:
     healthy, state = wait_deployed(ctx, spec.env, arn, spec.healthy_timeout_s)
     if not healthy:
-        raise ProvisionError(
+        raise errors.failure(
             ErrorCode.TIMEOUT,
             f"the service's first revision never became healthy: {state}",
-            hint="look at `mlops-vm logs ENV` and service.readiness_path",
-            provider="aws",
-            operation="start the service",
+            "look at `mlops-vm logs ENV` and service.readiness_path",
+            "start the service",
         )
 
 
@@ -358,11 +357,10 @@ def delete_service(ctx: AwsContext, log: ChangeLog, env: str) -> None:
         return
 
     def delete() -> None:
-        ctx.call(
+        ctx.delete(
             "ecs",
             "delete_service",
             "delete the service",
-            missing_ok=True,
             cluster=names.cluster_name(env),
             service=service["serviceName"],
             force=True,  # stops its tasks: no need to scale to zero first
@@ -382,11 +380,10 @@ def delete_cluster(ctx: AwsContext, log: ChangeLog, env: str) -> None:
     log.delete(
         "ecs_cluster",
         cluster["clusterName"],
-        lambda: ctx.call(
+        lambda: ctx.delete(
             "ecs",
             "delete_cluster",
             "delete the cluster",
-            missing_ok=True,
             cluster=cluster["clusterName"],
         ),
     )

@@ -194,11 +194,10 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
             log.delete(
                 "lambda_function",
                 name,
-                lambda: ctx.call(
+                lambda: ctx.delete(
                     "lambda",
                     "delete_function",
                     "delete the function",
-                    missing_ok=True,
                     FunctionName=name,
                 ),
                 "versions, alias, URL",

@@ -6,7 +6,6 @@ Balancing to invoke the alias from that target group only, and the alias's ARN r
 as the one target. A release or a rollback moves the alias: the target stays on it.
 """
 
-import json
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
@@ -32,18 +31,6 @@ def lb_spec(spec: ServiceSpec) -> LoadBalancerSpec:
     return aws_alb.lb_spec(spec, "lambda")
 
 
-def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
-    policy = ctx.call(
-        "lambda",
-        "get_policy",
-        "read the alias's permissions",
-        missing_ok=True,
-        FunctionName=function,
-        Qualifier=names.ALIAS,
-    ).get("Policy")
-    return json.loads(policy)["Statement"] if policy else []
-
-
 def permitted_source(statement: dict[str, Any]) -> str | None:
     """The target group ARN a statement lets invoke (its SourceArn condition)."""
     condition = statement.get("Condition") or {}
@@ -54,7 +41,8 @@ def ensure_permission(
     ctx: AwsContext, log: ChangeLog, function: str, target_group_arn: str
 ) -> None:
     """Elastic Load Balancing may invoke the alias, from TARGET_GROUP_ARN only."""
-    found = [s for s in alias_statements(ctx, function) if s.get("Sid") == names.ALB_PERMISSION]
+    statements = endpoint.alias_statements(ctx, function)
+    found = [s for s in statements if s.get("Sid") == names.ALB_PERMISSION]
     if found and permitted_source(found[0]) == target_group_arn:
         return
     label = f"{function}:{names.ALIAS}"
@@ -62,13 +50,11 @@ def ensure_permission(
     def grant() -> None:
         if found:  # another target group's (replaced): a statement id is unique
             revoke(ctx, function)
-        ctx.call(
-            "lambda",
-            "add_permission",
+        endpoint.add_permission(
+            ctx,
+            function,
+            names.ALB_PERMISSION,
             "let the load balancer invoke the alias",
-            FunctionName=function,
-            Qualifier=names.ALIAS,
-            StatementId=names.ALB_PERMISSION,
             Action="lambda:InvokeFunction",
             Principal=ELB_PRINCIPAL,
             SourceArn=target_group_arn,
@@ -96,20 +82,10 @@ def ensure_target(
 
     def register() -> None:
         if stale:
-            ctx.call(
-                "elbv2",
-                "deregister_targets",
-                "deregister other functions",
-                TargetGroupArn=target_group_arn,
-                Targets=[{"Id": arn} for arn in stale],
+            load_balancer.deregister_targets(
+                ctx, target_group_arn, stale, "deregister other functions"
             )
-        ctx.call(
-            "elbv2",
-            "register_targets",
-            "register the alias",
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": alias_arn}],
-        )
+        load_balancer.register_targets(ctx, target_group_arn, [alias_arn], "register the alias")
 
     log.create("target", f"{function}:{names.ALIAS}", register, "the alias behind the ALB")
 
@@ -175,7 +151,7 @@ def remove_alb(ctx: AwsContext, log: ChangeLog, env: str, function: str) -> None
     """No load balancer (endpoint: url): the ALB, its network and the permission go."""
     if find_alb(ctx, env) is None:
         return
-    if any(s.get("Sid") == names.ALB_PERMISSION for s in alias_statements(ctx, function)):
+    if any(s.get("Sid") == names.ALB_PERMISSION for s in endpoint.alias_statements(ctx, function)):
         log.delete(
             "lambda_permission",
             f"{function}:{names.ALIAS}",

@@ -27,17 +27,21 @@ def find_url(ctx: AwsContext, function: str) -> dict[str, Any] | None:
     )
 
 
-def public_permission(ctx: AwsContext, function: str) -> bool:
+def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
+    """The statements of the alias's resource policy (who may invoke it): [] without one."""
     policy = ctx.call(
         "lambda",
         "get_policy",
-        "read the function's permissions",
+        "read the alias's permissions",
         missing_ok=True,
         FunctionName=function,
         Qualifier=names.ALIAS,
     ).get("Policy")
-    statements = json.loads(policy)["Statement"] if policy else []
-    return any(s.get("Sid") == names.URL_PERMISSION for s in statements)
+    return json.loads(policy)["Statement"] if policy else []
+
+
+def public_permission(ctx: AwsContext, function: str) -> bool:
+    return any(s.get("Sid") == names.URL_PERMISSION for s in alias_statements(ctx, function))
 
 
 def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
@@ -64,13 +68,11 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
         log.create(
             "lambda_permission",
             label,
-            lambda: ctx.call(
-                "lambda",
-                "add_permission",
+            lambda: add_permission(
+                ctx,
+                function,
+                names.URL_PERMISSION,
                 "let anyone call the URL",
-                FunctionName=function,
-                Qualifier=names.ALIAS,
-                StatementId=names.URL_PERMISSION,
                 Action="lambda:InvokeFunctionUrl",
                 Principal="*",
                 FunctionUrlAuthType="NONE",
@@ -86,13 +88,27 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
         )
 
 
+def add_permission(
+    ctx: AwsContext, function: str, statement: str, doing: str, **grant: str
+) -> None:
+    """The alias's permission STATEMENT (a statement id): GRANT says who may do what."""
+    ctx.call(
+        "lambda",
+        "add_permission",
+        doing,
+        FunctionName=function,
+        Qualifier=names.ALIAS,
+        StatementId=statement,
+        **grant,
+    )
+
+
 def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
     """The alias's permission STATEMENT (a statement id) gone."""
-    ctx.call(
+    ctx.delete(
         "lambda",
         "remove_permission",
         f"remove the permission {statement}",
-        missing_ok=True,
         FunctionName=function,
         Qualifier=names.ALIAS,
         StatementId=statement,
@@ -159,11 +175,10 @@ def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> No
                 "lambda", "put_provisioned_concurrency_config", "provision concurrency", **keep_warm
             )
             if wanted
-            else ctx.call(
+            else ctx.delete(
                 "lambda",
                 "delete_provisioned_concurrency_config",
                 "remove the provisioned concurrency",
-                missing_ok=True,
                 **keep_warm,
             )
         ),
@@ -179,11 +194,10 @@ def remove_url(ctx: AwsContext, log: ChangeLog, function: str) -> None:
         log.delete(
             "function_url",
             label,
-            lambda: ctx.call(
+            lambda: ctx.delete(
                 "lambda",
                 "delete_function_url_config",
                 "remove the function URL",
-                missing_ok=True,
                 **alias,
             ),
             "the ALB is the endpoint",
