@@ -1,0 +1,59 @@
+"""The canary decision: does the new release serve as well as the old one?
+
+One rule for every target (VM batches, Lambda alias weights, Cloud Run traffic steps,
+App Service slot routing, ECS): the canary's 5xx share may exceed the baseline's by at
+most `max_error_share_increase` (absolute), and its p99 may be at most `max_p99_ratio`
+times the baseline's. Below `min_requests` on either side the window says nothing; the
+caller waits longer or, at the window's end, decides by its policy (the verdict says so).
+"""
+
+from dataclasses import dataclass
+
+from mlops_vm.metrics.figures import Figures
+
+
+@dataclass(frozen=True)
+class CanaryThresholds:
+    max_error_share_increase: float = 0.01  # 1 percentage point more 5xx than the baseline
+    max_p99_ratio: float = 1.5  # p99 at most 1.5 times the baseline's
+    min_requests: int = 50  # fewer requests than this on either side: no judgement
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    enough_traffic: bool
+    reasons: tuple[str, ...]  # why not, in figures (empty when promoted)
+
+    def __str__(self) -> str:
+        if self.promote:
+            return "canary holds"
+        return "; ".join(self.reasons)
+
+
+def judge(*, baseline: Figures, canary: Figures, thresholds: CanaryThresholds) -> Verdict:
+    """Compare the canary's window against the baseline's."""
+    if min(baseline.requests, canary.requests) < thresholds.min_requests:
+        return Verdict(
+            promote=False,
+            enough_traffic=False,
+            reasons=(
+                f"too few requests to judge: baseline {baseline.requests:.0f}, canary "
+                f"{canary.requests:.0f} (min_requests {thresholds.min_requests})",
+            ),
+        )
+    reasons: list[str] = []
+    allowed_errors = baseline.error_share + thresholds.max_error_share_increase
+    if canary.error_share > allowed_errors:
+        reasons.append(
+            f"5xx share {canary.error_share:.1%} against {baseline.error_share:.1%} on the "
+            f"old release (allowed {allowed_errors:.1%})"
+        )
+    if baseline.p99_ms is not None and canary.p99_ms is not None:
+        allowed_p99 = baseline.p99_ms * thresholds.max_p99_ratio
+        if canary.p99_ms > allowed_p99:
+            reasons.append(
+                f"p99 latency {canary.p99_ms:.0f} ms against {baseline.p99_ms:.0f} ms on the "
+                f"old release (allowed {allowed_p99:.0f} ms)"
+            )
+    return Verdict(promote=not reasons, enough_traffic=True, reasons=tuple(reasons))
