@@ -20,6 +20,8 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_chang
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
+    ImageResult,
+    ImageSpec,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -68,6 +70,23 @@ class Provider(ABC):
     @abstractmethod
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         """Delete everything tagged with ENV, in dependency order."""
+
+    # -- scaling groups: a machine image per release ------------------------------------------
+
+    def ensure_release_image(
+        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
+    ) -> tuple[ImageResult, list[Change]]:
+        """The machine image for IMAGE.release: the one tagged with IMAGE.fingerprint when it
+        exists, else baked now (a builder instance in FLEET's network configured by the
+        roles, imaged, and removed, also after a failure); this environment's images beyond
+        IMAGE.keep_images removed (with their snapshots). Changes as for ensure_fleet."""
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"the {self.name} provider does not bake machine images",
+            hint="use fleet.mode: fleet for this provider",
+            provider=self.name,
+            operation="ensure_release_image",
+        )
 
     # -- releases: one target at a time out of the load balancer and back -------------------
 

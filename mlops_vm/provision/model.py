@@ -111,6 +111,28 @@ class FleetSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """A machine image baked for one release of a scaling group (Provider.ensure_release_image).
+
+    The image carries the roles' result (Docker engine, Nginx, the non-secret settings) and
+    the model image already pulled; nothing secret. FINGERPRINT digests everything baked in
+    (roles, non-secret settings, model image reference): an image with the same fingerprint
+    is reused, never rebuilt."""
+
+    env: str
+    release: str  # the model release it carries (image reference), for tags and status
+    fingerprint: str  # sha256 hex of roles + non-secret settings + model image reference
+    keep_images: int = 3  # this environment's images kept (newest first), older ones removed
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    image_id: str  # AMI id, GCP image self link / name, Azure image version id, local tag
+    name: str
+    reused: bool  # an image with the same fingerprint existed already
+
+
+@dataclass(frozen=True)
 class CertificateSpec:
     """The load balancer's certificate: exactly one way of getting it."""
 
