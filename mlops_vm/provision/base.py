@@ -20,6 +20,7 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_chang
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
+    GroupStatus,
     ImageResult,
     ImageSpec,
     Instance,
@@ -87,6 +88,11 @@ class Provider(ABC):
             provider=self.name,
             operation="ensure_release_image",
         )
+
+    def group_status(self, env: str) -> GroupStatus | None:
+        """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last
+        scaling activities; None when ENV has no scaling group."""
+        return None
 
     # -- releases: one target at a time out of the load balancer and back -------------------
 

@@ -110,6 +110,59 @@ class FleetSpec:
     service_port: int = 443
 
 
+Lifecycle = Literal["pending", "in_service", "draining", "terminating", "terminated"]
+
+
+@dataclass(frozen=True)
+class GroupInstance:
+    """One instance of a scaling group as `status` lists it."""
+
+    id: str
+    zone: str | None
+    release: str | None  # the model release of the template / image it was launched from
+    lifecycle: Lifecycle
+    lb_healthy: bool | None  # None: not registered with the load balancer (yet)
+    detail: str = ""  # the cloud's own word for the state, a health reason
+
+
+@dataclass(frozen=True)
+class ScalingActivity:
+    """One scaling decision of the group's autoscaler (the cloud's or the local stand-in's)."""
+
+    at: str  # ISO 8601 time
+    description: str  # "from 1 to 3 instances", "launching i-0abc", ...
+    cause: str  # why: the policy, the alarm, a person's change, the figures read
+    status: str = ""  # the cloud's status of the activity (Successful, Failed, ...)
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """A scaling group's size, instances and last activities (Provider.group_status)."""
+
+    name: str
+    min_size: int
+    desired: int
+    max_size: int
+    release: str | None  # what the group launches now (its current template / image)
+    previous_release: str | None  # what `rollback` returns it to
+    instances: tuple[GroupInstance, ...] = ()
+    activities: tuple[ScalingActivity, ...] = ()  # newest first
+
+    def problems(self) -> list[str]:
+        """What is wrong (status exits 1 when any): an instance out of service or unhealthy,
+        fewer in service than desired, an instance not on the group's release."""
+        found: list[str] = []
+        serving = [i for i in self.instances if i.lifecycle == "in_service"]
+        if len(serving) < min(self.desired, self.max_size):
+            found.append(f"{len(serving)} of {self.desired} desired instances in service")
+        for instance in serving:
+            if instance.lb_healthy is False:
+                found.append(f"{instance.id} is unhealthy in the load balancer {instance.detail}")
+            if self.release and instance.release and instance.release != self.release:
+                found.append(f"{instance.id} runs {instance.release}, the group {self.release}")
+        return found
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """A machine image baked for one release of a scaling group (Provider.ensure_release_image).
