@@ -5,6 +5,8 @@ App Service slot routing, ECS): the canary's 5xx share may exceed the baseline's
 most `max_error_share_increase` (absolute), and its p99 may be at most `max_p99_ratio`
 times the baseline's. Below `min_requests` on either side the window says nothing; the
 caller waits longer or, at the window's end, decides by its policy (the verdict says so).
+Where a source has no percentiles (App Service's average response time), the means compare
+with the same ratio.
 """
 
 from dataclasses import dataclass
@@ -49,11 +51,25 @@ def judge(*, baseline: Figures, canary: Figures, thresholds: CanaryThresholds) -
             f"5xx share {canary.error_share:.1%} against {baseline.error_share:.1%} on the "
             f"old release (allowed {allowed_errors:.1%})"
         )
-    if baseline.p99_ms is not None and canary.p99_ms is not None:
-        allowed_p99 = baseline.p99_ms * thresholds.max_p99_ratio
-        if canary.p99_ms > allowed_p99:
-            reasons.append(
-                f"p99 latency {canary.p99_ms:.0f} ms against {baseline.p99_ms:.0f} ms on the "
-                f"old release (allowed {allowed_p99:.0f} ms)"
-            )
+    latency = slower(baseline, canary, thresholds.max_p99_ratio)
+    if latency:
+        reasons.append(latency)
     return Verdict(promote=not reasons, enough_traffic=True, reasons=tuple(reasons))
+
+
+def slower(baseline: Figures, canary: Figures, max_ratio: float) -> str:
+    """Why the canary is too slow ('' when it is not): p99 against p99, or, where a source
+    gives no percentiles on either side, mean against mean (the same ratio)."""
+    for label, old, new in (
+        ("p99 latency", baseline.p99_ms, canary.p99_ms),
+        ("mean latency", baseline.mean_ms, canary.mean_ms),
+    ):
+        if old is not None and new is not None:
+            allowed = old * max_ratio
+            if new <= allowed:
+                return ""
+            return (
+                f"{label} {new:.0f} ms against {old:.0f} ms on the old release "
+                f"(allowed {allowed:.0f} ms)"
+            )
+    return ""

@@ -79,6 +79,9 @@ class Figures:
     seconds: float  # the window's length
     p50_ms: float | None = None
     p99_ms: float | None = None
+    # The mean latency, where the source gives no percentiles (Azure Monitor's App Service
+    # HttpResponseTime is an average only; moto's CloudWatch answers no extended statistics).
+    mean_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -115,4 +118,5 @@ class Figures:
             "error_share": round(self.error_share, 4),
             "p50_ms": None if self.p50_ms is None else round(self.p50_ms, 1),
             "p99_ms": None if self.p99_ms is None else round(self.p99_ms, 1),
+            "mean_ms": None if self.mean_ms is None else round(self.mean_ms, 1),
         }

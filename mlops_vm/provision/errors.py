@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"  # retried with backoff before it surfaces
     TIMEOUT = "timeout"  # a wait ran past its limit
     INTERNAL = "internal"  # anything else from the cloud
+    CANARY = "canary"  # the new release served worse than the old one: traffic moved back
 
 
 class ProvisionError(Exception):

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change
 from mlops_vm.provision.model import ProviderSettings
 
@@ -196,6 +197,12 @@ class ServiceTarget(ABC):
     @abstractmethod
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         """Delete everything tagged with ENV, in dependency order."""
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Request figures over the last WINDOW_S from the platform's metrics service, per
+        revision serving traffic (a label naming it -> Figures); empty where the target
+        reads none."""
+        return {}
 
     def record_to_roll_back(self, env: str, service: str, no_previous: str) -> ServiceRecord:
         """ENV's service, which has a previous revision to return to; ProvisionError

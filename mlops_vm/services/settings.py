@@ -5,12 +5,28 @@ through `parse_options`, which refuses a bad value naming the field before anyth
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.schema import NetworkConfig, Strict
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class CanaryConfig(Strict):
+    """service.<platform>.canary: the metric gate on the platform's traffic split (the same
+    field names as the VMs' release.canary, mlops_vm.metrics.CanaryThresholds' defaults).
+    The new release gets its share (Lambda's canary_percent, Cloud Run's first traffic step,
+    App Service's canary_percent), the window passes, the platform's metrics service is read
+    for both releases and metrics.judge decides: promote, or traffic back and the release
+    fails naming the figures."""
+
+    enabled: bool = False
+    # Seconds the canary serves before it is judged; the clouds' metrics come per minute.
+    window_s: Annotated[float, Field(ge=0, le=3600)] = 300
+    max_error_share_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p99_ratio: Annotated[float, Field(ge=1)] = 1.5
+    min_requests: Annotated[int, Field(ge=0)] = 50
 
 
 class EcsServiceConfig(Strict):
@@ -46,6 +62,10 @@ class AppServiceConfig(Strict):
     scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70.0
     scale_in_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 30.0
     cooldown_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    # With canary.enabled: the percent of production's traffic routed to the staging slot
+    # (the new release) before the swap, while the canary is judged.
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
 
 class CloudRunServiceConfig(Strict):
@@ -65,6 +85,16 @@ class CloudRunServiceConfig(Strict):
     # the load balancer service.domain puts in front). Default: load_balancer with a
     # domain, all without.
     ingress: Literal["all", "load_balancer"] | None = None
+    # With canary.enabled: judged after the first traffic step (which must be below 100).
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @model_validator(mode="after")
+    def canary_needs_a_step(self) -> "CloudRunServiceConfig":
+        if self.canary.enabled and len(self.traffic_steps) < 2:
+            raise ValueError(
+                "canary.enabled needs traffic_steps with a first step below 100, e.g. [10, 100]"
+            )
+        return self
 
     @field_validator("traffic_steps")
     @classmethod
@@ -93,6 +123,15 @@ class LambdaServiceConfig(Strict):
     # ECR, and the Runtime Interface Emulator's URL for the readiness invokes.
     registry_endpoint: str | None = None
     invoke_endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    # With canary.enabled: judged while canary_percent of the alias's traffic is on the new
+    # version.
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @model_validator(mode="after")
+    def canary_needs_a_share(self) -> "LambdaServiceConfig":
+        if self.canary.enabled and not self.canary_percent:
+            raise ValueError("canary.enabled needs canary_percent above 0, e.g. 10")
+        return self
 
 
 def parse_options(model: type[M], options: dict[str, Any], section: str, provider: str = "") -> M:

@@ -15,6 +15,7 @@ readiness path (optionally a canary share first); `rollback` moves the alias bac
 
 from dataclasses import replace
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import destroy as aws_destroy
 from mlops_vm.provision.aws import validate as aws_validate
@@ -29,6 +30,7 @@ from mlops_vm.services.lambda_ import (
     image,
     limits,
     logs,
+    metrics,
     names,
 )
 from mlops_vm.services.lambda_ import release as releases
@@ -179,6 +181,17 @@ class LambdaTarget(AwsTarget[LambdaServiceConfig]):
 
     def status(self, env: str) -> ServiceRecord | None:
         return statuses.service_record(self.ctx, env)
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Per version the alias serves ('version N') and the alias as a whole."""
+        record = self.status(env)
+        if record is None or not record.traffic:
+            return {}
+        found = metrics.version_figures(self.ctx, record.name, list(record.traffic), window_s)
+        return {
+            (f"version {label}" if label in record.traffic else f"alias {label}"): figures
+            for label, figures in found.items()
+        }
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         name = statuses.find_function_name(self.ctx, env)

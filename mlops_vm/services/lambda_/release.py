@@ -2,7 +2,9 @@
 
 The new version is invoked with a function-URL event for the readiness path before any
 traffic reaches it; with canary_percent it then gets that share of the alias
-(AdditionalVersionWeights) and is checked again before the alias moves to it entirely.
+(AdditionalVersionWeights) and is checked again before the alias moves to it entirely;
+with canary.enabled its CloudWatch figures are then judged against the old version's
+(services/canary.py), and a canary that does not hold moves the alias back.
 A version that never answers 200 within spec.healthy_timeout_s leaves the alias where it
 was. The alias's description records the version it pointed at before (what `rollback`
 returns to) and what moved it.
@@ -12,10 +14,12 @@ import json
 import time
 from typing import Any
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.services.lambda_ import names
+from mlops_vm.services import canary
+from mlops_vm.services.lambda_ import metrics, names
 from mlops_vm.services.settings import LambdaServiceConfig
 
 
@@ -161,6 +165,21 @@ def move_alias(
         ctx.call("lambda", "update_alias", "move the alias", **params)
 
 
+def gate(
+    ctx: AwsContext, options: LambdaServiceConfig, function: str, version: str, current: str
+) -> None:
+    """The canary window on VERSION's share of the alias, judged against CURRENT's figures
+    from CloudWatch; ProvisionError(CANARY) naming them when it does not hold."""
+
+    def read(window_s: float) -> tuple[Figures, Figures]:
+        found = metrics.version_figures(ctx, function, [current, version], window_s)
+        return found[current], found[version]
+
+    judged = canary.observe(options.canary, read, sleep=ctx.sleep)
+    if not judged.holds:
+        raise canary.rolled_back(f"version {version}", judged, "aws", f"version {current}")
+
+
 def shift(
     ctx: AwsContext,
     log: ChangeLog,
@@ -188,6 +207,8 @@ def shift(
             move_alias(ctx, function, current, moving, kept, canary)
             try:
                 health_gate(ctx, options, function, version, readiness_path, timeout_s)
+                if options.canary.enabled:
+                    gate(ctx, options, function, version, current)
             except ProvisionError:
                 move_alias(ctx, function, current, find_alias(ctx, function), kept)
                 raise
