@@ -17,6 +17,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.id_token
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.gcp.errors import PROVIDER
@@ -32,6 +33,7 @@ from mlops_vm.services.cloud_run import (
     access,
     limits,
     load_balancer,
+    metrics,
     registry,
     release,
     secrets,
@@ -151,6 +153,14 @@ class CloudRunTarget(ServiceTarget):
     def status(self, env: str) -> ServiceRecord | None:
         service = find_service(self.apis, env)
         return self._with_endpoint(env, service)
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Per revision that served requests in the window ('revision NAME')."""
+        service = find_service(self.apis, env)
+        if service is None:
+            return {}
+        found = metrics.revision_figures(self.apis, short(service["name"]), window_s)
+        return {f"revision {name}": figures for name, figures in sorted(found.items())}
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         service = find_service(self.apis, env)
@@ -325,6 +335,11 @@ class CloudRunTarget(ServiceTarget):
                 options.traffic_steps,
                 source=spec.source,
                 inventory_image=spec.inventory_image or spec.image,
+                gate=(
+                    metrics.gate(self.apis, options.canary, spec.name, revision)
+                    if options.canary.enabled
+                    else None
+                ),
             )
 
         log.update(

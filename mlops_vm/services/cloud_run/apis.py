@@ -132,6 +132,11 @@ class CloudRunApis:
         return self._client("logging", "v2")
 
     @cached_property
+    def monitoring(self) -> ApiClient:
+        """Cloud Monitoring v3: the revisions' request figures (status, the canary)."""
+        return self._client("monitoring", "v3")
+
+    @cached_property
     def compute(self) -> ApiClient:
         """Compute Engine v1: the load balancer in front of a service on its own domain."""
         return self._client("compute", "v1")

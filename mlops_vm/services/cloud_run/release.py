@@ -1,9 +1,11 @@
 """A release on Cloud Run: a new revision deployed with no traffic and a tag, checked
 through its tag URL, then given the traffic (in steps: service.cloud_run.traffic_steps).
 A revision that never becomes ready leaves the traffic where it was (the tag removed) and
-the release fails with Cloud Run's reason. A rollback moves the traffic back."""
+the release fails with Cloud Run's reason. With canary.enabled the first step's share is
+judged on Cloud Monitoring's figures (services/canary.py) before the next step; a canary
+that does not hold puts the traffic back. A rollback moves the traffic back."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -115,11 +117,14 @@ def move_traffic(
     *,
     source: str,
     inventory_image: str,
+    gate: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, Any]:
-    """Traffic to REVISION in STEPS (percent), each step waited on; the release recorded."""
+    """Traffic to REVISION in STEPS (percent), each step waited on; the release recorded.
+    GATE (the canary's: given the traffic as it was) runs after the first step when that
+    is a share; when it raises, the traffic goes back to what it was."""
     before = serving(service)
     annotations = release_annotations(service, revision, source, inventory_image, steps)
-    for percent in steps:
+    for index, percent in enumerate(steps):
         targets = traffic_to(revision, percent, before)
         try:
             service = patch_service(
@@ -131,6 +136,12 @@ def move_traffic(
         except ProvisionError as error:
             restore(apis, service["name"], before)
             raise not_ready(revision, error.message, before) from None
+        if gate is not None and index == 0 and percent < 100 and before:
+            try:
+                gate(before)
+            except ProvisionError:
+                restore(apis, service["name"], before)
+                raise
     return service
 
 

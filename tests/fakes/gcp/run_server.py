@@ -1,4 +1,5 @@
-"""A fake of Cloud Run v2, Artifact Registry v1, Secret Manager v1 and Logging v2 on one
+"""A fake of Cloud Run v2, Artifact Registry v1, Secret Manager v1, Logging v2 and Cloud
+Monitoring v3 (timeSeries.list over recorded series: monitoring.py) on one
 HTTP root (each API under /<api>/, as mlops_vm.provision.gcp.client.api_endpoint aims
 them), every request checked against the API's discovery document first
 (rest_discovery.py), then answered from RunState (run_state.py).
@@ -20,12 +21,14 @@ import random
 import threading
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.gcp.api import ComputeApi
 from tests.fakes.gcp.errors import ApiError, invalid, not_found
+from tests.fakes.gcp.monitoring import Monitoring, Point
 from tests.fakes.gcp.rest_discovery import NestedDiscovery, load_document
 from tests.fakes.gcp.run_state import READY, RunState
 from tests.fakes.gcp.server import API_ROOT, compute_api
@@ -35,6 +38,7 @@ APIS = {
     "artifactregistry": ("artifactregistry", "v1"),
     "secretmanager": ("secretmanager", "v1"),
     "logging": ("logging", "v2"),
+    "monitoring": ("monitoring", "v3"),
 }
 
 
@@ -43,6 +47,7 @@ class RunApi:
 
     def __init__(self, state: RunState) -> None:
         self.state = state
+        self.monitoring = Monitoring()
         self.documents: dict[str, NestedDiscovery] = {
             api: load_document(*spec) for api, spec in APIS.items()
         }
@@ -208,6 +213,22 @@ class RunApi:
         entries.sort(key=lambda e: e["timestamp"], reverse=body.get("orderBy", "").endswith("desc"))
         return {"entries": entries[: int(body.get("pageSize") or 50)]}
 
+    # -- monitoring v3 -------------------------------------------------------------------
+
+    def monitoring_projects_timeSeries_list(self, params, query, body):
+        project = params["name"].removeprefix("projects/")
+        found = self.monitoring.list_time_series(project, query)["timeSeries"]
+        return page(found, "timeSeries", query)
+
+
+def query_of(text: str) -> dict[str, str]:
+    """A query string's parameters; a repeated one (aggregation.groupByFields) joined by
+    commas."""
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        found[name] = f"{found[name]},{value}" if name in found else value
+    return found
+
 
 def now() -> str:
     from tests.fakes.gcp.run_state import now as stamp
@@ -262,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif api == "apps":
                 self._app(rest, raw)
             elif api in APIS:
-                query = dict(parse_qsl(url.query, keep_blank_values=True))
+                query = query_of(url.query)
                 self._answer(200, self.api.handle(api, self.command, unquote(rest), query, raw))
             else:
                 raise ApiError(404, "notFound", f"no API at {url.path}")
@@ -405,6 +426,52 @@ class FakeCloudRun:
                     "textPayload": text,
                     "timestamp": timestamp,
                 }
+            )
+
+    def record_requests(
+        self,
+        project: str,
+        region: str,
+        service: str,
+        revision: str,
+        *,
+        ok: int,
+        errors: int,
+        latencies_ms: list[float],
+        at: datetime | None = None,
+    ) -> None:
+        """What Cloud Run writes to Cloud Monitoring for REVISION: OK 2xx and ERRORS 5xx
+        requests, and their latencies (AT: 20 s ago by default)."""
+        when = at or datetime.now(UTC) - timedelta(seconds=20)
+        resource = {
+            "project_id": project,
+            "location": region,
+            "service_name": service,
+            "revision_name": revision,
+            "configuration_name": service,
+        }
+        with self.state.lock:
+            for code_class, count in (("2xx", ok), ("5xx", errors)):
+                if count:
+                    self.api.monitoring.points.append(
+                        Point(
+                            "run.googleapis.com/request_count",
+                            "cloud_run_revision",
+                            resource,
+                            {"response_code_class": code_class},
+                            when,
+                            count=count,
+                        )
+                    )
+            self.api.monitoring.points.append(
+                Point(
+                    "run.googleapis.com/request_latencies",
+                    "cloud_run_revision",
+                    resource,
+                    {},
+                    when,
+                    latencies_ms=list(latencies_ms),
+                )
             )
 
     def service(self, project: str, region: str, name: str) -> dict[str, Any] | None:
