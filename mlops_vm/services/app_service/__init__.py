@@ -4,7 +4,9 @@ What an environment owns, in the Azure provider's resource group mlops-vm-<env> 
 mlops-vm-env): an Azure Container Registry holding a copy of the image (registry: acr) or
 none (registry: source), a Linux plan with an autoscale setting (CPU rules), the web app
 (HTTPS only, TLS 1.2, always on, health check path, system identity) and its `staging`
-slot. A release is set up on staging, health-checked there and swapped into production;
+slot. A release is set up on staging, health-checked there and swapped into production
+(with canary.enabled, first given canary_percent of production's traffic by App Service's
+traffic routing and judged on Azure Monitor's figures of both slots: services/canary.py);
 the release a slot carries is recorded in its app settings, which move with the swap.
 With service.domain, the production site also has that host name bound with SNI to a
 managed or an uploaded certificate (domain.py).
@@ -18,8 +20,10 @@ from typing import Any
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, Fix
 from mlops_vm.provision.azure import destroy as azure_destroy
+from mlops_vm.provision.azure import metrics
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.drift import converge, differences, shown
 from mlops_vm.provision.azure.names import tags
@@ -27,6 +31,7 @@ from mlops_vm.provision.azure.network import get_resource_group, put_resource_gr
 from mlops_vm.provision.azure.scaling_group import cpu_rule
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import ROLE_MODEL, ProviderSettings
+from mlops_vm.services import canary
 from mlops_vm.services.app_service import registry, validate, web
 from mlops_vm.services.app_service.domain import (
     AZURE_HOST_SUFFIX,
@@ -47,6 +52,11 @@ from mlops_vm.services.base import (
     ServiceTarget,
 )
 from mlops_vm.services.settings import AppServiceConfig
+
+
+def slot_figures(arm: Arm, site_id: str, slot: str | None, window_s: float) -> Figures:
+    """A slot's figures (None: production) over the window, from Azure Monitor."""
+    return metrics.figures(arm, metrics.slot_id(site_id, slot), metrics.APP_SERVICE, window_s)
 
 
 def https_status(url: str) -> int | None:
@@ -338,20 +348,45 @@ class AppServiceTarget(ServiceTarget):
             )
             web.ensure_auth(staging, spec, log)
 
+        kept: dict[str, Any] = {}
+
+        def put_back() -> None:
+            if kept.get("settings"):
+                staging.set_config(kept["config"])
+                staging.set_settings(kept["settings"])
+
         def set_up_staging() -> None:
             # Staging holds the previous release (what `rollback` swaps back): put back if
             # the new one fails.
-            kept_config, kept_settings = staging.config(), staging.settings()
+            kept.update(config=staging.config(), settings=staging.settings())
             staging.set_config(web.site_config(spec, options, image_ref))
             staging.set_settings({**web.app_settings(spec, options), **web.release_settings(spec)})
             healthy, reason = web.wait_healthy(
                 staging, spec.readiness_path, self.probe, spec.healthy_timeout_s
             )
             if not healthy:
-                if kept_settings:
-                    staging.set_config(kept_config)
-                    staging.set_settings(kept_settings)
+                put_back()
                 raise web.unhealthy(f"{spec.image} on the {STAGING} slot", reason)
+
+        def canary_on_staging() -> None:
+            site_id = (production.get() or {})["id"]
+            web.route_to_staging(production, staging.host(), options.canary_percent)
+            try:
+                judged = canary.observe(
+                    options.canary,
+                    lambda window_s: (
+                        slot_figures(self.arm, site_id, None, window_s),
+                        slot_figures(self.arm, site_id, STAGING, window_s),
+                    ),
+                )
+            finally:
+                web.route_to_staging(production, "", 0)
+            if not judged.holds:
+                put_back()
+                raise canary.rolled_back(
+                    f"{spec.image} on {STAGING}", judged, "azure", f"production ({running.image})"
+                )
+            notes.append(judged.note(f"{spec.image} on {STAGING}"))
 
         def swap() -> None:
             web.swap_into_production(self.arm, self.web, names)
@@ -359,6 +394,14 @@ class AppServiceTarget(ServiceTarget):
 
         where = f"{names.site}/{STAGING}"
         log.update("web_app_slot", where, set_up_staging, f"{spec.image}, health-checked")
+        if options.canary.enabled and running is not None:
+            log.update(
+                "web_app_routing",
+                names.site,
+                canary_on_staging,
+                f"{options.canary_percent}% to {STAGING}, canary judged over "
+                f"{options.canary.window_s:.0f}s",
+            )
         log.update("web_app", names.site, swap, f"swap in {spec.image} from {STAGING}")
 
     def rollback(self, env: str, *, dry_run: bool = False) -> ServiceResult:
@@ -429,6 +472,20 @@ class AppServiceTarget(ServiceTarget):
                 **domain_resources(host, records),
             },
         )
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Per slot ('slot production', 'slot staging') from Azure Monitor."""
+        found = self._find_site(env)
+        if found is None:
+            return {}
+        names, site = found
+        slots: list[str | None] = [None]
+        if web.Slot(self.arm, self.web, names, STAGING).get() is not None:
+            slots.append(STAGING)
+        return {
+            f"slot {slot or 'production'}": slot_figures(self.arm, site["id"], slot, window_s)
+            for slot in slots
+        }
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         """The container's log through the site's Kudu (SCM) endpoint, with an ARM token."""

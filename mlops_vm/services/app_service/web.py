@@ -245,6 +245,17 @@ def create_staging(
     )
 
 
+def route_to_staging(production: Slot, staging_host: str, percent: float) -> None:
+    """PERCENT of production's requests served by the staging slot (App Service's traffic
+    routing: a ramp-up rule on production's config); 0 removes the rule."""
+    rules = (
+        [{"name": STAGING, "actionHostName": staging_host, "reroutePercentage": percent}]
+        if percent
+        else []
+    )
+    production.set_config({"experiments": {"rampUpRules": rules}})
+
+
 def swap_into_production(arm: Arm, client: Any, names: AppNames) -> None:
     arm.run(
         "swap staging into production",

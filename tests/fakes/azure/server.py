@@ -21,11 +21,20 @@ import ssl
 import threading
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, container_registry, key_vault, network, web, web_domains
+from tests.fakes.azure import (
+    compute,
+    container_registry,
+    insights,
+    key_vault,
+    network,
+    web,
+    web_domains,
+)
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -127,9 +136,27 @@ class ArmProtocol:
         if len(rest) == 3 and lowered[0] == "resourcegroups" and lowered[2] == "resources":
             self._require_resource_group(subscription, rest[1])
             return 200, {"value": self._generic_resources(subscription, rest[1], query)}, {}
+        if lowered[-3:] == ["providers", "microsoft.insights", "metrics"] and method == "GET":
+            return 200, self._metrics("/" + "/".join(segments[:-3]), query), {}
         if len(rest) >= 5 and lowered[0] == "resourcegroups" and lowered[2] == "providers":
             return self._typed(method, subscription, rest, body, query)
         raise ArmError(404, "InvalidRequestUri", f"No route for {path}")
+
+    def _metrics(self, resource_id: str, query: dict[str, str]) -> Json:
+        """Azure Monitor's metrics of an existing resource (a web app's slot included)."""
+        path = parse_id(resource_id)
+        top = self.state.get(path.top_id) if path else None
+        slots = self.state.private_of(top["id"]).get("slots", {}) if top else {}
+        kinds = [kind.lower() for kind, _ in path.pairs] if path else []
+        exists = top is not None and (
+            len(kinds) == 1 or (kinds == ["sites", "slots"] and path.pairs[1][1] in slots)
+        )
+        if path is None or not exists:
+            raise ArmError(404, "ResourceNotFound", f"The Resource '{resource_id}' was not found.")
+        type_name = "/".join([path.namespace, *(kind for kind, _ in path.pairs)])
+        return insights.Insights(self.state.metric_samples).metrics(
+            resource_id, type_name, top["location"], query
+        )
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -1052,6 +1079,15 @@ class FakeArm:
         """The caller may not get VAULT's secrets: 403 Forbidden."""
         with self.state.lock:
             key_vault.vaults(self.state).setdefault(vault.lower(), key_vault.Vault()).denied = True
+
+    def record_metric(
+        self, resource_id: str, name: str, value: float, at: datetime | None = None
+    ) -> None:
+        """What Azure Monitor holds for RESOURCE_ID: NAME's value in the minute of AT (20 s
+        ago by default), e.g. Requests 100, Http5xx 3, HttpResponseTime 0.042."""
+        when = at or datetime.now(UTC) - timedelta(seconds=20)
+        with self.state.lock:
+            insights.Insights(self.state.metric_samples).record(resource_id, name, value, when)
 
     def swaps(self, site_id: str) -> list[str]:
         """The slots swapped into production, oldest first."""

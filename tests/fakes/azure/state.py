@@ -131,6 +131,8 @@ class ArmState:
         self.private: dict[str, Json] = {}
         self.operations: dict[str, Operation] = {}
         self.requests: list[RequestRecord] = []
+        # Azure Monitor's platform metrics, as insights.py records and answers them.
+        self.metric_samples: list[Any] = []
         # How many polls answer InProgress before an operation ends.
         self.polls_in_progress = 1
         self.reset_hooks()

@@ -165,6 +165,7 @@ class Sites(ResourceType):
                     "BadRequest",
                     "Set app settings through config/appsettings.",
                 )
+                check_routing(site, props.get("experiments") or {})
                 if method == "PUT":
                     slot["config"] = {}
                 _take_site_config(slot, props)
@@ -266,6 +267,26 @@ class Sites(ResourceType):
             subscription, site["id"], site["location"], query["api-version"], complete, lambda: None
         )
         return 202, None, {"Location": location_url}
+
+
+def check_routing(site: Json, experiments: Json) -> None:
+    """Traffic routing (ramp-up rules) as App Service takes it: each rule sends a share of
+    0..100 percent to one of the site's slots, by the slot's host name."""
+    host = site["properties"]["defaultHostName"]
+    prefix, _, domain = host.partition(".")
+    for rule in experiments.get("rampUpRules") or []:
+        target = str(rule.get("actionHostName") or "")
+        require(
+            target.startswith(prefix + "-") and target.endswith("." + domain),
+            "BadRequest",
+            f"actionHostName {target!r} is not a slot of {site['name']}.",
+        )
+        share = rule.get("reroutePercentage")
+        require(
+            isinstance(share, (int, float)) and 0 <= share <= 100,
+            "BadRequest",
+            f"reroutePercentage {share!r} must be between 0 and 100.",
+        )
 
 
 def _take_site_config(slot: Json, props: dict[str, Any]) -> None:
