@@ -2,8 +2,15 @@
 `provision`), read directly, no playbook run: per instance on VMs (fleets and scaling
 groups: the provider's instances, the load balancer's health, each model host's release
 record over SSH), per revision on a managed target (from the platform). What is not as it
-should be is listed in `problems`, and status then exits 1."""
+should be is listed in `problems`, and status then exits 1.
 
+Request figures over the last WINDOW seconds (rate, 5xx share, p50 / p99 or the mean where
+the source keeps no percentiles) come from the platform's metrics service: per revision
+on a managed target (ServiceTarget.figures), per load balancer backend on a cloud's VMs
+(Provider.figures). A metrics service that cannot be read leaves the figures out and says
+why (figures_error); it is not a problem of the service."""
+
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -13,6 +20,7 @@ from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, fail
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.environment.specs import load_balancer_spec
+from mlops_vm.metrics import Figures
 from mlops_vm.provision import Provider, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.choose import choose_release
@@ -23,15 +31,23 @@ from mlops_vm.services.releases import choose_service_release
 Rows = list[tuple[str, str]]  # (label, text) for display.print_summary
 
 
-def status(env: str, *, as_json: bool) -> int:
+DEFAULT_WINDOW_S = 60
+
+
+def status(env: str, *, as_json: bool, window_s: float = DEFAULT_WINDOW_S) -> int:
     loaded = load(env, as_json)
     try:
         if loaded.config.managed:
-            payload = service_status(loaded, service_target_for(loaded, as_json))
-            rows = service_summary(payload)
+            target = service_target_for(loaded, as_json)
+            payload = service_status(loaded, target)
+            payload.update(platform_figures(target.figures, loaded.config.env, window_s))
+            rows = service_summary(payload) + figures_rows(payload)
         else:
-            payload = host_status(loaded, provider_for(loaded, as_json))
+            provider = provider_for(loaded, as_json)
+            payload = host_status(loaded, provider)
+            payload.update(platform_figures(provider.figures, loaded.config.env, window_s))
             rows = host_summary(payload)
+            rows += figures_rows(payload) if rows else []
     except ProvisionError as error:
         raise fail(EXIT_FAILED, "status failed", [str(error)], as_json) from None
     code = EXIT_FAILED if payload["problems"] else EXIT_OK
@@ -134,6 +150,45 @@ def host_summary(payload: dict[str, Any]) -> Rows:
             )
         rows.append((r["name"], line))
     return rows
+
+
+# Figures from the platform's metrics service
+
+
+def platform_figures(
+    read: Callable[[str, float], dict[str, Figures]], env: str, window_s: float
+) -> dict[str, Any]:
+    """{"platform_figures": place -> Figures.as_json()} (none read: {}), or the reason they
+    could not be read ({"figures_error": ...})."""
+    try:
+        found = read(env, window_s)
+    except ProvisionError as error:
+        return {"figures_error": str(error)}
+    return {"platform_figures": {place: f.as_json() for place, f in found.items()}} if found else {}
+
+
+def figures_rows(payload: dict[str, Any]) -> Rows:
+    rows = [(place, figures_line(f)) for place, f in payload.get("platform_figures", {}).items()]
+    if payload.get("figures_error"):
+        rows.append(("figures", f"not read: {payload['figures_error']}"))
+    return rows
+
+
+def figures_line(f: dict[str, Any]) -> str:
+    """One window's figures (Figures.as_json()) in a line."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    latency = (
+        f"p50 {ms(f['p50_ms'])}, p99 {ms(f['p99_ms'])}"
+        if f["p99_ms"] is not None or f.get("mean_ms") is None
+        else f"mean {ms(f['mean_ms'])}"
+    )
+    return (
+        f"{f['window_s']:.0f} s: {f['requests_per_s']:.1f} req/s, 5xx {f['error_share']:.1%}, "
+        + latency
+    )
 
 
 # Managed targets

@@ -15,6 +15,7 @@ Contract for every implementation:
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
@@ -93,6 +94,11 @@ class Provider(ABC):
         """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last
         scaling activities; None when ENV has no scaling group."""
         return None
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Request figures over the last WINDOW_S from the cloud's metrics service, per load
+        balancer backend (a label naming it -> Figures); empty where there is none."""
+        return {}
 
     # -- releases: one target at a time out of the load balancer and back -------------------
 

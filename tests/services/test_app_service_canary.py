@@ -15,6 +15,7 @@ from dataclasses import replace
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from mlops_vm.commands.status import figures_rows, platform_figures
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.services import ServiceSpec
 from tests.fakes.azure import FakeArm
@@ -111,6 +112,8 @@ def test_status_figures_per_slot_from_azure_monitor(arm):
     assert (production.requests, production.errors, production.seconds) == (600, 6, 60)
     assert production.rate == 10 and production.error_share == 0.01
     assert production.mean_ms == pytest.approx(50) and production.p99_ms is None
+    printed = dict(figures_rows(platform_figures(target.figures, env, 60)))
+    assert printed["slot production"] == "60 s: 10.0 req/s, 5xx 1.0%, mean 50 ms"
 
 
 def test_metrics_requests_are_held_to_azure_monitors_contract(arm):

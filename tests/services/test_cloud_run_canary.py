@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from mlops_vm.commands.status import figures_rows, platform_figures
 from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.cloud_run import metrics, release
@@ -113,6 +114,8 @@ def test_status_figures_per_revision_from_cloud_monitoring(fake):
     # Interpolated inside the 1.4-growth buckets that hold 10 ms and 100 ms.
     assert 7.5 < found.p50_ms <= 10.6 and 79.4 < found.p99_ms <= 111.2
     assert found.mean_ms == 55  # the distributions' own mean
+    printed = dict(figures_rows(platform_figures(target.figures, spec.env, 60)))
+    assert printed[f"revision {old}"] == "60 s: 10.0 req/s, 5xx 1.0%, p50 10 ms, p99 110 ms"
     # Another service's revisions and another project's are not counted.
     other = make_target(fake, new_project())
     assert other.figures(spec.env, 60) == {}

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from mlops_vm.commands.status import figures_rows, platform_figures
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.services import get_service_target
@@ -184,3 +185,5 @@ def test_status_figures_per_version_from_cloudwatch(target, boto):
     assert version.rate == 10 and version.error_share == 0.01
     assert (version.p50_ms, version.p99_ms) == (30.0, 60.0)
     assert version.as_json()["requests_per_s"] == 10
+    printed = dict(figures_rows(platform_figures(target.figures, env, 60)))
+    assert printed["version 1"] == "60 s: 10.0 req/s, 5xx 1.0%, p50 30 ms, p99 60 ms"
