@@ -21,12 +21,14 @@ wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's stand
 
 from collections.abc import Callable
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
     images,
     instances,
     load_balancer,
+    metrics,
     network,
     resize,
     scaling_group,
@@ -65,6 +67,9 @@ class AwsProvider(Provider):
 
     def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         validate_module.check_offline(fleet, lb)
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        return metrics.load_balancer_figures(self.ctx, env, window_s)
 
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         validate_module.validate(self.ctx, fleet, lb)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_vm.metrics import Figures
+from mlops_vm.provision.aws import load_balancer
 from mlops_vm.provision.aws.client import AwsContext
 
 MINUTE_S = 60
@@ -140,3 +141,17 @@ def target_group_dimensions(target_group_arn: str, load_balancer_arn: str) -> di
         "TargetGroup": target_group_arn.split(":")[-1],
         "LoadBalancer": load_balancer_arn.split(":loadbalancer/")[-1],
     }
+
+
+def load_balancer_figures(ctx: AwsContext, env: str, window_s: float) -> dict[str, Figures]:
+    """ENV's ALB target groups' figures ('target group NAME'). CloudWatch counts an ALB's
+    requests per target group and zone, not per target: there are no per-instance figures
+    (EC2's own metrics have no requests)."""
+    series = {
+        f"target group {group['TargetGroupName']}": target_group_dimensions(
+            group["TargetGroupArn"], group["LoadBalancerArns"][0]
+        )
+        for group in load_balancer.tagged_target_groups(ctx, env)
+        if group.get("LoadBalancerArns")
+    }
+    return figures(ctx, ALB_TARGET_GROUP, series, window_s) if series else {}

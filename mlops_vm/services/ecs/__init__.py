@@ -8,7 +8,9 @@ Application Auto Scaling (CPU and ALB requests per task), and the AWS provider's
 and load balancer (mlops_vm/provision/aws), reused as they are.
 """
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import metrics as aws_metrics
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.services import aws_secrets
 from mlops_vm.services.aws_target import AwsTarget
@@ -90,6 +92,11 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
 
     def status(self, env: str) -> ServiceRecord | None:
         return status.service_record(self.ctx, env)
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """The service's figures from CloudWatch, per target group of its ALB (a rolling
+        deployment has one: ECS's figures are the service's, not per task definition)."""
+        return aws_metrics.load_balancer_figures(self.ctx, env, window_s)
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:
         return logs.tail(self.ctx, env, tail)
