@@ -30,12 +30,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import (
     destroy,
     instances,
     inventory,
     load_balancer,
+    metrics,
     network,
     resize,
     scaling_group,
@@ -142,6 +144,19 @@ class AzureProvider(Provider):
             )
         validate.check_lb_spec(spec, self.arm.options)
         return load_balancer.ensure_load_balancer(self.arm, spec, fleet, dry_run=dry_run)
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Per model host behind the Application Gateway (its BackendServer address; a
+        backend that is no instance of ENV's is named by its address)."""
+        found = inventory.find_gateway(self.arm, env)
+        if found is None:
+            return {}
+        by_server = metrics.gateway_figures(self.arm, found[1]["id"], window_s)
+        names = {i.private_ip: i.name for i in self.list_instances(env) if i.private_ip}
+        return {
+            f"host {names[server]}" if server in names else f"backend {server}": figures
+            for server, figures in sorted(by_server.items())
+        }
 
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
         found = inventory.find_gateway(self.arm, spec.env)

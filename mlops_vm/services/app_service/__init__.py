@@ -56,7 +56,7 @@ from mlops_vm.services.settings import AppServiceConfig
 
 def slot_figures(arm: Arm, site_id: str, slot: str | None, window_s: float) -> Figures:
     """A slot's figures (None: production) over the window, from Azure Monitor."""
-    return metrics.figures(arm, metrics.slot_id(site_id, slot), metrics.APP_SERVICE, window_s)
+    return metrics.app_service_figures(arm, metrics.slot_id(site_id, slot), window_s)
 
 
 def https_status(url: str) -> int | None:

@@ -1081,13 +1081,21 @@ class FakeArm:
             key_vault.vaults(self.state).setdefault(vault.lower(), key_vault.Vault()).denied = True
 
     def record_metric(
-        self, resource_id: str, name: str, value: float, at: datetime | None = None
+        self,
+        resource_id: str,
+        name: str,
+        value: float,
+        at: datetime | None = None,
+        **dimensions: str,
     ) -> None:
         """What Azure Monitor holds for RESOURCE_ID: NAME's value in the minute of AT (20 s
-        ago by default), e.g. Requests 100, Http5xx 3, HttpResponseTime 0.042."""
+        ago by default), e.g. Requests 100, Http5xx 3, HttpResponseTime 0.042; DIMENSIONS:
+        the series' (BackendServer="10.0.1.4", HttpStatusGroup="5xx")."""
         when = at or datetime.now(UTC) - timedelta(seconds=20)
         with self.state.lock:
-            insights.Insights(self.state.metric_samples).record(resource_id, name, value, when)
+            insights.Insights(self.state.metric_samples).record(
+                resource_id, name, value, when, dimensions
+            )
 
     def swaps(self, site_id: str) -> list[str]:
         """The slots swapped into production, oldest first."""
