@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -37,6 +38,7 @@ from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import (
     instances,
     load_balancer,
+    metrics,
     network,
     resize,
     scaling_group,
@@ -132,6 +134,22 @@ class GcpProvider(Provider):
             )
             self._client = ComputeClient(service, project, options, sleep=self._sleep)
         return self._client
+
+    def figures(self, env: str, window_s: float) -> dict[str, Figures]:
+        """Per backend of ENV's HTTPS load balancer (its instance groups: Cloud Monitoring
+        counts a load balancer's requests per backend, not per instance)."""
+        compute = self.compute_client()
+        service = build_service(
+            endpoint_url=self.settings.endpoint_url,
+            credentials=self._credentials,
+            http_timeout_s=float(self._option("http_timeout_s", 60.0)),
+            api="monitoring",
+            version="v3",
+        )
+        client = ComputeClient(service, compute.project, compute.options, sleep=self._sleep)
+        labels = {"url_map_name": Names(env).url_map}
+        found = metrics.figures(client, metrics.HTTPS_LOAD_BALANCER, labels, window_s)
+        return {f"backend {name}": figures for name, figures in sorted(found.items())}
 
     def _context(self, env: str) -> Context:
         if not self.settings.region:

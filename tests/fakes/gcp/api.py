@@ -17,6 +17,7 @@ from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import Discovery, Method
 from tests.fakes.gcp.errors import ApiError, already_exists, in_use, invalid, not_found
 from tests.fakes.gcp.faults import Faults
+from tests.fakes.gcp.monitoring import Monitoring
 from tests.fakes.gcp.state import (
     Store,
     link,
@@ -96,6 +97,8 @@ class ComputeApi:
     # The Cloud Run services a serverless NEG may name, as (project, region, service); None
     # when no Cloud Run fake shares this root (the NEG's service is then not checked).
     cloud_run_services: Callable[[], set[tuple[str, str, str]]] | None = None
+    # Cloud Monitoring v3 on the same root: the load balancer's request metrics.
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     # -- entry point ---------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ summed per group of the groupByFields.
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
-from tests.fakes.gcp.errors import invalid
+from tests.fakes.gcp.errors import ApiError, invalid
+from tests.fakes.gcp.rest_discovery import load_document
 
 # Cloud Run's and the load balancer's latency histograms (ms): 1, 1.4, 1.96, ... ms.
 BUCKETS = {"numFiniteBuckets": 40, "growthFactor": 1.4, "scale": 1.0}
@@ -89,10 +91,67 @@ def distribution(latencies_ms: list[float]) -> dict[str, Any]:
 
 
 class Monitoring:
+    """The recorded points and the API over them (served under /monitoring/ of a fake's
+    root, as mlops_vm.provision.gcp.client.api_endpoint aims the client)."""
+
+    PAGE_SIZE = 2  # small pages: clients must follow nextPageToken
+
     def __init__(self) -> None:
         self.points: list[Point] = []
 
-    def list_time_series(self, project: str, query: dict[str, str]) -> dict[str, Any]:
+    def record(
+        self,
+        requests_metric: str,
+        latency_metric: str,
+        resource_type: str,
+        resource_labels: dict[str, str],
+        by_class: dict[str, int],
+        latencies_ms: list[float],
+        at: datetime | None = None,
+    ) -> None:
+        """Requests as a platform writes them: a count per response_code_class (BY_CLASS)
+        and the latency distribution, at AT (20 s ago by default)."""
+        when = at or datetime.now(UTC) - timedelta(seconds=20)
+        for code_class, count in by_class.items():
+            if count:
+                self.points.append(
+                    Point(
+                        requests_metric,
+                        resource_type,
+                        dict(resource_labels),
+                        {"response_code_class": code_class},
+                        when,
+                        count=count,
+                    )
+                )
+        self.points.append(
+            Point(
+                latency_metric,
+                resource_type,
+                dict(resource_labels),
+                {},
+                when,
+                latencies_ms=list(latencies_ms),
+            )
+        )
+
+    def serve(self, http_method: str, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """A request to monitoring v3 (PATH after /monitoring/), checked against the API's
+        discovery document first; repeated query parameters joined by commas."""
+        discovery = load_document("monitoring", "v3")
+        method, params = discovery.route(http_method, path)
+        query = {k: v for k, v in query.items() if k not in ("alt", "prettyPrint")}
+        discovery.check_parameters(method, params, query)
+        if method.id != "monitoring.projects.timeSeries.list":
+            raise ApiError(501, "notImplemented", f"{method.id} is not implemented by the fake")
+        found = self.list_time_series(params["name"].removeprefix("projects/"), query)
+        start = int(query.get("pageToken") or 0)
+        answer: dict[str, Any] = {"timeSeries": found[start : start + self.PAGE_SIZE]}
+        if start + self.PAGE_SIZE < len(found):
+            answer["nextPageToken"] = str(start + self.PAGE_SIZE)
+        return answer
+
+    def list_time_series(self, project: str, query: dict[str, str]) -> list[dict[str, Any]]:
         terms = parse_filter(query.get("filter") or "")
         if "interval.endTime" not in query:
             raise invalid("Field interval.endTime had an invalid value: required")
@@ -164,7 +223,16 @@ class Monitoring:
                     "points": points,
                 }
             )
-        return {"timeSeries": series}
+        return series
+
+
+def query_of(text: str) -> dict[str, str]:
+    """A query string's parameters; a repeated one (aggregation.groupByFields) joined by
+    commas."""
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        found[name] = f"{found[name]},{value}" if name in found else value
+    return found
 
 
 def picked(labels: dict[str, str], kind: str) -> dict[str, str]:

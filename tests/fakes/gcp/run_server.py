@@ -21,14 +21,14 @@ import random
 import threading
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.gcp.api import ComputeApi
 from tests.fakes.gcp.errors import ApiError, invalid, not_found
-from tests.fakes.gcp.monitoring import Monitoring, Point
+from tests.fakes.gcp.monitoring import query_of
 from tests.fakes.gcp.rest_discovery import NestedDiscovery, load_document
 from tests.fakes.gcp.run_state import READY, RunState
 from tests.fakes.gcp.server import API_ROOT, compute_api
@@ -38,7 +38,6 @@ APIS = {
     "artifactregistry": ("artifactregistry", "v1"),
     "secretmanager": ("secretmanager", "v1"),
     "logging": ("logging", "v2"),
-    "monitoring": ("monitoring", "v3"),
 }
 
 
@@ -47,7 +46,6 @@ class RunApi:
 
     def __init__(self, state: RunState) -> None:
         self.state = state
-        self.monitoring = Monitoring()
         self.documents: dict[str, NestedDiscovery] = {
             api: load_document(*spec) for api, spec in APIS.items()
         }
@@ -213,22 +211,6 @@ class RunApi:
         entries.sort(key=lambda e: e["timestamp"], reverse=body.get("orderBy", "").endswith("desc"))
         return {"entries": entries[: int(body.get("pageSize") or 50)]}
 
-    # -- monitoring v3 -------------------------------------------------------------------
-
-    def monitoring_projects_timeSeries_list(self, params, query, body):
-        project = params["name"].removeprefix("projects/")
-        found = self.monitoring.list_time_series(project, query)["timeSeries"]
-        return page(found, "timeSeries", query)
-
-
-def query_of(text: str) -> dict[str, str]:
-    """A query string's parameters; a repeated one (aggregation.groupByFields) joined by
-    commas."""
-    found: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        found[name] = f"{found[name]},{value}" if name in found else value
-    return found
-
 
 def now() -> str:
     from tests.fakes.gcp.run_state import now as stamp
@@ -282,8 +264,14 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             elif api == "apps":
                 self._app(rest, raw)
+            elif api == "monitoring":
+                with self.api.state.lock:
+                    answer = self.compute.monitoring.serve(
+                        self.command, unquote(rest), query_of(url.query)
+                    )
+                self._answer(200, answer)
             elif api in APIS:
-                query = query_of(url.query)
+                query = dict(parse_qsl(url.query, keep_blank_values=True))
                 self._answer(200, self.api.handle(api, self.command, unquote(rest), query, raw))
             else:
                 raise ApiError(404, "notFound", f"no API at {url.path}")
@@ -442,7 +430,6 @@ class FakeCloudRun:
     ) -> None:
         """What Cloud Run writes to Cloud Monitoring for REVISION: OK 2xx and ERRORS 5xx
         requests, and their latencies (AT: 20 s ago by default)."""
-        when = at or datetime.now(UTC) - timedelta(seconds=20)
         resource = {
             "project_id": project,
             "location": region,
@@ -451,27 +438,14 @@ class FakeCloudRun:
             "configuration_name": service,
         }
         with self.state.lock:
-            for code_class, count in (("2xx", ok), ("5xx", errors)):
-                if count:
-                    self.api.monitoring.points.append(
-                        Point(
-                            "run.googleapis.com/request_count",
-                            "cloud_run_revision",
-                            resource,
-                            {"response_code_class": code_class},
-                            when,
-                            count=count,
-                        )
-                    )
-            self.api.monitoring.points.append(
-                Point(
-                    "run.googleapis.com/request_latencies",
-                    "cloud_run_revision",
-                    resource,
-                    {},
-                    when,
-                    latencies_ms=list(latencies_ms),
-                )
+            self.compute.monitoring.record(
+                "run.googleapis.com/request_count",
+                "run.googleapis.com/request_latencies",
+                "cloud_run_revision",
+                resource,
+                {"2xx": ok, "5xx": errors},
+                latencies_ms,
+                at,
             )
 
     def service(self, project: str, region: str, name: str) -> dict[str, Any] | None:

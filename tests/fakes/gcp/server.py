@@ -17,12 +17,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from tests.fakes.gcp.api import Answer, ComputeApi
 from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
+from tests.fakes.gcp.errors import ApiError
 from tests.fakes.gcp.faults import Faults
 from tests.fakes.gcp.instance_actions import InstanceActions
+from tests.fakes.gcp.monitoring import query_of
 from tests.fakes.gcp.resources import Behaviours
 from tests.fakes.gcp.state import Operation, Store, parse_path
 
 API_ROOT = "/compute/v1/"
+MONITORING_ROOT = "/monitoring/"  # Cloud Monitoring v3 beside it (monitoring.py)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,7 +37,16 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
-        if not url.path.startswith(API_ROOT):
+        if url.path.startswith(MONITORING_ROOT):
+            try:
+                with self.api.store.lock:
+                    body = self.api.monitoring.serve(
+                        self.command, unquote(url.path[len(MONITORING_ROOT) :]), query_of(url.query)
+                    )
+                answer = Answer(200, body)
+            except ApiError as error:
+                answer = Answer(error.code, error.body())
+        elif not url.path.startswith(API_ROOT):
             answer = Answer(
                 404,
                 {
@@ -116,6 +128,35 @@ class FakeCompute:
         self.catalog.reset()
         self.api.health.clear()
         self.store.page_size = 500
+
+    def record_lb_requests(
+        self,
+        project: str,
+        url_map: str,
+        backend: str,
+        *,
+        ok: int,
+        errors: int,
+        latencies_ms: list[float],
+    ) -> None:
+        """What the HTTPS load balancer writes to Cloud Monitoring for one backend (an
+        instance group): OK 200 and ERRORS 500 answers and their latencies, 20 s ago."""
+        resource = {
+            "project_id": project,
+            "url_map_name": url_map,
+            "backend_name": backend,
+            "backend_type": "INSTANCE_GROUP",
+            "region": "global",
+        }
+        with self.store.lock:
+            self.api.monitoring.record(
+                "loadbalancing.googleapis.com/https/backend_request_count",
+                "loadbalancing.googleapis.com/https/backend_latencies",
+                "https_lb_rule",
+                resource,
+                {"200": ok, "500": errors},
+                latencies_ms,
+            )
 
     def set_health(self, instance_name: str, state: str) -> None:
         self.api.health[instance_name] = state
