@@ -7,21 +7,30 @@ writes them). No Docker: the revisions' readiness is the fake's."""
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from mlops_vm.commands.status import figures_rows, platform_figures
 from mlops_vm.environment.config import CloudRunServiceConfig
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.services import images
 from mlops_vm.services.cloud_run import metrics, release
 from mlops_vm.services.cloud_run.service import create_service, get_service, serving
 from mlops_vm.services.cloud_run.template import revision_template
 from mlops_vm.services.settings import CanaryConfig
 from tests.fakes.gcp.run_server import FakeCloudRun
 from tests.fakes.gcp.testing import local_only_environment
-from tests.services.cloud_run_fixtures import REGION, make_spec, make_target, new_project
+from tests.services.cloud_run_fixtures import (
+    REGION,
+    CopiedImages,
+    make_spec,
+    make_target,
+    new_project,
+)
 
-CANARY = CanaryConfig(enabled=True, window_s=0, min_requests=50)
+CANARY_ON = {"enabled": True, "window_s": 0, "min_requests": 50}
+CANARY = CanaryConfig(**CANARY_ON)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +147,44 @@ def test_time_series_requests_are_held_to_the_contract(fake):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base + query)
         assert refused.value.code == 400, query
+
+
+@pytest.fixture
+def copied(monkeypatch: pytest.MonkeyPatch) -> CopiedImages:
+    registry = CopiedImages()
+    monkeypatch.setattr(images, "copy_image", registry.copy_image)
+    return registry
+
+
+@pytest.mark.parametrize(("new_errors", "promoted"), [(1, True), (15, False)])
+def test_a_release_with_the_canary_on(fake, copied, new_errors, promoted):
+    """The target's own release: `--check` names the canary, the revision it plans is the
+    one judged, and the release ends promoted or exits with the figures."""
+    project, env = new_project(), f"cc{uuid.uuid4().hex[:6]}"
+    target = make_target(fake, project)
+    options = {**make_spec(env).options, "traffic_steps": [10, 100], "canary": CANARY_ON}
+    spec = make_spec(env, options=options)
+    old = target.ensure_service(spec).record.active.id
+    newer = replace(spec, image=spec.image.replace(":1.0", ":1.1"))
+    planned = target.release(newer, dry_run=True).changes
+    new = next(c.name for c in planned if c.kind == "cloud_run_revision")
+    traffic = next(c for c in planned if c.kind == "cloud_run_traffic")
+    assert "canary judged over 0s" in traffic.detail
+    fake.record_requests(project, REGION, spec.name, old, ok=900, errors=0, latencies_ms=[30] * 900)
+    fake.record_requests(
+        project,
+        REGION,
+        spec.name,
+        new,
+        ok=100 - new_errors,
+        errors=new_errors,
+        latencies_ms=[30] * 100,
+    )
+    if promoted:
+        target.release(newer)
+        assert target.status(env).traffic == {new: 100}
+    else:
+        with pytest.raises(ProvisionError) as failed:
+            target.release(newer)
+        assert failed.value.code == ErrorCode.CANARY and "5xx share 15.0%" in str(failed.value)
+        assert target.status(env).traffic == {old: 100}

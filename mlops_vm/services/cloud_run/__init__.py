@@ -342,12 +342,10 @@ class CloudRunTarget(ServiceTarget):
                 ),
             )
 
-        log.update(
-            "cloud_run_traffic",
-            spec.name,
-            move,
-            release.traffic_detail(revision, options.traffic_steps),
-        )
+        detail = release.traffic_detail(revision, options.traffic_steps)
+        if options.canary.enabled and serving(service):
+            detail += f", canary judged over {options.canary.window_s:.0f}s"
+        log.update("cloud_run_traffic", spec.name, move, detail)
 
     def _ensure_ingress(
         self, spec: ServiceSpec, service: dict[str, Any], log: ChangeLog

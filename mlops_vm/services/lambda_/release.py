@@ -197,6 +197,8 @@ def shift(
     detail = f"version {version}" + (f", was {current}" if current else "")
     if options.canary_percent and current:
         detail += f", canary {options.canary_percent}% first"
+        if options.canary.enabled:
+            detail += f", judged over {options.canary.window_s:.0f}s"
 
     def health_gated() -> None:
         health_gate(ctx, options, function, version, readiness_path, timeout_s)
