@@ -10,10 +10,11 @@ goes on, as it would without the gate (its health gate has passed), and says so.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlops_vm.metrics import CanaryThresholds, Figures, Verdict, judge
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.settings import CanaryConfig
 
 # window_s -> (the old release's figures, the new release's)
@@ -36,6 +37,16 @@ class Judged:
         if self.verdict.promote:
             return f"canary {what} held: {shown(self.canary)} against {shown(self.baseline)}"
         return f"canary {what} not judged: {self.verdict}"
+
+
+def with_canary(spec: ServiceSpec, enabled: bool | None) -> ServiceSpec:
+    """SPEC with its platform section's canary.enabled overridden for one run (`deploy
+    --canary/--no-canary`); None: as the environment says."""
+    if enabled is None:
+        return spec
+    section = dict(spec.options)
+    section["canary"] = {**(section.get("canary") or {}), "enabled": enabled}
+    return replace(spec, options=section)
 
 
 def thresholds_of(config: CanaryConfig) -> CanaryThresholds:

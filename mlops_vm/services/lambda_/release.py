@@ -205,8 +205,8 @@ def shift(
         moving = alias
         if options.canary_percent and moving is not None:
             kept = alias_record(moving).get("source", "")
-            canary = {version: options.canary_percent / 100}
-            move_alias(ctx, function, current, moving, kept, canary)
+            weights = {version: options.canary_percent / 100}
+            move_alias(ctx, function, current, moving, kept, weights)
             try:
                 health_gate(ctx, options, function, version, readiness_path, timeout_s)
                 if options.canary.enabled:
