@@ -149,6 +149,9 @@ class ServiceTarget(ABC):
 
     name: str = ""  # the `target` value in the environment: ecs, lambda, ...
     cloud: str = ""  # the provider.name it runs on: aws, gcp, azure
+    # Gates a release on its metrics where the platform splits the traffic (its section's
+    # canary settings: services/canary.py).
+    has_canary: bool = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

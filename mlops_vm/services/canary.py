@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from mlops_vm.metrics import CanaryThresholds, Figures, Verdict, judge
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.services.base import ServiceSpec
+from mlops_vm.services.base import ServiceSpec, ServiceTarget
 from mlops_vm.services.settings import CanaryConfig
 
 # window_s -> (the old release's figures, the new release's)
@@ -39,11 +39,20 @@ class Judged:
         return f"canary {what} not judged: {self.verdict}"
 
 
-def with_canary(spec: ServiceSpec, enabled: bool | None) -> ServiceSpec:
+def with_canary(target: ServiceTarget, spec: ServiceSpec, enabled: bool | None) -> ServiceSpec:
     """SPEC with its platform section's canary.enabled overridden for one run (`deploy
-    --canary/--no-canary`); None: as the environment says."""
-    if enabled is None:
+    --canary/--no-canary`); None: as the environment says. A target without a canary gate
+    refuses --canary (--no-canary changes nothing there)."""
+    if enabled is None or not (enabled or target.has_canary):
         return spec
+    if not target.has_canary:
+        raise ProvisionError(
+            ErrorCode.INVALID_INPUT,
+            f"--canary: the {target.name} target has no canary gate",
+            hint="deploy without --canary (canaries: lambda, cloud_run, app_service, VMs)",
+            provider=target.cloud,
+            operation="canary",
+        )
     section = dict(spec.options)
     section["canary"] = {**(section.get("canary") or {}), "enabled": enabled}
     return replace(spec, options=section)

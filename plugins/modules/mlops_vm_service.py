@@ -24,6 +24,11 @@ options:
     description: The image to release (C(mlops-vm deploy --image)); state C(released) only.
     type: str
     default: ""
+  canary:
+    description:
+      - Turns the platform's canary (C(service.<platform>.canary.enabled)) on or off for this
+        run (C(mlops-vm deploy --canary/--no-canary)); unset, the environment's setting.
+    type: bool
   registry_username:
     description: The source registry's user (the image is copied from there).
     type: str
@@ -77,6 +82,7 @@ def main() -> None:
                 "default": "present",
             },
             "image": {"type": "str", "default": ""},
+            "canary": {"type": "bool"},
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
         }
@@ -88,6 +94,7 @@ def main() -> None:
         config = run.load_config()
         target = run.service_target()
         from mlops_vm.environment.service_spec import service_spec
+        from mlops_vm.services.canary import with_canary
         from mlops_vm.services.releases import choose_service_release
 
         if state == "absent":
@@ -97,6 +104,7 @@ def main() -> None:
             MODES[state], config.model.model_dump(), target.status(config.env), params["image"]
         )
         spec = service_spec(config, run.inventory_dir, choice)
+        spec = with_canary(target, spec, params["canary"])
         # The source registry's credentials arrive apart from the settings (no_log).
         spec = replace(
             spec,

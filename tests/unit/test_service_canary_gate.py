@@ -3,8 +3,10 @@ the verdict's rule, the wording of a failure, and the per-run override."""
 
 from dataclasses import replace
 
+import pytest
+
 from mlops_vm.metrics import Figures
-from mlops_vm.provision import ErrorCode
+from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.canary import observe, rolled_back, with_canary
 from mlops_vm.services.settings import CanaryConfig, LambdaServiceConfig, parse_options
@@ -44,12 +46,30 @@ def test_a_quiet_window_is_not_judged_and_the_release_goes_on():
     assert "not judged: too few requests" in judged.note("v2")
 
 
+class Platform:
+    """A target as with_canary sees it."""
+
+    def __init__(self, name: str, has_canary: bool) -> None:
+        self.name, self.cloud, self.has_canary = name, "aws", has_canary
+
+
 def test_deploy_can_turn_the_canary_on_or_off_for_one_run():
     spec = ServiceSpec(env="e", name="f", image="i", options={"canary_percent": 10})
-    assert with_canary(spec, None) is spec
-    on = parse_options(LambdaServiceConfig, with_canary(spec, True).options, "service.lambda")
-    assert on.canary.enabled and on.canary_percent == 10
+    function = Platform("lambda", True)
+    assert with_canary(function, spec, None) is spec
+    on = with_canary(function, spec, True)
+    found = parse_options(LambdaServiceConfig, on.options, "service.lambda")
+    assert found.canary.enabled and found.canary_percent == 10
     configured = replace(spec, options={**spec.options, "canary": {"window_s": 60}})
-    off = with_canary(configured, False)
+    off = with_canary(function, configured, False)
     assert off.options["canary"] == {"window_s": 60, "enabled": False}
     assert configured.options["canary"] == {"window_s": 60}  # the environment's unchanged
+
+
+def test_a_target_without_a_canary_refuses_canary_and_ignores_no_canary():
+    ecs = Platform("ecs", False)
+    spec = ServiceSpec(env="e", name="f", image="i")
+    assert with_canary(ecs, spec, False) is spec
+    with pytest.raises(ProvisionError) as refused:
+        with_canary(ecs, spec, True)
+    assert refused.value.code == ErrorCode.INVALID_INPUT and "ecs" in refused.value.message

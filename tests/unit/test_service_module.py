@@ -30,6 +30,8 @@ class FailingTarget:
     """A deployed service (one revision, no previous) whose next release never gets healthy."""
 
     name = "ecs"
+    cloud = "aws"
+    has_canary = False  # as ECS
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -91,3 +93,38 @@ def test_rollback_without_a_previous_revision_fails_before_the_target_is_asked(
     result, target = run(args, monkeypatch, capsys)
     assert "nothing to roll back to" in result["msg"]
     assert target.calls == []
+
+
+@pytest.mark.parametrize("canary", [True, False])
+def test_deploy_canary_flag_reaches_the_target_for_one_run(
+    tmp_path: Path, monkeypatch, capsys, canary: bool
+):
+    """`deploy --canary/--no-canary` (the canary argument) overrides the platform's
+    canary.enabled in the spec the target releases; unset, the spec has none of its own."""
+    released: list[dict[str, Any]] = []
+    monkeypatch.setattr(FailingTarget, "has_canary", True)  # as Lambda
+    monkeypatch.setattr(
+        FailingTarget,
+        "validate",
+        lambda self, spec: released.append(dict(spec.options)),
+    )
+    args = {
+        "config": CONFIG,
+        "inventory_dir": str(tmp_path),
+        "state": "released",
+        "image": "registry.example.test/model:1.1",
+        "canary": canary,
+    }
+    run(args, monkeypatch, capsys)
+    assert released[-1]["canary"]["enabled"] is canary
+    del args["canary"]
+    run(args, monkeypatch, capsys)
+    assert "enabled" not in (released[-1].get("canary") or {})
+
+
+def test_canary_on_a_target_without_one_is_refused_before_it_is_asked(
+    tmp_path: Path, monkeypatch, capsys
+):
+    args = {"config": CONFIG, "inventory_dir": str(tmp_path), "state": "released", "canary": True}
+    result, target = run(args, monkeypatch, capsys)
+    assert "has no canary gate" in result["msg"] and target.calls == []

@@ -71,6 +71,7 @@ def https_status(url: str) -> int | None:
 
 class AppServiceTarget(ServiceTarget):
     name = "app_service"
+    has_canary = True
     cloud = "azure"
 
     def __init__(

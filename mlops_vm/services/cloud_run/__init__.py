@@ -62,6 +62,7 @@ from mlops_vm.services.cloud_run.service import (
 
 class CloudRunTarget(ServiceTarget):
     name = "cloud_run"
+    has_canary = True
     cloud = "gcp"
 
     def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:

@@ -44,6 +44,7 @@ TAG_INVOKE_ENDPOINT = "mlops-vm/invoke-endpoint"
 
 class LambdaTarget(AwsTarget[LambdaServiceConfig]):
     name = "lambda"
+    has_canary = True
     options_model = LambdaServiceConfig
 
     def check_offline(self, spec: ServiceSpec) -> None:
