@@ -41,6 +41,7 @@ from mlops_vm.provision import (
 from mlops_vm.provision.aws import AwsProvider
 from mlops_vm.provision.aws import names as aws_names
 from mlops_vm.provision.model import TAG_ENV, TAG_ROLE
+from tests.fakes.aws.cloudwatch import extended_statistics
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.contract import ProviderContract
 
@@ -105,7 +106,9 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    # CloudWatch's percentile statistics, which moto lacks (status and the canaries ask them).
+    with extended_statistics():
+        yield f"http://{host}:{port}"
     server.stop()
     patch.undo()
 

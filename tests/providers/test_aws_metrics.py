@@ -5,7 +5,7 @@ the ALB and target group tagged as the provider tags them, the series recorded w
 PutMetricData under the ALB's dimensions (moto taught extended statistics)."""
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,16 +15,9 @@ from mlops_vm.provision import ProviderSettings, get_provider
 from mlops_vm.provision.aws.metrics import target_group_dimensions
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services import get_service_target
-from tests.fakes.aws.cloudwatch import extended_statistics
 from tests.providers.test_aws import FAST, REGION, aws_environment, boto, moto_endpoint
 
 __all__ = ["aws_environment", "boto", "moto_endpoint"]  # shared fixtures
-
-
-@pytest.fixture(autouse=True)
-def percentiles() -> Iterator[None]:
-    with extended_statistics():
-        yield
 
 
 def alb_of(boto: Callable, env: str) -> tuple[str, str, str]:

@@ -22,7 +22,6 @@ from mlops_vm.services.lambda_ import LambdaTarget, names
 from mlops_vm.services.lambda_ import release as releases
 from mlops_vm.services.lambda_.metrics import alias_dimensions
 from mlops_vm.services.settings import LambdaServiceConfig
-from tests.fakes.aws.cloudwatch import extended_statistics
 from tests.providers.test_aws import FAST, REGION, aws_environment, boto, moto_endpoint
 
 __all__ = ["aws_environment", "boto", "moto_endpoint"]  # shared fixtures
@@ -52,12 +51,6 @@ def invoke_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def percentiles() -> Iterator[None]:
-    with extended_statistics():
-        yield
 
 
 @pytest.fixture
