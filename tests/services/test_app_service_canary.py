@@ -46,9 +46,10 @@ def provisioned(arm: FakeArm) -> tuple[object, ServiceSpec, str]:
     return target, spec, env
 
 
-def canary_release(target, spec: ServiceSpec):
+def canary_release(target, spec: ServiceSpec, *, dry_run: bool = False):
     options = {**spec.options, "canary_percent": 20, "canary": CANARY}
-    return target.release(replace(spec, image="registry.example.test/iris:1.1", options=options))
+    newer = replace(spec, image="registry.example.test/iris:1.1", options=options)
+    return target.release(newer, dry_run=dry_run)
 
 
 def routing_writes(arm: FakeArm, env: str) -> int:
@@ -69,7 +70,12 @@ def test_a_canary_that_serves_as_well_is_promoted(arm):
     record(arm, site_id(env), 800, 8, 0.040)
     record(arm, f"{site_id(env)}/slots/staging", 200, 2, 0.045)
     before = routing_writes(arm, env)
+    planned = canary_release(target, spec, dry_run=True).changes
+    assert routing_writes(arm, env) == before  # --check routes nothing
     result = canary_release(target, spec)
+    assert [(c.action, c.kind, c.name) for c in planned] == [
+        (c.action, c.kind, c.name) for c in result.changes
+    ]  # --check lists what the run does, the canary included
     assert target.status(env).active.image == "registry.example.test/iris:1.1"
     assert routing_writes(arm, env) == before + 2  # the rule set, then removed
     assert rules(arm, env) == []
