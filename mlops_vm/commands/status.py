@@ -8,7 +8,7 @@ Request figures over the last WINDOW seconds (rate, 5xx share, p50 / p99 or the 
 the source keeps no percentiles) come from the platform's metrics service: per revision
 on a managed target (ServiceTarget.figures), per load balancer backend on a cloud's VMs
 (Provider.figures). A metrics service that cannot be read leaves the figures out and says
-why (figures_error); it is not a problem of the service."""
+why (platform_figures_error); it is not a problem of the service."""
 
 from collections.abc import Callable
 from dataclasses import asdict
@@ -159,18 +159,18 @@ def platform_figures(
     read: Callable[[str, float], dict[str, Figures]], env: str, window_s: float
 ) -> dict[str, Any]:
     """{"platform_figures": place -> Figures.as_json()} (none read: {}), or the reason they
-    could not be read ({"figures_error": ...})."""
+    could not be read ({"platform_figures_error": ...})."""
     try:
         found = read(env, window_s)
     except ProvisionError as error:
-        return {"figures_error": str(error)}
+        return {"platform_figures_error": str(error)}
     return {"platform_figures": {place: f.as_json() for place, f in found.items()}} if found else {}
 
 
 def figures_rows(payload: dict[str, Any]) -> Rows:
     rows = [(place, figures_line(f)) for place, f in payload.get("platform_figures", {}).items()]
-    if payload.get("figures_error"):
-        rows.append(("figures", f"not read: {payload['figures_error']}"))
+    if payload.get("platform_figures_error"):
+        rows.append(("figures", f"not read: {payload['platform_figures_error']}"))
     return rows
 
 

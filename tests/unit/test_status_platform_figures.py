@@ -36,5 +36,5 @@ def test_an_unreadable_metrics_service_is_named_not_fatal():
         )
 
     payload = platform_figures(read, "prod", 60)
-    assert "cloudwatch:GetMetricData" in payload["figures_error"]
+    assert "cloudwatch:GetMetricData" in payload["platform_figures_error"]
     assert dict(figures_rows(payload))["figures"].startswith("not read: ")
