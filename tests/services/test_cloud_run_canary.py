@@ -181,8 +181,9 @@ def test_a_release_with_the_canary_on(fake, copied, new_errors, promoted):
         latencies_ms=[30] * 100,
     )
     if promoted:
-        target.release(newer)
+        result = target.release(newer)
         assert target.status(env).traffic == {new: 100}
+        assert any(n.startswith(f"canary revision {new} held: 100 requests") for n in result.notes)
     else:
         with pytest.raises(ProvisionError) as failed:
             target.release(newer)

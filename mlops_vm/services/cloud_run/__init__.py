@@ -337,7 +337,7 @@ class CloudRunTarget(ServiceTarget):
                 source=spec.source,
                 inventory_image=spec.inventory_image or spec.image,
                 gate=(
-                    metrics.gate(self.apis, options.canary, spec.name, revision)
+                    metrics.gate(self.apis, options.canary, spec.name, revision, notes)
                     if options.canary.enabled
                     else None
                 ),

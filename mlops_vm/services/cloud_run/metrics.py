@@ -18,10 +18,14 @@ def revision_figures(apis: CloudRunApis, service: str, window_s: float) -> dict[
 
 
 def gate(
-    apis: CloudRunApis, config: CanaryConfig, service: str, revision: str
+    apis: CloudRunApis,
+    config: CanaryConfig,
+    service: str,
+    revision: str,
+    notes: list[str] | None = None,
 ) -> Callable[[dict[str, int]], None]:
     """The canary gate on REVISION's first traffic step, judged against the revision that
-    had the most traffic before."""
+    had the most traffic before; what it decided goes to NOTES."""
 
     def judged(before: dict[str, int]) -> None:
         old = max(before, key=lambda rev: before[rev])
@@ -34,5 +38,7 @@ def gate(
         result = canary.observe(config, read, sleep=apis.monitoring.pause)
         if not result.holds:
             raise canary.rolled_back(f"revision {revision}", result, PROVIDER, f"revision {old}")
+        if notes is not None:
+            notes.append(result.note(f"revision {revision}"))
 
     return judged
