@@ -9,6 +9,7 @@ version and each InService at once, and DescribeScalingActivities lists the laun
 made ("Launching a new EC2 instance: i-...").
 """
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -228,3 +229,55 @@ def test_a_group_without_a_previous_release_has_nothing_to_roll_back_to(
     spec = release_spec(fleet_spec, V1)
     provider.ensure_fleet(replace(spec, instance=replace(spec.instance, release=release)))
     assert provider.previous_release(env) is None
+
+
+# --- through the CLI: deploy, rollback (--check first) and status ------------------------
+
+
+def test_cli_rollback_and_status_of_a_scaling_group(tmp_path, moto_endpoint, boto):
+    """`deploy`, `rollback --check`, `rollback`, `status --json` on a scaling group, the
+    playbooks and modules as against AWS (moto has no instance refresh: turned off)."""
+    from tests.e2e.test_aws_cli import aws_env
+    from tests.environments import cli_json
+
+    env = f"asg{uuid.uuid4().hex[:8]}"
+    options = {**test_aws.FAST, "instance_refresh": False}
+    directory = aws_env(
+        tmp_path,
+        env,
+        moto_endpoint,
+        provider={"options": options},
+        fleet={"mode": "scaling_group", "count": 2},
+        model={"image": V1},
+    )
+    code, nothing = cli_json("rollback", str(directory))
+    assert code != 0 and "nothing to roll back to" in json_text(nothing)
+    for image in (V1, V2):
+        code, deployed = cli_json("deploy", str(directory), "--image", image)
+        assert code == 0, deployed
+    assert default_version(boto, env) == 2
+
+    code, plan = cli_json("rollback", str(directory), "--check")
+    assert code == 0, plan
+    assert default_version(boto, env) == 2
+    code, done = cli_json("rollback", str(directory))
+    assert code == 0, done
+    assert plan["planned"] == done["changes"]
+    assert any("default version 1 again" in line for line in done["changes"])
+    assert default_version(boto, env) == 1
+
+    code, status = cli_json("status", str(directory), "--json")
+    assert code == 0, status
+    group = status["scaling_group"]
+    assert (group["release"], group["previous_release"]) == (V1, V2)
+    assert (group["min_size"], group["desired"], group["max_size"]) == (1, 2, 3)
+    assert [(i["release"], i["lifecycle"]) for i in status["instances"]] == [(V1, "in_service")] * 2
+    # Rolling back again goes forward to what the first rollback left.
+    assert cli_json("rollback", str(directory))[0] == 0
+    assert default_version(boto, env) == 2
+
+
+def json_text(payload: dict) -> str:
+    import json
+
+    return json.dumps(payload)
