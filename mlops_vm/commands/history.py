@@ -45,7 +45,8 @@ def release_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def running_release(loaded: LoadedEnvironment, as_json: bool) -> dict[str, Any] | None:
     """The release the environment runs now (the one most model hosts run; a managed
-    service's active revision; the release a scaling group launches); None when nothing runs or it cannot be read."""
+    service's active revision; the release a scaling group launches); None when nothing
+    runs or it cannot be read."""
     try:
         if loaded.config.managed:
             record = service_target_for(loaded, as_json).status(loaded.config.env)

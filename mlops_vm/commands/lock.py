@@ -51,7 +51,7 @@ def local_ledger(env: str) -> LocalLedger:
 
 def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
     """The environment's ledger every operator sees: in S3 (`ledger.s3_bucket`), else on a
-    host (VM fleets with a running host), else None."""
+    host (VM fleets with a running host; a scaling group has none), else None."""
     config = loaded.config
     if config.ledger.s3_bucket:
         prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
