@@ -45,13 +45,18 @@ def release_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def running_release(loaded: LoadedEnvironment, as_json: bool) -> dict[str, Any] | None:
     """The release the environment runs now (the one most model hosts run; a managed
-    service's active revision); None when nothing runs or it cannot be read."""
+    service's active revision; the release a scaling group launches); None when nothing
+    runs or it cannot be read."""
     try:
         if loaded.config.managed:
             record = service_target_for(loaded, as_json).status(loaded.config.env)
             active = record.active if record else None
             return release_of(asdict(active)) if active else None
-        instances = provider_for(loaded, as_json).list_instances(loaded.config.env, ROLE_MODEL)
+        provider = provider_for(loaded, as_json)
+        if loaded.config.fleet.mode == "scaling_group":
+            group = provider.group_status(loaded.config.env)
+            return {"image": group.release} if group and group.release else None
+        instances = provider.list_instances(loaded.config.env, ROLE_MODEL)
         readings = read_hosts(instances, host_vars_of(loaded.config, loaded.inventory_dir))
     except (ProvisionError, OSError, ValueError, Stop):
         return None

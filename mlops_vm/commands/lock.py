@@ -51,13 +51,13 @@ def local_ledger(env: str) -> LocalLedger:
 
 def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
     """The environment's ledger every operator sees: in S3 (`ledger.s3_bucket`), else on a
-    host (VM fleets with a running host), else None."""
+    host (VM fleets with a running host; a scaling group has none), else None."""
     config = loaded.config
     if config.ledger.s3_bucket:
         prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
         return S3Ledger(config.ledger.s3_bucket, prefix, provider_settings(config))
-    if loaded.config.managed:
-        return None
+    if loaded.config.managed or loaded.config.fleet.mode == "scaling_group":
+        return None  # no host of its own (a scaling group's instances take no SSH)
     instances = provider_for(loaded, as_json).list_instances(loaded.config.env)
     host = ledger_host(instances)
     if host is None:

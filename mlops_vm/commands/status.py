@@ -1,7 +1,8 @@
 """`status`: what runs against the release the inventory asks for (the rules of
 `provision`), read directly, no playbook run: per instance on VMs (fleets and scaling
-groups: the provider's instances, the load balancer's health, each model host's release
-record over SSH), per revision on a managed target (from the platform). What is not as it
+groups without a status of their own: the provider's instances, the load balancer's health,
+each model host's release record over SSH; a scaling group: commands/group_status.py), per
+revision on a managed target (from the platform). What is not as it
 should be is listed in `problems`, and status then exits 1.
 
 Request figures over the last WINDOW seconds (rate, 5xx share, p50 / p99 or the mean where
@@ -17,6 +18,7 @@ from typing import Any
 from mlops_vm import display
 from mlops_vm.commands.checks import load, provider_for, service_target_for
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, fail
+from mlops_vm.commands.group_status import group_payload, group_summary
 from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.environment.specs import load_balancer_spec
@@ -44,9 +46,14 @@ def status(env: str, *, as_json: bool, window_s: float = DEFAULT_WINDOW_S) -> in
             rows = service_summary(payload) + figures_rows(payload)
         else:
             provider = provider_for(loaded, as_json)
-            payload = host_status(loaded, provider)
+            group = provider.group_status(loaded.config.env)
+            if group is not None:
+                payload = group_payload(loaded, group)
+                rows = group_summary(payload)
+            else:
+                payload = host_status(loaded, provider)
+                rows = host_summary(payload)
             payload.update(platform_figures(provider.figures, loaded.config.env, window_s))
-            rows = host_summary(payload)
             rows += figures_rows(payload) if rows else []
     except ProvisionError as error:
         raise fail(EXIT_FAILED, "status failed", [str(error)], as_json) from None

@@ -50,6 +50,7 @@ def fleet_spec(config: EnvironmentConfig, base: Path, user_data: str | None = No
             user_data=user_data,
             accelerator_type=fleet.accelerator.type if fleet.accelerator else None,
             accelerator_count=fleet.accelerator.count if fleet.accelerator else 0,
+            release=config.model.image,
         ),
         network=NetworkSpec(
             cidr=fleet.network.cidr,

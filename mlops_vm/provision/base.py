@@ -100,6 +100,12 @@ class Provider(ABC):
         balancer backend (a label naming it -> Figures); empty where there is none."""
         return {}
 
+    def previous_release(self, env: str) -> str | None:
+        """The release ENV's scaling group ran before its current one (what `rollback`
+        releases again); None when it records none or ENV has no scaling group."""
+        status = self.group_status(env)
+        return status.previous_release if status else None
+
     # -- releases: one target at a time out of the load balancer and back -------------------
 
     def deregister_target(

@@ -20,6 +20,13 @@ LABEL_ROLE = "mlops-vm-role"
 ROLE_MODEL = "model"  # the model-serving instances
 ROLE_LB = "lb"  # a load balancer host (local provider) or the managed LB's resources
 ROLE_NETWORK = "network"
+# A scaling group's release (the model image reference its template / model serves) and the
+# one it replaced, which `rollback` returns it to. GCP keeps them in metadata and Azure in
+# tags (values may hold "/" and ":" there), under the "-" spellings.
+TAG_RELEASE = "mlops-vm/release"
+TAG_PREVIOUS_RELEASE = "mlops-vm/previous-release"
+LABEL_RELEASE = "mlops-vm-release"
+LABEL_PREVIOUS_RELEASE = "mlops-vm-previous-release"
 
 
 class InstanceStatus(StrEnum):
@@ -79,6 +86,9 @@ class InstanceSpec:
     # built-in GPUs (g5, G2, A2, NC) need none. See provision/machine_types.py.
     accelerator_type: str | None = None
     accelerator_count: int = 0
+    # The model release these instances serve (its image reference): scaling groups record
+    # it on the template / model they launch from, for `status` and `rollback`.
+    release: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ The rules (documented in the README):
   still the one it was when that release was made: the inventory did not ask for a change,
   so no run silently reverts a release. The run says so in its notes.
 - `rollback`: the previous release recorded on the hosts (all hosts must agree).
+- `rollback` on a scaling group: the release the group recorded as replaced (its provider
+  reads it from the group: group_rollback_image), released again the forward way.
 - `rollback --to N`: the release entry N of the history left running (commands/history.py
   gives its image and sizes; `env` comes from the inventory, as history keeps no settings
   that may hold secrets).
@@ -113,3 +115,14 @@ def rollback_choice(records: dict[str, dict[str, Any] | None]) -> Choice:
     release = settings_of(chosen)
     release["inventory_image"] = chosen.get("inventory_image", chosen["image"])
     return Choice(release, "rollback")
+
+
+def group_rollback_image(env: str, previous: str | None) -> str:
+    """The image a scaling group's `rollback` releases: PREVIOUS, the release the group ran
+    before its current one (Provider.previous_release)."""
+    if not previous:
+        raise ReleaseError(
+            f"nothing to roll back to: the scaling group of {env} records no previous release "
+            "(one is recorded by each release that changes the model image)"
+        )
+    return previous

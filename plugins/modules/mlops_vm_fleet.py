@@ -33,6 +33,13 @@ options:
     type: list
     elements: str
     default: []
+  rollback:
+    description:
+      - Scaling groups, C(state=present) only: release again the model image the group ran
+        before its current one (recorded on the group by each release), through the same
+        health-gated rolling update; fails when the group records none.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - mlops_vm.deploy.environment
 """
@@ -59,6 +66,10 @@ network:
   description: Provider ids of the network the instances live in.
   type: dict
   returned: when state is present
+release:
+  description: The model image a scaling group was rolled to (for a rollback, the previous one).
+  type: str
+  returned: when state is present
 """
 
 from dataclasses import asdict
@@ -77,6 +88,7 @@ def main() -> None:
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
             "api_keys": {"type": "list", "elements": "str", "default": [], "no_log": True},
+            "rollback": {"type": "bool", "default": False},
         },
         gpu_hint=True,
     )
@@ -90,6 +102,12 @@ def main() -> None:
         if params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=run.check_mode)
             run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
+        if params["rollback"] and config.fleet.mode == "scaling_group":
+            from mlops_vm.release.choose import group_rollback_image
+
+            image = group_rollback_image(config.env, provider.previous_release(config.env))
+            model = config.model.model_copy(update={"image": image})
+            config = run.config = config.model_copy(update={"model": model})
         user_data = params["user_data"]
         if user_data is None and config.fleet.mode == "scaling_group":
             from mlops_vm.environment.boot_config import environment_user_data
@@ -115,6 +133,7 @@ def main() -> None:
         instances=[asdict(i) for i in result.instances],
         hosts=[host_entry(i, config, run.inventory_dir) for i in result.instances],
         network=result.network,
+        release=config.model.image,
     )
 
 

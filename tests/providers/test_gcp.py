@@ -557,8 +557,11 @@ def test_user_data_change_rolls_out_a_new_template(fake, provider, project):
     changed = InstanceSpec(machine_type="e2-small", user_data=USER_DATA + "# model v2\n")
     second = provider.ensure_fleet(scaling_group(2, instance=changed))
 
-    (new_template,) = fake.resources(project, "instanceTemplates")
-    assert new_template["name"] != old_template["name"]
+    # The old template stays: it is the previous release, which a rollback returns to.
+    (new_template,) = [
+        t for t in fake.resources(project, "instanceTemplates") if t["name"] != old_template["name"]
+    ]
+    assert old_template["name"] in {t["name"] for t in fake.resources(project, "instanceTemplates")}
     mig = _mig(fake, project)
     assert tail(mig["versions"][0]["instanceTemplate"]) == tail(new_template["selfLink"])
     assert mig["updatePolicy"]["type"] == "PROACTIVE"
@@ -567,7 +570,6 @@ def test_user_data_change_rolls_out_a_new_template(fake, provider, project):
     assert [(c.action, c.kind) for c in second.changes] == [
         ("create", "instance_template"),
         ("update", "instance_group_manager"),
-        ("delete", "instance_template"),
     ]
     assert provider.ensure_fleet(scaling_group(2, instance=changed)).changes == []
 
@@ -607,6 +609,10 @@ def test_old_templates_stay_until_the_rollout_is_over(fake, project, is_stable, 
     patient = make_provider(fake, project)
     patient.ensure_fleet(scaling_group(2))
     (old,) = fake.resources(project, "instanceTemplates")
+    # v2 settles (v1 is kept as its previous release), then v3 is held mid-rollout: v1 is
+    # the old template that waits for the rollout, v2 the one kept for a rollback.
+    between = InstanceSpec(machine_type="e2-small", user_data=USER_DATA + "# model v1.5\n")
+    patient.ensure_fleet(scaling_group(2, instance=between))
     changed = InstanceSpec(machine_type="e2-small", user_data=USER_DATA + "# model v2\n")
     mig_link = _mig(fake, project)["selfLink"]
     fake.hold_rollout(mig_link, is_stable=is_stable, version_reached=version_reached)
@@ -620,7 +626,7 @@ def test_old_templates_stay_until_the_rollout_is_over(fake, project, is_stable, 
         ("update", "instance_template", old["name"])
     ]
     assert "kept until" in later.changes[0].detail
-    assert len(fake.resources(project, "instanceTemplates")) == 2
+    assert len(fake.resources(project, "instanceTemplates")) == 3
     fake.release_rollout(mig_link)
     done = patient.ensure_fleet(scaling_group(2, instance=changed))
     assert [(c.action, c.kind, c.name) for c in done.changes] == [

@@ -8,7 +8,8 @@
 One concern per module: client.py (clients, the call wrapper, waiters), errors.py
 (classification), names.py (tags, names, a dry run's stand-in ids), network.py and
 security_groups.py, images.py, instances.py (fleet),
-scaling_group.py (launch template, ASG, policies), certificates.py (ACM),
+scaling_group.py (launch template, ASG, policies), group_release.py (the release a group
+serves and the one it replaced), group_status.py (`status`), certificates.py (ACM),
 load_balancer.py (ALB, target group, listeners, targets), targets.py (one target out
 and back, for releases), destroy.py, validate.py.
 Everything is found again by its mlops-vm/env and mlops-vm/role tags; no state file.
@@ -25,6 +26,8 @@ from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
+    group_release,
+    group_status,
     images,
     instances,
     load_balancer,
@@ -41,6 +44,7 @@ from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
+    GroupStatus,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -125,6 +129,7 @@ class AwsProvider(Provider):
         data = scaling_group.template_data(spec, settings, ids.instance_security_group_id)
         template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
         scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
+        group_release.record_release(ctx, spec, log)
         scaling_group.ensure_cpu_policy(ctx, name, spec.autoscaling.target_cpu_percent, log)
         if ctx.options.wait_for_scaling_group:
             # A real run's only: the instances of the group it made or changed.
@@ -176,6 +181,12 @@ class AwsProvider(Provider):
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return instances.list_instances(self.ctx, env, role)
+
+    def group_status(self, env: str) -> GroupStatus | None:
+        return group_status.group_status(self.ctx, env)
+
+    def previous_release(self, env: str) -> str | None:
+        return group_release.previous_release(self.ctx, env)
 
     def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
         if spec.mode != "fleet":

@@ -23,7 +23,7 @@ from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instance_refresh, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ProvisionError
-from mlops_vm.provision.model import FleetSpec
+from mlops_vm.provision.model import TAG_RELEASE, FleetSpec
 
 CPU_POLICY = "mlops-vm-cpu-target"
 REQUESTS_POLICY = "mlops-vm-alb-requests-target"
@@ -50,6 +50,9 @@ def template_data(
         ).decode()
     instance_tags = names.tag_dict(spec.env, spec.role, group_name(spec.env, spec.role))
     instance_tags.update(spec.instance.tags)
+    if spec.instance.release:
+        # Each version says which release it launches: status reads it per instance.
+        instance_tags[TAG_RELEASE] = spec.instance.release
     data["TagSpecifications"] = [
         {"ResourceType": resource, "Tags": names.tag_list(instance_tags)}
         for resource in ("instance", "volume")
@@ -123,6 +126,17 @@ def ensure_launch_template(
     if current.get("VersionDescription") == wanted:
         return template_id, False
     what = ", ".join(changed_fields(current.get("LaunchTemplateData", {}), data))
+    # A version with this very content exists (the release a rollback returns to): it
+    # becomes the default again, so the group rolls back onto what it ran before.
+    kept = version_with(ctx, template_id, wanted)
+    if kept is not None:
+        log.update(
+            "launch_template",
+            name,
+            lambda: make_default(ctx, template_id, kept),
+            f"default version {kept} again: {what}",
+        )
+        return template_id, True
     log.update(
         "launch_template",
         name,
@@ -130,6 +144,36 @@ def ensure_launch_template(
         f"new default version: {what}",
     )
     return template_id, True
+
+
+def template_versions(ctx: AwsContext, template_id: str) -> list[dict[str, Any]]:
+    """Every version of the template (AWS keeps them until deleted), newest first."""
+    found = ctx.pages(
+        "ec2",
+        "describe_launch_template_versions",
+        "LaunchTemplateVersions",
+        "read the launch template's versions",
+        LaunchTemplateId=template_id,
+    )
+    return sorted(found, key=lambda version: -int(version["VersionNumber"]))
+
+
+def version_with(ctx: AwsContext, template_id: str, description: str) -> int | None:
+    """The newest version whose content digest is DESCRIPTION, if any."""
+    for version in template_versions(ctx, template_id):
+        if version.get("VersionDescription") == description:
+            return int(version["VersionNumber"])
+    return None
+
+
+def make_default(ctx: AwsContext, template_id: str, version: int) -> None:
+    ctx.call(
+        "ec2",
+        "modify_launch_template",
+        "make a launch template version the default",
+        LaunchTemplateId=template_id,
+        DefaultVersion=str(version),
+    )
 
 
 def add_default_version(
@@ -143,13 +187,7 @@ def add_default_version(
         VersionDescription=description,
         LaunchTemplateData=data,
     )["LaunchTemplateVersion"]["VersionNumber"]
-    ctx.call(
-        "ec2",
-        "modify_launch_template",
-        "make the new launch template version the default",
-        LaunchTemplateId=template_id,
-        DefaultVersion=str(version),
-    )
+    make_default(ctx, template_id, int(version))
 
 
 # --- the group --------------------------------------------------------------------------
@@ -203,17 +241,24 @@ def group_tags(spec: FleetSpec, name: str) -> list[dict[str, Any]]:
         for key, value in sorted(tag_set.items())
     ]
     group_tag_list.append(desired_tag(name, spec.count))
+    if spec.instance.release:
+        group_tag_list.append(group_tag(name, TAG_RELEASE, spec.instance.release))
     return group_tag_list
 
 
-def desired_tag(name: str, count: int) -> dict[str, Any]:
+def group_tag(name: str, key: str, value: str) -> dict[str, Any]:
+    """A tag of the group itself (not given to its instances)."""
     return {
         "ResourceId": name,
         "ResourceType": "auto-scaling-group",
-        "Key": names.TAG_DESIRED,
-        "Value": str(count),
+        "Key": key,
+        "Value": value,
         "PropagateAtLaunch": False,
     }
+
+
+def desired_tag(name: str, count: int) -> dict[str, Any]:
+    return group_tag(name, names.TAG_DESIRED, str(count))
 
 
 def ensure_group(

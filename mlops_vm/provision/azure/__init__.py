@@ -34,6 +34,8 @@ from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import (
     destroy,
+    group_release,
+    group_status,
     instances,
     inventory,
     load_balancer,
@@ -51,6 +53,7 @@ from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_chang
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
+    GroupStatus,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -124,6 +127,17 @@ class AzureProvider(Provider):
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)
+
+    def group_status(self, env: str) -> GroupStatus | None:
+        def health() -> list[TargetHealth]:
+            found = inventory.find_gateway(self.arm, env)
+            return load_balancer.health_of(self.arm, found[0], found[1]["name"]) if found else []
+
+        return group_status.group_status(self.arm, env, health)
+
+    def previous_release(self, env: str) -> str | None:
+        found = group_status.find_scale_set(self.arm, env)
+        return group_release.releases(found[1])[1] if found else None
 
     def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
         if spec.mode != "fleet":

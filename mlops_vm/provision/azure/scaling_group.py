@@ -22,6 +22,7 @@ from mlops_vm.plan import ChangeLog, Fix
 from mlops_vm.provision.azure.client import Arm, Json, ResourceType
 from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.errors import HINTS, PROVIDER, classify_code
+from mlops_vm.provision.azure.group_release import release_tags
 from mlops_vm.provision.azure.instances import (
     os_disk_size_gb,
     os_profile,
@@ -40,7 +41,13 @@ from mlops_vm.provision.azure.names import (
 )
 from mlops_vm.provision.azure.network import Layout
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import LABEL_ROLE, FleetSpec, Instance
+from mlops_vm.provision.model import (
+    LABEL_PREVIOUS_RELEASE,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+    FleetSpec,
+    Instance,
+)
 
 HEALTH_PATH = "/healthz"
 # Small batches (at least one instance each), new instances up before old ones go (maxSurge);
@@ -379,6 +386,7 @@ def converge_scale_set(
     desired = scale_set_body(
         layout, spec, capacity=capacity, pools=backend_pools(actual), disk_type=disk_type
     )
+    desired["tags"].update(release_tags(actual, spec))
 
     def put() -> None:
         put_scale_set(arm, group, name, desired)
@@ -414,10 +422,15 @@ def describe(changed: list[str], actual: Json, desired: Json) -> str:
         parts.append("new image")
     if f"tags.{TAG_USER_DATA_SHA256}" in changed:
         parts.append("new user data")
+    if f"tags.{LABEL_RELEASE}" in changed:
+        parts.append(f"release {desired['tags'][LABEL_RELEASE]}")
+    shown = (TAG_USER_DATA_SHA256, LABEL_RELEASE, LABEL_PREVIOUS_RELEASE)
     rest = [
         p
         for p in changed
-        if p != "sku.capacity" and "imageReference" not in p and TAG_USER_DATA_SHA256 not in p
+        if p != "sku.capacity"
+        and "imageReference" not in p
+        and not any(p == f"tags.{tag}" for tag in shown)
     ]
     if rest:
         parts.append(", ".join(rest[:3]))

@@ -36,6 +36,7 @@ from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import (
+    group_status,
     instances,
     load_balancer,
     metrics,
@@ -51,8 +52,10 @@ from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
 from mlops_vm.provision.gcp.names import Names
 from mlops_vm.provision.model import (
+    CertificateSpec,
     FleetResult,
     FleetSpec,
+    GroupStatus,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -230,6 +233,16 @@ class GcpProvider(Provider):
         ctx = self._context(env)
         found = [instances.to_instance(r) for r in instances.list_resources(ctx, env, role)]
         return sorted(found, key=lambda instance: instance.name)
+
+    def group_status(self, env: str) -> GroupStatus | None:
+        # Only the environment matters to the backend service's health.
+        lb = LoadBalancerSpec(env=env, certificate=CertificateSpec())
+        return group_status.group_status(
+            self._context(env), env, lambda: {t.instance_id: t for t in self.target_health(lb)}
+        )
+
+    def previous_release(self, env: str) -> str | None:
+        return group_status.releases_of(self._context(env), env)[1]
 
     def ensure_load_balancer(
         self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False

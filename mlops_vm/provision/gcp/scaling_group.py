@@ -24,9 +24,11 @@ from mlops_vm.provision.gcp.errors import PROVIDER, operation_error, timed_out
 from mlops_vm.provision.gcp.instances import vm_properties
 from mlops_vm.provision.gcp.names import basename, description, digest, owner, same_link
 from mlops_vm.provision.gcp.network import NetworkRefs
-from mlops_vm.provision.model import AutoscalingSpec, FleetSpec
+from mlops_vm.provision.model import LABEL_RELEASE, AutoscalingSpec, FleetSpec
 
 NAMED_PORT = "https"
+# The MIG version name "v-<template hash>-after-<hash of the template it replaced>".
+AFTER = "-after-"
 # LB utilisation target: a backend's maxRatePerInstance is set so that this fraction of it
 # equals the wanted requests per instance (see backend_rate_per_instance).
 LB_UTILIZATION_TARGET = 0.8
@@ -126,7 +128,16 @@ def backend_rate_per_instance(autoscaling: AutoscalingSpec) -> float | None:
 
 
 def template_properties(ctx: Context, spec: FleetSpec, refs: NetworkRefs) -> dict[str, Any]:
-    return {"machineType": spec.instance.machine_type, **vm_properties(ctx, spec, refs, None)}
+    properties = {"machineType": spec.instance.machine_type, **vm_properties(ctx, spec, refs, None)}
+    if spec.instance.release:
+        # The release the template launches, for status and rollback (group_release.py):
+        # metadata holds any string, a label value no "/" or ":".
+        items = [
+            *properties["metadata"]["items"],
+            {"key": LABEL_RELEASE, "value": spec.instance.release},
+        ]
+        properties["metadata"] = {**properties["metadata"], "items": items}
+    return properties
 
 
 def ensure_template(ctx: Context, spec: FleetSpec, refs: NetworkRefs, log: ChangeLog) -> str:
@@ -163,15 +174,22 @@ def owned_templates(ctx: Context, env: str, role: str | None = None) -> list[dic
 
 
 def delete_unused_templates(
-    ctx: Context, spec: FleetSpec, keep: str, log: ChangeLog, *, settled: bool = True
+    ctx: Context,
+    spec: FleetSpec,
+    keep: str,
+    log: ChangeLog,
+    *,
+    settled: bool = True,
+    previous: str | None = None,
 ) -> None:
-    """Delete the role's templates other than KEEP; one still in use is left alone. While
-    the MIG is still rolling out (not SETTLED), old templates stay: a rollback needs them,
-    and instances being replaced still refer to them. A later run deletes them."""
+    """Delete the role's templates other than KEEP and PREVIOUS (the one KEEP replaced,
+    which `rollback` returns to); one still in use is left alone. While the MIG is still
+    rolling out (not SETTLED), old templates stay: instances being replaced still refer to
+    them. A later run deletes them."""
     for template in owned_templates(ctx, spec.env, spec.role):
         name = template["name"]
         # By name: a self link may spell the same template another way (host, project number).
-        if name == basename(keep):
+        if name in (basename(keep), previous):
             continue
         if not settled:
             log.record(
@@ -223,8 +241,20 @@ def _policy_drift(current: dict[str, Any] | None, wanted: dict[str, Any]) -> lis
     return sorted(key for key, value in wanted.items() if current.get(key) != value)
 
 
-def _versions(template_link: str) -> list[dict[str, Any]]:
-    return [{"name": f"v-{basename(template_link)[-10:]}", "instanceTemplate": template_link}]
+def _versions(template_link: str, replaced: str | None = None) -> list[dict[str, Any]]:
+    """The MIG's one version; its name also records the template it REPLACED (a MIG has no
+    labels): what status shows as the previous release and `rollback` returns to."""
+    name = f"v-{basename(template_link)[-10:]}"
+    if replaced and basename(replaced) != basename(template_link):
+        name += f"{AFTER}{basename(replaced)[-10:]}"
+    return [{"name": name, "instanceTemplate": template_link}]
+
+
+def replaced_template(ctx: Context, manager: dict[str, Any] | None, role: str) -> str | None:
+    """The name of the template MANAGER's current one replaced (recorded by _versions)."""
+    versions = (manager or {}).get("versions") or [{}]
+    name = versions[0].get("name") or ""
+    return ctx.names.template(role, name.split(AFTER, 1)[1]) if AFTER in name else None
 
 
 def initial_size(spec: FleetSpec) -> int:
@@ -309,7 +339,7 @@ def _converge_manager(
     patch: dict[str, Any] = {}
     details = []
     if not same_link(current_template(current), template_link):
-        patch["versions"] = _versions(template_link)
+        patch["versions"] = _versions(template_link, current_template(current))
         patch["updatePolicy"] = _update_policy(zones)
         details.append(f"rolling replacement to {basename(template_link)}")
     wanted_ports = [{"name": NAMED_PORT, "port": spec.service_port}]
@@ -490,6 +520,7 @@ def ensure_scaling_group(
 ) -> dict[str, str]:
     """Template, MIG, autoscaler and clean-up, in that order; the MIG's links."""
     template_link = ensure_template(ctx, spec, refs, log)
+    previous = previous_template(ctx, spec, zones, template_link)
     # Instance errors from before this run are not this run's failure.
     known = {error_key(e) for e in manager_errors(ctx, spec, zones)}
     before = len(log.changes)
@@ -500,5 +531,17 @@ def ensure_scaling_group(
         log.follow_up(lambda: wait_stable(ctx, spec, zones, known))
     # After a change the run has waited for the rollout to be over (a dry run plans so).
     settled = manager_changed or is_settled(read_manager(ctx, spec, zones) or {})
-    delete_unused_templates(ctx, spec, template_link, log, settled=settled)
+    delete_unused_templates(ctx, spec, template_link, log, settled=settled, previous=previous)
     return links
+
+
+def previous_template(
+    ctx: Context, spec: FleetSpec, zones: list[str], template_link: str
+) -> str | None:
+    """The template the group's release replaced, kept for a rollback: the one it runs now
+    when this run moves it to TEMPLATE_LINK, else the one its version name records."""
+    manager = read_manager(ctx, spec, zones)
+    running = current_template(manager or {})
+    if running and basename(running) != basename(template_link):
+        return basename(running)
+    return replaced_template(ctx, manager, spec.role)
