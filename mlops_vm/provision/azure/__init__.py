@@ -81,9 +81,8 @@ class AzureProvider(Provider):
     def arm(self) -> Arm:
         """The SDK clients, built on first use (settings are checked then)."""
         if self._arm is None:
-            self._arm = Arm(
-                AzureOptions.from_settings(self.settings),
-                endpoint_url=self.settings.endpoint_url,
+            self._arm = Arm.from_settings(
+                self.settings,
                 credential=self._credential,
                 authentication_policy=self._authentication_policy,
             )
