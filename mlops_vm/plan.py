@@ -15,6 +15,7 @@ so the steps after it plan against it instead of branching on dry_run.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 Action = Literal["create", "update", "delete"]
@@ -97,6 +98,25 @@ class ChangeLog:
             self.update(kind, name, fix.do, fix.detail)
         return current
 
+    def delete_each(
+        self,
+        kind: str,
+        found: Iterable[T],
+        name: Callable[[T], str],
+        delete: Callable[[T], object],
+        detail: str | Callable[[T], str] = "",
+    ) -> None:
+        """Delete each of FOUND (what was read: resources of KIND) one after the other,
+        each recorded once its call succeeded. NAME and DETAIL (a text, or one per item)
+        say what the Change records."""
+        for item in found:
+            self.delete(
+                kind,
+                name(item),
+                partial(delete, item),
+                detail(item) if callable(detail) else detail,
+            )
+
     def apply_all(self, changes: Iterable[Change], do: Callable[[], object]) -> None:
         """One call that makes several changes at once (a batch of VMs started together):
         run DO (unless dry run, or there is nothing to change), then record every change."""
@@ -150,3 +170,11 @@ class ChangeLog:
         change = planned if self.dry_run else do()
         self.changes.append(change)
         return change
+
+
+def changes_of(step: Callable[[ChangeLog], object], *, dry_run: bool) -> list[Change]:
+    """What STEP records in a change log of its own (made, or only planned in a dry run):
+    a provider method that returns its changes around a step that writes to a log."""
+    log = ChangeLog(dry_run=dry_run)
+    step(log)
+    return log.changes

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from mlops_vm.metrics import Figures
-from mlops_vm.plan import Change
+from mlops_vm.plan import Change, ChangeLog, changes_of
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     FleetResult,
@@ -117,13 +117,21 @@ class Provider(ABC):
         GCP connection draining, Application Gateway connection draining, the local LB's
         drain state), bounded by spec.drain_seconds. Not registered: no change, no wait.
         """
-        raise NotImplementedError(f"{self.name}: deregister_target")
+        return changes_of(lambda log: self.deregister_step(spec, instance, log), dry_run=dry_run)
 
     def register_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """Put INSTANCE (back) into the load balancer. Does not wait: see wait_target_healthy.
         Already registered: no change."""
+        return changes_of(lambda log: self.register_step(spec, instance, log), dry_run=dry_run)
+
+    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        """deregister_target's work, written to LOG: what a cloud's provider implements."""
+        raise NotImplementedError(f"{self.name}: deregister_target")
+
+    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        """register_target's work, written to LOG: what a cloud's provider implements."""
         raise NotImplementedError(f"{self.name}: register_target")
 
     def poll_target_health(

@@ -4,6 +4,7 @@ and deleted (inline policies first) only when tagged with the environment."""
 
 import json
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
@@ -33,17 +34,25 @@ def find_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     )
 
 
-def ensure_role(
-    ctx: AwsContext,
-    log: ChangeLog,
-    name: str,
-    trust_policy: dict[str, Any],
-    description: str,
-    tag_dict: dict[str, str],
-    detail: str,
-) -> str:
-    """The role NAME (created with TRUST_POLICY when missing); its ARN."""
-    role = log.ensure(
+@dataclass(frozen=True)
+class ServiceRole:
+    """A role an AWS service assumes for a managed target, and its inline policies."""
+
+    name: str
+    principal: str  # the service that assumes it: "ecs-tasks.amazonaws.com", ...
+    description: str
+    tags: dict[str, str]
+    detail: str  # what the plan says the role is for
+    # Inline policy name -> (its document, or None when the role must not have it; what
+    # it lets the role do).
+    policies: dict[str, tuple[dict[str, Any] | None, str]]
+
+
+def ensure_role(ctx: AwsContext, log: ChangeLog, role: ServiceRole) -> str:
+    """ROLE (created with its trust policy when missing), each of its inline policies as
+    wanted; the role's ARN (a stand-in in a dry run before the role exists)."""
+    name = role.name
+    found = log.ensure(
         "iam_role",
         name,
         current=find_role(ctx, name),
@@ -52,14 +61,16 @@ def ensure_role(
             "create_role",
             f"create the role {name}",
             RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(trust_policy),
-            Description=description,
-            Tags=tags.tag_list(tag_dict),
+            AssumeRolePolicyDocument=json.dumps(trust_policy(role.principal)),
+            Description=role.description,
+            Tags=tags.tag_list(role.tags),
         )["Role"],
-        detail=detail,
+        detail=role.detail,
         planned={"Arn": placeholder_arn(name)},
     )
-    return role["Arn"]
+    for policy, (wanted, purpose) in role.policies.items():
+        ensure_inline_policy(ctx, log, name, policy, wanted, purpose)
+    return found["Arn"]
 
 
 def inline_policy(ctx: AwsContext, role: str, policy: str) -> dict[str, Any] | None:

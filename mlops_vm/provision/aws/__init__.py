@@ -20,10 +20,8 @@ ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_int
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
-from collections.abc import Callable
-
 from mlops_vm.metrics import Figures
-from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.plan import Change, ChangeLog, changes_of
 from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
     group_release,
@@ -53,13 +51,6 @@ from mlops_vm.provision.model import (
 )
 
 __all__ = ["AwsProvider"]
-
-
-def changes_of(step: Callable[[ChangeLog], object], *, dry_run: bool) -> list[Change]:
-    """What STEP records in a change log of its own (made, or only planned in a dry run)."""
-    log = ChangeLog(dry_run=dry_run)
-    step(log)
-    return log.changes
 
 
 class AwsProvider(Provider):
@@ -202,19 +193,11 @@ class AwsProvider(Provider):
     def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
         return load_balancer.target_health(self.ctx, spec)
 
-    def deregister_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        return changes_of(
-            lambda log: targets.deregister_target(self.ctx, spec, instance, log), dry_run=dry_run
-        )
+    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.deregister_target(self.ctx, spec, instance, log)
 
-    def register_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        return changes_of(
-            lambda log: targets.register_target(self.ctx, spec, instance, log), dry_run=dry_run
-        )
+    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.register_target(self.ctx, spec, instance, log)
 
     def resize_instance(
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False

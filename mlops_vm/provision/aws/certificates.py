@@ -160,14 +160,9 @@ def delete_stale_certificates(
     ctx: AwsContext, env: str, keep_arn: str | None, log: ChangeLog
 ) -> None:
     """Imported certificates of ENV other than KEEP_ARN (replaced ones)."""
-    for existing in imported_certificates(ctx, env):
-        if existing["arn"] != keep_arn:
-            log.delete(
-                "certificate",
-                existing["arn"],
-                lambda arn=existing["arn"]: delete_certificate(ctx, arn),
-                "replaced",
-            )
+    arns = [found["arn"] for found in imported_certificates(ctx, env)]
+    stale = [arn for arn in arns if arn != keep_arn]
+    log.delete_each("certificate", stale, str, partial(delete_certificate, ctx), "replaced")
 
 
 def delete_certificate(ctx: AwsContext, arn: str) -> None:

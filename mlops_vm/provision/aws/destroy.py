@@ -8,6 +8,9 @@ is already gone counts as deleted, so a second destroy finds nothing and changes
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
@@ -21,56 +24,64 @@ from mlops_vm.provision.aws import (
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
-
-def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
-    log = ChangeLog(dry_run=dry_run)
-    for step in (
-        scaling_groups,
-        load_balancers,
-        target_groups,
-        fleet_instances,
-        launch_templates,
-        key_pairs,
-        security_groups,
-        subnets,
-        route_tables,
-        internet_gateways,
-        vpcs,
-        imported_certificates,
-    ):
-        step(ctx, env, log)
-    return log.changes
+Step = Callable[[AwsContext, str, ChangeLog], None]
 
 
-def delete_each(
-    log: ChangeLog,
-    kind: str,
-    found: list[dict[str, Any]],
-    name: Callable[[dict[str, Any]], str],
-    delete: Callable[[dict[str, Any]], object],
-    detail: Callable[[dict[str, Any]], str] = lambda _item: "",
-) -> None:
-    """Delete each of FOUND (resources of KIND), one after the other."""
-    for item in found:
-        log.delete(kind, name(item), lambda item=item: delete(item), detail(item))
+@dataclass(frozen=True)
+class EachTagged:
+    """A step that deletes each of the environment's resources of one KIND: FIND lists
+    them, the field NAME names one in the plan (DETAIL adds one), DELETE removes one."""
+
+    kind: str
+    find: Callable[[AwsContext, str], list[dict[str, Any]]]
+    name: str
+    delete: Callable[[AwsContext, dict[str, Any]], object]
+    detail: str | None = None
+
+    def __call__(self, ctx: AwsContext, env: str, log: ChangeLog) -> None:
+        detail = self.detail
+        log.delete_each(
+            self.kind,
+            self.find(ctx, env),
+            itemgetter(self.name),
+            partial(self.delete, ctx),
+            itemgetter(detail) if detail else "",
+        )
 
 
-def scaling_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "scaling_group",
-        scaling_group.tagged_groups(ctx, env),
-        lambda group: group["AutoScalingGroupName"],
-        lambda group: scaling_group.delete_group(ctx, group["AutoScalingGroupName"]),
+def tagged_ec2(kind: str) -> Callable[[AwsContext, str], list[dict[str, Any]]]:
+    """The lister of the EC2 resources of KIND ("key_pair": describe_key_pairs, KeyPairs)."""
+    plural = f"{kind}s"
+    key = "".join(word.capitalize() for word in plural.split("_"))
+    return lambda ctx, env: names.tagged_ec2(
+        ctx, env, f"describe_{plural}", f"list the {plural.replace('_', ' ')}", key
     )
+
+
+def by_field(field: str, delete: Callable[[AwsContext, str], object]) -> Callable[..., object]:
+    """DELETE(ctx, the resource's FIELD): the deletes that take one id or name."""
+    return lambda ctx, item: delete(ctx, item[field])
+
+
+def when_released(
+    operation: str, param: str, field: str | None = None, *, service: str = "ec2"
+) -> Callable[[AwsContext, dict[str, Any]], None]:
+    """OPERATION(PARAM=the resource's FIELD, by default PARAM), retried while AWS still
+    holds the resource."""
+
+    def delete(ctx: AwsContext, item: dict[str, Any]) -> None:
+        value = item[field or param]
+        doing = f"{operation.replace('_', ' ')} {value}"
+        delete_when_released(ctx, operation, doing, service=service, **{param: value})
+
+    return delete
 
 
 def load_balancers(ctx: AwsContext, env: str, log: ChangeLog) -> None:
     """Each load balancer after its listeners."""
     for alb in load_balancer.tagged_load_balancers(ctx, env):
         arn, name = alb["LoadBalancerArn"], alb["LoadBalancerName"]
-        delete_each(
-            log,
+        log.delete_each(
             "listener",
             ctx.call(
                 "elbv2",
@@ -85,16 +96,6 @@ def load_balancers(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         log.delete(
             "load_balancer", name, lambda arn=arn: load_balancer.delete_load_balancer(ctx, arn)
         )
-
-
-def target_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "target_group",
-        load_balancer.tagged_target_groups(ctx, env),
-        lambda group: group["TargetGroupName"],
-        lambda group: load_balancer.delete_target_group(ctx, group["TargetGroupArn"]),
-    )
 
 
 def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
@@ -131,35 +132,8 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
     )
 
 
-def launch_templates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "launch_template",
-        scaling_group.tagged_templates(ctx, env),
-        lambda template: template["LaunchTemplateName"],
-        lambda template: scaling_group.delete_template(ctx, template["LaunchTemplateId"]),
-    )
-
-
-def key_pairs(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "key_pair",
-        names.tagged_ec2(ctx, env, "describe_key_pairs", "list the key pairs", "KeyPairs"),
-        lambda pair: pair["KeyName"],
-        lambda pair: ctx.delete(
-            "ec2",
-            "delete_key_pair",
-            "delete the key pair",
-            KeyName=pair["KeyName"],
-        ),
-    )
-
-
 def security_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    groups = names.tagged_ec2(
-        ctx, env, "describe_security_groups", "list the security groups", "SecurityGroups"
-    )
+    groups = tagged_ec2("security_group")(ctx, env)
 
     def delete_all() -> None:
         # The instances' group refers to the load balancer's: drop the references first.
@@ -186,19 +160,6 @@ def security_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
     )
 
 
-def subnets(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "subnet",
-        names.tagged_ec2(ctx, env, "describe_subnets", "list the subnets", "Subnets"),
-        lambda subnet: subnet["SubnetId"],
-        lambda subnet: delete_when_released(
-            ctx, "delete_subnet", f"delete subnet {subnet['SubnetId']}", SubnetId=subnet["SubnetId"]
-        ),
-        lambda subnet: subnet["CidrBlock"],
-    )
-
-
 def delete_route_table(ctx: AwsContext, table: dict[str, Any]) -> None:
     for association in table.get("Associations", []):
         if not association.get("Main"):
@@ -213,16 +174,6 @@ def delete_route_table(ctx: AwsContext, table: dict[str, Any]) -> None:
         "delete_route_table",
         "delete the route table",
         RouteTableId=table["RouteTableId"],
-    )
-
-
-def route_tables(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "route_table",
-        names.tagged_ec2(ctx, env, "describe_route_tables", "list the route tables", "RouteTables"),
-        lambda table: table["RouteTableId"],
-        lambda table: delete_route_table(ctx, table),
     )
 
 
@@ -244,43 +195,68 @@ def delete_internet_gateway(ctx: AwsContext, gateway: dict[str, Any]) -> None:
     )
 
 
-def internet_gateways(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
+# In dependency order: each step deletes what the steps after it wait for.
+STEPS: tuple[Step, ...] = (
+    EachTagged(
+        "scaling_group",
+        scaling_group.tagged_groups,
+        "AutoScalingGroupName",
+        by_field("AutoScalingGroupName", scaling_group.delete_group),
+    ),
+    load_balancers,
+    EachTagged(
+        "target_group",
+        load_balancer.tagged_target_groups,
+        "TargetGroupName",
+        by_field("TargetGroupArn", load_balancer.delete_target_group),
+    ),
+    fleet_instances,
+    EachTagged(
+        "launch_template",
+        scaling_group.tagged_templates,
+        "LaunchTemplateName",
+        by_field("LaunchTemplateId", scaling_group.delete_template),
+    ),
+    EachTagged(
+        "key_pair",
+        tagged_ec2("key_pair"),
+        "KeyName",
+        lambda ctx, pair: ctx.delete(
+            "ec2", "delete_key_pair", "delete the key pair", KeyName=pair["KeyName"]
+        ),
+    ),
+    security_groups,
+    EachTagged(
+        "subnet",
+        tagged_ec2("subnet"),
+        "SubnetId",
+        when_released("delete_subnet", "SubnetId"),
+        "CidrBlock",
+    ),
+    EachTagged("route_table", tagged_ec2("route_table"), "RouteTableId", delete_route_table),
+    EachTagged(
         "internet_gateway",
-        names.tagged_ec2(
-            ctx, env, "describe_internet_gateways", "list the internet gateways", "InternetGateways"
-        ),
-        lambda gateway: gateway["InternetGatewayId"],
-        lambda gateway: delete_internet_gateway(ctx, gateway),
-    )
-
-
-def vpcs(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
-        "vpc",
-        names.tagged_ec2(ctx, env, "describe_vpcs", "list the VPCs", "Vpcs"),
-        lambda vpc: vpc["VpcId"],
-        lambda vpc: delete_when_released(ctx, "delete_vpc", "delete the VPC", VpcId=vpc["VpcId"]),
-        lambda vpc: vpc["CidrBlock"],
-    )
-
-
-def imported_certificates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
-    delete_each(
-        log,
+        tagged_ec2("internet_gateway"),
+        "InternetGatewayId",
+        delete_internet_gateway,
+    ),
+    EachTagged(
+        "vpc", tagged_ec2("vpc"), "VpcId", when_released("delete_vpc", "VpcId"), "CidrBlock"
+    ),
+    EachTagged(
         "certificate",
-        certificates.imported_certificates(ctx, env),
-        lambda certificate: certificate["arn"],
-        lambda certificate: delete_when_released(
-            ctx,
-            "delete_certificate",
-            "delete the imported certificate",
-            service="acm",
-            CertificateArn=certificate["arn"],
-        ),
-    )
+        certificates.imported_certificates,
+        "arn",
+        when_released("delete_certificate", "CertificateArn", "arn", service="acm"),
+    ),
+)
+
+
+def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
+    log = ChangeLog(dry_run=dry_run)
+    for step in STEPS:
+        step(ctx, env, log)
+    return log.changes
 
 
 def delete_when_released(

@@ -15,6 +15,7 @@ A target group's protocol and port cannot change: a new one (its name carries th
 created, the listener switched to it, and the old one deleted.
 """
 
+from operator import itemgetter
 from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
@@ -646,14 +647,14 @@ def delete_stale_target_groups(
     ctx: AwsContext, spec: LoadBalancerSpec, keep_arn: str, log: ChangeLog
 ) -> None:
     """Target groups of the environment other than KEEP_ARN (a replaced protocol/port)."""
-    for group in tagged_target_groups(ctx, spec.env):
-        if group["TargetGroupArn"] != keep_arn:
-            log.delete(
-                "target_group",
-                group["TargetGroupName"],
-                lambda arn=group["TargetGroupArn"]: delete_target_group(ctx, arn),
-                "replaced",
-            )
+    groups = tagged_target_groups(ctx, spec.env)
+    log.delete_each(
+        "target_group",
+        [group for group in groups if group["TargetGroupArn"] != keep_arn],
+        itemgetter("TargetGroupName"),
+        lambda group: delete_target_group(ctx, group["TargetGroupArn"]),
+        "replaced",
+    )
 
 
 def delete_stale_certificates(ctx: AwsContext, env: str, keep_arn: str, log: ChangeLog) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import instances, names
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.aws.validate import invalid
+from mlops_vm.provision.aws.validate import invalid, offered_in
 from mlops_vm.provision.model import FleetSpec, Instance
 
 
@@ -34,21 +34,6 @@ def instance_type_info(ctx: AwsContext, machine_type: str) -> dict[str, Any]:
     return found
 
 
-def offered_in(ctx: AwsContext, machine_type: str, zone: str) -> bool:
-    offers = ctx.pages(
-        "ec2",
-        "describe_instance_type_offerings",
-        "InstanceTypeOfferings",
-        "check that the instance type is offered in the zone",
-        LocationType="availability-zone",
-        Filters=[
-            {"Name": "instance-type", "Values": [machine_type]},
-            {"Name": "location", "Values": [zone]},
-        ],
-    )
-    return bool(offers)
-
-
 def ena_enabled(raw: dict[str, Any], current: dict[str, Any]) -> bool:
     # An instance running on a type that requires ENA has it, whatever describe says.
     return bool(raw.get("EnaSupport")) or current["NetworkInfo"].get("EnaSupport") == "required"
@@ -68,7 +53,7 @@ def check_type_change(ctx: AwsContext, raw: dict[str, Any], name: str, wanted: s
             "check the resize",
         )
     zone = raw.get("Placement", {}).get("AvailabilityZone")
-    if zone and not offered_in(ctx, wanted, zone):
+    if zone and zone not in offered_in(ctx, wanted, [zone], "availability-zone"):
         raise invalid(
             f"{wanted} is not offered in {zone}, the zone of {name}",
             "choose a type offered there (aws ec2 describe-instance-type-offerings "

@@ -13,9 +13,10 @@ instance refresh (scaling_group.py), and it re-registers them itself.
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.aws import errors, instances, load_balancer
+from mlops_vm.provision import target_errors
+from mlops_vm.provision.aws import instances, load_balancer
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.provision.errors import ErrorCode
+from mlops_vm.provision.aws.errors import PROVIDER
 from mlops_vm.provision.model import Instance, LoadBalancerSpec
 
 # States in which the target is out of rotation for good (or was never in it).
@@ -27,22 +28,19 @@ def target_group(ctx: AwsContext, spec: LoadBalancerSpec, doing: str) -> dict[st
         ctx, "target_group", load_balancer.target_group_name(spec), spec.env
     )
     if group is None:
-        raise errors.failure(
-            ErrorCode.NOT_FOUND,
-            f"environment {spec.env} has no target group {load_balancer.target_group_name(spec)}",
-            "provision the load balancer first (ensure_load_balancer)",
-            doing,
-        )
+        part = f"target group {load_balancer.target_group_name(spec)}"
+        raise target_errors.no_load_balancer(PROVIDER, spec.env, part, doing)
     return group
 
 
 def refuse_scaling_group_member(instance: Instance, doing: str) -> None:
     group = instance.tags.get(instances.ASG_TAG)
     if group:
-        raise errors.invalid(
+        raise target_errors.scaling_group_member(
+            PROVIDER,
             f"{instance.id} belongs to scaling group {group}",
-            "scaling groups roll through their own mechanism (an instance refresh): "
-            "change the launch template and run provision",
+            "an instance refresh",
+            "the launch template",
             doing,
         )
 

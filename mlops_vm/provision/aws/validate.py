@@ -62,11 +62,10 @@ def check_region(ctx: AwsContext) -> None:
         )
 
 
-def check_instance_type(ctx: AwsContext, spec: FleetSpec) -> None:
-    machine_type = spec.instance.machine_type
-    location_type, locations = (
-        ("availability-zone", list(spec.zones)) if spec.zones else ("region", [ctx.region])
-    )
+def offered_in(
+    ctx: AwsContext, machine_type: str, locations: list[str], location_type: str
+) -> set[str]:
+    """Which of LOCATIONS (zones or regions: LOCATION_TYPE) offer the instance type."""
     offered = ctx.pages(
         "ec2",
         "describe_instance_type_offerings",
@@ -78,7 +77,15 @@ def check_instance_type(ctx: AwsContext, spec: FleetSpec) -> None:
             {"Name": "location", "Values": locations},
         ],
     )
-    where = {offer["Location"] for offer in offered}
+    return {offer["Location"] for offer in offered}
+
+
+def check_instance_type(ctx: AwsContext, spec: FleetSpec) -> None:
+    machine_type = spec.instance.machine_type
+    location_type, locations = (
+        ("availability-zone", list(spec.zones)) if spec.zones else ("region", [ctx.region])
+    )
+    where = offered_in(ctx, machine_type, locations, location_type)
     missing = [location for location in locations if location not in where]
     if missing:
         raise invalid(

@@ -86,9 +86,8 @@ class AzureProvider(Provider):
     def arm(self) -> Arm:
         """The SDK clients, built on first use (settings are checked then)."""
         if self._arm is None:
-            self._arm = Arm(
-                AzureOptions.from_settings(self.settings),
-                endpoint_url=self.settings.endpoint_url,
+            self._arm = Arm.from_settings(
+                self.settings,
                 credential=self._credential,
                 authentication_policy=self._authentication_policy,
             )
@@ -185,15 +184,11 @@ class AzureProvider(Provider):
         group, gateway = found
         return load_balancer.health_of(self.arm, group, gateway["name"])
 
-    def deregister_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        return targets.deregister_target(self.arm, spec, instance, dry_run=dry_run)
+    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.deregister_target(self.arm, spec, instance, log)
 
-    def register_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        return targets.register_target(self.arm, spec, instance, dry_run=dry_run)
+    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.register_target(self.arm, spec, instance, log)
 
     def resize_instance(
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False

@@ -173,6 +173,13 @@ class Arm:
         self.compute = ComputeManagementClient(self.credential, subscription, **kwargs)
         self.monitor = MonitorManagementClient(self.credential, subscription, **kwargs)
 
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings, **access: Any) -> Arm:
+        """The clients of a provider's or managed target's SETTINGS (options, endpoint);
+        ACCESS: Arm's credential and authentication_policy, passed on."""
+        options = AzureOptions.from_settings(settings)
+        return cls(options, endpoint_url=settings.endpoint_url, **access)
+
     @property
     def subscription_id(self) -> str:
         return self.options.subscription_id

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from mlops_vm.provision.model import LABEL_ENV, LABEL_ROLE
+from mlops_vm.provision.prefixed import EnvironmentNames, Prefixed
 
 DEFAULT_IMAGE = "Debian:debian-12:12-gen2:latest"
 # Azure's Debian 12 images ship a 30 GiB OS disk; ARM refuses a smaller diskSizeGB.
@@ -45,27 +46,17 @@ IP_CONFIG = "primary"
 
 
 @dataclass(frozen=True)
-class Names:
+class Names(EnvironmentNames):
     """Resource names of one environment (and role, for the model-serving resources)."""
 
-    env: str
     role: str
-
-    @property
-    def prefix(self) -> str:
-        return f"mlops-vm-{self.env}"
 
     @property
     def resource_group(self) -> str:
         return self.prefix
 
-    @property
-    def vnet(self) -> str:
-        return f"{self.prefix}-vnet"
-
-    @property
-    def nsg(self) -> str:
-        return f"{self.prefix}-nsg"
+    vnet = Prefixed("vnet")
+    nsg = Prefixed("nsg")
 
     def vm(self, index: int) -> str:
         return f"{self.prefix}-{self.role}-{index}"
@@ -82,21 +73,14 @@ class Names:
     def scale_set(self) -> str:
         return f"{self.prefix}-{self.role}"
 
-    @property
-    def autoscale(self) -> str:
-        return f"{self.scale_set}-autoscale"
+    autoscale = Prefixed("autoscale", base="scale_set")
 
     @property
     def computer_name_prefix(self) -> str:
         return f"{self.env}-{self.role}-"[:58]
 
-    @property
-    def gateway(self) -> str:
-        return f"{self.prefix}-appgw"
-
-    @property
-    def public_ip(self) -> str:
-        return f"{self.gateway}-ip"
+    gateway = Prefixed("appgw")
+    public_ip = Prefixed("ip", base="gateway")
 
     def vm_index(self, vm_name: str) -> int | None:
         """The index in a VM name of this environment and role, or None."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import time
 
-from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision import target_errors
 from mlops_vm.provision.azure import inventory, load_balancer
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.errors import PROVIDER
@@ -42,11 +43,11 @@ def _error(code: ErrorCode, message: str, hint: str, doing: str) -> ProvisionErr
 
 def refuse_scale_set_instance(instance: Instance, doing: str) -> None:
     if "/virtualmachinescalesets/" in instance.id.lower():
-        raise _error(
-            ErrorCode.INVALID_INPUT,
+        raise target_errors.scaling_group_member(
+            PROVIDER,
             f"{instance.name} is an instance of a VM scale set",
-            "scaling groups roll through their own mechanism (the scale set's Rolling "
-            "upgrade policy): change the model and run provision",
+            "the scale set's Rolling upgrade policy",
+            "the model",
             doing,
         )
 
@@ -54,12 +55,7 @@ def refuse_scale_set_instance(instance: Instance, doing: str) -> None:
 def gateway_of(arm: Arm, spec: LoadBalancerSpec, doing: str) -> tuple[str, Json]:
     found = inventory.find_gateway(arm, spec.env)
     if found is None:
-        raise _error(
-            ErrorCode.NOT_FOUND,
-            f"environment {spec.env!r} has no Application Gateway",
-            "provision the load balancer first (ensure_load_balancer)",
-            doing,
-        )
+        raise target_errors.no_load_balancer(PROVIDER, spec.env, "Application Gateway", doing)
     return found
 
 
@@ -67,11 +63,8 @@ def nic_of(arm: Arm, instance: Instance, doing: str) -> Json:
     for nic in list_nics(arm, resource_group_of(instance.id)):
         if same_id((nic["properties"].get("virtualMachine") or {}).get("id"), instance.id):
             return nic
-    raise _error(
-        ErrorCode.NOT_FOUND,
-        f"no network interface of {instance.name} found",
-        "list the environment's instances again (list_instances)",
-        doing,
+    raise target_errors.instance_not_found(
+        PROVIDER, f"no network interface of {instance.name} found", doing
     )
 
 
@@ -114,30 +107,23 @@ def _put_membership(arm: Arm, instance: Instance, nic: Json, pool_id: str, membe
     load_balancer.put_nics(arm, resource_group_of(instance.id), {nic["name"]: body})
 
 
-def deregister_target(
-    arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
-) -> list[Change]:
+def deregister_target(arm: Arm, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
     doing = f"deregister target {instance.name}"
     group, gateway, pool_id, nic = _target(arm, spec, instance, doing)
-    log = ChangeLog(dry_run=dry_run)
     ensure_draining(arm, group, gateway, spec, log)
     if not load_balancer.in_pool(nic, pool_id):
-        return log.changes
+        return
 
     def leave() -> None:
         _put_membership(arm, instance, nic, pool_id, member=False)
         sleep(min(spec.drain_seconds, MAX_DRAIN_WAIT_S))
 
     log.delete("target", instance.id, leave, f"{instance.name}, drain {spec.drain_seconds}s")
-    return log.changes
 
 
-def register_target(
-    arm: Arm, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool
-) -> list[Change]:
+def register_target(arm: Arm, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
     doing = f"register target {instance.name}"
     _, _, pool_id, nic = _target(arm, spec, instance, doing)
-    log = ChangeLog(dry_run=dry_run)
     if not load_balancer.in_pool(nic, pool_id):
         log.create(
             "target",
@@ -145,4 +131,3 @@ def register_target(
             lambda: _put_membership(arm, instance, nic, pool_id, member=True),
             f"{instance.name}, register",
         )
-    return log.changes

@@ -292,17 +292,11 @@ class GcpProvider(Provider):
         existing = instances.list_resources(ctx, spec.env, spec.role)
         return [instances.to_instance(r) for r in instances.surplus_resources(ctx, spec, existing)]
 
-    def deregister_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        return targets.deregister_target(self._context(spec.env), spec, instance, log)
+    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.deregister_target(self._context(spec.env), spec, instance, log)
 
-    def register_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
-    ) -> list[Change]:
-        log = ChangeLog(dry_run=dry_run)
-        return targets.register_target(self._context(spec.env), spec, instance, log)
+    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+        targets.register_target(self._context(spec.env), spec, instance, log)
 
     def resize_instance(
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False

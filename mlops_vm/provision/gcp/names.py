@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_vm.provision.model import LABEL_ENV, LABEL_ROLE
+from mlops_vm.provision.prefixed import EnvironmentNames, Prefixed
 
 API_ROOT = "https://www.googleapis.com/compute/v1/"
 DEFAULT_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
@@ -90,31 +91,14 @@ class Links:
 
 
 @dataclass(frozen=True)
-class Names:
+class Names(EnvironmentNames):
     """Every name the environment ENV uses."""
 
-    env: str
-
-    @property
-    def prefix(self) -> str:
-        return f"mlops-vm-{self.env}"
-
     # network
-    @property
-    def network(self) -> str:
-        return f"{self.prefix}-net"
-
-    @property
-    def subnetwork(self) -> str:
-        return f"{self.prefix}-subnet"
-
-    @property
-    def firewall_lb(self) -> str:
-        return f"{self.prefix}-allow-lb"
-
-    @property
-    def firewall_ssh(self) -> str:
-        return f"{self.prefix}-allow-ssh"
+    network = Prefixed("net")
+    subnetwork = Prefixed("subnet")
+    firewall_lb = Prefixed("allow-lb")
+    firewall_ssh = Prefixed("allow-ssh")
 
     @property
     def network_tag(self) -> str:
@@ -150,47 +134,21 @@ class Names:
         return f"{self.prefix}-{role}-as"
 
     # load balancer
-    @property
-    def health_check(self) -> str:
-        return f"{self.prefix}-hc"
-
-    @property
-    def backend_service(self) -> str:
-        return f"{self.prefix}-backend"
-
-    @property
-    def url_map(self) -> str:
-        return f"{self.prefix}-urlmap"
-
-    @property
-    def redirect_url_map(self) -> str:
-        return f"{self.prefix}-redirect"
+    health_check = Prefixed("hc")
+    backend_service = Prefixed("backend")
+    url_map = Prefixed("urlmap")
+    redirect_url_map = Prefixed("redirect")
+    https_proxy = Prefixed("https-proxy")
+    http_proxy = Prefixed("http-proxy")
+    address = Prefixed("ip")
+    https_rule = Prefixed("https")
+    http_rule = Prefixed("http")
 
     def certificate(self, content_hash: str) -> str:
         return f"{self.prefix}-cert-{content_hash}"
 
     def is_certificate(self, name: str) -> bool:
         return re.fullmatch(rf"{re.escape(self.prefix)}-cert-[0-9a-f]{{10}}", name) is not None
-
-    @property
-    def https_proxy(self) -> str:
-        return f"{self.prefix}-https-proxy"
-
-    @property
-    def http_proxy(self) -> str:
-        return f"{self.prefix}-http-proxy"
-
-    @property
-    def address(self) -> str:
-        return f"{self.prefix}-ip"
-
-    @property
-    def https_rule(self) -> str:
-        return f"{self.prefix}-https"
-
-    @property
-    def http_rule(self) -> str:
-        return f"{self.prefix}-http"
 
     def longest(self, role: str) -> str:
         """The longest name this environment will use (names are limited to 63)."""

@@ -13,7 +13,8 @@ Instances of a managed instance group roll through the MIG's update policy inste
 
 from typing import Any
 
-from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.plan import ChangeLog
+from mlops_vm.provision import target_errors
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import load_balancer
 from mlops_vm.provision.gcp.context import Context
@@ -34,12 +35,8 @@ def _error(code: ErrorCode, message: str, hint: str, doing: str) -> ProvisionErr
 def backend_service(ctx: Context, spec: LoadBalancerSpec, doing: str) -> dict[str, Any]:
     service = get_global(ctx, "backend_service", ctx.names.backend_service)
     if service is None:
-        raise _error(
-            ErrorCode.NOT_FOUND,
-            f"environment {spec.env} has no backend service {ctx.names.backend_service}",
-            "provision the load balancer first (ensure_load_balancer)",
-            doing,
-        )
+        part = f"backend service {ctx.names.backend_service}"
+        raise target_errors.no_load_balancer(PROVIDER, spec.env, part, doing)
     return service
 
 
@@ -52,19 +49,15 @@ def refuse_managed_instance(ctx: Context, instance: Instance, doing: str) -> Non
         ),
     )
     if resource is None:
-        raise _error(
-            ErrorCode.NOT_FOUND,
-            f"instance {instance.name} does not exist in zone {instance.zone}",
-            "list the environment's instances again (list_instances)",
-            doing,
-        )
+        message = f"instance {instance.name} does not exist in zone {instance.zone}"
+        raise target_errors.instance_not_found(PROVIDER, message, doing)
     manager = manager_of(resource)
     if manager:
-        raise _error(
-            ErrorCode.INVALID_INPUT,
+        raise target_errors.scaling_group_member(
+            PROVIDER,
             f"{instance.name} belongs to managed instance group {manager.rsplit('/', 1)[-1]}",
-            "scaling groups roll through their own mechanism (the MIG's update policy): "
-            "change the instance template and run provision",
+            "the MIG's update policy",
+            "the instance template",
             doing,
         )
 
@@ -104,23 +97,22 @@ def _membership(
 
 def deregister_target(
     ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
-) -> list[Change]:
+) -> None:
     doing = f"deregister target {instance.name}"
     service, name, link, _, member = _membership(ctx, spec, instance, doing)
     ensure_draining(ctx, spec, service, log)
     if not member:
-        return log.changes
+        return
     remove = load_balancer.members_request(ctx, instance.zone or "", name, "remove", [link])
 
     detail = f"{instance.name}, drain {spec.drain_seconds}s"
     log.delete("target", instance.id, remove, detail)
     log.follow_up(lambda: ctx.client.pause(min(spec.drain_seconds, MAX_DRAIN_WAIT_S)))
-    return log.changes
 
 
 def register_target(
     ctx: Context, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog
-) -> list[Change]:
+) -> None:
     doing = f"register target {instance.name}"
     _, name, link, backed, member = _membership(ctx, spec, instance, doing)
     if not backed:
@@ -132,7 +124,6 @@ def register_target(
             doing,
         )
     if member:
-        return log.changes
+        return
     add = load_balancer.members_request(ctx, instance.zone or "", name, "add", [link])
     log.create("target", instance.id, add, f"{instance.name}, register")
-    return log.changes

@@ -24,7 +24,7 @@ from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, Fix
 from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure import metrics
-from mlops_vm.provision.azure.client import Arm, AzureOptions
+from mlops_vm.provision.azure.client import Arm
 from mlops_vm.provision.azure.drift import converge, differences, shown
 from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
@@ -88,11 +88,8 @@ class AppServiceTarget(ServiceTarget):
         REGISTRY_LOGIN: push credentials for a login server (default: ACR's token exchange;
         tests log in to the local registry that stands in for ACR)."""
         super().__init__(settings)
-        self.arm = Arm(
-            AzureOptions.from_settings(settings),
-            endpoint_url=settings.endpoint_url,
-            credential=credential,
-            authentication_policy=authentication_policy,
+        self.arm = Arm.from_settings(
+            settings, credential=credential, authentication_policy=authentication_policy
         )
         subscription, kwargs = self.arm.subscription_id, self.arm.client_kwargs
         self.web = WebSiteManagementClient(self.arm.credential, subscription, **kwargs)

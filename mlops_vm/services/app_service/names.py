@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mlops_vm.provision.azure.names import Names
 from mlops_vm.provision.model import ROLE_MODEL
+from mlops_vm.provision.prefixed import Prefixed
 
 STAGING = "staging"  # the deployment slot a release goes to before the swap
 # App settings that record the release a slot runs: they move with it on a swap.
@@ -29,17 +30,13 @@ class AppNames:
     def resource_group(self) -> str:
         return Names(self.env, ROLE_MODEL).resource_group
 
-    @property
-    def plan(self) -> str:
-        return f"{self.service}-plan"
+    plan = Prefixed("plan", base="service")
 
     @property
     def site(self) -> str:
         return self.service
 
-    @property
-    def autoscale(self) -> str:
-        return f"{self.service}-autoscale"
+    autoscale = Prefixed("autoscale", base="service")
 
     @property
     def registry(self) -> str:

@@ -13,7 +13,6 @@ from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 
 EXECUTION_POLICY = "task-execution"  # the inline policy's name
-TRUST_POLICY = aws_iam.trust_policy("ecs-tasks.amazonaws.com")
 
 
 def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:
@@ -47,19 +46,15 @@ def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:
 def ensure_execution_role(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> str:
     """The role's ARN (a stand-in in a dry run before it exists)."""
     name = names.execution_role_name(spec.env)
-    arn = aws_iam.ensure_role(
-        ctx,
-        log,
+    role = aws_iam.ServiceRole(
         name,
-        TRUST_POLICY,
-        f"mlops-vm {spec.env}: ECS pulls the model image, writes logs",
-        tags.tag_dict(spec.env, names.ROLE_SERVICE, name),
-        "ECS task execution",
+        principal="ecs-tasks.amazonaws.com",
+        description=f"mlops-vm {spec.env}: ECS pulls the model image, writes logs",
+        tags=tags.tag_dict(spec.env, names.ROLE_SERVICE, name),
+        detail="ECS task execution",
+        policies={EXECUTION_POLICY: (execution_policy(ctx, spec), "pull, log, read secrets")},
     )
-    aws_iam.ensure_inline_policy(
-        ctx, log, name, EXECUTION_POLICY, execution_policy(ctx, spec), "pull, log, read secrets"
-    )
-    return arn
+    return aws_iam.ensure_role(ctx, log, role)
 
 
 def delete_execution_role(ctx: AwsContext, log: ChangeLog, env: str) -> None:

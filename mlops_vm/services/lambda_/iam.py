@@ -7,7 +7,6 @@ from mlops_vm.services import aws_iam, aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 
-TRUST_POLICY = aws_iam.trust_policy("lambda.amazonaws.com")
 LOGS_POLICY = "mlops-vm-logs"
 SECRETS_POLICY = "mlops-vm-secrets"
 
@@ -39,22 +38,18 @@ def secrets_policy(spec: ServiceSpec) -> dict | None:
 def ensure_role(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> str:
     """The role's ARN (a stand-in in a dry run before it exists)."""
     name = names.role_name(spec.env)
-    arn = aws_iam.ensure_role(
-        ctx,
-        log,
+    role = aws_iam.ServiceRole(
         name,
-        TRUST_POLICY,
-        f"mlops-vm {spec.env}: the model function's execution role",
-        names.tag_dict(spec.env, name, spec.tags),
-        "Lambda execution",
+        principal="lambda.amazonaws.com",
+        description=f"mlops-vm {spec.env}: the model function's execution role",
+        tags=names.tag_dict(spec.env, name, spec.tags),
+        detail="Lambda execution",
+        policies={
+            LOGS_POLICY: (logs_policy(spec, ctx.region), "write its logs"),
+            SECRETS_POLICY: (secrets_policy(spec), "read the secrets"),
+        },
     )
-    aws_iam.ensure_inline_policy(
-        ctx, log, name, LOGS_POLICY, logs_policy(spec, ctx.region), "write its logs"
-    )
-    aws_iam.ensure_inline_policy(
-        ctx, log, name, SECRETS_POLICY, secrets_policy(spec), "read the secrets"
-    )
-    return arn
+    return aws_iam.ensure_role(ctx, log, role)
 
 
 def delete_role(ctx: AwsContext, log: ChangeLog, env: str) -> None:
