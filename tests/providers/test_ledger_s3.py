@@ -20,7 +20,8 @@ from tests.providers.test_aws import REGION, aws_environment, moto_endpoint
 __all__ = ["aws_environment", "moto_endpoint"]  # fixtures shared with the provider tests
 
 BUCKET = "team-ledger"
-NOW = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+# The CLI judges staleness by the real clock: a lock taken "now" is held, not stale.
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
