@@ -9,6 +9,7 @@ the roles really configure a builder into a serving image is tested on the local
 
 import base64
 import gzip
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -77,7 +78,7 @@ class Builders:
 
 
 def image_spec(env: str, release: str, configure: Callable, keep: int = 3) -> ImageSpec:
-    fingerprint = f"{abs(hash((env, release))):064x}"[-64:]
+    fingerprint = hashlib.sha256(f"{env} {release}".encode()).hexdigest()
     return ImageSpec(
         env=env, release=release, fingerprint=fingerprint, keep_images=keep, configure=configure
     )

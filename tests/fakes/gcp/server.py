@@ -18,6 +18,7 @@ from tests.fakes.gcp.api import Answer, ComputeApi
 from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
 from tests.fakes.gcp.faults import Faults
+from tests.fakes.gcp.images import ProjectImages
 from tests.fakes.gcp.instance_actions import InstanceActions
 from tests.fakes.gcp.resources import Behaviours
 from tests.fakes.gcp.state import Operation, Store, parse_path
@@ -76,6 +77,7 @@ def compute_api(*, polls_to_done: int = 2) -> ComputeApi:
     api.register_catalog()
     Behaviours(api)
     InstanceActions(api)
+    ProjectImages(api)
     return api
 
 
