@@ -25,7 +25,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.azure import compute, container_registry, key_vault, network, web, web_domains
+from tests.fakes.azure import (
+    compute,
+    container_registry,
+    images,
+    key_vault,
+    network,
+    web,
+    web_domains,
+)
 from tests.fakes.azure.rules import ResourceType, require
 from tests.fakes.azure.state import (
     ArmError,
@@ -50,6 +58,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         compute.Disks(),
         compute.VirtualMachineScaleSets(),
         compute.AutoscaleSettings(),
+        images.Images(),
         web.ServerFarms(),
         web.Sites(),
         web_domains.Certificates(),
@@ -633,6 +642,9 @@ class ArmProtocol:
             return 200, self._read_nested(resource_type, parent, extra, query), {}
         if method == "POST" and len(extra) == 1:
             complete = resource_type.action(self.state, parent, extra[0], body)
+            if extra[0].lower() in resource_type.sync_actions:
+                complete()
+                return 200, None, {}
             _, location_url = self._start(
                 subscription,
                 rid,
