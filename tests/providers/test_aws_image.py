@@ -298,3 +298,21 @@ def test_without_a_configure_step_no_builder_is_launched(provider, fleet_spec, b
         provider.ensure_release_image(fleet_spec(1), spec)
     assert env_images(boto, env) == []
     assert live_instances(boto, env, ROLE_IMAGE_BUILDER) == []
+
+
+def test_destroy_deregisters_the_images_and_deletes_their_snapshots(
+    provider, fleet_spec, boto, env
+):
+    builders = Builders(boto)
+    for release in (MODEL_V1, MODEL_V2):
+        provider.ensure_release_image(fleet_spec(1), image_spec(env, release, builders))
+    snapshots = snapshot_ids(env_images(boto, env))
+    planned = provider.destroy(env, dry_run=True)
+    assert len(env_images(boto, env)) == 2
+    removed = provider.destroy(env)
+    assert_same(planned, removed)
+    assert [c.kind for c in removed].count("image") == 2
+    assert env_images(boto, env) == []
+    left = {s["SnapshotId"] for s in boto("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert not snapshots & left
+    assert provider.destroy(env) == []

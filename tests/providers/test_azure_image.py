@@ -17,11 +17,11 @@ from dataclasses import replace
 import pytest
 
 from mlops_vm.bootstrap.baked import render_baked_user_data
-from mlops_vm.provision import FleetSpec, ProvisionError
+from mlops_vm.provision import FleetSpec, NetworkSpec, ProvisionError
 from mlops_vm.provision.azure import AzureProvider
 from mlops_vm.provision.model import LABEL_FINGERPRINT, LABEL_RELEASE, ImageSpec, Instance
 from tests.check_equals_run import assert_same
-from tests.fakes.azure import FakeArm
+from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm
 from tests.providers.test_azure import (
     certificate,
     env,
@@ -180,3 +180,20 @@ def test_without_a_configure_step_no_builder_is_made(arm, provider, fleet_spec, 
     with pytest.raises(ProvisionError, match="configure"):
         provider.ensure_release_image(fleet_spec(1), spec)
     assert builder_parts(arm, env) == [] and images(arm, env) == []
+
+
+def test_destroy_in_a_reused_group_deletes_the_images(arm, provider, fleet_spec, env):
+    # An owned resource group goes whole; in a reused one, the images are found by tag.
+    group = f"shared-{env}"
+    arm.create_resource_group(SUBSCRIPTION_ID, group, "westeurope")
+    existing = {"resource_group": group}
+    spec = fleet_spec(1, network=NetworkSpec(ssh_cidr="198.51.100.0/24", existing=existing))
+    builders = Builders(arm)
+    for release in (MODEL_V1, MODEL_V2):
+        provider.ensure_release_image(spec, image_spec(env, release, builders))
+    assert len(arm.resources(IMAGE_TYPE, group)) == 2
+    planned = provider.destroy(env, dry_run=True)
+    removed = provider.destroy(env)
+    assert_same(planned, removed)
+    assert [c.kind for c in removed].count("image") == 2
+    assert arm.resources(IMAGE_TYPE, group) == []

@@ -190,3 +190,16 @@ def test_without_a_configure_step_no_builder_is_made(fake, provider, project):
     with pytest.raises(ProvisionError, match="configure"):
         provider.ensure_release_image(fleet(), spec)
     assert builders_left(fake, project) == [] and images(fake, project) == []
+
+
+def test_destroy_deletes_the_images(fake, provider, project):
+    builders = Builders(fake, project)
+    for release in (MODEL_V1, MODEL_V2):
+        provider.ensure_release_image(fleet(), image_spec(release, builders))
+    planned = provider.destroy(ENV, dry_run=True)
+    assert len(images(fake, project)) == 2
+    removed = provider.destroy(ENV)
+    assert_same(planned, removed)
+    assert [c.kind for c in removed].count("image") == 2
+    assert images(fake, project) == []
+    assert provider.destroy(ENV) == []

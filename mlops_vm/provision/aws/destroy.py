@@ -1,10 +1,11 @@
 """Delete everything an environment's tags name, in dependency order.
 
 Order: scaling groups (their instances go with them), listeners, load balancers, target
-groups, instances, launch templates, key pairs, security groups, subnets, route tables,
-internet gateways, VPCs, imported certificates. Only tagged resources are touched: a
-reused VPC, subnet or security group (NetworkSpec.existing) is never deleted. Whatever
-is already gone counts as deleted, so a second destroy finds nothing and changes nothing.
+groups, instances, launch templates, baked images (with their snapshots), key pairs,
+security groups, subnets, route tables, internet gateways, VPCs, imported certificates.
+Only tagged resources are touched: a reused VPC, subnet or security group
+(NetworkSpec.existing) is never deleted. Whatever is already gone counts as deleted, so a
+second destroy finds nothing and changes nothing.
 """
 
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import (
+    bake,
     certificates,
     instances,
     load_balancer,
@@ -30,6 +32,7 @@ def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
         target_groups,
         fleet_instances,
         launch_templates,
+        baked_images,
         key_pairs,
         security_groups,
         subnets,
@@ -138,6 +141,16 @@ def launch_templates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         scaling_group.tagged_templates(ctx, env),
         lambda template: template["LaunchTemplateName"],
         lambda template: scaling_group.delete_template(ctx, template["LaunchTemplateId"]),
+    )
+
+
+def baked_images(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    delete_each(
+        log,
+        "image",
+        bake.environment_images(ctx, env),
+        lambda raw: raw.get("Name") or raw["ImageId"],
+        lambda raw: bake.deregister(ctx, raw),
     )
 
 
