@@ -79,7 +79,7 @@ def ansible_configure(
             folder = Path(work)
             inventory = {"all": {"hosts": {"builder": host_vars(builder, config, inventory_dir)}}}
             write_private(folder / "inventory.yml", yaml.safe_dump(inventory))
-            write_private(folder / "vars.yml", yaml.safe_dump(variables(boot)))
+            write_private(folder / "vars.yml", yaml.safe_dump(builder_variables(config, boot)))
             write_private(folder / "secrets.yml", yaml.safe_dump(dict(boot.secret_vars)))
             command = [
                 "ansible-playbook",
@@ -111,6 +111,18 @@ def ansible_configure(
             )
 
     return configure
+
+
+def builder_variables(config: EnvironmentConfig, boot: BootConfig) -> dict:
+    """BOOT's variables for a run over SSH: the roles sign the host certificate with a CA
+    on the controller (delegate_to localhost), the environment's, as for its fixed hosts;
+    a cold boot keeps one on the instance itself instead."""
+    return {**variables(boot), "nginx_proxy_ca_dir": str(environment_ca_dir(config.env))}
+
+
+def environment_ca_dir(env: str) -> Path:
+    """Where playbooks/vars/environment.yml keeps ENV's CA (mlops_vm_ca_dir)."""
+    return paths.STATE_DIR / "envs" / env / "pki"
 
 
 def write_private(path: Path, text: str) -> None:

@@ -155,6 +155,8 @@ def test_configure_runs_the_builder_playbook_over_ssh(tmp_path: Path):
     variables = yaml.safe_load(fake.files["vars.yml"])
     assert variables["model_service_image"] == "registry.example.test/team/model"
     assert "pw-1" not in fake.files["vars.yml"]
+    # The host certificate is signed on the controller, with the environment's CA.
+    assert variables["nginx_proxy_ca_dir"].endswith("/envs/prod/pki")
     assert yaml.safe_load(fake.files["secrets.yml"]) == {"model_service_registry_password": "pw-1"}
     assert set(fake.modes.values()) == {0o600}
     # The run's files are gone once it ended.
