@@ -176,3 +176,16 @@ def test_keep_images_below_two_is_refused(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="keep_images"):
         validate_config({**CONFIG, "fleet": {**CONFIG["fleet"], "keep_images": 1}}, source=tmp_path)
+
+
+def test_image_build_refuses_an_environment_without_a_scaling_group(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from mlops_vm.cli import app
+    from tests.environments import make_environment
+
+    directory = make_environment(tmp_path, "fixed", {"fleet": {"mode": "fleet"}})
+    result = CliRunner().invoke(app, ["image", "build", str(directory), "--json", "--check"])
+    assert result.exit_code == 2, result.output
+    answer = json.loads(result.output)
+    assert "scaling_group" in answer["error"] + " ".join(answer["problems"])
