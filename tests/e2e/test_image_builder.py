@@ -79,6 +79,7 @@ def test_the_roles_bake_a_serving_host_that_keeps_no_credential(
             "memory": "512m",
             "registry": {"ca_file": str(paths.PKI_DIR / "ca.crt")},
         },
+        "load_balancer": {"publish_port": 18499},  # the local provider's; nothing listens
     }
     config = validate_config(settings, source=directory / "group_vars")
     image = release_image(
