@@ -7,9 +7,9 @@ short_description: Bake (or find) the machine image of an mlops-vm environment's
 description:
   - Computes the release's fingerprint (the roles' files, the non-secret settings, the
     model image reference) and asks the environment's provider for the image tagged with
-    it. None: a builder instance is launched in the environment's network, the project's
-    roles are applied to it over SSH (playbooks/image-builder.yml), it is imaged and
-    removed, also after a failure.
+    it. When there is none, a builder instance is launched in the environment's network,
+    the project's roles are applied to it over SSH (playbooks/image-builder.yml), it is
+    imaged and removed, also after a failure.
   - The environment's images beyond C(fleet.keep_images) are removed (with their snapshots).
   - In check mode it returns the planned changes and changes nothing.
 options:
