@@ -189,3 +189,10 @@ def test_image_build_refuses_an_environment_without_a_scaling_group(tmp_path: Pa
     assert result.exit_code == 2, result.output
     answer = json.loads(result.output)
     assert "scaling_group" in answer["error"] + " ".join(answer["problems"])
+
+
+def test_image_module_documentation_is_yaml():
+    module = load_module("mlops_vm_image")
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert options["registry_password"]["type"] == "str"
+    assert "image" in yaml.safe_load(module.RETURN)
