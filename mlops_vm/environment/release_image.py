@@ -41,9 +41,13 @@ def release_image(
     *,
     registry_username: str = "",
     registry_password: str = "",
+    api_keys: bool = False,
     run: Run = subprocess.run,
 ) -> ImageSpec:
-    """The ImageSpec of CONFIG's release (model.image), its configure step ready."""
+    """The ImageSpec of CONFIG's release (model.image), its configure step ready. API_KEYS:
+    whether the environment has API keys (refused: see refuse_api_keys)."""
+    if api_keys:
+        raise refuse_api_keys(config)
     boot = environment_boot(
         config,
         inventory_dir,
@@ -56,6 +60,20 @@ def release_image(
         fingerprint=fingerprint(boot),  # the password is in boot.secret_vars: not read
         keep_images=config.fleet.keep_images,
         configure=ansible_configure(config, inventory_dir, boot, run=run),
+    )
+
+
+def refuse_api_keys(config: EnvironmentConfig) -> ProvisionError:
+    """An image never carries an API key, and nothing brings the keys to a baked instance
+    at boot yet (the instance's identity reading them from the secret store, issue 21's
+    third part): its Nginx would serve without asking for one. Refused before anything is
+    created, rather than serving the model open."""
+    return ProvisionError(
+        ErrorCode.INVALID_INPUT,
+        f"{config.env}: fleet.bake_image with auth.api_keys: a baked image carries no API "
+        "key and its instances cannot fetch them at boot yet",
+        hint="set fleet.bake_image: false (instances apply the roles, keys included, at boot)",
+        operation="bake the release image",
     )
 
 

@@ -102,6 +102,7 @@ def main() -> None:
                 run.inventory_dir,
                 registry_username=params["registry_username"],
                 registry_password=params["registry_password"],
+                api_keys=bool(params["api_keys"]),
             )
             user_data = user_data if user_data is not None else baked_user_data(image)
         elif user_data is None and config.fleet.mode == "scaling_group":

@@ -21,6 +21,12 @@ options:
     description: The model registry's password (never logged, never in the image).
     type: str
     default: ""
+  api_keys:
+    description:
+      - Whether the environment has API keys. A baked image carries none and its instances
+        cannot fetch them at boot yet, so this is refused before anything is created.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - mlops_vm.deploy.environment
 """
@@ -48,6 +54,7 @@ def main() -> None:
         {
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
+            "api_keys": {"type": "bool", "default": False},
         }
     )
     params = run.params
@@ -62,6 +69,7 @@ def main() -> None:
             run.inventory_dir,
             registry_username=params["registry_username"],
             registry_password=params["registry_password"],
+            api_keys=params["api_keys"],
         )
         result, changes = provider.ensure_release_image(
             fleet_spec(config, run.inventory_dir), image, dry_run=run.check_mode

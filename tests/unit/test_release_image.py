@@ -102,19 +102,29 @@ def test_the_fingerprint_ignores_the_password_but_not_the_model(tmp_path: Path):
 def test_fleet_module_bakes_when_bake_image_is_set(tmp_path: Path, monkeypatch, capsys):
     provider = RecordingProvider()
     config = {**CONFIG, "fleet": {**CONFIG["fleet"], "bake_image": True}}
-    args = {
-        "config": config,
-        "inventory_dir": str(tmp_path),
-        "registry_password": "s3cret-pw",
-        "api_keys": ["k-live-123"],
-    }
+    args = {"config": config, "inventory_dir": str(tmp_path), "registry_password": "s3cret-pw"}
     run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
     [spec] = provider.fleets
     assert spec.release_image is not None
     assert spec.release_image.release == CONFIG["model"]["image"]
     user_data = spec.instance.user_data
     assert len(user_data) < 1024 and "roles/" not in user_data
-    assert "s3cret-pw" not in user_data and "k-live-123" not in user_data
+    assert "s3cret-pw" not in user_data
+
+
+def test_baking_with_api_keys_is_refused_before_anything(tmp_path: Path, monkeypatch, capsys):
+    # The image has no key and nothing brings them at boot yet: never serve the model open.
+    provider = RecordingProvider()
+    config = {**CONFIG, "fleet": {**CONFIG["fleet"], "bake_image": True}}
+    monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: provider)
+    module = load_module("mlops_vm_fleet")
+    args = {"config": config, "inventory_dir": str(tmp_path), "api_keys": ["k-live-123"]}
+    with patch_module_args(args), pytest.raises(SystemExit) as exited:
+        module.main()
+    assert exited.value.code == 1
+    answer = json.loads(capsys.readouterr().out)
+    assert "auth.api_keys" in answer["msg"] and "k-live-123" not in json.dumps(answer)
+    assert provider.fleets == [] and provider.images == []
 
 
 def test_fleet_module_without_bake_image_keeps_the_cold_boot(tmp_path: Path, monkeypatch, capsys):
