@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mlops_vm.commands import history as history_command
+from mlops_vm.commands import image as image_command
 from mlops_vm.commands import lock as lock_command
 from mlops_vm.commands import logs as logs_command
 from mlops_vm.commands import release, remote, run, scaffold
@@ -107,6 +108,22 @@ def rollback(
     """Go back to the previous release recorded on the hosts (or, with --to N, to the one of
     history entry N), host by host like a deploy."""
     finish(lambda: release.rollback(env, to=to, check=check, as_json=as_json, verbose=verbose))
+
+
+image_app = typer.Typer(no_args_is_help=True, help="Machine images baked per release.")
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    env: EnvArg,
+    check: CheckOpt = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Bake the release's machine image (scaling groups boot from it), unless an image with
+    the same fingerprint exists; remove the images beyond fleet.keep_images."""
+    finish(lambda: image_command.build(env, check=check, as_json=as_json, verbose=verbose))
 
 
 @app.command()

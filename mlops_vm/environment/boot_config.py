@@ -28,13 +28,35 @@ def environment_user_data(
     registry_password: str = "",
     api_keys: list[str] | None = None,
 ) -> str:
+    boot = environment_boot(
+        config,
+        inventory_dir,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        api_keys=api_keys,
+    )
+    # A provider without a limit of its own gets the tightest one.
+    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
+    return render_user_data(boot, cloud=cloud)
+
+
+def environment_boot(
+    config: EnvironmentConfig,
+    inventory_dir: Path,
+    *,
+    registry_username: str = "",
+    registry_password: str = "",
+    api_keys: list[str] | None = None,
+) -> BootConfig:
+    """The roles and variables an instance of CONFIG is configured with (at boot, or once
+    on an image builder); the secrets given here go to secret_vars only."""
     model = config.model
     rate_limit = config.load_balancer.rate_limit
     # Google's front ends add the forwarding rule's address to X-Forwarded-For, which is not
     # known when the template is made: every client would share that address.
     allowance = rate_limit.model_dump() if rate_limit and config.provider.name != "gcp" else None
     ca_file = model.registry.ca_file
-    boot = BootConfig.for_model(
+    return BootConfig.for_model(
         model.image,
         registry_username=registry_username,
         registry_password=registry_password,
@@ -54,6 +76,3 @@ def environment_user_data(
         },
         secret_role_vars={"nginx_proxy_api_keys": list(api_keys)} if api_keys else None,
     )
-    # A provider without a limit of its own gets the tightest one.
-    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
-    return render_user_data(boot, cloud=cloud)

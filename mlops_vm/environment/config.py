@@ -83,6 +83,11 @@ class FleetConfig(Strict):
     zones: list[str] = Field(default_factory=list)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    # Scaling groups: boot from a machine image baked per release (the roles applied once,
+    # the model pulled) instead of applying the roles at every instance's boot.
+    bake_image: bool = False
+    # Baked images kept per environment, newest first (the previous one too: rollback).
+    keep_images: Annotated[int, Field(ge=2, le=50)] = 3
     # static provider: the hosts you already have
     hosts: list[StaticHost] = Field(default_factory=list)
     accelerator: AcceleratorConfig | None = None

@@ -8,6 +8,7 @@ from mlops_vm.provision.model import (
     AutoscalingSpec,
     CertificateSpec,
     FleetSpec,
+    ImageSpec,
     InstanceSpec,
     LoadBalancerSpec,
     NetworkSpec,
@@ -34,7 +35,12 @@ def read_public_key(config: EnvironmentConfig, base: Path) -> str | None:
     return resolve_path(config.fleet.ssh_public_key_file, base).read_text().strip()
 
 
-def fleet_spec(config: EnvironmentConfig, base: Path, user_data: str | None = None) -> FleetSpec:
+def fleet_spec(
+    config: EnvironmentConfig,
+    base: Path,
+    user_data: str | None = None,
+    release_image: ImageSpec | None = None,
+) -> FleetSpec:
     fleet = config.fleet
     return FleetSpec(
         env=config.env,
@@ -58,6 +64,7 @@ def fleet_spec(config: EnvironmentConfig, base: Path, user_data: str | None = No
             existing=dict(fleet.network.existing),
         ),
         autoscaling=AutoscalingSpec(**fleet.autoscaling.model_dump()),
+        release_image=release_image,
     )
 
 

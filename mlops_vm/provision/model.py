@@ -5,6 +5,7 @@ Everything a provider creates is tagged (or labelled) with the environment and t
 (TAG_ENV / TAG_ROLE), which is how it finds its resources again without a state file.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -13,15 +14,20 @@ from mlops_vm.plan import Change
 
 TAG_ENV = "mlops-vm/env"
 TAG_ROLE = "mlops-vm/role"
+# A baked image's (and its instances') model release and fingerprint (ImageSpec).
+TAG_FINGERPRINT = "mlops-vm/fingerprint"
 # GCP labels and Azure tags cannot hold "/": those providers use these spellings.
 LABEL_ENV = "mlops-vm-env"
 LABEL_ROLE = "mlops-vm-role"
+LABEL_FINGERPRINT = "mlops-vm-fingerprint"
+ROLE_IMAGE = "image"  # a baked machine image
+ROLE_IMAGE_BUILDER = "image-builder"  # the instance an image is baked on, removed after
 
 ROLE_MODEL = "model"  # the model-serving instances
 ROLE_LB = "lb"  # a load balancer host (local provider) or the managed LB's resources
 ROLE_NETWORK = "network"
-# A scaling group's release (the model image reference its template / model serves) and the
-# one it replaced, which `rollback` returns it to. GCP keeps them in metadata and Azure in
+# A scaling group's (and a baked image's) release: the model image reference its template /
+# model / image serves, and the one it replaced, which `rollback` returns it to. GCP keeps them in metadata and Azure in
 # tags (values may hold "/" and ":" there), under the "-" spellings.
 TAG_RELEASE = "mlops-vm/release"
 TAG_PREVIOUS_RELEASE = "mlops-vm/previous-release"
@@ -118,6 +124,9 @@ class FleetSpec:
     role: str = ROLE_MODEL
     # The port the instances serve HTTPS on (Nginx), opened to the load balancer only.
     service_port: int = 443
+    # Scaling groups: the release's baked image (found by fingerprint, else baked) that the
+    # template points at, instead of instance.image; None boots instance.image as it is.
+    release_image: "ImageSpec | None" = None
 
 
 Lifecycle = Literal["pending", "in_service", "draining", "terminating", "terminated"]
@@ -186,6 +195,11 @@ class ImageSpec:
     release: str  # the model release it carries (image reference), for tags and status
     fingerprint: str  # sha256 hex of roles + non-secret settings + model image reference
     keep_images: int = 3  # this environment's images kept (newest first), older ones removed
+    # Applies the roles to the builder (over SSH, with the non-secret variables) once it
+    # runs; called only when an image is really baked. One callable, so that tests against
+    # an emulator nobody can SSH into inject their own (mlops_vm.commands.image makes the
+    # real one: ansible-playbook playbooks/image.yml's roles against the builder).
+    configure: Callable[["Instance"], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

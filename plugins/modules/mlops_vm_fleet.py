@@ -109,7 +109,21 @@ def main() -> None:
             model = config.model.model_copy(update={"image": image})
             config = run.config = config.model_copy(update={"model": model})
         user_data = params["user_data"]
-        if user_data is None and config.fleet.mode == "scaling_group":
+        image = None
+        if config.fleet.mode == "scaling_group" and config.fleet.bake_image:
+            # The release's baked image (found by fingerprint, else baked now); its
+            # instances are handed only their own facts.
+            from mlops_vm.environment.release_image import baked_user_data, release_image
+
+            image = release_image(
+                config,
+                run.inventory_dir,
+                registry_username=params["registry_username"],
+                registry_password=params["registry_password"],
+                api_keys=bool(params["api_keys"]),
+            )
+            user_data = user_data if user_data is not None else baked_user_data(image)
+        elif user_data is None and config.fleet.mode == "scaling_group":
             from mlops_vm.environment.boot_config import environment_user_data
 
             user_data = environment_user_data(
@@ -119,7 +133,7 @@ def main() -> None:
                 registry_password=params["registry_password"],
                 api_keys=params["api_keys"],
             )
-        spec = fleet_spec(config, run.inventory_dir, user_data)
+        spec = fleet_spec(config, run.inventory_dir, user_data, image)
         lb_spec = load_balancer_spec(config, run.inventory_dir)
         provider.validate(spec, lb_spec)
         # A size some instance cannot take stops the run before anything is created;

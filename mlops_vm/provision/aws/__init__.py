@@ -20,10 +20,12 @@ ProviderSettings.options: see client.AwsOptions (key_name, image_owner, poll_int
 wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's standard chain only.
 """
 
+from dataclasses import replace
+
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
-from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
+    bake,
     group_release,
     group_status,
     images,
@@ -35,14 +37,19 @@ from mlops_vm.provision.aws import (
     scaling_group,
     targets,
 )
+from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
+    TAG_FINGERPRINT,
+    TAG_RELEASE,
     FleetResult,
     FleetSpec,
     GroupStatus,
+    ImageResult,
+    ImageSpec,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -75,13 +82,27 @@ class AwsProvider(Provider):
         with reporting_changes(log.changes):
             return self._ensure_fleet(spec, log)
 
+    def ensure_release_image(
+        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
+    ) -> tuple[ImageResult, list[Change]]:
+        log = ChangeLog(dry_run=dry_run)
+        with reporting_changes(log.changes):
+            ids, settings = self._launch_basis(fleet, log)
+            result = bake.ensure_release_image(self.ctx, fleet, image, ids, settings, log)
+        return result, log.changes
+
+    def _launch_basis(self, spec: FleetSpec, log: ChangeLog) -> tuple[network.NetworkIds, dict]:
+        """The network, and the launch settings (base image, type, disk, key) instances and
+        image builders boot with."""
+        ids = network.converge_network(self.ctx, spec, log)
+        image = images.resolve_image(self.ctx, spec.instance.image)
+        key_name = instances.ensure_key_pair(self.ctx, spec, log)
+        return ids, instances.launch_settings(spec, image, key_name)
+
     def _ensure_fleet(self, spec: FleetSpec, log: ChangeLog) -> FleetResult:
         """ensure_fleet's steps; each writes what it makes (or plans) to LOG."""
         ctx = self.ctx
-        ids = network.converge_network(ctx, spec, log)
-        image = images.resolve_image(ctx, spec.instance.image)
-        key_name = instances.ensure_key_pair(ctx, spec, log)
-        settings = instances.launch_settings(spec, image, key_name)
+        ids, settings = self._launch_basis(spec, log)
         result_network = {
             **ids.as_dict(),
             "service_port": spec.service_port,
@@ -117,7 +138,20 @@ class AwsProvider(Provider):
         # What went wrong before this run is not this run's failure.
         earlier = scaling_group.activity_ids(ctx, name)
         assert ids.instance_security_group_id is not None
-        data = scaling_group.template_data(spec, settings, ids.instance_security_group_id)
+        template_spec = spec
+        if spec.release_image is not None:
+            # The release's image (reused or baked now); the template's instances carry
+            # its release and fingerprint, so each template version says what it runs.
+            baked = bake.ensure_release_image(ctx, spec, spec.release_image, ids, settings, log)
+            settings = {**settings, "ImageId": baked.image_id}
+            release_tags = {
+                TAG_RELEASE: spec.release_image.release,
+                TAG_FINGERPRINT: spec.release_image.fingerprint,
+            }
+            template_spec = replace(
+                spec, instance=replace(spec.instance, tags={**spec.instance.tags, **release_tags})
+            )
+        data = scaling_group.template_data(template_spec, settings, ids.instance_security_group_id)
         template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
         scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
         group_release.record_release(ctx, spec, log)

@@ -1,10 +1,11 @@
 """Delete everything an environment's tags name, in dependency order.
 
 Order: scaling groups (their instances go with them), listeners, load balancers, target
-groups, instances, launch templates, key pairs, security groups, subnets, route tables,
-internet gateways, VPCs, imported certificates. Only tagged resources are touched: a
-reused VPC, subnet or security group (NetworkSpec.existing) is never deleted. Whatever
-is already gone counts as deleted, so a second destroy finds nothing and changes nothing.
+groups, instances, launch templates, baked images (with their snapshots), key pairs,
+security groups, subnets, route tables, internet gateways, VPCs, imported certificates.
+Only tagged resources are touched: a reused VPC, subnet or security group
+(NetworkSpec.existing) is never deleted. Whatever is already gone counts as deleted, so a
+second destroy finds nothing and changes nothing.
 """
 
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import (
+    bake,
     certificates,
     instances,
     load_balancer,
@@ -217,6 +219,7 @@ STEPS: tuple[Step, ...] = (
         "LaunchTemplateName",
         by_field("LaunchTemplateId", scaling_group.delete_template),
     ),
+    EachTagged("image", bake.environment_images, "Name", bake.deregister),  # and snapshots
     EachTagged(
         "key_pair",
         tagged_ec2("key_pair"),

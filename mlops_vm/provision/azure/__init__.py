@@ -28,11 +28,13 @@ Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authenticat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import (
+    bake,
     destroy,
     group_release,
     group_status,
@@ -54,6 +56,8 @@ from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
     GroupStatus,
+    ImageResult,
+    ImageSpec,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -117,12 +121,34 @@ class AzureProvider(Provider):
                 )
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
+                spec = self._on_release_image(layout, spec, log)
                 details["capacity"] = scaling_group.converge_scale_set(
                     arm, layout, spec, log, disk_type=disk_type
                 )
                 found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
                 details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
         return FleetResult(sorted(found, key=lambda i: i.name), log.changes, details)
+
+    def ensure_release_image(
+        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
+    ) -> tuple[ImageResult, list[Change]]:
+        validate.check_fleet_spec(fleet)
+        layout = network.resolve_layout(self.arm, fleet)
+        log = ChangeLog(dry_run=dry_run)
+        with reporting_changes(log.changes):
+            network.ensure_network(self.arm, layout, fleet, log)
+            result = bake.ensure_release_image(self.arm, layout, fleet, image, log)
+        return result, log.changes
+
+    def _on_release_image(self, layout: Any, spec: FleetSpec, log: ChangeLog) -> FleetSpec:
+        """SPEC booting from its release's image (reused or baked now), the scale set model
+        tagged with the release; SPEC as it is when it bakes no image."""
+        if spec.release_image is None:
+            return spec
+        image = spec.release_image
+        baked = bake.ensure_release_image(self.arm, layout, spec, image, log)
+        tags = {**spec.instance.tags, **bake.release_tags(image)}
+        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)

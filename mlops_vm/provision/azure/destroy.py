@@ -1,7 +1,8 @@
 """Delete an environment: the resource group it owns in one go (ARM deletes the contents in
 dependency order), or, in a reused group, its tagged resources one kind at a time, users
-before what they use: autoscale, scale sets, VMs, NICs, disks, gateway, public IP, virtual
-network, NSG. What is already gone counts as deleted, so a second destroy does nothing.
+before what they use: autoscale, scale sets, VMs, NICs, disks, baked images, gateway,
+public IP, virtual network, NSG. What is already gone counts as deleted, so a second
+destroy does nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ ORDER = (
         instances.delete_nics,
     ),
     Kind("disk", "Microsoft.Compute/disks", instances.list_disks, instances.delete_disks),
+    Kind(
+        "image",
+        "Microsoft.Compute/images",
+        _list("list images", lambda a: a.compute.images.list_by_resource_group),
+        lro_deleter("delete image", lambda a: a.compute.images.begin_delete),
+    ),
     Kind(
         "application_gateway",
         "Microsoft.Network/applicationGateways",

@@ -28,14 +28,15 @@ parts), load_balancer, targets (one target out and back, for releases), destroy,
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import (
+    bake,
     group_status,
     instances,
     load_balancer,
@@ -45,6 +46,7 @@ from mlops_vm.provision.gcp import (
     scaling_group,
     targets,
 )
+from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import validate as checks
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
@@ -56,6 +58,8 @@ from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
     GroupStatus,
+    ImageResult,
+    ImageSpec,
     Instance,
     LoadBalancerResult,
     LoadBalancerSpec,
@@ -213,6 +217,7 @@ class GcpProvider(Provider):
                 "mode": spec.mode,
             }
             if spec.mode == "scaling_group":
+                spec = self._on_release_image(ctx, spec, refs, zones, log)
                 details.update(scaling_group.ensure_scaling_group(ctx, spec, refs, zones, log))
                 details["max_rate_per_instance"] = scaling_group.backend_rate_per_instance(
                     spec.autoscaling
@@ -228,6 +233,33 @@ class GcpProvider(Provider):
             changes=log.changes,
             network=details,
         )
+
+    def ensure_release_image(
+        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
+    ) -> tuple[ImageResult, list[Change]]:
+        ctx = self._context(fleet.env)
+        log = ChangeLog(dry_run=dry_run)
+        try:
+            zones = self._zones(ctx, fleet)
+            refs = network.ensure_network(ctx, fleet.network, log)
+            network.ensure_firewalls(ctx, fleet, refs, log)
+            result = bake.ensure_release_image(ctx, fleet, image, refs, zones[0], log)
+        except ProvisionError as error:
+            raise with_changes(error, log.changes) from error
+        return result, log.changes
+
+    def _on_release_image(
+        self, ctx: Context, spec: FleetSpec, refs: Any, zones: list[str], log: ChangeLog
+    ) -> FleetSpec:
+        """SPEC booting from its release's image (reused or baked now), its instances
+        labelled with the release, so each template says what it runs; SPEC as it is when
+        it bakes no image."""
+        if spec.release_image is None:
+            return spec
+        image = spec.release_image
+        baked = bake.ensure_release_image(ctx, spec, image, refs, zones[0], log)
+        tags = {**spec.instance.tags, **bake.release_labels(image)}
+        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         ctx = self._context(env)

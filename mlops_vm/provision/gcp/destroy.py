@@ -2,7 +2,8 @@
 
     forwarding rules -> proxies -> URL maps -> certificates -> backend service
     -> health check -> address -> autoscalers -> MIGs (and their instances) -> templates
-    -> unmanaged instance groups -> instances (and their boot disks) -> firewalls
+    -> unmanaged instance groups -> instances (and their boot disks) -> baked images
+    -> firewalls
     -> subnetwork -> network
 
 Labelled resources are found by label; the others by their deterministic names, and only
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.gcp import instances, load_balancer, scaling_group
+from mlops_vm.provision.gcp import bake, instances, load_balancer, scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import delete as delete_global
 from mlops_vm.provision.gcp.converge import get_global
@@ -144,4 +145,6 @@ def destroy(ctx: Context, log: ChangeLog) -> None:
     destroy_load_balancer(ctx, log)
     managers = destroy_scaling_groups(ctx, log)
     destroy_instances(ctx, log, managers)
+    for image in bake.environment_images(ctx, ctx.names.env):
+        log.delete("image", image["name"], lambda n=image["name"]: bake.delete_image(ctx, n))
     destroy_network(ctx, log)

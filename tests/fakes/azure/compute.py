@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+from tests.fakes.azure.images import check_image_reference
 from tests.fakes.azure.rules import (
     ResourceType,
     allocate_private_ip,
@@ -166,10 +167,11 @@ def _check_os_profile(profile: Json | None, owner: str) -> None:
         )
 
 
-def _check_storage_profile(profile: Json | None, owner: str) -> None:
+def _check_storage_profile(profile: Json | None, owner: str, state: ArmState) -> None:
     require(profile is not None, "InvalidParameter", f"{owner}: storageProfile is required")
     assert profile is not None
     image = profile.get("imageReference") or {}
+    check_image_reference(state, image)
     require(
         bool(image.get("id")) or all(image.get(k) for k in ("publisher", "offer", "sku")),
         "InvalidParameter",
@@ -279,6 +281,7 @@ def _check_resize(state: ArmState, vm_id: str, old: Json, props: Json) -> None:
 class VirtualMachines(ResourceType):
     namespace = "Microsoft.Compute"
     collection = "virtualMachines"
+    sync_actions = ("generalize",)  # answers 200 when done, not an operation
 
     def prepare(self, state: ArmState, rid: str, body: Json, existing: Json | None) -> Json:
         props = body.setdefault("properties", {})
@@ -288,7 +291,7 @@ class VirtualMachines(ResourceType):
         cpus = _check_size(state, size, location)
         _check_os_profile(props.get("osProfile"), name)
         props["osProfile"].setdefault("computerName", name)
-        _check_storage_profile(props.get("storageProfile"), name)
+        _check_storage_profile(props.get("storageProfile"), name, state)
         nics = props.get("networkProfile", {}).get("networkInterfaces") or []
         require(bool(nics), "InvalidParameter", "At least one network interface is required.")
         for nic in nics:
@@ -407,6 +410,14 @@ class VirtualMachines(ResourceType):
     def action(
         self, state: ArmState, stored: Json, name: str, body: Json
     ) -> Callable[[], Json | None]:
+        if name.lower() == "generalize":
+            require(
+                power_of(state, stored["id"]) == "deallocated",
+                "OperationNotAllowed",
+                f"VM {stored['name']} must be deallocated before it is generalized.",
+                status=409,
+            )
+            return lambda: state.private_of(stored["id"]).update(generalized=True)
         power = POWER_ACTIONS.get(name.lower())
         require(power is not None, "InvalidResourceType", f"no action {name}", 404)
 
@@ -482,7 +493,7 @@ class VirtualMachineScaleSets(ResourceType):
             "InvalidParameter",
             "computerNamePrefix must be 1 to 58 characters long.",
         )
-        _check_storage_profile(profile.get("storageProfile"), name)
+        _check_storage_profile(profile.get("storageProfile"), name, state)
         self._check_network(state, rid, profile)
         self._check_upgrade_policy(props, profile)
         old_cores = 0

@@ -27,6 +27,8 @@ class ResourceType:
     created_status = 201
     # Child collections that can be read by id (subnets, gateway parts, scale set VMs).
     child_collections: tuple[str, ...] = ()
+    # POST actions that answer 200 once done instead of an operation (VM generalize).
+    sync_actions: tuple[str, ...] = ()
 
     @property
     def type_name(self) -> str:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from tests.fakes.azure import (
     compute,
     container_registry,
+    images,
     insights,
     key_vault,
     network,
@@ -59,6 +60,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         compute.Disks(),
         compute.VirtualMachineScaleSets(),
         compute.AutoscaleSettings(),
+        images.Images(),
         web.ServerFarms(),
         web.Sites(),
         web_domains.Certificates(),
@@ -660,6 +662,9 @@ class ArmProtocol:
             return 200, self._read_nested(resource_type, parent, extra, query), {}
         if method == "POST" and len(extra) == 1:
             complete = resource_type.action(self.state, parent, extra[0], body)
+            if extra[0].lower() in resource_type.sync_actions:
+                complete()
+                return 200, None, {}
             _, location_url = self._start(
                 subscription,
                 rid,

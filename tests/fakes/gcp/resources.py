@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.fakes.gcp.api import Call, ComputeApi, Hooks
 from tests.fakes.gcp.catalog import MACHINE_TYPES
 from tests.fakes.gcp.errors import ApiError, already_exists, invalid, not_found, required
+from tests.fakes.gcp.images import own_image
 from tests.fakes.gcp.state import ResourcePath, link, now_rfc3339, parse_path, to_path
 
 _IMAGE_PATH = re.compile(r"projects/([^/]+)/global/images/(?:family/([^/]+)|([^/]+))")
@@ -147,7 +148,9 @@ class Behaviours:
         if match is None:
             raise invalid(f"Invalid value for field '{where}': '{value}'. The URL is malformed.")
         image_project, family, name = match.groups()
-        found = self.catalog.image_name(image_project, family=family, name=name)
+        found = self.catalog.image_name(image_project, family=family, name=name) or own_image(
+            self.store, image_project, family=family, name=name
+        )
         if found is None:
             raise not_found(path or value)
         return link(f"projects/{image_project}/global/images/{found}")

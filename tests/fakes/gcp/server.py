@@ -19,6 +19,7 @@ from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
 from tests.fakes.gcp.errors import ApiError
 from tests.fakes.gcp.faults import Faults
+from tests.fakes.gcp.images import ProjectImages
 from tests.fakes.gcp.instance_actions import InstanceActions
 from tests.fakes.gcp.monitoring import query_of
 from tests.fakes.gcp.resources import Behaviours
@@ -88,6 +89,7 @@ def compute_api(*, polls_to_done: int = 2) -> ComputeApi:
     api.register_catalog()
     Behaviours(api)
     InstanceActions(api)
+    ProjectImages(api)
     return api
 
 
