@@ -27,8 +27,9 @@ ROLE_MODEL = "model"  # the model-serving instances
 ROLE_LB = "lb"  # a load balancer host (local provider) or the managed LB's resources
 ROLE_NETWORK = "network"
 # A scaling group's (and a baked image's) release: the model image reference its template /
-# model / image serves, and the one it replaced, which `rollback` returns it to. GCP keeps them in metadata and Azure in
-# tags (values may hold "/" and ":" there), under the "-" spellings.
+# model / image serves, and the one it replaced, which `rollback` returns it to. GCP keeps
+# them in metadata and Azure in tags (values may hold "/" and ":" there), under the "-"
+# spellings.
 TAG_RELEASE = "mlops-vm/release"
 TAG_PREVIOUS_RELEASE = "mlops-vm/previous-release"
 LABEL_RELEASE = "mlops-vm-release"
