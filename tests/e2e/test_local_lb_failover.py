@@ -25,8 +25,7 @@ from mlops_vm.provision.model import ROLE_MODEL
 from tests.environments import LOCAL_PAIR_ENV
 from tests.load import RequestLoop
 
-# One xdist worker runs every module on the shared `pair` environment (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(LOCAL_PAIR_ENV)]
+pytestmark = pytest.mark.slow
 
 ENV = LOCAL_PAIR_ENV
 LB = f"mlops-vm-{ENV}-lb"

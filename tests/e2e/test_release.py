@@ -28,8 +28,7 @@ from mlops_vm.provision.local import lb_admin
 from tests.environments import LOCAL_PAIR_ENV, LOCAL_PAIR_PORT, cli, cli_json
 from tests.load import RequestLoop
 
-# One xdist worker runs every module on the shared `pair` environment (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(LOCAL_PAIR_ENV)]
+pytestmark = pytest.mark.slow
 
 ENV = LOCAL_PAIR_ENV
 PORT = LOCAL_PAIR_PORT

@@ -78,14 +78,7 @@ def run_molecule(scenario: str, log_file: Path) -> int:
 
 
 @pytest.mark.slow
-# Each scenario is its own xdist unit: its VMs, volumes and Molecule state carry its name.
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        pytest.param(name, marks=pytest.mark.xdist_group(f"molecule-{name}"))
-        for name in REFUSAL_TESTS
-    ],
-)
+@pytest.mark.parametrize("scenario", list(REFUSAL_TESTS))
 def test_molecule_scenario(scenario, platform, tmp_path):
     log_file = tmp_path / f"molecule-{scenario}.log"
     returncode = run_molecule(scenario, log_file)
