@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mlops_molecule import apply_role, assert_refused
+from mlops_molecule import apply_role, assert_refused, wait_until
 
 IMAGE = "registry.mlops-vm.test:5443/mlops-vm/model-service"
 IRIS_ROW = "[[5.1, 3.5, 1.4, 0.2]]"
@@ -65,10 +65,15 @@ def test_rolling_update_never_pointed_the_proxy_at_a_replica_that_was_not_ready(
 
 
 def test_scale_down_removed_the_surplus_replica(host):
-    names = host.check_output(
-        "docker ps -a --filter label=mlops-vm.model-service=model --format '{{.Names}}'"
-    )
-    assert names.split() == ["model-0"]
+    def only_model_0() -> bool:
+        names = host.check_output(
+            "docker ps -a --filter label=mlops-vm.model-service=model --format '{{.Names}}'"
+        )
+        return names.split() == ["model-0"]
+
+    # The replicas the update retired stop in the background (gracefully, within the stop
+    # timeout of 30 s): then only the active one is left.
+    wait_until(only_model_0, 40, "only model-0 left of the service's containers")
     assert active_ports(host) == [8181]
     for gone in (8082, 8182):
         assert host.run(f"curl -s -m 2 http://127.0.0.1:{gone}/readyz").rc != 0
