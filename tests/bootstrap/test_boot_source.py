@@ -1,0 +1,239 @@
+"""Boot by identity: the fetcher reads the payload and the secrets with the instance's
+credentials from the metadata stand-in (moto in server mode here; no VM needed)."""
+
+import base64
+import datetime
+import gzip
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from mlops_vm.bootstrap import BootConfig
+from mlops_vm.bootstrap.boot_source import (
+    BootPlan,
+    fetcher_code,
+    render_fetch_user_data,
+)
+from mlops_vm.bootstrap.fetch_script import sign_v4
+from mlops_vm.bootstrap.user_data import USER_DATA_LIMITS, user_data_bytes
+from tests.fakes.imds import CREDENTIALS_PATH, InstanceMetadata
+
+REGION = "eu-west-1"
+PASSWORD = "pw-{{ not a template }}-'quoted'-pässword"
+API_KEYS = ["key-one-0123456789", "key-two-9876543210"]
+ROLE = "mlops-vm-test-model"
+
+
+class UnsafeLoader(yaml.SafeLoader):
+    """Reads Ansible's !unsafe tag as the plain string it wraps."""
+
+
+UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_url: str):
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    def client(service: str):
+        return boto3.client(service, region_name=REGION, endpoint_url=moto_url)
+
+    return client
+
+
+@pytest.fixture
+def imds() -> Iterator[InstanceMetadata]:
+    metadata = InstanceMetadata(
+        ROLE,
+        {
+            "AccessKeyId": "ASIAINSTANCEPROFILE",
+            "SecretAccessKey": "instance-secret",
+            "Token": "instance-session-token",
+            "Expiration": "2099-01-01T00:00:00Z",
+        },
+    )
+    metadata.start()
+    yield metadata
+    metadata.stop()
+
+
+def boot_config(**options) -> BootConfig:
+    return BootConfig.for_model("registry.example.test/team/iris:1.4", replicas=2, **options)
+
+
+def test_sign_v4_matches_botocore():
+    credentials = {"AccessKeyId": "AKID", "SecretAccessKey": "secret", "Token": "tok"}
+    for method, url, service, body, headers in [
+        ("GET", "https://b.s3.eu-west-1.amazonaws.com/boot/a%20b.xz?x-id=GetObject", "s3", b"", {}),
+        (
+            "POST",
+            "https://secretsmanager.eu-west-1.amazonaws.com/",
+            "secretsmanager",
+            b'{"SecretId": "arn"}',
+            {"content-type": "application/x-amz-json-1.1", "x-amz-target": "t.Op"},
+        ),
+    ]:
+        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+        request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
+        signer_class = S3SigV4Auth if service == "s3" else SigV4Auth
+        signer_class(Credentials("AKID", "secret", "tok"), service, REGION).add_auth(request)
+        # Signed at botocore's own time: ours at the same.
+        now = datetime.datetime.strptime(request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+        ours = sign_v4(method, url, REGION, service, credentials, body, headers, now=now)
+        assert ours["authorization"] == request.headers["Authorization"]
+
+
+def test_fetcher_reads_payload_and_secrets_with_the_instance_credentials(
+    aws, moto_url: str, imds: InstanceMetadata, tmp_path: Path
+):
+    secret_arn = aws("secretsmanager").create_secret(Name="registry", SecretString=PASSWORD)["ARN"]
+    key_arns = [
+        aws("secretsmanager").create_secret(Name=f"api-key-{i}", SecretString=key)["ARN"]
+        for i, key in enumerate(API_KEYS[:1])
+    ]
+    aws("ssm").put_parameter(Name="/team/api-key", Value=API_KEYS[1], Type="SecureString")
+    account = aws("sts").get_caller_identity()["Account"]
+    key_arns.append(f"arn:aws:ssm:{REGION}:{account}:parameter/team/api-key")
+    plan = BootPlan.for_config(
+        boot_config(),
+        secrets={
+            "model_service_registry_password": secret_arn,
+            "nginx_proxy_api_keys": tuple(key_arns),
+        },
+    )
+    aws("s3").create_bucket(
+        Bucket="boot-bucket", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    aws("s3").put_object(Bucket="boot-bucket", Key=plan.payload_key(), Body=plan.payload)
+    source = plan.source(
+        "aws",
+        f"s3://boot-bucket/{plan.payload_key()}",
+        region=REGION,
+        metadata_url=f"http://127.0.0.1:{imds.server.server_address[1]}",
+        endpoints={"s3": moto_url, "secretsmanager": moto_url, "ssm": moto_url},
+    )
+    user_data = render_fetch_user_data(source)
+    for value in (PASSWORD, *API_KEYS, "instance-secret"):
+        assert value not in user_data
+    boot_dir = tmp_path / "boot"
+    boot_dir.mkdir()
+    (boot_dir / "fetch.py").write_text(fetcher_code())
+    (boot_dir / "source.json").write_text(source.as_json())
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    run = subprocess.run(
+        [sys.executable, str(boot_dir / "fetch.py"), str(boot_dir / "source.json"), "--fetch-only"],
+        capture_output=True,
+        text=True,
+        env={**env, "NO_PROXY": "127.0.0.1"},
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert PASSWORD not in run.stdout + run.stderr
+    assert (boot_dir / "run.sh").is_file()
+    assert "-e @/opt/mlops-vm/boot/secrets.yml" in (boot_dir / "run.sh").read_text()
+    assert (boot_dir / "roles/model_service/tasks/main.yml").is_file()
+    secrets_file = boot_dir / "secrets.yml"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    text = secrets_file.read_text()
+    secrets = yaml.load(text, Loader=UnsafeLoader)
+    assert secrets == {
+        "model_service_registry_password": PASSWORD,
+        "nginx_proxy_api_keys": API_KEYS,
+    }
+    # Every value is kept from Ansible's templating ("{{" in the password).
+    assert text.count("!unsafe ") == 3
+    # The credentials came from the metadata stand-in, over a session token.
+    assert imds.served[:3] == ["/latest/api/token", CREDENTIALS_PATH, CREDENTIALS_PATH + ROLE]
+
+
+def test_a_payload_that_is_not_the_expected_one_is_refused(
+    aws, moto_url: str, imds: InstanceMetadata, tmp_path: Path
+):
+    plan = BootPlan.for_config(boot_config())
+    aws("s3").create_bucket(
+        Bucket="boot-tampered", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    aws("s3").put_object(Bucket="boot-tampered", Key=plan.payload_key(), Body=b"not it")
+    source = plan.source(
+        "aws",
+        f"s3://boot-tampered/{plan.payload_key()}",
+        region=REGION,
+        metadata_url=f"http://127.0.0.1:{imds.server.server_address[1]}",
+        endpoints={"s3": moto_url},
+    )
+    (tmp_path / "fetch.py").write_text(fetcher_code())
+    (tmp_path / "source.json").write_text(source.as_json())
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "fetch.py"), str(tmp_path / "source.json"), "--fetch-only"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "NO_PROXY": "127.0.0.1"},
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert "is not the payload expected" in run.stderr
+    assert not (tmp_path / "run.sh").exists()
+
+
+def test_user_data_size_does_not_grow_with_the_payload():
+    small = BootPlan.for_config(boot_config())
+    # Three times today's payload (incompressible filler in a role variable).
+    filler = base64.b85encode(os.urandom(3 * len(small.payload))).decode()
+    large = BootPlan.for_config(boot_config(role_vars={"model_service_env": {"FILLER": filler}}))
+    assert len(large.payload) > 3 * len(small.payload)
+    sizes = []
+    for plan in (small, large):
+        user_data = render_fetch_user_data(
+            plan.source("aws", "s3://b/" + plan.payload_key(), region=REGION)
+        )
+        sizes.append(len(user_data_bytes(user_data, "aws")))
+    # Only the hash differs (gzip of a hex digest varies by a byte or two).
+    assert abs(sizes[0] - sizes[1]) < 16
+    assert max(sizes) < USER_DATA_LIMITS["aws"] // 2
+    document = yaml.safe_load(gzip.decompress(user_data_bytes(user_data, "aws")))
+    assert document["runcmd"] == [
+        ["python3", "/opt/mlops-vm/boot/fetch.py", "/opt/mlops-vm/boot/source.json"]
+    ]
+    assert (
+        json.loads(document["write_files"][1]["content"])["payload"]["sha256"]
+        == large.payload_sha256
+    )
+
+
+def test_a_boot_by_identity_refuses_secret_values():
+    with pytest.raises(ValueError, match="model_service_registry_password"):
+        BootPlan.for_config(
+            BootConfig.for_model("r.test/a/b:1", registry_username="u", registry_password="p")
+        )
