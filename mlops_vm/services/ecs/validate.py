@@ -2,7 +2,7 @@
 
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.errors import ProvisionError
-from mlops_vm.services import aws_secrets
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs.sizes import size_problem
 

@@ -1,4 +1,4 @@
-"""IAM roles of the AWS managed targets (ECS's task execution role, Lambda's execution
+"""IAM roles (ECS's task execution role, Lambda's execution role, scaling-group instances'
 role): made with their trust policy and tags, their inline policies converged one by one,
 and deleted (inline policies first) only when tagged with the environment."""
 
