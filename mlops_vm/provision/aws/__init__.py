@@ -20,11 +20,14 @@ wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's stand
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
+from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.plan import Change, ChangeLog
-from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import (
+    boot_payload,
     images,
+    instance_identity,
     instances,
     load_balancer,
     network,
@@ -32,6 +35,7 @@ from mlops_vm.provision.aws import (
     scaling_group,
     targets,
 )
+from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
@@ -117,6 +121,7 @@ class AwsProvider(Provider):
         # What went wrong before this run is not this run's failure.
         earlier = scaling_group.activity_ids(ctx, name)
         assert ids.instance_security_group_id is not None
+        spec, settings = self._boot_by_identity(spec, settings, log)
         data = scaling_group.template_data(spec, settings, ids.instance_security_group_id)
         template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
         scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
@@ -124,6 +129,32 @@ class AwsProvider(Provider):
         if ctx.options.wait_for_scaling_group:
             # A real run's only: the instances of the group it made or changed.
             log.follow_up(lambda: self._wait_in_service(spec, earlier))
+
+    def _boot_by_identity(
+        self, spec: FleetSpec, settings: dict, log: ChangeLog
+    ) -> tuple[FleetSpec, dict]:
+        """With InstanceSpec.boot: the payload in S3, the instances' role and profile, and
+        SPEC's user-data the fetcher that reads both with that profile (nothing secret)."""
+        plan = spec.instance.boot
+        if plan is None:
+            return spec, settings
+        ctx = self.ctx
+        url = boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
+        bucket = url.removeprefix("s3://").split("/", 1)[0]
+        profile_arn = instance_identity.ensure_identity(ctx, spec.env, spec.role, plan, bucket, log)
+        endpoint = ctx.options.boot_endpoint_url
+        source = plan.source(
+            "aws",
+            url,
+            region=ctx.region,
+            metadata_url=ctx.options.boot_metadata_url,
+            endpoints=dict.fromkeys(instance_identity.BOOT_SERVICES, endpoint) if endpoint else {},
+        )
+        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        return replace(spec, instance=instance), {
+            **settings,
+            "IamInstanceProfile": {"Arn": profile_arn},
+        }
 
     def _wait_in_service(self, spec: FleetSpec, earlier: set[str]) -> None:
         """Until the group's instances (as many as it wants, at most count) are InService;

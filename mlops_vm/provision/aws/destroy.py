@@ -2,7 +2,8 @@
 
 Order: scaling groups (their instances go with them), listeners, load balancers, target
 groups, instances, launch templates, key pairs, security groups, subnets, route tables,
-internet gateways, VPCs, imported certificates. Only tagged resources are touched: a
+internet gateways, VPCs, imported certificates, the scaling-group instances' role and
+instance profile, the boot payload bucket. Only tagged resources are touched: a
 reused VPC, subnet or security group (NetworkSpec.existing) is never deleted. Whatever
 is already gone counts as deleted, so a second destroy finds nothing and changes nothing.
 """
@@ -12,7 +13,9 @@ from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import (
+    boot_payload,
     certificates,
+    instance_identity,
     instances,
     load_balancer,
     names,
@@ -20,6 +23,7 @@ from mlops_vm.provision.aws import (
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import ROLE_MODEL
 
 
 def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
@@ -37,6 +41,8 @@ def destroy(ctx: AwsContext, env: str, *, dry_run: bool) -> list[Change]:
         internet_gateways,
         vpcs,
         imported_certificates,
+        boot_identity,
+        boot_payload.delete_bucket,
     ):
         step(ctx, env, log)
     return log.changes
@@ -129,6 +135,10 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         ],
         terminate,
     )
+
+
+def boot_identity(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    instance_identity.delete_identity(ctx, env, ROLE_MODEL, log)
 
 
 def launch_templates(ctx: AwsContext, env: str, log: ChangeLog) -> None:
