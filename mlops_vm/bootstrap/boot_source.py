@@ -88,6 +88,8 @@ class BootPlan:
     registry_host: str | None = None
     # The registry's repository (path, without host or tag): what the identity may pull.
     repository: str | None = None
+    # Where each reference is set (setting -> reference), for the checks' messages.
+    fields: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_config(
@@ -97,6 +99,7 @@ class BootPlan:
         secrets: SecretReferences | None = None,
         registry_host: str | None = None,
         repository: str | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> "BootPlan":
         if boot.secret_vars:
             raise ValueError(
@@ -109,6 +112,7 @@ class BootPlan:
             secrets=dict(secrets or {}),
             registry_host=registry_host,
             repository=repository,
+            fields=dict(fields or {}),
         )
 
     @property

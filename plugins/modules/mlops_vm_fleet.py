@@ -25,7 +25,9 @@ options:
     type: str
     default: ""
   registry_password:
-    description: The model registry's password, for scaling-group instances (never logged).
+    description:
+      - The model registry's password, for scaling-group instances (never logged).
+      - Not used where the instances boot by identity (AWS); they read C(fleet.secrets) at boot.
     type: str
     default: ""
   api_keys:
@@ -90,8 +92,16 @@ def main() -> None:
         if params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=run.check_mode)
             run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
+        from mlops_vm.environment.config import boots_by_identity
+
         user_data = params["user_data"]
-        if user_data is None and config.fleet.mode == "scaling_group":
+        # Booting by identity, the instances read their secrets themselves: the provider
+        # renders user-data with nothing secret in it (fleet_spec's boot plan).
+        if (
+            user_data is None
+            and config.fleet.mode == "scaling_group"
+            and not boots_by_identity(config)
+        ):
             from mlops_vm.environment.boot_config import environment_user_data
 
             user_data = environment_user_data(
