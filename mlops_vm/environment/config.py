@@ -501,7 +501,7 @@ def validate_config(
     problems += [
         ConfigProblem(
             source,
-            ".".join((CONFIG_VARIABLE, *location)),
+            ".".join(map(str, (CONFIG_VARIABLE, *location))),
             message,
             node_line(node, location),
         )
