@@ -18,7 +18,7 @@ from mlops_vm.environment.specs import fleet_spec
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.provision.aws import instance_identity
 from tests.check_equals_run import assert_check_equals_run
-from tests.providers.test_aws import (  # noqa: F401 - fixtures
+from tests.providers.test_aws import (
     REGION,
     aws_environment,
     boto,
@@ -26,6 +26,13 @@ from tests.providers.test_aws import (  # noqa: F401 - fixtures
     make_provider,
     moto_endpoint,
 )
+
+__all__ = [  # fixtures shared with the provider tests, found by pytest by their names
+    "aws_environment",
+    "boto",
+    "env",
+    "moto_endpoint",
+]
 
 PASSWORD = "registry-pw-{{ kept }}-8c1f"
 API_KEYS = ("api-key-one-5d2e", "api-key-two-77ab")
