@@ -10,7 +10,10 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -147,17 +150,7 @@ def test_fetcher_reads_payload_and_secrets_with_the_instance_credentials(
         assert value not in user_data
     boot_dir = tmp_path / "boot"
     boot_dir.mkdir()
-    (boot_dir / "fetch.py").write_text(fetcher_code())
-    (boot_dir / "source.json").write_text(source.as_json())
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    run = subprocess.run(
-        [sys.executable, str(boot_dir / "fetch.py"), str(boot_dir / "source.json"), "--fetch-only"],
-        capture_output=True,
-        text=True,
-        env={**env, "NO_PROXY": "127.0.0.1"},
-        timeout=60,
-        check=False,
-    )
+    run = run_fetcher(boot_dir, source.as_json())
     assert run.returncode == 0, run.stderr
     assert PASSWORD not in run.stdout + run.stderr
     assert (boot_dir / "run.sh").is_file()
@@ -192,16 +185,7 @@ def test_a_payload_that_is_not_the_expected_one_is_refused(
         metadata_url=f"http://127.0.0.1:{imds.server.server_address[1]}",
         endpoints={"s3": moto_url},
     )
-    (tmp_path / "fetch.py").write_text(fetcher_code())
-    (tmp_path / "source.json").write_text(source.as_json())
-    run = subprocess.run(
-        [sys.executable, str(tmp_path / "fetch.py"), str(tmp_path / "source.json"), "--fetch-only"],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"], "NO_PROXY": "127.0.0.1"},
-        timeout=60,
-        check=False,
-    )
+    run = run_fetcher(tmp_path, source.as_json())
     assert run.returncode != 0
     assert "is not the payload expected" in run.stderr
     assert not (tmp_path / "run.sh").exists()
@@ -237,3 +221,123 @@ def test_a_boot_by_identity_refuses_secret_values():
         BootPlan.for_config(
             BootConfig.for_model("r.test/a/b:1", registry_username="u", registry_password="p")
         )
+
+
+class CloudStandIn:
+    """GCP's and Azure's metadata tokens, object storage and secret stores, as far as the
+    fetcher uses them: each answer only with the token the metadata service handed out."""
+
+    def __init__(self, payload: bytes, secrets: dict[str, str]) -> None:
+        self.payload = payload
+        self.secrets = secrets
+        self.seen: list[str] = []
+
+    def answer(self, path: str, headers) -> tuple[int, bytes]:
+        self.seen.append(path)
+        url = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        bearer = headers.get("Authorization", "")
+        if url.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+            if headers.get("Metadata-Flavor") != "Google":
+                return 403, b""
+            return 200, json.dumps({"access_token": "gcp-token"}).encode()
+        if url.path == "/metadata/identity/oauth2/token":
+            if headers.get("Metadata") != "true" or query.get("client_id") != "client-1":
+                return 400, b""
+            return 200, json.dumps({"access_token": "az:" + query["resource"]}).encode()
+        if url.path.startswith("/storage/v1/b/boot/o/") and query.get("alt") == "media":
+            return (200, self.payload) if bearer == "Bearer gcp-token" else (401, b"")
+        if url.path.startswith("/v1/projects/") and url.path.endswith(":access"):
+            if bearer != "Bearer gcp-token":
+                return 401, b""
+            name = url.path.removeprefix("/v1/").removesuffix("/versions/latest:access")
+            data = base64.b64encode(self.secrets[name].encode()).decode()
+            return 200, json.dumps({"payload": {"data": data}}).encode()
+        if url.path.startswith("/payloads/"):
+            ok = bearer == "Bearer az:https://storage.azure.com/" and headers.get("x-ms-version")
+            return (200, self.payload) if ok else (401, b"")
+        if url.path.startswith("/secrets/") and query.get("api-version"):
+            if bearer != "Bearer az:https://vault.azure.net":
+                return 401, b""
+            return 200, json.dumps({"value": self.secrets[url.path]}).encode()
+        return 404, b""
+
+    def start(self) -> str:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, body = stand_in.answer(self.path, self.headers)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def run_fetcher(directory: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """The fetcher run as the instance runs it, steps 1-3 only, with no AWS_* variable."""
+    (directory / "fetch.py").write_text(fetcher_code())
+    (directory / "source.json").write_text(source)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(directory / "fetch.py"),
+            str(directory / "source.json"),
+            "--fetch-only",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "NO_PROXY": "127.0.0.1"},
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "azure"])
+def test_fetcher_on_gcp_and_azure_uses_the_metadata_tokens(cloud: str, tmp_path: Path):
+    # The payload of a boot that reads secrets (whichever: they are not in it).
+    plan = BootPlan.for_config(boot_config(), secrets={"nginx_proxy_api_keys": ("any",)})
+    gcp_refs = {"pw": "projects/p/secrets/registry", "key": "projects/p/secrets/api-key"}
+    stand_in = CloudStandIn(
+        plan.payload,
+        {
+            gcp_refs["pw"]: PASSWORD,
+            gcp_refs["key"]: API_KEYS[0],
+            "/secrets/registry": PASSWORD,
+            "/secrets/api-key": API_KEYS[0],
+        },
+    )
+    base = stand_in.start()
+    try:
+        if cloud == "gcp":
+            refs = gcp_refs
+            url = f"gs://boot/{plan.payload_key()}"
+            options = {"endpoints": {"storage": base, "secretmanager": base}}
+        else:
+            refs = {"pw": f"{base}/secrets/registry", "key": f"{base}/secrets/api-key"}
+            url = f"{base}/payloads/{plan.payload_key()}"
+            options = {"identity_client_id": "client-1"}
+        source = BootPlan.for_config(
+            boot_config(),
+            secrets={
+                "model_service_registry_password": refs["pw"],
+                "nginx_proxy_api_keys": (refs["key"],),
+            },
+        ).source(cloud, url, metadata_url=base, **options)
+        run = run_fetcher(tmp_path, source.as_json())
+    finally:
+        stand_in.server.shutdown()
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "roles/nginx_proxy/tasks/main.yml").is_file()
+    secrets = yaml.load((tmp_path / "secrets.yml").read_text(), Loader=UnsafeLoader)
+    assert secrets == {
+        "model_service_registry_password": PASSWORD,
+        "nginx_proxy_api_keys": [API_KEYS[0]],
+    }
