@@ -29,12 +29,19 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 TIMEOUT_S = 10
 ATTEMPTS = 6
 
 
-def request(url, *, method="GET", headers=None, body=None):
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> bytes:
     """The response body of URL; retried with back-off (the network and the metadata
     service may still be coming up at first boot)."""
     for attempt in range(ATTEMPTS):
@@ -56,7 +63,7 @@ def request(url, *, method="GET", headers=None, body=None):
     raise AssertionError("unreachable")
 
 
-def redacted(url):
+def redacted(url: str) -> str:
     """URL without its query (a signature or a token may be in it)."""
     return url.split("?", 1)[0]
 
@@ -64,7 +71,16 @@ def redacted(url):
 # --- AWS: SigV4 with the instance profile's credentials ---------------------------------
 
 
-def sign_v4(method, url, region, service, credentials, body, headers, now=None):
+def sign_v4(
+    method: str,
+    url: str,
+    region: str,
+    service: str,
+    credentials: dict[str, str],
+    body: bytes,
+    headers: dict[str, str],
+    now: datetime.datetime | None = None,
+) -> dict[str, str]:
     """HEADERS plus the SigV4 Authorization (the same as botocore's signer)."""
     parts = urllib.parse.urlsplit(url)
     now = now or datetime.datetime.now(datetime.UTC)
@@ -119,13 +135,13 @@ JSON_TARGETS = {
 
 
 class Aws:
-    def __init__(self, source):
+    def __init__(self, source: dict[str, Any]) -> None:
         self.region = source["region"]
         self.metadata = source.get("metadata_url") or "http://169.254.169.254"
         self.endpoints = source.get("endpoints") or {}
         self.credentials = self.instance_credentials()
 
-    def instance_credentials(self):
+    def instance_credentials(self) -> dict[str, str]:
         """The instance profile's temporary credentials, over IMDSv2 (a session token)."""
         token = request(
             f"{self.metadata}/latest/api/token",
@@ -137,14 +153,16 @@ class Aws:
         role = request(path, headers=headers).decode().split()[0]
         return json.loads(request(path + role, headers=headers))
 
-    def endpoint(self, service):
+    def endpoint(self, service: str) -> str:
         return self.endpoints.get(service) or f"https://{service}.{self.region}.amazonaws.com"
 
-    def call(self, method, url, service, body=b"", headers=None):
+    def call(
+        self, method: str, url: str, service: str, body: bytes = b"", headers: dict | None = None
+    ) -> bytes:
         signed = sign_v4(method, url, self.region, service, self.credentials, body, headers or {})
         return request(url, method=method, headers=signed, body=body or None)
 
-    def json_call(self, service, body):
+    def json_call(self, service: str, body: dict[str, Any]) -> Any:
         headers = {
             "content-type": "application/x-amz-json-1.1",
             "x-amz-target": JSON_TARGETS[service],
@@ -152,7 +170,7 @@ class Aws:
         data = json.dumps(body).encode()
         return json.loads(self.call("POST", self.endpoint(service) + "/", service, data, headers))
 
-    def get_object(self, url):
+    def get_object(self, url: str) -> bytes:
         bucket, key = url.removeprefix("s3://").split("/", 1)
         if "s3" in self.endpoints:  # an emulator: path-style
             target = f"{self.endpoints['s3']}/{bucket}/{key}"
@@ -160,14 +178,14 @@ class Aws:
             target = f"https://{bucket}.s3.{self.region}.amazonaws.com/{key}"
         return self.call("GET", target, "s3")
 
-    def secret(self, reference):
+    def secret(self, reference: str) -> str:
         parameter = PARAMETER_ARN.match(reference)
         if parameter:
             found = self.json_call("ssm", {"Name": parameter["name"], "WithDecryption": True})
             return found["Parameter"]["Value"]
         return self.json_call("secretsmanager", {"SecretId": reference})["SecretString"]
 
-    def registry_login(self, host):
+    def registry_login(self, host: str) -> tuple[str, str]:
         """ECR: a 12-hour token exchanged at boot for this instance's own pulls."""
         data = self.json_call("ecr", {})["authorizationData"][0]
         username, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
@@ -178,7 +196,7 @@ class Aws:
 
 
 class Gcp:
-    def __init__(self, source):
+    def __init__(self, source: dict[str, Any]) -> None:
         metadata = source.get("metadata_url") or "http://metadata.google.internal"
         self.endpoints = source.get("endpoints") or {}
         answer = request(
@@ -187,24 +205,24 @@ class Gcp:
         )
         self.token = json.loads(answer)["access_token"]
 
-    def get(self, url):
+    def get(self, url: str) -> bytes:
         return request(url, headers={"Authorization": f"Bearer {self.token}"})
 
-    def get_object(self, url):
+    def get_object(self, url: str) -> bytes:
         bucket, name = url.removeprefix("gs://").split("/", 1)
         base = self.endpoints.get("storage", "https://storage.googleapis.com")
         return self.get(
             f"{base}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}?alt=media"
         )
 
-    def secret(self, reference):
+    def secret(self, reference: str) -> str:
         if "/versions/" not in reference:
             reference += "/versions/latest"
         base = self.endpoints.get("secretmanager", "https://secretmanager.googleapis.com")
         answer = json.loads(self.get(f"{base}/v1/{reference}:access"))
         return base64.b64decode(answer["payload"]["data"]).decode()
 
-    def registry_login(self, host):
+    def registry_login(self, host: str) -> tuple[str, str]:
         """Artifact Registry: the service account's access token is the password."""
         return "oauth2accesstoken", self.token
 
@@ -213,12 +231,12 @@ class Gcp:
 
 
 class Azure:
-    def __init__(self, source):
+    def __init__(self, source: dict[str, Any]) -> None:
         self.metadata = source.get("metadata_url") or "http://169.254.169.254"
         self.client_id = source.get("identity_client_id", "")
-        self.tokens = {}
+        self.tokens: dict[str, str] = {}
 
-    def token(self, resource):
+    def token(self, resource: str) -> str:
         if resource not in self.tokens:
             query = urllib.parse.urlencode(
                 {"api-version": "2018-02-01", "resource": resource, "client_id": self.client_id}
@@ -230,18 +248,18 @@ class Azure:
             self.tokens[resource] = json.loads(answer)["access_token"]
         return self.tokens[resource]
 
-    def get_object(self, url):
+    def get_object(self, url: str) -> bytes:
         headers = {
             "Authorization": f"Bearer {self.token('https://storage.azure.com/')}",
             "x-ms-version": "2021-08-06",
         }
         return request(url, headers=headers)
 
-    def secret(self, reference):
+    def secret(self, reference: str) -> str:
         headers = {"Authorization": f"Bearer {self.token('https://vault.azure.net')}"}
         return json.loads(request(f"{reference}?api-version=7.4", headers=headers))["value"]
 
-    def registry_login(self, host):
+    def registry_login(self, host: str) -> tuple[str, str]:
         """ACR: the identity's AAD token exchanged for a registry refresh token."""
         form = urllib.parse.urlencode(
             {
@@ -265,7 +283,7 @@ CLOUDS = {"aws": Aws, "gcp": Gcp, "azure": Azure}
 # --- the boot ----------------------------------------------------------------------------
 
 
-def unpack(blob, boot_dir):
+def unpack(blob: bytes, boot_dir: str) -> None:
     """The payload's files (payload.read_payload's format) written under BOOT_DIR."""
     data = lzma.decompress(blob)
     offset = 0
@@ -281,11 +299,11 @@ def unpack(blob, boot_dir):
         offset = start + size
 
 
-def unsafe_yaml(variables):
+def unsafe_yaml(variables: dict[str, Any]) -> str:
     """VARIABLES as YAML that Ansible never templates (a password may hold "{{"): each
     string a JSON-escaped double-quoted scalar, which YAML reads the same, tagged !unsafe."""
 
-    def scalar(value):
+    def scalar(value: str) -> str:
         return f"!unsafe {json.dumps(value)}"
 
     lines = []
@@ -298,8 +316,8 @@ def unsafe_yaml(variables):
     return "\n".join(lines) + "\n"
 
 
-def read_secrets(cloud, source):
-    found = {}
+def read_secrets(cloud: Any, source: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     for variable, reference in source.get("secrets", {}).items():
         if isinstance(reference, list):
             found[variable] = [cloud.secret(item) for item in reference]
@@ -314,13 +332,13 @@ def read_secrets(cloud, source):
     return found
 
 
-def write_private(path, text):
+def write_private(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
 
 
-def fetch(source, boot_dir):
+def fetch(source: dict[str, Any], boot_dir: str) -> None:
     """Steps 1-3 (no run): the payload unpacked and secrets.yml written in BOOT_DIR."""
     cloud = CLOUDS[source["cloud"]](source)
     payload = source.get("payload")
@@ -334,7 +352,7 @@ def fetch(source, boot_dir):
         write_private(os.path.join(boot_dir, "secrets.yml"), unsafe_yaml(secrets))
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     source_path = argv[1]
     with open(source_path) as handle:
         source = json.load(handle)
