@@ -63,7 +63,7 @@ network:
   returned: when state is present
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 try:  # from the checkout: ansible.cfg's module_utils path
     from ansible.module_utils import mlops_vm_common as common
@@ -112,6 +112,9 @@ def main() -> None:
                 api_keys=params["api_keys"],
             )
         spec = fleet_spec(config, run.inventory_dir, user_data)
+        if params["user_data"] is not None:
+            # The caller's own user-data is used as given, no boot by identity around it.
+            spec = replace(spec, instance=replace(spec.instance, boot=None))
         lb_spec = load_balancer_spec(config, run.inventory_dir)
         provider.validate(spec, lb_spec)
         # A size some instance cannot take stops the run before anything is created;
