@@ -214,10 +214,22 @@ def test_a_payload_three_times_todays_provisions(moto_endpoint, boto, env, secre
     assert spec.instance.boot is not None and len(spec.instance.boot.payload) > 3 * len(
         today.payload
     )
-    make_provider(moto_endpoint, instance_refresh=False).ensure_fleet(spec)
+    # An emulator's addresses for the instances (as the local boot test uses them).
+    provider = make_provider(
+        moto_endpoint,
+        instance_refresh=False,
+        boot_bucket=f"payloads-{env}",
+        boot_endpoint_url="http://172.18.0.1:5000",
+        boot_metadata_url="http://172.18.0.1:8169",
+    )
+    provider.ensure_fleet(spec)
     [text, *_] = user_data_texts(boto, env)
     assert len(gzip.compress(text.encode())) < 8 * 1024
-    url = json.loads(yaml.safe_load(text)["write_files"][1]["content"])["payload"]["url"]
+    source = json.loads(yaml.safe_load(text)["write_files"][1]["content"])
+    assert source["metadata_url"] == "http://172.18.0.1:8169"
+    assert set(source["endpoints"].values()) == {"http://172.18.0.1:5000"}
+    url = source["payload"]["url"]
+    assert url.startswith(f"s3://payloads-{env}/boot/")
     bucket, key = url.removeprefix("s3://").split("/", 1)
     assert boto("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] == len(
         spec.instance.boot.payload
