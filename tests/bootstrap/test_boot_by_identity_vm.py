@@ -13,7 +13,6 @@ key are in the secret stores only, and the VM serves HTTPS with the key required
 """
 
 import base64
-import logging
 import os
 import time
 import uuid
@@ -44,6 +43,7 @@ from tests.bootstrap.test_boot_vm import (
     write_seed,
 )
 from tests.fakes.imds import CREDENTIALS_PATH, InstanceMetadata
+from tests.providers.test_aws import start_moto_server
 
 pytestmark = pytest.mark.slow
 
@@ -62,10 +62,8 @@ def gateway(network: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cloud(platform) -> Iterator[dict]:
+def cloud(platform, tmp_path_factory) -> Iterator[dict]:
     """moto (S3, Secrets Manager, SSM) and the metadata stand-in, on the gateway address."""
-    from moto.server import ThreadedMotoServer
-
     address = gateway(NETWORK)
     patch = pytest.MonkeyPatch()
     for name in list(os.environ):
@@ -75,9 +73,7 @@ def cloud(platform) -> Iterator[dict]:
     patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     patch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     patch.setenv("NO_PROXY", address)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address=address, port=0, verbose=False)
-    moto.start()
+    moto = start_moto_server(address, tmp_path_factory.mktemp("moto"), patch)
     host, port = moto.get_host_and_port()
     imds = InstanceMetadata(
         ROLE,

@@ -6,7 +6,6 @@ import datetime
 import gzip
 import hashlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from mlops_vm.bootstrap.boot_source import (
 from mlops_vm.bootstrap.fetch_script import sign_v4
 from mlops_vm.bootstrap.user_data import USER_DATA_LIMITS, user_data_bytes
 from tests.fakes.imds import CREDENTIALS_PATH, InstanceMetadata
+from tests.providers.test_aws import start_moto_server
 
 REGION = "eu-west-1"
 PASSWORD = "pw-{{ not a template }}-'quoted'-pässword"
@@ -47,15 +47,13 @@ UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_sc
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    patch = pytest.MonkeyPatch()
+    server = start_moto_server("127.0.0.1", tmp_path_factory.mktemp("moto"), patch)
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+    patch.undo()
 
 
 @pytest.fixture
