@@ -56,6 +56,9 @@ class BootConfig:
     # PEM CA certificates the instance trusts system-wide (a TLS-intercepting proxy or
     # a private mirror), on top of Debian's.
     extra_ca_certs: tuple[str, ...] = ()
+    # The secret variables are read at boot from the cloud's secret store with the
+    # instance's identity (bootstrap.boot_source), into the same secrets file.
+    secrets_at_boot: bool = False
 
     def __post_init__(self) -> None:
         overlap = set(self.role_vars) & set(self.secret_vars)

@@ -270,7 +270,7 @@ def pip_source_options(boot: BootConfig) -> str:
 
 def run_script(boot: BootConfig) -> str:
     """The script that installs Ansible and applies the roles to this very machine."""
-    secrets = f"-e @{BOOT_DIR}/secrets.yml" if boot.secret_vars else ""
+    secrets = f"-e @{BOOT_DIR}/secrets.yml" if boot.secret_vars or boot.secrets_at_boot else ""
     if boot.ansible_install == "pip":
         pip_source = pip_source_options(boot)
         install = f"""apt_install python3-venv

@@ -1,15 +1,23 @@
 """The boot-time configuration of an environment's scaling-group instances.
 
-Scaling-group instances are never reached over SSH: their user-data applies the same roles
-with the same variables (see mlops_vm.bootstrap). The registry secret comes from the run
-(never from the validated, secret-free settings).
+Scaling-group instances are never reached over SSH: they apply the same roles with the same
+variables at boot (see mlops_vm.bootstrap). On a cloud that boots by identity (AWS here:
+config.IDENTITY_BOOT_PROVIDERS) nothing secret is handed to the provider: environment_boot_plan
+gives the payload (fetched from object storage at boot) and the references of the secrets
+the instances read with their own identity (fleet.secrets), and the registry they pull from
+with it (ECR). Elsewhere the user-data carries the payload, and the registry secret comes
+from the run (never from the validated, secret-free settings).
 """
 
 from pathlib import Path
+from typing import Any
 
 from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
-from mlops_vm.environment.config import EnvironmentConfig, resolve_path
+from mlops_vm.bootstrap.boot_source import BootPlan
+from mlops_vm.bootstrap.config import split_image_ref
+from mlops_vm.environment.config import EnvironmentConfig, boots_by_identity, resolve_path
 from mlops_vm.environment.edge import host_rate_limit, trusted_proxies
+from mlops_vm.provision.aws.instance_identity import is_ecr
 
 
 def gpu_role_vars(config: EnvironmentConfig) -> dict:
@@ -20,33 +28,14 @@ def gpu_role_vars(config: EnvironmentConfig) -> dict:
     return {"docker_engine_nvidia_enabled": True, "model_service_gpus": config.model.gpus}
 
 
-def environment_user_data(
+def environment_boot_config(
     config: EnvironmentConfig,
     inventory_dir: Path,
     *,
     registry_username: str = "",
     registry_password: str = "",
     api_keys: list[str] | None = None,
-) -> str:
-    boot = environment_boot(
-        config,
-        inventory_dir,
-        registry_username=registry_username,
-        registry_password=registry_password,
-        api_keys=api_keys,
-    )
-    # A provider without a limit of its own gets the tightest one.
-    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
-    return render_user_data(boot, cloud=cloud)
-
-
-def environment_boot(
-    config: EnvironmentConfig,
-    inventory_dir: Path,
-    *,
-    registry_username: str = "",
-    registry_password: str = "",
-    api_keys: list[str] | None = None,
+    role_vars: dict[str, Any] | None = None,
 ) -> BootConfig:
     """The roles and variables an instance of CONFIG is configured with (at boot, or once
     on an image builder); the secrets given here go to secret_vars only."""
@@ -73,6 +62,58 @@ def environment_boot(
             ),
             **host_rate_limit(config.provider.name, allowance),
             **gpu_role_vars(config),
+            **(role_vars or {}),
         },
         secret_role_vars={"nginx_proxy_api_keys": list(api_keys)} if api_keys else None,
+    )
+
+
+def environment_user_data(
+    config: EnvironmentConfig,
+    inventory_dir: Path,
+    *,
+    registry_username: str = "",
+    registry_password: str = "",
+    api_keys: list[str] | None = None,
+) -> str:
+    boot = environment_boot_config(
+        config,
+        inventory_dir,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        api_keys=api_keys,
+    )
+    # A provider without a limit of its own gets the tightest one.
+    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
+    return render_user_data(boot, cloud=cloud)
+
+
+def environment_boot_plan(config: EnvironmentConfig, inventory_dir: Path) -> BootPlan | None:
+    """The boot by identity of the environment's scaling-group instances (None where they
+    do not boot by identity): no secret value in it, only fleet.secrets' references."""
+    if not boots_by_identity(config):
+        return None
+    repository, _, _ = split_image_ref(config.model.image)
+    host, _, path = repository.partition("/")
+    secrets = config.fleet.secrets
+    references: dict[str, str | tuple[str, ...]] = {}
+    fields: dict[str, str] = {}
+    role_vars: dict[str, Any] = {}
+    identity_pull = is_ecr(host)
+    if secrets.api_keys:
+        references["nginx_proxy_api_keys"] = tuple(secrets.api_keys)
+        fields.update({f"api_keys.{i}": ref for i, ref in enumerate(secrets.api_keys)})
+    if not identity_pull and config.model.registry.username and secrets.registry_password:
+        # The user is no secret; the password is read at boot.
+        role_vars["model_service_registry"] = host
+        role_vars["model_service_registry_username"] = config.model.registry.username
+        references["model_service_registry_password"] = secrets.registry_password
+        fields["registry_password"] = secrets.registry_password
+    boot = environment_boot_config(config, inventory_dir, role_vars=role_vars)
+    return BootPlan.for_config(
+        boot,
+        secrets=references,
+        registry_host=host if identity_pull else None,
+        repository=path if identity_pull else None,
+        fields=fields,
     )

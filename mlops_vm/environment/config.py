@@ -15,6 +15,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mlops_vm.environment.target_fields import REFUSES
+from mlops_vm.provision.aws.instance_identity import is_ecr
+from mlops_vm.provision.aws.secret_refs import PARAMETER_ARN, SECRET_ARN
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
@@ -71,6 +73,16 @@ class AcceleratorConfig(Strict):
     count: Annotated[int, Field(ge=1, le=16)] = 1
 
 
+class BootSecretsConfig(Strict):
+    """What scaling-group instances on a cloud read at boot with their own identity:
+    references into the cloud's secret store, never values (AWS: a Secrets Manager secret
+    or SSM parameter ARN). The registry password is not needed for ECR: the instances pull
+    with their identity."""
+
+    registry_password: str | None = None
+    api_keys: list[str] = Field(default_factory=list)
+
+
 class FleetConfig(Strict):
     mode: Literal["fleet", "scaling_group"] = "fleet"
     count: Annotated[int, Field(ge=1, le=100)] = 2
@@ -91,6 +103,8 @@ class FleetConfig(Strict):
     # static provider: the hosts you already have
     hosts: list[StaticHost] = Field(default_factory=list)
     accelerator: AcceleratorConfig | None = None
+    # Scaling groups on AWS: the secrets the instances read at boot (never in user-data).
+    secrets: BootSecretsConfig = Field(default_factory=BootSecretsConfig)
 
 
 class RegistryConfig(Strict):
@@ -312,6 +326,54 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
     return problems
 
 
+# Providers whose scaling-group instances boot by identity (mlops_vm.bootstrap.boot_source):
+# payload from object storage, secrets from the cloud's store, nothing secret in user-data.
+IDENTITY_BOOT_PROVIDERS = frozenset({"aws"})
+
+
+def boots_by_identity(config: EnvironmentConfig) -> bool:
+    return config.fleet.mode == "scaling_group" and config.provider.name in IDENTITY_BOOT_PROVIDERS
+
+
+def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, message) of each fleet.secrets problem: references well-formed, and every
+    secret a scaling-group instance needs named (it never gets a value from the run)."""
+    secrets = config.fleet.secrets
+    given = [
+        (("fleet", "secrets", "registry_password"), secrets.registry_password),
+        *((("fleet", "secrets", "api_keys", i), ref) for i, ref in enumerate(secrets.api_keys)),
+    ]
+    if not boots_by_identity(config):
+        if "secrets" in config.fleet.model_fields_set:
+            return [(("fleet", "secrets"), "applies to scaling groups on aws only")]
+        return []
+    problems = [
+        (location, f"{ref!r} is not a Secrets Manager secret or SSM parameter ARN")
+        for location, ref in given
+        if ref is not None and not (SECRET_ARN.match(ref) or PARAMETER_ARN.match(ref))
+    ]
+    if config.auth.api_keys and not secrets.api_keys:
+        problems.append(
+            (
+                ("fleet", "secrets", "api_keys"),
+                "scaling-group instances read the API keys at boot from Secrets Manager: "
+                "give the ARN of each (auth.api_keys stays the controller's copy)",
+            )
+        )
+    registry = IMAGE_REFERENCE.match(config.model.image)
+    host = registry["registry"] if registry else None
+    needs_password = bool(config.model.registry.username) and not is_ecr(host)
+    if needs_password and not secrets.registry_password:
+        problems.append(
+            (
+                ("fleet", "secrets", "registry_password"),
+                "scaling-group instances read the registry password at boot from Secrets "
+                "Manager: give its ARN (or pull from ECR, with the instances' identity)",
+            )
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One problem with an environment's configuration, located for a person to fix."""
@@ -444,11 +506,11 @@ def validate_config(
     problems += [
         ConfigProblem(
             source,
-            ".".join((CONFIG_VARIABLE, *location)),
+            ".".join(map(str, (CONFIG_VARIABLE, *location))),
             message,
             node_line(node, location),
         )
-        for location, message in target_problems(config)
+        for location, message in [*target_problems(config), *boot_problems(config)]
     ]
     if problems:
         raise ConfigError(problems)

@@ -2,7 +2,7 @@
 configure step that applies the roles to the image builder over SSH.
 
 The roles and variables are those a scaling-group instance would apply at boot
-(boot_config.environment_boot), so a baked instance ends up exactly where a cold boot
+(boot_config.environment_boot_config), so a baked instance ends up exactly where a cold boot
 would. The fingerprint digests them without any secret. The configure step runs
 `ansible-playbook playbooks/image-builder.yml` against the builder, as Packer's Ansible
 provisioner does: the registry password goes to it in a vars file of this run only (it
@@ -23,7 +23,7 @@ from mlops_vm.bootstrap import BootConfig
 from mlops_vm.bootstrap.baked import render_baked_user_data
 from mlops_vm.bootstrap.fingerprint import fingerprint
 from mlops_vm.bootstrap.payload import variables
-from mlops_vm.environment.boot_config import environment_boot
+from mlops_vm.environment.boot_config import environment_boot_config
 from mlops_vm.environment.config import EnvironmentConfig
 from mlops_vm.environment.inventory import host_vars
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -48,7 +48,7 @@ def release_image(
     whether the environment has API keys (refused: see refuse_api_keys)."""
     if api_keys:
         raise refuse_api_keys(config)
-    boot = environment_boot(
+    boot = environment_boot_config(
         config,
         inventory_dir,
         registry_username=registry_username,

@@ -3,6 +3,7 @@ CLI, the Ansible modules and the inventory plugin alike)."""
 
 from pathlib import Path
 
+from mlops_vm.environment.boot_config import environment_boot_plan
 from mlops_vm.environment.config import EnvironmentConfig, resolve_path
 from mlops_vm.provision.model import (
     AutoscalingSpec,
@@ -54,6 +55,8 @@ def fleet_spec(
             ssh_user=fleet.ssh_user,
             ssh_public_key=read_public_key(config, base),
             user_data=user_data,
+            # Scaling groups that boot by identity: the provider renders their user-data.
+            boot=environment_boot_plan(config, base),
             accelerator_type=fleet.accelerator.type if fleet.accelerator else None,
             accelerator_count=fleet.accelerator.count if fleet.accelerator else 0,
             release=config.model.image,

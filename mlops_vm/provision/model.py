@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.plan import Change
 
 TAG_ENV = "mlops-vm/env"
@@ -87,6 +88,9 @@ class InstanceSpec:
     # cloud-init user-data that makes a fresh instance configure itself (scaling groups,
     # and fleets that want boot-time configuration). Rendered by the caller, opaque here.
     user_data: str | None = None
+    # A boot by identity (scaling groups on a cloud): the provider uploads the payload,
+    # makes the instances' identity and renders the user-data that fetches the rest.
+    boot: BootPlan | None = None
     # Extra tags/labels for every resource, on top of env and role.
     tags: dict[str, str] = field(default_factory=dict)
     # GPUs to attach (GCP guest accelerators: nvidia-tesla-t4 on N1); machine types with

@@ -25,7 +25,9 @@ options:
     type: str
     default: ""
   registry_password:
-    description: The model registry's password, for scaling-group instances (never logged).
+    description:
+      - The model registry's password, for scaling-group instances (never logged).
+      - Not used where the instances boot by identity (AWS); they read C(fleet.secrets) at boot.
     type: str
     default: ""
   api_keys:
@@ -72,7 +74,7 @@ release:
   returned: when state is present
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 try:  # from the checkout: ansible.cfg's module_utils path
     from ansible.module_utils import mlops_vm_common as common
@@ -102,6 +104,8 @@ def main() -> None:
         if params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=run.check_mode)
             run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
+        from mlops_vm.environment.config import boots_by_identity
+
         if params["rollback"] and config.fleet.mode == "scaling_group":
             from mlops_vm.release.choose import group_rollback_image
 
@@ -123,7 +127,13 @@ def main() -> None:
                 api_keys=bool(params["api_keys"]),
             )
             user_data = user_data if user_data is not None else baked_user_data(image)
-        elif user_data is None and config.fleet.mode == "scaling_group":
+        elif (
+            user_data is None
+            and config.fleet.mode == "scaling_group"
+            and not boots_by_identity(config)
+        ):
+            # The user-data carries the payload and the run's secrets. (Booting by identity,
+            # the provider renders secret-free user-data from fleet_spec's boot plan.)
             from mlops_vm.environment.boot_config import environment_user_data
 
             user_data = environment_user_data(
@@ -134,6 +144,10 @@ def main() -> None:
                 api_keys=params["api_keys"],
             )
         spec = fleet_spec(config, run.inventory_dir, user_data, image)
+        if params["user_data"] is not None or image is not None:
+            # The caller's own user-data, or a baked image's (which needs no payload), is
+            # used as given, no boot by identity around it.
+            spec = replace(spec, instance=replace(spec.instance, boot=None))
         lb_spec = load_balancer_spec(config, run.inventory_dir)
         provider.validate(spec, lb_spec)
         # A size some instance cannot take stops the run before anything is created;

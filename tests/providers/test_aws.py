@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -88,11 +89,12 @@ SEED_AMIS = [
 # --- the moto server --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    seed = tmp_path_factory.mktemp("moto") / "amis.json"
+def start_moto_server(ip_address: str, seed_dir: Path, patch: pytest.MonkeyPatch) -> Any:
+    """moto in server mode on IP_ADDRESS (a free port), seeded with the Debian AMIs. Every
+    module that starts moto starts it here: the first import of moto in the session must
+    see MOTO_AMIS_PATH, whichever module comes first."""
+    seed = seed_dir / "amis.json"
     seed.write_text(json.dumps(SEED_AMIS))
-    patch = pytest.MonkeyPatch()
     # Read when moto's EC2 models are imported and when a backend is created.
     patch.setenv("MOTO_AMIS_PATH", str(seed))
     patch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
@@ -103,8 +105,15 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "moto was imported before MOTO_AMIS_PATH was set: the Debian AMIs are missing"
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address=ip_address, port=0, verbose=False)
     server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    patch = pytest.MonkeyPatch()
+    server = start_moto_server("127.0.0.1", tmp_path_factory.mktemp("moto"), patch)
     host, port = server.get_host_and_port()
     # CloudWatch's percentile statistics, which moto lacks (status and the canaries ask them).
     with extended_statistics():

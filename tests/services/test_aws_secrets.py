@@ -1,4 +1,4 @@
-"""One secret-existence check for the AWS targets (mlops_vm/services/aws_secrets.py):
+"""One secret-existence check for the AWS targets (mlops_vm/provision/aws/secret_refs.py):
 ECS and Lambda refuse the same bad service.secrets reference with the same error, naming
 the field, before anything exists (moto's Secrets Manager and SSM in server mode); a
 reference the operator may not describe is reported as a permission problem, never as
@@ -12,7 +12,8 @@ import pytest
 from botocore.stub import Stubber
 
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
-from mlops_vm.services import ServiceSpec, ServiceTarget, aws_secrets, get_service_target
+from mlops_vm.provision.aws import secret_refs as aws_secrets
+from mlops_vm.services import ServiceSpec, ServiceTarget, get_service_target
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.test_aws import FAST, REGION, aws_environment, boto, moto_endpoint
 

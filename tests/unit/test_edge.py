@@ -4,11 +4,11 @@ counted, and which proxies the model hosts believe about the client's address.""
 import pytest
 import yaml
 
-from mlops_vm.environment.boot_config import environment_user_data
+from mlops_vm.bootstrap.payload import read_payload
+from mlops_vm.environment.boot_config import environment_boot_plan
 from mlops_vm.environment.config import ConfigError
 from mlops_vm.environment.edge import host_rate_limit, lb_rate_limit, trusted_proxies
 from mlops_vm.environment.load import load_environment
-from tests.bootstrap.test_user_data import payload_files
 from tests.environments import make_environment
 
 KEY_REFERENCE = "{{ vault_mlops_vm_api_key }}"
@@ -81,25 +81,33 @@ def test_trusted_proxies_are_the_lb_networks_only():
 
 
 def test_scaling_group_instances_get_the_same_edge_settings(tmp_path):
+    key_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-key-Ab12Cd"
+    password_arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/registry/password"
     directory = make_environment(
         tmp_path,
         "boot",
         {
             "provider": {"name": "aws", "region": "eu-west-1"},
-            "fleet": {"mode": "scaling_group", "machine_type": "t3.small", "image": "ami-123"},
+            "fleet": {
+                "mode": "scaling_group",
+                "machine_type": "t3.small",
+                "image": "ami-123",
+                "secrets": {"api_keys": [key_arn], "registry_password": password_arn},
+            },
             "load_balancer": {"publish_port": None, "rate_limit": {"requests_per_second": 7}},
             "auth": {"api_keys": [KEY_REFERENCE]},
         },
     )
     loaded = load_environment(directory)
-    key = "k" * 32
-    files = payload_files(
-        environment_user_data(loaded.config, loaded.inventory_dir, api_keys=[key])
-    )
+    plan = environment_boot_plan(loaded.config, loaded.inventory_dir)
+    assert plan is not None
+    files = read_payload(plan.payload)
     role_vars = yaml.safe_load(files["vars.yml"][1])
     assert role_vars["nginx_proxy_real_ip_from"] == ["10.42.0.0/16"]
     assert role_vars["nginx_proxy_rate_limit_enabled"] is True
     assert role_vars["nginx_proxy_rate_limit"] == "7r/s"
-    # The keys are secrets: kept apart from the plain variables.
-    assert key.encode() not in files["vars.yml"][1]
-    assert f"nginx_proxy_api_keys:\n- !unsafe '{key}'" in files["secrets.yml"][1].decode()
+    # The keys are secrets: the instances read them at boot, the payload has none.
+    assert "secrets.yml" not in files
+    assert plan.secrets["nginx_proxy_api_keys"] == (key_arn,)
+    assert plan.secrets["model_service_registry_password"] == password_arn
+    assert "-e @/opt/mlops-vm/boot/secrets.yml" in files["run.sh"][1].decode()

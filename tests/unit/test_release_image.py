@@ -12,7 +12,7 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 import mlops_vm.provision
-from mlops_vm.environment.boot_config import environment_boot
+from mlops_vm.environment.boot_config import environment_boot_config
 from mlops_vm.environment.config import validate_config
 from mlops_vm.environment.release_image import ansible_configure, release_image
 from mlops_vm.plan import Change
@@ -155,7 +155,9 @@ class FakeAnsible:
 
 def test_configure_runs_the_builder_playbook_over_ssh(tmp_path: Path):
     config = validate_config(CONFIG, source=tmp_path)
-    boot = environment_boot(config, tmp_path, registry_username="ci", registry_password="pw-1")
+    boot = environment_boot_config(
+        config, tmp_path, registry_username="ci", registry_password="pw-1"
+    )
     fake = FakeAnsible()
     ansible_configure(config, tmp_path, boot, run=fake)(BUILDER)
     assert fake.command[0] == "ansible-playbook"
@@ -175,7 +177,7 @@ def test_configure_runs_the_builder_playbook_over_ssh(tmp_path: Path):
 
 def test_a_failed_configure_is_a_provision_error_with_the_output(tmp_path: Path):
     config = validate_config(CONFIG, source=tmp_path)
-    boot = environment_boot(config, tmp_path)
+    boot = environment_boot_config(config, tmp_path)
     with pytest.raises(ProvisionError, match="fatal: boom") as failed:
         ansible_configure(config, tmp_path, boot, run=FakeAnsible(returncode=2))(BUILDER)
     assert "exit 2" in str(failed.value)

@@ -22,13 +22,16 @@ wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's stand
 
 from dataclasses import replace
 
+from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
 from mlops_vm.provision.aws import (
     bake,
+    boot_payload,
     group_release,
     group_status,
     images,
+    instance_identity,
     instances,
     load_balancer,
     metrics,
@@ -151,6 +154,7 @@ class AwsProvider(Provider):
             template_spec = replace(
                 spec, instance=replace(spec.instance, tags={**spec.instance.tags, **release_tags})
             )
+        template_spec, settings = self._boot_by_identity(template_spec, settings, log)
         data = scaling_group.template_data(template_spec, settings, ids.instance_security_group_id)
         template_id, refresh = scaling_group.ensure_launch_template(ctx, spec, data, log)
         scaling_group.ensure_group(ctx, spec, template_id, ids.subnet_ids, refresh=refresh, log=log)
@@ -159,6 +163,32 @@ class AwsProvider(Provider):
         if ctx.options.wait_for_scaling_group:
             # A real run's only: the instances of the group it made or changed.
             log.follow_up(lambda: self._wait_in_service(spec, earlier))
+
+    def _boot_by_identity(
+        self, spec: FleetSpec, settings: dict, log: ChangeLog
+    ) -> tuple[FleetSpec, dict]:
+        """With InstanceSpec.boot: the payload in S3, the instances' role and profile, and
+        SPEC's user-data the fetcher that reads both with that profile (nothing secret)."""
+        plan = spec.instance.boot
+        if plan is None:
+            return spec, settings
+        ctx = self.ctx
+        url = boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
+        bucket = url.removeprefix("s3://").split("/", 1)[0]
+        profile_arn = instance_identity.ensure_identity(ctx, spec.env, spec.role, plan, bucket, log)
+        endpoint = ctx.options.boot_endpoint_url
+        source = plan.source(
+            "aws",
+            url,
+            region=ctx.region,
+            metadata_url=ctx.options.boot_metadata_url,
+            endpoints=dict.fromkeys(instance_identity.BOOT_SERVICES, endpoint) if endpoint else {},
+        )
+        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        return replace(spec, instance=instance), {
+            **settings,
+            "IamInstanceProfile": {"Arn": profile_arn},
+        }
 
     def _wait_in_service(self, spec: FleetSpec, earlier: set[str]) -> None:
         """Until the group's instances (as many as it wants, at most count) are InService;

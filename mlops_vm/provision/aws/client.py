@@ -61,6 +61,12 @@ class AwsOptions:
     wait_for_scaling_group: bool = True
     # Seconds a deregistered target may take past its deregistration delay to be unused.
     drain_margin_s: float = 30.0
+    # Scaling groups' boot payloads: the bucket (default mlops-vm-<env>-boot-<account>).
+    boot_bucket: str | None = None
+    # Emulators and tests only: where the instances' fetcher finds the metadata service
+    # and the AWS APIs (S3, Secrets Manager, SSM, ECR), instead of AWS's own addresses.
+    boot_metadata_url: str | None = None
+    boot_endpoint_url: str | None = None
 
     @classmethod
     def from_settings(cls, options: dict[str, Any]) -> "AwsOptions":
@@ -302,4 +308,6 @@ def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:
     """(request parameter, response key) of the continuation token of OPERATION."""
     if service == "elbv2":
         return "Marker", "NextMarker"
+    if service == "s3":
+        return "ContinuationToken", "NextContinuationToken"
     return "NextToken", "NextToken"

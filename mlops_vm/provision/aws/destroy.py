@@ -2,7 +2,8 @@
 
 Order: scaling groups (their instances go with them), listeners, load balancers, target
 groups, instances, launch templates, baked images (with their snapshots), key pairs,
-security groups, subnets, route tables, internet gateways, VPCs, imported certificates.
+security groups, subnets, route tables, internet gateways, VPCs, imported certificates,
+the scaling-group instances' role and instance profile, the boot payload bucket.
 Only tagged resources are touched: a reused VPC, subnet or security group
 (NetworkSpec.existing) is never deleted. Whatever is already gone counts as deleted, so a
 second destroy finds nothing and changes nothing.
@@ -17,7 +18,9 @@ from typing import Any
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import (
     bake,
+    boot_payload,
     certificates,
+    instance_identity,
     instances,
     load_balancer,
     names,
@@ -25,6 +28,7 @@ from mlops_vm.provision.aws import (
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.model import ROLE_MODEL
 
 Step = Callable[[AwsContext, str, ChangeLog], None]
 
@@ -132,6 +136,10 @@ def fleet_instances(ctx: AwsContext, env: str, log: ChangeLog) -> None:
         ],
         terminate,
     )
+
+
+def boot_identity(ctx: AwsContext, env: str, log: ChangeLog) -> None:
+    instance_identity.delete_identity(ctx, env, ROLE_MODEL, log)
 
 
 def security_groups(ctx: AwsContext, env: str, log: ChangeLog) -> None:
@@ -252,6 +260,8 @@ STEPS: tuple[Step, ...] = (
         "arn",
         when_released("delete_certificate", "CertificateArn", "arn", service="acm"),
     ),
+    boot_identity,
+    boot_payload.delete_bucket,
 )
 
 

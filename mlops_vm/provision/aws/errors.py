@@ -288,6 +288,9 @@ def is_not_found(error: BaseException) -> bool:
         return True
     if code in {"NoSuchEntity", "ResourceNotFoundException", "InvalidGroup.NotFound"}:
         return True
+    # S3: a HEAD has no body, so only its status; a GET names the key or the bucket.
+    if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+        return True
     message = error_message(error).lower()
     return code == "ValidationError" and ("not found" in message or "does not exist" in message)
 

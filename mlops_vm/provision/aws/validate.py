@@ -20,6 +20,7 @@ from mlops_vm.provision.aws import (
     network,
     reused_network,
     scaling_group,
+    secret_refs,
 )
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.errors import invalid
@@ -257,3 +258,6 @@ def validate(ctx: AwsContext, spec: FleetSpec, lb: LoadBalancerSpec | None) -> N
         check_existing_network(ctx, spec)
     if lb is not None:
         check_certificate_exists(ctx, lb)
+    if spec.instance.boot is not None:
+        # The instances read these at boot: one missing would fail every launch.
+        secret_refs.check_secrets_exist(ctx, dict(spec.instance.boot.fields), "fleet.secrets")

@@ -11,8 +11,8 @@ and load balancer (mlops_vm/provision/aws), reused as they are.
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import metrics as aws_metrics
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.provision.aws import validate as aws_validate
-from mlops_vm.services import aws_secrets
 from mlops_vm.services.aws_target import AwsTarget
 from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.ecs import (

@@ -6,9 +6,11 @@ AmazonECSTaskExecutionRolePolicy would allow every repository and log group)."""
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import iam as aws_iam
 from mlops_vm.provision.aws import names as tags
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.services import aws_iam, aws_secrets, ecr
+from mlops_vm.services import ecr
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 

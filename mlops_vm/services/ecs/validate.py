@@ -1,8 +1,8 @@
 """What ECS on Fargate would refuse, found before anything is created."""
 
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.provision.errors import ProvisionError
-from mlops_vm.services import aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs.sizes import size_problem
 

@@ -18,8 +18,9 @@ from dataclasses import replace
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import destroy as aws_destroy
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.provision.aws import validate as aws_validate
-from mlops_vm.services import aws_secrets, ecr
+from mlops_vm.services import ecr
 from mlops_vm.services.aws_target import AwsTarget
 from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.lambda_ import (

@@ -2,8 +2,9 @@
 the secrets the environment references (the adapter reads them at init)."""
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.aws import iam as aws_iam
+from mlops_vm.provision.aws import secret_refs as aws_secrets
 from mlops_vm.provision.aws.client import AwsContext
-from mlops_vm.services import aws_iam, aws_secrets
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 

@@ -1,6 +1,6 @@
 """What Lambda refuses, checked before anything is created (ProvisionError INVALID_INPUT
 naming the limit): sizes and the settings Lambda has no use for. Secret references:
-mlops_vm/services/aws_secrets.py."""
+mlops_vm/provision/aws/secret_refs.py."""
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec

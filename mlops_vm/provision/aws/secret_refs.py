@@ -1,7 +1,8 @@
-"""service.secrets on AWS: each reference is a Secrets Manager secret or SSM parameter
-ARN that exists, checked with the operator's credentials before anything is created
-(by its metadata only: the value never passes through mlops-vm). One check for every AWS
-target (ECS, Lambda): a reference one refuses, the other refuses the same way."""
+"""Secret references on AWS: each is a Secrets Manager secret or SSM parameter ARN that
+exists, checked with the operator's credentials before anything is created (by its
+metadata only: the value never passes through mlops-vm). One check for every AWS target
+(ECS and Lambda's service.secrets, scaling-group instances' fleet.secrets): a reference
+one refuses, the others refuse the same way."""
 
 import re
 from typing import Any
@@ -13,36 +14,37 @@ SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$
 PARAMETER_ARN = re.compile(r"^arn:aws[\w-]*:ssm:[\w-]+:\d{12}:parameter(?P<name>/.+)$")
 
 
-def field(variable: str) -> str:
-    return f"service.secrets.{variable}"
+SERVICE_SECRETS = "service.secrets"
 
 
-def refused(variable: str, message: str, hint: str) -> ProvisionError:
+def refused(field: str, message: str, hint: str) -> ProvisionError:
     return ProvisionError(
         ErrorCode.INVALID_INPUT,
-        f"{field(variable)}: {message}",
+        f"{field}: {message}",
         hint=hint,
         provider="aws",
-        operation="check service.secrets",
+        operation=f"check {field.rsplit('.', 1)[0]}",
     )
 
 
-def check_references(secrets: dict[str, str]) -> None:
-    """Each reference is the ARN of a secret or a parameter (no call to AWS)."""
+def check_references(secrets: dict[str, str], section: str = SERVICE_SECRETS) -> None:
+    """Each reference is the ARN of a secret or a parameter (no call to AWS); SECTION is
+    where the references are set (named in the error with the variable)."""
     for variable, reference in sorted(secrets.items()):
         if not (SECRET_ARN.match(reference) or PARAMETER_ARN.match(reference)):
             raise refused(
-                variable,
+                f"{section}.{variable}",
                 f"{reference!r} is not a Secrets Manager secret or SSM parameter ARN",
                 "give arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or "
                 "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME",
             )
 
 
-def exists(ctx: AwsContext, variable: str, reference: str) -> bool:
-    """Whether the secret or parameter REFERENCE names exists. Any other answer (no
-    permission to describe it, no connection) is raised as it is, never taken for "no"."""
-    doing = f"look up the secret of {field(variable)}"
+def exists(ctx: AwsContext, field: str, reference: str) -> bool:
+    """Whether the secret or parameter REFERENCE (set at FIELD) names exists. Any other
+    answer (no permission to describe it, no connection) is raised as it is, never taken
+    for "no"."""
+    doing = f"look up the secret of {field}"
     parameter = PARAMETER_ARN.match(reference)
     if parameter:
         return bool(
@@ -60,13 +62,15 @@ def exists(ctx: AwsContext, variable: str, reference: str) -> bool:
     )
 
 
-def check_secrets_exist(ctx: AwsContext, secrets: dict[str, str]) -> None:
+def check_secrets_exist(
+    ctx: AwsContext, secrets: dict[str, str], section: str = SERVICE_SECRETS
+) -> None:
     """Every reference well-formed and naming a secret or parameter that exists."""
-    check_references(secrets)
+    check_references(secrets, section)
     for variable, reference in sorted(secrets.items()):
-        if not exists(ctx, variable, reference):
+        if not exists(ctx, f"{section}.{variable}", reference):
             raise refused(
-                variable,
+                f"{section}.{variable}",
                 f"{reference} does not exist",
                 "create it first (Secrets Manager or SSM Parameter Store), or fix the ARN",
             )

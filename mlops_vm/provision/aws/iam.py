@@ -1,4 +1,4 @@
-"""IAM roles of the AWS managed targets (ECS's task execution role, Lambda's execution
+"""IAM roles (ECS's task execution role, Lambda's execution role, scaling-group instances'
 role): made with their trust policy and tags, their inline policies converged one by one,
 and deleted (inline policies first) only when tagged with the environment."""
 
@@ -36,7 +36,8 @@ def find_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ServiceRole:
-    """A role an AWS service assumes for a managed target, and its inline policies."""
+    """A role an AWS service assumes (a managed target, scaling-group instances), and its
+    inline policies."""
 
     name: str
     principal: str  # the service that assumes it: "ecs-tasks.amazonaws.com", ...
