@@ -248,7 +248,9 @@ def test_cli_rollback_and_status_of_a_scaling_group(tmp_path, moto_endpoint, bot
         moto_endpoint,
         provider={"options": options},
         fleet={"mode": "scaling_group", "count": 2},
-        model={"image": V1},
+        # No registry login: a scaling group on AWS would read it at boot by reference
+        # (fleet.secrets), which is not what this test is about.
+        model={"image": V1, "registry": {"username": "", "password": ""}},
     )
     code, nothing = cli_json("rollback", str(directory))
     assert code != 0 and "nothing to roll back to" in json_text(nothing)

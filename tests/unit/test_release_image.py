@@ -133,7 +133,8 @@ def test_fleet_module_without_bake_image_keeps_the_cold_boot(tmp_path: Path, mon
     run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
     [spec] = provider.fleets
     assert spec.release_image is None
-    assert "payload" in spec.instance.user_data
+    # A cold boot on AWS boots by identity: the provider renders the fetcher from the plan.
+    assert spec.instance.user_data is None and spec.instance.boot is not None
 
 
 class FakeAnsible:
