@@ -82,13 +82,26 @@ def deploy(
         str | None,
         typer.Option("--image", help="Image to release (default: the inventory's model.image)."),
     ] = None,
+    canary: Annotated[
+        bool | None,
+        typer.Option(
+            "--canary/--no-canary",
+            help="Judge the first batch against the old release over release.canary.window_s "
+            "(default: release.canary.enabled).",
+        ),
+    ] = None,
     check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Release a model version host by host: out of the load balancer, swap, health-gate, back
-    in; a host that does not get healthy rolls the release back everywhere (exit 1)."""
-    finish(lambda: release.deploy(env, image=image, check=check, as_json=as_json, verbose=verbose))
+    in; a host that does not get healthy, or a canary that serves worse than the old release
+    (--canary), rolls the release back everywhere (exit 1)."""
+    finish(
+        lambda: release.deploy(
+            env, image=image, check=check, as_json=as_json, verbose=verbose, canary=canary
+        )
+    )
 
 
 @app.command()
@@ -140,10 +153,20 @@ def logs(
 
 
 @app.command()
-def status(env: EnvArg, as_json: JsonOpt = False) -> None:
-    """Per host: running and previous release, replicas ready, health behind the load balancer.
-    Exits 1 when a target is unhealthy or a host runs another image than the release."""
-    finish(lambda: status_command.status(env, as_json=as_json))
+def status(
+    env: EnvArg,
+    as_json: JsonOpt = False,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window", min=1, max=900, help="Seconds of traffic the request figures cover."
+        ),
+    ] = status_command.DEFAULT_WINDOW_S,
+) -> None:
+    """Per host: running and previous release, replicas ready, health behind the load balancer,
+    and per host and release: requests/s, 5xx share, p50 and p99 over the last --window
+    seconds. Exits 1 when a target is unhealthy or a host runs another image than the release."""
+    finish(lambda: status_command.status(env, as_json=as_json, window_s=window))
 
 
 @app.command()

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mlops_vm.environment.target_fields import REFUSES
+from mlops_vm.metrics import CanaryThresholds
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
@@ -159,6 +160,31 @@ class AuthConfig(Strict):
     api_keys: list[str] = Field(default_factory=list)
 
 
+class CanaryConfig(Strict):
+    """release.canary: after the first batch rejoins, the release holds for window_s and
+    compares the new release's hosts against the old ones' (metrics.judge); it goes on only
+    when both figures hold, otherwise it is rolled back (`deploy --canary/--no-canary`
+    overrides `enabled` per run)."""
+
+    enabled: bool = False
+    # Seconds of traffic observed on both sides before the decision.
+    window_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    # The canary's 5xx share may exceed the old release's by this much (0.01: 1 point).
+    max_error_share_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    # The canary's p99 latency may be at most this many times the old release's.
+    max_p99_ratio: Annotated[float, Field(ge=1)] = 1.5
+    # Fewer requests than this on either side: a quiet service is not judged on noise
+    # (the release goes on, and says so).
+    min_requests: Annotated[int, Field(ge=1)] = 50
+
+    def thresholds(self) -> CanaryThresholds:
+        return CanaryThresholds(
+            max_error_share_increase=self.max_error_share_increase,
+            max_p99_ratio=self.max_p99_ratio,
+            min_requests=self.min_requests,
+        )
+
+
 class ReleaseConfig(Strict):
     """How a new model release rolls across the hosts (playbooks/release.yml)."""
 
@@ -168,6 +194,7 @@ class ReleaseConfig(Strict):
     ready_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 180
     # Seconds a host back in the load balancer has to be reported healthy.
     healthy_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    canary: CanaryConfig = CanaryConfig()
 
     @field_validator("batch", mode="before")
     @classmethod
