@@ -14,6 +14,7 @@ from mlops_vm.commands import lock as lock_command
 from mlops_vm.commands import logs as logs_command
 from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
+from mlops_vm.commands import top as top_command
 from mlops_vm.commands import validate as validate_command
 from mlops_vm.commands.completion import complete_environment
 from mlops_vm.commands.exits import Stop
@@ -167,6 +168,24 @@ def status(
     and per host and release: requests/s, 5xx share, p50 and p99 over the last --window
     seconds. Exits 1 when a target is unhealthy or a host runs another image than the release."""
     finish(lambda: status_command.status(env, as_json=as_json, window_s=window))
+
+
+@app.command()
+def top(
+    env: EnvArg,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window", min=1, max=900, help="Seconds of traffic the request figures cover."
+        ),
+    ] = 30,
+    every: Annotated[
+        float, typer.Option("--every", min=1.0, help="Seconds between two refreshes.")
+    ] = 3.0,
+) -> None:
+    """A live view of the request figures per host and per release (requests/s, 5xx share,
+    p50 and p99 over the last --window seconds), refreshed every --every seconds until Ctrl-C."""
+    finish(lambda: top_command.top(env, window_s=window, refresh_s=every))
 
 
 @app.command()
