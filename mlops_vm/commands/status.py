@@ -78,6 +78,8 @@ def figures_json(windows: dict[str, tuple[MetricsReading, ...]], window_s: float
     per_release = {r: window_figures(pairs, r) for r in releases}
     return {
         "window_s": window_s,
+        # When the window ended (epoch seconds): the hosts' latest reading.
+        "until": max((end.taken_at for _, end in pairs), default=None),
         "total": window_figures(pairs).as_json(),
         "releases": {r: f.as_json() for r, f in per_release.items() if f.requests},
     }
