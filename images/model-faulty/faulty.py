@@ -1,8 +1,8 @@
 """The example model service, made worse on purpose (ASGI wrapper around app.main:app).
 
 MODEL_SLOWDOWN=F: every POST /predict is answered F times slower, counting at least
-MODEL_SLOWDOWN_BASE_MS (50 ms) of work: the example model answers in about a millisecond,
-too little for a factor to show behind TLS and two proxies.
+MODEL_SLOWDOWN_BASE_MS of work (the image's setting; 50 ms by default): the example model
+answers in about a millisecond, too little for a factor to show behind TLS and two proxies.
 MODEL_ERROR_EVERY=N: every Nth POST /predict is answered 500 (exactly one in N).
 Health and readiness answer as usual: the release is healthy and ready.
 """
