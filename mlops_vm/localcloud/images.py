@@ -196,7 +196,7 @@ def all_specs() -> list[ImageSpec]:
             model_tag(version),
             context=paths.IMAGES_DIR / "model-faulty",
             parent=model_tag(MODEL_VERSIONS[-1]),
-            build_args={"MODEL_VERSION": version, **settings},
+            build_args={"FAULTY_VERSION": version, **settings},
         )
         for version, settings in FAULTY_MODEL_VERSIONS.items()
     ]
