@@ -15,6 +15,7 @@ from mlops_vm.commands import lock as lock_command
 from mlops_vm.commands import logs as logs_command
 from mlops_vm.commands import release, remote, run, scaffold
 from mlops_vm.commands import status as status_command
+from mlops_vm.commands import top as top_command
 from mlops_vm.commands import validate as validate_command
 from mlops_vm.commands.completion import complete_environment
 from mlops_vm.commands.exits import Stop
@@ -83,13 +84,26 @@ def deploy(
         str | None,
         typer.Option("--image", help="Image to release (default: the inventory's model.image)."),
     ] = None,
+    canary: Annotated[
+        bool | None,
+        typer.Option(
+            "--canary/--no-canary",
+            help="Judge the first batch against the old release over release.canary.window_s "
+            "(default: release.canary.enabled).",
+        ),
+    ] = None,
     check: CheckOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Release a model version host by host: out of the load balancer, swap, health-gate, back
-    in; a host that does not get healthy rolls the release back everywhere (exit 1)."""
-    finish(lambda: release.deploy(env, image=image, check=check, as_json=as_json, verbose=verbose))
+    in; a host that does not get healthy, or a canary that serves worse than the old release
+    (--canary), rolls the release back everywhere (exit 1)."""
+    finish(
+        lambda: release.deploy(
+            env, image=image, check=check, as_json=as_json, verbose=verbose, canary=canary
+        )
+    )
 
 
 @app.command()
@@ -157,10 +171,38 @@ def logs(
 
 
 @app.command()
-def status(env: EnvArg, as_json: JsonOpt = False) -> None:
-    """Per host: running and previous release, replicas ready, health behind the load balancer.
-    Exits 1 when a target is unhealthy or a host runs another image than the release."""
-    finish(lambda: status_command.status(env, as_json=as_json))
+def status(
+    env: EnvArg,
+    as_json: JsonOpt = False,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window", min=1, max=900, help="Seconds of traffic the request figures cover."
+        ),
+    ] = status_command.DEFAULT_WINDOW_S,
+) -> None:
+    """Per host: running and previous release, replicas ready, health behind the load balancer,
+    and per host and release: requests/s, 5xx share, p50 and p99 over the last --window
+    seconds. Exits 1 when a target is unhealthy or a host runs another image than the release."""
+    finish(lambda: status_command.status(env, as_json=as_json, window_s=window))
+
+
+@app.command()
+def top(
+    env: EnvArg,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window", min=1, max=900, help="Seconds of traffic the request figures cover."
+        ),
+    ] = 30,
+    every: Annotated[
+        float, typer.Option("--every", min=1.0, help="Seconds between two refreshes.")
+    ] = 3.0,
+) -> None:
+    """A live view of the request figures per host and per release (requests/s, 5xx share,
+    p50 and p99 over the last --window seconds), refreshed every --every seconds until Ctrl-C."""
+    finish(lambda: top_command.top(env, window_s=window, refresh_s=every))
 
 
 @app.command()

@@ -29,11 +29,22 @@ def image_reference(image: str | None, as_json: bool) -> Step:
     return check
 
 
-def deploy(env: str, *, image: str | None, check: bool, as_json: bool, verbose: bool) -> int:
-    """Release IMAGE (default: the inventory's model.image)."""
+def deploy(
+    env: str,
+    *,
+    image: str | None,
+    check: bool,
+    as_json: bool,
+    verbose: bool,
+    canary: bool | None = None,
+) -> int:
+    """Release IMAGE (default: the inventory's model.image); CANARY overrides release.canary
+    .enabled for this run (None: the setting)."""
     extravars: dict[str, Any] = {"mlops_vm_release_mode": "deploy"}
     if image:
         extravars["mlops_vm_release_image"] = image
+    if canary is not None:
+        extravars["mlops_vm_release_canary"] = canary
     return run_verb(
         DEPLOY,
         env,

@@ -5,6 +5,11 @@ each model host's release record over SSH; a scaling group: commands/group_statu
 revision on a managed target (from the platform). What is not as it
 should be is listed in `problems`, and status then exits 1.
 
+On VMs, each model host's request figures over the last WINDOW seconds (rate, 5xx share,
+p50 / p99), per host and per release: its exporter (roles/nginx_proxy) keeps its cumulative
+counters of the past, so both ends of the window are read at once, over the same SSH call,
+and status never waits for a window to pass.
+
 Request figures over the last WINDOW seconds (rate, 5xx share, p50 / p99 or the mean where
 the source keeps no percentiles) come from the platform's metrics service: per revision
 on a managed target (ServiceTarget.figures), per load balancer backend on a cloud's VMs
@@ -23,10 +28,12 @@ from mlops_vm.environment.config import LoadedEnvironment
 from mlops_vm.environment.inventory import host_vars_of
 from mlops_vm.environment.specs import load_balancer_spec
 from mlops_vm.metrics import Figures
+from mlops_vm.metrics.prometheus import HostReading as MetricsReading
+from mlops_vm.metrics.prometheus import host_figures, read_host_metrics, window_figures
 from mlops_vm.provision import Provider, ProvisionError
 from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.choose import choose_release
-from mlops_vm.release.hosts import read_hosts
+from mlops_vm.release.hosts import HostReading, read_hosts
 from mlops_vm.services.base import ServiceRecord, ServiceTarget
 from mlops_vm.services.releases import choose_service_release
 
@@ -51,7 +58,7 @@ def status(env: str, *, as_json: bool, window_s: float = DEFAULT_WINDOW_S) -> in
                 payload = group_payload(loaded, group)
                 rows = group_summary(payload)
             else:
-                payload = host_status(loaded, provider)
+                payload = host_status(loaded, provider, window_s)
                 rows = host_summary(payload)
             payload.update(platform_figures(provider.figures, loaded.config.env, window_s))
             rows += figures_rows(payload) if rows else []
@@ -72,10 +79,38 @@ def status(env: str, *, as_json: bool, window_s: float = DEFAULT_WINDOW_S) -> in
 # VMs
 
 
-def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]:
-    """One row per instance (release, replicas, LB health), the release the inventory asks
-    for (a fleet's; a scaling group's instances boot with the inventory's image) and what
-    is not as it should be."""
+def metrics_windows(readings: dict[str, HostReading]) -> dict[str, tuple[MetricsReading, ...]]:
+    """Each host's two metrics readings (a window ago, now), for the hosts that have them."""
+    windows = {}
+    for name, reading in readings.items():
+        if reading.metrics is None:
+            continue
+        texts = [read_host_metrics(text) for text in reading.metrics]
+        if all(texts):
+            windows[name] = tuple(next(iter(t.values())) for t in texts)
+    return windows
+
+
+def figures_json(windows: dict[str, tuple[MetricsReading, ...]], window_s: float) -> dict:
+    """The environment's figures over the window: all model hosts, and per release."""
+    pairs = [(start, end) for start, end in windows.values()]
+    releases = sorted({r for _, end in pairs for r in end.releases})
+    per_release = {r: window_figures(pairs, r) for r in releases}
+    return {
+        "window_s": window_s,
+        # When the window ended (epoch seconds): the hosts' latest reading.
+        "until": max((end.taken_at for _, end in pairs), default=None),
+        "total": window_figures(pairs).as_json(),
+        "releases": {r: f.as_json() for r, f in per_release.items() if f.requests},
+    }
+
+
+def host_status(
+    loaded: LoadedEnvironment, provider: Provider, window_s: float | None = DEFAULT_WINDOW_S
+) -> dict[str, Any]:
+    """One row per instance (release, replicas, LB health, request figures over the last
+    WINDOW_S seconds), the release the inventory asks for (a fleet's; a scaling group's
+    instances boot with the inventory's image) and what is not as it should be."""
     config = loaded.config
     instances = provider.list_instances(config.env)
     health = {
@@ -84,7 +119,8 @@ def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]
     }
     model_hosts = [i for i in instances if i.role == ROLE_MODEL]
     connections = host_vars_of(config, loaded.inventory_dir)
-    readings = read_hosts(model_hosts, connections) if model_hosts else {}
+    readings = read_hosts(model_hosts, connections, window_s) if model_hosts else {}
+    windows = metrics_windows(readings)
     wanted = None
     records = {name: r.record for name, r in readings.items() if not r.error}
     if config.fleet.mode == "fleet":
@@ -110,6 +146,10 @@ def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]
                 replicas=reading.current.get("replicas"),
                 read_error=reading.error,
             )
+            if i.name in windows:
+                row["figures"] = host_figures(*windows[i.name]).as_json()
+            elif reading.metrics_error:
+                row["figures_error"] = reading.metrics_error
         rows.append(row)
     problems = host_problems(rows, wanted)
     return {
@@ -118,6 +158,7 @@ def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]
         "release": wanted,
         "inventory_image": config.model.image,
         "instances": rows,
+        "figures": figures_json(windows, window_s) if window_s else None,
         "problems": problems,
     }
 
@@ -155,7 +196,12 @@ def host_summary(payload: dict[str, Any]) -> Rows:
                 f"{r['deployed_at'] or '-'}), replicas ready {r['replicas_ready']}/"
                 f"{r['replicas'] or '-'}\n  previous {r['previous_image'] or '-'}"
             )
+        if "figures" in r:
+            line += "\n  " + figures_line(r["figures"])
         rows.append((r["name"], line))
+    figures = payload.get("figures") or {}
+    for release, f in (figures.get("releases") or {}).items():
+        rows.append((f"release {release or '(none)'}", figures_line(f)))
     return rows
 
 

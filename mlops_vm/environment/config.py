@@ -22,6 +22,7 @@ from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
 from mlops_vm.services.settings import (
     AppServiceConfig,
+    CanaryConfig,
     CloudRunServiceConfig,
     EcsServiceConfig,
     LambdaServiceConfig,
@@ -187,6 +188,7 @@ class ReleaseConfig(Strict):
     ready_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 180
     # Seconds a host back in the load balancer has to be reported healthy.
     healthy_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    canary: CanaryConfig = CanaryConfig()
 
     @field_validator("batch", mode="before")
     @classmethod

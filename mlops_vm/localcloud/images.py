@@ -32,6 +32,13 @@ MODEL_REPOSITORY = "mlops-vm/model-service"
 MODEL_VERSIONS = ("1.0", "1.1")
 # A tag that pulls fine but never becomes ready (the release tests' bad release).
 BROKEN_MODEL_VERSION = "1.1-broken"
+# Tags that are healthy and ready but serve worse (the canary tests' bad releases):
+# each one's settings of images/model-faulty (a slowdown factor, one prediction in N a 500).
+FAULTY_MODEL_VERSIONS = {
+    # 4 times slower, counting at least 600 ms of work: a clear p99 even on a loaded machine.
+    "1.1-slow": {"MODEL_SLOWDOWN": "4", "MODEL_SLOWDOWN_BASE_MS": "600"},
+    "1.1-errors": {"MODEL_ERROR_EVERY": "8"},
+}
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,15 @@ def all_specs() -> list[ImageSpec]:
             parent=model_tag(MODEL_VERSIONS[-1]),
         )
     )
+    specs += [
+        ImageSpec(
+            model_tag(version),
+            context=paths.IMAGES_DIR / "model-faulty",
+            parent=model_tag(MODEL_VERSIONS[-1]),
+            build_args={"FAULTY_VERSION": version, **settings},
+        )
+        for version, settings in FAULTY_MODEL_VERSIONS.items()
+    ]
     return specs
 
 

@@ -16,7 +16,11 @@ def ensure_platform() -> dict[str, list[str]]:
     creds = registry.ensure_registry()
     pushed = [
         images.model_tag(version)
-        for version in (*images.MODEL_VERSIONS, images.BROKEN_MODEL_VERSION)
+        for version in (
+            *images.MODEL_VERSIONS,
+            images.BROKEN_MODEL_VERSION,
+            *images.FAULTY_MODEL_VERSIONS,
+        )
         if registry.push(creds, images.model_tag(version))
     ]
     lambda_emulator.ensure_emulator()  # for the Lambda target's tests

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from mlops_vm.metrics.prometheus import METRICS_PORT
 from mlops_vm.provision.model import Instance, InstanceStatus
 
 SERVICE = "model"
@@ -46,6 +47,19 @@ for address, port in servers:
 print(json.dumps(out))
 """
 
+# Appended to PROBE when figures are asked for: the host's request counters now and WINDOW
+# seconds ago (nginx_proxy's exporter keeps the past), read at once.
+METRICS_PROBE = """
+import json, urllib.request
+try:
+    out["metrics"] = [
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics{query}", timeout=5).read().decode()
+        for query in (f"?ago={window}", "")
+    ]
+except OSError as error:
+    out["metrics_error"] = str(error)
+"""
+
 
 @dataclass
 class HostReading:
@@ -55,6 +69,9 @@ class HostReading:
     record: dict[str, Any] | None = None
     replicas: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    # The host's request metrics texts (Prometheus format) a window ago and now, when asked.
+    metrics: tuple[str, str] | None = None
+    metrics_error: str = ""
 
     @property
     def current(self) -> dict[str, Any]:
@@ -87,10 +104,21 @@ def ssh_command(hv: Mapping[str, Any], remote: str) -> list[str]:
     return [*ssh_login(hv), as_root(hv, remote)]
 
 
-def read_host(instance: Instance, host_vars: HostVars) -> HostReading:
+def probe(window_s: float | None) -> str:
+    if window_s is None:
+        return PROBE
+    ask = f"\nwindow, port = {window_s!r}, {METRICS_PORT!r}\n"
+    return PROBE.replace("print(json.dumps(out))", ask + METRICS_PROBE + "print(json.dumps(out))")
+
+
+def read_host(
+    instance: Instance, host_vars: HostVars, window_s: float | None = None
+) -> HostReading:
+    """What INSTANCE says about itself; with WINDOW_S, also its request counters now and
+    WINDOW_S seconds ago."""
     if instance.status != InstanceStatus.RUNNING or not instance.address:
         return HostReading(instance.name, error=str(instance.status))
-    remote = "python3 -c " + shlex.quote(PROBE)
+    remote = "python3 -c " + shlex.quote(probe(window_s))
     try:
         done = subprocess.run(
             ssh_command(host_vars(instance), remote),
@@ -104,12 +132,21 @@ def read_host(instance: Instance, host_vars: HostVars) -> HostReading:
     if done.returncode != 0:
         return HostReading(instance.name, error=(done.stderr.strip() or "ssh failed")[-300:])
     data = json.loads(done.stdout)
-    return HostReading(instance.name, data["record"], data["replicas"])
+    metrics = tuple(data["metrics"]) if "metrics" in data else None
+    return HostReading(
+        instance.name,
+        data["record"],
+        data["replicas"],
+        metrics=metrics,  # type: ignore[arg-type]
+        metrics_error=data.get("metrics_error", ""),
+    )
 
 
-def read_hosts(instances: list[Instance], host_vars: HostVars) -> dict[str, HostReading]:
+def read_hosts(
+    instances: list[Instance], host_vars: HostVars, window_s: float | None = None
+) -> dict[str, HostReading]:
     with ThreadPoolExecutor(max_workers=16) as pool:
-        readings = pool.map(lambda i: read_host(i, host_vars), instances)
+        readings = pool.map(lambda i: read_host(i, host_vars, window_s), instances)
         return {reading.name: reading for reading in readings}
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mlops_vm.metrics import CanaryThresholds, Figures, Verdict, judge
+from mlops_vm.metrics import Figures, Verdict, judge
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec, ServiceTarget
 from mlops_vm.services.settings import CanaryConfig
@@ -58,21 +58,13 @@ def with_canary(target: ServiceTarget, spec: ServiceSpec, enabled: bool | None) 
     return replace(spec, options=section)
 
 
-def thresholds_of(config: CanaryConfig) -> CanaryThresholds:
-    return CanaryThresholds(
-        max_error_share_increase=config.max_error_share_increase,
-        max_p99_ratio=config.max_p99_ratio,
-        min_requests=config.min_requests,
-    )
-
-
 def observe(
     config: CanaryConfig, read: Reader, *, sleep: Callable[[float], None] = time.sleep
 ) -> Judged:
     """The canary's window waited out, then both releases' figures judged."""
     sleep(config.window_s)
     baseline, canary = read(config.window_s)
-    verdict = judge(baseline=baseline, canary=canary, thresholds=thresholds_of(config))
+    verdict = judge(baseline=baseline, canary=canary, thresholds=config.thresholds())
     return Judged(verdict, baseline, canary)
 
 

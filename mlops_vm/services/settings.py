@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from mlops_vm.metrics import CanaryThresholds
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.schema import NetworkConfig, Strict
 
@@ -14,19 +15,36 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class CanaryConfig(Strict):
-    """service.<platform>.canary: the metric gate on the platform's traffic split (the same
-    field names as the VMs' release.canary, mlops_vm.metrics.CanaryThresholds' defaults).
-    The new release gets its share (Lambda's canary_percent, Cloud Run's first traffic step,
-    App Service's canary_percent), the window passes, the platform's metrics service is read
-    for both releases and metrics.judge decides: promote, or traffic back and the release
-    fails naming the figures."""
+    """The metric gate of a release, one shape for VMs (release.canary) and managed targets
+    (service.<platform>.canary): the new release gets its share (the first batch of hosts;
+    Lambda's canary_percent, Cloud Run's first traffic step, App Service's canary_percent),
+    the window passes, both releases' figures are read and metrics.judge decides: go on, or
+    roll back and fail naming the figures. `deploy --canary/--no-canary` overrides
+    `enabled` per run."""
 
     enabled: bool = False
-    # Seconds the canary serves before it is judged; the clouds' metrics come per minute.
-    window_s: Annotated[float, Field(ge=0, le=3600)] = 300
+    # Seconds of traffic observed on both sides before the decision.
+    window_s: Annotated[float, Field(ge=0, le=3600)] = 120
+    # The canary's 5xx share may exceed the old release's by this much (0.01: 1 point).
     max_error_share_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    # The canary's p99 latency may be at most this many times the old release's.
     max_p99_ratio: Annotated[float, Field(ge=1)] = 1.5
+    # Fewer requests than this on either side: a quiet service is not judged on noise
+    # (the release goes on, and says so).
     min_requests: Annotated[int, Field(ge=0)] = 50
+
+    def thresholds(self) -> CanaryThresholds:
+        return CanaryThresholds(
+            max_error_share_increase=self.max_error_share_increase,
+            max_p99_ratio=self.max_p99_ratio,
+            min_requests=self.min_requests,
+        )
+
+
+class PlatformCanaryConfig(CanaryConfig):
+    """service.<platform>.canary: the clouds' metrics come per minute, so a longer window."""
+
+    window_s: Annotated[float, Field(ge=0, le=3600)] = 300
 
 
 class EcsServiceConfig(Strict):
@@ -65,7 +83,7 @@ class AppServiceConfig(Strict):
     # With canary.enabled: the percent of production's traffic routed to the staging slot
     # (the new release) before the swap, while the canary is judged.
     canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
-    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    canary: PlatformCanaryConfig = Field(default_factory=PlatformCanaryConfig)
 
 
 class CloudRunServiceConfig(Strict):
@@ -86,7 +104,7 @@ class CloudRunServiceConfig(Strict):
     # domain, all without.
     ingress: Literal["all", "load_balancer"] | None = None
     # With canary.enabled: judged after the first traffic step (which must be below 100).
-    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    canary: PlatformCanaryConfig = Field(default_factory=PlatformCanaryConfig)
 
     @model_validator(mode="after")
     def canary_needs_a_step(self) -> "CloudRunServiceConfig":
@@ -125,7 +143,7 @@ class LambdaServiceConfig(Strict):
     invoke_endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     # With canary.enabled: judged while canary_percent of the alias's traffic is on the new
     # version.
-    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    canary: PlatformCanaryConfig = Field(default_factory=PlatformCanaryConfig)
 
     @model_validator(mode="after")
     def canary_needs_a_share(self) -> "LambdaServiceConfig":

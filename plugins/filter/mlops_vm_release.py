@@ -1,10 +1,13 @@
-"""Filter that chooses the release a run rolls out (see mlops_vm/release/choose.py)."""
+"""Filters of a release: the release a run rolls out (see mlops_vm/release/choose.py), and
+the canary decision (mlops_vm/release/canary.py)."""
 
 import json
 from dataclasses import asdict
 
 from ansible.errors import AnsibleFilterError
 
+from mlops_vm.environment.config import CanaryConfig
+from mlops_vm.release.canary import decide
 from mlops_vm.release.choose import ReleaseError, choose_release, inventory_release
 
 
@@ -21,9 +24,38 @@ def mlops_vm_choose_release(
         raise AnsibleFilterError(str(error)) from None
 
 
+def canary_settings(settings: dict | None) -> CanaryConfig:
+    try:
+        return CanaryConfig.model_validate(json.loads(json.dumps(settings or {})))
+    except ValueError as error:
+        raise AnsibleFilterError(f"release.canary: {error}") from None
+
+
+def mlops_vm_canary_settings(settings: dict | None) -> dict:
+    """The environment's release.canary settings with their defaults filled in."""
+    return canary_settings(settings).model_dump()
+
+
+def mlops_vm_canary_decision(
+    start: dict, end: dict, canary_hosts: list, baseline_hosts: list, settings: dict
+) -> dict:
+    """The canary decision from the hosts' metrics texts at the window's start and end."""
+    thresholds = canary_settings(settings).thresholds()
+    decision = decide(
+        dict(start),
+        dict(end),
+        canary_hosts=list(canary_hosts),
+        baseline_hosts=list(baseline_hosts),
+        thresholds=thresholds,
+    )
+    return decision.as_json()
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "mlops_vm_choose_release": mlops_vm_choose_release,
+            "mlops_vm_canary_decision": mlops_vm_canary_decision,
+            "mlops_vm_canary_settings": mlops_vm_canary_settings,
             "mlops_vm_inventory_release": inventory_release,
         }

@@ -274,3 +274,20 @@ def test_no_servers_is_refused_before_any_change(host):
     result = apply_role("haproxy_lb", {"haproxy_lb_servers": []})
     assert_refused(result, "haproxy_lb_servers")
     assert host.service("haproxy").is_running
+
+
+def test_the_prometheus_endpoint_has_a_series_per_backend_server(host):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    predict(host, 4)
+    families = text_string_to_metric_families(
+        host.check_output("curl -sf http://127.0.0.1:8405/metrics")
+    )
+    responses = {
+        s.labels["server"]: s.value
+        for f in families
+        for s in f.samples
+        if s.name == "haproxy_server_http_responses_total" and s.labels.get("code") == "2xx"
+    }
+    assert set(BACKENDS) <= set(responses)
+    assert all(responses[name] > 0 for name in BACKENDS), responses

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import CA_ON_VM
-from mlops_molecule import apply_role, assert_refused
+from mlops_molecule import apply_role, assert_refused, wait_until
 from tls_policy import *  # noqa: F403  (the shared TLS-policy tests)
 
 CURL = f"curl -s --cacert {CA_ON_VM} -m 10"
@@ -297,3 +297,24 @@ def test_provided_certificate_is_served_then_replaced_by_a_generated_one(
     assert (
         host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' https://vm1/healthz") == "200"
     )
+
+
+def test_request_metrics_count_every_answer_by_status_class(host, quiet_period):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def answered() -> dict[str, float]:
+        text = host.check_output("curl -sf http://127.0.0.1:9145/metrics")
+        return {
+            s.labels["code"]: s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "mlops_vm_requests_total"
+        }
+
+    quiet_period()
+    before = answered().get("2xx", 0.0)
+    for _ in range(3):
+        assert post_predict(host).rc == 0
+    # Nginx sends each line over syslog on 127.0.0.1: counted within a moment.
+    wait_until(lambda: answered().get("2xx", 0.0) >= before + 3, 10, "3 more 2xx counted")
+    assert host.socket("tcp://0.0.0.0:9145").is_listening
