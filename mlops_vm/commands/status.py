@@ -59,7 +59,10 @@ def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]
         t.instance_id: t
         for t in provider.target_health(load_balancer_spec(config, loaded.inventory_dir))
     }
-    model_hosts = [i for i in instances if i.role == ROLE_MODEL]
+    # A scaling group's instances configure themselves and take no SSH: the group's own
+    # record (provider.group_status) says what they run.
+    group = provider.group_status(config.env) if config.fleet.mode == "scaling_group" else None
+    model_hosts = [i for i in instances if i.role == ROLE_MODEL and group is None]
     connections = host_vars_of(config, loaded.inventory_dir)
     readings = read_hosts(model_hosts, connections) if model_hosts else {}
     wanted = None
@@ -88,14 +91,15 @@ def host_status(loaded: LoadedEnvironment, provider: Provider) -> dict[str, Any]
                 read_error=reading.error,
             )
         rows.append(row)
-    problems = host_problems(rows, wanted)
+    problems = host_problems(rows, wanted) + (group.problems() if group else [])
     return {
         "env": config.env,
         "ok": not problems,
-        "release": wanted,
+        "release": group.release if group else wanted,
         "inventory_image": config.model.image,
         "instances": rows,
         "problems": problems,
+        **({"group": asdict(group)} if group else {}),
     }
 
 
@@ -133,6 +137,28 @@ def host_summary(payload: dict[str, Any]) -> Rows:
                 f"{r['replicas'] or '-'}\n  previous {r['previous_image'] or '-'}"
             )
         rows.append((r["name"], line))
+    return rows + group_summary(payload.get("group"))
+
+
+def group_summary(group: dict[str, Any] | None) -> Rows:
+    """A scaling group: its size, each instance's release and lifecycle, its last activities."""
+    if not group:
+        return []
+    rows = [
+        (
+            group["name"],
+            f"min {group['min_size']} / desired {group['desired']} / max {group['max_size']}, "
+            f"release {group['release'] or '-'} (previous {group['previous_release'] or '-'})",
+        )
+    ]
+    rows += [
+        (i["id"], f"{i['lifecycle']:11} {i['release'] or '-'} {i['detail']}")
+        for i in group["instances"]
+    ]
+    rows += [
+        (a["at"], f"{a['description']}: {a['cause']} {a['status']}".strip())
+        for a in group["activities"][:10]
+    ]
     return rows
 
 

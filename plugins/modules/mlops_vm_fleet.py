@@ -33,6 +33,12 @@ options:
     type: list
     elements: str
     default: []
+  rollback:
+    description:
+      - Return a scaling group to the release its last release replaced, where the
+        provider records it (the local scaling group), instead of converging to the settings.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - mlops_vm.deploy.environment
 """
@@ -77,6 +83,7 @@ def main() -> None:
             "registry_username": {"type": "str", "default": ""},
             "registry_password": {"type": "str", "default": "", "no_log": True},
             "api_keys": {"type": "list", "elements": "str", "default": [], "no_log": True},
+            "rollback": {"type": "bool", "default": False},
         },
         gpu_hint=True,
     )
@@ -107,8 +114,16 @@ def main() -> None:
         # A size some instance cannot take stops the run before anything is created;
         # playbooks/resize.yml plans and makes the resizes, host by host, after this.
         provider.plan_resizes(spec)
-        # A smaller fleet.count: the instances that go leave the load balancer first.
-        result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
+        rollback_group = getattr(provider, "rollback_group", None)
+        if params["rollback"] and spec.mode == "scaling_group" and rollback_group:
+            # Back to the image the last release replaced (the group records it).
+            from mlops_vm.provision.model import FleetResult
+
+            changes = rollback_group(config.env, dry_run=run.check_mode)
+            result = FleetResult(provider.list_instances(config.env, spec.role), changes)
+        else:
+            # A smaller fleet.count: the instances that go leave the load balancer first.
+            result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
     run.module.exit_json(
         changed=result.changed,
         changes=common.strings(result.changes),

@@ -108,6 +108,12 @@ class RequestWindow:
         while len(self.samples) > 2 and at - self.samples[1][0] >= self.window_s:
             self.samples.popleft()
 
+    def full(self) -> bool:
+        """Readings span (most of) the window: enough to act on."""
+        return (
+            bool(self.samples) and self.samples[-1][0] - self.samples[0][0] >= 0.8 * self.window_s
+        )
+
     def rate(self) -> float:
         if len(self.samples) < 2:
             return 0.0
