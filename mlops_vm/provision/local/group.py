@@ -205,13 +205,17 @@ def server_args(lb: str) -> str:
     return "check"
 
 
-def join(lb: str, name: str, address: str, timeout_s: float) -> None:
-    """Into the backend (added at run time when the configuration does not list it), ready,
-    and healthy in HAProxy's own checks."""
+def join(lb: str, name: str, address: str, timeout_s: float, *, args: str | None = None) -> None:
+    """Into the backend (added at run time, with ARGS or the configuration's default-server
+    options, when the configuration does not list it), ready, and healthy in HAProxy's
+    own checks."""
     current = lb_admin.servers(lb).get(name)
     backend = f"{lb_admin.BACKEND}/{name}"
     if current is None:
-        lb_admin.command(lb, f"add server {backend} {address}:443 {server_args(lb)}")
+        options = args or server_args(lb)
+        answer = lb_admin.command(lb, f"add server {backend} {address}:443 {options}")
+        if "New server registered" not in answer:
+            raise lb_admin.AdminUnavailable(f"add server {backend}: {answer}")
         lb_admin.command(lb, f"enable health {backend}")
     lb_admin.set_state(lb, name, "ready")
     deadline = time.monotonic() + timeout_s

@@ -120,8 +120,9 @@ def configure(builder: str, env: str, user_data: str) -> None:
             (directory / "secrets.yml").write_bytes(files["secrets.yml"])
             (directory / "secrets.yml").chmod(0o600)
             extra += ["-e", f"@{directory / 'secrets.yml'}"]
-        # The CA of the instances' Nginx certificates is made on the controller.
-        ca_dir = secrets.directory(env) / "nginx-ca"
+        # The environment's CA (the playbooks' mlops_vm_ca_dir), made on the controller:
+        # the LB host verifies the instances' certificates against it.
+        ca_dir = paths.STATE_DIR / "envs" / env / "pki"
         proc = subprocess.run(
             [
                 "ansible-playbook",
@@ -163,9 +164,11 @@ if [ -e /etc/nginx/api-keys.conf ]; then
   mv /etc/nginx/api-keys.conf.new /etc/nginx/api-keys.conf
 fi
 rm -rf /root/.docker /var/lib/cloud /opt/mlops-vm/boot
-systemctl stop docker.socket docker.service
+systemctl stop docker.socket docker.service containerd.service
 mkdir -p {Path(DOCKER_STATE).parent}
-tar --xattrs --xattrs-include='*' -cpf {DOCKER_STATE} -C /var/lib/docker .
+# Exit 1 is "a file changed while read" (the engine's last writes): not an error here.
+tar --xattrs --xattrs-include='*' --warning=no-file-changed -cpf {DOCKER_STATE} \
+  -C /var/lib/docker . || [ $? -eq 1 ]
 cat > /etc/systemd/system/{RESTORE_UNIT} <<'EOF'
 {RESTORE_UNIT_TEXT}EOF
 systemctl enable {RESTORE_UNIT}

@@ -10,13 +10,13 @@ the image the last release replaced, through the same roll.
 import hashlib
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.local import autoscaler, group, image
+from mlops_vm.provision.local import autoscaler, group, image, lb_admin
 from mlops_vm.provision.local import resources as res
 from mlops_vm.provision.model import (
     ROLE_MODEL,
@@ -25,11 +25,25 @@ from mlops_vm.provision.model import (
     GroupInstance,
     GroupStatus,
     ImageSpec,
+    Instance,
+    ProviderSettings,
     ScalingActivity,
 )
 
-if TYPE_CHECKING:
-    from mlops_vm.provision.local.provider import LocalProvider
+
+class LocalCloud(Protocol):
+    """What this module uses of LocalProvider (which imports this module)."""
+
+    settings: ProviderSettings
+
+    def ensure_network(self, env: str, log: ChangeLog) -> None: ...
+
+    def error(self, code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError: ...
+
+    def list_instances(self, env: str, role: str | None = None) -> list[Instance]: ...
+
+    def lb_servers(self, env: str) -> dict[str, lb_admin.ServerState] | None: ...
+
 
 # Provider option `autoscaler` (provider.options.autoscaler): the pace of the local
 # autoscaler, and how many release images are kept.
@@ -75,7 +89,7 @@ def wanted_config(spec: FleetSpec, image_id: str, release: str, options: dict[st
     )
 
 
-def ensure(provider: "LocalProvider", spec: FleetSpec, *, dry_run: bool) -> FleetResult:
+def ensure(provider: LocalCloud, spec: FleetSpec, *, dry_run: bool) -> FleetResult:
     options = dict(provider.settings.options.get("autoscaler") or {})
     log = ChangeLog(dry_run=dry_run)
     provider.ensure_network(spec.env, log)
@@ -197,7 +211,7 @@ def rollback(env: str, *, dry_run: bool = False) -> list:
     return log.changes
 
 
-def status(provider: "LocalProvider", env: str) -> GroupStatus | None:
+def status(provider: LocalCloud, env: str) -> GroupStatus | None:
     config = group.read_config(env)
     if config is None:
         return None
