@@ -36,7 +36,7 @@ from mlops_vm.localcloud import pki, registry  # noqa: E402
 from mlops_vm.localcloud.docker_cli import docker  # noqa: E402
 from mlops_vm.localcloud.images import VM_IMAGE  # noqa: E402
 from mlops_vm.localcloud.vm import remove_vm, run_vm  # noqa: E402
-from mlops_vm.provision.local import group, lb_admin  # noqa: E402
+from mlops_vm.provision.local import group  # noqa: E402
 from mlops_vm.provision.local import resources as res  # noqa: E402
 from mlops_vm.provision.model import ROLE_MODEL  # noqa: E402
 from tests.load import RequestLoop  # noqa: E402
