@@ -41,7 +41,7 @@ from mlops_vm.provision.local import resources as res  # noqa: E402
 from mlops_vm.provision.model import ROLE_MODEL  # noqa: E402
 from tests.load import RequestLoop  # noqa: E402
 
-PORT = 18572
+PORT = 18593
 AUTOSCALER = {
     "window_s": 10,
     "interval_s": 1,
@@ -145,7 +145,7 @@ def baked_launch(env: str) -> dict:
     index = group.free_indexes(env, 1)[0]
     name = res.vm_name(env, ROLE_MODEL, index)
     started = time.monotonic()
-    group.launch(config, index)
+    group.launch(config, index, member=False)
     healthz = time.monotonic()
     joined = behind_lb(env, name, index, None)
     leave(env, name)

@@ -24,7 +24,7 @@ from tests.load import RequestLoop
 pytestmark = pytest.mark.slow
 
 ENV = "asg"
-PORT = 18571
+PORT = 18591
 LB = f"mlops-vm-{ENV}-lb"
 OVERRIDES = {
     "provider": {

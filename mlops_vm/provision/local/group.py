@@ -43,7 +43,7 @@ class GroupConfig:
     desired: int = 1  # the size at creation; the autoscaler owns it afterwards
     previous_image: str | None = None
     previous_release: str | None = None
-    machine_type: str = "small"
+    machine_type: str = "local"
     target_requests_per_instance: float | None = None
     target_cpu_percent: float | None = None
     # The autoscaler's pace (provider option `autoscaler`): seconds.
@@ -129,8 +129,9 @@ def lb_host(env: str) -> str | None:
 # -- one instance ---------------------------------------------------------------------------
 
 
-def launch(config: GroupConfig, index: int) -> str:
-    """Start instance INDEX from the group's image; it serves once booted (not yet joined)."""
+def launch(config: GroupConfig, index: int, *, member: bool = True) -> str:
+    """Start instance INDEX from the group's image; it serves once booted (not yet joined).
+    MEMBER false: an instance the autoscaler leaves alone (a measurement's)."""
     name = res.vm_name(config.env, ROLE_MODEL, index)
     run_vm(
         name,
@@ -140,7 +141,7 @@ def launch(config: GroupConfig, index: int) -> str:
             ROLE_MODEL,
             **{
                 res.INDEX_LABEL: str(index),
-                GROUP_LABEL: "1",
+                GROUP_LABEL: "1" if member else "",
                 IMAGE_LABEL: config.image,
                 RELEASE_LABEL: config.release,
             },
