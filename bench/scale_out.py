@@ -140,19 +140,24 @@ def leave(env: str, name: str) -> None:
     remove_vm(name)
 
 
-def baked_launch(env: str) -> dict:
-    config = group.read_config(env)
+def timed(started: float, healthz: float, joined: float | None) -> dict:
+    result = {"launch_to_healthz_s": round(healthz - started, 1)}
+    if joined is not None:
+        result["launch_to_serving_through_lb_s"] = round(joined - started, 1)
+    return result
+
+
+def baked_launch(env: str, config: group.GroupConfig, *, join: bool) -> dict:
     index = group.free_indexes(env, 1)[0]
     name = res.vm_name(env, ROLE_MODEL, index)
-    started = time.monotonic()
-    group.launch(config, index, member=False)
-    healthz = time.monotonic()
-    joined = behind_lb(env, name, index, None)
-    leave(env, name)
-    return {
-        "launch_to_healthz_s": round(healthz - started, 1),
-        "launch_to_serving_through_lb_s": round(joined - started, 1),
-    }
+    try:
+        started = time.monotonic()
+        group.launch(config, index, member=False)
+        healthz = time.monotonic()
+        joined = behind_lb(env, name, index, None) if join else None
+    finally:
+        leave(env, name) if join else remove_vm(name)
+    return timed(started, healthz, joined)
 
 
 def wheel_mirror(network: str) -> str:
@@ -167,7 +172,7 @@ def wheel_mirror(network: str) -> str:
     return name
 
 
-def cold_launch(env: str, seed_root: Path) -> dict:
+def cold_launch(env: str, seed_root: Path, *, join: bool) -> dict:
     """A VM of the environment booting from user-data, as a scaling group's would without
     a baked image (tests/bootstrap/test_boot_vm.py's way: NoCloud seed, wheel mirror)."""
     network = res.network_name(env)
@@ -200,13 +205,11 @@ def cold_launch(env: str, seed_root: Path) -> dict:
         group.wait_serving(name, 1800)
         healthz = time.monotonic()
         # Its Nginx certificate comes from a CA made on the VM itself: not verified.
-        joined = behind_lb(env, name, index, "check inter 1s fall 2 rise 2 ssl verify none")
-        return {
-            "launch_to_healthz_s": round(healthz - started, 1),
-            "launch_to_serving_through_lb_s": round(joined - started, 1),
-        }
+        args = "check inter 1s fall 2 rise 2 ssl verify none"
+        joined = behind_lb(env, name, index, args) if join else None
+        return timed(started, healthz, joined)
     finally:
-        leave(env, name)
+        leave(env, name) if join else remove_vm(name)
         docker("rm", "-f", mirror, check=False)
 
 
@@ -216,7 +219,25 @@ def main() -> None:
     parser.add_argument("--name", default="asgbench")
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--skip-cold", action="store_true", help="no cold boot (minutes)")
+    parser.add_argument(
+        "--launch-only",
+        metavar="IMAGE",
+        help="only the launch of one instance, baked (from IMAGE, a release image of the "
+        "environment --name, whose network exists) against a cold boot, to /healthz",
+    )
     args = parser.parse_args()
+    if args.launch_only:
+        with tempfile.TemporaryDirectory() as work:
+            config = group.GroupConfig(args.name, args.launch_only, "", health_timeout_s=1800)
+            result = {
+                "baked": baked_launch(args.name, config, join=False),
+                "cold_boot": cold_launch(args.name, Path(work) / "seed", join=False),
+            }
+        result["baked_to_cold_ratio"] = round(
+            result["baked"]["launch_to_healthz_s"] / result["cold_boot"]["launch_to_healthz_s"], 2
+        )
+        print(json.dumps(result, indent=2) if args.json else result)
+        return
     with tempfile.TemporaryDirectory() as work:
         directory = scaling_environment(Path(work), args.name, args.port)
         mlops_vm("destroy", str(directory), "--yes")
@@ -226,9 +247,10 @@ def main() -> None:
             result = {"provision_with_bake_s": round(time.monotonic() - started, 1)}
             wait_until(lambda: serving(args.name) == 1, 120)
             result["load_step"] = load_step(args.name, summary["endpoint"], summary["ca_file"])
-            result["baked"] = baked_launch(args.name)
+            config = group.read_config(args.name)
+            result["baked"] = baked_launch(args.name, config, join=True)
             if not args.skip_cold:
-                result["cold_boot"] = cold_launch(args.name, Path(work) / "seed")
+                result["cold_boot"] = cold_launch(args.name, Path(work) / "seed", join=True)
                 result["baked_to_cold_ratio"] = round(
                     result["baked"]["launch_to_serving_through_lb_s"]
                     / result["cold_boot"]["launch_to_serving_through_lb_s"],
