@@ -65,6 +65,10 @@ network:
   description: Provider ids of the network the instances live in.
   type: dict
   returned: when state is present
+rolled_back:
+  description: The scaling group was returned to the release it recorded as replaced.
+  type: bool
+  returned: when state is present
 """
 
 from dataclasses import asdict
@@ -121,7 +125,9 @@ def main() -> None:
 
             changes = rollback_group(config.env, dry_run=run.check_mode)
             result = FleetResult(provider.list_instances(config.env, spec.role), changes)
+            rolled_back = True
         else:
+            rolled_back = False
             # A smaller fleet.count: the instances that go leave the load balancer first.
             result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
     run.module.exit_json(
@@ -130,6 +136,7 @@ def main() -> None:
         instances=[asdict(i) for i in result.instances],
         hosts=[host_entry(i, config, run.inventory_dir) for i in result.instances],
         network=result.network,
+        rolled_back=rolled_back,
     )
 
 
