@@ -63,6 +63,16 @@ def wait_for(predicate, timeout_s: float, poll_s: float = 1.0) -> float:
     raise AssertionError(f"not true after {timeout_s}s: {predicate.__doc__}")
 
 
+def three_serve() -> bool:
+    """Three instances in service"""
+    return len(in_service()) == 3
+
+
+def back_to_one() -> bool:
+    """One instance left, in service"""
+    return len(in_service()) == 1 and len(group.instances(ENV)) == 1
+
+
 def in_service() -> list[str]:
     state = group.read_state(ENV)
     return sorted(
@@ -91,9 +101,15 @@ def steady(environment) -> Iterator[RequestLoop]:
 
 def test_a_load_step_adds_instances_that_serve_then_they_drain_away(environment, steady):
     _, summary = environment
-    assert in_service() == [f"mlops-vm-{ENV}-model-1"]
+    first = f"mlops-vm-{ENV}-model-1"
+
+    def only_the_first_serves() -> bool:
+        """The group starts with its first instance in service"""
+        return in_service() == [first]
+
+    wait_for(only_the_first_serves, timeout_s=120)
     with RequestLoop(summary["endpoint"], summary["ca_file"], threads=4, interval_s=0.05) as step:
-        wait_for(lambda: len(in_service()) == 3, timeout_s=300)
+        wait_for(three_serve, timeout_s=300)
         served_before = {n: s.total_sessions for n, s in lb_admin.servers(LB).items()}
         step.wait_requests(60)
         servers = lb_admin.servers(LB)
@@ -102,7 +118,7 @@ def test_a_load_step_adds_instances_that_serve_then_they_drain_away(environment,
             assert servers[name].total_sessions > served_before.get(name, 0), name
     assert not step.failures(), step.summary()
     # The step is over: back to one instance, each drained before it went.
-    wait_for(lambda: len(in_service()) == 1 and len(group.instances(ENV)) == 1, timeout_s=240)
+    wait_for(back_to_one, timeout_s=240)
     activities = [a["description"] for a in group.read_state(ENV).activities]
     assert any("to 3 instances" in a or "to 2 instances" in a for a in activities), activities
     assert any(a.startswith("terminated") and "(drained)" in a for a in activities), activities
