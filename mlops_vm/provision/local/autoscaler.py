@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -170,17 +171,22 @@ class Autoscaler:
             state.lifecycle[container.name] = "draining"
         group.write_state(self.env, state)
 
+        lock = threading.Lock()
+
         def one(name: str) -> None:
             group.drain(lb, name, config.drain_s)
-            state.lifecycle[name] = "terminating"
-            group.write_state(self.env, state)
+            with lock:
+                state.lifecycle[name] = "terminating"
+                group.write_state(self.env, state)
             group.terminate(name)
+            # Recorded as it happens: whoever sees the instance gone sees why.
+            with lock:
+                state.lifecycle.pop(name, None)
+                state.record(f"terminated {name} (drained)", cause)
+                group.write_state(self.env, state)
 
         with ThreadPoolExecutor(max_workers=max(len(victims), 1)) as pool:
             list(pool.map(one, [c.name for c in victims]))
-        for container in victims:
-            state.lifecycle.pop(container.name, None)
-            state.record(f"terminated {container.name} (drained)", cause)
 
     def run(self) -> None:
         while True:
