@@ -69,8 +69,9 @@ def three_serve() -> bool:
 
 
 def back_to_one() -> bool:
-    """One instance left, in service"""
-    return len(in_service()) == 1 and len(group.instances(ENV)) == 1
+    """One instance left, in service, the others recorded as gone"""
+    state = group.read_state(ENV)
+    return len(in_service()) == 1 and len(group.instances(ENV)) == 1 and len(state.lifecycle) == 1
 
 
 def in_service() -> list[str]:
