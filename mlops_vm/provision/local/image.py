@@ -8,8 +8,10 @@ holds the Docker engine, Nginx, the non-secret settings and the model image, pul
 A VM keeps /var/lib/docker on a volume, which `docker commit` does not capture; the
 engine's whole state (the model image and the replica containers the roles made) is packed
 into the image as one tar file that a boot unit unpacks into the new instance's empty
-volume before the engine starts (measured faster than `docker load` of the model image,
-which would also leave the replicas to be made again: see bench/scale_out.py).
+volume before the engine starts. Chosen over `docker save` / `docker load` of the model image
+because the replica containers the roles made come back with it (a load would leave them
+to be made again, by Ansible); the two were not timed side by side
+(bench/scale_out.py times this one against a cold boot).
 
 Nothing secret stays in the image: the registry login is removed (instances never pull:
 the model is in the image), and the API keys file is moved out of the builder into the
