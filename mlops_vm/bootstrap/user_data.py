@@ -74,10 +74,12 @@ def user_data_bytes(user_data: str, cloud: str) -> bytes:
 
 
 def render_user_data(
-    boot: BootConfig, *, cloud: str = "aws", limit_bytes: int | None = None
+    boot: BootConfig, *, cloud: str = "azure", limit_bytes: int | None = None
 ) -> str:
-    """The #cloud-config user-data for BOOT; UserDataTooLarge when what CLOUD is handed
-    (user_data_bytes) is over LIMIT_BYTES (default: the cloud's limit)."""
+    """The #cloud-config user-data for BOOT, the payload embedded; UserDataTooLarge when
+    what CLOUD is handed (user_data_bytes) is over LIMIT_BYTES (default: the cloud's limit).
+    AWS instances do not boot this way (EC2's 16 KB cannot hold the roles): they fetch the
+    payload from S3 with their own identity (bootstrap/boot_source.py)."""
     # Base85 is denser than cloud-init's own base64 encoding, and it needs no escaping
     # in a YAML block.
     encoded = base64.b85encode(build_payload(boot)).decode()

@@ -83,8 +83,9 @@ def environment_user_data(
         registry_password=registry_password,
         api_keys=api_keys,
     )
-    # A provider without a limit of its own gets the tightest one.
-    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "aws"
+    # A provider without a limit of its own (local) gets the tightest of the clouds that
+    # embed the payload (AWS boots by identity from S3 instead).
+    cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "azure"
     return render_user_data(boot, cloud=cloud)
 
 

@@ -52,10 +52,13 @@ class InventoryModule(BaseInventoryPlugin):
             instances = provider.list_instances(loaded.config.env)
         except (ConfigError, ProvisionError) as error:
             raise AnsibleParserError(f"mlops_vm inventory {path}: {error}") from error
+        scaling = loaded.config.fleet.mode == "scaling_group"
         for instance in instances:
             if instance.status in (InstanceStatus.TERMINATED, InstanceStatus.STOPPED):
                 continue
             entry = host_entry(instance, loaded.config, loaded.inventory_dir)
+            if scaling and entry["group"] == "model":
+                continue  # a scaling group's instances configure themselves: no SSH hosts
             self.inventory.add_group(entry["group"])
             self.inventory.add_host(entry["name"], group=entry["group"])
             for key, value in entry["vars"].items():

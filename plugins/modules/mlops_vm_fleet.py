@@ -72,6 +72,10 @@ release:
   description: The model image a scaling group was rolled to (for a rollback, the previous one).
   type: str
   returned: when state is present
+rolled_back:
+  description: The scaling group was returned to the release it recorded as replaced.
+  type: bool
+  returned: when state is present
 """
 
 from dataclasses import asdict, replace
@@ -153,8 +157,18 @@ def main() -> None:
         # A size some instance cannot take stops the run before anything is created;
         # playbooks/resize.yml plans and makes the resizes, host by host, after this.
         provider.plan_resizes(spec)
-        # A smaller fleet.count: the instances that go leave the load balancer first.
-        result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
+        rollback_group = getattr(provider, "rollback_group", None)
+        if params["rollback"] and spec.mode == "scaling_group" and rollback_group:
+            # Back to the image the last release replaced (the group records it).
+            from mlops_vm.provision.model import FleetResult
+
+            changes = rollback_group(config.env, dry_run=run.check_mode)
+            result = FleetResult(provider.list_instances(config.env, spec.role), changes)
+            rolled_back = True
+        else:
+            rolled_back = False
+            # A smaller fleet.count: the instances that go leave the load balancer first.
+            result = provider.converge_fleet(spec, lb_spec, dry_run=run.check_mode)
     run.module.exit_json(
         changed=result.changed,
         changes=common.strings(result.changes),
@@ -162,6 +176,7 @@ def main() -> None:
         hosts=[host_entry(i, config, run.inventory_dir) for i in result.instances],
         network=result.network,
         release=config.model.image,
+        rolled_back=rolled_back,
     )
 
 

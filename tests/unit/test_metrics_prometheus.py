@@ -130,8 +130,10 @@ def test_canary_settings_have_defaults_and_refuse_bad_values():
 
 
 def test_a_bad_canary_setting_names_the_field_and_the_file(tmp_path):
-    directory = make_environment(tmp_path, "bad-canary", {"release": {"canary": {"window_s": 1}}})
-    with pytest.raises(ConfigError, match=r"mlops_vm\.release\.canary\.window_s") as raised:
+    directory = make_environment(
+        tmp_path, "bad-canary", {"release": {"canary": {"max_p99_ratio": 0.5}}}
+    )
+    with pytest.raises(ConfigError, match=r"mlops_vm\.release\.canary\.max_p99_ratio") as raised:
         load_environment(directory)
     assert "mlops_vm.yml" in str(raised.value)
 

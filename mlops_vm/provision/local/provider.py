@@ -12,7 +12,7 @@ from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
-from mlops_vm.provision.local import addresses, lb_admin, resize, ssh_access
+from mlops_vm.provision.local import addresses, image, lb_admin, resize, scaling_group, ssh_access
 from mlops_vm.provision.local import resources as res
 from mlops_vm.provision.model import (
     ROLE_LB,
@@ -20,6 +20,9 @@ from mlops_vm.provision.model import (
     TAG_ROLE,
     FleetResult,
     FleetSpec,
+    GroupStatus,
+    ImageResult,
+    ImageSpec,
     Instance,
     InstanceStatus,
     LoadBalancerResult,
@@ -108,13 +111,8 @@ class LocalProvider(Provider):
         log.follow_up(lambda: res.attach_registry(env))
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
-        if spec.mode != "fleet":
-            raise self.error(
-                ErrorCode.INVALID_INPUT,
-                "the local provider runs fleets only",
-                "set fleet.mode: fleet",
-                "ensure fleet",
-            )
+        if spec.mode == "scaling_group":
+            return scaling_group.ensure(self, spec, dry_run=dry_run)
         log = ChangeLog(dry_run=dry_run)
         self.ensure_network(spec.env, log)
         existing = {c.index: c for c in res.find_containers(spec.env, ROLE_MODEL)}
@@ -220,6 +218,20 @@ class LocalProvider(Provider):
         self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return resize.resize_container(instance, spec.instance.machine_type, dry_run=dry_run)
+
+    # -- scaling group: the local stand-in for ASG / MIG / VMSS (scaling_group.py) ----------
+
+    def ensure_release_image(
+        self, fleet: FleetSpec, image_spec: ImageSpec, *, dry_run: bool = False
+    ) -> tuple[ImageResult, list[Change]]:
+        return image.ensure_release_image(fleet, image_spec, dry_run=dry_run)
+
+    def group_status(self, env: str) -> GroupStatus | None:
+        return scaling_group.status(self, env)
+
+    def rollback_group(self, env: str, *, dry_run: bool = False) -> list[Change]:
+        """The scaling group back to the release its last release replaced."""
+        return scaling_group.rollback(env, dry_run=dry_run)
 
     # -- load balancer --------------------------------------------------------------------
 
@@ -387,6 +399,11 @@ class LocalProvider(Provider):
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         log = ChangeLog(dry_run=dry_run)
+        if scaling_group.group.read_config(env) is not None:
+            # The autoscaler first: it would launch again what is removed below.
+            log.delete(
+                "scaling_group", f"mlops-vm-{env}-group", lambda: scaling_group.destroy_extras(env)
+            )
         # The load balancer goes first, so it never points at removed VMs.
         containers = res.find_containers(env)
         for container in sorted(containers, key=lambda c: c.labels.get(TAG_ROLE) != ROLE_LB):
@@ -400,4 +417,6 @@ class LocalProvider(Provider):
             )
         if res.network_exists(env):
             log.delete("network", res.network_name(env), lambda: res.remove_network(env))
+        for baked in image.env_images(env):
+            log.delete("image", baked["tag"], lambda t=baked["tag"]: docker("rmi", t, check=False))
         return log.changes

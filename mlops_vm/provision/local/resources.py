@@ -47,8 +47,11 @@ def find_containers(env: str, role: str | None = None) -> list[Container]:
     ids = docker("ps", "-aq", *filters).split()
     if not ids:
         return []
+    # A container removed between the listing and the inspection (a scaling group's
+    # instance going) is simply no longer there: inspect answers for the others.
+    answer = docker("inspect", *ids, check=False)
     found = []
-    for item in json.loads(docker("inspect", *ids)):
+    for item in json.loads(answer) if answer.startswith("[") else []:
         networks = item["NetworkSettings"]["Networks"]
         ports = {
             port: f"{bindings[0]['HostIp']}:{bindings[0]['HostPort']}"
