@@ -334,7 +334,14 @@ IDENTITY_BOOT_PROVIDERS = frozenset({"aws"})
 
 
 def boots_by_identity(config: EnvironmentConfig) -> bool:
-    return config.fleet.mode == "scaling_group" and config.provider.name in IDENTITY_BOOT_PROVIDERS
+    """Whether the scaling group's instances fetch their payload and secrets at boot with
+    their own identity. A baked image needs no payload and no registry login at boot (the
+    model is in the image; the builder logged in from the controller)."""
+    return (
+        config.fleet.mode == "scaling_group"
+        and config.provider.name in IDENTITY_BOOT_PROVIDERS
+        and not config.fleet.bake_image
+    )
 
 
 def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
