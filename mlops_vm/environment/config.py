@@ -18,6 +18,8 @@ from mlops_vm.environment.target_fields import REFUSES
 from mlops_vm.provision.aws.instance_identity import is_ecr
 from mlops_vm.provision.aws.secret_refs import PARAMETER_ARN, SECRET_ARN
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
+from mlops_vm.provision.gcp import secret_refs as gcp_secret_refs
+from mlops_vm.provision.gcp.instance_identity import is_artifact_registry
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
 from mlops_vm.services.settings import (
@@ -77,8 +79,8 @@ class AcceleratorConfig(Strict):
 class BootSecretsConfig(Strict):
     """What scaling-group instances on a cloud read at boot with their own identity:
     references into the cloud's secret store, never values (AWS: a Secrets Manager secret
-    or SSM parameter ARN). The registry password is not needed for ECR: the instances pull
-    with their identity."""
+    or SSM parameter ARN; GCP: a Secret Manager version). The registry password is not
+    needed for ECR or Artifact Registry: the instances pull with their identity."""
 
     registry_password: str | None = None
     api_keys: list[str] = Field(default_factory=list)
@@ -104,7 +106,7 @@ class FleetConfig(Strict):
     # static provider: the hosts you already have
     hosts: list[StaticHost] = Field(default_factory=list)
     accelerator: AcceleratorConfig | None = None
-    # Scaling groups on AWS: the secrets the instances read at boot (never in user-data).
+    # Scaling groups on AWS, GCP: the secrets the instances read at boot (never in user-data).
     secrets: BootSecretsConfig = Field(default_factory=BootSecretsConfig)
 
 
@@ -330,7 +332,29 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
 
 # Providers whose scaling-group instances boot by identity (mlops_vm.bootstrap.boot_source):
 # payload from object storage, secrets from the cloud's store, nothing secret in user-data.
-IDENTITY_BOOT_PROVIDERS = frozenset({"aws"})
+IDENTITY_BOOT_PROVIDERS = frozenset({"aws", "gcp"})
+
+
+def aws_secret_reference(reference: str) -> bool:
+    return bool(SECRET_ARN.match(reference) or PARAMETER_ARN.match(reference))
+
+
+# Per provider: what a fleet.secrets reference is (a test of its form, what it should be,
+# the secret store), and the registries its instances pull from with their identity.
+SECRET_REFERENCES = {
+    "aws": (
+        aws_secret_reference,
+        "a Secrets Manager secret or SSM parameter ARN",
+        "Secrets Manager",
+    ),
+    "gcp": (gcp_secret_refs.is_reference, gcp_secret_refs.FORM, "Secret Manager"),
+}
+IDENTITY_REGISTRIES = {"aws": is_ecr, "gcp": is_artifact_registry}
+
+
+def pulls_by_identity(provider: str, registry_host: str | None) -> bool:
+    """Whether PROVIDER's instances pull from REGISTRY_HOST with their own identity."""
+    return provider in IDENTITY_REGISTRIES and IDENTITY_REGISTRIES[provider](registry_host)
 
 
 def boots_by_identity(config: EnvironmentConfig) -> bool:
@@ -345,8 +369,9 @@ def boots_by_identity(config: EnvironmentConfig) -> bool:
 
 
 def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
-    """(location, message) of each fleet.secrets problem: references well-formed, and every
-    secret a scaling-group instance needs named (it never gets a value from the run)."""
+    """(location, message) of each fleet.secrets problem: references well-formed for the
+    provider, and every secret a scaling-group instance needs named (it never gets a value
+    from the run)."""
     secrets = config.fleet.secrets
     given = [
         (("fleet", "secrets", "registry_password"), secrets.registry_password),
@@ -354,30 +379,36 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
     ]
     if not boots_by_identity(config):
         if "secrets" in config.fleet.model_fields_set:
-            return [(("fleet", "secrets"), "applies to scaling groups on aws only")]
+            clouds = " or ".join(sorted(IDENTITY_BOOT_PROVIDERS))
+            return [(("fleet", "secrets"), f"applies to scaling groups on {clouds} only")]
         return []
+    provider = config.provider.name
+    is_reference, form, store = SECRET_REFERENCES[provider]
     problems = [
-        (location, f"{ref!r} is not a Secrets Manager secret or SSM parameter ARN")
+        (location, f"{ref!r} is not {form}")
         for location, ref in given
-        if ref is not None and not (SECRET_ARN.match(ref) or PARAMETER_ARN.match(ref))
+        if ref is not None and not is_reference(ref)
     ]
+    reference = "ARN" if provider == "aws" else "version"
     if config.auth.api_keys and not secrets.api_keys:
         problems.append(
             (
                 ("fleet", "secrets", "api_keys"),
-                "scaling-group instances read the API keys at boot from Secrets Manager: "
-                "give the ARN of each (auth.api_keys stays the controller's copy)",
+                f"scaling-group instances read the API keys at boot from {store}: "
+                f"give the {reference} of each (auth.api_keys stays the controller's copy)",
             )
         )
     registry = IMAGE_REFERENCE.match(config.model.image)
     host = registry["registry"] if registry else None
-    needs_password = bool(config.model.registry.username) and not is_ecr(host)
+    needs_password = bool(config.model.registry.username) and not pulls_by_identity(provider, host)
     if needs_password and not secrets.registry_password:
+        registry_name = "ECR" if provider == "aws" else "Artifact Registry"
         problems.append(
             (
                 ("fleet", "secrets", "registry_password"),
-                "scaling-group instances read the registry password at boot from Secrets "
-                "Manager: give its ARN (or pull from ECR, with the instances' identity)",
+                f"scaling-group instances read the registry password at boot from {store}: "
+                f"give its {reference} (or pull from {registry_name}, with the instances' "
+                "identity)",
             )
         )
     return problems

@@ -19,11 +19,15 @@ ProviderSettings.endpoint_url. Options (ProviderSettings.options):
     retry_budget_s       seconds of retry waits one call may spend (300): a longer
                          Retry-After fails at once with THROTTLED
     credentials          a google.auth Credentials object (instead of ADC)
+    boot_bucket          scaling groups' payload bucket (mlops-vm-<env>-boot-<project>)
+    boot_metadata_url    emulators only: the metadata server the instances' fetcher asks
+    boot_endpoint_url    emulators only: the Storage / Secret Manager root it calls
 
 One module per concern: client (calls, retries, requestIds, operations), errors
 (classification), names (names, labels, links), network, instances (fleet), scaling_group
 (template, MIG, autoscaler), converge (get-or-create-then-fix of the load balancer's global
-parts), load_balancer, targets (one target out and back, for releases), destroy, validate.
+parts), load_balancer, targets (one target out and back, for releases), destroy, validate;
+a scaling group's boot by identity: boot_apis, boot_payload, instance_identity, secret_refs.
 """
 
 import time
@@ -31,29 +35,35 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import (
     bake,
+    boot_payload,
     group_status,
+    instance_identity,
     instances,
     load_balancer,
     metrics,
     network,
     resize,
     scaling_group,
+    secret_refs,
     targets,
 )
 from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import validate as checks
+from mlops_vm.provision.gcp.boot_apis import BootApis
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
 from mlops_vm.provision.gcp.names import Names
 from mlops_vm.provision.model import (
+    ROLE_MODEL,
     CertificateSpec,
     FleetResult,
     FleetSpec,
@@ -82,6 +92,9 @@ KNOWN_OPTIONS = {
     "retry_base_delay_s",
     "retry_budget_s",
     "http_timeout_s",
+    "boot_bucket",
+    "boot_metadata_url",
+    "boot_endpoint_url",
 }
 DEFAULT_ZONE_COUNT = 2
 
@@ -107,6 +120,7 @@ class GcpProvider(Provider):
         self._credentials = credentials if credentials is not None else options.get("credentials")
         self._sleep = sleep
         self._client: ComputeClient | None = None
+        self._boot_apis: BootApis | None = None
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -141,6 +155,23 @@ class GcpProvider(Provider):
             )
             self._client = ComputeClient(service, project, options, sleep=self._sleep)
         return self._client
+
+    def boot_apis(self) -> BootApis:
+        """IAM, Storage, Secret Manager and Artifact Registry, built on first use."""
+        if self._boot_apis is None:
+            compute = self.compute_client()
+            self._boot_apis = BootApis(
+                project=compute.project,
+                options=compute.options,
+                endpoint_url=self.settings.endpoint_url,
+                credentials=self._credentials,
+                http_timeout_s=float(self._option("http_timeout_s", 60.0)),
+                sleep=self._sleep,
+            )
+        return self._boot_apis
+
+    def _boot_bucket(self, ctx: Context, env: str) -> str:
+        return boot_payload.bucket_name(ctx.project, env, self._option("boot_bucket", None))
 
     def figures(self, env: str, window_s: float) -> dict[str, Figures]:
         """Per backend of ENV's HTTPS load balancer (its instance groups: Cloud Monitoring
@@ -197,6 +228,10 @@ class GcpProvider(Provider):
         self.check_offline(fleet, lb)
         ctx = self._context(fleet.env)
         checks.check_remote(ctx, fleet, self._zones(ctx, fleet))
+        if fleet.instance.boot is not None:
+            # The instances read these at boot: one missing would fail every instance.
+            fields = dict(fleet.instance.boot.fields)
+            secret_refs.check_secrets_exist(self.boot_apis(), fields, "fleet.secrets")
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         ctx = self._context(spec.env)
@@ -218,7 +253,10 @@ class GcpProvider(Provider):
             }
             if spec.mode == "scaling_group":
                 spec = self._on_release_image(ctx, spec, refs, zones, log)
-                details.update(scaling_group.ensure_scaling_group(ctx, spec, refs, zones, log))
+                spec, group_ctx = self._boot_by_identity(ctx, spec, log)
+                details.update(
+                    scaling_group.ensure_scaling_group(group_ctx, spec, refs, zones, log)
+                )
                 details["max_rate_per_instance"] = scaling_group.backend_rate_per_instance(
                     spec.autoscaling
                 )
@@ -260,6 +298,31 @@ class GcpProvider(Provider):
         baked = bake.ensure_release_image(ctx, spec, image, refs, zones[0], log)
         tags = {**spec.instance.tags, **bake.release_labels(image)}
         return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
+
+    def _boot_by_identity(
+        self, ctx: Context, spec: FleetSpec, log: ChangeLog
+    ) -> tuple[FleetSpec, Context]:
+        """With InstanceSpec.boot: the payload in Cloud Storage, the instances' service
+        account and its grants, SPEC's user-data the fetcher that reads both with it (nothing
+        secret), and a context whose templates run as that account."""
+        plan = spec.instance.boot
+        if plan is None:
+            return spec, ctx
+        apis = self.boot_apis()
+        bucket = self._boot_bucket(ctx, spec.env)
+        url = boot_payload.ensure_payload(apis, spec.env, spec.role, ctx.region, bucket, plan, log)
+        email = instance_identity.ensure_identity(apis, spec.env, spec.role, plan, bucket, log)
+        root = self._option("boot_endpoint_url", None)
+        source = plan.source(
+            "gcp",
+            url,
+            region=ctx.region,
+            metadata_url=self._option("boot_metadata_url", None),
+            endpoints=instance_identity.emulator_endpoints(root) if root else {},
+        )
+        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        options = replace(ctx.instance_options, service_account=email)
+        return replace(spec, instance=instance), replace(ctx, instance_options=options)
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         ctx = self._context(env)
@@ -340,6 +403,10 @@ class GcpProvider(Provider):
         log = ChangeLog(dry_run=dry_run)
         try:
             teardown.destroy(ctx, log)
+            # After the templates that run as the service account.
+            bucket = self._boot_bucket(ctx, env)
+            instance_identity.delete_identity(self.boot_apis(), env, ROLE_MODEL, bucket, log)
+            boot_payload.delete_bucket(self.boot_apis(), bucket, env, log)
         except ProvisionError as error:
             raise with_changes(error, log.changes) from error
         return log.changes

@@ -1,0 +1,80 @@
+"""Secret references on GCP: Secret Manager versions, `projects/P/secrets/S/versions/V`
+(or without the version: the latest), checked with the operator's credentials before
+anything is created, by the version's metadata only (the value never passes through
+mlops-vm). A version that does not exist, is not enabled, or that the operator may not
+see is refused, each reported as what it is."""
+
+import re
+
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.gcp.boot_apis import BootApis
+from mlops_vm.provision.gcp.errors import PROVIDER
+
+SECRET_VERSION = re.compile(
+    r"^(?P<secret>projects/(?P<project>[a-z0-9][a-z0-9-]{4,28}[a-z0-9]|\d+)"
+    r"/secrets/[A-Za-z0-9_-]{1,255})(?:/versions/(?P<version>latest|[1-9]\d*))?$"
+)
+FORM = "a Secret Manager version (projects/PROJECT/secrets/NAME[/versions/VERSION])"
+
+
+def is_reference(reference: str) -> bool:
+    return SECRET_VERSION.match(reference) is not None
+
+
+def secret_of(reference: str) -> str:
+    """`projects/P/secrets/S`: what an IAM policy is set on."""
+    match = SECRET_VERSION.match(reference)
+    assert match is not None, reference
+    return match["secret"]
+
+
+def version_of(reference: str) -> str:
+    """`projects/P/secrets/S/versions/V`, `latest` when REFERENCE names none."""
+    match = SECRET_VERSION.match(reference)
+    assert match is not None, reference
+    return f"{match['secret']}/versions/{match['version'] or 'latest'}"
+
+
+def refused(code: ErrorCode, field: str, message: str, hint: str) -> ProvisionError:
+    return ProvisionError(
+        code, f"{field}: {message}", hint=hint, provider=PROVIDER, operation="check the secrets"
+    )
+
+
+def check_secrets_exist(apis: BootApis, secrets: dict[str, str], section: str) -> None:
+    """Every reference of SECRETS (field -> reference, under SECTION) names an enabled
+    Secret Manager version the operator may see."""
+    for field, reference in sorted(secrets.items()):
+        where = f"{section}.{field}"
+        if not is_reference(reference):
+            raise refused(ErrorCode.INVALID_INPUT, where, f"{reference!r} is not {FORM}", FORM)
+        name = version_of(reference)
+        try:
+            found = apis.secrets.get(
+                f"read the secret version {name}",
+                lambda s, n=name: s.projects().secrets().versions().get(name=n),
+            )
+        except ProvisionError as error:
+            if error.code is not ErrorCode.PERMISSION:
+                raise
+            raise refused(
+                ErrorCode.PERMISSION,
+                where,
+                f"{name} cannot be read with your credentials (permission denied)",
+                "grant yourself roles/secretmanager.viewer on the secret (the instances get "
+                "roles/secretmanager.secretAccessor on it from provision)",
+            ) from error
+        if found is None:
+            raise refused(
+                ErrorCode.INVALID_INPUT,
+                where,
+                f"{name} does not exist",
+                "create it first (gcloud secrets create / versions add), or fix the reference",
+            )
+        if found.get("state", "ENABLED") != "ENABLED":
+            raise refused(
+                ErrorCode.INVALID_INPUT,
+                where,
+                f"{name} is {found['state']}",
+                "enable the version or name an enabled one",
+            )
