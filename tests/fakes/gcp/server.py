@@ -2,6 +2,8 @@
 
 with FakeCompute() as fake:
     settings = ProviderSettings(name="gcp", endpoint_url=fake.endpoint_url, ...)
+    fake.identity.add_secret("proj", "api-key", "value")   # IAM, Storage, Secret Manager,
+                                                           # Artifact Registry: identity.py
     ...
     fake.faults.quota_exceeded()          # make the next instance insert fail
     fake.catalog.remove_machine_type("us-central1-b", "e2-small")
@@ -19,6 +21,7 @@ from tests.fakes.gcp.catalog import Catalog
 from tests.fakes.gcp.discovery import load_discovery
 from tests.fakes.gcp.errors import ApiError
 from tests.fakes.gcp.faults import Faults
+from tests.fakes.gcp.identity import IdentityApi, Reply
 from tests.fakes.gcp.images import ProjectImages
 from tests.fakes.gcp.instance_actions import InstanceActions
 from tests.fakes.gcp.monitoring import query_of
@@ -33,11 +36,18 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httplib2 expects
     disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms ACK stalls
     api: ComputeApi  # set on the subclass made per server
+    identity: IdentityApi
 
     def _serve(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
+        if self.identity.api_of(url.path[1:]):
+            authorization = self.headers.get("Authorization") or ""
+            reply = self.identity.serve(
+                self.command, url.path[1:], url.query, raw_body, authorization
+            )
+            return self._reply(reply)
         if url.path.startswith(MONITORING_ROOT):
             try:
                 with self.api.store.lock:
@@ -76,6 +86,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _reply(self, reply: Reply) -> None:
+        """JSON, media bytes, or no content (as Cloud Storage answers a delete)."""
+        media = isinstance(reply.body, bytes)
+        payload = (
+            b"" if reply.body is None else reply.body if media else json.dumps(reply.body).encode()
+        )
+        self.send_response(reply.status)
+        kind = "application/octet-stream" if media else "application/json; charset=UTF-8"
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
@@ -99,7 +122,8 @@ class FakeCompute:
     def __init__(self, *, polls_to_done: int = 2) -> None:
         self.api = compute_api(polls_to_done=polls_to_done)
         self.store, self.catalog, self.faults = self.api.store, self.api.catalog, self.api.faults
-        handler = type("Handler", (_Handler,), {"api": self.api})
+        self.identity = IdentityApi()
+        handler = type("Handler", (_Handler,), {"api": self.api, "identity": self.identity})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
