@@ -309,3 +309,35 @@ def test_settings_refuse_references_that_are_not_secret_manager_versions(project
     assert "is not a Secret Manager version" in problems["mlops_vm.fleet.secrets.api_keys.0"]
     assert "Secret Manager" in problems["mlops_vm.fleet.secrets.registry_password"]
     assert all(problem.file == SOURCE for problem in raised.value.problems)
+
+
+def test_grants_wait_for_a_new_service_account_to_be_known(fake, project, secrets, tmp_path):
+    fake.identity.delay_propagation(2)
+    try:
+        make_provider(fake, project).ensure_fleet(private_registry_spec(project, secrets, tmp_path))
+    finally:
+        fake.identity.delay_propagation(0)
+    bucket = boot_payload.bucket_name(project, ENV)
+    bindings = fake.identity.policy("bucket", bucket)["bindings"]
+    assert {
+        "role": "roles/storage.objectViewer",
+        "members": [f"serviceAccount:{email(project)}"],
+    } in bindings
+
+
+def test_validate_refuses_an_artifact_registry_repository_that_does_not_exist(
+    fake, project, secrets, tmp_path
+):
+    spec = artifact_registry_spec(project, {"api_keys": secrets["api_keys"]}, tmp_path)
+    with pytest.raises(ProvisionError) as raised:
+        make_provider(fake, project).validate(spec, None)
+    assert raised.value.code == ErrorCode.INVALID_INPUT
+    assert "model.image" in str(raised.value) and "repositories/models" in str(raised.value)
+    assert fake.resources(project) == []
+
+
+def test_destroy_of_a_fleet_without_boot_identity_calls_no_iam(fake, project):
+    provider = make_provider(fake, project)
+    before = len(fake.identity.calls)
+    provider.destroy(ENV)
+    assert [call for call, _ in fake.identity.calls[before:]] == ["storage.buckets.get"]

@@ -228,10 +228,14 @@ class GcpProvider(Provider):
         self.check_offline(fleet, lb)
         ctx = self._context(fleet.env)
         checks.check_remote(ctx, fleet, self._zones(ctx, fleet))
-        if fleet.instance.boot is not None:
+        plan = fleet.instance.boot
+        if plan is not None:
             # The instances read these at boot: one missing would fail every instance.
-            fields = dict(fleet.instance.boot.fields)
-            secret_refs.check_secrets_exist(self.boot_apis(), fields, "fleet.secrets")
+            apis = self.boot_apis()
+            secret_refs.check_secrets_exist(apis, dict(plan.fields), "fleet.secrets")
+            repository = instance_identity.repository_of(plan)
+            if repository:
+                secret_refs.check_repository_exists(apis, repository, "model.image")
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         ctx = self._context(spec.env)
@@ -403,10 +407,12 @@ class GcpProvider(Provider):
         log = ChangeLog(dry_run=dry_run)
         try:
             teardown.destroy(ctx, log)
-            # After the templates that run as the service account.
-            bucket = self._boot_bucket(ctx, env)
-            instance_identity.delete_identity(self.boot_apis(), env, ROLE_MODEL, bucket, log)
-            boot_payload.delete_bucket(self.boot_apis(), bucket, env, log)
+            # After the templates that run as the service account. Provision makes the
+            # bucket first and destroy deletes it last: without it there is nothing here.
+            apis, bucket = self.boot_apis(), self._boot_bucket(ctx, env)
+            if boot_payload.is_environments(boot_payload.find_bucket(apis, bucket), env):
+                instance_identity.delete_identity(apis, env, ROLE_MODEL, bucket, log)
+                boot_payload.delete_bucket(apis, bucket, env, log)
         except ProvisionError as error:
             raise with_changes(error, log.changes) from error
         return log.changes

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import boot_payload, secret_refs
 from mlops_vm.provision.gcp.boot_apis import BootApis
 from mlops_vm.provision.gcp.client import ComputeClient
@@ -25,6 +26,8 @@ from mlops_vm.provision.gcp.names import description, digest, owned_by
 
 ARTIFACT_REGISTRY = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
 ACCOUNT_ID_LENGTH = 30
+# A new service account takes a few seconds to be known to IAM policies ("does not exist").
+PROPAGATION_ATTEMPTS = 8
 ROLES = {
     "bucket": "roles/storage.objectViewer",
     "secret": "roles/secretmanager.secretAccessor",
@@ -74,14 +77,22 @@ class Grant:
         return [self.kind, self.resource]
 
 
+def repository_of(plan: BootPlan) -> str | None:
+    """The Artifact Registry repository PLAN's instances pull from by identity, if any."""
+    if plan.registry_host and plan.repository and is_artifact_registry(plan.registry_host):
+        return repository_name(plan.registry_host, plan.repository)
+    return None
+
+
 def wanted_grants(plan: BootPlan, bucket: str) -> list[Grant]:
     grants = [Grant("bucket", bucket)]
     grants += [
         Grant("secret", secret)
         for secret in sorted({secret_refs.secret_of(ref) for ref in plan.secret_references()})
     ]
-    if plan.registry_host and plan.repository and is_artifact_registry(plan.registry_host):
-        grants.append(Grant("repository", repository_name(plan.registry_host, plan.repository)))
+    repository = repository_of(plan)
+    if repository:
+        grants.append(Grant("repository", repository))
     return grants
 
 
@@ -143,15 +154,31 @@ def with_member(policy: dict[str, Any], grant: Grant, member: str, present: bool
 
 
 def change_member(apis: BootApis, grant: Grant, member: str, present: bool) -> None:
-    """Read-modify-write of the policy (its etag makes a concurrent change fail, not vanish)."""
-    policy = read_policy(apis, grant)
-    if policy is None:
-        return  # the resource is gone: so is its policy
-    client = policy_client(apis, grant.kind)
-    client.execute(
-        f"set the IAM policy of {grant.resource}",
-        set_policy_request(grant, with_member(policy, grant, member, present)),
-    )
+    """Read-modify-write of the policy (its etag makes a concurrent change fail, not vanish),
+    retried while IAM does not know a service account created moments ago."""
+    for attempt in range(PROPAGATION_ATTEMPTS):
+        policy = read_policy(apis, grant)
+        if policy is None:
+            if not present:
+                return  # the resource is gone: so is its policy
+            raise ProvisionError(
+                ErrorCode.NOT_FOUND,
+                f"{grant.resource} does not exist: cannot grant {grant.role} on it",
+                hint="create it first, or fix the reference",
+                provider="gcp",
+                operation=f"grant {grant.role}",
+            )
+        try:
+            policy_client(apis, grant.kind).execute(
+                f"set the IAM policy of {grant.resource}",
+                set_policy_request(grant, with_member(policy, grant, member, present)),
+            )
+            return
+        except ProvisionError as error:
+            unknown = error.code is ErrorCode.INVALID_INPUT and "does not exist" in str(error)
+            if not (present and unknown) or attempt == PROPAGATION_ATTEMPTS - 1:
+                raise
+            apis.sleep(min(apis.options.poll_interval_s * 2**attempt, 10.0))
 
 
 # -- the service account and its grants ---------------------------------------------------

@@ -2,7 +2,8 @@
 (or without the version: the latest), checked with the operator's credentials before
 anything is created, by the version's metadata only (the value never passes through
 mlops-vm). A version that does not exist, is not enabled, or that the operator may not
-see is refused, each reported as what it is."""
+see is refused, each reported as what it is. The same for the Artifact Registry
+repository the instances pull from with their identity."""
 
 import re
 
@@ -78,3 +79,31 @@ def check_secrets_exist(apis: BootApis, secrets: dict[str, str], section: str) -
                 f"{name} is {found['state']}",
                 "enable the version or name an enabled one",
             )
+
+
+def check_repository_exists(apis: BootApis, repository: str, field: str) -> None:
+    """The Artifact Registry REPOSITORY (set at FIELD) exists: the instances' service
+    account gets roles/artifactregistry.reader on it."""
+    try:
+        found = apis.registry.get(
+            f"read the IAM policy of {repository}",
+            lambda s: s.projects().locations().repositories().getIamPolicy(resource=repository),
+        )
+    except ProvisionError as error:
+        if error.code is not ErrorCode.PERMISSION:
+            raise
+        raise refused(
+            ErrorCode.PERMISSION,
+            field,
+            f"the IAM policy of {repository} cannot be read with your credentials "
+            "(permission denied)",
+            "grant yourself roles/artifactregistry.admin on the repository (provision "
+            "grants the instances' service account roles/artifactregistry.reader on it)",
+        ) from error
+    if found is None:
+        raise refused(
+            ErrorCode.INVALID_INPUT,
+            field,
+            f"the Artifact Registry repository {repository} does not exist",
+            "create it (gcloud artifacts repositories create) and push the model image",
+        )

@@ -71,6 +71,9 @@ class IdentityState:
     repositories: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> policy
     tokens: dict[str, str] = field(default_factory=dict)  # token -> member
     denied: set[str] = field(default_factory=set)  # resources the operator may not read
+    # A new account is unknown to the next N policy changes naming it, as IAM propagates.
+    propagation_delay: int = 0
+    unseen: dict[str, int] = field(default_factory=dict)  # email -> changes still refused
     lock: threading.RLock = field(default_factory=threading.RLock)
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -140,6 +143,11 @@ class IdentityApi:
         with self.state.lock:
             self.state.repositories[name] = {"version": 1, "etag": self.state.etag()}
 
+    def delay_propagation(self, changes: int) -> None:
+        """Each account created from now on is unknown to its first CHANGES policy changes."""
+        with self.state.lock:
+            self.state.propagation_delay = changes
+
     def deny_operator(self, resource: str) -> None:
         with self.state.lock:
             self.state.denied.add(resource)
@@ -190,6 +198,7 @@ class IdentityApi:
             "oauth2ClientId": str(next(self.state.counter)),
         }
         self.state.accounts[email] = account
+        self.state.unseen[email] = self.state.propagation_delay
         return Reply(200, copy.deepcopy(account))
 
     def _account(self, name: str) -> dict[str, Any]:
@@ -221,6 +230,8 @@ class IdentityApi:
         for binding in policy.get("bindings", []):
             if not binding.get("role", "").startswith("roles/") or not binding.get("members"):
                 raise invalid(f"invalid binding {binding}")
+            for member in binding["members"]:
+                self._check_member(member)
         stored.clear()
         stored.update(
             {
@@ -232,6 +243,17 @@ class IdentityApi:
         if policy.get("bindings"):
             stored["bindings"] = copy.deepcopy(policy["bindings"])
         return copy.deepcopy(stored)
+
+    def _check_member(self, member: str) -> None:
+        """A service account of a project must exist (and be known to IAM already)."""
+        email = member.removeprefix("serviceAccount:")
+        if email == member or not email.endswith(".iam.gserviceaccount.com"):
+            return
+        if self.state.unseen.get(email, 0) > 0:
+            self.state.unseen[email] -= 1
+        elif email in self.state.accounts:
+            return
+        raise invalid(f"Service account {email} does not exist.")
 
     # -- Secret Manager ------------------------------------------------------------------
 
