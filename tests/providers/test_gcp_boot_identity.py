@@ -129,6 +129,9 @@ def test_no_secret_in_any_template_nor_instance_metadata(fake, project, secrets,
         assert "model_service_registry_username" in content
         for value in (PASSWORD, *API_KEYS):
             assert value not in content
+    # Destroy empties the bucket (listed a page at a time) and deletes it.
+    provider.destroy(ENV)
+    assert bucket not in fake.identity.state.buckets
 
 
 def test_the_service_account_may_read_only_its_secrets_bucket_and_repository(

@@ -89,20 +89,29 @@ def ensure_payload(
 
 def read_grants(apis: BootApis, bucket: str) -> list[list[str]]:
     """The grants recorded in BUCKET ([] when there is no record, or no bucket)."""
-    try:
-        raw = apis.storage.get(
-            f"read the grants recorded in {bucket}",
-            lambda s: s.objects().get_media(bucket=bucket, object=GRANTS_OBJECT),
-        )
-    except json.JSONDecodeError:
-        return []
-    if raw is None:
-        return []
-    return json.loads(raw) if isinstance(raw, bytes | str) else raw
+    raw = apis.storage.get(
+        f"read the grants recorded in {bucket}",
+        lambda s: s.objects().get_media(bucket=bucket, object=GRANTS_OBJECT),
+    )
+    return [] if raw is None else json.loads(raw)
 
 
 def write_grants(apis: BootApis, bucket: str, grants: list[list[str]]) -> None:
     put_object(apis, bucket, GRANTS_OBJECT, json.dumps(grants, indent=1).encode())
+
+
+def object_names(apis: BootApis, bucket: str) -> list[str]:
+    """Every object of BUCKET, following nextPageToken."""
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = apis.storage.execute(
+            f"list {bucket}", lambda s, t=token: s.objects().list(bucket=bucket, pageToken=t)
+        )
+        names += [item["name"] for item in page.get("items", [])]
+        token = page.get("nextPageToken")
+        if not token:
+            return names
 
 
 def is_environments(bucket: dict[str, Any] | None, env: str) -> bool:
@@ -115,13 +124,9 @@ def delete_bucket(apis: BootApis, bucket: str, env: str, log: ChangeLog) -> None
         return
 
     def delete() -> None:
-        listed = apis.storage.execute(
-            f"list {bucket}", lambda s: s.objects().list(bucket=bucket)
-        ).get("items", [])
-        for item in listed:
+        for name in object_names(apis, bucket):
             apis.storage.get(
-                f"delete {item['name']}",
-                lambda s, n=item["name"]: s.objects().delete(bucket=bucket, object=n),
+                f"delete {name}", lambda s, n=name: s.objects().delete(bucket=bucket, object=n)
             )
         apis.storage.get(f"delete the bucket {bucket}", lambda s: s.buckets().delete(bucket=bucket))
 

@@ -436,9 +436,17 @@ class IdentityApi:
         return Reply(200, data if media else copy.deepcopy(resource))
 
     def storage_objects_list(self, params, query, body, caller, media):
+        """Pages of two (clients must follow nextPageToken), in name order as GCS lists."""
         self._operator(caller, params["bucket"])
-        items = [copy.deepcopy(r) for r, _ in self._bucket(params["bucket"])["objects"].values()]
-        return Reply(200, {"kind": "storage#objects", **({"items": items} if items else {})})
+        objects = self._bucket(params["bucket"])["objects"]
+        items = [copy.deepcopy(objects[name][0]) for name in sorted(objects)]
+        start = int(query.get("pageToken") or 0)
+        answer: dict[str, Any] = {"kind": "storage#objects"}
+        if items[start : start + 2]:
+            answer["items"] = items[start : start + 2]
+        if start + 2 < len(items):
+            answer["nextPageToken"] = str(start + 2)
+        return Reply(200, answer)
 
     def storage_objects_delete(self, params, query, body, caller, media):
         self._operator(caller, params["bucket"])
