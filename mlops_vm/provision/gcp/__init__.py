@@ -56,7 +56,7 @@ from mlops_vm.provision.gcp import (
 )
 from mlops_vm.provision.gcp import destroy as teardown
 from mlops_vm.provision.gcp import validate as checks
-from mlops_vm.provision.gcp.boot_apis import BootApis
+from mlops_vm.provision.gcp.boot_apis import BootApis, emulator_endpoints
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
@@ -322,7 +322,7 @@ class GcpProvider(Provider):
             url,
             region=ctx.region,
             metadata_url=self._option("boot_metadata_url", None),
-            endpoints=instance_identity.emulator_endpoints(root) if root else {},
+            endpoints=emulator_endpoints(root) if root else {},
         )
         instance = replace(spec.instance, user_data=render_fetch_user_data(source))
         options = replace(ctx.instance_options, service_account=email)

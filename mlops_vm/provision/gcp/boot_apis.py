@@ -77,3 +77,10 @@ class BootApis:
                 urllib.parse.urlsplit(request.uri)._replace(scheme=scheme)
             )
         return request
+
+
+def emulator_endpoints(root: str) -> dict[str, str]:
+    """The fetcher's API bases under one emulator ROOT, laid out as the real hosts are
+    (Storage's JSON API under /storage/v1/, Secret Manager's under /secretmanager/v1/)."""
+    root = root.rstrip("/")
+    return {"storage": root, "secretmanager": f"{root}/secretmanager"}

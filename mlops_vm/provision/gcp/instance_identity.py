@@ -277,10 +277,3 @@ def delete_identity(apis: BootApis, env: str, role: str, bucket: str, log: Chang
             lambda s: s.projects().serviceAccounts().delete(name=name),
         ),
     )
-
-
-def emulator_endpoints(root: str) -> dict[str, str]:
-    """The fetcher's API bases under one emulator ROOT, laid out as the real hosts are
-    (Storage's JSON API under /storage/v1/, Secret Manager's under /secretmanager/v1/)."""
-    root = root.rstrip("/")
-    return {"storage": root, "secretmanager": f"{root}/secretmanager"}
