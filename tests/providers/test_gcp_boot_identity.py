@@ -344,3 +344,26 @@ def test_destroy_of_a_fleet_without_boot_identity_calls_no_iam(fake, project):
     before = len(fake.identity.calls)
     provider.destroy(ENV)
     assert [call for call, _ in fake.identity.calls[before:]] == ["storage.buckets.get"]
+
+
+def test_artifact_registry_needs_no_password_reference(project, secrets, tmp_path):
+    data = environment(
+        project,
+        f"{AR_HOST}/{project}/models/iris:1.4",
+        {"api_keys": secrets["api_keys"]},
+        registry={"username": "ci", "password": "{{ vault_registry_password }}"},
+    )
+    spec = fleet_spec(validate_config(data, source=SOURCE), tmp_path)
+    assert spec.instance.boot is not None
+    assert spec.instance.boot.registry_host == AR_HOST
+    assert "model_service_registry_password" not in spec.instance.boot.secrets
+
+
+def test_fleet_secrets_on_a_fixed_fleet_are_refused(project, secrets):
+    data = environment(project, "registry.example.test/team/iris:1.4", secrets)
+    data["fleet"] = {"mode": "fleet", "count": 2, "secrets": secrets}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(data, source=SOURCE)
+    problems = {problem.field: problem.message for problem in raised.value.problems}
+    message = problems["mlops_vm.fleet.secrets"]
+    assert message.startswith("applies to scaling groups on ") and "gcp" in message
