@@ -1,11 +1,11 @@
 """The boot-time configuration of an environment's scaling-group instances.
 
 Scaling-group instances are never reached over SSH: they apply the same roles with the same
-variables at boot (see mlops_vm.bootstrap). On a cloud that boots by identity (AWS here:
+variables at boot (see mlops_vm.bootstrap). On a cloud that boots by identity (AWS and Azure here:
 config.IDENTITY_BOOT_PROVIDERS) nothing secret is handed to the provider: environment_boot_plan
 gives the payload (fetched from object storage at boot) and the references of the secrets
 the instances read with their own identity (fleet.secrets), and the registry they pull from
-with it (ECR). Elsewhere the user-data carries the payload, and the registry secret comes
+with it (ECR, ACR). Elsewhere the user-data carries the payload, and the registry secret comes
 from the run (never from the validated, secret-free settings).
 """
 
@@ -15,9 +15,13 @@ from typing import Any
 from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
 from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.bootstrap.config import split_image_ref
-from mlops_vm.environment.config import EnvironmentConfig, boots_by_identity, resolve_path
+from mlops_vm.environment.config import (
+    SECRET_STORES,
+    EnvironmentConfig,
+    boots_by_identity,
+    resolve_path,
+)
 from mlops_vm.environment.edge import host_rate_limit, trusted_proxies
-from mlops_vm.provision.aws.instance_identity import is_ecr
 
 
 def gpu_role_vars(config: EnvironmentConfig) -> dict:
@@ -100,7 +104,7 @@ def environment_boot_plan(config: EnvironmentConfig, inventory_dir: Path) -> Boo
     references: dict[str, str | tuple[str, ...]] = {}
     fields: dict[str, str] = {}
     role_vars: dict[str, Any] = {}
-    identity_pull = is_ecr(host)
+    identity_pull = SECRET_STORES[config.provider.name].identity_pull(host)
     if secrets.api_keys:
         references["nginx_proxy_api_keys"] = tuple(secrets.api_keys)
         fields.update({f"api_keys.{i}": ref for i, ref in enumerate(secrets.api_keys)})

@@ -7,6 +7,7 @@ Bad input is reported with the file, the line and the dotted field, before anyth
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from mlops_vm.environment.target_fields import REFUSES
 from mlops_vm.provision.aws.instance_identity import is_ecr
 from mlops_vm.provision.aws.secret_refs import PARAMETER_ARN, SECRET_ARN
+from mlops_vm.provision.azure_refs import KEY_VAULT_SECRET_URI, is_acr
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
@@ -330,7 +332,36 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
 
 # Providers whose scaling-group instances boot by identity (mlops_vm.bootstrap.boot_source):
 # payload from object storage, secrets from the cloud's store, nothing secret in user-data.
-IDENTITY_BOOT_PROVIDERS = frozenset({"aws"})
+IDENTITY_BOOT_PROVIDERS = frozenset({"aws", "azure"})
+
+
+@dataclass(frozen=True)
+class SecretStore:
+    """Where a provider's scaling-group instances read fleet.secrets from at boot."""
+
+    name: str
+    reference: str  # what a reference is, for the message that refuses one
+    well_formed: Callable[[str], bool]
+    registry: str  # the registry its instances pull from by identity, with no password
+    identity_pull: Callable[[str | None], bool]
+
+
+SECRET_STORES = {
+    "aws": SecretStore(
+        "Secrets Manager",
+        "a Secrets Manager secret or SSM parameter ARN",
+        lambda ref: bool(SECRET_ARN.match(ref) or PARAMETER_ARN.match(ref)),
+        "ECR",
+        is_ecr,
+    ),
+    "azure": SecretStore(
+        "Key Vault",
+        "a Key Vault secret identifier (https://VAULT.vault.azure.net/secrets/NAME[/VERSION])",
+        lambda ref: bool(KEY_VAULT_SECRET_URI.match(ref)),
+        "ACR",
+        is_acr,
+    ),
+}
 
 
 def boots_by_identity(config: EnvironmentConfig) -> bool:
@@ -354,30 +385,33 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
     ]
     if not boots_by_identity(config):
         if "secrets" in config.fleet.model_fields_set:
-            return [(("fleet", "secrets"), "applies to scaling groups on aws only")]
+            clouds = " and ".join(sorted(IDENTITY_BOOT_PROVIDERS))
+            return [(("fleet", "secrets"), f"applies to scaling groups on {clouds} only")]
         return []
+    store = SECRET_STORES[config.provider.name]
     problems = [
-        (location, f"{ref!r} is not a Secrets Manager secret or SSM parameter ARN")
+        (location, f"{ref!r} is not {store.reference}")
         for location, ref in given
-        if ref is not None and not (SECRET_ARN.match(ref) or PARAMETER_ARN.match(ref))
+        if ref is not None and not store.well_formed(ref)
     ]
     if config.auth.api_keys and not secrets.api_keys:
         problems.append(
             (
                 ("fleet", "secrets", "api_keys"),
-                "scaling-group instances read the API keys at boot from Secrets Manager: "
-                "give the ARN of each (auth.api_keys stays the controller's copy)",
+                f"scaling-group instances read the API keys at boot from {store.name}: "
+                "give the reference of each (auth.api_keys stays the controller's copy)",
             )
         )
     registry = IMAGE_REFERENCE.match(config.model.image)
     host = registry["registry"] if registry else None
-    needs_password = bool(config.model.registry.username) and not is_ecr(host)
+    needs_password = bool(config.model.registry.username) and not store.identity_pull(host)
     if needs_password and not secrets.registry_password:
         problems.append(
             (
                 ("fleet", "secrets", "registry_password"),
-                "scaling-group instances read the registry password at boot from Secrets "
-                "Manager: give its ARN (or pull from ECR, with the instances' identity)",
+                f"scaling-group instances read the registry password at boot from {store.name}"
+                f": give its reference (or pull from {store.registry}, with the instances' "
+                "identity)",
             )
         )
     return problems

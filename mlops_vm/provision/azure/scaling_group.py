@@ -240,7 +240,13 @@ def desired_capacity(scale_set: Json | None, spec: FleetSpec) -> int:
 
 
 def scale_set_body(
-    layout: Layout, spec: FleetSpec, *, capacity: int, pools: list[Json], disk_type: str
+    layout: Layout,
+    spec: FleetSpec,
+    *,
+    capacity: int,
+    pools: list[Json],
+    disk_type: str,
+    identity_id: str | None = None,
 ) -> Json:
     instance = spec.instance
     nic_config: Json = {
@@ -298,6 +304,8 @@ def scale_set_body(
     }
     if spec.zones:
         body["zones"] = list(spec.zones)
+    if identity_id:  # what the instances boot with (instance_identity)
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {identity_id: {}}}
     return body
 
 
@@ -377,14 +385,26 @@ def cpu_rule(
 
 
 def converge_scale_set(
-    arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
+    arm: Arm,
+    layout: Layout,
+    spec: FleetSpec,
+    log: ChangeLog,
+    *,
+    disk_type: str,
+    identity_id: str | None = None,
 ) -> int:
-    """The scale set and its autoscale setting; returns the capacity it was given."""
+    """The scale set and its autoscale setting; returns the capacity it was given.
+    IDENTITY_ID: the user-assigned identity its instances boot with."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
     capacity = desired_capacity(actual, spec)
     desired = scale_set_body(
-        layout, spec, capacity=capacity, pools=backend_pools(actual), disk_type=disk_type
+        layout,
+        spec,
+        capacity=capacity,
+        pools=backend_pools(actual),
+        disk_type=disk_type,
+        identity_id=identity_id,
     )
     desired["tags"].update(release_tags(actual, spec))
 
