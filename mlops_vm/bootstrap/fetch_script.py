@@ -234,7 +234,17 @@ class Azure:
     def __init__(self, source: dict[str, Any]) -> None:
         self.metadata = source.get("metadata_url") or "http://169.254.169.254"
         self.client_id = source.get("identity_client_id", "")
+        self.endpoints = source.get("endpoints") or {}  # blob, keyvault, acr
         self.tokens: dict[str, str] = {}
+
+    def at(self, service: str, url: str) -> str:
+        """URL, or in an emulator of SERVICE its path-style form: <endpoint>/<account><path>
+        (the account, vault or registry is the first label of URL's host)."""
+        base = self.endpoints.get(service)
+        if not base:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        return f"{base.rstrip('/')}/{(parts.hostname or '').split('.')[0]}{parts.path}"
 
     def token(self, resource: str) -> str:
         if resource not in self.tokens:
@@ -253,11 +263,12 @@ class Azure:
             "Authorization": f"Bearer {self.token('https://storage.azure.com/')}",
             "x-ms-version": "2021-08-06",
         }
-        return request(url, headers=headers)
+        return request(self.at("blob", url), headers=headers)
 
     def secret(self, reference: str) -> str:
         headers = {"Authorization": f"Bearer {self.token('https://vault.azure.net')}"}
-        return json.loads(request(f"{reference}?api-version=7.4", headers=headers))["value"]
+        url = self.at("keyvault", reference.rstrip("/"))
+        return json.loads(request(f"{url}?api-version=7.4", headers=headers))["value"]
 
     def registry_login(self, host: str) -> tuple[str, str]:
         """ACR: the identity's AAD token exchanged for a registry refresh token."""
@@ -269,7 +280,7 @@ class Azure:
             }
         ).encode()
         answer = request(
-            f"https://{host}/oauth2/exchange",
+            self.at("acr", f"https://{host}/oauth2/exchange"),
             method="POST",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body=form,
