@@ -1045,6 +1045,18 @@ class FakeArm:
             shown = scale_sets.read(self.state, stored, ["virtualMachines"], {})  # type: ignore[attr-defined]
             return shown["value"]
 
+    def scale_set_custom_data(self, scale_set_id: str) -> list[str]:
+        """The customData (base64, as sent) of the scale set's model and of each instance's
+        model: every copy ARM keeps."""
+        with self.state.lock:
+            stored = self.state.get(scale_set_id)
+            if stored is None:
+                return []
+            found = [stored["properties"]["virtualMachineProfile"]["osProfile"].get("customData")]
+            for instance in self.state.private_of(scale_set_id).get("instances", {}).values():
+                found.append((instance.get("snapshot") or {}).get("customData"))
+            return [data for data in found if data]
+
     def scale_set_nics(self, scale_set_id: str) -> list[Json]:
         with self.state.lock:
             stored = self.state.get(scale_set_id)
