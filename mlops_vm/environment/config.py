@@ -79,8 +79,8 @@ class AcceleratorConfig(Strict):
 class BootSecretsConfig(Strict):
     """What scaling-group instances on a cloud read at boot with their own identity:
     references into the cloud's secret store, never values (AWS: a Secrets Manager secret
-    or SSM parameter ARN). The registry password is not needed for ECR: the instances pull
-    with their identity."""
+    or SSM parameter ARN; Azure: a Key Vault secret identifier). The registry password is
+    not needed for ECR or ACR: the instances pull with their identity."""
 
     registry_password: str | None = None
     api_keys: list[str] = Field(default_factory=list)

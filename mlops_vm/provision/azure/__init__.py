@@ -12,6 +12,10 @@ Layout of this package (one concern per module):
   network.py        resource group, virtual network + subnets, NSG
   instances.py      fleet mode: VMs, NICs, OS disks
   scaling_group.py  scaling-group mode: scale set + autoscale setting
+  boot_payload.py   scale sets that boot by identity: the payload's storage account and blob
+  instance_identity.py  their user-assigned identity and its least-privilege role assignments
+  blob.py, key_vault.py  the Blob storage and Key Vault data planes (operator's token)
+  generic.py        ARM types with no typed SDK client, by id (storage, identities, roles)
   certificate.py    PFX from PEM, or Key Vault
   load_balancer.py  public IP, Application Gateway, backend registration, health
   targets.py        one VM out of the backend pool and back (releases)
@@ -21,7 +25,8 @@ Layout of this package (one concern per module):
 Everything carries the tags mlops-vm-env / mlops-vm-role (Azure tags cannot hold "/").
 Options (ProviderSettings.options): subscription_id (required), poll_interval_s,
 operation_timeout_s, retry_attempts, retry_base_delay_s, retry_budget_s, gateway_identity_id,
-backend_ca_file, backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type.
+backend_ca_file, backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type,
+boot_storage_account (and, for emulators, boot_endpoint_url, boot_metadata_url).
 The region may be a location name or its display name ("West Europe" is "westeurope").
 Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authentication_policy`.
 """

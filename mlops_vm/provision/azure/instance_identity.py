@@ -59,7 +59,8 @@ class Grant:
         return f"{self.scope}{ASSIGNMENTS}/{name}"
 
     def __str__(self) -> str:
-        return f"{ROLE_NAMES[self.role]} on {self.scope.split('/providers/', 1)[-1]}"
+        role = ROLE_NAMES.get(self.role, self.role)
+        return f"{role} on {self.scope.split('/providers/', 1)[-1]}"
 
 
 def identity_id(layout: Layout) -> str:
@@ -189,9 +190,11 @@ def delete_role_assignments(arm: Arm, group: str, env: str, log: ChangeLog) -> N
             f"principalId eq '{principal}'",
         )
         for assignment in assigned:
+            props = assignment["properties"]
+            grant = Grant(props["scope"], props["roleDefinitionId"].rsplit("/", 1)[-1])
             log.delete(
                 "role_assignment",
-                assignment["id"].split(ASSIGNMENTS, 1)[0].split("/providers/", 1)[-1],
+                str(grant),
                 lambda rid=assignment["id"]: generic.delete(arm, "role assignment", rid, ROLE_API),
                 f"of {identity['name']}",
             )
