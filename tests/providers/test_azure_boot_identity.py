@@ -190,7 +190,7 @@ def imds(arm: FakeArm):
 
 
 def test_the_fetcher_boots_with_the_identity_and_only_what_it_was_granted(
-    arm, env, secrets, tmp_path, imds
+    arm, env, secrets, tmp_path, imds, monkeypatch
 ):
     metadata, metadata_url = imds
     provider = make_provider(arm, boot_endpoint_url=arm.url, boot_metadata_url=metadata_url)
@@ -217,8 +217,11 @@ def test_the_fetcher_boots_with_the_identity_and_only_what_it_was_granted(
     base = f"https://kv{env}.vault.azure.net/secrets"
     arm.add_secret(f"{base}/not-granted", "never-read-7f1e")
     refused = {**source, "secrets": {"other": f"{base}/not-granted"}}
+    waits: list[float] = []  # the back-off that waits for a role assignment to propagate
+    monkeypatch.setattr(fetch_script.time, "sleep", waits.append)
     with pytest.raises(SystemExit) as stopped:
         fetch_script.fetch(refused, str(boot_dir))
+    assert len(waits) == fetch_script.RBAC_ATTEMPTS - 1 and sum(waits) > 300
     assert "HTTP 403" in str(stopped.value) and "not-granted" in str(stopped.value)
     assert "never-read-7f1e" not in str(stopped.value)
 
@@ -291,6 +294,22 @@ def test_validate_refuses_a_missing_or_unreadable_secret_before_anything_exists(
         provider.validate(private_registry_spec(arm, env, secrets, tmp_path), None)
     assert raised.value.code == ErrorCode.PERMISSION
     assert "not allowed to read" in str(raised.value)
+    assert arm.writes() == []
+
+
+def test_validate_refuses_a_vault_whose_secrets_cannot_be_granted_one_by_one(arm, env, tmp_path):
+    vault = f"kp{env}"
+    arm.create_vault(SUBSCRIPTION_ID, SHARED_GROUP, vault, rbac=False)
+    uri = f"https://{vault}.vault.azure.net/secrets/api-key"
+    arm.add_secret(uri, API_KEYS[0])
+    data = environment(arm, env, "registry.example.test/team/iris:1.4", {"api_keys": [uri]})
+    arm.clear_requests()
+    with pytest.raises(ProvisionError) as raised:
+        make_provider(arm).validate(spec_of(data, tmp_path), None)
+    assert raised.value.code == ErrorCode.INVALID_INPUT
+    assert "fleet.secrets.api_keys.0" in str(raised.value) and "access policies" in str(
+        raised.value
+    )
     assert arm.writes() == []
 
 

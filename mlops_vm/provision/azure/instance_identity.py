@@ -32,6 +32,7 @@ IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 ROLE_API = "2022-04-01"
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
+VAULT_API = "2023-07-01"
 REGISTRY_TYPE = "Microsoft.ContainerRegistry/registries"
 # Azure's built-in roles (the same ids in every tenant).
 SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # Key Vault Secrets User
@@ -89,6 +90,15 @@ def secret_scope(arm: Arm, field: str, reference: str) -> str:
             f"Key Vault {match['vault']} is not in subscription {arm.subscription_id}",
             "the scale set's identity is given read access to the secret itself: keep the "
             "vault in the environment's subscription",
+        )
+    shown = generic.get(arm, "Key Vault", vault["id"], VAULT_API) or {}
+    if not (shown.get("properties") or {}).get("enableRbacAuthorization"):
+        # Access policies ignore role assignments: the identity could read nothing.
+        raise refused(
+            field,
+            f"Key Vault {match['vault']} uses access policies, not Azure RBAC",
+            "switch the vault to the Azure RBAC permission model (az keyvault update "
+            "--enable-rbac-authorization true) so that its secrets can be granted one by one",
         )
     return f"{vault['id']}/secrets/{match['name']}"
 

@@ -1129,10 +1129,13 @@ class FakeArm:
                 self.state, host.split(".")[0], name.strip("/"), value, enabled=enabled
             )
 
-    def create_vault(self, subscription: str, resource_group: str, name: str) -> str:
-        """An RBAC Key Vault (its ARM resource) in RESOURCE_GROUP, made if missing; its id.
-        Its secrets: add_secret."""
-        return self._seed(subscription, resource_group, key_vault.Vaults(), name, {})
+    def create_vault(
+        self, subscription: str, resource_group: str, name: str, *, rbac: bool = True
+    ) -> str:
+        """A Key Vault (its ARM resource) in RESOURCE_GROUP, made if missing; its id. RBAC:
+        the Azure RBAC permission model (else access policies). Its secrets: add_secret."""
+        body = {"properties": {"enableRbacAuthorization": rbac}}
+        return self._seed(subscription, resource_group, key_vault.Vaults(), name, body)
 
     def create_registry(self, subscription: str, resource_group: str, name: str) -> str:
         """A container registry (Basic) in RESOURCE_GROUP; its id."""
