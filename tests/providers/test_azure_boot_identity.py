@@ -19,7 +19,9 @@ from mlops_vm.environment.config import ConfigError, validate_config
 from mlops_vm.environment.specs import fleet_spec
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.provision.azure import boot_payload, instance_identity
+from mlops_vm.provision.azure.drift import differences
 from mlops_vm.provision.azure.names import Names
+from mlops_vm.provision.azure.scaling_group import lowered_identity_ids
 from tests.bootstrap.test_boot_source import UnsafeLoader
 from tests.check_equals_run import assert_check_equals_run
 from tests.fakes.azure import SUBSCRIPTION_ID, FakeArm
@@ -338,3 +340,12 @@ def test_unique_names_per_environment():
         .assignment_id("/i")
         .rsplit("/", 1)[1]
     )
+
+
+def test_identity_ids_in_arms_own_case_are_no_drift():
+    sent = "/subscriptions/S/resourceGroups/mlops-vm-t/providers/Microsoft.ManagedIdentity/x"
+    desired = {"identity": {"type": "UserAssigned", "userAssignedIdentities": {sent: {}}}}
+    answered = {"identity": {"userAssignedIdentities": {sent.lower(): {"clientId": "c"}}}}
+    answered["identity"]["type"] = "UserAssigned"
+    assert differences(desired, answered) != []  # what the normalisation is for
+    assert differences(lowered_identity_ids(desired), lowered_identity_ids(answered)) == []

@@ -313,6 +313,18 @@ def comparable(body: Json) -> Json:
     """What ARM shows back: customData is write-only (the user data tag stands for it)."""
     shown = copy.deepcopy(body)
     shown["properties"]["virtualMachineProfile"]["osProfile"].pop("customData", None)
+    return lowered_identity_ids(shown)
+
+
+def lowered_identity_ids(scale_set: Json) -> Json:
+    """ARM may answer the identities' ids (the keys of userAssignedIdentities) in its own
+    case ("resourcegroups"); ids compare case-insensitively, so lower them all."""
+    identity = scale_set.get("identity") or {}
+    if not identity.get("userAssignedIdentities"):
+        return scale_set
+    shown = copy.deepcopy(scale_set)
+    assigned = shown["identity"]["userAssignedIdentities"]
+    shown["identity"]["userAssignedIdentities"] = {k.lower(): v for k, v in assigned.items()}
     return shown
 
 
@@ -412,7 +424,9 @@ def converge_scale_set(
         put_scale_set(arm, group, name, desired)
         check_instance_view(arm, group, name)
 
-    changed = [] if actual is None else differences(comparable(desired), actual)
+    changed = (
+        [] if actual is None else differences(comparable(desired), lowered_identity_ids(actual))
+    )
     log.ensure(
         "scale_set",
         name,
