@@ -9,6 +9,7 @@ import json
 import lzma
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,17 @@ def test_identity_ids_in_arms_own_case_are_no_drift():
     answered["identity"]["type"] = "UserAssigned"
     assert differences(desired, answered) != []  # what the normalisation is for
     assert differences(lowered_identity_ids(desired), lowered_identity_ids(answered)) == []
+
+
+def test_in_a_reused_resource_group_destroy_removes_identity_storage_and_assignments(
+    arm, env, secrets, tmp_path
+):
+    shared = f"shared-{env}"
+    arm.create_resource_group(SUBSCRIPTION_ID, shared, LOCATION)
+    spec = acr_spec(arm, env, secrets, tmp_path)
+    spec = replace(spec, network=replace(spec.network, existing={"resource_group": shared}))
+    changes = assert_check_equals_run(make_provider(arm), spec)
+    assert ("managed_identity", "create") in {(c.kind, c.action) for c in changes}
+    left = arm.resources(resource_group=shared)
+    assert left == [], [r["type"] for r in left]
+    assert all(f"kv{env}" not in a["properties"]["scope"] for a in arm.role_assignments())
