@@ -41,23 +41,25 @@ def request(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
+    attempts: int = ATTEMPTS,
+    retry_statuses: frozenset[int] = frozenset(),
 ) -> bytes:
     """The response body of URL; retried with back-off (the network and the metadata
-    service may still be coming up at first boot)."""
-    for attempt in range(ATTEMPTS):
+    service may still be coming up at first boot), also on RETRY_STATUSES."""
+    for attempt in range(attempts):
         try:
             req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:
                 return response.read()
         except urllib.error.HTTPError as error:
-            if error.code < 500 and error.code != 429:
+            if error.code < 500 and error.code != 429 and error.code not in retry_statuses:
                 raise SystemExit(
                     f"mlops-vm boot: {method} {redacted(url)}: HTTP {error.code}"
                 ) from None
             reason = f"HTTP {error.code}"
         except OSError as error:
             reason = str(error)
-        if attempt == ATTEMPTS - 1:
+        if attempt == attempts - 1:
             raise SystemExit(f"mlops-vm boot: {method} {redacted(url)}: {reason}")
         time.sleep(2**attempt)
     raise AssertionError("unreachable")
@@ -230,11 +232,27 @@ class Gcp:
 # --- Azure: the user-assigned managed identity's tokens ----------------------------------
 
 
+# A new role assignment takes minutes to reach the data planes: a 403 until then (about
+# eight and a half minutes of back-off before the fetcher gives up).
+RBAC_ATTEMPTS = 10
+RBAC_PENDING = frozenset({403})
+
+
 class Azure:
     def __init__(self, source: dict[str, Any]) -> None:
         self.metadata = source.get("metadata_url") or "http://169.254.169.254"
         self.client_id = source.get("identity_client_id", "")
+        self.endpoints = source.get("endpoints") or {}  # blob, keyvault, acr
         self.tokens: dict[str, str] = {}
+
+    def at(self, service: str, url: str) -> str:
+        """URL, or in an emulator of SERVICE its path-style form: <endpoint>/<account><path>
+        (the account, vault or registry is the first label of URL's host)."""
+        base = self.endpoints.get(service)
+        if not base:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        return f"{base.rstrip('/')}/{(parts.hostname or '').split('.')[0]}{parts.path}"
 
     def token(self, resource: str) -> str:
         if resource not in self.tokens:
@@ -253,11 +271,16 @@ class Azure:
             "Authorization": f"Bearer {self.token('https://storage.azure.com/')}",
             "x-ms-version": "2021-08-06",
         }
-        return request(url, headers=headers)
+        return self.granted(self.at("blob", url), headers)
 
     def secret(self, reference: str) -> str:
         headers = {"Authorization": f"Bearer {self.token('https://vault.azure.net')}"}
-        return json.loads(request(f"{reference}?api-version=7.4", headers=headers))["value"]
+        url = self.at("keyvault", reference.rstrip("/"))
+        return json.loads(self.granted(f"{url}?api-version=7.4", headers))["value"]
+
+    def granted(self, url: str, headers: dict[str, str]) -> bytes:
+        """A GET this identity's role assignments allow, once they have propagated."""
+        return request(url, headers=headers, attempts=RBAC_ATTEMPTS, retry_statuses=RBAC_PENDING)
 
     def registry_login(self, host: str) -> tuple[str, str]:
         """ACR: the identity's AAD token exchanged for a registry refresh token."""
@@ -269,7 +292,7 @@ class Azure:
             }
         ).encode()
         answer = request(
-            f"https://{host}/oauth2/exchange",
+            self.at("acr", f"https://{host}/oauth2/exchange"),
             method="POST",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body=form,

@@ -1,12 +1,13 @@
 """The boot-time configuration of an environment's scaling-group instances.
 
 Scaling-group instances are never reached over SSH: they apply the same roles with the same
-variables at boot (see mlops_vm.bootstrap). On a cloud that boots by identity
-(config.IDENTITY_BOOT_PROVIDERS) nothing secret is handed to the provider: environment_boot_plan
-gives the payload (fetched from object storage at boot) and the references of the secrets
-the instances read with their own identity (fleet.secrets), and the registry they pull from
-with it (ECR, Artifact Registry). Elsewhere the user-data carries the payload, and the
-registry secret comes from the run (never from the validated, secret-free settings).
+variables at boot (see mlops_vm.bootstrap). On a cloud that boots by identity (AWS, GCP and
+Azure: config.IDENTITY_BOOT_PROVIDERS) nothing secret is handed to the provider:
+environment_boot_plan gives the payload (fetched from object storage at boot) and the
+references of the secrets the instances read with their own identity (fleet.secrets), and
+the registry they pull from with it (ECR, Artifact Registry, ACR). Elsewhere the user-data
+carries the payload, and the registry secret comes from the run (never from the validated,
+secret-free settings).
 """
 
 from pathlib import Path
@@ -16,9 +17,9 @@ from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
 from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.environment.config import (
+    SECRET_STORES,
     EnvironmentConfig,
     boots_by_identity,
-    pulls_by_identity,
     resolve_path,
 )
 from mlops_vm.environment.edge import host_rate_limit, trusted_proxies
@@ -104,7 +105,7 @@ def environment_boot_plan(config: EnvironmentConfig, inventory_dir: Path) -> Boo
     references: dict[str, str | tuple[str, ...]] = {}
     fields: dict[str, str] = {}
     role_vars: dict[str, Any] = {}
-    identity_pull = pulls_by_identity(config.provider.name, host)
+    identity_pull = SECRET_STORES[config.provider.name].identity_pull(host)
     if secrets.api_keys:
         references["nginx_proxy_api_keys"] = tuple(secrets.api_keys)
         fields.update({f"api_keys.{i}": ref for i, ref in enumerate(secrets.api_keys)})

@@ -7,6 +7,7 @@ Bad input is reported with the file, the line and the dotted field, before anyth
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from mlops_vm.environment.target_fields import REFUSES
 from mlops_vm.provision.aws.instance_identity import is_ecr
 from mlops_vm.provision.aws.secret_refs import PARAMETER_ARN, SECRET_ARN
+from mlops_vm.provision.azure_refs import KEY_VAULT_SECRET_URI, is_acr
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
 from mlops_vm.provision.gcp import secret_refs as gcp_secret_refs
 from mlops_vm.provision.gcp.instance_identity import is_artifact_registry
@@ -79,8 +81,9 @@ class AcceleratorConfig(Strict):
 class BootSecretsConfig(Strict):
     """What scaling-group instances on a cloud read at boot with their own identity:
     references into the cloud's secret store, never values (AWS: a Secrets Manager secret
-    or SSM parameter ARN; GCP: a Secret Manager version). The registry password is not
-    needed for ECR or Artifact Registry: the instances pull with their identity."""
+    or SSM parameter ARN; GCP: a Secret Manager version; Azure: a Key Vault secret
+    identifier). The registry password is not needed for ECR, Artifact Registry or ACR: the
+    instances pull with their identity."""
 
     registry_password: str | None = None
     api_keys: list[str] = Field(default_factory=list)
@@ -332,29 +335,43 @@ def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], st
 
 # Providers whose scaling-group instances boot by identity (mlops_vm.bootstrap.boot_source):
 # payload from object storage, secrets from the cloud's store, nothing secret in user-data.
-IDENTITY_BOOT_PROVIDERS = frozenset({"aws", "gcp"})
+IDENTITY_BOOT_PROVIDERS = frozenset({"aws", "gcp", "azure"})
 
 
-def aws_secret_reference(reference: str) -> bool:
-    return bool(SECRET_ARN.match(reference) or PARAMETER_ARN.match(reference))
+@dataclass(frozen=True)
+class SecretStore:
+    """Where a provider's scaling-group instances read fleet.secrets from at boot."""
+
+    name: str
+    reference: str  # what a reference is, for the message that refuses one
+    well_formed: Callable[[str], bool]
+    registry: str  # the registry its instances pull from by identity, with no password
+    identity_pull: Callable[[str | None], bool]
 
 
-# Per provider: what a fleet.secrets reference is (a test of its form, what it should be,
-# the secret store), and the registries its instances pull from with their identity.
-SECRET_REFERENCES = {
-    "aws": (
-        aws_secret_reference,
-        "a Secrets Manager secret or SSM parameter ARN",
+SECRET_STORES = {
+    "aws": SecretStore(
         "Secrets Manager",
+        "a Secrets Manager secret or SSM parameter ARN",
+        lambda ref: bool(SECRET_ARN.match(ref) or PARAMETER_ARN.match(ref)),
+        "ECR",
+        is_ecr,
     ),
-    "gcp": (gcp_secret_refs.is_reference, gcp_secret_refs.FORM, "Secret Manager"),
+    "gcp": SecretStore(
+        "Secret Manager",
+        gcp_secret_refs.FORM,
+        gcp_secret_refs.is_reference,
+        "Artifact Registry",
+        is_artifact_registry,
+    ),
+    "azure": SecretStore(
+        "Key Vault",
+        "a Key Vault secret identifier (https://VAULT.vault.azure.net/secrets/NAME[/VERSION])",
+        lambda ref: bool(KEY_VAULT_SECRET_URI.match(ref)),
+        "ACR",
+        is_acr,
+    ),
 }
-IDENTITY_REGISTRIES = {"aws": is_ecr, "gcp": is_artifact_registry}
-
-
-def pulls_by_identity(provider: str, registry_host: str | None) -> bool:
-    """Whether PROVIDER's instances pull from REGISTRY_HOST with their own identity."""
-    return provider in IDENTITY_REGISTRIES and IDENTITY_REGISTRIES[provider](registry_host)
 
 
 def boots_by_identity(config: EnvironmentConfig) -> bool:
@@ -379,35 +396,32 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
     ]
     if not boots_by_identity(config):
         if "secrets" in config.fleet.model_fields_set:
-            clouds = " or ".join(sorted(IDENTITY_BOOT_PROVIDERS))
+            clouds = ", ".join(sorted(IDENTITY_BOOT_PROVIDERS))
             return [(("fleet", "secrets"), f"applies to scaling groups on {clouds} only")]
         return []
-    provider = config.provider.name
-    is_reference, form, store = SECRET_REFERENCES[provider]
+    store = SECRET_STORES[config.provider.name]
     problems = [
-        (location, f"{ref!r} is not {form}")
+        (location, f"{ref!r} is not {store.reference}")
         for location, ref in given
-        if ref is not None and not is_reference(ref)
+        if ref is not None and not store.well_formed(ref)
     ]
-    reference = "ARN" if provider == "aws" else "version"
     if config.auth.api_keys and not secrets.api_keys:
         problems.append(
             (
                 ("fleet", "secrets", "api_keys"),
-                f"scaling-group instances read the API keys at boot from {store}: "
-                f"give the {reference} of each (auth.api_keys stays the controller's copy)",
+                f"scaling-group instances read the API keys at boot from {store.name}: "
+                "give the reference of each (auth.api_keys stays the controller's copy)",
             )
         )
     registry = IMAGE_REFERENCE.match(config.model.image)
     host = registry["registry"] if registry else None
-    needs_password = bool(config.model.registry.username) and not pulls_by_identity(provider, host)
+    needs_password = bool(config.model.registry.username) and not store.identity_pull(host)
     if needs_password and not secrets.registry_password:
-        registry_name = "ECR" if provider == "aws" else "Artifact Registry"
         problems.append(
             (
                 ("fleet", "secrets", "registry_password"),
-                f"scaling-group instances read the registry password at boot from {store}: "
-                f"give its {reference} (or pull from {registry_name}, with the instances' "
+                f"scaling-group instances read the registry password at boot from {store.name}"
+                f": give its reference (or pull from {store.registry}, with the instances' "
                 "identity)",
             )
         )

@@ -1,17 +1,23 @@
-"""An instance-metadata stand-in: the part of EC2's IMDSv2 that hands an instance its
-profile's credentials (a session token first, then the role name and its credentials).
+"""Instance-metadata stand-ins. AWS (InstanceMetadata): the part of EC2's IMDSv2 that
+hands an instance its profile's credentials (a session token first, then the role name
+and its credentials).
 
     imds = InstanceMetadata(role="mlops-vm-t1-model", credentials={...})
     imds.start("0.0.0.0")   # the VM's fetcher is pointed at http://<address>:<port>
     ...
     imds.served  # the paths answered, to show the credentials came from here
 
-It refuses a credentials request without the session token, as IMDSv2 does.
+It refuses a credentials request without the session token, as IMDSv2 does. Azure
+(AzureInstanceMetadata): managed identities' tokens.
 """
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.azure.rbac import token_for
 
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
@@ -60,6 +66,82 @@ class InstanceMetadata:
                     self.reply(200, json.dumps({"Code": "Success", **metadata.credentials}))
                 else:
                     self.reply(404, "")
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+AZURE_TOKEN_PATH = "/metadata/identity/oauth2/token"
+
+
+class AzureInstanceMetadata:
+    """Azure's instance metadata service, the part that hands a VM its managed identities'
+    tokens: GET /metadata/identity/oauth2/token?api-version=...&resource=...&client_id=...
+    with the header Metadata: true (400 without it, as IMDS refuses a proxied request).
+    IDENTITIES() gives clientId -> principalId of the identities the VM holds (asked per
+    request: the scale set's identity may be made after this starts); a client_id that is
+    none of them is 400 identity_not_found. The token is the fake ARM's for that principal
+    (tests.fakes.azure.rbac.token_for), so the data planes apply its role assignments.
+
+        imds = AzureInstanceMetadata(arm.identity_principals)
+        port = imds.start()
+    """
+
+    def __init__(self, identities: Callable[[], dict[str, str]]) -> None:
+        self.identities = identities
+        self.served: list[tuple[str, str]] = []  # (client_id, resource) of each token
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        metadata = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = dict(parse_qsl(url.query))
+                if url.path != AZURE_TOKEN_PATH:
+                    self.reply(404, {"error": "not_found"})
+                elif self.headers.get("Metadata") != "true":
+                    self.reply(400, {"error": "invalid_request", "error_description": "Metadata"})
+                elif not query.get("api-version") or not query.get("resource"):
+                    self.reply(400, {"error": "invalid_request"})
+                else:
+                    principals = metadata.identities()
+                    client_id = query.get("client_id", "")
+                    if client_id not in principals:
+                        self.reply(
+                            400,
+                            {"error": "invalid_request", "error_description": "Identity not found"},
+                        )
+                        return
+                    metadata.served.append((client_id, query["resource"]))
+                    self.reply(
+                        200,
+                        {
+                            "access_token": token_for(principals[client_id], query["resource"]),
+                            "client_id": client_id,
+                            "expires_in": "86399",
+                            "resource": query["resource"],
+                            "token_type": "Bearer",
+                        },
+                    )
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

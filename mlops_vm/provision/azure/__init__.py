@@ -12,6 +12,10 @@ Layout of this package (one concern per module):
   network.py        resource group, virtual network + subnets, NSG
   instances.py      fleet mode: VMs, NICs, OS disks
   scaling_group.py  scaling-group mode: scale set + autoscale setting
+  boot_payload.py   scale sets that boot by identity: the payload's storage account and blob
+  instance_identity.py  their user-assigned identity and its least-privilege role assignments
+  blob.py, key_vault.py  the Blob storage and Key Vault data planes (operator's token)
+  generic.py        ARM types with no typed SDK client, by id (storage, identities, roles)
   certificate.py    PFX from PEM, or Key Vault
   load_balancer.py  public IP, Application Gateway, backend registration, health
   targets.py        one VM out of the backend pool and back (releases)
@@ -21,7 +25,8 @@ Layout of this package (one concern per module):
 Everything carries the tags mlops-vm-env / mlops-vm-role (Azure tags cannot hold "/").
 Options (ProviderSettings.options): subscription_id (required), poll_interval_s,
 operation_timeout_s, retry_attempts, retry_base_delay_s, retry_budget_s, gateway_identity_id,
-backend_ca_file, backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type.
+backend_ca_file, backend_host_name, gateway_min_capacity, gateway_max_capacity, os_disk_type,
+boot_storage_account (and, for emulators, boot_endpoint_url, boot_metadata_url).
 The region may be a location name or its display name ("West Europe" is "westeurope").
 Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authentication_policy`.
 """
@@ -31,13 +36,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.azure import (
     bake,
+    boot_payload,
     destroy,
     group_release,
     group_status,
+    instance_identity,
     instances,
     inventory,
     load_balancer,
@@ -48,8 +56,10 @@ from mlops_vm.provision.azure import (
     targets,
     validate,
 )
+from mlops_vm.provision.azure.blob import BlobStore
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.errors import PROVIDER
+from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
@@ -66,6 +76,9 @@ from mlops_vm.provision.model import (
 )
 
 __all__ = ["AzureProvider"]
+
+# The data planes the instances' fetcher calls (under boot_endpoint_url in an emulator).
+BOOT_SERVICES = ("blob", "keyvault", "acr")
 
 
 class AzureProvider(Provider):
@@ -101,7 +114,15 @@ class AzureProvider(Provider):
         validate.check_offline(AzureOptions.from_settings(self.settings), fleet, lb)
 
     def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
-        validate.validate(self.arm, fleet, lb)
+        validate.validate(self.arm, fleet, lb, key_vault=self._data_plane(KeyVaultSecrets))
+
+    def _data_plane(self, client: Any) -> Any:
+        """A data-plane client (Key Vault, Blob storage) with the ARM clients' access."""
+        return client(
+            self.arm.credential,
+            endpoint_url=self.settings.endpoint_url,
+            authentication_policy=self._authentication_policy,
+        )
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         validate.check_fleet_spec(spec)
@@ -122,8 +143,9 @@ class AzureProvider(Provider):
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
                 spec = self._on_release_image(layout, spec, log)
+                spec, identity_id = self._boot_by_identity(layout, spec, log)
                 details["capacity"] = scaling_group.converge_scale_set(
-                    arm, layout, spec, log, disk_type=disk_type
+                    arm, layout, spec, log, disk_type=disk_type, identity_id=identity_id
                 )
                 found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
                 details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
@@ -149,6 +171,37 @@ class AzureProvider(Provider):
         baked = bake.ensure_release_image(self.arm, layout, spec, image, log)
         tags = {**spec.instance.tags, **bake.release_tags(image)}
         return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
+
+    def _boot_by_identity(
+        self, layout: Any, spec: FleetSpec, log: ChangeLog
+    ) -> tuple[FleetSpec, str | None]:
+        """With InstanceSpec.boot: the payload in Blob storage, the instances' managed
+        identity and its role assignments, and SPEC's customData the fetcher that reads
+        both with that identity (nothing secret). The identity's id, or None."""
+        plan = spec.instance.boot
+        if plan is None:
+            return spec, None
+        arm = self.arm
+        blobs = self._data_plane(BlobStore)
+        url, container = boot_payload.ensure_payload(
+            arm, blobs, layout, spec.env, spec.role, plan, log
+        )
+        identity = instance_identity.ensure_identity(arm, layout, log)
+        wanted = instance_identity.grants(arm, plan, container)
+        instance_identity.ensure_grants(arm, identity, wanted, log)
+        endpoint = (arm.options.boot_endpoint_url or "").rstrip("/")
+        source = plan.source(
+            "azure",
+            url,
+            region=arm.location,
+            identity_client_id=identity["properties"]["clientId"],
+            metadata_url=arm.options.boot_metadata_url,
+            endpoints={service: f"{endpoint}/{service}" for service in BOOT_SERVICES}
+            if endpoint
+            else {},
+        )
+        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        return replace(spec, instance=instance), identity["id"]
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)

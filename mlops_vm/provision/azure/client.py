@@ -68,6 +68,13 @@ class AzureOptions:
     gateway_min_capacity: int = 1
     gateway_max_capacity: int = 3
     os_disk_type: str = "StandardSSD_LRS"
+    # Scale sets that boot by identity: the storage account of their payloads (default:
+    # one per environment, named after it), and for emulators and tests only, the base URL
+    # the instances reach the data planes at (blob, keyvault, acr under it) and their
+    # metadata service's.
+    boot_storage_account: str | None = None
+    boot_endpoint_url: str | None = None
+    boot_metadata_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: ProviderSettings) -> AzureOptions:

@@ -1,7 +1,9 @@
 """Delete an environment: the resource group it owns in one go (ARM deletes the contents in
 dependency order), or, in a reused group, its tagged resources one kind at a time, users
 before what they use: autoscale, scale sets, VMs, NICs, disks, baked images, gateway,
-public IP, virtual network, NSG. What is already gone counts as deleted, so a second
+public IP, virtual network, managed identity, storage account, NSG. The role assignments of
+the scale set's identity go first, in either case: they sit on vaults and registries
+outside the group. What is already gone counts as deleted, so a second
 destroy does nothing.
 """
 
@@ -13,7 +15,13 @@ from dataclasses import dataclass
 from azure.core.exceptions import HttpResponseError
 
 from mlops_vm.plan import Change, ChangeLog
-from mlops_vm.provision.azure import instances, scaling_group
+from mlops_vm.provision.azure import (
+    boot_payload,
+    generic,
+    instance_identity,
+    instances,
+    scaling_group,
+)
 from mlops_vm.provision.azure.client import Arm, Json, lro_deleter
 from mlops_vm.provision.azure.errors import status_of
 from mlops_vm.provision.azure.inventory import EnvironmentGroup, environment_groups
@@ -45,6 +53,25 @@ def _delete_autoscale(arm: Arm, group: str, names: list[str]) -> None:
                     raise
 
         arm.write("delete autoscale setting", delete)
+
+
+def _generic_kind(kind: str, type_name: str, api_version: str) -> Kind:
+    """A type with no typed SDK client: listed in the group by type, deleted by id."""
+
+    def list_group(arm: Arm, group: str) -> list[Json]:
+        return arm.read_all(
+            f"list {kind}s",
+            arm.resources.resources.list_by_resource_group,
+            group,
+            filter=f"resourceType eq '{type_name}'",
+        )
+
+    def delete(arm: Arm, group: str, names: list[str]) -> None:
+        prefix = f"/subscriptions/{arm.subscription_id}/resourceGroups/{group}/providers"
+        for name in names:
+            generic.delete(arm, kind, f"{prefix}/{type_name}/{name}", api_version)
+
+    return Kind(kind, type_name, list_group, delete)
 
 
 ORDER = (
@@ -103,6 +130,10 @@ ORDER = (
         _list("list virtual networks", lambda a: a.network.virtual_networks.list),
         lro_deleter("delete virtual network", lambda a: a.network.virtual_networks.begin_delete),
     ),
+    _generic_kind(
+        "managed_identity", instance_identity.IDENTITY_TYPE, instance_identity.IDENTITY_API
+    ),
+    _generic_kind("storage_account", boot_payload.STORAGE_TYPE, boot_payload.STORAGE_API),
     Kind(
         "network_security_group",
         "Microsoft.Network/networkSecurityGroups",
@@ -120,6 +151,8 @@ RANK_BY_TYPE = {kind.type_name.lower(): rank for rank, kind in enumerate(ORDER)}
 def destroy(arm: Arm, env: str, *, dry_run: bool) -> list[Change]:
     log = ChangeLog(dry_run=dry_run)
     for group in environment_groups(arm, env):
+        # Assigned at scopes outside the group (vaults, registries): not deleted with it.
+        instance_identity.delete_role_assignments(arm, group.name, env, log)
         if group.owned:
             delete_owned_group(arm, group, log)
         else:

@@ -240,7 +240,13 @@ def desired_capacity(scale_set: Json | None, spec: FleetSpec) -> int:
 
 
 def scale_set_body(
-    layout: Layout, spec: FleetSpec, *, capacity: int, pools: list[Json], disk_type: str
+    layout: Layout,
+    spec: FleetSpec,
+    *,
+    capacity: int,
+    pools: list[Json],
+    disk_type: str,
+    identity_id: str | None = None,
 ) -> Json:
     instance = spec.instance
     nic_config: Json = {
@@ -298,6 +304,8 @@ def scale_set_body(
     }
     if spec.zones:
         body["zones"] = list(spec.zones)
+    if identity_id:  # what the instances boot with (instance_identity)
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {identity_id: {}}}
     return body
 
 
@@ -305,6 +313,18 @@ def comparable(body: Json) -> Json:
     """What ARM shows back: customData is write-only (the user data tag stands for it)."""
     shown = copy.deepcopy(body)
     shown["properties"]["virtualMachineProfile"]["osProfile"].pop("customData", None)
+    return lowered_identity_ids(shown)
+
+
+def lowered_identity_ids(scale_set: Json) -> Json:
+    """ARM may answer the identities' ids (the keys of userAssignedIdentities) in its own
+    case ("resourcegroups"); ids compare case-insensitively, so lower them all."""
+    identity = scale_set.get("identity") or {}
+    if not identity.get("userAssignedIdentities"):
+        return scale_set
+    shown = copy.deepcopy(scale_set)
+    assigned = shown["identity"]["userAssignedIdentities"]
+    shown["identity"]["userAssignedIdentities"] = {k.lower(): v for k, v in assigned.items()}
     return shown
 
 
@@ -377,14 +397,26 @@ def cpu_rule(
 
 
 def converge_scale_set(
-    arm: Arm, layout: Layout, spec: FleetSpec, log: ChangeLog, *, disk_type: str
+    arm: Arm,
+    layout: Layout,
+    spec: FleetSpec,
+    log: ChangeLog,
+    *,
+    disk_type: str,
+    identity_id: str | None = None,
 ) -> int:
-    """The scale set and its autoscale setting; returns the capacity it was given."""
+    """The scale set and its autoscale setting; returns the capacity it was given.
+    IDENTITY_ID: the user-assigned identity its instances boot with."""
     group, name = layout.resource_group, layout.names.scale_set
     actual = get_scale_set(arm, group, name)
     capacity = desired_capacity(actual, spec)
     desired = scale_set_body(
-        layout, spec, capacity=capacity, pools=backend_pools(actual), disk_type=disk_type
+        layout,
+        spec,
+        capacity=capacity,
+        pools=backend_pools(actual),
+        disk_type=disk_type,
+        identity_id=identity_id,
     )
     desired["tags"].update(release_tags(actual, spec))
 
@@ -392,7 +424,9 @@ def converge_scale_set(
         put_scale_set(arm, group, name, desired)
         check_instance_view(arm, group, name)
 
-    changed = [] if actual is None else differences(comparable(desired), actual)
+    changed = (
+        [] if actual is None else differences(comparable(desired), lowered_identity_ids(actual))
+    )
     log.ensure(
         "scale_set",
         name,

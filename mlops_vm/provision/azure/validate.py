@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from mlops_vm.provision.azure import instance_identity
 from mlops_vm.provision.azure.certificate import check_pem_pair
 from mlops_vm.provision.azure.client import Arm, AzureOptions, Json
 from mlops_vm.provision.azure.errors import PROVIDER
+from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
 from mlops_vm.provision.azure.names import ENV_NAME, image_reference
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import FleetSpec, LoadBalancerSpec
@@ -200,7 +202,27 @@ def check_offline(options: AzureOptions, fleet: FleetSpec, lb: LoadBalancerSpec 
         check_lb_spec(lb, options)
 
 
-def validate(arm: Arm, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+def validate(
+    arm: Arm,
+    fleet: FleetSpec,
+    lb: LoadBalancerSpec | None,
+    *,
+    key_vault: KeyVaultSecrets | None = None,
+) -> None:
     check_offline(arm.options, fleet, lb)
     check_vm_size(arm, fleet)
     check_existing(arm, fleet)
+    if key_vault is not None:
+        check_boot_secrets(arm, key_vault, fleet)
+
+
+def check_boot_secrets(arm: Arm, key_vault: KeyVaultSecrets, fleet: FleetSpec) -> None:
+    """Each secret the instances read at boot exists and the operator can read it (a
+    permission error said as such), and its vault and the registry are where the identity
+    can be given access: refused before anything is created."""
+    plan = fleet.instance.boot
+    if plan is None:
+        return
+    for field, reference in sorted(plan.fields.items()):
+        key_vault.check(f"fleet.secrets.{field}", reference)
+    instance_identity.grants(arm, plan, None)

@@ -26,6 +26,7 @@ from mlops_vm.provision.azure import destroy as azure_destroy
 from mlops_vm.provision.azure import metrics
 from mlops_vm.provision.azure.client import Arm
 from mlops_vm.provision.azure.drift import converge, differences, shown
+from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
 from mlops_vm.provision.azure.names import tags
 from mlops_vm.provision.azure.network import get_resource_group, put_resource_group
 from mlops_vm.provision.azure.scaling_group import cpu_rule
@@ -41,7 +42,6 @@ from mlops_vm.services.app_service.domain import (
     domain_endpoint,
     domain_resources,
 )
-from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.names import STAGING, AppNames
 from mlops_vm.services.app_service.options import options_of
 from mlops_vm.services.base import (

@@ -5,18 +5,13 @@ import re
 from cryptography import x509
 
 from mlops_vm.provision.azure.certificate import check_pem_pair, load_pem_chain
+from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
+from mlops_vm.provision.azure_refs import KEY_VAULT_SECRET_URI
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.app_service.domain import AZURE_HOST_SUFFIX
-from mlops_vm.services.app_service.key_vault import KeyVaultSecrets
 from mlops_vm.services.app_service.sizes import PLAN_SKUS
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.settings import AppServiceConfig
-
-# https://<vault>.vault.azure.net/secrets/<name>[/<version>]: what a Key Vault reference takes.
-KEY_VAULT_SECRET_URI = re.compile(
-    r"^https://[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]\.vault\.azure\.net/secrets/"
-    r"[a-zA-Z0-9-]{1,127}(/[0-9a-fA-F]{32})?/?$"
-)
 
 # The ARM id of a Key Vault secret (a Key Vault certificate's secret holds its PFX).
 KEY_VAULT_SECRET_ID = re.compile(

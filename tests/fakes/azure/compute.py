@@ -464,6 +464,38 @@ def _model_snapshot(stored: Json) -> Json:
     )
 
 
+def _check_identity(state: ArmState, body: Json) -> None:
+    """identity: the user-assigned identities must exist; ARM shows each one's principalId
+    and clientId (and, for a UserAssigned-only identity, no principal of its own)."""
+    identity = body.get("identity")
+    if not identity:
+        return
+    kind = identity.get("type")
+    require(
+        kind in {"None", "SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned"},
+        "InvalidParameter",
+        f"Identity type {kind} is not valid.",
+    )
+    assigned = identity.get("userAssignedIdentities") or {}
+    require(
+        ("UserAssigned" in kind) == bool(assigned),
+        "InvalidParameter",
+        "userAssignedIdentities must be given with the type UserAssigned, and only then.",
+    )
+    for identity_id in assigned:
+        found = state.get(identity_id)
+        require(
+            found is not None,
+            "FailedIdentityOperation",
+            f"Identity (principal id) operation failed: resource '{identity_id}' not found.",
+        )
+        assert found is not None
+        assigned[identity_id] = {
+            "principalId": found["properties"]["principalId"],
+            "clientId": found["properties"]["clientId"],
+        }
+
+
 class VirtualMachineScaleSets(ResourceType):
     namespace = "Microsoft.Compute"
     collection = "virtualMachineScaleSets"
@@ -494,6 +526,7 @@ class VirtualMachineScaleSets(ResourceType):
             "computerNamePrefix must be 1 to 58 characters long.",
         )
         _check_storage_profile(profile.get("storageProfile"), name, state)
+        _check_identity(state, body)
         self._check_network(state, rid, profile)
         self._check_upgrade_policy(props, profile)
         old_cores = 0

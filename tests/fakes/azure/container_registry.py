@@ -1,13 +1,19 @@
 """Microsoft.ContainerRegistry in the fake ARM: registries (long-running PUT and DELETE).
 
 The registry's data plane is not faked: tests point `loginServer` at the local TLS registry
-(FakeArm.set_registry_login_server) so that image copies are real.
+(FakeArm.set_registry_login_server) so that image copies are real. Only its token exchange
+is: POST https://<registry>.azurecr.io/oauth2/exchange (served here under
+/acr/<registry>/oauth2/exchange), a form with grant_type=access_token, service and an Azure
+AD access_token, answers {"refresh_token": ...}; 400 for another grant, 401 without a token.
 """
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import parse_qsl
+
 from tests.fakes.azure.rules import ResourceType, require
-from tests.fakes.azure.state import ArmState, Json
+from tests.fakes.azure.state import ArmError, ArmState, Json
 
 
 class Registries(ResourceType):
@@ -31,3 +37,23 @@ class Registries(ResourceType):
         )
         props.setdefault("adminUserEnabled", False)
         return body
+
+
+EXCHANGE_PREFIX = "/acr/"
+
+
+def exchange(state: ArmState, path: str, form: bytes) -> Json:
+    """The ACR refresh token for an Azure AD token (recorded: which identity asked)."""
+    registry = path[len(EXCHANGE_PREFIX) :].split("/", 1)[0].lower()
+    fields = dict(parse_qsl(form.decode()))
+    if fields.get("grant_type") != "access_token":
+        raise ArmError(400, "unsupported_grant_type", "grant_type must be access_token")
+    if not any(r["name"].lower() == registry for r in state.of_type(Registries().type_name)):
+        raise ArmError(404, "NAME_UNKNOWN", f"registry {registry} not found")
+    if not fields.get("access_token") or not fields.get("service"):
+        raise ArmError(401, "UNAUTHORIZED", "access_token and service are required")
+    token = f"acr-refresh-{uuid.uuid4().hex}"
+    state.private_of("acr").setdefault("exchanged", []).append(
+        (fields["service"], fields["access_token"])
+    )
+    return {"refresh_token": token}

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from tests.fakes.azure.rbac import SECRETS_USER, has_role, principal_of
+from tests.fakes.azure.rules import ResourceType
 from tests.fakes.azure.state import ArmError, ArmState, Json, now
 
 PATH_PREFIX = "/keyvault/"
@@ -46,6 +48,33 @@ def add_secret(state: ArmState, vault: str, name: str, value: str, *, enabled: b
     return version
 
 
+class Vaults(ResourceType):
+    """Microsoft.KeyVault/vaults, the ARM side of a vault (RBAC scopes hang off its id);
+    its secrets live in the data plane above, by the vault's name."""
+
+    namespace = "Microsoft.KeyVault"
+    collection = "vaults"
+
+    def prepare(self, state: ArmState, rid: str, body: Json, existing: Json | None) -> Json:
+        name = rid.rsplit("/", 1)[1]
+        vaults(state).setdefault(name.lower(), Vault())
+        props = body.setdefault("properties", {})
+        props["vaultUri"] = f"https://{name.lower()}.vault.azure.net/"
+        props.setdefault("enableRbacAuthorization", True)
+        return body
+
+
+def identity_may_read(state: ArmState, principal: str, vault_name: str, name: str) -> bool:
+    """Key Vault Secrets User (RBAC) on the secret, its vault or a scope above."""
+    arm_vault = next(
+        (v for v in state.of_type("Microsoft.KeyVault/vaults") if v["name"].lower() == vault_name),
+        None,
+    )
+    if arm_vault is None:
+        return False
+    return has_role(state, principal, f"{arm_vault['id']}/secrets/{name}", {SECRETS_USER})
+
+
 class KeyVaultProtocol:
     """Routes one data-plane request; the same signature as ArmProtocol.handle."""
 
@@ -72,6 +101,15 @@ class KeyVaultProtocol:
                 "Forbidden",
                 "The user, group or application 'appid=00000000-0000-0000-0000-0000000000aa' "
                 f"does not have secrets get permission on key vault '{vault_name}'.",
+            )
+        principal = principal_of(headers)
+        if principal is not None and not identity_may_read(self.state, principal, vault_name, name):
+            raise ArmError(
+                403,
+                "Forbidden",
+                f"Caller is not authorized to perform action on resource. Caller: "
+                f"ObjectId={principal}. Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/"
+                f"action'. Resource: '{vault_name}/secrets/{name}'.",
             )
         secret = vault.secrets.get(name.lower())
         version = parts[3] if len(parts) == 4 else None

@@ -27,12 +27,15 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.azure import (
+    authorization,
     compute,
     container_registry,
     images,
     insights,
     key_vault,
     network,
+    rbac,
+    storage,
     web,
     web_domains,
 )
@@ -65,6 +68,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         web.Sites(),
         web_domains.Certificates(),
         container_registry.Registries(),
+        key_vault.Vaults(),
+        storage.StorageAccounts(),
+        authorization.UserAssignedIdentities(),
     )
 }
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
@@ -117,6 +123,10 @@ class ArmProtocol:
         fault = self.state.take_fault(method, path)
         if fault is not None:
             raise fault
+        if "/" + rbac.ASSIGNMENTS in path.lower():
+            index = path.lower().rindex("/" + rbac.ASSIGNMENTS)
+            self._authorize(method, rbac.ASSIGNMENT_TYPE, path[:index] or "/")
+            return authorization.RoleAssignments(self.state).handle(method, path, query, body)
         segments = [unquote(s) for s in path.strip("/").split("/") if s]
         if len(segments) < 2 or segments[0].lower() != "subscriptions":
             raise ArmError(404, "InvalidRequestUri", f"No route for {path}")
@@ -757,6 +767,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == MANAGED_IDENTITY_PATH:
             self._managed_identity_token(headers, query)
             return
+        if url.path.startswith((storage.PATH_PREFIX, container_registry.EXCHANGE_PREFIX)):
+            self._data_plane(method, url.path, raw, headers)
+            return
         with state.lock:
             record = RequestRecord(method, url.path, query.get("api-version"))
             state.requests.append(record)
@@ -795,6 +808,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if data and method != "HEAD":
+            self.wfile.write(data)
+
+    def _data_plane(self, method: str, path: str, raw: bytes, headers: dict[str, str]) -> None:
+        """Blob storage (bytes in and out) and ACR's token exchange (a form in)."""
+        state = self.server.state
+        with state.lock:
+            record = RequestRecord(method, path, None)
+            state.requests.append(record)
+            if path.startswith(storage.PATH_PREFIX):
+                status, data, extra = storage.BlobProtocol(state).handle(method, path, raw, headers)
+            else:
+                try:
+                    answer = container_registry.exchange(state, path, raw)
+                    status, extra = 200, {"Content-Type": "application/json"}
+                except ArmError as error:
+                    answer, status, extra = error.body(), error.status, {}
+                data = json.dumps(answer).encode()
+            record.status = status
+        self.send_response(status)
+        extra.setdefault("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if method != "HEAD":
             self.wfile.write(data)
 
     def _managed_identity_token(self, headers: dict[str, str], query: dict[str, str]) -> None:
@@ -1008,6 +1045,18 @@ class FakeArm:
             shown = scale_sets.read(self.state, stored, ["virtualMachines"], {})  # type: ignore[attr-defined]
             return shown["value"]
 
+    def scale_set_custom_data(self, scale_set_id: str) -> list[str]:
+        """The customData (base64, as sent) of the scale set's model and of each instance's
+        model: every copy ARM keeps."""
+        with self.state.lock:
+            stored = self.state.get(scale_set_id)
+            if stored is None:
+                return []
+            found = [stored["properties"]["virtualMachineProfile"]["osProfile"].get("customData")]
+            for instance in self.state.private_of(scale_set_id).get("instances", {}).values():
+                found.append((instance.get("snapshot") or {}).get("customData"))
+            return [data for data in found if data]
+
     def scale_set_nics(self, scale_set_id: str) -> list[Json]:
         with self.state.lock:
             stored = self.state.get(scale_set_id)
@@ -1079,6 +1128,49 @@ class FakeArm:
             return key_vault.add_secret(
                 self.state, host.split(".")[0], name.strip("/"), value, enabled=enabled
             )
+
+    def create_vault(
+        self, subscription: str, resource_group: str, name: str, *, rbac: bool = True
+    ) -> str:
+        """A Key Vault (its ARM resource) in RESOURCE_GROUP, made if missing; its id. RBAC:
+        the Azure RBAC permission model (else access policies). Its secrets: add_secret."""
+        body = {"properties": {"enableRbacAuthorization": rbac}}
+        return self._seed(subscription, resource_group, key_vault.Vaults(), name, body)
+
+    def create_registry(self, subscription: str, resource_group: str, name: str) -> str:
+        """A container registry (Basic) in RESOURCE_GROUP; its id."""
+        body = {"sku": {"name": "Basic"}}
+        return self._seed(subscription, resource_group, container_registry.Registries(), name, body)
+
+    def _seed(
+        self, subscription: str, group: str, resource_type: ResourceType, name: str, body: Json
+    ) -> str:
+        """A resource that exists before the tool runs, in a group made if missing."""
+        location = compute.LOCATIONS[0]
+        group_id = self.create_resource_group(subscription, group, location)
+        rid = f"{group_id}/providers/{resource_type.type_name}/{name}"
+        stored = {"id": rid, "name": name, "type": resource_type.type_name, "location": location}
+        with self.state.lock:
+            stored = resource_type.prepare(self.state, rid, {**stored, "tags": {}, **body}, None)
+            stored.setdefault("properties", {})["provisioningState"] = "Succeeded"
+            self.state.put(stored)
+        return rid
+
+    def role_assignments(self) -> list[Json]:
+        """Every role assignment (of every scope), as ARM shows them."""
+        with self.state.lock:
+            return [copy.deepcopy(a) for a in rbac.assignments(self.state).values()]
+
+    def identity_principals(self) -> dict[str, str]:
+        """clientId -> principalId of the user-assigned identities (what IMDS knows)."""
+        with self.state.lock:
+            return authorization.identity_principals(self.state)
+
+    def blobs(self, account: str, container: str) -> dict[str, bytes]:
+        """The blobs of a storage account's container, by name."""
+        with self.state.lock:
+            found = storage.find_account(self.state, account)
+            return dict(storage.blobs_of(self.state, found, container)) if found else {}
 
     def deny_secrets(self, vault: str) -> None:
         """The caller may not get VAULT's secrets: 403 Forbidden."""

@@ -1,7 +1,7 @@
 """Key Vault references checked before anything exists, with the operator's credentials.
 
-Each secret a slot's settings name (service.secrets, registry_password_secret) is read
-through Key Vault's data plane, GET https://<vault>.vault.azure.net/secrets/<name>[/<version>]
+Each secret the settings name (App Service's service.secrets and registry_password_secret,
+a scale set's fleet.secrets) is read through Key Vault's data plane, GET https://<vault>.vault.azure.net/secrets/<name>[/<version>]
 with a token for https://vault.azure.net: it must exist and be enabled. A caller that may
 not read it gets a permission error, not "does not exist". A vault that does not exist has
 no host name. The value that comes back is dropped at once: it never reaches a log, an
