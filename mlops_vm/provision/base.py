@@ -12,8 +12,10 @@ Contract for every implementation:
 - Not-found on delete is success; `destroy` twice is a no-op the second time.
 """
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TypeVar
 
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
@@ -30,6 +32,8 @@ from mlops_vm.provision.model import (
     ProviderSettings,
     TargetHealth,
 )
+
+T = TypeVar("T")
 
 
 class Provider(ABC):
@@ -134,24 +138,18 @@ class Provider(ABC):
         """register_target's work, written to LOG: what a cloud's provider implements."""
         raise NotImplementedError(f"{self.name}: register_target")
 
-    def poll_target_health(
-        self,
-        spec: LoadBalancerSpec,
-        done: "Callable[[list[TargetHealth]], bool]",
-        *,
-        timeout_s: float,
-        poll_s: float,
-    ) -> tuple[bool, list[TargetHealth]]:
-        """Ask target_health every POLL_S until DONE(answer); (reached, last answer)."""
-        import time
-
+    @staticmethod
+    def poll(
+        read: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float, poll_s: float
+    ) -> tuple[bool, T]:
+        """READ every POLL_S until DONE(answer); (reached, last answer)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            health = self.target_health(spec)
-            if done(health):
-                return True, health
+            answer = read()
+            if done(answer):
+                return True, answer
             if time.monotonic() > deadline:
-                return False, health
+                return False, answer
             time.sleep(poll_s)
 
     def timeout(self, message: str, operation: str, plural: bool = False) -> ProvisionError:
@@ -164,6 +162,20 @@ class Provider(ABC):
             operation=operation,
         )
 
+    def target_reader(
+        self, spec: LoadBalancerSpec, instance_id: str
+    ) -> Callable[[], TargetHealth | None]:
+        """What wait_target_healthy asks each poll: INSTANCE_ID's health (None: not
+        registered). Here the LB's whole view (target_health); a provider that can ask
+        about one target alone does so."""
+
+        def read() -> TargetHealth | None:
+            # A target in more than one backend: healthy once one of them says so.
+            mine = [t for t in self.target_health(spec) if t.instance_id == instance_id]
+            return next((t for t in mine if t.healthy), mine[0] if mine else None)
+
+        return read
+
     def wait_target_healthy(
         self,
         spec: LoadBalancerSpec,
@@ -174,17 +186,15 @@ class Provider(ABC):
     ) -> TargetHealth:
         """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit.
         POLL_S defaults to the provider's target_poll_s."""
-        poll_s = self.target_poll_s if poll_s is None else poll_s
-
-        def this(health: list[TargetHealth]) -> list[TargetHealth]:
-            return [t for t in health if t.instance_id == instance_id]
-
-        reached, health = self.poll_target_health(
-            spec, lambda h: any(t.healthy for t in this(h)), timeout_s=timeout_s, poll_s=poll_s
+        reached, health = self.poll(
+            self.target_reader(spec, instance_id),
+            lambda target: target is not None and target.healthy,
+            timeout_s=timeout_s,
+            poll_s=self.target_poll_s if poll_s is None else poll_s,
         )
-        if reached:
-            return this(health)[0]
-        reason = this(health)[0].reason if this(health) else "not registered"
+        if reached and health is not None:
+            return health
+        reason = health.reason if health else "not registered with the load balancer"
         raise self.timeout(
             f"{instance_id} not healthy behind the load balancer after "
             f"{timeout_s:.0f}s ({reason or 'unhealthy'})",
@@ -200,8 +210,8 @@ class Provider(ABC):
         poll_s: float = 5.0,
     ) -> list[TargetHealth]:
         """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
-        reached, health = self.poll_target_health(
-            spec,
+        reached, health = self.poll(
+            lambda: self.target_health(spec),
             lambda h: sum(t.healthy for t in h) >= expected,
             timeout_s=timeout_s,
             poll_s=poll_s,
