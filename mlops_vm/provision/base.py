@@ -14,7 +14,8 @@ Contract for every implementation:
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from mlops_vm.metrics import Figures
@@ -44,6 +45,18 @@ class Provider(ABC):
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
+
+    def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
+        """How a ProvisionError raised in an operation carries CHANGES, what it made before."""
+        return reporting_changes(changes)
+
+    @contextmanager
+    def change_log(self, *, dry_run: bool) -> Iterator[ChangeLog]:
+        """One operation's change log: a failure part-way still reports what the steps
+        before it made (or planned)."""
+        log = ChangeLog(dry_run=dry_run)
+        with self.reporting(log.changes):
+            yield log
 
     @abstractmethod
     def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:

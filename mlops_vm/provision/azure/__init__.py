@@ -51,7 +51,7 @@ from mlops_vm.provision.azure import (
 from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
@@ -107,12 +107,10 @@ class AzureProvider(Provider):
         validate.check_fleet_spec(spec)
         arm = self.arm
         layout = network.resolve_layout(arm, spec)
-        log = ChangeLog(dry_run=dry_run)
         disk_type = arm.options.os_disk_type
         group = layout.resource_group
         details: dict[str, Any] = {**layout.as_dict(), "mode": spec.mode}
-        # A failure part-way still reports what the steps before it made.
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             network.ensure_network(arm, layout, spec, log)
             if spec.mode == "fleet":
                 # The load balancer step registers them (a dry run's exist only in the plan).
@@ -134,8 +132,7 @@ class AzureProvider(Provider):
     ) -> tuple[ImageResult, list[Change]]:
         validate.check_fleet_spec(fleet)
         layout = network.resolve_layout(self.arm, fleet)
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             network.ensure_network(self.arm, layout, fleet, log)
             result = bake.ensure_release_image(self.arm, layout, fleet, image, log)
         return result, log.changes

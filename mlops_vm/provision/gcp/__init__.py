@@ -28,6 +28,7 @@ parts), load_balancer, targets (one target out and back, for releases), destroy,
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -51,7 +52,7 @@ from mlops_vm.provision.gcp import validate as checks
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
-from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
+from mlops_vm.provision.gcp.errors import PROVIDER, reporting_partial
 from mlops_vm.provision.gcp.names import Names
 from mlops_vm.provision.model import (
     CertificateSpec,
@@ -109,6 +110,9 @@ class GcpProvider(Provider):
         self._client: ComputeClient | None = None
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
+        return reporting_partial(changes)
 
     def _invalid(self, message: str, hint: str) -> ProvisionError:
         return ProvisionError(
@@ -200,8 +204,7 @@ class GcpProvider(Provider):
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         ctx = self._context(spec.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, spec)
             refs = network.ensure_network(ctx, spec.network, log)
             network.ensure_firewalls(ctx, spec, refs, log)
@@ -226,8 +229,6 @@ class GcpProvider(Provider):
                 created = instances.ensure_count(ctx, spec, refs, zones, log)
                 # The LB's groups take them (in a dry run too, where no list shows them yet).
                 details["created"] = [{"name": name, "zone": zone} for name, zone in created]
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return FleetResult(
             instances=self.list_instances(spec.env, spec.role),
             changes=log.changes,
@@ -238,14 +239,11 @@ class GcpProvider(Provider):
         self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
     ) -> tuple[ImageResult, list[Change]]:
         ctx = self._context(fleet.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, fleet)
             refs = network.ensure_network(ctx, fleet.network, log)
             network.ensure_firewalls(ctx, fleet, refs, log)
             result = bake.ensure_release_image(ctx, fleet, image, refs, zones[0], log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return result, log.changes
 
     def _on_release_image(
@@ -280,11 +278,8 @@ class GcpProvider(Provider):
         self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
     ) -> LoadBalancerResult:
         ctx = self._context(spec.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             resources = load_balancer.ensure(ctx, spec, fleet, log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return LoadBalancerResult(
             endpoint=load_balancer.endpoint(spec, resources["address"]),
             changes=log.changes,
@@ -337,11 +332,8 @@ class GcpProvider(Provider):
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         ctx = self._context(env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             teardown.destroy(ctx, log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return log.changes
 
 
