@@ -16,6 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 from mlops_vm.metrics import Figures
@@ -106,6 +107,21 @@ class Provider(ABC):
             provider=self.name,
             operation="ensure_release_image",
         )
+
+    @staticmethod
+    def on_release_image(
+        spec: FleetSpec,
+        bake: Callable[[ImageSpec], ImageResult],
+        release_tags: Callable[[ImageSpec], dict[str, str]],
+    ) -> FleetSpec:
+        """SPEC booting from its release's image (BAKE: reused or baked now), its instances
+        tagged with RELEASE_TAGS too, so each template (scale set model) says what it runs;
+        SPEC as it is when it bakes no image."""
+        image = spec.release_image
+        if image is None:
+            return spec
+        tags = {**spec.instance.tags, **release_tags(image)}
+        return replace(spec, instance=replace(spec.instance, image=bake(image).image_id, tags=tags))
 
     def group_status(self, env: str) -> GroupStatus | None:
         """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last

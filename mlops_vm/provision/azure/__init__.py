@@ -28,7 +28,6 @@ Tests aim it at a fake ARM with endpoint_url, plus `credential` and `authenticat
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from mlops_vm.metrics import Figures
@@ -119,7 +118,11 @@ class AzureProvider(Provider):
                 )
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
-                spec = self._on_release_image(layout, spec, log)
+                spec = self.on_release_image(
+                    spec,
+                    lambda image: bake.ensure_release_image(arm, layout, spec, image, log),
+                    bake.release_tags,
+                )
                 details["capacity"] = scaling_group.converge_scale_set(
                     arm, layout, spec, log, disk_type=disk_type
                 )
@@ -136,16 +139,6 @@ class AzureProvider(Provider):
             network.ensure_network(self.arm, layout, fleet, log)
             result = bake.ensure_release_image(self.arm, layout, fleet, image, log)
         return result, log.changes
-
-    def _on_release_image(self, layout: Any, spec: FleetSpec, log: ChangeLog) -> FleetSpec:
-        """SPEC booting from its release's image (reused or baked now), the scale set model
-        tagged with the release; SPEC as it is when it bakes no image."""
-        if spec.release_image is None:
-            return spec
-        image = spec.release_image
-        baked = bake.ensure_release_image(self.arm, layout, spec, image, log)
-        tags = {**spec.instance.tags, **bake.release_tags(image)}
-        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         return inventory.list_instances(self.arm, env, role)

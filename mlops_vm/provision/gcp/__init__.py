@@ -29,7 +29,6 @@ parts), load_balancer, targets (one target out and back, for releases), destroy,
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from typing import Any
 
 from mlops_vm.metrics import Figures
@@ -220,7 +219,11 @@ class GcpProvider(Provider):
                 "mode": spec.mode,
             }
             if spec.mode == "scaling_group":
-                spec = self._on_release_image(ctx, spec, refs, zones, log)
+                spec = self.on_release_image(
+                    spec,
+                    lambda image: bake.ensure_release_image(ctx, spec, image, refs, zones[0], log),
+                    bake.release_labels,
+                )
                 details.update(scaling_group.ensure_scaling_group(ctx, spec, refs, zones, log))
                 details["max_rate_per_instance"] = scaling_group.backend_rate_per_instance(
                     spec.autoscaling
@@ -245,19 +248,6 @@ class GcpProvider(Provider):
             network.ensure_firewalls(ctx, fleet, refs, log)
             result = bake.ensure_release_image(ctx, fleet, image, refs, zones[0], log)
         return result, log.changes
-
-    def _on_release_image(
-        self, ctx: Context, spec: FleetSpec, refs: Any, zones: list[str], log: ChangeLog
-    ) -> FleetSpec:
-        """SPEC booting from its release's image (reused or baked now), its instances
-        labelled with the release, so each template says what it runs; SPEC as it is when
-        it bakes no image."""
-        if spec.release_image is None:
-            return spec
-        image = spec.release_image
-        baked = bake.ensure_release_image(ctx, spec, image, refs, zones[0], log)
-        tags = {**spec.instance.tags, **bake.release_labels(image)}
-        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
         ctx = self._context(env)
