@@ -99,7 +99,10 @@ class Provider(ABC):
         """The machine image for IMAGE.release: the one tagged with IMAGE.fingerprint when it
         exists, else baked now (a builder instance in FLEET's network configured by the
         roles, imaged, and removed, also after a failure); this environment's images beyond
-        IMAGE.keep_images removed (with their snapshots). Changes as for ensure_fleet."""
+        IMAGE.keep_images removed (with their snapshots). Changes as for ensure_fleet.
+
+        The plan records a bake as one change ("create image"): the builder lives only
+        inside that call, so `--check` lists exactly what the run leaves behind."""
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
             f"the {self.name} provider does not bake machine images",
