@@ -13,10 +13,12 @@ compressed inside it, which is how it fits the tightest limit, EC2's 16 KB.
 
 import base64
 import gzip
+import inspect
 import logging
 
 import yaml
 
+from mlops_vm.bootstrap import fetch_script
 from mlops_vm.bootstrap.config import BootConfig
 from mlops_vm.bootstrap.payload import BOOT_DIR, BlockDumper, LiteralText, build_payload
 
@@ -32,28 +34,17 @@ USER_DATA_LIMITS = {
 PAYLOAD = f"{BOOT_DIR}/payload.b85"
 LINE_LENGTH = 1024  # of the payload's lines (a literal block: no escaping, no folding)
 
-# The instance's unpacker (payload.read_payload, written out): base85 text, xz inside.
-# Python does it because python3 is wherever cloud-init is; xz-utils is not always.
-UNPACK = """\
-import base64, lzma, os
-boot = {boot_dir!r}
-data = lzma.decompress(base64.b85decode(b''.join(open({payload!r}, 'rb').read().split())))
-offset = 0
-while offset < len(data):
-    end = data.index(b'\\n', offset)
-    mode, size, name = data[offset:end].decode().split(' ', 2)
-    start, size = end + 1, int(size)
-    path = os.path.join(boot, name)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, int(mode, 8))
-    os.write(fd, data[start:start + size])
-    os.close(fd)
-    offset = start + size
-"""
-
 
 def unpack_code(payload_path: str = PAYLOAD, boot_dir: str = BOOT_DIR) -> str:
-    return UNPACK.format(boot_dir=boot_dir, payload=payload_path)
+    """The instance's unpacker of the payload at PAYLOAD_PATH (base85 text, xz inside): the
+    boot fetcher's own `unpack`, so both boots read payload.read_payload's format alike.
+    Python does it because python3 is wherever cloud-init is; xz-utils is not always."""
+    return (
+        "import base64, lzma, os\n"
+        + inspect.getsource(fetch_script.unpack)
+        + f"unpack(base64.b85decode(b''.join(open({payload_path!r}, 'rb').read().split())), "
+        + f"{boot_dir!r})\n"
+    )
 
 
 class UserDataTooLarge(ValueError):

@@ -11,7 +11,15 @@ metrics), and `status`, `top` and the canary gate only ever see `Figures`.
     verdict = judge(baseline=old, canary=new, thresholds=CanaryThresholds())
 """
 
-from mlops_vm.metrics.canary import CanaryThresholds, Verdict, judge
+from mlops_vm.metrics.canary import CanaryThresholds, Judgement, Verdict, judge
 from mlops_vm.metrics.figures import Counters, Figures, quantile
 
-__all__ = ["CanaryThresholds", "Counters", "Figures", "Verdict", "judge", "quantile"]
+__all__ = [
+    "CanaryThresholds",
+    "Counters",
+    "Figures",
+    "Judgement",
+    "Verdict",
+    "judge",
+    "quantile",
+]

@@ -10,6 +10,7 @@ with the same ratio.
 """
 
 from dataclasses import dataclass
+from typing import Self
 
 from mlops_vm.metrics.figures import Figures
 
@@ -55,6 +56,25 @@ def judge(*, baseline: Figures, canary: Figures, thresholds: CanaryThresholds) -
     if latency:
         reasons.append(latency)
     return Verdict(promote=not reasons, enough_traffic=True, reasons=tuple(reasons))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A canary window's two sides and the verdict on them: what a gate acts on."""
+
+    verdict: Verdict
+    baseline: Figures
+    canary: Figures
+
+    @classmethod
+    def of(cls, *, baseline: Figures, canary: Figures, thresholds: CanaryThresholds) -> Self:
+        return cls(judge(baseline=baseline, canary=canary, thresholds=thresholds), baseline, canary)
+
+    @property
+    def holds(self) -> bool:
+        """The release goes on: the canary served as well, or the window was too quiet to
+        say (its health gate has passed)."""
+        return self.verdict.promote or not self.verdict.enough_traffic
 
 
 def slower(baseline: Figures, canary: Figures, max_ratio: float) -> str:

@@ -12,8 +12,12 @@ Contract for every implementation:
 - Not-found on delete is success; `destroy` twice is a no-op the second time.
 """
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
+from typing import TypeVar
 
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
@@ -31,6 +35,8 @@ from mlops_vm.provision.model import (
     TargetHealth,
 )
 
+T = TypeVar("T")
+
 
 class Provider(ABC):
     name: str = ""
@@ -40,6 +46,18 @@ class Provider(ABC):
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
+
+    def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
+        """How a ProvisionError raised in an operation carries CHANGES, what it made before."""
+        return reporting_changes(changes)
+
+    @contextmanager
+    def change_log(self, *, dry_run: bool) -> Iterator[ChangeLog]:
+        """One operation's change log: a failure part-way still reports what the steps
+        before it made (or planned)."""
+        log = ChangeLog(dry_run=dry_run)
+        with self.reporting(log.changes):
+            yield log
 
     @abstractmethod
     def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
@@ -81,7 +99,10 @@ class Provider(ABC):
         """The machine image for IMAGE.release: the one tagged with IMAGE.fingerprint when it
         exists, else baked now (a builder instance in FLEET's network configured by the
         roles, imaged, and removed, also after a failure); this environment's images beyond
-        IMAGE.keep_images removed (with their snapshots). Changes as for ensure_fleet."""
+        IMAGE.keep_images removed (with their snapshots). Changes as for ensure_fleet.
+
+        The plan records a bake as one change ("create image"): the builder lives only
+        inside that call, so `--check` lists exactly what the run leaves behind."""
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
             f"the {self.name} provider does not bake machine images",
@@ -89,6 +110,21 @@ class Provider(ABC):
             provider=self.name,
             operation="ensure_release_image",
         )
+
+    @staticmethod
+    def on_release_image(
+        spec: FleetSpec,
+        bake: Callable[[ImageSpec], ImageResult],
+        release_tags: Callable[[ImageSpec], dict[str, str]],
+    ) -> FleetSpec:
+        """SPEC booting from its release's image (BAKE: reused or baked now), its instances
+        tagged with RELEASE_TAGS too, so each template (scale set model) says what it runs;
+        SPEC as it is when it bakes no image."""
+        image = spec.release_image
+        if image is None:
+            return spec
+        tags = {**spec.instance.tags, **release_tags(image)}
+        return replace(spec, instance=replace(spec.instance, image=bake(image).image_id, tags=tags))
 
     def group_status(self, env: str) -> GroupStatus | None:
         """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last
@@ -134,24 +170,18 @@ class Provider(ABC):
         """register_target's work, written to LOG: what a cloud's provider implements."""
         raise NotImplementedError(f"{self.name}: register_target")
 
-    def poll_target_health(
-        self,
-        spec: LoadBalancerSpec,
-        done: "Callable[[list[TargetHealth]], bool]",
-        *,
-        timeout_s: float,
-        poll_s: float,
-    ) -> tuple[bool, list[TargetHealth]]:
-        """Ask target_health every POLL_S until DONE(answer); (reached, last answer)."""
-        import time
-
+    @staticmethod
+    def poll(
+        read: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float, poll_s: float
+    ) -> tuple[bool, T]:
+        """READ every POLL_S until DONE(answer); (reached, last answer)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            health = self.target_health(spec)
-            if done(health):
-                return True, health
+            answer = read()
+            if done(answer):
+                return True, answer
             if time.monotonic() > deadline:
-                return False, health
+                return False, answer
             time.sleep(poll_s)
 
     def timeout(self, message: str, operation: str, plural: bool = False) -> ProvisionError:
@@ -164,6 +194,20 @@ class Provider(ABC):
             operation=operation,
         )
 
+    def target_reader(
+        self, spec: LoadBalancerSpec, instance_id: str
+    ) -> Callable[[], TargetHealth | None]:
+        """What wait_target_healthy asks each poll: INSTANCE_ID's health (None: not
+        registered). Here the LB's whole view (target_health); a provider that can ask
+        about one target alone does so."""
+
+        def read() -> TargetHealth | None:
+            # A target in more than one backend: healthy once one of them says so.
+            mine = [t for t in self.target_health(spec) if t.instance_id == instance_id]
+            return next((t for t in mine if t.healthy), mine[0] if mine else None)
+
+        return read
+
     def wait_target_healthy(
         self,
         spec: LoadBalancerSpec,
@@ -174,17 +218,15 @@ class Provider(ABC):
     ) -> TargetHealth:
         """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit.
         POLL_S defaults to the provider's target_poll_s."""
-        poll_s = self.target_poll_s if poll_s is None else poll_s
-
-        def this(health: list[TargetHealth]) -> list[TargetHealth]:
-            return [t for t in health if t.instance_id == instance_id]
-
-        reached, health = self.poll_target_health(
-            spec, lambda h: any(t.healthy for t in this(h)), timeout_s=timeout_s, poll_s=poll_s
+        reached, health = self.poll(
+            self.target_reader(spec, instance_id),
+            lambda target: target is not None and target.healthy,
+            timeout_s=timeout_s,
+            poll_s=self.target_poll_s if poll_s is None else poll_s,
         )
-        if reached:
-            return this(health)[0]
-        reason = this(health)[0].reason if this(health) else "not registered"
+        if reached and health is not None:
+            return health
+        reason = health.reason if health else "not registered with the load balancer"
         raise self.timeout(
             f"{instance_id} not healthy behind the load balancer after "
             f"{timeout_s:.0f}s ({reason or 'unhealthy'})",
@@ -200,8 +242,8 @@ class Provider(ABC):
         poll_s: float = 5.0,
     ) -> list[TargetHealth]:
         """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
-        reached, health = self.poll_target_health(
-            spec,
+        reached, health = self.poll(
+            lambda: self.target_health(spec),
             lambda h: sum(t.healthy for t in h) >= expected,
             timeout_s=timeout_s,
             poll_s=poll_s,

@@ -21,6 +21,10 @@ TAG_FINGERPRINT = "mlops-vm/fingerprint"
 LABEL_ENV = "mlops-vm-env"
 LABEL_ROLE = "mlops-vm-role"
 LABEL_FINGERPRINT = "mlops-vm-fingerprint"
+# When an image was baked, finer than the cloud's creation time: orders images baked together.
+TAG_BAKED_AT = "mlops-vm/baked-at"
+LABEL_BAKED_AT = "mlops-vm-baked-at"  # in microseconds (a label's characters)
+FINGERPRINT_SHOWN = 12  # hex digits of an image's fingerprint in its name and change details
 ROLE_IMAGE = "image"  # a baked machine image
 ROLE_IMAGE_BUILDER = "image-builder"  # the instance an image is baked on, removed after
 

@@ -7,27 +7,16 @@ hosts, so a host's share of the traffic weighs as it did for the users.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from mlops_vm.metrics import CanaryThresholds, Figures, Verdict, judge
+from mlops_vm.metrics import CanaryThresholds, Figures, Judgement
 from mlops_vm.metrics.prometheus import HostReading, read_host_metrics, window_figures
 
 
-@dataclass(frozen=True)
-class CanaryDecision:
-    verdict: Verdict
-    canary: Figures
-    baseline: Figures
-
-    @property
-    def go_on(self) -> bool:
-        """The release continues: the canary holds, or the window was too quiet to judge."""
-        return self.verdict.promote or not self.verdict.enough_traffic
-
+class CanaryDecision(Judgement):
     def as_json(self) -> dict[str, Any]:
         return {
-            "go_on": self.go_on,
+            "go_on": self.holds,
             "promote": self.verdict.promote,
             "enough_traffic": self.verdict.enough_traffic,
             "reasons": list(self.verdict.reasons),
@@ -65,5 +54,4 @@ def decide(
     first, last = readings_of(start), readings_of(end)
     canary = side(first, last, canary_hosts)
     baseline = side(first, last, baseline_hosts)
-    verdict = judge(baseline=baseline, canary=canary, thresholds=thresholds)
-    return CanaryDecision(verdict, canary, baseline)
+    return CanaryDecision.of(baseline=baseline, canary=canary, thresholds=thresholds)

@@ -10,9 +10,9 @@ goes on, as it would without the gate (its health gate has passed), and says so.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from mlops_vm.metrics import Figures, Verdict, judge
+from mlops_vm.metrics import Figures, Judgement
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec, ServiceTarget
 from mlops_vm.services.settings import CanaryConfig
@@ -21,17 +21,7 @@ from mlops_vm.services.settings import CanaryConfig
 Reader = Callable[[float], tuple[Figures, Figures]]
 
 
-@dataclass(frozen=True)
-class Judged:
-    verdict: Verdict
-    baseline: Figures
-    canary: Figures
-
-    @property
-    def holds(self) -> bool:
-        """Promote: the canary served as well, or the window was too quiet to say."""
-        return self.verdict.promote or not self.verdict.enough_traffic
-
+class Judged(Judgement):
     def note(self, what: str) -> str:
         """What the release says about the gate."""
         if self.verdict.promote:
@@ -64,8 +54,7 @@ def observe(
     """The canary's window waited out, then both releases' figures judged."""
     sleep(config.window_s)
     baseline, canary = read(config.window_s)
-    verdict = judge(baseline=baseline, canary=canary, thresholds=config.thresholds())
-    return Judged(verdict, baseline, canary)
+    return Judged.of(baseline=baseline, canary=canary, thresholds=config.thresholds())
 
 
 def shown(figures: Figures) -> str:

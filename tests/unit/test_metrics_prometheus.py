@@ -100,7 +100,7 @@ def test_a_slow_canary_does_not_go_on_naming_p99():
     start, end = windows(canary=(("1.1", 200, 0.4, 100),), baseline=(("1.0", 200, 0.004, 100),))
     thresholds = CanaryConfig(min_requests=20).thresholds()
     decision = decide(start, end, canary_hosts=["m1"], baseline_hosts=["m2"], thresholds=thresholds)
-    assert not decision.go_on and "p99 latency" in str(decision.verdict)
+    assert not decision.holds and "p99 latency" in str(decision.verdict)
 
 
 def test_a_canary_as_good_as_the_old_release_goes_on():

@@ -44,7 +44,6 @@ from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import reporting_changes
 from mlops_vm.provision.model import (
     TAG_FINGERPRINT,
     TAG_RELEASE,
@@ -80,16 +79,13 @@ class AwsProvider(Provider):
         validate_module.validate(self.ctx, fleet, lb)
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
-        log = ChangeLog(dry_run=dry_run)
-        # A failure part-way still reports what the steps before it made.
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             return self._ensure_fleet(spec, log)
 
     def ensure_release_image(
         self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
     ) -> tuple[ImageResult, list[Change]]:
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             ids, settings = self._launch_basis(fleet, log)
             result = bake.ensure_release_image(self.ctx, fleet, image, ids, settings, log)
         return result, log.changes

@@ -11,9 +11,6 @@ by destroy: it carries the environment's tag).
 An AMI tagged with the same fingerprint is reused, never baked again. The environment's
 images beyond ImageSpec.keep_images (newest first, the release's own always kept) are
 deregistered and their snapshots deleted.
-
-The plan records the bake as one change ("create image"): the builder lives only inside
-that call, so `--check` lists exactly what the run leaves behind.
 """
 
 import datetime
@@ -26,17 +23,16 @@ from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.network import NetworkIds
 from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.model import (
+    FINGERPRINT_SHOWN,
     ROLE_IMAGE,
     ROLE_IMAGE_BUILDER,
+    TAG_BAKED_AT,
     TAG_FINGERPRINT,
     TAG_RELEASE,
     FleetSpec,
     ImageResult,
     ImageSpec,
 )
-
-TAG_BAKED_AT = "mlops-vm/baked-at"  # finer than CreationDate: orders images baked together
-FINGERPRINT_SHOWN = 12  # hex digits of the fingerprint in names and change details
 
 
 def image_name(image: ImageSpec) -> str:

@@ -6,17 +6,16 @@ p50 / p99 extended statistics and the average.
 CloudWatch keeps these per minute: a window is read as whole minutes, the last ending now.
 """
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_vm.metrics import Figures
+from mlops_vm.metrics.window import whole_minutes
 from mlops_vm.provision.aws import load_balancer
 from mlops_vm.provision.aws.client import AwsContext
 
-MINUTE_S = 60
 QUERIES_PER_CALL = 500  # GetMetricData's limit
 
 
@@ -47,11 +46,6 @@ STATISTICS = (
     ("p99", "latency", "p99"),
     ("mean", "latency", "Average"),
 )
-
-
-def whole_minutes(window_s: float) -> int:
-    """WINDOW_S as CloudWatch reads it: whole minutes, at least one."""
-    return max(1, math.ceil(window_s / MINUTE_S)) * MINUTE_S
 
 
 def figures(

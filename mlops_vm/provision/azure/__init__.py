@@ -61,7 +61,7 @@ from mlops_vm.provision.azure.client import Arm, AzureOptions
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
     FleetResult,
     FleetSpec,
@@ -128,12 +128,10 @@ class AzureProvider(Provider):
         validate.check_fleet_spec(spec)
         arm = self.arm
         layout = network.resolve_layout(arm, spec)
-        log = ChangeLog(dry_run=dry_run)
         disk_type = arm.options.os_disk_type
         group = layout.resource_group
         details: dict[str, Any] = {**layout.as_dict(), "mode": spec.mode}
-        # A failure part-way still reports what the steps before it made.
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             network.ensure_network(arm, layout, spec, log)
             if spec.mode == "fleet":
                 # The load balancer step registers them (a dry run's exist only in the plan).
@@ -142,7 +140,11 @@ class AzureProvider(Provider):
                 )
                 found = instances.fleet_instances(arm, group, spec.env, spec.role)
             else:
-                spec = self._on_release_image(layout, spec, log)
+                spec = self.on_release_image(
+                    spec,
+                    lambda image: bake.ensure_release_image(arm, layout, spec, image, log),
+                    bake.release_tags,
+                )
                 spec, identity_id = self._boot_by_identity(layout, spec, log)
                 details["capacity"] = scaling_group.converge_scale_set(
                     arm, layout, spec, log, disk_type=disk_type, identity_id=identity_id
@@ -156,21 +158,10 @@ class AzureProvider(Provider):
     ) -> tuple[ImageResult, list[Change]]:
         validate.check_fleet_spec(fleet)
         layout = network.resolve_layout(self.arm, fleet)
-        log = ChangeLog(dry_run=dry_run)
-        with reporting_changes(log.changes):
+        with self.change_log(dry_run=dry_run) as log:
             network.ensure_network(self.arm, layout, fleet, log)
             result = bake.ensure_release_image(self.arm, layout, fleet, image, log)
         return result, log.changes
-
-    def _on_release_image(self, layout: Any, spec: FleetSpec, log: ChangeLog) -> FleetSpec:
-        """SPEC booting from its release's image (reused or baked now), the scale set model
-        tagged with the release; SPEC as it is when it bakes no image."""
-        if spec.release_image is None:
-            return spec
-        image = spec.release_image
-        baked = bake.ensure_release_image(self.arm, layout, spec, image, log)
-        tags = {**spec.instance.tags, **bake.release_tags(image)}
-        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def _boot_by_identity(
         self, layout: Any, spec: FleetSpec, log: ChangeLog

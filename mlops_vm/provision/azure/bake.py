@@ -14,9 +14,6 @@ VM, NIC and OS disk are deleted whatever happened: a failed configure step, a fa
 Ctrl-C. A builder left behind by a run that was killed outright is deleted by the next bake.
 The environment's images beyond ImageSpec.keep_images (newest first, the release's own
 always kept) are deleted.
-
-The plan records the bake as one change ("create image"): the builder lives only inside
-that call, so `--check` lists exactly what the run leaves behind.
 """
 
 from __future__ import annotations
@@ -31,6 +28,8 @@ from mlops_vm.provision.azure.names import Names, has_tags, tags
 from mlops_vm.provision.azure.network import Layout
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
+    FINGERPRINT_SHOWN,
+    LABEL_BAKED_AT,
     LABEL_FINGERPRINT,
     LABEL_RELEASE,
     ROLE_IMAGE,
@@ -40,8 +39,6 @@ from mlops_vm.provision.model import (
     ImageSpec,
 )
 
-TAG_BAKED_AT = "mlops-vm-baked-at"  # microseconds: orders images made within a second
-FINGERPRINT_SHOWN = 12
 IMAGES = "Microsoft.Compute/images"
 
 
@@ -66,7 +63,7 @@ def environment_images(arm: Arm, layout: Layout, env: str) -> list[Json]:
     own = [raw for raw in found if has_tags(raw, env, ROLE_IMAGE)]
 
     def baked_at(raw: Json) -> int:
-        stamp = (raw.get("tags") or {}).get(TAG_BAKED_AT, "0")
+        stamp = (raw.get("tags") or {}).get(LABEL_BAKED_AT, "0")
         return int(stamp) if stamp.isdigit() else 0
 
     return sorted(own, key=baked_at, reverse=True)
@@ -126,7 +123,7 @@ def bake(arm: Arm, layout: Layout, fleet: FleetSpec, image: ImageSpec) -> str:
             "location": layout.location,
             "tags": {
                 **tags(image.env, ROLE_IMAGE, release_tags(image)),
-                TAG_BAKED_AT: str(time.time_ns() // 1000),
+                LABEL_BAKED_AT: str(time.time_ns() // 1000),
             },
             "properties": {
                 "sourceVirtualMachine": {"id": vm["id"]},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
@@ -40,6 +41,23 @@ class Kind:
 
 def _list(operation: str, call: Callable[[Arm], Callable]) -> Callable[[Arm, str], list[Json]]:
     return lambda arm, group: arm.read_all(operation, call(arm), group)
+
+
+def _listed_per_group(
+    kind: str,
+    type_name: str,
+    what: str,
+    operations: Callable[[Arm], Any],
+    list_method: str = "list",
+) -> Kind:
+    """A kind whose SDK OPERATIONS list a group's resources (LIST_METHOD) and delete one
+    through a poller (begin_delete)."""
+    return Kind(
+        kind,
+        type_name,
+        _list(f"list {what}s", lambda a: getattr(operations(a), list_method)),
+        lro_deleter(f"delete {what}", lambda a: operations(a).begin_delete),
+    )
 
 
 def _delete_autoscale(arm: Arm, group: str, names: list[str]) -> None:
@@ -104,44 +122,40 @@ ORDER = (
         instances.delete_nics,
     ),
     Kind("disk", "Microsoft.Compute/disks", instances.list_disks, instances.delete_disks),
-    Kind(
+    _listed_per_group(
         "image",
         "Microsoft.Compute/images",
-        _list("list images", lambda a: a.compute.images.list_by_resource_group),
-        lro_deleter("delete image", lambda a: a.compute.images.begin_delete),
+        "image",
+        lambda a: a.compute.images,
+        "list_by_resource_group",
     ),
-    Kind(
+    _listed_per_group(
         "application_gateway",
         "Microsoft.Network/applicationGateways",
-        _list("list application gateways", lambda a: a.network.application_gateways.list),
-        lro_deleter(
-            "delete application gateway", lambda a: a.network.application_gateways.begin_delete
-        ),
+        "application gateway",
+        lambda a: a.network.application_gateways,
     ),
-    Kind(
+    _listed_per_group(
         "public_ip",
         "Microsoft.Network/publicIPAddresses",
-        _list("list public IPs", lambda a: a.network.public_ip_addresses.list),
-        lro_deleter("delete public IP", lambda a: a.network.public_ip_addresses.begin_delete),
+        "public IP",
+        lambda a: a.network.public_ip_addresses,
     ),
-    Kind(
+    _listed_per_group(
         "virtual_network",
         "Microsoft.Network/virtualNetworks",
-        _list("list virtual networks", lambda a: a.network.virtual_networks.list),
-        lro_deleter("delete virtual network", lambda a: a.network.virtual_networks.begin_delete),
+        "virtual network",
+        lambda a: a.network.virtual_networks,
     ),
     _generic_kind(
         "managed_identity", instance_identity.IDENTITY_TYPE, instance_identity.IDENTITY_API
     ),
     _generic_kind("storage_account", boot_payload.STORAGE_TYPE, boot_payload.STORAGE_API),
-    Kind(
+    _listed_per_group(
         "network_security_group",
         "Microsoft.Network/networkSecurityGroups",
-        _list("list network security groups", lambda a: a.network.network_security_groups.list),
-        lro_deleter(
-            "delete network security group",
-            lambda a: a.network.network_security_groups.begin_delete,
-        ),
+        "network security group",
+        lambda a: a.network.network_security_groups,
     ),
 )
 KIND_BY_TYPE = {kind.type_name.lower(): kind.kind for kind in ORDER}

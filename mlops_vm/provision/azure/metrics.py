@@ -9,24 +9,15 @@ latencies, not percentiles: the figures carry the mean latency and no p50 / p99.
   (Average, ms).
 """
 
-import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_vm.metrics import Figures
+from mlops_vm.metrics.window import utc_stamp, whole_minutes
 from mlops_vm.provision.azure.client import Arm
 
-MINUTE_S = 60
 Json = dict[str, Any]
-
-
-def whole_minutes(window_s: float) -> int:
-    return max(1, math.ceil(window_s / MINUTE_S)) * MINUTE_S
-
-
-def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def read(
@@ -45,7 +36,7 @@ def read(
         "read request metrics",
         arm.monitor.metrics.list,
         resource_id.lstrip("/"),
-        timespan=f"{stamp(end - timedelta(seconds=period))}/{stamp(end)}",
+        timespan=f"{utc_stamp(end - timedelta(seconds=period))}/{utc_stamp(end)}",
         interval="PT1M",
         metricnames=",".join(metric_names),
         aggregation="Total,Average",

@@ -32,6 +32,7 @@ a scaling group's boot by identity: boot_apis, boot_payload, instance_identity, 
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -60,7 +61,7 @@ from mlops_vm.provision.gcp.boot_apis import BootApis, emulator_endpoints
 from mlops_vm.provision.gcp.client import ClientOptions, ComputeClient, build_service
 from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
-from mlops_vm.provision.gcp.errors import PROVIDER, with_changes
+from mlops_vm.provision.gcp.errors import PROVIDER, reporting_partial
 from mlops_vm.provision.gcp.names import Names
 from mlops_vm.provision.model import (
     ROLE_MODEL,
@@ -123,6 +124,9 @@ class GcpProvider(Provider):
         self._boot_apis: BootApis | None = None
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
+        return reporting_partial(changes)
 
     def _invalid(self, message: str, hint: str) -> ProvisionError:
         return ProvisionError(
@@ -239,8 +243,7 @@ class GcpProvider(Provider):
 
     def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
         ctx = self._context(spec.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, spec)
             refs = network.ensure_network(ctx, spec.network, log)
             network.ensure_firewalls(ctx, spec, refs, log)
@@ -256,7 +259,11 @@ class GcpProvider(Provider):
                 "mode": spec.mode,
             }
             if spec.mode == "scaling_group":
-                spec = self._on_release_image(ctx, spec, refs, zones, log)
+                spec = self.on_release_image(
+                    spec,
+                    lambda image: bake.ensure_release_image(ctx, spec, image, refs, zones[0], log),
+                    bake.release_labels,
+                )
                 spec, group_ctx = self._boot_by_identity(ctx, spec, log)
                 details.update(
                     scaling_group.ensure_scaling_group(group_ctx, spec, refs, zones, log)
@@ -268,8 +275,6 @@ class GcpProvider(Provider):
                 created = instances.ensure_count(ctx, spec, refs, zones, log)
                 # The LB's groups take them (in a dry run too, where no list shows them yet).
                 details["created"] = [{"name": name, "zone": zone} for name, zone in created]
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return FleetResult(
             instances=self.list_instances(spec.env, spec.role),
             changes=log.changes,
@@ -280,28 +285,12 @@ class GcpProvider(Provider):
         self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
     ) -> tuple[ImageResult, list[Change]]:
         ctx = self._context(fleet.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, fleet)
             refs = network.ensure_network(ctx, fleet.network, log)
             network.ensure_firewalls(ctx, fleet, refs, log)
             result = bake.ensure_release_image(ctx, fleet, image, refs, zones[0], log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return result, log.changes
-
-    def _on_release_image(
-        self, ctx: Context, spec: FleetSpec, refs: Any, zones: list[str], log: ChangeLog
-    ) -> FleetSpec:
-        """SPEC booting from its release's image (reused or baked now), its instances
-        labelled with the release, so each template says what it runs; SPEC as it is when
-        it bakes no image."""
-        if spec.release_image is None:
-            return spec
-        image = spec.release_image
-        baked = bake.ensure_release_image(ctx, spec, image, refs, zones[0], log)
-        tags = {**spec.instance.tags, **bake.release_labels(image)}
-        return replace(spec, instance=replace(spec.instance, image=baked.image_id, tags=tags))
 
     def _boot_by_identity(
         self, ctx: Context, spec: FleetSpec, log: ChangeLog
@@ -347,11 +336,8 @@ class GcpProvider(Provider):
         self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
     ) -> LoadBalancerResult:
         ctx = self._context(spec.env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             resources = load_balancer.ensure(ctx, spec, fleet, log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return LoadBalancerResult(
             endpoint=load_balancer.endpoint(spec, resources["address"]),
             changes=log.changes,
@@ -404,8 +390,7 @@ class GcpProvider(Provider):
 
     def destroy(self, env: str, *, dry_run: bool = False) -> list[Change]:
         ctx = self._context(env)
-        log = ChangeLog(dry_run=dry_run)
-        try:
+        with self.change_log(dry_run=dry_run) as log:
             teardown.destroy(ctx, log)
             # After the templates that run as the service account. Provision makes the
             # bucket first and destroy deletes it last: without it there is nothing here.
@@ -413,8 +398,6 @@ class GcpProvider(Provider):
             if boot_payload.is_environments(boot_payload.find_bucket(apis, bucket), env):
                 instance_identity.delete_identity(apis, env, ROLE_MODEL, bucket, log)
                 boot_payload.delete_bucket(apis, bucket, env, log)
-        except ProvisionError as error:
-            raise with_changes(error, log.changes) from error
         return log.changes
 
 

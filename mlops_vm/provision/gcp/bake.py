@@ -11,9 +11,6 @@ by destroy: it carries the environment's label).
 An image labelled with the same fingerprint is reused. The environment's images beyond
 ImageSpec.keep_images (newest first, the release's own always kept) are deleted (a GCP
 image owns its storage: nothing else to remove).
-
-The plan records the bake as one change ("create image"): the builder lives only inside
-that call, so `--check` lists exactly what the run leaves behind.
 """
 
 import re
@@ -28,6 +25,8 @@ from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.names import basename, description, label_filter, labels
 from mlops_vm.provision.gcp.network import NetworkRefs
 from mlops_vm.provision.model import (
+    FINGERPRINT_SHOWN,
+    LABEL_BAKED_AT,
     LABEL_FINGERPRINT,
     LABEL_RELEASE,
     ROLE_IMAGE,
@@ -37,8 +36,6 @@ from mlops_vm.provision.model import (
     ImageSpec,
 )
 
-LABEL_BAKED_AT = "mlops-vm-baked-at"  # microseconds: orders images made within a second
-FINGERPRINT_SHOWN = 12
 LABEL_VALUE_MAX = 63
 
 

@@ -9,6 +9,8 @@ The API fails in two places, and both are classified here:
 
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import google.auth.exceptions
@@ -208,3 +210,13 @@ def with_changes(error: ProvisionError, changes: list[Change]) -> ProvisionError
     if not changes or isinstance(error, PartialProvisionError):
         return error
     return PartialProvisionError(error, changes)
+
+
+@contextmanager
+def reporting_partial(changes: list[Change]) -> Iterator[None]:
+    """A ProvisionError raised inside the block becomes a PartialProvisionError listing
+    CHANGES (the list as it is then) when there were any."""
+    try:
+        yield
+    except ProvisionError as error:
+        raise with_changes(error, changes) from error

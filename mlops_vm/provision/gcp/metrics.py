@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_vm.metrics import Counters, Figures
+from mlops_vm.metrics.window import utc_stamp, whole_minutes
 from mlops_vm.provision.gcp.client import ComputeClient
-
-MINUTE_S = 60
 
 
 @dataclass(frozen=True)
@@ -49,14 +48,6 @@ HTTPS_LOAD_BALANCER = Source(
 )
 
 
-def whole_minutes(window_s: float) -> int:
-    return max(1, math.ceil(window_s / MINUTE_S)) * MINUTE_S
-
-
-def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def figures(
     client: ComputeClient,
     source: Source,
@@ -77,8 +68,8 @@ def figures(
         params = {
             "name": f"projects/{client.project}",
             "filter": " AND ".join([f'metric.type="{metric}"', *where]),
-            "interval_startTime": stamp(end - timedelta(seconds=period)),
-            "interval_endTime": stamp(end),
+            "interval_startTime": utc_stamp(end - timedelta(seconds=period)),
+            "interval_endTime": utc_stamp(end),
             "aggregation_alignmentPeriod": f"{period}s",
             "aggregation_perSeriesAligner": "ALIGN_DELTA",
             "aggregation_crossSeriesReducer": "REDUCE_SUM",

@@ -323,31 +323,20 @@ class LocalProvider(Provider):
                 operation,
             ) from None
 
-    def wait_target_healthy(
-        self,
-        spec: LoadBalancerSpec,
-        instance_id: str,
-        *,
-        timeout_s: float,
-        poll_s: float | None = None,
-    ) -> TargetHealth:
+    def target_reader(
+        self, spec: LoadBalancerSpec, instance_id: str
+    ) -> Callable[[], TargetHealth | None]:
         """Ask HAProxy about this one server only (one docker exec per poll, not the
         container listings of target_health): a release waits on it host by host."""
         lb, _ = self.lb_server(spec, instance_id, "wait for a healthy target")
-        poll_s = self.target_poll_s if poll_s is None else poll_s
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def read() -> TargetHealth | None:
             server = lb_admin.servers(lb).get(instance_id)
-            if server is not None and server.healthy:
-                return TargetHealth(instance_id, True, server.reason)
-            if time.monotonic() > deadline:
-                reason = server.reason if server else "not registered with the load balancer"
-                raise self.timeout(
-                    f"{instance_id} not healthy behind the load balancer after "
-                    f"{timeout_s:.0f}s ({reason})",
-                    "wait for a healthy target",
-                )
-            time.sleep(poll_s)
+            return (
+                None if server is None else TargetHealth(instance_id, server.healthy, server.reason)
+            )
+
+        return read
 
     def deregister_target(
         self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
