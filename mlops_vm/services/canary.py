@@ -1,5 +1,5 @@
 """The canary gate where a managed platform splits the traffic (Lambda alias weights, Cloud
-Run traffic steps, App Service slot routing): the new release serves its share, the window
+Run traffic steps, App Service slot routing, ECS's weighted target-group pair): the new release serves its share, the window
 passes, the platform's metrics service gives both releases' figures and metrics.judge
 decides. Each target moves the traffic and reads its own metrics; the rule and the wording
 of a failure are here, once.
@@ -49,7 +49,7 @@ def with_canary(target: ServiceTarget, spec: ServiceSpec, enabled: bool | None) 
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
             f"--canary: the {target.name} target has no canary gate",
-            hint="deploy without --canary (canaries: lambda, cloud_run, app_service, VMs)",
+            hint="deploy without --canary (canaries: ecs, lambda, cloud_run, app_service, VMs)",
             provider=target.cloud,
             operation="canary",
         )

@@ -67,9 +67,9 @@ def test_deploy_can_turn_the_canary_on_or_off_for_one_run():
 
 
 def test_a_target_without_a_canary_refuses_canary_and_ignores_no_canary():
-    ecs = Platform("ecs", False)
+    other = Platform("static", False)
     spec = ServiceSpec(env="e", name="f", image="i")
-    assert with_canary(ecs, spec, False) is spec
+    assert with_canary(other, spec, False) is spec
     with pytest.raises(ProvisionError) as refused:
-        with_canary(ecs, spec, True)
-    assert refused.value.code == ErrorCode.INVALID_INPUT and "ecs" in refused.value.message
+        with_canary(other, spec, True)
+    assert refused.value.code == ErrorCode.INVALID_INPUT and "static" in refused.value.message
