@@ -22,6 +22,7 @@ from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.provision.aws.metrics import target_group_dimensions
 from mlops_vm.services import ServiceSpec, ecr, get_service_target, images
 from mlops_vm.services.ecs import EcsTarget
+from mlops_vm.services.ecs import canary as ecs_canary
 from mlops_vm.services.ecs import registry as ecs_registry
 from tests.providers.cloud_fixtures import self_signed_certificate
 from tests.providers.test_aws import FAST, REGION, aws_environment, boto, moto_endpoint
@@ -281,18 +282,57 @@ def test_without_the_canary_the_release_rolls_as_before(target, spec, boto, sche
     ends_on_the_service_group_alone(boto, spec)
 
 
-def test_destroy_removes_a_canary_an_interrupted_release_left(target, spec, boto, scheduler):
-    provisioned(target, spec, boto)
+def test_ctrl_c_in_the_window_still_puts_everything_back(target, spec, boto, scheduler):
+    first = provisioned(target, spec, boto)
     alb = Alb(boto, old=(900, 0, [0.040]), new=(100, 0, [0.040]))
-
-    def interrupted(seconds: float) -> None:
-        if seconds == WINDOW_S:
-            raise KeyboardInterrupt  # Ctrl-C while the window passes
-        time.sleep(seconds)
-
     alb.sleep = interrupted  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         release(target, spec, alb)
-    ends_on_the_service_group_alone(boto, spec)  # the finally ran even so
-    target.destroy(spec.env)
+    assert main_service(boto, spec)["taskDefinition"] == first
+    ends_on_the_service_group_alone(boto, spec)
+
+
+def interrupted(seconds: float) -> None:
+    """A sleep interrupted (Ctrl-C) when the canary's window begins."""
+    if seconds == WINDOW_S:
+        raise KeyboardInterrupt
+    time.sleep(seconds)
+
+
+@pytest.fixture
+def killed_in_the_window(
+    target: EcsTarget, spec: ServiceSpec, boto: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release killed in the canary's window (SIGKILL: nothing put back): the canary
+    service runs, the listener weighs both groups."""
+    provisioned(target, spec, boto)
+    with monkeypatch.context() as killed:
+        killed.setattr(ecs_canary, "dismantle", lambda *args: None)
+        alb = Alb(boto, old=(900, 0, [0.040]), new=(100, 0, [0.040]))
+        alb.sleep = interrupted  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            release(target, spec, alb)
+    assert len(services(boto)) == 2
+    assert "ForwardConfig" in https_listener(boto)["DefaultActions"][0]
+
+
+def test_the_next_run_removes_what_a_killed_release_left(
+    target, spec, boto, scheduler, killed_in_the_window
+):
+    planned = [str(c) for c in target.ensure_service(spec, dry_run=True).changes]
+    done = [str(c) for c in target.ensure_service(spec).changes]
+    assert planned == done
+    canary = f"{spec.name}-canary"
+    assert any(c.startswith(f"delete ecs_service {canary}") for c in done), done
+    assert any(c.startswith(f"delete target_group {spec.env}-canary") for c in done), done
+    ends_on_the_service_group_alone(boto, spec)
+    assert target.ensure_service(spec).changes == []
+
+
+def test_destroy_removes_what_a_killed_release_left(
+    target, spec, boto, scheduler, killed_in_the_window
+):
+    deleted = [str(c) for c in target.destroy(spec.env)]
+    assert any(c.startswith(f"delete ecs_service {spec.name}-canary") for c in deleted)
     assert services(boto) == []
+    assert boto("elbv2").describe_target_groups()["TargetGroups"] == []
