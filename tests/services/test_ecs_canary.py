@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mlops_vm.metrics import Figures
 from mlops_vm.provision import ErrorCode, ProviderSettings, ProvisionError
 from mlops_vm.provision.aws.metrics import target_group_dimensions
 from mlops_vm.services import ServiceSpec, ecr, get_service_target, images
@@ -94,6 +95,8 @@ class Alb:
     old: tuple[int, int, list[float]]
     new: tuple[int, int, list[float]]
     seen: dict[str, Any] = field(default_factory=dict)
+    # What `status` reads at the window's end (the target's figures), when given.
+    status: Callable[[], dict[str, Figures]] | None = None
 
     def record(self, group_arn: str, alb_arn: str, figures: tuple[int, int, list[float]]) -> None:
         requests, errors, latencies_s = figures
@@ -117,11 +120,13 @@ class Alb:
             time.sleep(seconds)
             return
         alb = self.boto("elbv2").describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
-        https = https_listener(self.boto)
+        (rule,) = canary_rules(self.boto)
         weights = {
             group["TargetGroupArn"]: group["Weight"]
-            for group in https["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+            for group in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
         }
+        (condition,) = rule["Conditions"]
+        assert rule["Priority"] == "1" and condition["PathPatternConfig"]["Values"] == ["/*"]
         self.seen["weights"] = weights
         canary = canary_service(self.boto)
         self.seen["canary"] = canary
@@ -129,12 +134,20 @@ class Alb:
         (stable_group,) = set(weights) - {canary_group}
         self.record(stable_group, alb, self.old)
         self.record(canary_group, alb, self.new)
+        if self.status is not None:
+            self.seen["status"] = self.status()
 
 
 def https_listener(boto: Callable) -> dict[str, Any]:
     alb = boto("elbv2").describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
     listeners = boto("elbv2").describe_listeners(LoadBalancerArn=alb)["Listeners"]
     return next(item for item in listeners if item["Protocol"] == "HTTPS")
+
+
+def canary_rules(boto: Callable) -> list[dict[str, Any]]:
+    """The HTTPS listener's rules but its default one."""
+    rules = boto("elbv2").describe_rules(ListenerArn=https_listener(boto)["ListenerArn"])
+    return [rule for rule in rules["Rules"] if not rule["IsDefault"]]
 
 
 def services(boto: Callable) -> list[dict[str, Any]]:
@@ -163,13 +176,12 @@ def image_of(boto: Callable, task_definition: str) -> str:
 
 def ends_on_the_service_group_alone(boto: Callable, spec: ServiceSpec) -> None:
     """After the release, either way: the listener forwards all to the service's own
-    target group; the canary's service and target group are gone."""
+    target group (its default action, no rule left); the canary's service and target group
+    are gone."""
     group = main_service(boto, spec)["loadBalancers"][0]["targetGroupArn"]
-    action = https_listener(boto)["DefaultActions"][0]
-    forwarded = action.get("ForwardConfig", {}).get("TargetGroups") or [
-        {"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}
-    ]
-    assert [g["TargetGroupArn"] for g in forwarded if g.get("Weight", 1)] == [group]
+    (action,) = https_listener(boto)["DefaultActions"]
+    assert action["TargetGroupArn"] == group and "ForwardConfig" not in action
+    assert canary_rules(boto) == []
     assert [s["serviceName"] for s in services(boto)] == [spec.name]
     names = [g["TargetGroupName"] for g in boto("elbv2").describe_target_groups()["TargetGroups"]]
     assert not [name for name in names if name.endswith("-canary")], names
@@ -196,6 +208,7 @@ def release(
 def test_a_canary_that_serves_as_well_is_promoted(target, spec, boto, scheduler):
     first = provisioned(target, spec, boto)
     alb = Alb(boto, old=(900, 9, [0.040] * 99 + [0.080]), new=(100, 1, [0.042] * 99 + [0.085]))
+    alb.status = lambda: target.figures(spec.env, 60)
     planned, done = release(target, spec, alb)
     assert planned == done  # --check lists exactly what the run did
     assert any(
@@ -208,6 +221,13 @@ def test_a_canary_that_serves_as_well_is_promoted(target, spec, boto, scheduler)
     assert sorted(alb.seen["weights"].values()) == [10, 90]
     assert alb.seen["weights"][canary["loadBalancers"][0]["targetGroupArn"]] == 10
     assert image_of(boto, canary["taskDefinition"]) == "1.1" and canary["desiredCount"] == 1
+    # `status` then showed both target groups' figures.
+    shown = alb.seen["status"]
+    assert len(shown) == 2
+    on_canary = shown.pop(f"target group {spec.env}-canary")
+    ((_, on_service),) = shown.items()
+    assert (on_canary.requests, on_canary.errors, on_canary.p99_ms) == (100, 1, 42.0)
+    assert (on_service.requests, on_service.errors, on_service.p99_ms) == (900, 9, 40.0)
     # Promoted: the service itself runs 1.1 and has all the traffic; 1.0 is its previous.
     service = main_service(boto, spec)
     assert image_of(boto, service["taskDefinition"]) == "1.1"
@@ -313,7 +333,7 @@ def killed_in_the_window(
         with pytest.raises(KeyboardInterrupt):
             release(target, spec, alb)
     assert len(services(boto)) == 2
-    assert "ForwardConfig" in https_listener(boto)["DefaultActions"][0]
+    assert len(canary_rules(boto)) == 1
 
 
 def test_the_next_run_removes_what_a_killed_release_left(
@@ -323,6 +343,7 @@ def test_the_next_run_removes_what_a_killed_release_left(
     done = [str(c) for c in target.ensure_service(spec).changes]
     assert planned == done
     canary = f"{spec.name}-canary"
+    assert any(c.startswith(f"delete listener_rule {spec.env}-canary") for c in done), done
     assert any(c.startswith(f"delete ecs_service {canary}") for c in done), done
     assert any(c.startswith(f"delete target_group {spec.env}-canary") for c in done), done
     ends_on_the_service_group_alone(boto, spec)

@@ -62,6 +62,7 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
 
     def _converge(self, log: ChangeLog, spec: ServiceSpec) -> None:
         ctx, options = self.ctx, self._options(spec)
+        canary.clear_leftover(ctx, log, spec.env)
         net, lb = network.ensure_network_and_lb(ctx, log, spec, options)
         image = self._push(log, spec, options)
         logs.ensure_log_group(ctx, log, spec, options)
@@ -79,8 +80,6 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
         else:
             service.update_settings(ctx, log, spec, found, wanted)
             domain.ensure_domain_tag(ctx, log, spec, found)
-            # A canary service outside a release: an interrupted one's, it goes.
-            service.delete_service(ctx, log, spec.env, canary=True)
             canary.roll_out(ctx, log, spec, options, found, arn, net, lb)
         scaling.ensure_scaling(
             ctx, log, spec, options, lb.resources.get("load_balancer_arn"), target_group

@@ -1,28 +1,31 @@
 """The ECS canary: a weighted target-group pair behind the ALB's HTTPS listener.
 
 With service.ecs.canary.enabled, a release does not roll the service at once:
-1. a second target group (`<env>-canary`) is made beside the service's own and the
-   listener forwards to both (ForwardConfig weights 100 / 0: ECS registers a service only
-   into a target group an ALB uses);
+1. a second target group (`<env>-canary`) is made beside the service's own, and a rule of
+   the HTTPS listener (path /*, before its default action) forwards to both (ForwardConfig
+   weights 100 / 0: ECS registers a service only into a target group an ALB uses);
 2. a canary service (`<service>-canary`, tagged mlops-vm/canary-of) runs the new task
    definition revision in that group, canary_percent of the service's tasks (at least
    one), and must become healthy (its deployment, as the service's own is waited on);
-3. the listener's weights become 100 - canary_percent / canary_percent, the window
-   passes, and CloudWatch's figures of the two target groups (AWS/ApplicationELB by
-   TargetGroup: provision/aws/metrics.py) are judged by metrics.judge
-   (services/canary.py);
+3. the rule's weights become 100 - canary_percent / canary_percent, the window passes,
+   and CloudWatch's figures of the two target groups (AWS/ApplicationELB by TargetGroup:
+   provision/aws/metrics.py) are judged by metrics.judge (services/canary.py);
 4. held (or too quiet to judge): the service itself rolls to the new revision, health-gated
    as without a canary, while the canary still serves its share; not held: the service
    never left the old revision;
-5. either way the listener forwards to the service's own group alone again (100 %: the new
-   revision when promoted, the old one when rolled back), and the canary service and its
-   target group are deleted. A failed canary exits 1 naming the figures.
+5. either way the rule goes, so the listener's default action (the AWS provider's: the
+   service's own group, 100 %) has all the traffic again: the new revision when promoted,
+   the old one when rolled back; the canary service and its target group are deleted.
+   A failed canary exits 1 naming the figures. What a killed run left (the rule, the canary
+   service; the group is the provider's to delete as stale) goes at the next run's start.
 
-Why this and not ECS's own: moto (the tests' control plane) implements the weighted
-forward of ELBv2 and plain services, but neither ECS's native canary (deploymentConfiguration
-strategy CANARY) nor the traffic shifting of CODE_DEPLOY / EXTERNAL task sets (its task sets
-are records without traffic). The pair keeps the service on the ECS deployment controller,
-so its rolling deployment, circuit breaker and `rollback` stay as they are.
+Why this and not ECS's own: moto (the tests' control plane) implements ELBv2's weighted
+forward and plain services, but neither ECS's native canary (deploymentConfiguration
+strategy CANARY) nor traffic shifting between CODE_DEPLOY / EXTERNAL task sets (its task
+sets are records that carry no traffic). The pair keeps the service on the ECS deployment
+controller, so its rolling deployment, circuit breaker and `rollback` stay as they are; a
+rule, not the listener's default action, carries the weights, so the provider's listener
+is never changed under it.
 """
 
 import math
@@ -42,12 +45,14 @@ from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names, network, service
 from mlops_vm.services.settings import EcsServiceConfig
 
+RULE_PRIORITY = 1  # before any other rule: the listener has none of its own
+
 
 @dataclass(frozen=True)
 class Pair:
-    """The listener and the two target groups it weighs."""
+    """The listener rule and the two target groups it weighs."""
 
-    listener_arn: str
+    rule_arn: str
     load_balancer_arn: str
     stable: str  # the service's own target group
     canary: str  # the canary service's
@@ -69,27 +74,71 @@ def https_listener_arn(ctx: AwsContext, load_balancer_arn: str) -> str:
     return next(item["ListenerArn"] for item in listeners if item["Protocol"] == "HTTPS")
 
 
-def weigh(ctx: AwsContext, pair: Pair, percent: int | None) -> None:
-    """The listener forwards PERCENT to the canary group, the rest to the service's;
-    None: to the service's group alone (what the AWS provider's listener is)."""
-    action: dict[str, Any] = {"Type": "forward", "TargetGroupArn": pair.stable}
-    if percent is not None:
-        action = {
-            "Type": "forward",
-            "ForwardConfig": {
-                "TargetGroups": [
-                    {"TargetGroupArn": pair.stable, "Weight": 100 - percent},
-                    {"TargetGroupArn": pair.canary, "Weight": percent},
-                ]
-            },
-        }
+def forward(stable: str, canary: str, percent: int) -> list[dict[str, Any]]:
+    """The rule's action: PERCENT to the canary group, the rest to the service's."""
+    groups = [
+        {"TargetGroupArn": stable, "Weight": 100 - percent},
+        {"TargetGroupArn": canary, "Weight": percent},
+    ]
+    return [{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}]
+
+
+def add_rule(ctx: AwsContext, env: str, listener_arn: str, stable: str, canary: str) -> str:
+    """The listener rule that carries the weights (0 % to the canary for now)."""
+    return ctx.call(
+        "elbv2",
+        "create_rule",
+        "add the canary's listener rule",
+        ListenerArn=listener_arn,
+        Priority=RULE_PRIORITY,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}],
+        Actions=forward(stable, canary, 0),
+        Tags=load_balancer.lb_tags(env, group_name(env)),
+    )["Rules"][0]["RuleArn"]
+
+
+def weigh(ctx: AwsContext, pair: Pair, percent: int) -> None:
     ctx.call(
         "elbv2",
-        "modify_listener",
-        f"forward {percent or 0}% to the canary target group",
-        ListenerArn=pair.listener_arn,
-        DefaultActions=[action],
+        "modify_rule",
+        f"forward {percent}% to the canary target group",
+        RuleArn=pair.rule_arn,
+        Actions=forward(pair.stable, pair.canary, percent),
     )
+
+
+def delete_rule(ctx: AwsContext, rule_arn: str) -> None:
+    ctx.delete("elbv2", "delete_rule", "delete the canary's listener rule", RuleArn=rule_arn)
+
+
+def leftover_rules(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
+    """The rules that forward to ENV's canary group (an interrupted release's)."""
+    group = load_balancer.find_by_name(ctx, "target_group", group_name(env), env)
+    if group is None:
+        return []
+    rules = []
+    for alb_arn in group.get("LoadBalancerArns", []):
+        listener = https_listener_arn(ctx, alb_arn)
+        found = ctx.call("elbv2", "describe_rules", "list the rules", ListenerArn=listener)
+        rules += [
+            rule
+            for rule in found["Rules"]
+            if group["TargetGroupArn"] in str(rule.get("Actions", []))
+        ]
+    return rules
+
+
+def clear_leftover(ctx: AwsContext, log: ChangeLog, env: str) -> None:
+    """What a killed release left: its rule and canary service (before the AWS provider,
+    which deletes the group as stale once no rule uses it)."""
+    log.delete_each(
+        "listener_rule",
+        leftover_rules(ctx, env),
+        lambda rule: f"{group_name(env)} priority {rule['Priority']}",
+        lambda rule: delete_rule(ctx, rule["RuleArn"]),
+        "an interrupted canary's",
+    )
+    service.delete_service(ctx, log, env, canary=True)
 
 
 def create_group(ctx: AwsContext, spec: ServiceSpec, options: EcsServiceConfig, vpc_id: str) -> str:
@@ -136,8 +185,9 @@ def start_canary(
 
 
 def dismantle(ctx: AwsContext, env: str, pair: Pair) -> None:
-    """The listener on the service's group alone, the canary service and group gone."""
-    weigh(ctx, pair, None)
+    """The rule gone (the listener's default action has all the traffic), then the canary
+    service and its group."""
+    delete_rule(ctx, pair.rule_arn)
     found = service.find_service(ctx, env, canary=True)
     if found is not None:
         service.remove_service(ctx, env, found, canary=True)
@@ -158,7 +208,12 @@ def judged_release(
     alb, stable = lb.resources["load_balancer_arn"], lb.resources["target_group_arn"]
     old = service.revision_label(found["taskDefinition"])
     group = create_group(ctx, spec, options, net["vpc_id"])
-    pair = Pair(https_listener_arn(ctx, alb), alb, stable, group)
+    try:
+        rule = add_rule(ctx, spec.env, https_listener_arn(ctx, alb), stable, group)
+    except BaseException:
+        load_balancer.delete_target_group(ctx, group)
+        raise
+    pair = Pair(rule, alb, stable, group)
 
     def read(window_s: float) -> tuple[Figures, Figures]:
         groups = {
@@ -169,7 +224,6 @@ def judged_release(
         return figures["old"], figures["new"]
 
     try:
-        weigh(ctx, pair, 0)
         start_canary(ctx, spec, options, found, arn, net, pair)
         weigh(ctx, pair, options.canary_percent)
         judged = canary.observe(options.canary, read, sleep=ctx.sleep)
