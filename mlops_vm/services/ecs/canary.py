@@ -53,7 +53,6 @@ class Pair:
     """The listener rule and the two target groups it weighs."""
 
     rule_arn: str
-    load_balancer_arn: str
     stable: str  # the service's own target group
     canary: str  # the canary service's
 
@@ -213,7 +212,7 @@ def judged_release(
     except BaseException:
         load_balancer.delete_target_group(ctx, group)
         raise
-    pair = Pair(rule, alb, stable, group)
+    pair = Pair(rule, stable, group)
 
     def read(window_s: float) -> tuple[Figures, Figures]:
         groups = {
