@@ -10,12 +10,7 @@ from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.canary import observe, rolled_back, with_canary
 from mlops_vm.services.ecs.canary import canary_count
-from mlops_vm.services.settings import (
-    CanaryConfig,
-    EcsServiceConfig,
-    LambdaServiceConfig,
-    parse_options,
-)
+from mlops_vm.services.settings import CanaryConfig, LambdaServiceConfig, parse_options
 
 OLD = Figures(900, 9, 300, p50_ms=30, p99_ms=80)
 
@@ -79,15 +74,6 @@ def test_a_target_without_a_canary_refuses_canary_and_ignores_no_canary():
     with pytest.raises(ProvisionError) as refused:
         with_canary(other, spec, True)
     assert refused.value.code == ErrorCode.INVALID_INPUT and "static" in refused.value.message
-
-
-def test_ecs_canary_settings_are_checked_naming_the_field():
-    found = parse_options(EcsServiceConfig, {"canary": {"enabled": True}}, "service.ecs")
-    assert found.canary.enabled and found.canary_percent == 10 and found.canary.window_s == 300
-    with pytest.raises(ProvisionError) as refused:
-        parse_options(EcsServiceConfig, {"canary_percent": 80}, "service.ecs", "aws")
-    assert refused.value.code == ErrorCode.INVALID_INPUT
-    assert "service.ecs.canary_percent" in refused.value.message
 
 
 @pytest.mark.parametrize(("desired", "percent", "tasks"), [(4, 10, 1), (20, 10, 2), (1, 50, 1)])
