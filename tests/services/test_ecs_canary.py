@@ -200,7 +200,9 @@ def release(
     wanted = replace(spec, image=f"{SOURCE}:{image}", source="deploy")
     target.ctx.sleep = alb.sleep  # type: ignore[method-assign]
     planned = [str(c) for c in target.release(wanted, dry_run=True).changes]
-    done = [str(c) for c in target.release(wanted).changes]
+    result = target.release(wanted)
+    alb.seen["notes"] = result.notes
+    done = [str(c) for c in result.changes]
     # A dry run names the revision it would register (the second) "(next)".
     return planned, [c.replace(f"{spec.name}:2", f"{spec.name}:(next)") for c in done]
 
@@ -220,6 +222,10 @@ def test_a_canary_that_serves_as_well_is_promoted(target, spec, boto, scheduler)
     canary = alb.seen["canary"]
     assert sorted(alb.seen["weights"].values()) == [10, 90]
     assert alb.seen["weights"][canary["loadBalancers"][0]["targetGroupArn"]] == 10
+    assert alb.seen["notes"] == [
+        f"canary revision {spec.name}:2 held: 100 requests, 1.0% 5xx, p99 42 ms against "
+        "900 requests, 1.0% 5xx, p99 40 ms"
+    ]
     assert image_of(boto, canary["taskDefinition"]) == "1.1" and canary["desiredCount"] == 1
     # `status` then showed both target groups' figures.
     shown = alb.seen["status"]
@@ -273,6 +279,8 @@ def test_a_quiet_canary_is_not_judged_and_goes_on(target, spec, boto, scheduler)
     alb = Alb(boto, old=(30, 0, [0.040] * 30), new=(3, 3, [0.900] * 3))
     planned, done = release(target, spec, alb)
     assert planned == done
+    (said,) = alb.seen["notes"]
+    assert "not judged: too few requests to judge: baseline 30, canary 3" in said
     assert image_of(boto, main_service(boto, spec)["taskDefinition"]) == "1.1"
     ends_on_the_service_group_alone(boto, spec)
 

@@ -202,8 +202,9 @@ def judged_release(
     net: dict[str, Any],
     lb: LoadBalancerResult,
     change: Change,
+    notes: list[str],
 ) -> None:
-    """Steps 1 to 5 of the module's docstring."""
+    """Steps 1 to 5 of the module's docstring; NOTES gets what the gate said."""
     alb, stable = lb.resources["load_balancer_arn"], lb.resources["target_group_arn"]
     old = service.revision_label(found["taskDefinition"])
     group = create_group(ctx, spec, options, net["vpc_id"])
@@ -226,10 +227,10 @@ def judged_release(
         start_canary(ctx, spec, options, found, arn, net, pair)
         weigh(ctx, pair, options.canary_percent)
         judged = canary.observe(options.canary, read, sleep=ctx.sleep)
+        new = f"revision {service.revision_label(arn)}"
         if not judged.holds:
-            raise canary.rolled_back(
-                f"revision {service.revision_label(arn)}", judged, "aws", f"revision {old}"
-            )
+            raise canary.rolled_back(new, judged, "aws", f"revision {old}")
+        notes.append(judged.note(new))
         service.health_gated_switch(ctx, spec.env, found, arn, spec.healthy_timeout_s, change)
     finally:
         dismantle(ctx, spec.env, pair)
@@ -244,6 +245,7 @@ def roll_out(
     arn: str,
     net: dict[str, Any],
     lb: LoadBalancerResult,
+    notes: list[str],
 ) -> None:
     """FOUND (the service) to revision ARN: through the canary when canary.enabled, as
     service.roll_out does otherwise. One change either way, listed alike by a dry run."""
@@ -262,6 +264,6 @@ def roll_out(
     log.update(
         change.kind,
         change.name,
-        lambda: judged_release(ctx, spec, options, found, arn, net, lb, change),
+        lambda: judged_release(ctx, spec, options, found, arn, net, lb, change, notes),
         change.detail,
     )
