@@ -12,6 +12,8 @@ task's CPU and memory limits. Then it does what ECS does with the outcome:
 - the container exits or turns unhealthy: the deployment circuit breaker rolls the
   service back to the revision it ran, with an event that says why.
 The control plane stays moto's; only the deployment state is written here.
+InstantScheduler, below, is the same scheduler with no task to run (every deployment
+completes at once, or fails), for the tests whose subject is not the container.
 """
 
 import contextlib
