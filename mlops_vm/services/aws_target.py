@@ -49,11 +49,12 @@ class AwsTarget(ServiceTarget, Generic[Options]):
 
     def ensure_service(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
         log = ChangeLog(dry_run=dry_run)
+        self.notes: list[str] = []  # what a step says beyond its changes (a canary's verdict)
         with reporting_changes(log.changes):
             self._converge(log, spec)
         # A dry run that plans changes has no record yet of the service it would make.
         record = None if dry_run and log.changes else self.status(spec.env)
-        return ServiceResult(record=record, changes=log.changes)
+        return ServiceResult(record=record, changes=log.changes, notes=self.notes)
 
     def release(self, spec: ServiceSpec, *, dry_run: bool = False) -> ServiceResult:
         """A release converges like `provision`: only what carries the release (a new

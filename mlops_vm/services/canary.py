@@ -1,8 +1,8 @@
 """The canary gate where a managed platform splits the traffic (Lambda alias weights, Cloud
-Run traffic steps, App Service slot routing): the new release serves its share, the window
-passes, the platform's metrics service gives both releases' figures and metrics.judge
-decides. Each target moves the traffic and reads its own metrics; the rule and the wording
-of a failure are here, once.
+Run traffic steps, App Service slot routing, ECS's weighted target-group pair): the new
+release serves its share, the window passes, the platform's metrics service gives both
+releases' figures and metrics.judge decides. Each target moves the traffic and reads its
+own metrics; the rule and the wording of a failure are here, once.
 
 A window with too few requests on either side (min_requests) says nothing: the release
 goes on, as it would without the gate (its health gate has passed), and says so.
@@ -39,7 +39,7 @@ def with_canary(target: ServiceTarget, spec: ServiceSpec, enabled: bool | None) 
         raise ProvisionError(
             ErrorCode.INVALID_INPUT,
             f"--canary: the {target.name} target has no canary gate",
-            hint="deploy without --canary (canaries: lambda, cloud_run, app_service, VMs)",
+            hint="deploy without --canary (canaries: ecs, lambda, cloud_run, app_service, VMs)",
             provider=target.cloud,
             operation="canary",
         )

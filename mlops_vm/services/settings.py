@@ -67,6 +67,10 @@ class EcsServiceConfig(Strict):
     # ECR's registry address when provider.endpoint_url aims at an emulator (moto has no
     # registry): the image is pushed there with model.registry's credentials.
     registry_endpoint: str | None = None
+    # With canary.enabled: the listener's weight for the canary target group, where a
+    # service of the new revision serves while it is judged (services/ecs/canary.py).
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    canary: PlatformCanaryConfig = Field(default_factory=PlatformCanaryConfig)
 
 
 class AppServiceConfig(Strict):

@@ -12,6 +12,8 @@ task's CPU and memory limits. Then it does what ECS does with the outcome:
 - the container exits or turns unhealthy: the deployment circuit breaker rolls the
   service back to the revision it ran, with an event that says why.
 The control plane stays moto's; only the deployment state is written here.
+InstantScheduler, below, is the same scheduler with no task to run (every deployment
+completes at once, or fails), for the tests whose subject is not the container.
 """
 
 import contextlib
@@ -266,3 +268,46 @@ class FargateStandIn:
         assert matches, f"no task of {arn} runs; failures: {self.failures}"
         matches[0].reload()
         return matches[0]
+
+
+class InstantScheduler:
+    """ECS's scheduler where no task needs to run (the canary's tests: what is judged is
+    CloudWatch's figures, not the container): every new deployment completes at once, or,
+    for a task definition whose image ends with one of FAILING, fails as the circuit
+    breaker fails a service that has no revision to go back to."""
+
+    def __init__(self, region: str, failing: tuple[str, ...] = ()) -> None:
+        self.region = region
+        self.failing = failing
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="instant-ecs", daemon=True)
+
+    def __enter__(self) -> "InstantScheduler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(0.05)
+
+    def step(self) -> None:
+        from moto.ecs.models import ecs_backends
+
+        backend = ecs_backends[ACCOUNT][self.region]
+        for service in list(backend.services.values()):
+            wanted = service.task_definition
+            primary = service.deployments[0] if service.deployments else {}
+            if service.status != "ACTIVE" or (
+                primary.get("taskDefinition") == wanted
+                and primary.get("rolloutState") in ("COMPLETED", "FAILED")
+            ):
+                continue
+            image = backend.describe_task_definition(wanted).container_definitions[0]["image"]
+            state = "FAILED" if image.endswith(self.failing or ("\0",)) else "COMPLETED"
+            service.deployments = [deployment(wanted, state, service.desired_count)]
+            service.running_count = service.desired_count if state == "COMPLETED" else 0

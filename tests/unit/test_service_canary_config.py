@@ -6,8 +6,13 @@ from mlops_vm import paths
 from mlops_vm.environment.load import load_environment
 from mlops_vm.environment.service_spec import service_spec
 from mlops_vm.services.cloud_run.options import options_of
-from mlops_vm.services.settings import AppServiceConfig, LambdaServiceConfig, parse_options
-from tests.environments import LAMBDA_ENV, make_environment
+from mlops_vm.services.settings import (
+    AppServiceConfig,
+    EcsServiceConfig,
+    LambdaServiceConfig,
+    parse_options,
+)
+from tests.environments import ECS_ENV, LAMBDA_ENV, make_environment
 from tests.unit.test_service_config import assert_located, problems_of
 
 CLOUD_RUN_ENV = (
@@ -90,3 +95,21 @@ def test_a_bad_threshold_is_refused_naming_the_field(tmp_path):
         like=LAMBDA_ENV,
     )
     assert_located(directory, problems_of(directory), "mlops_vm.service.lambda.canary.window_s")
+
+
+def test_the_ecs_canary_settings_reach_the_target(tmp_path):
+    directory = make_environment(
+        tmp_path, "ec", {"service": {"ecs": {"canary_percent": 20, "canary": CANARY}}}, like=ECS_ENV
+    )
+    loaded = load_environment(directory)
+    spec = service_spec(loaded.config, loaded.inventory_dir)
+    found = parse_options(EcsServiceConfig, spec.options, "service.ecs")
+    assert found.canary.enabled and found.canary_percent == 20 and found.canary.window_s == 120
+    assert not EcsServiceConfig().canary.enabled and EcsServiceConfig().canary_percent == 10
+
+
+def test_an_ecs_canary_share_above_half_is_refused_naming_the_field(tmp_path):
+    directory = make_environment(
+        tmp_path, "ec", {"service": {"ecs": {"canary_percent": 80}}}, like=ECS_ENV
+    )
+    assert_located(directory, problems_of(directory), "mlops_vm.service.ecs.canary_percent")

@@ -9,6 +9,7 @@ from mlops_vm.metrics import Figures
 from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.canary import observe, rolled_back, with_canary
+from mlops_vm.services.ecs.canary import canary_count
 from mlops_vm.services.settings import CanaryConfig, LambdaServiceConfig, parse_options
 
 OLD = Figures(900, 9, 300, p50_ms=30, p99_ms=80)
@@ -67,9 +68,14 @@ def test_deploy_can_turn_the_canary_on_or_off_for_one_run():
 
 
 def test_a_target_without_a_canary_refuses_canary_and_ignores_no_canary():
-    ecs = Platform("ecs", False)
+    other = Platform("static", False)
     spec = ServiceSpec(env="e", name="f", image="i")
-    assert with_canary(ecs, spec, False) is spec
+    assert with_canary(other, spec, False) is spec
     with pytest.raises(ProvisionError) as refused:
-        with_canary(ecs, spec, True)
-    assert refused.value.code == ErrorCode.INVALID_INPUT and "ecs" in refused.value.message
+        with_canary(other, spec, True)
+    assert refused.value.code == ErrorCode.INVALID_INPUT and "static" in refused.value.message
+
+
+@pytest.mark.parametrize(("desired", "percent", "tasks"), [(4, 10, 1), (20, 10, 2), (1, 50, 1)])
+def test_the_ecs_canary_runs_its_share_of_the_tasks_and_at_least_one(desired, percent, tasks):
+    assert canary_count(desired, percent) == tasks

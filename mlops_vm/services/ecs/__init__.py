@@ -5,7 +5,8 @@ policy, a cluster, a task execution role, a CloudWatch log group, the Fargate ta
 definition's revisions (one per release, tagged with it), the service (circuit breaker
 with rollback, minimum healthy 100% / maximum 200%, health-check grace period),
 Application Auto Scaling (CPU and ALB requests per task), and the AWS provider's network
-and load balancer (mlops_vm/provision/aws), reused as they are.
+and load balancer (mlops_vm/provision/aws), reused as they are. With canary.enabled a
+release is judged on a weighted target-group pair first (services/ecs/canary.py).
 """
 
 from mlops_vm.metrics import Figures
@@ -16,6 +17,7 @@ from mlops_vm.provision.aws import validate as aws_validate
 from mlops_vm.services.aws_target import AwsTarget
 from mlops_vm.services.base import ServiceRecord, ServiceResult, ServiceSpec
 from mlops_vm.services.ecs import (
+    canary,
     destroy,
     domain,
     iam,
@@ -34,6 +36,7 @@ from mlops_vm.services.settings import EcsServiceConfig
 class EcsTarget(AwsTarget[EcsServiceConfig]):
     name = "ecs"
     options_model = EcsServiceConfig
+    has_canary = True
 
     def check_offline(self, spec: ServiceSpec) -> None:
         options = self._options(spec)
@@ -59,6 +62,7 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
 
     def _converge(self, log: ChangeLog, spec: ServiceSpec) -> None:
         ctx, options = self.ctx, self._options(spec)
+        canary.clear_leftover(ctx, log, spec.env)
         net, lb = network.ensure_network_and_lb(ctx, log, spec, options)
         image = self._push(log, spec, options)
         logs.ensure_log_group(ctx, log, spec, options)
@@ -76,7 +80,7 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
         else:
             service.update_settings(ctx, log, spec, found, wanted)
             domain.ensure_domain_tag(ctx, log, spec, found)
-            service.roll_out(ctx, log, spec.env, found, arn, spec.healthy_timeout_s)
+            canary.roll_out(ctx, log, spec, options, found, arn, net, lb, self.notes)
         scaling.ensure_scaling(
             ctx, log, spec, options, lb.resources.get("load_balancer_arn"), target_group
         )
@@ -95,7 +99,8 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
 
     def figures(self, env: str, window_s: float) -> dict[str, Figures]:
         """The service's figures from CloudWatch, per target group of its ALB (a rolling
-        deployment has one: ECS's figures are the service's, not per task definition)."""
+        deployment has one: ECS's figures are the service's, not per task definition;
+        while a canary is judged, its own group too)."""
         return aws_metrics.load_balancer_figures(self.ctx, env, window_s)
 
     def logs(self, env: str, *, tail: int = 100) -> list[str]:

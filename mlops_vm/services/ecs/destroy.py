@@ -53,6 +53,7 @@ def destroy(ctx: AwsContext, log: ChangeLog, env: str) -> None:
         family = found["taskDefinition"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
         scaling.delete_scaling(ctx, log, env, found["serviceName"])
         service.delete_service(ctx, log, env)
+    service.delete_service(ctx, log, env, canary=True)  # an interrupted release's
     for name in sorted({family, f"mlops-vm-{env}"} - {None}):
         delete_task_definitions(ctx, log, name, env)
     service.delete_cluster(ctx, log, env)

@@ -11,6 +11,13 @@ TAG_PREVIOUS = "mlops-vm/previous-task-definition"
 # The service's tag naming service.domain: status reads the URL from it (services/ecs/domain.py).
 TAG_DOMAIN = "mlops-vm/domain"
 CONTAINER = "model"  # the one container of the task
+# The canary service's tag naming the service it is the canary of (services/ecs/canary.py).
+TAG_CANARY_OF = "mlops-vm/canary-of"
+CANARY = "canary"  # suffix of the canary's service and target group
+
+
+def canary_service_name(service: str) -> str:
+    return f"{service}-{CANARY}"
 
 
 def cluster_name(env: str) -> str:

@@ -65,8 +65,9 @@ def ensure_cluster(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
 # --- service ---------------------------------------------------------------------------
 
 
-def find_service(ctx: AwsContext, env: str) -> dict[str, Any] | None:
-    """The environment's service (ACTIVE, tagged with ENV), None when there is none."""
+def find_service(ctx: AwsContext, env: str, *, canary: bool = False) -> dict[str, Any] | None:
+    """The environment's service (ACTIVE, tagged with ENV), None when there is none;
+    CANARY: the service a canary release runs beside it (tagged names.TAG_CANARY_OF)."""
     cluster = names.cluster_name(env)
     arns = ctx.call(
         "ecs", "list_services", "list the services", missing_ok=True, cluster=cluster
@@ -85,7 +86,9 @@ def find_service(ctx: AwsContext, env: str) -> dict[str, Any] | None:
         (
             s
             for s in described
-            if s.get("status") == "ACTIVE" and names.as_dict(s.get("tags")).get(TAG_ENV) == env
+            if s.get("status") == "ACTIVE"
+            and names.as_dict(s.get("tags")).get(TAG_ENV) == env
+            and (names.TAG_CANARY_OF in names.as_dict(s.get("tags"))) == canary
         ),
         None,
     )
@@ -136,22 +139,14 @@ def create_service(
     revision healthy."""
 
     def create() -> None:
-        ctx.call(
-            "ecs",
-            "create_service",
-            "create the service",
-            cluster=names.cluster_name(spec.env),
-            serviceName=spec.name,
-            taskDefinition=task_definition,
-            desiredCount=spec.min_instances,
-            launchType="FARGATE",
-            platformVersion="LATEST",
-            schedulingStrategy="REPLICA",
-            deploymentController={"type": "ECS"},
-            propagateTags="SERVICE",
-            enableECSManagedTags=True,
-            tags=names.tag_list(spec.env, spec.name, creation_tags(spec)),
-            **wanted,
+        start_service(
+            ctx,
+            spec.env,
+            spec.name,
+            task_definition,
+            spec.min_instances,
+            names.tag_list(spec.env, spec.name, creation_tags(spec)),
+            wanted,
         )
         # Settings a control plane did not take at creation (moto ignores some) are set
         # now, so that the next run finds nothing to change: part of this creation.
@@ -165,6 +160,35 @@ def create_service(
         f"{spec.min_instances} task(s) of {revision_label(task_definition)} behind the ALB",
     )
     log.follow_up(lambda: wait_first_revision(ctx, spec, task_definition))
+
+
+def start_service(
+    ctx: AwsContext,
+    env: str,
+    name: str,
+    task_definition: str,
+    count: int,
+    tags: list[dict[str, str]],
+    wanted: dict[str, Any],
+) -> None:
+    """CreateService: COUNT Fargate tasks of TASK_DEFINITION with the settings WANTED."""
+    ctx.call(
+        "ecs",
+        "create_service",
+        f"create service {name}",
+        cluster=names.cluster_name(env),
+        serviceName=name,
+        taskDefinition=task_definition,
+        desiredCount=count,
+        launchType="FARGATE",
+        platformVersion="LATEST",
+        schedulingStrategy="REPLICA",
+        deploymentController={"type": "ECS"},
+        propagateTags="SERVICE",
+        enableECSManagedTags=True,
+        tags=tags,
+        **wanted,
+    )
 
 
 def wait_first_revision(ctx: AwsContext, spec: ServiceSpec, arn: str) -> None:
@@ -263,11 +287,14 @@ def deployment_outcome(service: dict[str, Any], arn: str) -> tuple[bool | None, 
     )
 
 
-def wait_deployed(ctx: AwsContext, env: str, arn: str, timeout_s: float) -> tuple[bool, str]:
-    """Whether ARN's deployment completed within TIMEOUT_S, and the last state."""
+def wait_deployed(
+    ctx: AwsContext, env: str, arn: str, timeout_s: float, *, canary: bool = False
+) -> tuple[bool, str]:
+    """Whether ARN's deployment (of the canary service: CANARY) completed within
+    TIMEOUT_S, and the last state."""
     deadline = time.monotonic() + timeout_s
     while True:
-        service = find_service(ctx, env)
+        service = find_service(ctx, env, canary=canary)
         if service is None:
             return False, "the service disappeared"
         outcome, state = deployment_outcome(service, arn)
@@ -350,27 +377,29 @@ def health_gated_switch(
     )
 
 
-def delete_service(ctx: AwsContext, log: ChangeLog, env: str) -> None:
-    """The service (its tasks stopped), gone before its cluster can go."""
-    service = find_service(ctx, env)
+def delete_service(ctx: AwsContext, log: ChangeLog, env: str, *, canary: bool = False) -> None:
+    """The service (the canary's: CANARY), its tasks stopped, gone before its cluster can."""
+    service = find_service(ctx, env, canary=canary)
     if service is None:
         return
+    log.delete(
+        "ecs_service", service["serviceName"], lambda: remove_service(ctx, env, service, canary)
+    )
 
-    def delete() -> None:
-        ctx.delete(
-            "ecs",
-            "delete_service",
-            "delete the service",
-            cluster=names.cluster_name(env),
-            service=service["serviceName"],
-            force=True,  # stops its tasks: no need to scale to zero first
-        )
-        ctx.wait_until(
-            lambda: True if find_service(ctx, env) is None else None,
-            "the ECS service is deleted",
-        )
 
-    log.delete("ecs_service", service["serviceName"], delete)
+def remove_service(ctx: AwsContext, env: str, service: dict[str, Any], canary: bool) -> None:
+    ctx.delete(
+        "ecs",
+        "delete_service",
+        f"delete service {service['serviceName']}",
+        cluster=names.cluster_name(env),
+        service=service["serviceName"],
+        force=True,  # stops its tasks: no need to scale to zero first
+    )
+    ctx.wait_until(
+        lambda: True if find_service(ctx, env, canary=canary) is None else None,
+        f"service {service['serviceName']} is deleted",
+    )
 
 
 def delete_cluster(ctx: AwsContext, log: ChangeLog, env: str) -> None:
