@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import yaml
 
 from mlops_vm.bootstrap.boot_source import BootSource
-from mlops_vm.bootstrap.payload import DONE_MARKER, BlockDumper
+from mlops_vm.bootstrap.payload import DONE_MARKER, BlockDumper, LiteralText
 
 INSTANCE_FILE = "/etc/mlops-vm/instance.env"
 # The fetcher, baked into the image: run with --baked on the source below.
@@ -57,7 +57,7 @@ def render_baked_user_data(
                 "path": BOOT_SOURCE,
                 "owner": "root:root",
                 "permissions": "0600",
-                "content": source.as_json(),
+                "content": LiteralText(source.as_json()),
             }
         )
         # No hook, or a failed one: the instance never reports done (and serves no key).

@@ -408,10 +408,11 @@ def registry_credentials(cloud: Any, source: dict[str, Any], baked: dict[str, An
     return None
 
 
-def apply_baked(cloud: Any, source: dict[str, Any], run: Any = run_command) -> None:
+def apply_baked(cloud: Any, source: dict[str, Any], run: Any = None) -> None:
     """A baked instance's boot: the API keys into the file the baked Nginx includes (then a
     reload), and the model pulled again only when the image lacks it (a registry login
-    first, by identity or with the password read now)."""
+    first, by identity or with the password read now). RUN: run_command, or a test's."""
+    run = run or run_command
     baked = source.get("baked") or {}
     reference = source.get("secrets", {}).get(API_KEYS_VARIABLE)
     if reference is not None:
