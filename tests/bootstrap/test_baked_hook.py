@@ -1,18 +1,16 @@
 """A baked instance's boot hook (the fetcher run with --baked): the secrets read with the
 instance's credentials from the metadata stand-in (moto in server mode; no VM needed) and
-applied without Ansible: Nginx's API keys file, written as the role writes it, then a
-reload; a registry login and a pull only when the image lacks the model."""
+applied without Ansible: Nginx's API keys file (the role's own rendering of it:
+tests/roles/test_api_keys_render.py), then a reload; a registry login and a pull only when the image lacks the model."""
 
 import json
 import re
 import stat
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 
-from mlops_vm import paths
 from mlops_vm.bootstrap import fetch_script
 from mlops_vm.bootstrap.baked import BOOT_HOOK, BOOT_SOURCE, baked_facts, render_baked_user_data
 from mlops_vm.bootstrap.boot_source import BootPlan
@@ -66,22 +64,6 @@ def test_the_hook_reads_the_keys_by_identity_and_reloads_nginx(aws, moto_url, im
     assert ["systemctl", "reload-or-restart", "nginx"] in [c for c, _ in commands.calls]
     # The image holds the model: no login, no pull.
     assert not any(c[:2] in (["docker", "login"], ["docker", "pull"]) for c, _ in commands.calls)
-
-
-def test_the_keys_file_is_what_the_role_renders():
-    template = (paths.PROJECT_DIR / "roles/nginx_proxy/templates/api-keys.conf.j2").read_text()
-    environment = jinja2.Environment(keep_trailing_newline=True)
-    environment.filters["regex_escape"] = re.escape  # Ansible's, for Python regexes
-    rendered = environment.from_string(template).render(
-        ansible_managed="managed",
-        nginx_proxy_api_keys=API_KEYS,
-        nginx_proxy_api_key_header="X-API-Key",
-    )
-
-    def maps(text: str) -> list[str]:
-        return [line for line in text.splitlines() if line and not line.startswith("#")]
-
-    assert maps(fetch_script.api_keys_conf(API_KEYS, "X-API-Key")) == maps(rendered)
 
 
 def test_a_malformed_key_is_refused_without_showing_it(tmp_path):
