@@ -1,7 +1,8 @@
 """A baked instance's boot hook (the fetcher run with --baked): the secrets read with the
 instance's credentials from the metadata stand-in (moto in server mode; no VM needed) and
 applied without Ansible: Nginx's API keys file (the role's own rendering of it:
-tests/roles/test_api_keys_render.py), then a reload; a registry login and a pull only when the image lacks the model."""
+tests/roles/test_api_keys_render.py), then a reload; a registry login and a pull only
+when the image lacks the model."""
 
 import json
 import re
