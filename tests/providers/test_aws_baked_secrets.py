@@ -9,12 +9,14 @@ The image's configure step is injected (test_aws_image.Builders): nothing can SS
 
 import json
 
+import pytest
 import yaml
 
 from mlops_vm.bootstrap.baked import BOOT_HOOK, BOOT_SOURCE
 from mlops_vm.environment.config import validate_config
 from mlops_vm.environment.release_image import baked_user_data
 from mlops_vm.environment.specs import fleet_spec
+from mlops_vm.provision import ErrorCode, ProvisionError
 from mlops_vm.provision.aws import instance_identity
 from tests.check_equals_run import assert_check_equals_run
 from tests.providers.test_aws import (
@@ -32,7 +34,7 @@ from tests.providers.test_aws_boot_identity import (
     secret_arns,
     user_data_texts,
 )
-from tests.providers.test_aws_image import Builders, image_spec
+from tests.providers.test_aws_image import Builders, env_images, image_spec
 
 __all__ = [  # fixtures shared with the provider tests, found by pytest by their names
     "aws_environment",
@@ -128,3 +130,16 @@ def test_an_ecr_model_may_be_pulled_again_by_identity(
     assert by_sid["PullModelImage"]["Resource"].endswith(":repository/team/iris")
     [text, *_] = user_data_texts(boto, env)
     assert source_of(text)["registry"] == {"host": model.split("/")[0]}
+
+
+def test_validate_refuses_a_key_reference_that_does_not_exist(
+    moto_endpoint, boto, env, secret_arns, tmp_path
+):
+    secret_arns["api_keys"][0] += "-gone"
+    spec = baked_spec(env, moto_endpoint, secret_arns, tmp_path, boto)
+    with pytest.raises(ProvisionError) as raised:
+        make_provider(moto_endpoint, instance_refresh=False).validate(spec, None)
+    assert raised.value.code == ErrorCode.INVALID_INPUT
+    assert "fleet.secrets.api_keys.0" in str(raised.value) and "does not exist" in str(raised.value)
+    assert all(env not in role["RoleName"] for role in boto("iam").list_roles()["Roles"])
+    assert env_images(boto, env) == []  # nothing baked either

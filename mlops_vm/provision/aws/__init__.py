@@ -45,7 +45,7 @@ from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import reporting_changes
+from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     TAG_FINGERPRINT,
     TAG_RELEASE,
@@ -176,6 +176,15 @@ class AwsProvider(Provider):
             return spec, settings
         ctx = self.ctx
         image = spec.release_image
+        if image is None and plan.baked:
+            # A baked instance's plan has no payload to upload: the image must come with it.
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"{spec.env}: a baked boot plan without its release image",
+                hint="converge the fleet through the fleet step, which bakes the image",
+                provider="aws",
+                operation="boot by identity",
+            )
         url = None if image else boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
         bucket = url.removeprefix("s3://").split("/", 1)[0] if url else None
         profile_arn = instance_identity.ensure_identity(ctx, spec.env, spec.role, plan, bucket, log)
