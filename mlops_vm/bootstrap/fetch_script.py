@@ -396,7 +396,9 @@ def run_command(command: list[str], stdin: str | None = None) -> int:
     return subprocess.run(command, input=stdin, text=True, check=False).returncode
 
 
-def registry_credentials(cloud: Any, source: dict[str, Any], baked: dict[str, Any]):
+def registry_credentials(
+    cloud: Any, source: dict[str, Any], baked: dict[str, Any]
+) -> tuple[str, str, str] | None:
     """(host, username, password) to pull the model with, or None: by the instance's
     identity (ECR and the like), else the password reference read now."""
     registry = source.get("registry")

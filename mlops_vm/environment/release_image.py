@@ -24,7 +24,6 @@ import yaml
 from mlops_vm import paths
 from mlops_vm.bootstrap import BootConfig
 from mlops_vm.bootstrap.baked import render_baked_user_data
-from mlops_vm.bootstrap.boot_source import BootSource
 from mlops_vm.bootstrap.fingerprint import fingerprint
 from mlops_vm.bootstrap.payload import variables
 from mlops_vm.environment.boot_config import environment_boot_config
@@ -95,10 +94,10 @@ def refuse_api_keys(config: EnvironmentConfig) -> ProvisionError:
     )
 
 
-def baked_user_data(image: ImageSpec, source: BootSource | None = None) -> str:
-    """What an instance booting from IMAGE is handed: its facts and, with SOURCE, the
-    references of the secrets its boot hook reads (never a value)."""
-    return render_baked_user_data(image.env, image.release, image.fingerprint, source)
+def baked_user_data(image: ImageSpec) -> str:
+    """What an instance booting from IMAGE is handed: its facts (a provider whose instances
+    read secrets by identity renders it again with their references: bootstrap.baked)."""
+    return render_baked_user_data(image.env, image.release, image.fingerprint)
 
 
 def ansible_configure(
