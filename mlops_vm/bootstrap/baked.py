@@ -48,10 +48,8 @@ def render_baked_user_data(
     the hook reads the secrets it references with the instance's identity."""
     facts = f"MLOPS_VM_ENV={env}\nMLOPS_VM_RELEASE={release}\nMLOPS_VM_IMAGE={fingerprint}\n"
     files = [{"path": INSTANCE_FILE, "owner": "root:root", "permissions": "0644", "content": facts}]
-    done = f'mkdir -p "$(dirname {DONE_MARKER})" && touch {DONE_MARKER}'
-    if source is None:
-        hook = f"if [ -x {BOOT_HOOK} ]; then {BOOT_HOOK}; fi"
-    else:
+    command = f'mkdir -p "$(dirname {DONE_MARKER})" && touch {DONE_MARKER}'
+    if source is not None:
         files.append(
             {
                 "path": BOOT_SOURCE,
@@ -61,12 +59,8 @@ def render_baked_user_data(
             }
         )
         # No hook, or a failed one: the instance never reports done (and serves no key).
-        hook = f"{BOOT_HOOK} {BOOT_SOURCE} --baked"
-    document = {
-        "locale": False,
-        "write_files": files,
-        "runcmd": [["sh", "-c", f"{hook} && {done}"]],
-    }
+        command = f"{BOOT_HOOK} {BOOT_SOURCE} --baked && {command}"
+    document = {"locale": False, "write_files": files, "runcmd": [["sh", "-c", command]]}
     return (
         "#cloud-config\n"
         "# mlops-vm: a baked image; only this instance's facts (mlops_vm.bootstrap.baked)\n"

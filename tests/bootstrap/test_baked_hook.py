@@ -125,6 +125,6 @@ def test_baked_user_data_is_a_few_hundred_bytes_plus_the_references():
     )
     [[_, _, command]] = document["runcmd"]
     assert command.startswith(f"{BOOT_HOOK} {BOOT_SOURCE} --baked && ")
-    # Without references, the hook is optional and nothing is read.
+    # Without references nothing is read at boot: the hook does not run.
     bare = render_baked_user_data("prod", MODEL, "f" * 64)
-    assert BOOT_SOURCE not in bare and len(bare.encode()) < 700
+    assert BOOT_HOOK not in bare and BOOT_SOURCE not in bare and len(bare.encode()) < 700
