@@ -56,6 +56,8 @@ class BootSource:
     # Emulators and tests only: the metadata service and the cloud APIs' base URL.
     metadata_url: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)
+    # A baked instance's boot hook: where to apply what it reads (baked.baked_facts).
+    baked: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> str:
         document: dict[str, Any] = {
@@ -75,6 +77,8 @@ class BootSource:
             "metadata_url": self.metadata_url,
             "endpoints": dict(sorted(self.endpoints.items())),
         }
+        if self.baked:
+            document["baked"] = dict(sorted(self.baked.items()))
         return json.dumps(document, indent=1, sort_keys=False) + "\n"
 
 
@@ -90,6 +94,8 @@ class BootPlan:
     repository: str | None = None
     # Where each reference is set (setting -> reference), for the checks' messages.
     fields: Mapping[str, str] = field(default_factory=dict)
+    # A baked image's instances (no payload): what their boot hook applies the secrets to.
+    baked: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_config(
@@ -135,6 +141,7 @@ class BootPlan:
             payload_sha256=self.payload_sha256 if payload_url else None,
             secrets=self.secrets,
             registry_host=self.registry_host,
+            baked=self.baked,
             **options,
         )
 

@@ -12,6 +12,8 @@ is, which secrets to read, which registry to log in to), then:
      registry login (ECR GetAuthorizationToken, an Artifact Registry access token, an ACR
      refresh token), into secrets.yml (0600, deleted by run.sh after the Ansible run);
   4. runs the payload's run.sh.
+An instance from a baked image runs it as its boot hook instead (`--baked`, baked.py): no
+payload, no Ansible; the secrets are read the same way and applied directly (apply_baked).
 No secret is printed; errors name the object or the reference, never a value.
 """
 
@@ -339,13 +341,18 @@ def unsafe_yaml(variables: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_secret(cloud: Any, reference: str | list[str]) -> Any:
+    """The value of REFERENCE (a list of references: the list of values)."""
+    if isinstance(reference, list):
+        return [cloud.secret(item) for item in reference]
+    return cloud.secret(reference)
+
+
 def read_secrets(cloud: Any, source: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for variable, reference in source.get("secrets", {}).items():
-        if isinstance(reference, list):
-            found[variable] = [cloud.secret(item) for item in reference]
-        else:
-            found[variable] = cloud.secret(reference)
+    found: dict[str, Any] = {
+        variable: read_secret(cloud, reference)
+        for variable, reference in source.get("secrets", {}).items()
+    }
     registry = source.get("registry")
     if registry:
         username, password = cloud.registry_login(registry["host"])
@@ -375,12 +382,92 @@ def fetch(source: dict[str, Any], boot_dir: str) -> None:
         write_private(os.path.join(boot_dir, "secrets.yml"), unsafe_yaml(secrets))
 
 
+# --- a baked instance: the secrets applied without Ansible ------------------------------
+
+API_KEYS_VARIABLE = "nginx_proxy_api_keys"
+PASSWORD_VARIABLE = "model_service_registry_password"
+# The nginx_proxy role's check of a key (tasks/main.yml): nothing Nginx could misread.
+API_KEY = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+
+
+def api_keys_conf(keys: list[str], header: str) -> str:
+    """Nginx's API keys file, as roles/nginx_proxy/templates/api-keys.conf.j2 renders it
+    (re.escape is Ansible's regex_escape): the baked Nginx includes it."""
+    for position, key in enumerate(keys):
+        if not isinstance(key, str) or not API_KEY.match(key):
+            raise SystemExit(
+                f"mlops-vm boot: {API_KEYS_VARIABLE}[{position}] is not an API key "
+                "(16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -)"
+            )
+    variable = header.lower().replace("-", "_")
+    bearer = "".join(f'    "~^(?i:bearer)\\ {re.escape(key)}$" 1;\n' for key in keys)
+    plain = "".join(f'    "~^{re.escape(key)}$" 1;\n' for key in keys)
+    return (
+        "# mlops-vm: written at boot by the instance's boot hook (fetch_script.py)\n"
+        "# API keys nginx_proxy accepts ($nginx_proxy_api_key_ok is 1 for a request that\n"
+        "# carries one). Case-sensitive, whole-value matches.\n"
+        "map $http_authorization $nginx_proxy_bearer_key_ok {\n"
+        f"    default 0;\n{bearer}}}\n\n"
+        f"map $http_{variable} $nginx_proxy_api_key_ok {{\n"
+        f"    default $nginx_proxy_bearer_key_ok;\n{plain}}}\n"
+    )
+
+
+def run_command(command: list[str], stdin: str | None = None) -> int:
+    """COMMAND's exit status; its output goes to the boot log (never a secret: a password
+    only ever goes to stdin)."""
+    return subprocess.run(command, input=stdin, text=True, check=False).returncode
+
+
+def registry_credentials(
+    cloud: Any, source: dict[str, Any], baked: dict[str, Any]
+) -> tuple[str, str, str] | None:
+    """(host, username, password) to pull the model with, or None: by the instance's
+    identity (ECR and the like), else the password reference read now."""
+    registry = source.get("registry")
+    if registry:
+        return (registry["host"], *cloud.registry_login(registry["host"]))
+    reference = source.get("secrets", {}).get(PASSWORD_VARIABLE)
+    if reference and baked.get("registry_host"):
+        return baked["registry_host"], baked["registry_username"], read_secret(cloud, reference)
+    return None
+
+
+def apply_baked(cloud: Any, source: dict[str, Any], run: Any = None) -> None:
+    """A baked instance's boot: the API keys into the file the baked Nginx includes (then a
+    reload), and the model pulled again only when the image lacks it (a registry login
+    first, by identity or with the password read now). RUN: run_command, or a test's."""
+    run = run or run_command
+    baked = source.get("baked") or {}
+    reference = source.get("secrets", {}).get(API_KEYS_VARIABLE)
+    if reference is not None:
+        keys = read_secret(cloud, reference)
+        keys = keys if isinstance(keys, list) else [keys]
+        write_private(baked["api_keys_file"], api_keys_conf(keys, baked["api_key_header"]))
+        if run(["systemctl", "reload-or-restart", "nginx"]) != 0:
+            raise SystemExit("mlops-vm boot: Nginx did not reload with the API keys")
+    image = baked.get("model_image")
+    if not image or run(["docker", "image", "inspect", image]) == 0:
+        return
+    login = registry_credentials(cloud, source, baked)
+    if login:
+        host, username, password = login
+        command = ["docker", "login", host, "--username", username, "--password-stdin"]
+        if run(command, stdin=password) != 0:
+            raise SystemExit(f"mlops-vm boot: the registry login to {host} failed")
+    if run(["docker", "pull", image]) != 0:
+        raise SystemExit(f"mlops-vm boot: could not pull {image}")
+
+
 def main(argv: list[str]) -> int:
     source_path = argv[1]
     with open(source_path) as handle:
         source = json.load(handle)
     boot_dir = os.path.dirname(os.path.abspath(source_path))
     os.umask(0o077)
+    if len(argv) > 2 and argv[2] == "--baked":
+        apply_baked(CLOUDS[source["cloud"]](source), source)
+        return 0
     fetch(source, boot_dir)
     if len(argv) > 2 and argv[2] == "--fetch-only":
         return 0

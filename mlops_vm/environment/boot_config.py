@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from mlops_vm.bootstrap import USER_DATA_LIMITS, BootConfig, render_user_data
+from mlops_vm.bootstrap.baked import baked_facts
 from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.bootstrap.config import split_image_ref
 from mlops_vm.environment.config import (
     SECRET_STORES,
     EnvironmentConfig,
-    boots_by_identity,
+    bakes_image,
+    reads_secrets_by_identity,
     resolve_path,
 )
 from mlops_vm.environment.edge import host_rate_limit, trusted_proxies
@@ -96,8 +98,9 @@ def environment_user_data(
 
 def environment_boot_plan(config: EnvironmentConfig, inventory_dir: Path) -> BootPlan | None:
     """The boot by identity of the environment's scaling-group instances (None where they
-    do not boot by identity): no secret value in it, only fleet.secrets' references."""
-    if not boots_by_identity(config):
+    do not read their secrets by identity): no secret value in it, only fleet.secrets'
+    references. A baked image's plan has no payload: its boot hook reads the secrets."""
+    if not reads_secrets_by_identity(config):
         return None
     repository, _, _ = split_image_ref(config.model.image)
     host, _, path = repository.partition("/")
@@ -115,6 +118,21 @@ def environment_boot_plan(config: EnvironmentConfig, inventory_dir: Path) -> Boo
         role_vars["model_service_registry_username"] = config.model.registry.username
         references["model_service_registry_password"] = secrets.registry_password
         fields["registry_password"] = secrets.registry_password
+    if bakes_image(config):
+        if not references and not identity_pull:
+            return None  # nothing to read at boot: the image holds everything
+        return BootPlan(
+            payload=b"",
+            secrets=references,
+            registry_host=host if identity_pull else None,
+            repository=path if identity_pull else None,
+            fields=fields,
+            baked=baked_facts(
+                config.model.image,
+                role_vars.get("model_service_registry", ""),
+                role_vars.get("model_service_registry_username", ""),
+            ),
+        )
     boot = environment_boot_config(config, inventory_dir, role_vars=role_vars)
     return BootPlan.for_config(
         boot,

@@ -102,8 +102,8 @@ class FleetConfig(Strict):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
     # Scaling groups: boot from a machine image baked per release (the roles applied once,
-    # the model pulled) instead of applying the roles at every instance's boot.
-    bake_image: bool = False
+    # the model pulled), the default; false applies the roles at every instance's boot.
+    bake_image: bool = True
     # Baked images kept per environment, newest first (the previous one too: rollback).
     keep_images: Annotated[int, Field(ge=2, le=50)] = 3
     # static provider: the hosts you already have
@@ -372,6 +372,31 @@ SECRET_STORES = {
         is_acr,
     ),
 }
+# Providers whose baked instances read their secrets at boot by identity too (the image's
+# boot hook: mlops_vm.bootstrap.baked). Elsewhere a baked image cannot get the API keys.
+BAKED_SECRETS_PROVIDERS = frozenset({"aws"})
+# Providers the fleet step bakes a release image for (mlops_vm.environment.release_image).
+# The local scaling group bakes its own image from the boot payload, whatever the setting.
+BAKING_PROVIDERS = frozenset({"aws", "gcp", "azure"})
+
+
+def bakes_image(config: EnvironmentConfig) -> bool:
+    """Whether the scaling group boots from the release's baked image (fleet.bake_image)."""
+    return (
+        config.fleet.mode == "scaling_group"
+        and config.fleet.bake_image
+        and config.provider.name in BAKING_PROVIDERS
+    )
+
+
+def reads_secrets_by_identity(config: EnvironmentConfig) -> bool:
+    """Whether the scaling group's instances read their secrets at boot with their own
+    identity (fleet.secrets' references), baked or not."""
+    if config.fleet.mode != "scaling_group":
+        return False
+    if bakes_image(config):
+        return config.provider.name in BAKED_SECRETS_PROVIDERS
+    return config.provider.name in IDENTITY_BOOT_PROVIDERS
 
 
 def boots_by_identity(config: EnvironmentConfig) -> bool:
@@ -385,6 +410,23 @@ def boots_by_identity(config: EnvironmentConfig) -> bool:
     )
 
 
+def baked_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
+    """A baked image with API keys where nothing brings the keys to its instances at boot:
+    refused, rather than serving the model without keys."""
+    if not (bakes_image(config) and config.auth.api_keys):
+        return []
+    if config.provider.name in BAKED_SECRETS_PROVIDERS:
+        return []
+    return [
+        (
+            ("fleet", "bake_image"),
+            f"a baked image on {config.provider.name} cannot get auth.api_keys at boot yet "
+            "(an image never carries a key): set fleet.bake_image: false, and its instances "
+            "apply the roles, keys included, at boot",
+        )
+    ]
+
+
 def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
     """(location, message) of each fleet.secrets problem: references well-formed for the
     provider, and every secret a scaling-group instance needs named (it never gets a value
@@ -394,11 +436,11 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
         (("fleet", "secrets", "registry_password"), secrets.registry_password),
         *((("fleet", "secrets", "api_keys", i), ref) for i, ref in enumerate(secrets.api_keys)),
     ]
-    if not boots_by_identity(config):
+    if not reads_secrets_by_identity(config):
         if "secrets" in config.fleet.model_fields_set:
             clouds = ", ".join(sorted(IDENTITY_BOOT_PROVIDERS))
             return [(("fleet", "secrets"), f"applies to scaling groups on {clouds} only")]
-        return []
+        return baked_problems(config)
     store = SECRET_STORES[config.provider.name]
     problems = [
         (location, f"{ref!r} is not {store.reference}")
@@ -415,7 +457,12 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
         )
     registry = IMAGE_REFERENCE.match(config.model.image)
     host = registry["registry"] if registry else None
-    needs_password = bool(config.model.registry.username) and not store.identity_pull(host)
+    # A baked image holds the model (the builder pulled it with the run's password).
+    needs_password = (
+        bool(config.model.registry.username)
+        and not store.identity_pull(host)
+        and boots_by_identity(config)
+    )
     if needs_password and not secrets.registry_password:
         problems.append(
             (

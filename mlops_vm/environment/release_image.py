@@ -7,9 +7,12 @@ would. The fingerprint digests them without any secret. The configure step runs
 `ansible-playbook playbooks/image-builder.yml` against the builder, as Packer's Ansible
 provisioner does: the registry password goes to it in a vars file of this run only (it
 pulls the model image), and the playbook logs the builder out of the registry before the
-image is made; the API keys never go to a builder (they come at boot, by identity).
+image is made. The API keys never go to a builder: the image's Nginx requires a key and
+accepts none until the instance's boot hook (the fetcher, installed by the playbook) writes
+the keys it read with the instance's identity (mlops_vm.bootstrap.baked).
 """
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -24,12 +27,14 @@ from mlops_vm.bootstrap.baked import render_baked_user_data
 from mlops_vm.bootstrap.fingerprint import fingerprint
 from mlops_vm.bootstrap.payload import variables
 from mlops_vm.environment.boot_config import environment_boot_config
-from mlops_vm.environment.config import EnvironmentConfig
+from mlops_vm.environment.config import BAKED_SECRETS_PROVIDERS, EnvironmentConfig
 from mlops_vm.environment.inventory import host_vars
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ImageSpec, Instance
 
 BUILDER_PLAYBOOK = paths.PROJECT_DIR / "playbooks" / "image-builder.yml"
+# Baked into the image as bootstrap.baked.BOOT_HOOK: the fetcher, run with --baked.
+BOOT_HOOK_SOURCE = Path(__file__).resolve().parent.parent / "bootstrap" / "fetch_script.py"
 OUTPUT_TAIL = 40  # lines of a failed run shown in the error
 
 Run = Callable[..., subprocess.CompletedProcess]
@@ -45,14 +50,16 @@ def release_image(
     run: Run = subprocess.run,
 ) -> ImageSpec:
     """The ImageSpec of CONFIG's release (model.image), its configure step ready. API_KEYS:
-    whether the environment has API keys (refused: see refuse_api_keys)."""
-    if api_keys:
+    whether the environment has API keys (refused where the instances cannot read them at
+    boot: see refuse_api_keys)."""
+    if (api_keys or config.auth.api_keys) and config.provider.name not in BAKED_SECRETS_PROVIDERS:
         raise refuse_api_keys(config)
     boot = environment_boot_config(
         config,
         inventory_dir,
         registry_username=registry_username,
         registry_password=registry_password,
+        role_vars=image_role_vars(config),
     )
     return ImageSpec(
         env=config.env,
@@ -63,22 +70,33 @@ def release_image(
     )
 
 
+def image_role_vars(config: EnvironmentConfig) -> dict:
+    """What only an image is configured with: Nginx requires a key although it knows none
+    (the boot hook writes them), and the hook's digest (a new hook is a new image)."""
+    hook = hashlib.sha256(BOOT_HOOK_SOURCE.read_bytes()).hexdigest()
+    return {
+        "nginx_proxy_api_keys_at_boot": bool(config.auth.api_keys),
+        "mlops_vm_boot_hook_sha256": hook,
+    }
+
+
 def refuse_api_keys(config: EnvironmentConfig) -> ProvisionError:
-    """An image never carries an API key, and nothing brings the keys to a baked instance
-    at boot yet (the instance's identity reading them from the secret store, issue 21's
-    third part): its Nginx would serve without asking for one. Refused before anything is
-    created, rather than serving the model open."""
+    """An image never carries an API key, and on this provider nothing brings the keys to
+    a baked instance at boot yet: its Nginx would accept no request. Refused before
+    anything is created (environment/config.py refuses it when the file is checked)."""
     return ProvisionError(
         ErrorCode.INVALID_INPUT,
-        f"{config.env}: fleet.bake_image with auth.api_keys: a baked image carries no API "
-        "key and its instances cannot fetch them at boot yet",
+        f"{config.env}: fleet.bake_image with auth.api_keys: a baked image on "
+        f"{config.provider.name} carries no API key and its instances cannot read them at "
+        "boot yet",
         hint="set fleet.bake_image: false (instances apply the roles, keys included, at boot)",
         operation="bake the release image",
     )
 
 
 def baked_user_data(image: ImageSpec) -> str:
-    """What an instance booting from IMAGE is handed: its facts, nothing else."""
+    """What an instance booting from IMAGE is handed: its facts (a provider whose instances
+    read secrets by identity renders it again with their references: bootstrap.baked)."""
     return render_baked_user_data(image.env, image.release, image.fingerprint)
 
 
@@ -135,7 +153,11 @@ def builder_variables(config: EnvironmentConfig, boot: BootConfig) -> dict:
     """BOOT's variables for a run over SSH: the roles sign the host certificate with a CA
     on the controller (delegate_to localhost), the environment's, as for its fixed hosts;
     a cold boot keeps one on the instance itself instead."""
-    return {**variables(boot), "nginx_proxy_ca_dir": str(environment_ca_dir(config.env))}
+    return {
+        **variables(boot),
+        "nginx_proxy_ca_dir": str(environment_ca_dir(config.env)),
+        "mlops_vm_boot_hook_src": str(BOOT_HOOK_SOURCE),
+    }
 
 
 def environment_ca_dir(env: str) -> Path:

@@ -108,7 +108,7 @@ def main() -> None:
         if params["state"] == "absent":
             changes = provider.destroy(config.env, dry_run=run.check_mode)
             run.module.exit_json(changed=bool(changes), changes=common.strings(changes))
-        from mlops_vm.environment.config import boots_by_identity
+        from mlops_vm.environment.config import bakes_image, boots_by_identity
 
         if params["rollback"] and config.fleet.mode == "scaling_group":
             from mlops_vm.release.choose import group_rollback_image
@@ -118,9 +118,10 @@ def main() -> None:
             config = run.config = config.model_copy(update={"model": model})
         user_data = params["user_data"]
         image = None
-        if config.fleet.mode == "scaling_group" and config.fleet.bake_image:
+        if bakes_image(config):
             # The release's baked image (found by fingerprint, else baked now); its
-            # instances are handed only their own facts.
+            # instances are handed only their own facts (and, where they read their
+            # secrets by identity, the references: the provider renders that user-data).
             from mlops_vm.environment.release_image import baked_user_data, release_image
 
             image = release_image(
@@ -148,9 +149,8 @@ def main() -> None:
                 api_keys=params["api_keys"],
             )
         spec = fleet_spec(config, run.inventory_dir, user_data, image)
-        if params["user_data"] is not None or image is not None:
-            # The caller's own user-data, or a baked image's (which needs no payload), is
-            # used as given, no boot by identity around it.
+        if params["user_data"] is not None:
+            # The caller's own user-data is used as given, no boot by identity around it.
             spec = replace(spec, instance=replace(spec.instance, boot=None))
         lb_spec = load_balancer_spec(config, run.inventory_dir)
         provider.validate(spec, lb_spec)

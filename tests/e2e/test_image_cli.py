@@ -13,8 +13,7 @@ from tests.providers.test_aws import REGION, aws_environment, moto_endpoint
 __all__ = ["aws_environment", "moto_endpoint"]  # fixtures shared with the provider tests
 
 SCALING = {
-    "mode": "scaling_group",
-    "bake_image": True,
+    "mode": "scaling_group",  # baked: fleet.bake_image's default
     "keep_images": 2,
     "autoscaling": {"min_size": 1, "max_size": 3},
 }

@@ -1,6 +1,7 @@
 """Scaling groups on AWS boot by identity (moto in server mode): nothing secret in any
 launch template version or instance's user-data, the payload in S3, and an instance role
-whose policy names only the environment's secrets, payloads and repository."""
+whose policy names only the environment's secrets, payloads and repository. The cold boot
+(fleet.bake_image: false); a baked group's: test_aws_baked_secrets.py."""
 
 import base64
 import gzip
@@ -63,6 +64,7 @@ def environment(name: str, moto_endpoint: str, image: str, secrets: dict, **mode
             "count": 2,
             "machine_type": "t3.small",
             "autoscaling": {"min_size": 1, "max_size": 4},
+            "bake_image": False,  # the cold boot: the payload from S3
             "secrets": secrets,
         },
         "model": {"image": image, **model},

@@ -247,7 +247,9 @@ def test_cli_rollback_and_status_of_a_scaling_group(tmp_path, moto_endpoint, bot
         env,
         moto_endpoint,
         provider={"options": options},
-        fleet={"mode": "scaling_group", "count": 2},
+        # The cold boot: baking needs SSH into a builder, which moto's instances have not
+        # (the baked path's CLI run: tests/e2e/test_image_cli.py, in check mode).
+        fleet={"mode": "scaling_group", "count": 2, "bake_image": False},
         # No registry login: a scaling group on AWS would read it at boot by reference
         # (fleet.secrets), which is not what this test is about.
         model={"image": V1, "registry": {"username": "", "password": ""}},

@@ -92,6 +92,7 @@ def test_scaling_group_instances_get_the_same_edge_settings(tmp_path):
                 "mode": "scaling_group",
                 "machine_type": "t3.small",
                 "image": "ami-123",
+                "bake_image": False,  # the payload a cold boot fetches
                 "secrets": {"api_keys": [key_arn], "registry_password": password_arn},
             },
             "load_balancer": {"publish_port": None, "rate_limit": {"requests_per_second": 7}},

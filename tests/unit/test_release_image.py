@@ -99,10 +99,9 @@ def test_the_fingerprint_ignores_the_password_but_not_the_model(tmp_path: Path):
     assert release_image(newer, tmp_path).fingerprint != one.fingerprint
 
 
-def test_fleet_module_bakes_when_bake_image_is_set(tmp_path: Path, monkeypatch, capsys):
+def test_fleet_module_bakes_by_default(tmp_path: Path, monkeypatch, capsys):
     provider = RecordingProvider()
-    config = {**CONFIG, "fleet": {**CONFIG["fleet"], "bake_image": True}}
-    args = {"config": config, "inventory_dir": str(tmp_path), "registry_password": "s3cret-pw"}
+    args = {"config": CONFIG, "inventory_dir": str(tmp_path), "registry_password": "s3cret-pw"}
     run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
     [spec] = provider.fleets
     assert spec.release_image is not None
@@ -110,12 +109,62 @@ def test_fleet_module_bakes_when_bake_image_is_set(tmp_path: Path, monkeypatch, 
     user_data = spec.instance.user_data
     assert len(user_data) < 1024 and "roles/" not in user_data
     assert "s3cret-pw" not in user_data
+    # Nothing to read at boot (no key, not ECR): no identity, no hook source.
+    assert spec.instance.boot is None
 
 
-def test_baking_with_api_keys_is_refused_before_anything(tmp_path: Path, monkeypatch, capsys):
-    # The image has no key and nothing brings them at boot yet: never serve the model open.
+KEY_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-key-AbCdEf"
+
+
+def test_a_baked_group_with_api_keys_reads_them_by_identity(tmp_path: Path, monkeypatch, capsys):
     provider = RecordingProvider()
-    config = {**CONFIG, "fleet": {**CONFIG["fleet"], "bake_image": True}}
+    config = {
+        **CONFIG,
+        "auth": {"api_keys": ["{{ vault_key }}"]},
+        "fleet": {**CONFIG["fleet"], "secrets": {"api_keys": [KEY_ARN]}},
+    }
+    args = {"config": config, "inventory_dir": str(tmp_path), "api_keys": ["k-live-1234567890"]}
+    run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
+    [spec] = provider.fleets
+    assert spec.release_image is not None
+    plan = spec.instance.boot
+    # The references only, and where the boot hook applies them; no payload to fetch.
+    assert dict(plan.secrets) == {"nginx_proxy_api_keys": (KEY_ARN,)}
+    assert plan.payload == b"" and plan.baked["api_keys_file"] == "/etc/nginx/api-keys.conf"
+    assert "k-live-1234567890" not in spec.instance.user_data + repr(plan)
+
+
+def test_the_baked_nginx_requires_a_key_it_gets_at_boot(tmp_path: Path):
+    keyed = validate_config(
+        {
+            **CONFIG,
+            "auth": {"api_keys": ["{{ k }}"]},
+            "fleet": {**CONFIG["fleet"], "secrets": {"api_keys": [KEY_ARN]}},
+        },
+        source=tmp_path,
+    )
+    fake = FakeAnsible()
+    release_image(keyed, tmp_path, api_keys=True, run=fake).configure(BUILDER)
+    variables = yaml.safe_load(fake.files["vars.yml"])
+    assert variables["nginx_proxy_api_keys_at_boot"] is True
+    assert variables["mlops_vm_boot_hook_src"].endswith("bootstrap/fetch_script.py")
+    assert "nginx_proxy_api_keys" not in yaml.safe_load(fake.files["secrets.yml"])
+    # The keys change what the image is: another fingerprint than without them.
+    plain = validate_config(CONFIG, source=tmp_path)
+    assert release_image(plain, tmp_path).fingerprint != release_image(keyed, tmp_path).fingerprint
+
+
+@pytest.mark.parametrize("provider_name", ["gcp", "azure"])
+def test_baking_with_api_keys_is_refused_where_no_hook_reads_them(
+    tmp_path: Path, monkeypatch, capsys, provider_name
+):
+    # The image has no key and this provider brings none at boot yet: never serve it open.
+    provider = RecordingProvider()
+    config = {
+        **CONFIG,
+        "provider": {"name": provider_name, "region": "europe-west1"},
+        "auth": {"api_keys": ["{{ vault_key }}"]},
+    }
     monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: provider)
     module = load_module("mlops_vm_fleet")
     args = {"config": config, "inventory_dir": str(tmp_path), "api_keys": ["k-live-123"]}
@@ -123,13 +172,14 @@ def test_baking_with_api_keys_is_refused_before_anything(tmp_path: Path, monkeyp
         module.main()
     assert exited.value.code == 1
     answer = json.loads(capsys.readouterr().out)
-    assert "auth.api_keys" in answer["msg"] and "k-live-123" not in json.dumps(answer)
+    assert "fleet.bake_image" in answer["msg"] and "k-live-123" not in json.dumps(answer)
     assert provider.fleets == [] and provider.images == []
 
 
 def test_fleet_module_without_bake_image_keeps_the_cold_boot(tmp_path: Path, monkeypatch, capsys):
     provider = RecordingProvider()
-    args = {"config": CONFIG, "inventory_dir": str(tmp_path)}
+    config = {**CONFIG, "fleet": {**CONFIG["fleet"], "bake_image": False}}
+    args = {"config": config, "inventory_dir": str(tmp_path)}
     run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
     [spec] = provider.fleets
     assert spec.release_image is None

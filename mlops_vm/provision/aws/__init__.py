@@ -22,6 +22,7 @@ wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's stand
 
 from dataclasses import replace
 
+from mlops_vm.bootstrap.baked import render_baked_user_data
 from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
@@ -44,6 +45,7 @@ from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
     TAG_FINGERPRINT,
     TAG_RELEASE,
@@ -163,14 +165,25 @@ class AwsProvider(Provider):
     def _boot_by_identity(
         self, spec: FleetSpec, settings: dict, log: ChangeLog
     ) -> tuple[FleetSpec, dict]:
-        """With InstanceSpec.boot: the payload in S3, the instances' role and profile, and
-        SPEC's user-data the fetcher that reads both with that profile (nothing secret)."""
+        """With InstanceSpec.boot: the payload in S3 (none for a baked image), the
+        instances' role and profile, and SPEC's user-data what reads both with that profile:
+        the fetcher, or a baked image's boot hook (nothing secret either way)."""
         plan = spec.instance.boot
         if plan is None:
             return spec, settings
         ctx = self.ctx
-        url = boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
-        bucket = url.removeprefix("s3://").split("/", 1)[0]
+        image = spec.release_image
+        if image is None and plan.baked:
+            # A baked instance's plan has no payload to upload: the image must come with it.
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"{spec.env}: a baked boot plan without its release image",
+                hint="converge the fleet through the fleet step, which bakes the image",
+                provider="aws",
+                operation="boot by identity",
+            )
+        url = None if image else boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
+        bucket = url.removeprefix("s3://").split("/", 1)[0] if url else None
         profile_arn = instance_identity.ensure_identity(ctx, spec.env, spec.role, plan, bucket, log)
         endpoint = ctx.options.boot_endpoint_url
         source = plan.source(
@@ -180,7 +193,12 @@ class AwsProvider(Provider):
             metadata_url=ctx.options.boot_metadata_url,
             endpoints=dict.fromkeys(instance_identity.BOOT_SERVICES, endpoint) if endpoint else {},
         )
-        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        user_data = (
+            render_baked_user_data(image.env, image.release, image.fingerprint, source)
+            if image
+            else render_fetch_user_data(source)
+        )
+        instance = replace(spec.instance, user_data=user_data)
         return replace(spec, instance=instance), {
             **settings,
             "IamInstanceProfile": {"Arn": profile_arn},

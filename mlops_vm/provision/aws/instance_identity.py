@@ -2,11 +2,12 @@
 policy of least privilege, and the instance profile that hands it to the instances.
 
 The policy allows exactly: reading the environment's boot payloads (its bucket's boot/
-prefix), reading the named secrets (Secrets Manager GetSecretValue, SSM GetParameter on
-those ARNs only), and pulling from the model's ECR repository only. ecr:GetAuthorizationToken
-is the one action on "*": ECR defines no resource for it (the token is for the registry,
-what it may pull is what the repository statement allows). The instances exchange it for a
-registry login at boot: no password anywhere, and none that expires before they launch.
+prefix; a baked image's instances fetch none), reading the named secrets (Secrets Manager
+GetSecretValue, SSM GetParameter on those ARNs only), and pulling from the model's ECR
+repository only. ecr:GetAuthorizationToken is the one action on "*": ECR defines no
+resource for it (the token is for the registry, what it may pull is what the repository
+statement allows). The instances exchange it for a registry login at boot: no password
+anywhere, and none that expires before they launch.
 """
 
 import re
@@ -44,16 +45,19 @@ def repository_arn(registry_host: str, repository: str) -> str:
     return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{repository}"
 
 
-def boot_policy(plan: BootPlan, bucket: str) -> dict[str, Any]:
-    """What the instances may do: read their payload and secrets, pull their image."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "ReadBootPayload",
-            "Effect": "Allow",
-            "Action": "s3:GetObject",
-            "Resource": f"{bucket_arn(bucket)}/{PAYLOAD_PREFIX}*",
-        }
-    ]
+def boot_policy(plan: BootPlan, bucket: str | None) -> dict[str, Any]:
+    """What the instances may do: read their payload (in BUCKET; None: a baked image, no
+    payload) and secrets, pull their image."""
+    statements: list[dict[str, Any]] = []
+    if bucket:
+        statements.append(
+            {
+                "Sid": "ReadBootPayload",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket_arn(bucket)}/{PAYLOAD_PREFIX}*",
+            }
+        )
     references = {str(index): ref for index, ref in enumerate(plan.secret_references())}
     statements += secret_refs.read_statements(
         references, "secretsmanager:GetSecretValue", "ssm:GetParameter"
@@ -85,7 +89,7 @@ def find_profile(ctx: AwsContext, name: str) -> dict[str, Any] | None:
 
 
 def ensure_identity(
-    ctx: AwsContext, env: str, role: str, plan: BootPlan, bucket: str, log: ChangeLog
+    ctx: AwsContext, env: str, role: str, plan: BootPlan, bucket: str | None, log: ChangeLog
 ) -> str:
     """The instance profile's ARN (a stand-in in a dry run that would create it)."""
     name = role_name(env, role)
