@@ -303,6 +303,29 @@ class AwsContext:
                 )
             self.sleep(self.options.poll_interval_s)
 
+    def wait_for(
+        self, condition: Callable[[], bool], what: str, *, timeout_s: float | None = None
+    ) -> None:
+        """Poll CONDITION until it holds (wait_until for a yes/no check)."""
+        self.wait_until(lambda: True if condition() else None, what, timeout_s=timeout_s)
+
+    def wait_for_state(
+        self, read: Callable[[], tuple[str, str, T]], ready: str, what: str, *, fix: str
+    ) -> T:
+        """Poll READ, which answers (state, reason, resource), until WHAT's state is READY;
+        returns the resource. The state "failed" ends the wait at once with its reason and
+        FIX (what a person does about it): waiting longer would only time out."""
+
+        def reached() -> tuple[T] | None:  # a tuple: the resource itself may be None
+            state, reason, resource = read()
+            if state == "failed":
+                raise errors.failure(
+                    ErrorCode.INTERNAL, f"{what} failed: {reason}", fix, f"wait for {what}"
+                )
+            return (resource,) if state == ready else None
+
+        return self.wait_until(reached, f"{what} is {ready}")[0]
+
 
 def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:
     """(request parameter, response key) of the continuation token of OPERATION."""

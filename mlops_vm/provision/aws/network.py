@@ -121,10 +121,7 @@ def create_vpc(ctx: AwsContext, spec: FleetSpec, name: str) -> str:
         CidrBlock=spec.network.cidr,
         TagSpecifications=names.tag_specifications("vpc", network_tags(spec, name)),
     )["Vpc"]["VpcId"]
-    ctx.wait_until(
-        lambda: True if vpc_state(ctx, vpc_id) == "available" else None,
-        f"VPC {vpc_id} is available",
-    )
+    ctx.wait_for(lambda: vpc_state(ctx, vpc_id) == "available", f"VPC {vpc_id} is available")
     # Instances get public DNS names, which the load balancer's health checks do not need
     # but people debugging an instance do.
     for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):

@@ -365,10 +365,7 @@ def delete_service(ctx: AwsContext, log: ChangeLog, env: str) -> None:
             service=service["serviceName"],
             force=True,  # stops its tasks: no need to scale to zero first
         )
-        ctx.wait_until(
-            lambda: True if find_service(ctx, env) is None else None,
-            "the ECS service is deleted",
-        )
+        ctx.wait_for(lambda: find_service(ctx, env) is None, "the ECS service is deleted")
 
     log.delete("ecs_service", service["serviceName"], delete)
 
