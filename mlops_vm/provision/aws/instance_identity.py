@@ -75,7 +75,7 @@ def boot_policy(plan: BootPlan, bucket: str) -> dict[str, Any]:
                 "Resource": "*",
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return iam.policy_document(statements)
 
 
 def find_profile(ctx: AwsContext, name: str) -> dict[str, Any] | None:
