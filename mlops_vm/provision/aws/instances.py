@@ -87,10 +87,7 @@ def to_instance(raw: dict[str, Any]) -> Instance:
 def describe_instances(
     ctx: AwsContext, env: str, role: str | None = None, states: tuple[str, ...] = LIVE_STATES
 ) -> list[dict[str, Any]]:
-    filters = [
-        *names.env_filters(env, role),
-        {"Name": "instance-state-name", "Values": list(states)},
-    ]
+    filters = [*names.env_filters(env, role), *names.filters({"instance-state-name": list(states)})]
     reservations = ctx.pages(
         "ec2", "describe_instances", "Reservations", "list the instances", Filters=filters
     )

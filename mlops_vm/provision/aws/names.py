@@ -43,12 +43,20 @@ def tag_specifications(resource_type: str, tags: dict[str, str]) -> list[dict[st
     return [{"ResourceType": resource_type, "Tags": tag_list(tags)}]
 
 
+def filters(values: dict[str, str | list[str]]) -> list[dict[str, Any]]:
+    """EC2 and Auto Scaling Filters: each filter name with its value (a string) or values."""
+    return [
+        {"Name": name, "Values": [value] if isinstance(value, str) else list(value)}
+        for name, value in values.items()
+    ]
+
+
 def env_filters(env: str, role: str | None = None) -> list[dict[str, Any]]:
-    """EC2 and Auto Scaling Filters that select the environment's resources (of ROLE)."""
-    filters = [{"Name": f"tag:{TAG_ENV}", "Values": [env]}]
+    """Filters that select the environment's resources (of ROLE)."""
+    wanted = {f"tag:{TAG_ENV}": env}
     if role is not None:
-        filters.append({"Name": f"tag:{TAG_ROLE}", "Values": [role]})
-    return filters
+        wanted[f"tag:{TAG_ROLE}"] = role
+    return filters(wanted)
 
 
 def has_tags(tag_items: list[dict[str, Any]] | None, env: str, role: str | None = None) -> bool:

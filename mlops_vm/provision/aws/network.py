@@ -75,10 +75,7 @@ def available_zones(ctx: AwsContext) -> list[str]:
         "ec2",
         "describe_availability_zones",
         "list the availability zones",
-        Filters=[
-            {"Name": "state", "Values": ["available"]},
-            {"Name": "zone-type", "Values": ["availability-zone"]},
-        ],
+        Filters=names.filters({"state": "available", "zone-type": "availability-zone"}),
     )["AvailabilityZones"]
     return sorted(zone["ZoneName"] for zone in zones)
 
