@@ -160,17 +160,29 @@ class AwsContext:
         /,  # positional only: ECS's UpdateService takes a parameter named `service`
         *,
         missing_ok: bool = False,
+        adopt: Callable[[], dict[str, Any] | None] | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """SERVICE.OPERATION(**PARAMS), retried when transient, translated when not.
 
         DOING names the step in the error ("create the VPC"); with MISSING_OK a not-found
-        answer returns {} (deleting what is already gone is success).
+        answer returns {} (deleting what is already gone is success); ADOPT: see create.
         """
         method = getattr(self.client(service), operation)
         params = self._with_client_token(service, operation, params)
+        tried = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal tried
+            if tried and adopt is not None:
+                found = adopt()
+                if found is not None:
+                    return found
+            tried = True
+            return method(**params)
+
         try:
-            return self._retrying(lambda: method(**params))
+            return self._retrying(attempt)
         except Exception as error:
             if missing_ok and errors.is_not_found(error):
                 return {}
@@ -212,22 +224,7 @@ class AwsContext:
         """A create that takes no client token (CreateVpc, CreateSubnet, ...): before trying
         again after a failure, ADOPT looks for what the failed try may have made all the same
         (an answer lost on the way back) and returns it, shaped like OPERATION's answer."""
-        method = getattr(self.client(service), operation)
-        tried = False
-
-        def attempt() -> dict[str, Any]:
-            nonlocal tried
-            if tried:
-                found = adopt()
-                if found is not None:
-                    return found
-            tried = True
-            return method(**params)
-
-        try:
-            return self._retrying(attempt)
-        except Exception as error:
-            raise errors.translate(error, doing) from error
+        return self.call(service, operation, doing, adopt=adopt, **params)
 
     def _with_client_token(
         self, service: str, operation: str, params: dict[str, Any]
