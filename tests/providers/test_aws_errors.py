@@ -190,6 +190,38 @@ def test_waiters_time_out_with_their_limit_in_the_message(sleeps):
     assert sleeps and set(sleeps) == {0.01}
 
 
+def test_a_state_waiter_returns_the_resource_once_ready_even_when_it_is_none(sleeps):
+    ctx = context(ScriptedClient(), sleeps, poll_interval_s=0.01)
+    states = iter(["pending", "pending", "active"])
+    assert ctx.wait_for_state(lambda: (next(states), "", None), "active", "lb", fix="-") is None
+    assert len(sleeps) == 2
+    states = iter(["pending", "available"])
+    found = ctx.wait_for_state(lambda: (next(states), "", {"id": 1}), "available", "x", fix="-")
+    assert found == {"id": 1}
+
+
+def test_a_state_waiter_stops_at_once_on_failed_with_the_reason_and_the_fix(sleeps):
+    ctx = context(ScriptedClient(), sleeps, poll_interval_s=0.01)
+    with pytest.raises(ProvisionError) as raised:
+        ctx.wait_for_state(
+            lambda: ("failed", "out of capacity", None), "available", "image ami-1", fix="bake"
+        )
+    assert raised.value.code == ErrorCode.INTERNAL
+    assert raised.value.message == "image ami-1 failed: out of capacity"
+    assert raised.value.hint == "bake"
+    assert sleeps == []
+
+
+def test_a_yes_no_waiter_polls_until_the_condition_holds(sleeps):
+    ctx = context(ScriptedClient(), sleeps, poll_interval_s=0.01)
+    answers = iter([False, False, True])
+    ctx.wait_for(lambda: next(answers), "it holds")
+    assert len(sleeps) == 2
+    with pytest.raises(ProvisionError) as raised:
+        ctx.wait_for(lambda: False, "never", timeout_s=0.05)
+    assert raised.value.code == ErrorCode.TIMEOUT
+
+
 def test_no_region_is_invalid_input(monkeypatch):
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

@@ -67,3 +67,15 @@ def test_validate_refuses_it_naming_env_with_exit_2(tmp_path):
     assert result.exit_code == EXIT_BAD_INPUT, result.output
     assert "env 'internal-api'" in result.output
     assert "internal-" in result.output
+
+
+def test_filters_take_one_value_or_several_and_select_the_environment_by_tag():
+    assert names.filters({"state": "available", "location": ["a", "b"]}) == [
+        {"Name": "state", "Values": ["available"]},
+        {"Name": "location", "Values": ["a", "b"]},
+    ]
+    assert names.env_filters("prod", "web") == [
+        {"Name": f"tag:{names.TAG_ENV}", "Values": ["prod"]},
+        {"Name": f"tag:{names.TAG_ROLE}", "Values": ["web"]},
+    ]
+    assert names.env_filters("prod") == [{"Name": f"tag:{names.TAG_ENV}", "Values": ["prod"]}]

@@ -21,7 +21,6 @@ from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instances, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.network import NetworkIds
-from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.model import (
     FINGERPRINT_SHOWN,
     ROLE_IMAGE,
@@ -144,22 +143,20 @@ def bake(
 
 
 def wait_available(ctx: AwsContext, image_id: str) -> dict[str, Any]:
-    def available() -> dict[str, Any] | None:
+    def read() -> tuple[str, str, dict[str, Any]]:
         raw = ctx.first(
             "ec2", "describe_images", f"read image {image_id}", "Images", ImageIds=[image_id]
         )
-        state = (raw or {}).get("State")
-        if state == "failed":
-            reason = (raw or {}).get("StateReason", {}).get("Message", "no reason given")
-            raise errors.failure(
-                ErrorCode.INTERNAL,
-                f"image {image_id} failed: {reason}",
-                "look at the builder's console output; run again to bake anew",
-                "image the builder instance",
-            )
-        return raw if state == "available" else None
+        raw = raw or {}
+        reason = raw.get("StateReason", {}).get("Message", "no reason given")
+        return raw.get("State", ""), reason, raw
 
-    return ctx.wait_until(available, f"image {image_id} is available")
+    return ctx.wait_for_state(
+        read,
+        "available",
+        f"image {image_id}",
+        fix="look at the builder's console output; run again to bake anew",
+    )
 
 
 def tag_snapshots(ctx: AwsContext, raw: dict[str, Any], image: ImageSpec) -> None:

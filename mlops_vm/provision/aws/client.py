@@ -160,17 +160,29 @@ class AwsContext:
         /,  # positional only: ECS's UpdateService takes a parameter named `service`
         *,
         missing_ok: bool = False,
+        adopt: Callable[[], dict[str, Any] | None] | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """SERVICE.OPERATION(**PARAMS), retried when transient, translated when not.
 
         DOING names the step in the error ("create the VPC"); with MISSING_OK a not-found
-        answer returns {} (deleting what is already gone is success).
+        answer returns {} (deleting what is already gone is success); ADOPT: see create.
         """
         method = getattr(self.client(service), operation)
         params = self._with_client_token(service, operation, params)
+        tried = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal tried
+            if tried and adopt is not None:
+                found = adopt()
+                if found is not None:
+                    return found
+            tried = True
+            return method(**params)
+
         try:
-            return self._retrying(lambda: method(**params))
+            return self._retrying(attempt)
         except Exception as error:
             if missing_ok and errors.is_not_found(error):
                 return {}
@@ -212,22 +224,7 @@ class AwsContext:
         """A create that takes no client token (CreateVpc, CreateSubnet, ...): before trying
         again after a failure, ADOPT looks for what the failed try may have made all the same
         (an answer lost on the way back) and returns it, shaped like OPERATION's answer."""
-        method = getattr(self.client(service), operation)
-        tried = False
-
-        def attempt() -> dict[str, Any]:
-            nonlocal tried
-            if tried:
-                found = adopt()
-                if found is not None:
-                    return found
-            tried = True
-            return method(**params)
-
-        try:
-            return self._retrying(attempt)
-        except Exception as error:
-            raise errors.translate(error, doing) from error
+        return self.call(service, operation, doing, adopt=adopt, **params)
 
     def _with_client_token(
         self, service: str, operation: str, params: dict[str, Any]
@@ -302,6 +299,29 @@ class AwsContext:
                     f"wait until {what}",
                 )
             self.sleep(self.options.poll_interval_s)
+
+    def wait_for(
+        self, condition: Callable[[], bool], what: str, *, timeout_s: float | None = None
+    ) -> None:
+        """Poll CONDITION until it holds (wait_until for a yes/no check)."""
+        self.wait_until(lambda: True if condition() else None, what, timeout_s=timeout_s)
+
+    def wait_for_state(
+        self, read: Callable[[], tuple[str, str, T]], ready: str, what: str, *, fix: str
+    ) -> T:
+        """Poll READ, which answers (state, reason, resource), until WHAT's state is READY;
+        returns the resource. The state "failed" ends the wait at once with its reason and
+        FIX (what a person does about it): waiting longer would only time out."""
+
+        def reached() -> tuple[T] | None:  # a tuple: the resource itself may be None
+            state, reason, resource = read()
+            if state == "failed":
+                raise errors.failure(
+                    ErrorCode.INTERNAL, f"{what} failed: {reason}", fix, f"wait for {what}"
+                )
+            return (resource,) if state == ready else None
+
+        return self.wait_until(reached, f"{what} is {ready}")[0]
 
 
 def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:

@@ -278,13 +278,13 @@ def delete_when_released(
     """Delete, retrying while AWS still holds the resource (network interfaces of deleted
     load balancers and instances are released a little after they are gone)."""
 
-    def attempt() -> bool | None:
+    def attempt() -> bool:
         try:
             ctx.call(service, operation, doing, missing_ok=True, **params)
         except ProvisionError as error:
             if error.code == ErrorCode.CONFLICT:
-                return None
+                return False
             raise
         return True
 
-    ctx.wait_until(attempt, f"AWS lets go ({doing})")
+    ctx.wait_for(attempt, f"AWS lets go ({doing})")

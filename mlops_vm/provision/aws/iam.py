@@ -12,15 +12,25 @@ from mlops_vm.provision.aws import names as tags
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 
+POLICY_VERSION = "2012-10-17"  # the current version of the IAM policy language
+LOG_WRITE_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def policy_document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def allow(action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    """A statement that allows ACTION on RESOURCE (a string or a list each, as the
+    documents already in place say them: a changed document would be rewritten)."""
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
 
 def trust_policy(principal: str) -> dict[str, Any]:
     """A role the AWS service PRINCIPAL (ecs-tasks.amazonaws.com, ...) may assume."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
-        ],
-    }
+    return policy_document(
+        [{"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}]
+    )
 
 
 def placeholder_arn(name: str) -> str:

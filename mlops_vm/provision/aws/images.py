@@ -7,7 +7,7 @@ pattern looked up among the images of the `image_owner` option's account.
 
 from typing import Any
 
-from mlops_vm.provision.aws import errors
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws.client import AwsContext
 
 DEBIAN_OWNER = "136693071363"
@@ -31,10 +31,7 @@ def newest_image(ctx: AwsContext, pattern: str, owner: str) -> dict[str, Any] | 
         "describe_images",
         f"look up the image {pattern}",
         Owners=[owner],
-        Filters=[
-            {"Name": "name", "Values": [pattern]},
-            {"Name": "state", "Values": ["available"]},
-        ],
+        Filters=names.filters({"name": pattern, "state": "available"}),
     )["Images"]
     return max(images, key=lambda image: image.get("CreationDate", ""), default=None)
 

@@ -79,7 +79,7 @@ def boot_policy(plan: BootPlan, bucket: str | None) -> dict[str, Any]:
                 "Resource": "*",
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return iam.policy_document(statements)
 
 
 def find_profile(ctx: AwsContext, name: str) -> dict[str, Any] | None:

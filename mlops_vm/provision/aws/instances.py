@@ -87,10 +87,7 @@ def to_instance(raw: dict[str, Any]) -> Instance:
 def describe_instances(
     ctx: AwsContext, env: str, role: str | None = None, states: tuple[str, ...] = LIVE_STATES
 ) -> list[dict[str, Any]]:
-    filters = [
-        *names.env_filters(env, role),
-        {"Name": "instance-state-name", "Values": list(states)},
-    ]
+    filters = [*names.env_filters(env, role), *names.filters({"instance-state-name": list(states)})]
     reservations = ctx.pages(
         "ec2", "describe_instances", "Reservations", "list the instances", Filters=filters
     )
@@ -294,11 +291,10 @@ def wait_running(ctx: AwsContext, instance_ids: list[str]) -> None:
     if not instance_ids:
         return
 
-    def all_running() -> bool | None:
-        states = {raw["State"]["Name"] for raw in describe_by_ids(ctx, instance_ids)}
-        return True if states == {"running"} else None
+    def all_running() -> bool:
+        return {raw["State"]["Name"] for raw in describe_by_ids(ctx, instance_ids)} == {"running"}
 
-    ctx.wait_until(all_running, f"instances {', '.join(instance_ids)} are running")
+    ctx.wait_for(all_running, f"instances {', '.join(instance_ids)} are running")
 
 
 def terminate(ctx: AwsContext, instance_ids: list[str]) -> None:
@@ -315,11 +311,11 @@ def wait_terminated(ctx: AwsContext, instance_ids: list[str]) -> None:
     if not instance_ids:
         return
 
-    def all_gone() -> bool | None:
+    def all_gone() -> bool:
         raws = describe_by_ids_tolerant(ctx, instance_ids)
-        return True if all(raw["State"]["Name"] == "terminated" for raw in raws) else None
+        return all(raw["State"]["Name"] == "terminated" for raw in raws)
 
-    ctx.wait_until(all_gone, f"instances {', '.join(instance_ids)} are terminated")
+    ctx.wait_for(all_gone, f"instances {', '.join(instance_ids)} are terminated")
 
 
 def describe_by_ids_tolerant(ctx: AwsContext, instance_ids: list[str]) -> list[dict[str, Any]]:

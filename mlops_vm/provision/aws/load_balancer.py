@@ -313,24 +313,22 @@ def ensure_alb(
 
 
 def wait_active(ctx: AwsContext, arn: str) -> None:
-    def active() -> bool | None:
+    def read() -> tuple[str, str, None]:
         found = ctx.call(
             "elbv2",
             "describe_load_balancers",
             "read the load balancer's state",
             LoadBalancerArns=[arn],
         )["LoadBalancers"]
-        state = found[0]["State"]["Code"] if found else ""
-        if state == "failed":
-            raise errors.failure(
-                ErrorCode.INTERNAL,
-                f"load balancer {arn} failed to provision: {found[0]['State'].get('Reason')}",
-                "look at the load balancer in the console, then run destroy and again",
-                "wait for the load balancer",
-            )
-        return True if state == "active" else None
+        state = found[0]["State"] if found else {}
+        return state.get("Code", ""), str(state.get("Reason")), None
 
-    ctx.wait_until(active, "the load balancer is active")
+    ctx.wait_for_state(
+        read,
+        "active",
+        f"load balancer {arn}",
+        fix="look at the load balancer in the console, then run destroy and again",
+    )
 
 
 # --- listeners --------------------------------------------------------------------------
@@ -521,13 +519,13 @@ def drain_targets(ctx: AwsContext, env: str, instance_ids: list[str], log: Chang
     if not draining:
         return
 
-    def drained() -> bool | None:
-        for arn, ids in draining.items():
-            if {d["Target"]["Id"] for d in describe_health(ctx, arn)} & set(ids):
-                return None
-        return True
+    def drained() -> bool:
+        return not any(
+            {d["Target"]["Id"] for d in describe_health(ctx, arn)} & set(ids)
+            for arn, ids in draining.items()
+        )
 
-    ctx.wait_until(drained, f"targets {', '.join(sorted(set(instance_ids)))} are drained")
+    ctx.wait_for(drained, f"targets {', '.join(sorted(set(instance_ids)))} are drained")
 
 
 def target_health(ctx: AwsContext, spec: LoadBalancerSpec) -> list[TargetHealth]:
@@ -697,7 +695,7 @@ def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
         LoadBalancerArn=arn,
     )
 
-    def gone() -> bool | None:
+    def gone() -> bool:
         found = ctx.first(
             "elbv2",
             "describe_load_balancers",
@@ -706,6 +704,6 @@ def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
             missing_ok=True,
             LoadBalancerArns=[arn],
         )
-        return True if found is None else None
+        return found is None
 
-    ctx.wait_until(gone, "the load balancer is deleted")
+    ctx.wait_for(gone, "the load balancer is deleted")

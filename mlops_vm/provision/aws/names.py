@@ -43,12 +43,20 @@ def tag_specifications(resource_type: str, tags: dict[str, str]) -> list[dict[st
     return [{"ResourceType": resource_type, "Tags": tag_list(tags)}]
 
 
+def filters(values: dict[str, str | list[str]]) -> list[dict[str, Any]]:
+    """EC2 and Auto Scaling Filters: each filter name with its value (a string) or values."""
+    return [
+        {"Name": name, "Values": [value] if isinstance(value, str) else list(value)}
+        for name, value in values.items()
+    ]
+
+
 def env_filters(env: str, role: str | None = None) -> list[dict[str, Any]]:
-    """EC2 Filters that select the environment's resources (of ROLE)."""
-    filters = [{"Name": f"tag:{TAG_ENV}", "Values": [env]}]
+    """Filters that select the environment's resources (of ROLE)."""
+    wanted = {f"tag:{TAG_ENV}": env}
     if role is not None:
-        filters.append({"Name": f"tag:{TAG_ROLE}", "Values": [role]})
-    return filters
+        wanted[f"tag:{TAG_ROLE}"] = role
+    return filters(wanted)
 
 
 def has_tags(tag_items: list[dict[str, Any]] | None, env: str, role: str | None = None) -> bool:
@@ -61,9 +69,24 @@ def tagged_ec2(
     ctx: "AwsContext", env: str, operation: str, doing: str, key: str, role: str | None = None
 ) -> list[dict[str, Any]]:
     """The EC2 resources of one kind that carry ENV's tags (and ROLE's): OPERATION (a
-    describe_*) lists them under KEY. The tags are checked here again: a server-side filter
-    that is wrong or ignored must never hand another environment's resources to a delete."""
-    found = ctx.call("ec2", operation, doing, Filters=env_filters(env, role))[key]
+    describe_*) lists them under KEY."""
+    return tagged(ctx, "ec2", env, operation, doing, key, role)
+
+
+def tagged(
+    ctx: "AwsContext",
+    service: str,
+    env: str,
+    operation: str,
+    doing: str,
+    key: str,
+    role: str | None = None,
+) -> list[dict[str, Any]]:
+    """The resources OPERATION of SERVICE lists under KEY, filtered by ENV's tags (and
+    ROLE's) the way EC2 and Auto Scaling take tag Filters. The tags are checked here again:
+    a server-side filter that is wrong or ignored must never hand another environment's
+    resources to a delete."""
+    found = ctx.pages(service, operation, key, doing, Filters=env_filters(env, role))
     return [item for item in found if has_tags(item.get("Tags"), env, role)]
 
 

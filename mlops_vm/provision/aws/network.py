@@ -75,10 +75,7 @@ def available_zones(ctx: AwsContext) -> list[str]:
         "ec2",
         "describe_availability_zones",
         "list the availability zones",
-        Filters=[
-            {"Name": "state", "Values": ["available"]},
-            {"Name": "zone-type", "Values": ["availability-zone"]},
-        ],
+        Filters=names.filters({"state": "available", "zone-type": "availability-zone"}),
     )["AvailabilityZones"]
     return sorted(zone["ZoneName"] for zone in zones)
 
@@ -121,10 +118,7 @@ def create_vpc(ctx: AwsContext, spec: FleetSpec, name: str) -> str:
         CidrBlock=spec.network.cidr,
         TagSpecifications=names.tag_specifications("vpc", network_tags(spec, name)),
     )["Vpc"]["VpcId"]
-    ctx.wait_until(
-        lambda: True if vpc_state(ctx, vpc_id) == "available" else None,
-        f"VPC {vpc_id} is available",
-    )
+    ctx.wait_for(lambda: vpc_state(ctx, vpc_id) == "available", f"VPC {vpc_id} is available")
     # Instances get public DNS names, which the load balancer's health checks do not need
     # but people debugging an instance do.
     for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):

@@ -151,8 +151,8 @@ def change_type(ctx: AwsContext, instance: Instance, wanted: str) -> None:
 
 
 def wait_state(ctx: AwsContext, instance_id: str, state: str) -> None:
-    def reached() -> bool | None:
+    def reached() -> bool:
         [raw] = instances.describe_by_ids(ctx, [instance_id])
-        return True if raw["State"]["Name"] == state else None
+        return raw["State"]["Name"] == state
 
-    ctx.wait_until(reached, f"instance {instance_id} is {state}")
+    ctx.wait_for(reached, f"instance {instance_id} is {state}")

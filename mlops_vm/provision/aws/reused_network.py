@@ -9,7 +9,7 @@ import ipaddress
 from functools import partial
 from typing import Any
 
-from mlops_vm.provision.aws import errors
+from mlops_vm.provision.aws import errors, names
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.network import NetworkIds
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
@@ -26,7 +26,7 @@ def check_internet_gateway(ctx: AwsContext, vpc_id: str) -> None:
         "ec2",
         "describe_internet_gateways",
         "find the VPC's internet gateway",
-        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}],
+        Filters=names.filters({"attachment.vpc-id": vpc_id}),
     )["InternetGateways"]
     if not gateways:
         raise invalid(

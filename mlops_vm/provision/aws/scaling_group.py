@@ -204,15 +204,14 @@ def find_group(ctx: AwsContext, name: str) -> dict[str, Any] | None:
 
 
 def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:
-    found = ctx.pages(
+    return names.tagged(
+        ctx,
         "autoscaling",
+        env,
         "describe_auto_scaling_groups",
-        "AutoScalingGroups",
         "list the scaling groups",
-        Filters=[{"Name": f"tag:{names.TAG_ENV}", "Values": [env]}],
+        "AutoScalingGroups",
     )
-    # Checked again here: destroy deletes what this returns, whatever the filter did.
-    return [group for group in found if names.has_tags(group.get("Tags"), env)]
 
 
 def desired_size(spec: FleetSpec) -> int:
@@ -433,8 +432,8 @@ def delete_group(ctx: AwsContext, name: str) -> None:
         AutoScalingGroupName=name,
         ForceDelete=True,
     )
-    ctx.wait_until(
-        lambda: True if find_group(ctx, name) is None else None,
+    ctx.wait_for(
+        lambda: find_group(ctx, name) is None,
         f"scaling group {name} is deleted",
     )
 

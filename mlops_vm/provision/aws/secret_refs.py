@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.iam import allow
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$")
@@ -85,7 +86,7 @@ def read_statements(
     managed = [ref for ref in references if ":secretsmanager:" in ref]
     parameters = [ref for ref in references if ":ssm:" in ref]
     return [
-        {"Effect": "Allow", "Action": action, "Resource": resources}
+        allow(action, resources)
         for action, resources in ((secret_action, managed), (parameter_action, parameters))
         if resources
     ]

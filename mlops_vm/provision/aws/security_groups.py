@@ -57,10 +57,7 @@ def find_group(ctx: AwsContext, vpc_id: str, name: str) -> dict[str, Any] | None
         "describe_security_groups",
         f"find security group {name}",
         "SecurityGroups",
-        Filters=[
-            {"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": "group-name", "Values": [name]},
-        ],
+        Filters=names.filters({"vpc-id": vpc_id, "group-name": name}),
     )
 
 

@@ -82,11 +82,8 @@ def deregister_target(
 
 
 def wait_drained(ctx: AwsContext, spec: LoadBalancerSpec, arn: str, instance_id: str) -> None:
-    def drained() -> bool | None:
-        return True if target_state(ctx, arn, instance_id) in OUT_STATES else None
-
-    ctx.wait_until(
-        drained,
+    ctx.wait_for(
+        lambda: target_state(ctx, arn, instance_id) in OUT_STATES,
         f"target {instance_id} has drained",
         timeout_s=spec.drain_seconds + ctx.options.drain_margin_s,
     )

@@ -73,10 +73,7 @@ def offered_in(
         "InstanceTypeOfferings",
         "check that the instance type is offered",
         LocationType=location_type,
-        Filters=[
-            {"Name": "instance-type", "Values": [machine_type]},
-            {"Name": "location", "Values": locations},
-        ],
+        Filters=names.filters({"instance-type": machine_type, "location": locations}),
     )
     return {offer["Location"] for offer in offered}
 
@@ -217,7 +214,7 @@ def check_key_pair(ctx: AwsContext) -> None:
         "ec2",
         "describe_key_pairs",
         "find the key pair",
-        Filters=[{"Name": "key-name", "Values": [name]}],
+        Filters=names.filters({"key-name": name}),
     )["KeyPairs"]
     if not pairs:
         raise invalid(

@@ -153,14 +153,9 @@ class CloudRunApis:
 
     # -- long-running operations -----------------------------------------------------------
 
-    def wait(
-        self,
-        client: ComputeClient,
-        what: str,
-        operation: dict[str, Any],
-        get: Callable[[str], Any],
-    ) -> dict[str, Any]:
-        """Poll OPERATION (GET by name) until `done`; raise its `error`, or TIMEOUT."""
+    def wait(self, client: ComputeClient, what: str, operation: dict[str, Any]) -> dict[str, Any]:
+        """Poll OPERATION (a projects.locations.operations one: Cloud Run's and Artifact
+        Registry's) until `done`; raise its `error`, or TIMEOUT."""
         deadline = time.monotonic() + self.options.operation_timeout_s
         while not operation.get("done"):
             if time.monotonic() > deadline:
@@ -171,26 +166,21 @@ class CloudRunApis:
                     "re-run to resume; the operation goes on in the cloud",
                 )
             client.pause()
-            operation = client.execute(f"wait for {what}", get(operation["name"]))
+            operation = client.execute(
+                f"wait for {what}",
+                lambda s, name=operation["name"]: (
+                    s.projects().locations().operations().get(name=name)
+                ),
+            )
         if operation.get("error"):
             raise operation_failed(operation["error"], what)
         return operation
 
     def run_operation(self, what: str, operation: dict[str, Any]) -> dict[str, Any]:
-        return self.wait(
-            self.run,
-            what,
-            operation,
-            lambda name: lambda s: s.projects().locations().operations().get(name=name),
-        )
+        return self.wait(self.run, what, operation)
 
     def registry_operation(self, what: str, operation: dict[str, Any]) -> dict[str, Any]:
-        return self.wait(
-            self.registry,
-            what,
-            operation,
-            lambda name: lambda s: s.projects().locations().operations().get(name=name),
-        )
+        return self.wait(self.registry, what, operation)
 
 
 def operation_failed(status: dict[str, Any], what: str) -> ProvisionError:

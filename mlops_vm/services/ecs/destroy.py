@@ -6,23 +6,16 @@ from mlops_vm.provision.aws import destroy as aws_destroy
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.model import TAG_ENV
 from mlops_vm.services import ecr
-from mlops_vm.services.ecs import iam, logs, names, scaling, service
-from mlops_vm.services.ecs.task_definition import family_revisions
+from mlops_vm.services.ecs import iam, logs, scaling, service
+from mlops_vm.services.ecs.task_definition import describe, family_revisions
 
 
 def delete_task_definitions(ctx: AwsContext, log: ChangeLog, family: str, env: str) -> None:
     for arn in family_revisions(ctx, family):
-        described = ctx.call(
-            "ecs",
-            "describe_task_definition",
-            "read the task definition",
-            missing_ok=True,
-            taskDefinition=arn,
-            include=["TAGS"],
-        )
-        if names.as_dict(described.get("tags")).get(TAG_ENV) != env:
-            continue  # a family of the same name that is not ours
-        active = described.get("taskDefinition", {}).get("status") == "ACTIVE"
+        found = describe(ctx, arn)
+        if found is None or found[1].get(TAG_ENV) != env:
+            continue  # gone meanwhile, or a family of the same name that is not ours
+        active = found[0].get("status") == "ACTIVE"
         log.delete(
             "task_definition",
             arn.rsplit("/", 1)[-1],

@@ -22,27 +22,16 @@ def execution_policy(ctx: AwsContext, spec: ServiceSpec) -> dict[str, Any]:
     region = ctx.region
     repository = f"arn:aws:ecr:{region}:*:repository/{ecr.repository_name(spec.env)}"
     log_group = f"arn:aws:logs:{region}:*:log-group:{names.log_group_name(spec.env)}:*"
-    statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-        {
-            "Effect": "Allow",
-            "Action": [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:GetDownloadUrlForLayer",
-                "ecr:BatchGetImage",
-            ],
-            "Resource": [repository],
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [log_group],
-        },
+    pull = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
+    statements = [
+        aws_iam.allow(["ecr:GetAuthorizationToken"], "*"),
+        aws_iam.allow(pull, [repository]),
+        aws_iam.allow(aws_iam.LOG_WRITE_ACTIONS, [log_group]),
+        *aws_secrets.read_statements(
+            spec.secrets, ["secretsmanager:GetSecretValue"], ["ssm:GetParameters"]
+        ),
     ]
-    statements += aws_secrets.read_statements(
-        spec.secrets, ["secretsmanager:GetSecretValue"], ["ssm:GetParameters"]
-    )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return aws_iam.policy_document(statements)
 
 
 def ensure_execution_role(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> str:

@@ -20,6 +20,25 @@ def policy_name(service: str, kind: str) -> str:
     return f"{service}-{kind}"
 
 
+def target_key(resource_id: str) -> dict[str, str]:
+    """The parameters that name the service's scalable target in every call about it."""
+    return {
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": resource_id,
+        "ScalableDimension": DIMENSION,
+    }
+
+
+def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
+    """A TargetTrackingScalingPolicyConfiguration: METRIC at TARGET, scale in slowly."""
+    return {
+        "TargetValue": float(target),
+        "PredefinedMetricSpecification": metric,
+        "ScaleOutCooldown": 60,
+        "ScaleInCooldown": 300,
+    }
+
+
 def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
     return ctx.first(
         "application-autoscaling",
@@ -27,7 +46,7 @@ def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
         "read the scalable target",
         "ScalableTargets",
         ServiceNamespace=NAMESPACE,
-        ResourceIds=[resource_id],
+        ResourceIds=[resource_id],  # a list here, unlike target_key's ResourceId
         ScalableDimension=DIMENSION,
     )
 
@@ -37,9 +56,7 @@ def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:
         "application-autoscaling",
         "describe_scaling_policies",
         "read the scaling policies",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource_id,
-        ScalableDimension=DIMENSION,
+        **target_key(resource_id),
     )["ScalingPolicies"]
     return {policy["PolicyName"]: policy for policy in found}
 
@@ -50,29 +67,20 @@ def wanted_policies(
     """Policy name -> TargetTrackingScalingPolicyConfiguration."""
     wanted = {}
     if options.target_cpu_percent is not None:
-        wanted[policy_name(spec.name, CPU_POLICY)] = {
-            "TargetValue": float(options.target_cpu_percent),
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
-            },
-            "ScaleOutCooldown": 60,
-            "ScaleInCooldown": 300,
-        }
+        wanted[policy_name(spec.name, CPU_POLICY)] = tracking(
+            options.target_cpu_percent,
+            {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+        )
     if options.target_requests_per_task is not None:
         label = (
             request_count_label(alb_arn, target_group_arn)
             if alb_arn and target_group_arn
             else "(new load balancer)"
         )
-        wanted[policy_name(spec.name, REQUESTS_POLICY)] = {
-            "TargetValue": float(options.target_requests_per_task),
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "ALBRequestCountPerTarget",
-                "ResourceLabel": label,
-            },
-            "ScaleOutCooldown": 60,
-            "ScaleInCooldown": 300,
-        }
+        wanted[policy_name(spec.name, REQUESTS_POLICY)] = tracking(
+            options.target_requests_per_task,
+            {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label},
+        )
     return wanted
 
 
@@ -96,9 +104,7 @@ def ensure_scaling(
                 "application-autoscaling",
                 "register_scalable_target",
                 "set the task count's bounds",
-                ServiceNamespace=NAMESPACE,
-                ResourceId=resource_id,
-                ScalableDimension=DIMENSION,
+                **target_key(resource_id),
                 MinCapacity=bounds[0],
                 MaxCapacity=bounds[1],
             ),
@@ -119,9 +125,7 @@ def ensure_scaling(
                 "put_scaling_policy",
                 f"set scaling policy {name}",
                 PolicyName=name,
-                ServiceNamespace=NAMESPACE,
-                ResourceId=resource_id,
-                ScalableDimension=DIMENSION,
+                **target_key(resource_id),
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration=configuration,
             ),
@@ -137,9 +141,7 @@ def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
         "delete_scaling_policy",
         f"delete scaling policy {name}",
         PolicyName=name,
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource_id,
-        ScalableDimension=DIMENSION,
+        **target_key(resource_id),
     )
 
 
@@ -156,8 +158,6 @@ def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> N
             "application-autoscaling",
             "deregister_scalable_target",
             "remove the scalable target",
-            ServiceNamespace=NAMESPACE,
-            ResourceId=resource_id,
-            ScalableDimension=DIMENSION,
+            **target_key(resource_id),
         ),
     )

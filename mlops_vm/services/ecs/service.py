@@ -396,8 +396,8 @@ def remove_service(ctx: AwsContext, env: str, service: dict[str, Any], canary: b
         service=service["serviceName"],
         force=True,  # stops its tasks: no need to scale to zero first
     )
-    ctx.wait_until(
-        lambda: True if find_service(ctx, env, canary=canary) is None else None,
+    ctx.wait_for(
+        lambda: find_service(ctx, env, canary=canary) is None,
         f"service {service['serviceName']} is deleted",
     )
 

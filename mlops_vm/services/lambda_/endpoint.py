@@ -13,6 +13,12 @@ from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 
 
+def on_alias(function: str) -> dict[str, str]:
+    """The parameters that address the function's alias (where the URL, the permissions
+    and the provisioned concurrency live) in every call about it."""
+    return {"FunctionName": function, "Qualifier": names.ALIAS}
+
+
 def auth_type(spec: ServiceSpec) -> str:
     return "AWS_IAM" if spec.access == "authenticated" else "NONE"
 
@@ -22,8 +28,7 @@ def find_url(ctx: AwsContext, function: str) -> dict[str, Any] | None:
         "lambda",
         "get_function_url_config",
         "find the function URL",
-        FunctionName=function,
-        Qualifier=names.ALIAS,
+        **on_alias(function),
     )
 
 
@@ -34,8 +39,7 @@ def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
         "get_policy",
         "read the alias's permissions",
         missing_ok=True,
-        FunctionName=function,
-        Qualifier=names.ALIAS,
+        **on_alias(function),
     ).get("Policy")
     return json.loads(policy)["Statement"] if policy else []
 
@@ -57,8 +61,7 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
                 "lambda",
                 "create_function_url_config" if url is None else "update_function_url_config",
                 "set up the function URL",
-                FunctionName=function,
-                Qualifier=names.ALIAS,
+                **on_alias(function),
                 AuthType=wanted,
             ),
             wanted,
@@ -96,8 +99,7 @@ def add_permission(
         "lambda",
         "add_permission",
         doing,
-        FunctionName=function,
-        Qualifier=names.ALIAS,
+        **on_alias(function),
         StatementId=statement,
         **grant,
     )
@@ -109,8 +111,7 @@ def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
         "lambda",
         "remove_permission",
         f"remove the permission {statement}",
-        FunctionName=function,
-        Qualifier=names.ALIAS,
+        **on_alias(function),
         StatementId=statement,
     )
 
@@ -148,8 +149,7 @@ def provisioned(ctx: AwsContext, function: str) -> int:
             "get_provisioned_concurrency_config",
             "read the provisioned concurrency",
             missing_ok=True,
-            FunctionName=function,
-            Qualifier=names.ALIAS,
+            **on_alias(function),
         )
     except ProvisionError as error:
         if "404" in str(error):

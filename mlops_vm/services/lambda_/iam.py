@@ -15,16 +15,9 @@ SECRETS_POLICY = "mlops-vm-secrets"
 def logs_policy(spec: ServiceSpec, region: str) -> dict:
     """Write to the function's own log group only (AWSLambdaBasicExecutionRole: any)."""
     group = f"arn:aws:logs:{region}:*:log-group:{names.log_group_name(spec.name)}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [group, f"{group}:*"],
-            }
-        ],
-    }
+    return aws_iam.policy_document(
+        [aws_iam.allow(aws_iam.LOG_WRITE_ACTIONS, [group, f"{group}:*"])]
+    )
 
 
 def secrets_policy(spec: ServiceSpec) -> dict | None:
@@ -33,7 +26,7 @@ def secrets_policy(spec: ServiceSpec) -> dict | None:
     statements = aws_secrets.read_statements(
         spec.secrets, "secretsmanager:GetSecretValue", "ssm:GetParameter"
     )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return aws_iam.policy_document(statements)
 
 
 def ensure_role(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> str:

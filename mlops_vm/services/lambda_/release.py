@@ -115,7 +115,7 @@ def health_gate(
     reason otherwise."""
     reasons: list[str] = []
 
-    def ready() -> bool | None:
+    def ready() -> bool:
         try:
             reason = unready_reason(invoke(ctx, options, function, version, readiness_event(path)))
         except ProvisionError as error:
@@ -123,10 +123,10 @@ def health_gate(
         except Exception as error:  # the emulator's connection: not up yet
             reason = f"{type(error).__name__}: {error}"
         reasons.append(reason)
-        return True if not reason else None
+        return not reason
 
     try:
-        ctx.wait_until(ready, f"version {version} answers {path}", timeout_s=timeout_s)
+        ctx.wait_for(ready, f"version {version} answers {path}", timeout_s=timeout_s)
     except ProvisionError:
         raise ProvisionError(
             ErrorCode.TIMEOUT,
