@@ -75,6 +75,7 @@ def environment(
             "ssh_user": "azureuser",
             "autoscaling": {"min_size": 1, "max_size": 4},
             "secrets": fleet_secrets,
+            "bake_image": False,  # the cold boot by identity (baking is the default)
         },
         "model": {"image": image, **(model or {}), **more},
         "auth": {"api_keys": ["{{ vault_api_key_one }}", "{{ vault_api_key_two }}"]},
