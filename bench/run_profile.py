@@ -61,7 +61,8 @@ def main() -> None:
         key = (data.get("play") or "", data.get("task") or "")
         if event["event"] == "playbook_on_task_start":
             starts.append((seconds(event["created"]), *key))
-        elif event["event"].startswith("runner_on_") and "duration" in data:
+        elif event["event"].startswith("runner_on_") and data.get("duration") is not None:
+            # None on the events of a host that an unreachable or skipped task never ran on.
             host_s[key] += data["duration"]
     wall: dict[tuple[str, str], float] = collections.defaultdict(float)
     for (start, play, task), following in zip(

@@ -157,6 +157,14 @@ def test_deploy_check_plans_the_release_and_changes_nothing(environment, load):
     assert releases(running(environment)) == releases(before)
 
 
+def assert_every_host_serves_behind_the_load_balancer() -> None:
+    """Every model host registered with the local load balancer and healthy there."""
+    servers = lb_admin.servers(f"mlops-vm-{ENV}-lb")
+    assert {name: server.healthy for name, server in servers.items() if name in HOSTS} == {
+        host: True for host in HOSTS
+    }, {name: server.reason for name, server in servers.items()}
+
+
 def test_a_release_that_never_gets_ready_is_rolled_back(environment, load):
     before = running(environment)
     code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
@@ -172,6 +180,9 @@ def test_a_release_that_never_gets_ready_is_rolled_back(environment, load):
     assert {h["running_image"] for h in after.values()} == {IMAGE_10}
     # The second host was never touched.
     assert after[HOSTS[1]]["deployed_at"] == before[HOSTS[1]]["deployed_at"]
+    # The failed host is back in the load balancer (its rescue put it back, not only its
+    # replicas): a host left out would halve the capacity until the next release.
+    assert_every_host_serves_behind_the_load_balancer()
 
 
 def test_a_memory_limit_the_model_cannot_live_in_is_rolled_back_through_provision(
