@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import (
@@ -39,7 +40,6 @@ from mlops_vm.provision.gcp.names import (
     same_link,
 )
 from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
-from mlops_vm.provision.model import LABEL_ENV, ROLE_LB, FleetResult, LoadBalancerSpec
 
 SCHEME = "EXTERNAL_MANAGED"
 
@@ -54,7 +54,7 @@ def _invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: LoadBalancerSpec, service_port: int | None = None) -> None:
+def check_spec(spec: model.LoadBalancerSpec, service_port: int | None = None) -> None:
     """What the LB spec must say before anything is created."""
     cert = spec.certificate
     managed = bool(cert.managed_domains)
@@ -111,7 +111,7 @@ def owned_fleet_groups(ctx: Context, env: str) -> list[dict[str, Any]]:
 
 
 def ensure_fleet_groups(
-    ctx: Context, fleet: FleetResult, role: str, port: int, log: ChangeLog
+    ctx: Context, fleet: model.FleetResult, role: str, port: int, log: ChangeLog
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """One unmanaged group per zone holding exactly the fleet's instances.
     Returns the groups' links and the groups no longer needed (deleted by the caller once
@@ -224,14 +224,14 @@ def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) ->
 # -- health check, backend service, URL maps -------------------------------------------------
 
 
-def ensure_health_check(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_health_check(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.health_check
     protocol = spec.backend_protocol
     detail_key = "httpsHealthCheck" if protocol == "HTTPS" else "httpHealthCheck"
     probe = {"portSpecification": "USE_SERVING_PORT", "requestPath": spec.health_path}
     body = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "type": protocol,
         detail_key: probe,
         "checkIntervalSec": 10,
@@ -277,7 +277,7 @@ def _backends_key(backends: list[dict[str, Any]]) -> list[tuple[str, str, float]
 
 def ensure_backend_service(
     ctx: Context,
-    spec: LoadBalancerSpec,
+    spec: model.LoadBalancerSpec,
     groups: list[str],
     health_check: str,
     rate_per_instance: float | None,
@@ -286,7 +286,7 @@ def ensure_backend_service(
     name = ctx.names.backend_service
     body = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "protocol": spec.backend_protocol,
         "portName": NAMED_PORT,
         "timeoutSec": 30,
@@ -314,9 +314,13 @@ def ensure_backend_service(
     return ctx.links.global_("backendServices", name)
 
 
-def ensure_url_map(ctx: Context, spec: LoadBalancerSpec, service: str, log: ChangeLog) -> str:
+def ensure_url_map(ctx: Context, spec: model.LoadBalancerSpec, service: str, log: ChangeLog) -> str:
     name = ctx.names.url_map
-    body = {"name": name, "description": description(spec.env, ROLE_LB), "defaultService": service}
+    body = {
+        "name": name,
+        "description": description(spec.env, model.ROLE_LB),
+        "defaultService": service,
+    }
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = not same_link(current.get("defaultService"), service)
@@ -333,11 +337,11 @@ REDIRECT = {
 }
 
 
-def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_redirect_url_map(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.redirect_url_map
     body = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "defaultUrlRedirect": REDIRECT,
     }
 
@@ -355,13 +359,13 @@ def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog
 # -- certificate and proxies -------------------------------------------------------------------
 
 
-def certificate_body(ctx: Context, spec: LoadBalancerSpec) -> dict[str, Any]:
+def certificate_body(ctx: Context, spec: model.LoadBalancerSpec) -> dict[str, Any]:
     cert = spec.certificate
     if cert.managed_domains:
         domains = sorted(cert.managed_domains)
         return {
             "name": ctx.names.certificate(digest({"managed": domains})),
-            "description": description(spec.env, ROLE_LB),
+            "description": description(spec.env, model.ROLE_LB),
             "type": "MANAGED",
             "managed": {"domains": domains},
         }
@@ -369,7 +373,7 @@ def certificate_body(ctx: Context, spec: LoadBalancerSpec) -> dict[str, Any]:
     private_key = Path(cert.key_file or "").read_text()
     return {
         "name": ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "type": "SELF_MANAGED",
         "certificate": certificate,
         "privateKey": private_key,
@@ -383,7 +387,7 @@ def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
     return [c for c in found if ctx.names.is_certificate(c["name"])]
 
 
-def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_certificate(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     body = certificate_body(ctx, spec)
     detail = ", ".join(spec.certificate.managed_domains) or "self-managed"
     # Immutable: a new content is a new name, so an existing one never needs a fix.
@@ -392,7 +396,7 @@ def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> 
 
 
 def delete_unused_certificates(
-    ctx: Context, spec: LoadBalancerSpec, keep: str, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, keep: str, log: ChangeLog
 ) -> None:
     # By name: a self link may spell the same certificate another way (host, project number).
     for cert in owned_certificates(ctx, spec.env):
@@ -415,12 +419,12 @@ def url_map_fix(current: dict[str, Any], url_map: str) -> list[ApiFix]:
 
 
 def ensure_https_proxy(
-    ctx: Context, spec: LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
 ) -> str:
     name = ctx.names.https_proxy
     body = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "urlMap": url_map,
         "sslCertificates": [certificate],
     }
@@ -439,9 +443,11 @@ def ensure_https_proxy(
     return ctx.links.global_("targetHttpsProxies", name)
 
 
-def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: ChangeLog) -> str:
+def ensure_http_proxy(
+    ctx: Context, spec: model.LoadBalancerSpec, url_map: str, log: ChangeLog
+) -> str:
     name = ctx.names.http_proxy
-    body = {"name": name, "description": description(spec.env, ROLE_LB), "urlMap": url_map}
+    body = {"name": name, "description": description(spec.env, model.ROLE_LB), "urlMap": url_map}
     converge(
         ctx, "target_http_proxy", body, log, fixes=lambda current: url_map_fix(current, url_map)
     )
@@ -451,13 +457,13 @@ def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: C
 # -- address and forwarding rules ----------------------------------------------------------------
 
 
-def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str | None:
+def ensure_address(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str | None:
     """The reserved global IPv4 address; None in a dry run that would create it."""
     name = ctx.names.address
-    wanted_labels = labels(spec.env, ROLE_LB)
+    wanted_labels = labels(spec.env, model.ROLE_LB)
     body = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "ipVersion": "IPV4",
         "addressType": "EXTERNAL",
         "labels": wanted_labels,
@@ -472,17 +478,17 @@ def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str 
 
 def ensure_forwarding_rule(
     ctx: Context,
-    spec: LoadBalancerSpec,
+    spec: model.LoadBalancerSpec,
     name: str,
     address: str | None,
     port: int,
     target: str,
     log: ChangeLog,
 ) -> str:
-    wanted_labels = labels(spec.env, ROLE_LB)
+    wanted_labels = labels(spec.env, model.ROLE_LB)
     body: dict[str, Any] = {
         "name": name,
-        "description": description(spec.env, ROLE_LB),
+        "description": description(spec.env, model.ROLE_LB),
         "IPProtocol": "TCP",
         "portRange": str(port),
         "target": target,
@@ -526,14 +532,14 @@ def env_forwarding_rules(ctx: Context, env: str) -> list[dict[str, Any]]:
         f"list forwarding rules of {env}", "globalForwardingRules", filter=label_filter(env)
     )
     # Checked again here: destroy deletes what this returns, whatever the filter did.
-    return [rule for rule in found if (rule.get("labels") or {}).get(LABEL_ENV) == env]
+    return [rule for rule in found if (rule.get("labels") or {}).get(model.LABEL_ENV) == env]
 
 
 # -- the whole chain ---------------------------------------------------------------------------
 
 
 def ensure(
-    ctx: Context, spec: LoadBalancerSpec, fleet: FleetResult, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, fleet: model.FleetResult, log: ChangeLog
 ) -> dict[str, Any]:
     """Converge every part, each after what it points to; the parts' links by role."""
     role = str(fleet.network.get("role") or "model")
@@ -577,7 +583,7 @@ def ensure(
     }
 
 
-def endpoint(spec: LoadBalancerSpec, address: str | None) -> str:
+def endpoint(spec: model.LoadBalancerSpec, address: str | None) -> str:
     host = (
         spec.certificate.managed_domains[0]
         if spec.certificate.managed_domains
