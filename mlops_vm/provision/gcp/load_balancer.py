@@ -44,6 +44,12 @@ from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
 SCHEME = "EXTERNAL_MANAGED"
 
 
+def lb_part(spec: model.LoadBalancerSpec, name: str, **fields: Any) -> dict[str, Any]:
+    """The body of a part of SPEC's load balancer: NAME, the load balancer's description
+    (the environment's, for what lists the project) and FIELDS."""
+    return {"name": name, "description": description(spec.env, model.ROLE_LB), **fields}
+
+
 def _invalid(message: str, hint: str) -> ProvisionError:
     return ProvisionError(
         ErrorCode.INVALID_INPUT,
@@ -229,16 +235,16 @@ def ensure_health_check(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeL
     protocol = spec.backend_protocol
     detail_key = "httpsHealthCheck" if protocol == "HTTPS" else "httpHealthCheck"
     probe = {"portSpecification": "USE_SERVING_PORT", "requestPath": spec.health_path}
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "type": protocol,
-        detail_key: probe,
-        "checkIntervalSec": 10,
-        "timeoutSec": 5,
-        "healthyThreshold": 2,
-        "unhealthyThreshold": 3,
-    }
+    body = lb_part(
+        spec,
+        name,
+        type=protocol,
+        checkIntervalSec=10,
+        timeoutSec=5,
+        healthyThreshold=2,
+        unhealthyThreshold=3,
+        **{detail_key: probe},
+    )
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         probe_now = current.get(detail_key) or {}
@@ -284,17 +290,17 @@ def ensure_backend_service(
     log: ChangeLog,
 ) -> str:
     name = ctx.names.backend_service
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "protocol": spec.backend_protocol,
-        "portName": NAMED_PORT,
-        "timeoutSec": 30,
-        "healthChecks": [health_check],
-        "loadBalancingScheme": SCHEME,
-        "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
-        "backends": [_backend(group, rate_per_instance) for group in groups],
-    }
+    body = lb_part(
+        spec,
+        name,
+        protocol=spec.backend_protocol,
+        portName=NAMED_PORT,
+        timeoutSec=30,
+        healthChecks=[health_check],
+        loadBalancingScheme=SCHEME,
+        connectionDraining={"drainingTimeoutSec": spec.drain_seconds},
+        backends=[_backend(group, rate_per_instance) for group in groups],
+    )
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = (
@@ -316,11 +322,7 @@ def ensure_backend_service(
 
 def ensure_url_map(ctx: Context, spec: model.LoadBalancerSpec, service: str, log: ChangeLog) -> str:
     name = ctx.names.url_map
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "defaultService": service,
-    }
+    body = lb_part(spec, name, defaultService=service)
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = not same_link(current.get("defaultService"), service)
@@ -339,11 +341,7 @@ REDIRECT = {
 
 def ensure_redirect_url_map(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.redirect_url_map
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "defaultUrlRedirect": REDIRECT,
-    }
+    body = lb_part(spec, name, defaultUrlRedirect=REDIRECT)
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = current.get("defaultUrlRedirect") != REDIRECT or bool(
@@ -363,21 +361,21 @@ def certificate_body(ctx: Context, spec: model.LoadBalancerSpec) -> dict[str, An
     cert = spec.certificate
     if cert.managed_domains:
         domains = sorted(cert.managed_domains)
-        return {
-            "name": ctx.names.certificate(digest({"managed": domains})),
-            "description": description(spec.env, model.ROLE_LB),
-            "type": "MANAGED",
-            "managed": {"domains": domains},
-        }
+        return lb_part(
+            spec,
+            ctx.names.certificate(digest({"managed": domains})),
+            type="MANAGED",
+            managed={"domains": domains},
+        )
     certificate = Path(cert.cert_file or "").read_text()
     private_key = Path(cert.key_file or "").read_text()
-    return {
-        "name": ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
-        "description": description(spec.env, model.ROLE_LB),
-        "type": "SELF_MANAGED",
-        "certificate": certificate,
-        "privateKey": private_key,
-    }
+    return lb_part(
+        spec,
+        ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
+        type="SELF_MANAGED",
+        certificate=certificate,
+        privateKey=private_key,
+    )
 
 
 def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
@@ -422,12 +420,7 @@ def ensure_https_proxy(
     ctx: Context, spec: model.LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
 ) -> str:
     name = ctx.names.https_proxy
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "urlMap": url_map,
-        "sslCertificates": [certificate],
-    }
+    body = lb_part(spec, name, urlMap=url_map, sslCertificates=[certificate])
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         found = url_map_fix(current, url_map)
@@ -447,7 +440,7 @@ def ensure_http_proxy(
     ctx: Context, spec: model.LoadBalancerSpec, url_map: str, log: ChangeLog
 ) -> str:
     name = ctx.names.http_proxy
-    body = {"name": name, "description": description(spec.env, model.ROLE_LB), "urlMap": url_map}
+    body = lb_part(spec, name, urlMap=url_map)
     converge(
         ctx, "target_http_proxy", body, log, fixes=lambda current: url_map_fix(current, url_map)
     )
@@ -461,13 +454,7 @@ def ensure_address(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -
     """The reserved global IPv4 address; None in a dry run that would create it."""
     name = ctx.names.address
     wanted_labels = labels(spec.env, model.ROLE_LB)
-    body = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "ipVersion": "IPV4",
-        "addressType": "EXTERNAL",
-        "labels": wanted_labels,
-    }
+    body = lb_part(spec, name, ipVersion="IPV4", addressType="EXTERNAL", labels=wanted_labels)
     current = converge(
         ctx, "global_address", body, log, fixes=lambda found: label_fix(found, wanted_labels)
     )
@@ -486,16 +473,16 @@ def ensure_forwarding_rule(
     log: ChangeLog,
 ) -> str:
     wanted_labels = labels(spec.env, model.ROLE_LB)
-    body: dict[str, Any] = {
-        "name": name,
-        "description": description(spec.env, model.ROLE_LB),
-        "IPProtocol": "TCP",
-        "portRange": str(port),
-        "target": target,
-        "loadBalancingScheme": SCHEME,
-        "networkTier": "PREMIUM",
-        "labels": wanted_labels,
-    }
+    body = lb_part(
+        spec,
+        name,
+        IPProtocol="TCP",
+        portRange=str(port),
+        target=target,
+        loadBalancingScheme=SCHEME,
+        networkTier="PREMIUM",
+        labels=wanted_labels,
+    )
     if address:
         body["IPAddress"] = address
     current = get_global(ctx, "forwarding_rule", name)
