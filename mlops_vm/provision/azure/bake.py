@@ -27,7 +27,6 @@ from mlops_vm.provision.azure import instances
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.names import Names, has_tags, tags
 from mlops_vm.provision.azure.network import Layout
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 IMAGES = "Microsoft.Compute/images"
 
@@ -87,14 +86,7 @@ def remove_builder(arm: Arm, group: str, name: str) -> None:
 def bake(arm: Arm, layout: Layout, fleet: model.FleetSpec, image: model.ImageSpec) -> str:
     """Create a builder VM, configure it, deallocate and generalize it, image it; the builder
     is removed in every case. The image's id."""
-    if image.configure is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
-            f"no configure step to bake the image of {image.env}",
-            hint="bake through `mlops-vm image build` or playbooks/image.yml",
-            provider="azure",
-            operation="bake the release image",
-        )
+    configure = image.configure_step("azure")
     group = layout.resource_group
     name = builder_name(layout)
     spec = builder_spec(fleet)
@@ -106,7 +98,7 @@ def bake(arm: Arm, layout: Layout, fleet: model.FleetSpec, image: model.ImageSpe
         )
         vm = arm.read("read image builder", arm.compute.virtual_machines.get, group, name)
         nics = {nic["id"].lower(): nic for nic in instances.list_nics(arm, group)}
-        image.configure(instances.vm_instance(vm, nics))
+        configure(instances.vm_instance(vm, nics))
         arm.run(
             "deallocate image builder", arm.compute.virtual_machines.begin_deallocate, group, name
         )

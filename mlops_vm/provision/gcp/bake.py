@@ -20,7 +20,6 @@ from typing import Any
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision import model
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import instances
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.names import basename, description, label_filter, labels
@@ -102,14 +101,7 @@ def bake(
 ) -> str:
     """Create a builder, configure it, stop it, image its disk; the builder is deleted in
     every case. The new image's self link."""
-    if image.configure is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
-            f"no configure step to bake the image of {image.env}",
-            hint="bake through `mlops-vm image build` or playbooks/image.yml",
-            provider="gcp",
-            operation="bake the release image",
-        )
+    configure = image.configure_step("gcp")
     name = builder_name(ctx)
     body = instances.instance_body(ctx, builder_spec(fleet), refs, zone, name)
     created = False
@@ -120,7 +112,7 @@ def bake(
         )
         created = True
         running = instances.wait_running(ctx, name, zone)
-        image.configure(instances.to_instance(running))
+        configure(instances.to_instance(running))
         ctx.client.mutate(
             f"stop image builder {name}",
             lambda s: s.instances().stop(project=ctx.project, zone=zone, instance=name),
