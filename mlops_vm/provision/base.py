@@ -21,19 +21,8 @@ from typing import TypeVar
 
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
+from mlops_vm.provision import model
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
-from mlops_vm.provision.model import (
-    FleetResult,
-    FleetSpec,
-    GroupStatus,
-    ImageResult,
-    ImageSpec,
-    Instance,
-    LoadBalancerResult,
-    LoadBalancerSpec,
-    ProviderSettings,
-    TargetHealth,
-)
 
 T = TypeVar("T")
 
@@ -44,7 +33,7 @@ class Provider(ABC):
     # rate limits and health checks of seconds make a finer poll pointless there.
     target_poll_s: float = 2.0
 
-    def __init__(self, settings: ProviderSettings) -> None:
+    def __init__(self, settings: model.ProviderSettings) -> None:
         self.settings = settings
 
     def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
@@ -60,31 +49,31 @@ class Provider(ABC):
             yield log
 
     @abstractmethod
-    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def check_offline(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse that can be
         seen without credentials or network (names, sizes, ports, limits): `validate`."""
 
     @abstractmethod
-    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def validate(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         """Raise ProvisionError(INVALID_INPUT) for input the cloud would refuse: the offline
         checks and those that ask the cloud's API (`validate --cloud`, `provision`)."""
 
     @abstractmethod
-    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+    def ensure_fleet(self, spec: model.FleetSpec, *, dry_run: bool = False) -> model.FleetResult:
         """Network, firewall and instances (fleet) or scaling group, converged to SPEC."""
 
     @abstractmethod
-    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+    def list_instances(self, env: str, role: str | None = None) -> list[model.Instance]:
         """The environment's live instances (not terminated), sorted by name."""
 
     @abstractmethod
     def ensure_load_balancer(
-        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
-    ) -> LoadBalancerResult:
+        self, spec: model.LoadBalancerSpec, fleet: model.FleetResult, *, dry_run: bool = False
+    ) -> model.LoadBalancerResult:
         """The managed LB in front of FLEET, its targets registered (surplus deregistered)."""
 
     @abstractmethod
-    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+    def target_health(self, spec: model.LoadBalancerSpec) -> list[model.TargetHealth]:
         """The LB's view of each target."""
 
     @abstractmethod
@@ -94,8 +83,8 @@ class Provider(ABC):
     # -- scaling groups: a machine image per release ------------------------------------------
 
     def ensure_release_image(
-        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
-    ) -> tuple[ImageResult, list[Change]]:
+        self, fleet: model.FleetSpec, image: model.ImageSpec, *, dry_run: bool = False
+    ) -> tuple[model.ImageResult, list[Change]]:
         """The machine image for IMAGE.release: the one tagged with IMAGE.fingerprint when it
         exists, else baked now (a builder instance in FLEET's network configured by the
         roles, imaged, and removed, also after a failure); this environment's images beyond
@@ -113,10 +102,10 @@ class Provider(ABC):
 
     @staticmethod
     def on_release_image(
-        spec: FleetSpec,
-        bake: Callable[[ImageSpec], ImageResult],
-        release_tags: Callable[[ImageSpec], dict[str, str]],
-    ) -> FleetSpec:
+        spec: model.FleetSpec,
+        bake: Callable[[model.ImageSpec], model.ImageResult],
+        release_tags: Callable[[model.ImageSpec], dict[str, str]],
+    ) -> model.FleetSpec:
         """SPEC booting from its release's image (BAKE: reused or baked now), its instances
         tagged with RELEASE_TAGS too, so each template (scale set model) says what it runs;
         SPEC as it is when it bakes no image."""
@@ -126,7 +115,7 @@ class Provider(ABC):
         tags = {**spec.instance.tags, **release_tags(image)}
         return replace(spec, instance=replace(spec.instance, image=bake(image).image_id, tags=tags))
 
-    def group_status(self, env: str) -> GroupStatus | None:
+    def group_status(self, env: str) -> model.GroupStatus | None:
         """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last
         scaling activities; None when ENV has no scaling group."""
         return None
@@ -145,7 +134,7 @@ class Provider(ABC):
     # -- releases: one target at a time out of the load balancer and back -------------------
 
     def deregister_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """Take INSTANCE out of the load balancer; return once its connections have drained.
 
@@ -156,17 +145,21 @@ class Provider(ABC):
         return changes_of(lambda log: self.deregister_step(spec, instance, log), dry_run=dry_run)
 
     def register_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """Put INSTANCE (back) into the load balancer. Does not wait: see wait_target_healthy.
         Already registered: no change."""
         return changes_of(lambda log: self.register_step(spec, instance, log), dry_run=dry_run)
 
-    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def deregister_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         """deregister_target's work, written to LOG: what a cloud's provider implements."""
         raise NotImplementedError(f"{self.name}: deregister_target")
 
-    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def register_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         """register_target's work, written to LOG: what a cloud's provider implements."""
         raise NotImplementedError(f"{self.name}: register_target")
 
@@ -195,13 +188,13 @@ class Provider(ABC):
         )
 
     def target_reader(
-        self, spec: LoadBalancerSpec, instance_id: str
-    ) -> Callable[[], TargetHealth | None]:
+        self, spec: model.LoadBalancerSpec, instance_id: str
+    ) -> Callable[[], model.TargetHealth | None]:
         """What wait_target_healthy asks each poll: INSTANCE_ID's health (None: not
         registered). Here the LB's whole view (target_health); a provider that can ask
         about one target alone does so."""
 
-        def read() -> TargetHealth | None:
+        def read() -> model.TargetHealth | None:
             # A target in more than one backend: healthy once one of them says so.
             mine = [t for t in self.target_health(spec) if t.instance_id == instance_id]
             return next((t for t in mine if t.healthy), mine[0] if mine else None)
@@ -210,12 +203,12 @@ class Provider(ABC):
 
     def wait_target_healthy(
         self,
-        spec: LoadBalancerSpec,
+        spec: model.LoadBalancerSpec,
         instance_id: str,
         *,
         timeout_s: float,
         poll_s: float | None = None,
-    ) -> TargetHealth:
+    ) -> model.TargetHealth:
         """Wait until the LB reports INSTANCE_ID healthy; ProvisionError(TIMEOUT) past the limit.
         POLL_S defaults to the provider's target_poll_s."""
         reached, health = self.poll(
@@ -235,12 +228,12 @@ class Provider(ABC):
 
     def wait_healthy(
         self,
-        spec: LoadBalancerSpec,
+        spec: model.LoadBalancerSpec,
         *,
         expected: int,
         timeout_s: float = 600.0,
         poll_s: float = 5.0,
-    ) -> list[TargetHealth]:
+    ) -> list[model.TargetHealth]:
         """Wait until EXPECTED targets are healthy; ProvisionError(TIMEOUT) past the limit."""
         reached, health = self.poll(
             lambda: self.target_health(spec),
@@ -262,13 +255,13 @@ class Provider(ABC):
 
     # -- scaling a fleet in: out of the load balancer before the instances go ---------------
 
-    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+    def surplus_instances(self, spec: model.FleetSpec) -> list[model.Instance]:
         """The fleet instances ensure_fleet(SPEC) removes because fleet.count went down
         (the same ones, in the same order). Providers without a fixed fleet: none."""
         return []
 
     def drain_surplus(
-        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
+        self, spec: model.FleetSpec, lb: model.LoadBalancerSpec | None, *, dry_run: bool = False
     ) -> list[Change]:
         """Each instance a smaller fleet.count removes leaves the load balancer and drains
         (deregister_target: no new request, requests in flight finish, bounded by
@@ -292,8 +285,8 @@ class Provider(ABC):
         return changes
 
     def converge_fleet(
-        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
-    ) -> FleetResult:
+        self, spec: model.FleetSpec, lb: model.LoadBalancerSpec | None, *, dry_run: bool = False
+    ) -> model.FleetResult:
         """ensure_fleet, the instances it removes drained from LB's load balancer first."""
         changes = self.drain_surplus(spec, lb, dry_run=dry_run)
         with reporting_changes(changes):
@@ -304,7 +297,7 @@ class Provider(ABC):
     # -- vertical scaling: one instance at a time, out of the load balancer ------------------
 
     def resize_instance(
-        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.FleetSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """Give INSTANCE the machine type and disk size of SPEC; no change when it has them.
 
@@ -316,7 +309,7 @@ class Provider(ABC):
         """
         return []
 
-    def plan_resizes(self, spec: FleetSpec) -> dict[str, list[Change]]:
+    def plan_resizes(self, spec: model.FleetSpec) -> dict[str, list[Change]]:
         """Each fleet instance's resize, by instance id (only those that need one).
 
         Every instance is checked before any is touched, so an incompatible machine type

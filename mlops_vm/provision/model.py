@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from mlops_vm.bootstrap.boot_source import BootPlan
 from mlops_vm.plan import Change
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 TAG_ENV = "mlops-vm/env"
 TAG_ROLE = "mlops-vm/role"
@@ -209,6 +210,20 @@ class ImageSpec:
     # an emulator nobody can SSH into inject their own (mlops_vm.commands.image makes the
     # real one: ansible-playbook playbooks/image.yml's roles against the builder).
     configure: Callable[["Instance"], None] | None = field(default=None, compare=False, repr=False)
+
+    def configure_step(self, provider: str) -> Callable[["Instance"], None]:
+        """CONFIGURE, checked before a builder is made: without one a bake has no roles to
+        apply, which is the caller's mistake (PROVIDER's ProvisionError says how to bake)."""
+        if self.configure is None:
+            raise ProvisionError(
+                ErrorCode.INVALID_INPUT,
+                f"no configure step to bake the image of {self.env}",
+                hint="bake through `mlops-vm image build` or playbooks/image.yml (they apply "
+                "the roles)",
+                provider=provider,
+                operation="bake the release image",
+            )
+        return self.configure
 
 
 @dataclass(frozen=True)

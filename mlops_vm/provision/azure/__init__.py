@@ -39,6 +39,7 @@ from typing import Any
 from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.azure import (
     bake,
     boot_payload,
@@ -62,18 +63,6 @@ from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.azure.key_vault import KeyVaultSecrets
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import (
-    FleetResult,
-    FleetSpec,
-    GroupStatus,
-    ImageResult,
-    ImageSpec,
-    Instance,
-    LoadBalancerResult,
-    LoadBalancerSpec,
-    ProviderSettings,
-    TargetHealth,
-)
 
 __all__ = ["AzureProvider"]
 
@@ -86,7 +75,7 @@ class AzureProvider(Provider):
 
     def __init__(
         self,
-        settings: ProviderSettings,
+        settings: model.ProviderSettings,
         *,
         credential: Any = None,
         authentication_policy: Any = None,
@@ -110,10 +99,10 @@ class AzureProvider(Provider):
             )
         return self._arm
 
-    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def check_offline(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         validate.check_offline(AzureOptions.from_settings(self.settings), fleet, lb)
 
-    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def validate(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         validate.validate(self.arm, fleet, lb, key_vault=self._data_plane(KeyVaultSecrets))
 
     def _data_plane(self, client: Any) -> Any:
@@ -124,7 +113,7 @@ class AzureProvider(Provider):
             authentication_policy=self._authentication_policy,
         )
 
-    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+    def ensure_fleet(self, spec: model.FleetSpec, *, dry_run: bool = False) -> model.FleetResult:
         validate.check_fleet_spec(spec)
         arm = self.arm
         layout = network.resolve_layout(arm, spec)
@@ -151,11 +140,11 @@ class AzureProvider(Provider):
                 )
                 found = scaling_group.scale_set_instances(arm, group, spec.env, spec.role)
                 details["scale_set_id"] = layout.ids.scale_set(layout.names.scale_set)
-        return FleetResult(sorted(found, key=lambda i: i.name), log.changes, details)
+        return model.FleetResult(sorted(found, key=lambda i: i.name), log.changes, details)
 
     def ensure_release_image(
-        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
-    ) -> tuple[ImageResult, list[Change]]:
+        self, fleet: model.FleetSpec, image: model.ImageSpec, *, dry_run: bool = False
+    ) -> tuple[model.ImageResult, list[Change]]:
         validate.check_fleet_spec(fleet)
         layout = network.resolve_layout(self.arm, fleet)
         with self.change_log(dry_run=dry_run) as log:
@@ -164,8 +153,8 @@ class AzureProvider(Provider):
         return result, log.changes
 
     def _boot_by_identity(
-        self, layout: Any, spec: FleetSpec, log: ChangeLog
-    ) -> tuple[FleetSpec, str | None]:
+        self, layout: Any, spec: model.FleetSpec, log: ChangeLog
+    ) -> tuple[model.FleetSpec, str | None]:
         """With InstanceSpec.boot: the payload in Blob storage, the instances' managed
         identity and its role assignments, and SPEC's customData the fetcher that reads
         both with that identity (nothing secret). The identity's id, or None."""
@@ -194,11 +183,11 @@ class AzureProvider(Provider):
         instance = replace(spec.instance, user_data=render_fetch_user_data(source))
         return replace(spec, instance=instance), identity["id"]
 
-    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+    def list_instances(self, env: str, role: str | None = None) -> list[model.Instance]:
         return inventory.list_instances(self.arm, env, role)
 
-    def group_status(self, env: str) -> GroupStatus | None:
-        def health() -> list[TargetHealth]:
+    def group_status(self, env: str) -> model.GroupStatus | None:
+        def health() -> list[model.TargetHealth]:
             found = inventory.find_gateway(self.arm, env)
             return load_balancer.health_of(self.arm, found[0], found[1]["name"]) if found else []
 
@@ -208,15 +197,15 @@ class AzureProvider(Provider):
         found = group_status.find_scale_set(self.arm, env)
         return group_release.releases(found[1])[1] if found else None
 
-    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+    def surplus_instances(self, spec: model.FleetSpec) -> list[model.Instance]:
         if spec.mode != "fleet":
             return []
         layout = network.resolve_layout(self.arm, spec)
         return instances.surplus_instances(self.arm, layout, spec)
 
     def ensure_load_balancer(
-        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
-    ) -> LoadBalancerResult:
+        self, spec: model.LoadBalancerSpec, fleet: model.FleetResult, *, dry_run: bool = False
+    ) -> model.LoadBalancerResult:
         if not fleet.network.get("resource_group"):
             raise ProvisionError(
                 ErrorCode.INVALID_INPUT,
@@ -241,7 +230,7 @@ class AzureProvider(Provider):
             for server, figures in sorted(by_server.items())
         }
 
-    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+    def target_health(self, spec: model.LoadBalancerSpec) -> list[model.TargetHealth]:
         found = inventory.find_gateway(self.arm, spec.env)
         if found is None:
             raise ProvisionError(
@@ -254,14 +243,18 @@ class AzureProvider(Provider):
         group, gateway = found
         return load_balancer.health_of(self.arm, group, gateway["name"])
 
-    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def deregister_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         targets.deregister_target(self.arm, spec, instance, log)
 
-    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def register_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         targets.register_target(self.arm, spec, instance, log)
 
     def resize_instance(
-        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.FleetSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return resize.resize_instance(self.arm, spec, instance, dry_run=dry_run)
 

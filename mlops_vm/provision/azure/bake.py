@@ -22,37 +22,26 @@ import time
 from dataclasses import replace
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.azure import instances
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.names import Names, has_tags, tags
 from mlops_vm.provision.azure.network import Layout
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
-from mlops_vm.provision.model import (
-    FINGERPRINT_SHOWN,
-    LABEL_BAKED_AT,
-    LABEL_FINGERPRINT,
-    LABEL_RELEASE,
-    ROLE_IMAGE,
-    ROLE_IMAGE_BUILDER,
-    FleetSpec,
-    ImageResult,
-    ImageSpec,
-)
 
 IMAGES = "Microsoft.Compute/images"
 
 
-def image_name(layout: Layout, image: ImageSpec) -> str:
-    return f"{layout.names.prefix}-img-{image.fingerprint[:FINGERPRINT_SHOWN]}"
+def image_name(layout: Layout, image: model.ImageSpec) -> str:
+    return f"{layout.names.prefix}-img-{image.fingerprint[: model.FINGERPRINT_SHOWN]}"
 
 
 def builder_name(layout: Layout) -> str:
-    return f"{layout.names.prefix}-{ROLE_IMAGE_BUILDER}"
+    return f"{layout.names.prefix}-{model.ROLE_IMAGE_BUILDER}"
 
 
-def release_tags(image: ImageSpec) -> dict[str, str]:
+def release_tags(image: model.ImageSpec) -> dict[str, str]:
     """What a release's image (and the scale set model that boots from it) is tagged with."""
-    return {LABEL_RELEASE: image.release, LABEL_FINGERPRINT: image.fingerprint}
+    return {model.LABEL_RELEASE: image.release, model.LABEL_FINGERPRINT: image.fingerprint}
 
 
 def environment_images(arm: Arm, layout: Layout, env: str) -> list[Json]:
@@ -60,10 +49,10 @@ def environment_images(arm: Arm, layout: Layout, env: str) -> list[Json]:
     found = arm.read_all(
         "list images", arm.compute.images.list_by_resource_group, layout.resource_group
     )
-    own = [raw for raw in found if has_tags(raw, env, ROLE_IMAGE)]
+    own = [raw for raw in found if has_tags(raw, env, model.ROLE_IMAGE)]
 
     def baked_at(raw: Json) -> int:
-        stamp = (raw.get("tags") or {}).get(LABEL_BAKED_AT, "0")
+        stamp = (raw.get("tags") or {}).get(model.LABEL_BAKED_AT, "0")
         return int(stamp) if stamp.isdigit() else 0
 
     return sorted(own, key=baked_at, reverse=True)
@@ -72,7 +61,9 @@ def environment_images(arm: Arm, layout: Layout, env: str) -> list[Json]:
 def with_fingerprint(images: list[Json], fingerprint: str) -> Json | None:
     for raw in images:
         state = str(raw.get("properties", {}).get("provisioningState", "Succeeded"))
-        if (raw.get("tags") or {}).get(LABEL_FINGERPRINT) == fingerprint and state == "Succeeded":
+        if (raw.get("tags") or {}).get(
+            model.LABEL_FINGERPRINT
+        ) == fingerprint and state == "Succeeded":
             return raw
     return None
 
@@ -80,9 +71,9 @@ def with_fingerprint(images: list[Json], fingerprint: str) -> Json | None:
 # --- the builder ------------------------------------------------------------------------
 
 
-def builder_spec(fleet: FleetSpec) -> FleetSpec:
+def builder_spec(fleet: model.FleetSpec) -> model.FleetSpec:
     instance = replace(fleet.instance, user_data=None)
-    return replace(fleet, role=ROLE_IMAGE_BUILDER, instance=instance, zones=())
+    return replace(fleet, role=model.ROLE_IMAGE_BUILDER, instance=instance, zones=())
 
 
 def remove_builder(arm: Arm, group: str, name: str) -> None:
@@ -92,17 +83,10 @@ def remove_builder(arm: Arm, group: str, name: str) -> None:
     instances.delete_disks(arm, group, [Names.os_disk(name)])
 
 
-def bake(arm: Arm, layout: Layout, fleet: FleetSpec, image: ImageSpec) -> str:
+def bake(arm: Arm, layout: Layout, fleet: model.FleetSpec, image: model.ImageSpec) -> str:
     """Create a builder VM, configure it, deallocate and generalize it, image it; the builder
     is removed in every case. The image's id."""
-    if image.configure is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
-            f"no configure step to bake the image of {image.env}",
-            hint="bake through `mlops-vm image build` or playbooks/image.yml",
-            provider="azure",
-            operation="bake the release image",
-        )
+    configure = image.configure_step("azure")
     group = layout.resource_group
     name = builder_name(layout)
     spec = builder_spec(fleet)
@@ -114,7 +98,7 @@ def bake(arm: Arm, layout: Layout, fleet: FleetSpec, image: ImageSpec) -> str:
         )
         vm = arm.read("read image builder", arm.compute.virtual_machines.get, group, name)
         nics = {nic["id"].lower(): nic for nic in instances.list_nics(arm, group)}
-        image.configure(instances.vm_instance(vm, nics))
+        configure(instances.vm_instance(vm, nics))
         arm.run(
             "deallocate image builder", arm.compute.virtual_machines.begin_deallocate, group, name
         )
@@ -122,8 +106,8 @@ def bake(arm: Arm, layout: Layout, fleet: FleetSpec, image: ImageSpec) -> str:
         body = {
             "location": layout.location,
             "tags": {
-                **tags(image.env, ROLE_IMAGE, release_tags(image)),
-                LABEL_BAKED_AT: str(time.time_ns() // 1000),
+                **tags(image.env, model.ROLE_IMAGE, release_tags(image)),
+                model.LABEL_BAKED_AT: str(time.time_ns() // 1000),
             },
             "properties": {
                 "sourceVirtualMachine": {"id": vm["id"]},
@@ -150,8 +134,8 @@ def delete_image(arm: Arm, group: str, name: str) -> None:
 
 
 def ensure_release_image(
-    arm: Arm, layout: Layout, fleet: FleetSpec, image: ImageSpec, log: ChangeLog
-) -> ImageResult:
+    arm: Arm, layout: Layout, fleet: model.FleetSpec, image: model.ImageSpec, log: ChangeLog
+) -> model.ImageResult:
     """IMAGE's managed image (its id), reused or baked, with the environment's images beyond
     IMAGE.keep_images deleted."""
     group = layout.resource_group
@@ -160,7 +144,9 @@ def ensure_release_image(
     images = environment_images(arm, layout, image.env)
     found = with_fingerprint(images, image.fingerprint)
     stale = [
-        vm for vm in instances.list_vms(arm, group) if has_tags(vm, image.env, ROLE_IMAGE_BUILDER)
+        vm
+        for vm in instances.list_vms(arm, group)
+        if has_tags(vm, image.env, model.ROLE_IMAGE_BUILDER)
     ]
     for vm in stale:
         log.delete(
@@ -171,7 +157,7 @@ def ensure_release_image(
         )
     if found is not None:
         # The id as a bake writes it: the scale set model stays the same.
-        result = ImageResult(
+        result = model.ImageResult(
             image_id=layout.ids.of(IMAGES, found["name"]), name=found["name"], reused=True
         )
     else:
@@ -182,7 +168,7 @@ def ensure_release_image(
             f"release {image.release}, managed image of a generalized builder VM that is "
             "then deleted",
         )
-        result = ImageResult(image_id=planned_id, name=name, reused=False)
+        result = model.ImageResult(image_id=planned_id, name=name, reused=False)
     others = [raw for raw in images if found is None or raw["name"] != found["name"]]
     for raw in others[max(0, image.keep_images - 1) :]:
         log.delete("image", raw["name"], lambda raw=raw: delete_image(arm, group, raw["name"]))

@@ -8,11 +8,10 @@ identity is the only way in: the operator needs Storage Blob Data Contributor on
 from typing import Any
 from urllib.parse import quote
 
-from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 
+from mlops_vm.provision.azure.data_plane import signed_client
 from mlops_vm.provision.azure.errors import PROVIDER
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
@@ -33,10 +32,8 @@ class BlobStore:
     def __init__(
         self, credential: Any, *, endpoint_url: str | None = None, authentication_policy: Any = None
     ) -> None:
-        signing = authentication_policy or BearerTokenCredentialPolicy(credential, SCOPE)
-        self.client: PipelineClient = PipelineClient(
-            base_url="https://blob.core.windows.net",
-            policies=[RetryPolicy(retry_total=3, retry_connect=1), signing],
+        self.client = signed_client(
+            credential, SCOPE, "https://blob.core.windows.net", authentication_policy
         )
         self.endpoint_url = endpoint_url
 

@@ -11,20 +11,13 @@ time and progress), which the ARM fake answers like Azure.
 
 from collections.abc import Callable
 
+from mlops_vm.provision import model
 from mlops_vm.provision.azure import group_release, inventory, scaling_group
 from mlops_vm.provision.azure.client import Arm, Json
 from mlops_vm.provision.azure.names import Names, has_tags
-from mlops_vm.provision.model import (
-    ROLE_MODEL,
-    GroupInstance,
-    GroupStatus,
-    Lifecycle,
-    ScalingActivity,
-    TargetHealth,
-)
 
 # A scale set VM's provisioningState -> status's words (Succeeded: by its power state).
-PROVISIONING: dict[str, Lifecycle] = {
+PROVISIONING: dict[str, model.Lifecycle] = {
     "Creating": "pending",
     "Updating": "pending",
     "Migrating": "pending",
@@ -39,7 +32,7 @@ def find_scale_set(arm: Arm, env: str) -> tuple[str, Json] | None:
     """(resource group, scale set) of ENV's model scale set, if any."""
     for group in inventory.environment_groups(arm, env):
         for scale_set in scaling_group.list_scale_sets(arm, group.name):
-            if has_tags(scale_set, env, ROLE_MODEL):
+            if has_tags(scale_set, env, model.ROLE_MODEL):
                 return group.name, scale_set
     return None
 
@@ -51,15 +44,15 @@ def power_state(vm: Json) -> str:
 
 
 def group_instance(
-    vm: Json, release: str | None, previous: str | None, health: dict[str, TargetHealth]
-) -> GroupInstance:
+    vm: Json, release: str | None, previous: str | None, health: dict[str, model.TargetHealth]
+) -> model.GroupInstance:
     props = vm.get("properties") or {}
     state = props.get("provisioningState", "")
     power = power_state(vm)
     lifecycle = PROVISIONING.get(state, "in_service" if power == "running" else "pending")
     target = health.get(vm["id"].lower())
     latest = props.get("latestModelApplied", True)
-    return GroupInstance(
+    return model.GroupInstance(
         id=vm["name"],
         zone=(vm.get("zones") or [None])[0],
         release=release if latest else previous,
@@ -73,7 +66,7 @@ def group_instance(
     )
 
 
-def upgrade_activity(upgrade: Json | None) -> list[ScalingActivity]:
+def upgrade_activity(upgrade: Json | None) -> list[model.ScalingActivity]:
     if not upgrade:
         return []
     props = upgrade.get("properties") or {}
@@ -91,7 +84,7 @@ def upgrade_activity(upgrade: Json | None) -> list[ScalingActivity]:
     )
     error = (props.get("error") or {}).get("message", "")
     return [
-        ScalingActivity(
+        model.ScalingActivity(
             at=str(running.get("startTime", "")),
             description=f"rolling upgrade to the latest model ({counts or 'no instance'})",
             cause=error or "a new scale set model (image or user data)",
@@ -101,21 +94,21 @@ def upgrade_activity(upgrade: Json | None) -> list[ScalingActivity]:
 
 
 def group_status(
-    arm: Arm, env: str, read_health: Callable[[], list[TargetHealth]]
-) -> GroupStatus | None:
+    arm: Arm, env: str, read_health: Callable[[], list[model.TargetHealth]]
+) -> model.GroupStatus | None:
     found = find_scale_set(arm, env)
     if found is None:
         return None
     group, scale_set = found
     name = scale_set["name"]
-    autoscale = scaling_group.get_autoscale(arm, group, Names(env, ROLE_MODEL).autoscale)
+    autoscale = scaling_group.get_autoscale(arm, group, Names(env, model.ROLE_MODEL).autoscale)
     profiles = ((autoscale or {}).get("properties") or {}).get("profiles") or [{}]
     capacity = int(scale_set["sku"]["capacity"])
     bounds = profiles[0].get("capacity") or {}
     release, previous = group_release.releases(scale_set)
     health = {t.instance_id.lower(): t for t in read_health()}
     vms = scaling_group.list_scale_set_vms(arm, group, name)
-    return GroupStatus(
+    return model.GroupStatus(
         name=name,
         min_size=int(bounds.get("minimum", capacity)),
         desired=capacity,

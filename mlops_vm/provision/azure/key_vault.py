@@ -12,11 +12,10 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core import PipelineClient
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
 from azure.core.rest import HttpRequest
 
+from mlops_vm.provision.azure.data_plane import signed_client
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 SCOPE = "https://vault.azure.net/.default"
@@ -42,10 +41,8 @@ class KeyVaultSecrets:
         endpoint_url: str | None = None,
         authentication_policy: Any = None,
     ) -> None:
-        signing = authentication_policy or BearerTokenCredentialPolicy(credential, SCOPE)
-        self.client: PipelineClient = PipelineClient(
-            base_url="https://vault.azure.net",
-            policies=[RetryPolicy(retry_total=3, retry_connect=1), signing],
+        self.client = signed_client(
+            credential, SCOPE, "https://vault.azure.net", authentication_policy
         )
         self.endpoint_url = endpoint_url
 

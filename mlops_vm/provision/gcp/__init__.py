@@ -39,6 +39,7 @@ from typing import Any
 from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp import (
@@ -63,20 +64,6 @@ from mlops_vm.provision.gcp.context import Context, InstanceOptions
 from mlops_vm.provision.gcp.converge import get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, reporting_partial
 from mlops_vm.provision.gcp.names import Names
-from mlops_vm.provision.model import (
-    ROLE_MODEL,
-    CertificateSpec,
-    FleetResult,
-    FleetSpec,
-    GroupStatus,
-    ImageResult,
-    ImageSpec,
-    Instance,
-    LoadBalancerResult,
-    LoadBalancerSpec,
-    ProviderSettings,
-    TargetHealth,
-)
 from mlops_vm.provision.retry import DEFAULT_BUDGET_S
 
 KNOWN_OPTIONS = {
@@ -105,7 +92,7 @@ class GcpProvider(Provider):
 
     def __init__(
         self,
-        settings: ProviderSettings,
+        settings: model.ProviderSettings,
         *,
         credentials: Any = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -214,21 +201,21 @@ class GcpProvider(Provider):
             stable_timeout_s=float(self._option("stable_timeout_s", 1200.0)),
         )
 
-    def _zones(self, ctx: Context, spec: FleetSpec) -> list[str]:
+    def _zones(self, ctx: Context, spec: model.FleetSpec) -> list[str]:
         """FleetSpec.zones, or the region's first two zones (not every region has -a)."""
         zones = checks.region_zones(ctx)
         return list(spec.zones) if spec.zones else zones[:DEFAULT_ZONE_COUNT]
 
     # -- the interface -------------------------------------------------------------------
 
-    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def check_offline(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         if not self.settings.region:
             raise self._invalid(
                 "ProviderSettings.region is not set", "set the GCP region, e.g. europe-west1"
             )
         checks.check_local(Names(fleet.env), fleet, lb)
 
-    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def validate(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         self.check_offline(fleet, lb)
         ctx = self._context(fleet.env)
         checks.check_remote(ctx, fleet, self._zones(ctx, fleet))
@@ -241,7 +228,7 @@ class GcpProvider(Provider):
             if repository:
                 secret_refs.check_repository_exists(apis, repository, "model.image")
 
-    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+    def ensure_fleet(self, spec: model.FleetSpec, *, dry_run: bool = False) -> model.FleetResult:
         ctx = self._context(spec.env)
         with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, spec)
@@ -275,15 +262,15 @@ class GcpProvider(Provider):
                 created = instances.ensure_count(ctx, spec, refs, zones, log)
                 # The LB's groups take them (in a dry run too, where no list shows them yet).
                 details["created"] = [{"name": name, "zone": zone} for name, zone in created]
-        return FleetResult(
+        return model.FleetResult(
             instances=self.list_instances(spec.env, spec.role),
             changes=log.changes,
             network=details,
         )
 
     def ensure_release_image(
-        self, fleet: FleetSpec, image: ImageSpec, *, dry_run: bool = False
-    ) -> tuple[ImageResult, list[Change]]:
+        self, fleet: model.FleetSpec, image: model.ImageSpec, *, dry_run: bool = False
+    ) -> tuple[model.ImageResult, list[Change]]:
         ctx = self._context(fleet.env)
         with self.change_log(dry_run=dry_run) as log:
             zones = self._zones(ctx, fleet)
@@ -293,8 +280,8 @@ class GcpProvider(Provider):
         return result, log.changes
 
     def _boot_by_identity(
-        self, ctx: Context, spec: FleetSpec, log: ChangeLog
-    ) -> tuple[FleetSpec, Context]:
+        self, ctx: Context, spec: model.FleetSpec, log: ChangeLog
+    ) -> tuple[model.FleetSpec, Context]:
         """With InstanceSpec.boot: the payload in Cloud Storage, the instances' service
         account and its grants, SPEC's user-data the fetcher that reads both with it (nothing
         secret), and a context whose templates run as that account."""
@@ -317,14 +304,14 @@ class GcpProvider(Provider):
         options = replace(ctx.instance_options, service_account=email)
         return replace(spec, instance=instance), replace(ctx, instance_options=options)
 
-    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+    def list_instances(self, env: str, role: str | None = None) -> list[model.Instance]:
         ctx = self._context(env)
         found = [instances.to_instance(r) for r in instances.list_resources(ctx, env, role)]
         return sorted(found, key=lambda instance: instance.name)
 
-    def group_status(self, env: str) -> GroupStatus | None:
+    def group_status(self, env: str) -> model.GroupStatus | None:
         # Only the environment matters to the backend service's health.
-        lb = LoadBalancerSpec(env=env, certificate=CertificateSpec())
+        lb = model.LoadBalancerSpec(env=env, certificate=model.CertificateSpec())
         return group_status.group_status(
             self._context(env), env, lambda: {t.instance_id: t for t in self.target_health(lb)}
         )
@@ -333,19 +320,19 @@ class GcpProvider(Provider):
         return group_status.releases_of(self._context(env), env)[1]
 
     def ensure_load_balancer(
-        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
-    ) -> LoadBalancerResult:
+        self, spec: model.LoadBalancerSpec, fleet: model.FleetResult, *, dry_run: bool = False
+    ) -> model.LoadBalancerResult:
         ctx = self._context(spec.env)
         with self.change_log(dry_run=dry_run) as log:
             resources = load_balancer.ensure(ctx, spec, fleet, log)
-        return LoadBalancerResult(
+        return model.LoadBalancerResult(
             endpoint=load_balancer.endpoint(spec, resources["address"]),
             changes=log.changes,
             targets=self.target_health(spec),
             resources=resources,
         )
 
-    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+    def target_health(self, spec: model.LoadBalancerSpec) -> list[model.TargetHealth]:
         ctx = self._context(spec.env)
         service_name = ctx.names.backend_service
         service = get_global(ctx, "backend_service", service_name)
@@ -364,7 +351,7 @@ class GcpProvider(Provider):
                 name = status["instance"].rsplit("/", 1)[-1]
                 state = status.get("healthState", "UNKNOWN")
                 health.append(
-                    TargetHealth(
+                    model.TargetHealth(
                         instance_id=ids.get(name, name),
                         healthy=state == "HEALTHY",
                         reason="" if state == "HEALTHY" else state,
@@ -372,19 +359,23 @@ class GcpProvider(Provider):
                 )
         return sorted(health, key=lambda target: target.instance_id)
 
-    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+    def surplus_instances(self, spec: model.FleetSpec) -> list[model.Instance]:
         ctx = self._context(spec.env)
         existing = instances.list_resources(ctx, spec.env, spec.role)
         return [instances.to_instance(r) for r in instances.surplus_resources(ctx, spec, existing)]
 
-    def deregister_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def deregister_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         targets.deregister_target(self._context(spec.env), spec, instance, log)
 
-    def register_step(self, spec: LoadBalancerSpec, instance: Instance, log: ChangeLog) -> None:
+    def register_step(
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, log: ChangeLog
+    ) -> None:
         targets.register_target(self._context(spec.env), spec, instance, log)
 
     def resize_instance(
-        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.FleetSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return resize.resize_instance(self._context(spec.env), spec, instance, dry_run=dry_run)
 
@@ -396,7 +387,7 @@ class GcpProvider(Provider):
             # bucket first and destroy deletes it last: without it there is nothing here.
             apis, bucket = self.boot_apis(), self._boot_bucket(ctx, env)
             if boot_payload.is_environments(boot_payload.find_bucket(apis, bucket), env):
-                instance_identity.delete_identity(apis, env, ROLE_MODEL, bucket, log)
+                instance_identity.delete_identity(apis, env, model.ROLE_MODEL, bucket, log)
                 boot_payload.delete_bucket(apis, bucket, env, log)
         return log.changes
 

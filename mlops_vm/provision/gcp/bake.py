@@ -19,22 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision import model
 from mlops_vm.provision.gcp import instances
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.names import basename, description, label_filter, labels
 from mlops_vm.provision.gcp.network import NetworkRefs
-from mlops_vm.provision.model import (
-    FINGERPRINT_SHOWN,
-    LABEL_BAKED_AT,
-    LABEL_FINGERPRINT,
-    LABEL_RELEASE,
-    ROLE_IMAGE,
-    ROLE_IMAGE_BUILDER,
-    FleetSpec,
-    ImageResult,
-    ImageSpec,
-)
 
 LABEL_VALUE_MAX = 63
 
@@ -48,31 +37,31 @@ def family(ctx: Context) -> str:
     return f"{ctx.names.prefix}-img"
 
 
-def image_name(ctx: Context, image: ImageSpec) -> str:
-    return f"{family(ctx)}-{image.fingerprint[:FINGERPRINT_SHOWN]}"
+def image_name(ctx: Context, image: model.ImageSpec) -> str:
+    return f"{family(ctx)}-{image.fingerprint[: model.FINGERPRINT_SHOWN]}"
 
 
 def builder_name(ctx: Context) -> str:
-    return f"{ctx.names.prefix}-{ROLE_IMAGE_BUILDER}"
+    return f"{ctx.names.prefix}-{model.ROLE_IMAGE_BUILDER}"
 
 
-def release_labels(image: ImageSpec) -> dict[str, str]:
+def release_labels(image: model.ImageSpec) -> dict[str, str]:
     """What a release's image (and the instances its template makes) is labelled with."""
     return {
-        LABEL_RELEASE: label_value(image.release),
-        LABEL_FINGERPRINT: image.fingerprint[:LABEL_VALUE_MAX],
+        model.LABEL_RELEASE: label_value(image.release),
+        model.LABEL_FINGERPRINT: image.fingerprint[:LABEL_VALUE_MAX],
     }
 
 
 def environment_images(ctx: Context, env: str) -> list[dict[str, Any]]:
     """ENV's images, newest first; labels checked again (these are deleted beyond keep)."""
     found = ctx.client.list_all(
-        f"list images of {env}", "images", filter=label_filter(env, ROLE_IMAGE)
+        f"list images of {env}", "images", filter=label_filter(env, model.ROLE_IMAGE)
     )
-    own = [raw for raw in found if instances.has_labels(raw, env, ROLE_IMAGE)]
+    own = [raw for raw in found if instances.has_labels(raw, env, model.ROLE_IMAGE)]
 
     def baked_at(raw: dict[str, Any]) -> tuple[int, str]:
-        stamp = (raw.get("labels") or {}).get(LABEL_BAKED_AT, "0")
+        stamp = (raw.get("labels") or {}).get(model.LABEL_BAKED_AT, "0")
         return int(stamp) if stamp.isdigit() else 0, raw.get("creationTimestamp", "")
 
     return sorted(own, key=baked_at, reverse=True)
@@ -81,7 +70,9 @@ def environment_images(ctx: Context, env: str) -> list[dict[str, Any]]:
 def with_fingerprint(images: list[dict[str, Any]], fingerprint: str) -> dict[str, Any] | None:
     wanted = fingerprint[:LABEL_VALUE_MAX]
     for raw in images:
-        if (raw.get("labels") or {}).get(LABEL_FINGERPRINT) == wanted and raw.get("status") in (
+        if (raw.get("labels") or {}).get(model.LABEL_FINGERPRINT) == wanted and raw.get(
+            "status"
+        ) in (
             "READY",
             "PENDING",
         ):
@@ -92,8 +83,10 @@ def with_fingerprint(images: list[dict[str, Any]], fingerprint: str) -> dict[str
 # --- the builder ------------------------------------------------------------------------
 
 
-def builder_spec(fleet: FleetSpec) -> FleetSpec:
-    return replace(fleet, role=ROLE_IMAGE_BUILDER, instance=replace(fleet.instance, user_data=None))
+def builder_spec(fleet: model.FleetSpec) -> model.FleetSpec:
+    return replace(
+        fleet, role=model.ROLE_IMAGE_BUILDER, instance=replace(fleet.instance, user_data=None)
+    )
 
 
 def delete_builder(ctx: Context, name: str, zone: str) -> None:
@@ -103,17 +96,12 @@ def delete_builder(ctx: Context, name: str, zone: str) -> None:
     )
 
 
-def bake(ctx: Context, fleet: FleetSpec, image: ImageSpec, refs: NetworkRefs, zone: str) -> str:
+def bake(
+    ctx: Context, fleet: model.FleetSpec, image: model.ImageSpec, refs: NetworkRefs, zone: str
+) -> str:
     """Create a builder, configure it, stop it, image its disk; the builder is deleted in
     every case. The new image's self link."""
-    if image.configure is None:
-        raise ProvisionError(
-            ErrorCode.INVALID_INPUT,
-            f"no configure step to bake the image of {image.env}",
-            hint="bake through `mlops-vm image build` or playbooks/image.yml",
-            provider="gcp",
-            operation="bake the release image",
-        )
+    configure = image.configure_step("gcp")
     name = builder_name(ctx)
     body = instances.instance_body(ctx, builder_spec(fleet), refs, zone, name)
     created = False
@@ -124,7 +112,7 @@ def bake(ctx: Context, fleet: FleetSpec, image: ImageSpec, refs: NetworkRefs, zo
         )
         created = True
         running = instances.wait_running(ctx, name, zone)
-        image.configure(instances.to_instance(running))
+        configure(instances.to_instance(running))
         ctx.client.mutate(
             f"stop image builder {name}",
             lambda s: s.instances().stop(project=ctx.project, zone=zone, instance=name),
@@ -133,11 +121,11 @@ def bake(ctx: Context, fleet: FleetSpec, image: ImageSpec, refs: NetworkRefs, zo
         image_body = {
             "name": image_name(ctx, image),
             "family": family(ctx),
-            "description": f"{description(image.env, ROLE_IMAGE)}; release={image.release}",
+            "description": f"{description(image.env, model.ROLE_IMAGE)}; release={image.release}",
             "sourceDisk": disk,
             "labels": {
-                **labels(image.env, ROLE_IMAGE, release_labels(image)),
-                LABEL_BAKED_AT: str(time.time_ns() // 1000),
+                **labels(image.env, model.ROLE_IMAGE, release_labels(image)),
+                model.LABEL_BAKED_AT: str(time.time_ns() // 1000),
             },
         }
         ctx.client.mutate(
@@ -161,18 +149,18 @@ def delete_image(ctx: Context, name: str) -> None:
 
 def ensure_release_image(
     ctx: Context,
-    fleet: FleetSpec,
-    image: ImageSpec,
+    fleet: model.FleetSpec,
+    image: model.ImageSpec,
     refs: NetworkRefs,
     zone: str,
     log: ChangeLog,
-) -> ImageResult:
+) -> model.ImageResult:
     """IMAGE's image (its self link), reused or baked in ZONE, with the environment's images
     beyond IMAGE.keep_images deleted."""
     name = image_name(ctx, image)
     images = environment_images(ctx, image.env)
     found = with_fingerprint(images, image.fingerprint)
-    for stale in instances.list_resources(ctx, image.env, ROLE_IMAGE_BUILDER):
+    for stale in instances.list_resources(ctx, image.env, model.ROLE_IMAGE_BUILDER):
         log.delete(
             "instance",
             stale["name"],
@@ -181,7 +169,7 @@ def ensure_release_image(
         )
     if found is not None:
         link = ctx.links.global_("images", found["name"])  # as a bake's: the same template
-        result = ImageResult(image_id=link, name=found["name"], reused=True)
+        result = model.ImageResult(image_id=link, name=found["name"], reused=True)
     else:
         link = log.create(
             "image",
@@ -191,7 +179,7 @@ def ensure_release_image(
             "that is then deleted",
             planned=ctx.links.global_("images", name),
         )
-        result = ImageResult(image_id=link, name=name, reused=False)
+        result = model.ImageResult(image_id=link, name=name, reused=False)
     others = [raw for raw in images if found is None or raw["name"] != found["name"]]
     for raw in others[max(0, image.keep_images - 1) :]:
         log.delete("image", raw["name"], lambda raw=raw: delete_image(ctx, raw["name"]))

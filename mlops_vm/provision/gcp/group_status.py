@@ -13,21 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_vm.provision import model
 from mlops_vm.provision.gcp import scaling_group
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.names import basename
-from mlops_vm.provision.model import (
-    LABEL_RELEASE,
-    ROLE_MODEL,
-    GroupInstance,
-    GroupStatus,
-    Lifecycle,
-    ScalingActivity,
-    TargetHealth,
-)
 
 # currentAction of a managed instance -> status's words (NONE: by the instance's status).
-ACTIONS: dict[str, Lifecycle] = {
+ACTIONS: dict[str, model.Lifecycle] = {
     "CREATING": "pending",
     "CREATING_WITHOUT_RETRIES": "pending",
     "VERIFYING": "pending",
@@ -46,15 +38,15 @@ ACTIONS: dict[str, Lifecycle] = {
 def template_releases(ctx: Context, env: str) -> dict[str, str | None]:
     """Each of ENV's model templates' release, by template name."""
     releases: dict[str, str | None] = {}
-    for template in scaling_group.owned_templates(ctx, env, ROLE_MODEL):
+    for template in scaling_group.owned_templates(ctx, env, model.ROLE_MODEL):
         items = ((template.get("properties") or {}).get("metadata") or {}).get("items") or []
-        found = [item.get("value") for item in items if item.get("key") == LABEL_RELEASE]
+        found = [item.get("value") for item in items if item.get("key") == model.LABEL_RELEASE]
         releases[template["name"]] = found[0] if found else None
     return releases
 
 
 def model_manager(ctx: Context, env: str) -> dict[str, Any] | None:
-    name = ctx.names.group_manager(ROLE_MODEL)
+    name = ctx.names.group_manager(model.ROLE_MODEL)
     found = [m for m in scaling_group.find_managers(ctx, env) if m["name"] == name]
     return found[0] if found else None
 
@@ -73,7 +65,7 @@ def releases_of(ctx: Context, env: str) -> tuple[str | None, str | None]:
         return None, None
     releases = template_releases(ctx, env)
     current = scaling_group.current_template(manager)
-    previous = scaling_group.replaced_template(ctx, manager, ROLE_MODEL)
+    previous = scaling_group.replaced_template(ctx, manager, model.ROLE_MODEL)
     return (
         releases.get(basename(current)) if current else None,
         releases.get(previous) if previous else None,
@@ -95,8 +87,8 @@ def managed_instances(ctx: Context, manager: dict[str, Any]) -> list[dict[str, A
 
 
 def group_instance(
-    raw: dict[str, Any], releases: dict[str, str | None], health: dict[str, TargetHealth]
-) -> GroupInstance:
+    raw: dict[str, Any], releases: dict[str, str | None], health: dict[str, model.TargetHealth]
+) -> model.GroupInstance:
     link = raw.get("instance", "")
     action = raw.get("currentAction", "NONE")
     status = raw.get("instanceStatus", "")
@@ -105,7 +97,7 @@ def group_instance(
     if target is not None and target.reason == "DRAINING" and lifecycle == "in_service":
         lifecycle = "draining"
     template = (raw.get("version") or {}).get("instanceTemplate")
-    return GroupInstance(
+    return model.GroupInstance(
         id=basename(link) or str(raw.get("id", "")),
         zone=link.split("/zones/")[1].split("/")[0] if "/zones/" in link else None,
         release=releases.get(basename(template)) if template else None,
@@ -115,7 +107,9 @@ def group_instance(
     )
 
 
-def activities(manager: dict[str, Any], autoscaler: dict[str, Any] | None) -> list[ScalingActivity]:
+def activities(
+    manager: dict[str, Any], autoscaler: dict[str, Any] | None
+) -> list[model.ScalingActivity]:
     """What the MIG does now and why the autoscaler says so."""
     now = datetime.now(UTC).isoformat()
     causes = [d.get("message", "") for d in (autoscaler or {}).get("statusDetails") or []]
@@ -124,18 +118,18 @@ def activities(manager: dict[str, Any], autoscaler: dict[str, Any] | None) -> li
         causes.append(f"autoscaler recommends {recommended} instances")
     cause = "; ".join(c for c in causes if c) or "the group's own (template or size change)"
     found = [
-        ScalingActivity(at=now, description=f"{action} {count} instance(s)", cause=cause)
+        model.ScalingActivity(at=now, description=f"{action} {count} instance(s)", cause=cause)
         for action, count in sorted((manager.get("currentActions") or {}).items())
         if action != "none" and count
     ]
     if not found and causes:
-        found.append(ScalingActivity(at=now, description="autoscaler status", cause=cause))
+        found.append(model.ScalingActivity(at=now, description="autoscaler status", cause=cause))
     return found
 
 
 def group_status(
-    ctx: Context, env: str, read_health: Callable[[], dict[str, TargetHealth]]
-) -> GroupStatus | None:
+    ctx: Context, env: str, read_health: Callable[[], dict[str, model.TargetHealth]]
+) -> model.GroupStatus | None:
     """ENV's MIG as status shows it; READ_HEALTH: the backend service's view, by id."""
     manager = model_manager(ctx, env)
     if manager is None:
@@ -145,19 +139,19 @@ def group_status(
     autoscaler = ctx.client.get(
         "read the autoscaler",
         lambda s: location.autoscalers(s).get(
-            **location.kwargs(ctx), autoscaler=ctx.names.autoscaler(ROLE_MODEL)
+            **location.kwargs(ctx), autoscaler=ctx.names.autoscaler(model.ROLE_MODEL)
         ),
     )
     policy = (autoscaler or {}).get("autoscalingPolicy") or {}
     size = int(manager.get("targetSize", 0))
     releases = template_releases(ctx, env)
     current = scaling_group.current_template(manager)
-    previous = scaling_group.replaced_template(ctx, manager, ROLE_MODEL)
+    previous = scaling_group.replaced_template(ctx, manager, model.ROLE_MODEL)
     instances = sorted(
         (group_instance(raw, releases, health) for raw in managed_instances(ctx, manager)),
         key=lambda instance: instance.id,
     )
-    return GroupStatus(
+    return model.GroupStatus(
         name=manager["name"],
         min_size=int(policy.get("minNumReplicas", size)),
         desired=size,

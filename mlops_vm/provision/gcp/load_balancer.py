@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_vm.plan import ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
 from mlops_vm.provision.gcp.converge import (
@@ -39,9 +40,14 @@ from mlops_vm.provision.gcp.names import (
     same_link,
 )
 from mlops_vm.provision.gcp.scaling_group import NAMED_PORT
-from mlops_vm.provision.model import LABEL_ENV, ROLE_LB, FleetResult, LoadBalancerSpec
 
 SCHEME = "EXTERNAL_MANAGED"
+
+
+def lb_part(spec: model.LoadBalancerSpec, name: str, **fields: Any) -> dict[str, Any]:
+    """The body of a part of SPEC's load balancer: NAME, the load balancer's description
+    (the environment's, for what lists the project) and FIELDS."""
+    return {"name": name, "description": description(spec.env, model.ROLE_LB), **fields}
 
 
 def _invalid(message: str, hint: str) -> ProvisionError:
@@ -54,7 +60,7 @@ def _invalid(message: str, hint: str) -> ProvisionError:
     )
 
 
-def check_spec(spec: LoadBalancerSpec, service_port: int | None = None) -> None:
+def check_spec(spec: model.LoadBalancerSpec, service_port: int | None = None) -> None:
     """What the LB spec must say before anything is created."""
     cert = spec.certificate
     managed = bool(cert.managed_domains)
@@ -111,7 +117,7 @@ def owned_fleet_groups(ctx: Context, env: str) -> list[dict[str, Any]]:
 
 
 def ensure_fleet_groups(
-    ctx: Context, fleet: FleetResult, role: str, port: int, log: ChangeLog
+    ctx: Context, fleet: model.FleetResult, role: str, port: int, log: ChangeLog
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """One unmanaged group per zone holding exactly the fleet's instances.
     Returns the groups' links and the groups no longer needed (deleted by the caller once
@@ -224,21 +230,21 @@ def delete_groups(ctx: Context, groups: list[dict[str, Any]], log: ChangeLog) ->
 # -- health check, backend service, URL maps -------------------------------------------------
 
 
-def ensure_health_check(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_health_check(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.health_check
     protocol = spec.backend_protocol
     detail_key = "httpsHealthCheck" if protocol == "HTTPS" else "httpHealthCheck"
     probe = {"portSpecification": "USE_SERVING_PORT", "requestPath": spec.health_path}
-    body = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "type": protocol,
-        detail_key: probe,
-        "checkIntervalSec": 10,
-        "timeoutSec": 5,
-        "healthyThreshold": 2,
-        "unhealthyThreshold": 3,
-    }
+    body = lb_part(
+        spec,
+        name,
+        type=protocol,
+        checkIntervalSec=10,
+        timeoutSec=5,
+        healthyThreshold=2,
+        unhealthyThreshold=3,
+        **{detail_key: probe},
+    )
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         probe_now = current.get(detail_key) or {}
@@ -277,24 +283,24 @@ def _backends_key(backends: list[dict[str, Any]]) -> list[tuple[str, str, float]
 
 def ensure_backend_service(
     ctx: Context,
-    spec: LoadBalancerSpec,
+    spec: model.LoadBalancerSpec,
     groups: list[str],
     health_check: str,
     rate_per_instance: float | None,
     log: ChangeLog,
 ) -> str:
     name = ctx.names.backend_service
-    body = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "protocol": spec.backend_protocol,
-        "portName": NAMED_PORT,
-        "timeoutSec": 30,
-        "healthChecks": [health_check],
-        "loadBalancingScheme": SCHEME,
-        "connectionDraining": {"drainingTimeoutSec": spec.drain_seconds},
-        "backends": [_backend(group, rate_per_instance) for group in groups],
-    }
+    body = lb_part(
+        spec,
+        name,
+        protocol=spec.backend_protocol,
+        portName=NAMED_PORT,
+        timeoutSec=30,
+        healthChecks=[health_check],
+        loadBalancingScheme=SCHEME,
+        connectionDraining={"drainingTimeoutSec": spec.drain_seconds},
+        backends=[_backend(group, rate_per_instance) for group in groups],
+    )
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = (
@@ -314,9 +320,9 @@ def ensure_backend_service(
     return ctx.links.global_("backendServices", name)
 
 
-def ensure_url_map(ctx: Context, spec: LoadBalancerSpec, service: str, log: ChangeLog) -> str:
+def ensure_url_map(ctx: Context, spec: model.LoadBalancerSpec, service: str, log: ChangeLog) -> str:
     name = ctx.names.url_map
-    body = {"name": name, "description": description(spec.env, ROLE_LB), "defaultService": service}
+    body = lb_part(spec, name, defaultService=service)
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = not same_link(current.get("defaultService"), service)
@@ -333,13 +339,9 @@ REDIRECT = {
 }
 
 
-def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_redirect_url_map(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     name = ctx.names.redirect_url_map
-    body = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "defaultUrlRedirect": REDIRECT,
-    }
+    body = lb_part(spec, name, defaultUrlRedirect=REDIRECT)
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         differs = current.get("defaultUrlRedirect") != REDIRECT or bool(
@@ -355,25 +357,25 @@ def ensure_redirect_url_map(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog
 # -- certificate and proxies -------------------------------------------------------------------
 
 
-def certificate_body(ctx: Context, spec: LoadBalancerSpec) -> dict[str, Any]:
+def certificate_body(ctx: Context, spec: model.LoadBalancerSpec) -> dict[str, Any]:
     cert = spec.certificate
     if cert.managed_domains:
         domains = sorted(cert.managed_domains)
-        return {
-            "name": ctx.names.certificate(digest({"managed": domains})),
-            "description": description(spec.env, ROLE_LB),
-            "type": "MANAGED",
-            "managed": {"domains": domains},
-        }
+        return lb_part(
+            spec,
+            ctx.names.certificate(digest({"managed": domains})),
+            type="MANAGED",
+            managed={"domains": domains},
+        )
     certificate = Path(cert.cert_file or "").read_text()
     private_key = Path(cert.key_file or "").read_text()
-    return {
-        "name": ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
-        "description": description(spec.env, ROLE_LB),
-        "type": "SELF_MANAGED",
-        "certificate": certificate,
-        "privateKey": private_key,
-    }
+    return lb_part(
+        spec,
+        ctx.names.certificate(digest({"certificate": certificate, "key": private_key})),
+        type="SELF_MANAGED",
+        certificate=certificate,
+        privateKey=private_key,
+    )
 
 
 def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
@@ -383,7 +385,7 @@ def owned_certificates(ctx: Context, env: str) -> list[dict[str, Any]]:
     return [c for c in found if ctx.names.is_certificate(c["name"])]
 
 
-def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str:
+def ensure_certificate(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str:
     body = certificate_body(ctx, spec)
     detail = ", ".join(spec.certificate.managed_domains) or "self-managed"
     # Immutable: a new content is a new name, so an existing one never needs a fix.
@@ -392,7 +394,7 @@ def ensure_certificate(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> 
 
 
 def delete_unused_certificates(
-    ctx: Context, spec: LoadBalancerSpec, keep: str, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, keep: str, log: ChangeLog
 ) -> None:
     # By name: a self link may spell the same certificate another way (host, project number).
     for cert in owned_certificates(ctx, spec.env):
@@ -415,15 +417,10 @@ def url_map_fix(current: dict[str, Any], url_map: str) -> list[ApiFix]:
 
 
 def ensure_https_proxy(
-    ctx: Context, spec: LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, url_map: str, certificate: str, log: ChangeLog
 ) -> str:
     name = ctx.names.https_proxy
-    body = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "urlMap": url_map,
-        "sslCertificates": [certificate],
-    }
+    body = lb_part(spec, name, urlMap=url_map, sslCertificates=[certificate])
 
     def fixes(current: dict[str, Any]) -> list[ApiFix]:
         found = url_map_fix(current, url_map)
@@ -439,9 +436,11 @@ def ensure_https_proxy(
     return ctx.links.global_("targetHttpsProxies", name)
 
 
-def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: ChangeLog) -> str:
+def ensure_http_proxy(
+    ctx: Context, spec: model.LoadBalancerSpec, url_map: str, log: ChangeLog
+) -> str:
     name = ctx.names.http_proxy
-    body = {"name": name, "description": description(spec.env, ROLE_LB), "urlMap": url_map}
+    body = lb_part(spec, name, urlMap=url_map)
     converge(
         ctx, "target_http_proxy", body, log, fixes=lambda current: url_map_fix(current, url_map)
     )
@@ -451,17 +450,11 @@ def ensure_http_proxy(ctx: Context, spec: LoadBalancerSpec, url_map: str, log: C
 # -- address and forwarding rules ----------------------------------------------------------------
 
 
-def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str | None:
+def ensure_address(ctx: Context, spec: model.LoadBalancerSpec, log: ChangeLog) -> str | None:
     """The reserved global IPv4 address; None in a dry run that would create it."""
     name = ctx.names.address
-    wanted_labels = labels(spec.env, ROLE_LB)
-    body = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "ipVersion": "IPV4",
-        "addressType": "EXTERNAL",
-        "labels": wanted_labels,
-    }
+    wanted_labels = labels(spec.env, model.ROLE_LB)
+    body = lb_part(spec, name, ipVersion="IPV4", addressType="EXTERNAL", labels=wanted_labels)
     current = converge(
         ctx, "global_address", body, log, fixes=lambda found: label_fix(found, wanted_labels)
     )
@@ -472,24 +465,24 @@ def ensure_address(ctx: Context, spec: LoadBalancerSpec, log: ChangeLog) -> str 
 
 def ensure_forwarding_rule(
     ctx: Context,
-    spec: LoadBalancerSpec,
+    spec: model.LoadBalancerSpec,
     name: str,
     address: str | None,
     port: int,
     target: str,
     log: ChangeLog,
 ) -> str:
-    wanted_labels = labels(spec.env, ROLE_LB)
-    body: dict[str, Any] = {
-        "name": name,
-        "description": description(spec.env, ROLE_LB),
-        "IPProtocol": "TCP",
-        "portRange": str(port),
-        "target": target,
-        "loadBalancingScheme": SCHEME,
-        "networkTier": "PREMIUM",
-        "labels": wanted_labels,
-    }
+    wanted_labels = labels(spec.env, model.ROLE_LB)
+    body = lb_part(
+        spec,
+        name,
+        IPProtocol="TCP",
+        portRange=str(port),
+        target=target,
+        loadBalancingScheme=SCHEME,
+        networkTier="PREMIUM",
+        labels=wanted_labels,
+    )
     if address:
         body["IPAddress"] = address
     current = get_global(ctx, "forwarding_rule", name)
@@ -526,14 +519,14 @@ def env_forwarding_rules(ctx: Context, env: str) -> list[dict[str, Any]]:
         f"list forwarding rules of {env}", "globalForwardingRules", filter=label_filter(env)
     )
     # Checked again here: destroy deletes what this returns, whatever the filter did.
-    return [rule for rule in found if (rule.get("labels") or {}).get(LABEL_ENV) == env]
+    return [rule for rule in found if (rule.get("labels") or {}).get(model.LABEL_ENV) == env]
 
 
 # -- the whole chain ---------------------------------------------------------------------------
 
 
 def ensure(
-    ctx: Context, spec: LoadBalancerSpec, fleet: FleetResult, log: ChangeLog
+    ctx: Context, spec: model.LoadBalancerSpec, fleet: model.FleetResult, log: ChangeLog
 ) -> dict[str, Any]:
     """Converge every part, each after what it points to; the parts' links by role."""
     role = str(fleet.network.get("role") or "model")
@@ -577,7 +570,7 @@ def ensure(
     }
 
 
-def endpoint(spec: LoadBalancerSpec, address: str | None) -> str:
+def endpoint(spec: model.LoadBalancerSpec, address: str | None) -> str:
     host = (
         spec.certificate.managed_domains[0]
         if spec.certificate.managed_domains

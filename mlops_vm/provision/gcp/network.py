@@ -12,6 +12,7 @@ from typing import Any
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.converge import ApiFix, apply_fix, create, delete, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER
 from mlops_vm.provision.gcp.names import basename, description, same_link
 from mlops_vm.provision.model import ROLE_NETWORK, FleetSpec, NetworkSpec
@@ -187,57 +188,30 @@ def ensure_firewalls(ctx: Context, fleet: FleetSpec, refs: NetworkRefs, log: Cha
 
 
 def _ensure_firewall(ctx: Context, name: str, body: dict[str, Any], log: ChangeLog) -> None:
-    current = ctx.client.get(
-        f"read firewall {name}", lambda s: s.firewalls().get(project=ctx.project, firewall=name)
-    )
-    insert = (
-        f"create firewall {name}",
-        lambda s: s.firewalls().insert(project=ctx.project, body=body),
-    )
+    current = get_global(ctx, "firewall", name)
+    sources = ", ".join(body["sourceRanges"])
     if current is None:
-        log.apply(
-            "create",
-            "firewall",
-            name,
-            lambda: ctx.client.mutate(*insert),
-            detail=", ".join(body["sourceRanges"]),
-        )
+        create(ctx, "firewall", body, log, detail=sources)
     elif not same_link(current.get("network"), body["network"]):
         # A firewall cannot move to another network: replace it.
         def replace() -> None:
-            ctx.client.delete(
-                f"delete firewall {name}",
-                lambda s: s.firewalls().delete(project=ctx.project, firewall=name),
+            delete(ctx, "firewall", name)
+            ctx.client.mutate(
+                f"create firewall {name}",
+                lambda s: s.firewalls().insert(project=ctx.project, body=body),
             )
-            ctx.client.mutate(*insert)
 
         log.apply("update", "firewall", name, replace, detail="moved to another network")
     elif _firewall_differs(current, body):
         patch = {k: body[k] for k in ("name", "sourceRanges", "allowed", "targetTags")}
-        log.apply(
-            "update",
-            "firewall",
-            name,
-            lambda: ctx.client.mutate(
-                f"update firewall {name}",
-                lambda s: s.firewalls().patch(project=ctx.project, firewall=name, body=patch),
-            ),
-            detail=", ".join(body["sourceRanges"]),
-        )
+        apply_fix(ctx, "firewall", name, ApiFix("patch", patch, sources), log)
 
 
 def _ensure_firewall_absent(ctx: Context, name: str, log: ChangeLog) -> None:
-    current = ctx.client.get(
-        f"read firewall {name}", lambda s: s.firewalls().get(project=ctx.project, firewall=name)
-    )
-    if current is not None:
-        log.apply(
-            "delete",
+    if get_global(ctx, "firewall", name) is not None:
+        log.delete(
             "firewall",
             name,
-            lambda: ctx.client.delete(
-                f"delete firewall {name}",
-                lambda s: s.firewalls().delete(project=ctx.project, firewall=name),
-            ),
-            detail="SSH closed (NetworkSpec.ssh_cidr is None)",
+            lambda: delete(ctx, "firewall", name),
+            "SSH closed (NetworkSpec.ssh_cidr is None)",
         )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.context import Context
+from mlops_vm.provision.gcp.converge import create, get_global
 from mlops_vm.provision.gcp.errors import PROVIDER, operation_error, timed_out
 from mlops_vm.provision.gcp.instances import vm_properties
 from mlops_vm.provision.gcp.names import basename, description, digest, owner, same_link
@@ -144,26 +145,13 @@ def ensure_template(ctx: Context, spec: FleetSpec, refs: NetworkRefs, log: Chang
     properties = template_properties(ctx, spec, refs)
     name = ctx.names.template(spec.role, digest(properties))
     link = ctx.links.global_("instanceTemplates", name)
-    current = ctx.client.get(
-        f"read instance template {name}",
-        lambda s: s.instanceTemplates().get(project=ctx.project, instanceTemplate=name),
-    )
-    if current is None:
+    if get_global(ctx, "instance_template", name) is None:
         body = {
             "name": name,
             "description": description(spec.env, spec.role),
             "properties": properties,
         }
-        log.apply(
-            "create",
-            "instance_template",
-            name,
-            lambda: ctx.client.mutate(
-                f"create instance template {name}",
-                lambda s: s.instanceTemplates().insert(project=ctx.project, body=body),
-            ),
-            detail=spec.instance.machine_type,
-        )
+        create(ctx, "instance_template", body, log, detail=spec.instance.machine_type)
     return link
 
 

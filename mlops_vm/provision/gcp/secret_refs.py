@@ -6,9 +6,11 @@ see is refused, each reported as what it is. The same for the Artifact Registry
 repository the instances pull from with their identity."""
 
 import re
+from typing import Any
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.boot_apis import BootApis
+from mlops_vm.provision.gcp.client import ComputeClient, Request
 from mlops_vm.provision.gcp.errors import PROVIDER
 
 SECRET_VERSION = re.compile(
@@ -42,6 +44,28 @@ def refused(code: ErrorCode, field: str, message: str, hint: str) -> ProvisionEr
     )
 
 
+def read_or_refuse(
+    client: ComputeClient,
+    what: str,
+    request: Request,
+    field: str,
+    *,
+    denied: tuple[str, str],
+    missing: tuple[str, str],
+) -> dict[str, Any]:
+    """REQUEST's answer, read for the check of FIELD; refused with DENIED (message, hint)
+    when the operator may not read it, with MISSING when it does not exist."""
+    try:
+        found = client.get(what, request)
+    except ProvisionError as error:
+        if error.code is not ErrorCode.PERMISSION:
+            raise
+        raise refused(ErrorCode.PERMISSION, field, *denied) from error
+    if found is None:
+        raise refused(ErrorCode.INVALID_INPUT, field, *missing)
+    return found
+
+
 def check_secrets_exist(apis: BootApis, secrets: dict[str, str], section: str) -> None:
     """Every reference of SECRETS (field -> reference, under SECTION) names an enabled
     Secret Manager version the operator may see."""
@@ -50,28 +74,21 @@ def check_secrets_exist(apis: BootApis, secrets: dict[str, str], section: str) -
         if not is_reference(reference):
             raise refused(ErrorCode.INVALID_INPUT, where, f"{reference!r} is not {FORM}", FORM)
         name = version_of(reference)
-        try:
-            found = apis.secrets.get(
-                f"read the secret version {name}",
-                lambda s, n=name: s.projects().secrets().versions().get(name=n),
-            )
-        except ProvisionError as error:
-            if error.code is not ErrorCode.PERMISSION:
-                raise
-            raise refused(
-                ErrorCode.PERMISSION,
-                where,
+        found = read_or_refuse(
+            apis.secrets,
+            f"read the secret version {name}",
+            lambda s, n=name: s.projects().secrets().versions().get(name=n),
+            where,
+            denied=(
                 f"{name} cannot be read with your credentials (permission denied)",
                 "grant yourself roles/secretmanager.viewer on the secret (the instances get "
                 "roles/secretmanager.secretAccessor on it from provision)",
-            ) from error
-        if found is None:
-            raise refused(
-                ErrorCode.INVALID_INPUT,
-                where,
+            ),
+            missing=(
                 f"{name} does not exist",
                 "create it first (gcloud secrets create / versions add), or fix the reference",
-            )
+            ),
+        )
         if found.get("state", "ENABLED") != "ENABLED":
             raise refused(
                 ErrorCode.INVALID_INPUT,
@@ -84,26 +101,19 @@ def check_secrets_exist(apis: BootApis, secrets: dict[str, str], section: str) -
 def check_repository_exists(apis: BootApis, repository: str, field: str) -> None:
     """The Artifact Registry REPOSITORY (set at FIELD) exists: the instances' service
     account gets roles/artifactregistry.reader on it."""
-    try:
-        found = apis.registry.get(
-            f"read the IAM policy of {repository}",
-            lambda s: s.projects().locations().repositories().getIamPolicy(resource=repository),
-        )
-    except ProvisionError as error:
-        if error.code is not ErrorCode.PERMISSION:
-            raise
-        raise refused(
-            ErrorCode.PERMISSION,
-            field,
+    read_or_refuse(
+        apis.registry,
+        f"read the IAM policy of {repository}",
+        lambda s: s.projects().locations().repositories().getIamPolicy(resource=repository),
+        field,
+        denied=(
             f"the IAM policy of {repository} cannot be read with your credentials "
             "(permission denied)",
             "grant yourself roles/artifactregistry.admin on the repository (provision "
             "grants the instances' service account roles/artifactregistry.reader on it)",
-        ) from error
-    if found is None:
-        raise refused(
-            ErrorCode.INVALID_INPUT,
-            field,
+        ),
+        missing=(
             f"the Artifact Registry repository {repository} does not exist",
             "create it (gcloud artifacts repositories create) and push the model image",
-        )
+        ),
+    )

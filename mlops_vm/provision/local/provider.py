@@ -9,26 +9,12 @@ from mlops_vm.localcloud import images
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import remove_vm, run_vm, storage_volume, wait_booted
 from mlops_vm.plan import Change, ChangeLog
+from mlops_vm.provision import model
 from mlops_vm.provision.base import Provider
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.local import addresses, image, lb_admin, resize, scaling_group, ssh_access
 from mlops_vm.provision.local import resources as res
-from mlops_vm.provision.model import (
-    ROLE_LB,
-    ROLE_MODEL,
-    TAG_ROLE,
-    FleetResult,
-    FleetSpec,
-    GroupStatus,
-    ImageResult,
-    ImageSpec,
-    Instance,
-    InstanceStatus,
-    LoadBalancerResult,
-    LoadBalancerSpec,
-    TargetHealth,
-)
 
 LB_CONTAINER_PORT = 443
 # Docker calls about VMs run side by side, this many at a time.
@@ -45,7 +31,7 @@ class LocalProvider(Provider):
 
     # -- checks ---------------------------------------------------------------------------
 
-    def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def check_offline(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         if fleet.count > addresses.MAX_MODEL_INDEX:
             raise self.error(
                 ErrorCode.INVALID_INPUT,
@@ -56,7 +42,7 @@ class LocalProvider(Provider):
             )
         resize.limits(fleet.instance.machine_type)
 
-    def validate(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
+    def validate(self, fleet: model.FleetSpec, lb: model.LoadBalancerSpec | None) -> None:
         """The offline checks, then the local cloud's (Docker): image built, port free."""
         self.check_offline(fleet, lb)
         image = fleet.instance.image or images.VM_IMAGE
@@ -71,7 +57,7 @@ class LocalProvider(Provider):
             self.check_port_free(fleet.env, lb.publish_port)
 
     def check_port_free(self, env: str, port: int) -> None:
-        for container in res.find_containers(env, ROLE_LB):
+        for container in res.find_containers(env, model.ROLE_LB):
             if container.ports.get(f"{LB_CONTAINER_PORT}/tcp") == f"127.0.0.1:{port}":
                 return  # ours already
         with socket.socket() as probe:
@@ -88,19 +74,21 @@ class LocalProvider(Provider):
 
     # -- fleet ----------------------------------------------------------------------------
 
-    def instance_record(self, container: res.Container, env: str) -> Instance:
-        return Instance(
+    def instance_record(self, container: res.Container, env: str) -> model.Instance:
+        return model.Instance(
             id=container.name,
             name=container.name,
-            status=InstanceStatus.RUNNING if container.running else InstanceStatus.STOPPED,
+            status=model.InstanceStatus.RUNNING
+            if container.running
+            else model.InstanceStatus.STOPPED,
             private_ip=container.ips.get(res.network_name(env)),
-            role=container.labels.get(TAG_ROLE, ROLE_MODEL),
+            role=container.labels.get(model.TAG_ROLE, model.ROLE_MODEL),
             connection="ssh",
             ssh_user="root",
             tags={**container.labels, "ssh_key_file": str(ssh_access.key_file(env))},
         )
 
-    def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
+    def list_instances(self, env: str, role: str | None = None) -> list[model.Instance]:
         return [self.instance_record(c, env) for c in res.find_containers(env, role)]
 
     def ensure_network(self, env: str, log: ChangeLog) -> None:
@@ -110,18 +98,20 @@ class LocalProvider(Provider):
         # The shared registry joins it: platform wiring, not a change of the environment.
         log.follow_up(lambda: res.attach_registry(env))
 
-    def ensure_fleet(self, spec: FleetSpec, *, dry_run: bool = False) -> FleetResult:
+    def ensure_fleet(self, spec: model.FleetSpec, *, dry_run: bool = False) -> model.FleetResult:
         if spec.mode == "scaling_group":
             return scaling_group.ensure(self, spec, dry_run=dry_run)
         log = ChangeLog(dry_run=dry_run)
         self.ensure_network(spec.env, log)
-        existing = {c.index: c for c in res.find_containers(spec.env, ROLE_MODEL)}
+        existing = {c.index: c for c in res.find_containers(spec.env, model.ROLE_MODEL)}
         wanted = set(range(1, spec.count + 1))
         for index in sorted(existing.keys() - wanted, reverse=True):
             name = existing[index].name
             log.delete("instance", name, lambda n=name: remove_vm(n))
         image = spec.instance.image or images.VM_IMAGE
-        to_create = {res.vm_name(spec.env, ROLE_MODEL, i): i for i in wanted - existing.keys()}
+        to_create = {
+            res.vm_name(spec.env, model.ROLE_MODEL, i): i for i in wanted - existing.keys()
+        }
         new = sorted(to_create, key=to_create.__getitem__)
         log.apply_together(
             "create",
@@ -138,23 +128,25 @@ class LocalProvider(Provider):
             [(name, "start") for name in stopped],
             lambda: self.launch_all(stopped, lambda name: docker("start", name), "start"),
         )
-        log.follow_up(lambda: self.grant_ssh(spec.env, ROLE_MODEL))
-        instances = self.list_instances(spec.env, ROLE_MODEL)
+        log.follow_up(lambda: self.grant_ssh(spec.env, model.ROLE_MODEL))
+        instances = self.list_instances(spec.env, model.ROLE_MODEL)
         network = {"network": res.network_name(spec.env)}
         if res.network_exists(spec.env):
             network["cidr"] = res.network_cidr(spec.env)
-        return FleetResult(instances, log.changes, network)
+        return model.FleetResult(instances, log.changes, network)
 
-    def surplus_instances(self, spec: FleetSpec) -> list[Instance]:
+    def surplus_instances(self, spec: model.FleetSpec) -> list[model.Instance]:
         """The VMs numbered above fleet.count, highest first (ensure_fleet's order)."""
-        surplus = [c for c in res.find_containers(spec.env, ROLE_MODEL) if c.index > spec.count]
+        surplus = [
+            c for c in res.find_containers(spec.env, model.ROLE_MODEL) if c.index > spec.count
+        ]
         return [
             self.instance_record(c, spec.env)
             for c in sorted(surplus, key=lambda c: c.index, reverse=True)
         ]
 
     def drain_surplus(
-        self, spec: FleetSpec, lb: LoadBalancerSpec | None, *, dry_run: bool = False
+        self, spec: model.FleetSpec, lb: model.LoadBalancerSpec | None, *, dry_run: bool = False
     ) -> list[Change]:
         # No HAProxy on the LB host yet (its play has not run): no request reaches a VM
         # through it, so there is nothing to drain.
@@ -162,13 +154,13 @@ class LocalProvider(Provider):
             return []
         return super().drain_surplus(spec, lb, dry_run=dry_run)
 
-    def run_fleet_vm(self, spec: FleetSpec, name: str, index: int) -> None:
+    def run_fleet_vm(self, spec: model.FleetSpec, name: str, index: int) -> None:
         run_vm(
             name,
             network=res.network_name(spec.env),
-            labels=res.labels(spec.env, ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
+            labels=res.labels(spec.env, model.ROLE_MODEL, **{res.INDEX_LABEL: str(index)}),
             image=spec.instance.image or images.VM_IMAGE,
-            address=res.fixed_address(spec.env, ROLE_MODEL, index),
+            address=res.fixed_address(spec.env, model.ROLE_MODEL, index),
             extra_args=resize.run_args(spec.instance.machine_type),
         )
 
@@ -215,18 +207,18 @@ class LocalProvider(Provider):
                     )
 
     def resize_instance(
-        self, spec: FleetSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.FleetSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         return resize.resize_container(instance, spec.instance.machine_type, dry_run=dry_run)
 
     # -- scaling group: the local stand-in for ASG / MIG / VMSS (scaling_group.py) ----------
 
     def ensure_release_image(
-        self, fleet: FleetSpec, image_spec: ImageSpec, *, dry_run: bool = False
-    ) -> tuple[ImageResult, list[Change]]:
+        self, fleet: model.FleetSpec, image_spec: model.ImageSpec, *, dry_run: bool = False
+    ) -> tuple[model.ImageResult, list[Change]]:
         return image.ensure_release_image(fleet, image_spec, dry_run=dry_run)
 
-    def group_status(self, env: str) -> GroupStatus | None:
+    def group_status(self, env: str) -> model.GroupStatus | None:
         return scaling_group.status(self, env)
 
     def rollback_group(self, env: str, *, dry_run: bool = False) -> list[Change]:
@@ -236,8 +228,8 @@ class LocalProvider(Provider):
     # -- load balancer --------------------------------------------------------------------
 
     def ensure_load_balancer(
-        self, spec: LoadBalancerSpec, fleet: FleetResult, *, dry_run: bool = False
-    ) -> LoadBalancerResult:
+        self, spec: model.LoadBalancerSpec, fleet: model.FleetResult, *, dry_run: bool = False
+    ) -> model.LoadBalancerResult:
         if spec.publish_port is None:
             raise self.error(
                 ErrorCode.INVALID_INPUT,
@@ -245,10 +237,10 @@ class LocalProvider(Provider):
                 "set the port to publish HTTPS on 127.0.0.1",
                 "ensure lb",
             )
-        name = res.vm_name(spec.env, ROLE_LB)
+        name = res.vm_name(spec.env, model.ROLE_LB)
         binding = f"127.0.0.1:{spec.publish_port}"
         log = ChangeLog(dry_run=dry_run)
-        current = res.find_containers(spec.env, ROLE_LB)
+        current = res.find_containers(spec.env, model.ROLE_LB)
         if current and current[0].ports.get(f"{LB_CONTAINER_PORT}/tcp") != binding:
             log.delete("lb_host", name, lambda: remove_vm(name), "publish port changed")
             current = []
@@ -260,8 +252,8 @@ class LocalProvider(Provider):
             run_vm(
                 name,
                 network=res.network_name(spec.env),
-                labels=res.labels(spec.env, ROLE_LB),
-                address=res.fixed_address(spec.env, ROLE_LB),
+                labels=res.labels(spec.env, model.ROLE_LB),
+                address=res.fixed_address(spec.env, model.ROLE_LB),
                 extra_args=("--publish", f"{binding}:{LB_CONTAINER_PORT}"),
             )
             self.wait_all_booted([name])
@@ -274,9 +266,9 @@ class LocalProvider(Provider):
             log.create("lb_host", name, create, f"HTTPS on {binding}")
         elif not current[0].running:
             log.update("lb_host", name, start, "start")
-        log.follow_up(lambda: self.grant_ssh(spec.env, ROLE_LB))
-        hosts = self.list_instances(spec.env, ROLE_LB)
-        return LoadBalancerResult(
+        log.follow_up(lambda: self.grant_ssh(spec.env, model.ROLE_LB))
+        hosts = self.list_instances(spec.env, model.ROLE_LB)
+        return model.LoadBalancerResult(
             endpoint=f"https://127.0.0.1:{spec.publish_port}",
             changes=log.changes,
             resources={"hosts": hosts, "network": res.network_name(spec.env)},
@@ -284,7 +276,7 @@ class LocalProvider(Provider):
 
     def lb_servers(self, env: str) -> dict[str, lb_admin.ServerState] | None:
         """The LB host's HAProxy view of its servers; None before HAProxy runs there."""
-        lb_hosts = [c for c in res.find_containers(env, ROLE_LB) if c.running]
+        lb_hosts = [c for c in res.find_containers(env, model.ROLE_LB) if c.running]
         if not lb_hosts:
             return None
         try:
@@ -292,25 +284,27 @@ class LocalProvider(Provider):
         except lb_admin.AdminUnavailable:
             return None
 
-    def target_health(self, spec: LoadBalancerSpec) -> list[TargetHealth]:
+    def target_health(self, spec: model.LoadBalancerSpec) -> list[model.TargetHealth]:
         """The load balancer's own view (HAProxy's active health checks, drain and
         maintenance states); before the LB host is configured, a probe of each host."""
-        instances = self.list_instances(spec.env, ROLE_MODEL)
+        instances = self.list_instances(spec.env, model.ROLE_MODEL)
         servers = self.lb_servers(spec.env)
         if servers is None:
             return [probe_https(instance, spec.health_path) for instance in instances]
         return [
-            TargetHealth(instance.id, servers[instance.name].healthy, servers[instance.name].reason)
+            model.TargetHealth(
+                instance.id, servers[instance.name].healthy, servers[instance.name].reason
+            )
             if instance.name in servers
-            else TargetHealth(instance.id, False, "not registered with the load balancer")
+            else model.TargetHealth(instance.id, False, "not registered with the load balancer")
             for instance in instances
         ]
 
     def lb_server(
-        self, spec: LoadBalancerSpec, name: str, operation: str
+        self, spec: model.LoadBalancerSpec, name: str, operation: str
     ) -> tuple[str, lb_admin.ServerState | None]:
         """The LB host's container and the server NAME there (None: not in the backend)."""
-        lb_hosts = [c for c in res.find_containers(spec.env, ROLE_LB) if c.running]
+        lb_hosts = [c for c in res.find_containers(spec.env, model.ROLE_LB) if c.running]
         try:
             if not lb_hosts:
                 raise lb_admin.AdminUnavailable("no running load balancer host")
@@ -324,22 +318,24 @@ class LocalProvider(Provider):
             ) from None
 
     def target_reader(
-        self, spec: LoadBalancerSpec, instance_id: str
-    ) -> Callable[[], TargetHealth | None]:
+        self, spec: model.LoadBalancerSpec, instance_id: str
+    ) -> Callable[[], model.TargetHealth | None]:
         """Ask HAProxy about this one server only (one docker exec per poll, not the
         container listings of target_health): a release waits on it host by host."""
         lb, _ = self.lb_server(spec, instance_id, "wait for a healthy target")
 
-        def read() -> TargetHealth | None:
+        def read() -> model.TargetHealth | None:
             server = lb_admin.servers(lb).get(instance_id)
             return (
-                None if server is None else TargetHealth(instance_id, server.healthy, server.reason)
+                None
+                if server is None
+                else model.TargetHealth(instance_id, server.healthy, server.reason)
             )
 
         return read
 
     def deregister_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """HAProxy drain (no new request; requests in flight finish), then maintenance once
         no request is left on it or spec.drain_seconds have passed."""
@@ -362,7 +358,7 @@ class LocalProvider(Provider):
         return log.changes
 
     def register_target(
-        self, spec: LoadBalancerSpec, instance: Instance, *, dry_run: bool = False
+        self, spec: model.LoadBalancerSpec, instance: model.Instance, *, dry_run: bool = False
     ) -> list[Change]:
         """HAProxy `state ready`: the server takes requests again once its checks pass."""
         lb, server = self.lb_server(spec, instance.name, "register target")
@@ -395,8 +391,10 @@ class LocalProvider(Provider):
             )
         # The load balancer goes first, so it never points at removed VMs.
         containers = res.find_containers(env)
-        for container in sorted(containers, key=lambda c: c.labels.get(TAG_ROLE) != ROLE_LB):
-            kind = container.labels.get(TAG_ROLE, "") + "_container"
+        for container in sorted(
+            containers, key=lambda c: c.labels.get(model.TAG_ROLE) != model.ROLE_LB
+        ):
+            kind = container.labels.get(model.TAG_ROLE, "") + "_container"
             log.delete(kind, container.name, lambda n=container.name: remove_vm(n))
         # A VM's storage volume goes with it (remove_vm): not deleted, nor planned, twice.
         gone = {storage_volume(c.name) for c in containers}

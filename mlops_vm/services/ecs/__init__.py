@@ -80,7 +80,8 @@ class EcsTarget(AwsTarget[EcsServiceConfig]):
         else:
             service.update_settings(ctx, log, spec, found, wanted)
             domain.ensure_domain_tag(ctx, log, spec, found)
-            canary.roll_out(ctx, log, spec, options, found, arn, net, lb, self.notes)
+            release = canary.Release(ctx, spec, options, found, arn, net, lb)
+            canary.roll_out(log, release, self.notes)
         scaling.ensure_scaling(
             ctx, log, spec, options, lb.resources.get("load_balancer_arn"), target_group
         )

@@ -57,6 +57,24 @@ class Pair:
     canary: str  # the canary service's
 
 
+@dataclass(frozen=True)
+class Release:
+    """What every step of one judged release works on: the service FOUND going to the
+    task definition revision ARN, on the network NET behind the load balancer LB."""
+
+    ctx: AwsContext
+    spec: ServiceSpec
+    options: EcsServiceConfig
+    found: dict[str, Any]
+    arn: str
+    net: dict[str, Any]
+    lb: LoadBalancerResult
+
+    @property
+    def env(self) -> str:
+        return self.spec.env
+
+
 def group_name(env: str) -> str:
     return aws_names.elb_name(env, names.CANARY)
 
@@ -150,29 +168,26 @@ def create_group(ctx: AwsContext, spec: ServiceSpec, options: EcsServiceConfig, 
     return load_balancer.create_target_group(ctx, network.lb_spec(spec, options), name, vpc_id)
 
 
-def start_canary(
-    ctx: AwsContext,
-    spec: ServiceSpec,
-    options: EcsServiceConfig,
-    found: dict[str, Any],
-    arn: str,
-    net: dict[str, Any],
-    pair: Pair,
-) -> None:
-    """The canary service, running ARN in the canary group, healthy; ProvisionError with
-    the reason (the service untouched) when it never is."""
+def start_canary(release: Release, pair: Pair) -> None:
+    """The canary service, running the new revision in the canary group, healthy;
+    ProvisionError with the reason (the service untouched) when it never is."""
+    ctx, spec, found, env = release.ctx, release.spec, release.found, release.env
     name = names.canary_service_name(found["serviceName"])
-    count = canary_count(found.get("desiredCount") or spec.min_instances, options.canary_percent)
-    tags = names.tag_list(spec.env, name, {names.TAG_CANARY_OF: found["serviceName"]})
-    wanted = service.service_settings(spec, options, net, pair.canary)
-    service.start_service(ctx, spec.env, name, arn, count, tags, wanted)
-    healthy, state = service.wait_deployed(ctx, spec.env, arn, spec.healthy_timeout_s, canary=True)
+    percent = release.options.canary_percent
+    count = canary_count(found.get("desiredCount") or spec.min_instances, percent)
+    tags = names.tag_list(env, name, {names.TAG_CANARY_OF: found["serviceName"]})
+    wanted = service.service_settings(spec, release.options, release.net, pair.canary)
+    service.start_service(ctx, env, name, release.arn, count, tags, wanted)
+    healthy, state = service.wait_deployed(
+        ctx, env, release.arn, spec.healthy_timeout_s, canary=True
+    )
     if healthy:
         return
-    reasons = service.stopped_task_reasons(ctx, spec.env, name, arn)
+    reasons = service.stopped_task_reasons(ctx, env, name, release.arn)
     raise ProvisionError(
         ErrorCode.TIMEOUT if state.startswith("not healthy after") else ErrorCode.INTERNAL,
-        f"the canary of revision {service.revision_label(arn)} never became healthy: {state}"
+        f"the canary of revision {service.revision_label(release.arn)} never became "
+        f"healthy: {state}"
         + (f"; stopped tasks: {' | '.join(reasons)}" if reasons else "")
         + f". The service runs {service.revision_label(found['taskDefinition'])}, "
         "traffic never left it.",
@@ -193,23 +208,15 @@ def dismantle(ctx: AwsContext, env: str, pair: Pair) -> None:
     load_balancer.delete_target_group(ctx, pair.canary)
 
 
-def judged_release(
-    ctx: AwsContext,
-    spec: ServiceSpec,
-    options: EcsServiceConfig,
-    found: dict[str, Any],
-    arn: str,
-    net: dict[str, Any],
-    lb: LoadBalancerResult,
-    change: Change,
-    notes: list[str],
-) -> None:
+def judged_release(release: Release, change: Change, notes: list[str]) -> None:
     """Steps 1 to 5 of the module's docstring; NOTES gets what the gate said."""
-    alb, stable = lb.resources["load_balancer_arn"], lb.resources["target_group_arn"]
-    old = service.revision_label(found["taskDefinition"])
-    group = create_group(ctx, spec, options, net["vpc_id"])
+    ctx, env, options = release.ctx, release.env, release.options
+    alb = release.lb.resources["load_balancer_arn"]
+    stable = release.lb.resources["target_group_arn"]
+    old = service.revision_label(release.found["taskDefinition"])
+    group = create_group(ctx, release.spec, options, release.net["vpc_id"])
     try:
-        rule = add_rule(ctx, spec.env, https_listener_arn(ctx, alb), stable, group)
+        rule = add_rule(ctx, env, https_listener_arn(ctx, alb), stable, group)
     except BaseException:
         load_balancer.delete_target_group(ctx, group)
         raise
@@ -224,46 +231,38 @@ def judged_release(
         return figures["old"], figures["new"]
 
     try:
-        start_canary(ctx, spec, options, found, arn, net, pair)
+        start_canary(release, pair)
         weigh(ctx, pair, options.canary_percent)
         judged = canary.observe(options.canary, read, sleep=ctx.sleep)
-        new = f"revision {service.revision_label(arn)}"
+        new = f"revision {service.revision_label(release.arn)}"
         if not judged.holds:
             raise canary.rolled_back(new, judged, "aws", f"revision {old}")
         notes.append(judged.note(new))
-        service.health_gated_switch(ctx, spec.env, found, arn, spec.healthy_timeout_s, change)
+        timeout_s = release.spec.healthy_timeout_s
+        service.health_gated_switch(ctx, env, release.found, release.arn, timeout_s, change)
     finally:
-        dismantle(ctx, spec.env, pair)
+        dismantle(ctx, env, pair)
 
 
-def roll_out(
-    ctx: AwsContext,
-    log: ChangeLog,
-    spec: ServiceSpec,
-    options: EcsServiceConfig,
-    found: dict[str, Any],
-    arn: str,
-    net: dict[str, Any],
-    lb: LoadBalancerResult,
-    notes: list[str],
-) -> None:
-    """FOUND (the service) to revision ARN: through the canary when canary.enabled, as
+def roll_out(log: ChangeLog, release: Release, notes: list[str]) -> None:
+    """The service to the new revision: through the canary when canary.enabled, as
     service.roll_out does otherwise. One change either way, listed alike by a dry run."""
+    found, arn, options = release.found, release.arn, release.options
     if not options.canary.enabled or found["taskDefinition"] == arn:
-        service.roll_out(ctx, log, spec.env, found, arn, spec.healthy_timeout_s)
+        timeout_s = release.spec.healthy_timeout_s
+        service.roll_out(release.ctx, log, release.env, found, arn, timeout_s)
         return
-    name = found["serviceName"]
     change = Change(
         "update",
         "ecs_service",
-        name,
+        found["serviceName"],
         f"{service.revision_label(found['taskDefinition'])} -> {service.revision_label(arn)}, "
-        f"canary {options.canary_percent}% on target group {group_name(spec.env)} first, "
+        f"canary {options.canary_percent}% on target group {group_name(release.env)} first, "
         f"judged over {options.canary.window_s:.0f}s",
     )
     log.update(
         change.kind,
         change.name,
-        lambda: judged_release(ctx, spec, options, found, arn, net, lb, change, notes),
+        lambda: judged_release(release, change, notes),
         change.detail,
     )
