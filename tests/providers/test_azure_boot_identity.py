@@ -74,6 +74,7 @@ def environment(
             "ssh_public_key_file": "id.pub",
             "ssh_user": "azureuser",
             "autoscaling": {"min_size": 1, "max_size": 4},
+            "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": fleet_secrets,
         },
         "model": {"image": image, **(model or {}), **more},

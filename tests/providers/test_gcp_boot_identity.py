@@ -55,6 +55,7 @@ def environment(project: str, image: str, secrets: dict, **model: Any) -> dict:
             "count": 2,
             "machine_type": "e2-small",
             "autoscaling": {"min_size": 1, "max_size": 4},
+            "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": secrets,
         },
         "model": {"image": image, **model},
