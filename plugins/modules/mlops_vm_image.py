@@ -24,7 +24,7 @@ options:
   api_keys:
     description:
       - Whether the environment has API keys (the config given carries none). A baked image
-        carries none either: its Nginx requires a key, which the image's boot hook reads
+        carries none either; its Nginx requires a key, which the image's boot hook reads
         at boot with the instance's identity (fleet.secrets.api_keys).
     type: bool
     default: false
