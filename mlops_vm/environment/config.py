@@ -373,8 +373,8 @@ SECRET_STORES = {
     ),
 }
 # Providers whose baked instances read their secrets at boot by identity too (the image's
-# boot hook: mlops_vm.bootstrap.baked). Elsewhere a baked image cannot get the API keys.
-BAKED_SECRETS_PROVIDERS = frozenset({"aws"})
+# boot hook: mlops_vm.bootstrap.baked).
+BAKED_SECRETS_PROVIDERS = frozenset({"aws", "gcp", "azure"})
 # Providers the fleet step bakes a release image for (mlops_vm.environment.release_image).
 # The local scaling group bakes its own image from the boot payload, whatever the setting.
 BAKING_PROVIDERS = frozenset({"aws", "gcp", "azure"})
@@ -410,23 +410,6 @@ def boots_by_identity(config: EnvironmentConfig) -> bool:
     )
 
 
-def baked_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
-    """A baked image with API keys where nothing brings the keys to its instances at boot:
-    refused, rather than serving the model without keys."""
-    if not (bakes_image(config) and config.auth.api_keys):
-        return []
-    if config.provider.name in BAKED_SECRETS_PROVIDERS:
-        return []
-    return [
-        (
-            ("fleet", "bake_image"),
-            f"a baked image on {config.provider.name} cannot get auth.api_keys at boot yet "
-            "(an image never carries a key): set fleet.bake_image: false, and its instances "
-            "apply the roles, keys included, at boot",
-        )
-    ]
-
-
 def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]]:
     """(location, message) of each fleet.secrets problem: references well-formed for the
     provider, and every secret a scaling-group instance needs named (it never gets a value
@@ -440,7 +423,7 @@ def boot_problems(config: EnvironmentConfig) -> list[tuple[tuple[Any, ...], str]
         if "secrets" in config.fleet.model_fields_set:
             clouds = ", ".join(sorted(IDENTITY_BOOT_PROVIDERS))
             return [(("fleet", "secrets"), f"applies to scaling groups on {clouds} only")]
-        return baked_problems(config)
+        return []
     store = SECRET_STORES[config.provider.name]
     problems = [
         (location, f"{ref!r} is not {store.reference}")

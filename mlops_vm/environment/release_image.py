@@ -27,7 +27,7 @@ from mlops_vm.bootstrap.baked import render_baked_user_data
 from mlops_vm.bootstrap.fingerprint import fingerprint
 from mlops_vm.bootstrap.payload import variables
 from mlops_vm.environment.boot_config import environment_boot_config
-from mlops_vm.environment.config import BAKED_SECRETS_PROVIDERS, EnvironmentConfig
+from mlops_vm.environment.config import EnvironmentConfig
 from mlops_vm.environment.inventory import host_vars
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import ImageSpec, Instance
@@ -50,16 +50,14 @@ def release_image(
     run: Run = subprocess.run,
 ) -> ImageSpec:
     """The ImageSpec of CONFIG's release (model.image), its configure step ready. API_KEYS:
-    whether the environment has API keys (refused where the instances cannot read them at
-    boot: see refuse_api_keys)."""
-    if (api_keys or config.auth.api_keys) and config.provider.name not in BAKED_SECRETS_PROVIDERS:
-        raise refuse_api_keys(config)
+    whether the environment has API keys (the modules' CONFIG carries none): its Nginx then
+    requires one, which the instances' boot hook writes."""
     boot = environment_boot_config(
         config,
         inventory_dir,
         registry_username=registry_username,
         registry_password=registry_password,
-        role_vars=image_role_vars(config),
+        role_vars=image_role_vars(config, api_keys),
     )
     return ImageSpec(
         env=config.env,
@@ -70,28 +68,14 @@ def release_image(
     )
 
 
-def image_role_vars(config: EnvironmentConfig) -> dict:
+def image_role_vars(config: EnvironmentConfig, api_keys: bool = False) -> dict:
     """What only an image is configured with: Nginx requires a key although it knows none
     (the boot hook writes them), and the hook's digest (a new hook is a new image)."""
     hook = hashlib.sha256(BOOT_HOOK_SOURCE.read_bytes()).hexdigest()
     return {
-        "nginx_proxy_api_keys_at_boot": bool(config.auth.api_keys),
+        "nginx_proxy_api_keys_at_boot": api_keys or bool(config.auth.api_keys),
         "mlops_vm_boot_hook_sha256": hook,
     }
-
-
-def refuse_api_keys(config: EnvironmentConfig) -> ProvisionError:
-    """An image never carries an API key, and on this provider nothing brings the keys to
-    a baked instance at boot yet: its Nginx would accept no request. Refused before
-    anything is created (environment/config.py refuses it when the file is checked)."""
-    return ProvisionError(
-        ErrorCode.INVALID_INPUT,
-        f"{config.env}: fleet.bake_image with auth.api_keys: a baked image on "
-        f"{config.provider.name} carries no API key and its instances cannot read them at "
-        "boot yet",
-        hint="set fleet.bake_image: false (instances apply the roles, keys included, at boot)",
-        operation="bake the release image",
-    )
 
 
 def baked_user_data(image: ImageSpec) -> str:

@@ -19,6 +19,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import TypeVar
 
+from mlops_vm.bootstrap.baked import render_baked_user_data
+from mlops_vm.bootstrap.boot_source import BootSource, render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
 from mlops_vm.provision import model
@@ -114,6 +116,29 @@ class Provider(ABC):
             return spec
         tags = {**spec.instance.tags, **release_tags(image)}
         return replace(spec, instance=replace(spec.instance, image=bake(image).image_id, tags=tags))
+
+    def booting_image(self, spec: model.FleetSpec) -> model.ImageSpec | None:
+        """The release image SPEC's instances boot from (their boot plan then has no payload:
+        nothing to upload), or None for a cold boot. A baked plan without its image is a
+        caller's error: the fleet step bakes the image and hands both."""
+        plan = spec.instance.boot
+        if plan is not None and plan.baked and spec.release_image is None:
+            raise ProvisionError(
+                ErrorCode.INTERNAL,
+                f"{spec.env}: a baked boot plan without its release image",
+                hint="converge the fleet through the fleet step, which bakes the image",
+                provider=self.name,
+                operation="boot by identity",
+            )
+        return spec.release_image
+
+    @staticmethod
+    def boot_user_data(image: model.ImageSpec | None, source: BootSource) -> str:
+        """The user-data that boots by identity from SOURCE (nothing secret in it): a baked
+        image's facts and its boot hook's command, else the fetcher of the payload."""
+        if image is None:
+            return render_fetch_user_data(source)
+        return render_baked_user_data(image.env, image.release, image.fingerprint, source)
 
     def group_status(self, env: str) -> model.GroupStatus | None:
         """ENV's scaling group: size, instances (release, lifecycle, LB health) and its last

@@ -23,8 +23,9 @@ options:
     default: ""
   api_keys:
     description:
-      - Whether the environment has API keys. A baked image carries none and its instances
-        cannot fetch them at boot yet, so this is refused before anything is created.
+      - Whether the environment has API keys (the config given carries none). A baked image
+        carries none either; its Nginx requires a key, which the image's boot hook reads
+        at boot with the instance's identity (fleet.secrets.api_keys).
     type: bool
     default: false
 extends_documentation_fragment:

@@ -2,7 +2,8 @@
 the scale set model's customData nor in any instance's, the payload in a Blob container,
 a user-assigned identity on the scale set whose role assignments name exactly the secrets,
 the container and the registry, and the fetcher that boots with that identity's tokens
-(an IMDS stand-in) against the fake's data planes, which apply those assignments."""
+(an IMDS stand-in) against the fake's data planes, which apply those assignments. The cold
+boot (fleet.bake_image: false); a baked scale set's: test_azure_baked_secrets.py."""
 
 import base64
 import json
@@ -74,6 +75,7 @@ def environment(
             "ssh_public_key_file": "id.pub",
             "ssh_user": "azureuser",
             "autoscaling": {"min_size": 1, "max_size": 4},
+            "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": fleet_secrets,
             "bake_image": False,  # the cold boot by identity (baking is the default)
         },

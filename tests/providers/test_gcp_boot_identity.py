@@ -2,7 +2,8 @@
 Secret Manager and Artifact Registry beside it): nothing secret in any instance template's
 metadata, the payload in a bucket, and a service account granted exactly the
 environment's secrets, bucket and repository; the fetcher reads them with that account's
-token from a metadata-server stand-in, and nothing else may."""
+token from a metadata-server stand-in, and nothing else may. The cold boot
+(fleet.bake_image: false); a baked group's: test_gcp_baked_secrets.py."""
 
 import base64
 import json
@@ -55,6 +56,7 @@ def environment(project: str, image: str, secrets: dict, **model: Any) -> dict:
             "count": 2,
             "machine_type": "e2-small",
             "autoscaling": {"min_size": 1, "max_size": 4},
+            "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": secrets,
             "bake_image": False,  # the cold boot by identity (baking is the default)
         },

@@ -132,32 +132,36 @@ def keyed_group(provider: dict, **fleet) -> dict:
 
 
 @pytest.mark.parametrize(
-    "provider",
-    [{"name": "gcp", "region": "europe-west1"}, {"name": "azure", "region": "westeurope"}],
+    ("provider", "reference"),
+    [
+        (
+            {"name": "aws", "region": "eu-west-1"},
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:key-AbCdEf",
+        ),
+        (
+            {"name": "gcp", "region": "europe-west1", "options": {"project": "proj-1"}},
+            "projects/proj-1/secrets/key/versions/2",
+        ),
+        (
+            {"name": "azure", "region": "westeurope"},
+            "https://kvkeyed.vault.azure.net/secrets/key",
+        ),
+    ],
+    ids=["aws", "gcp", "azure"],
 )
-def test_a_baked_group_with_api_keys_is_refused_where_no_hook_reads_them(tmp_path, provider):
-    # Baking is the default: the refusal names the setting to change, in its file.
+def test_a_baked_group_with_api_keys_needs_their_references(tmp_path, provider, reference):
+    # Baking is the default: the instances read the keys at boot, so each is named.
     directory = make_environment(tmp_path, "keyed", keyed_group(provider))
     with pytest.raises(ConfigError) as raised:
         load_environment(directory)
-    [problem] = [p for p in raised.value.problems if p.field == "mlops_vm.fleet.bake_image"]
+    [problem] = raised.value.problems
+    assert problem.field == "mlops_vm.fleet.secrets.api_keys"
     assert problem.file == directory / "group_vars" / "all" / "mlops_vm.yml"
-    assert "auth.api_keys" in problem.message and "fleet.bake_image: false" in problem.message
-    # Opted out: the instances apply the roles, keys included, at boot.
-    opted_out = make_environment(tmp_path, "cold", keyed_group(provider, bake_image=False))
-    assert load_environment(opted_out).config.fleet.bake_image is False
-
-
-def test_a_baked_aws_group_with_api_keys_needs_their_references(tmp_path):
-    aws = {"name": "aws", "region": "eu-west-1"}
-    directory = make_environment(tmp_path, "keyed", keyed_group(aws))
-    with pytest.raises(ConfigError) as raised:
-        load_environment(directory)
-    fields = {problem.field for problem in raised.value.problems}
-    assert fields == {"mlops_vm.fleet.secrets.api_keys"}
-    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:key-AbCdEf"
-    given = make_environment(tmp_path, "given", keyed_group(aws, secrets={"api_keys": [arn]}))
+    given = make_environment(
+        tmp_path, "given", keyed_group(provider, secrets={"api_keys": [reference]})
+    )
     config = load_environment(given).config
     assert config.fleet.bake_image is True
     plan = fleet_spec(config, given).instance.boot
-    assert plan is not None and dict(plan.secrets) == {"nginx_proxy_api_keys": (arn,)}
+    assert plan is not None and dict(plan.secrets) == {"nginx_proxy_api_keys": (reference,)}
+    assert plan.payload == b"" and plan.baked  # the image holds the rest

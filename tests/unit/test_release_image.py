@@ -114,14 +114,31 @@ def test_fleet_module_bakes_by_default(tmp_path: Path, monkeypatch, capsys):
 
 
 KEY_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-key-AbCdEf"
+# Each cloud's secret store and a key reference in it.
+KEY_REFERENCES = {
+    "aws": ({"name": "aws", "region": "eu-west-1"}, KEY_ARN),
+    "gcp": (
+        {"name": "gcp", "region": "europe-west1", "options": {"project": "proj-1"}},
+        "projects/proj-1/secrets/prod-key/versions/1",
+    ),
+    "azure": (
+        {"name": "azure", "region": "westeurope"},
+        "https://kvprod.vault.azure.net/secrets/prod-key",
+    ),
+}
 
 
-def test_a_baked_group_with_api_keys_reads_them_by_identity(tmp_path: Path, monkeypatch, capsys):
+@pytest.mark.parametrize("cloud", sorted(KEY_REFERENCES))
+def test_a_baked_group_with_api_keys_reads_them_by_identity(
+    tmp_path: Path, monkeypatch, capsys, cloud
+):
     provider = RecordingProvider()
+    settings, reference = KEY_REFERENCES[cloud]
     config = {
         **CONFIG,
+        "provider": settings,
         "auth": {"api_keys": ["{{ vault_key }}"]},
-        "fleet": {**CONFIG["fleet"], "secrets": {"api_keys": [KEY_ARN]}},
+        "fleet": {**CONFIG["fleet"], "secrets": {"api_keys": [reference]}},
     }
     args = {"config": config, "inventory_dir": str(tmp_path), "api_keys": ["k-live-1234567890"]}
     run_module("mlops_vm_fleet", args, provider, monkeypatch, capsys)
@@ -129,7 +146,7 @@ def test_a_baked_group_with_api_keys_reads_them_by_identity(tmp_path: Path, monk
     assert spec.release_image is not None
     plan = spec.instance.boot
     # The references only, and where the boot hook applies them; no payload to fetch.
-    assert dict(plan.secrets) == {"nginx_proxy_api_keys": (KEY_ARN,)}
+    assert dict(plan.secrets) == {"nginx_proxy_api_keys": (reference,)}
     assert plan.payload == b"" and plan.baked["api_keys_file"] == "/etc/nginx/api-keys.conf"
     assert "k-live-1234567890" not in spec.instance.user_data + repr(plan)
 
@@ -154,26 +171,15 @@ def test_the_baked_nginx_requires_a_key_it_gets_at_boot(tmp_path: Path):
     assert release_image(plain, tmp_path).fingerprint != release_image(keyed, tmp_path).fingerprint
 
 
-@pytest.mark.parametrize("provider_name", ["gcp", "azure"])
-def test_baking_with_api_keys_is_refused_where_no_hook_reads_them(
-    tmp_path: Path, monkeypatch, capsys, provider_name
-):
-    # The image has no key and this provider brings none at boot yet: never serve it open.
-    provider = RecordingProvider()
-    config = {
-        **CONFIG,
-        "provider": {"name": provider_name, "region": "europe-west1"},
-        "auth": {"api_keys": ["{{ vault_key }}"]},
-    }
-    monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: provider)
-    module = load_module("mlops_vm_fleet")
-    args = {"config": config, "inventory_dir": str(tmp_path), "api_keys": ["k-live-123"]}
-    with patch_module_args(args), pytest.raises(SystemExit) as exited:
-        module.main()
-    assert exited.value.code == 1
-    answer = json.loads(capsys.readouterr().out)
-    assert "fleet.bake_image" in answer["msg"] and "k-live-123" not in json.dumps(answer)
-    assert provider.fleets == [] and provider.images == []
+def test_the_modules_public_settings_still_bake_a_nginx_that_requires_a_key(tmp_path: Path):
+    # The playbooks hand the modules the settings without auth: the api_keys flag says.
+    public = validate_config(
+        {**CONFIG, "fleet": {**CONFIG["fleet"], "secrets": {"api_keys": [KEY_ARN]}}},
+        source=tmp_path,
+    )
+    fake = FakeAnsible()
+    release_image(public, tmp_path, api_keys=True, run=fake).configure(BUILDER)
+    assert yaml.safe_load(fake.files["vars.yml"])["nginx_proxy_api_keys_at_boot"] is True
 
 
 def test_fleet_module_without_bake_image_keeps_the_cold_boot(tmp_path: Path, monkeypatch, capsys):

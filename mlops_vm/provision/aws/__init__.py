@@ -22,8 +22,6 @@ wait_timeout_s, retry_attempts, retry_budget_s, ...). Credentials: boto3's stand
 
 from dataclasses import replace
 
-from mlops_vm.bootstrap.baked import render_baked_user_data
-from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog, changes_of
 from mlops_vm.provision.aws import (
@@ -45,7 +43,6 @@ from mlops_vm.provision.aws import destroy as destroy_module
 from mlops_vm.provision.aws import validate as validate_module
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.model import (
     TAG_FINGERPRINT,
     TAG_RELEASE,
@@ -172,16 +169,7 @@ class AwsProvider(Provider):
         if plan is None:
             return spec, settings
         ctx = self.ctx
-        image = spec.release_image
-        if image is None and plan.baked:
-            # A baked instance's plan has no payload to upload: the image must come with it.
-            raise ProvisionError(
-                ErrorCode.INTERNAL,
-                f"{spec.env}: a baked boot plan without its release image",
-                hint="converge the fleet through the fleet step, which bakes the image",
-                provider="aws",
-                operation="boot by identity",
-            )
+        image = self.booting_image(spec)
         url = None if image else boot_payload.ensure_payload(ctx, spec.env, spec.role, plan, log)
         bucket = url.removeprefix("s3://").split("/", 1)[0] if url else None
         profile_arn = instance_identity.ensure_identity(ctx, spec.env, spec.role, plan, bucket, log)
@@ -193,12 +181,7 @@ class AwsProvider(Provider):
             metadata_url=ctx.options.boot_metadata_url,
             endpoints=dict.fromkeys(instance_identity.BOOT_SERVICES, endpoint) if endpoint else {},
         )
-        user_data = (
-            render_baked_user_data(image.env, image.release, image.fingerprint, source)
-            if image
-            else render_fetch_user_data(source)
-        )
-        instance = replace(spec.instance, user_data=user_data)
+        instance = replace(spec.instance, user_data=self.boot_user_data(image, source))
         return replace(spec, instance=instance), {
             **settings,
             "IamInstanceProfile": {"Arn": profile_arn},

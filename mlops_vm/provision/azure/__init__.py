@@ -36,7 +36,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision import model
@@ -155,17 +154,20 @@ class AzureProvider(Provider):
     def _boot_by_identity(
         self, layout: Any, spec: model.FleetSpec, log: ChangeLog
     ) -> tuple[model.FleetSpec, str | None]:
-        """With InstanceSpec.boot: the payload in Blob storage, the instances' managed
-        identity and its role assignments, and SPEC's customData the fetcher that reads
-        both with that identity (nothing secret). The identity's id, or None."""
+        """With InstanceSpec.boot: the payload in Blob storage (none for a baked image), the
+        instances' managed identity and its role assignments, and SPEC's customData what
+        reads both with that identity: the fetcher, or a baked image's boot hook (nothing
+        secret either way). The identity's id, or None."""
         plan = spec.instance.boot
         if plan is None:
             return spec, None
         arm = self.arm
-        blobs = self._data_plane(BlobStore)
-        url, container = boot_payload.ensure_payload(
-            arm, blobs, layout, spec.env, spec.role, plan, log
-        )
+        image = self.booting_image(spec)
+        url, container = None, None
+        if image is None:
+            url, container = boot_payload.ensure_payload(
+                arm, self._data_plane(BlobStore), layout, spec.env, spec.role, plan, log
+            )
         identity = instance_identity.ensure_identity(arm, layout, log)
         wanted = instance_identity.grants(arm, plan, container)
         instance_identity.ensure_grants(arm, identity, wanted, log)
@@ -180,7 +182,7 @@ class AzureProvider(Provider):
             if endpoint
             else {},
         )
-        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        instance = replace(spec.instance, user_data=self.boot_user_data(image, source))
         return replace(spec, instance=instance), identity["id"]
 
     def list_instances(self, env: str, role: str | None = None) -> list[model.Instance]:

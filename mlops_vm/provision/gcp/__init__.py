@@ -36,7 +36,6 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from mlops_vm.bootstrap.boot_source import render_fetch_user_data
 from mlops_vm.metrics import Figures
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision import model
@@ -282,15 +281,23 @@ class GcpProvider(Provider):
     def _boot_by_identity(
         self, ctx: Context, spec: model.FleetSpec, log: ChangeLog
     ) -> tuple[model.FleetSpec, Context]:
-        """With InstanceSpec.boot: the payload in Cloud Storage, the instances' service
-        account and its grants, SPEC's user-data the fetcher that reads both with it (nothing
-        secret), and a context whose templates run as that account."""
+        """With InstanceSpec.boot: the payload in Cloud Storage (none for a baked image), the
+        instances' service account and its grants, SPEC's user-data what reads both with it:
+        the fetcher, or a baked image's boot hook (nothing secret either way), and a context
+        whose templates run as that account."""
         plan = spec.instance.boot
         if plan is None:
             return spec, ctx
         apis = self.boot_apis()
         bucket = self._boot_bucket(ctx, spec.env)
-        url = boot_payload.ensure_payload(apis, spec.env, spec.role, ctx.region, bucket, plan, log)
+        image = self.booting_image(spec)
+        url = None
+        if image is None:
+            url = boot_payload.ensure_payload(
+                apis, spec.env, spec.role, ctx.region, bucket, plan, log
+            )
+        else:  # the bucket keeps the grant record only (destroy takes the grants back)
+            boot_payload.ensure_bucket(apis, spec.env, spec.role, ctx.region, bucket, log)
         email = instance_identity.ensure_identity(apis, spec.env, spec.role, plan, bucket, log)
         root = self._option("boot_endpoint_url", None)
         source = plan.source(
@@ -300,7 +307,7 @@ class GcpProvider(Provider):
             metadata_url=self._option("boot_metadata_url", None),
             endpoints=emulator_endpoints(root) if root else {},
         )
-        instance = replace(spec.instance, user_data=render_fetch_user_data(source))
+        instance = replace(spec.instance, user_data=self.boot_user_data(image, source))
         options = replace(ctx.instance_options, service_account=email)
         return replace(spec, instance=instance), replace(ctx, instance_options=options)
 

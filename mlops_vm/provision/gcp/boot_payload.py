@@ -60,10 +60,11 @@ def put_object(apis: BootApis, bucket: str, name: str, blob: bytes) -> None:
     apis.storage.execute(f"upload {name} to {bucket}", lambda s: apis.upload(s, bucket, name, blob))
 
 
-def ensure_payload(
-    apis: BootApis, env: str, role: str, region: str, bucket: str, plan: BootPlan, log: ChangeLog
-) -> str:
-    """The payload's gs:// URL, the bucket and the object made when missing."""
+def ensure_bucket(
+    apis: BootApis, env: str, role: str, region: str, bucket: str, log: ChangeLog
+) -> bool:
+    """The environment's bucket, made when missing (a baked image's boot has no payload,
+    but the grant record lives here too); whether it existed already."""
     exists = find_bucket(apis, bucket) is not None
     if not exists:
         body = bucket_body(bucket, env, role, region)
@@ -76,6 +77,14 @@ def ensure_payload(
             ),
             "boot payloads",
         )
+    return exists
+
+
+def ensure_payload(
+    apis: BootApis, env: str, role: str, region: str, bucket: str, plan: BootPlan, log: ChangeLog
+) -> str:
+    """The payload's gs:// URL, the bucket and the object made when missing."""
+    exists = ensure_bucket(apis, env, role, region, bucket, log)
     key = plan.payload_key()
     if not (exists and object_exists(apis, bucket, key)):
         log.create(

@@ -1,7 +1,8 @@
 """The identity scaling-group instances boot with: a service account per environment,
 attached to the instance template, granted exactly what a boot needs and nothing else:
 
-- roles/storage.objectViewer on the environment's payload bucket only (bucket policy);
+- roles/storage.objectViewer on the environment's payload bucket only (bucket policy),
+  unless the instances boot from a baked image (no payload to read);
 - roles/secretmanager.secretAccessor on each named secret only (secret-level policy);
 - roles/artifactregistry.reader on the model's repository only (repository policy), when
   the model is in Artifact Registry: the instances log in with their own access token
@@ -85,7 +86,8 @@ def repository_of(plan: BootPlan) -> str | None:
 
 
 def wanted_grants(plan: BootPlan, bucket: str) -> list[Grant]:
-    grants = [Grant("bucket", bucket)]
+    # A baked image's plan has no payload: its instances read only the secrets (and pull).
+    grants = [] if plan.baked else [Grant("bucket", bucket)]
     grants += [
         Grant("secret", secret)
         for secret in sorted({secret_refs.secret_of(ref) for ref in plan.secret_references()})
