@@ -37,9 +37,9 @@ options:
     default: []
   rollback:
     description:
-      - Scaling groups, C(state=present) only: release again the model image the group ran
-        before its current one (recorded on the group by each release), through the same
-        health-gated rolling update; fails when the group records none.
+      - For scaling groups with C(state=present) only. Releases again the model image the
+        group ran before its current one (recorded on the group by each release), through
+        the same health-gated rolling update; fails when the group records none.
     type: bool
     default: false
 extends_documentation_fragment:
