@@ -77,7 +77,6 @@ def environment(
             "autoscaling": {"min_size": 1, "max_size": 4},
             "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": fleet_secrets,
-            "bake_image": False,  # the cold boot by identity (baking is the default)
         },
         "model": {"image": image, **(model or {}), **more},
         "auth": {"api_keys": ["{{ vault_api_key_one }}", "{{ vault_api_key_two }}"]},

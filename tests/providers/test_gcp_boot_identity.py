@@ -58,7 +58,6 @@ def environment(project: str, image: str, secrets: dict, **model: Any) -> dict:
             "autoscaling": {"min_size": 1, "max_size": 4},
             "bake_image": False,  # the cold boot: the payload from object storage
             "secrets": secrets,
-            "bake_image": False,  # the cold boot by identity (baking is the default)
         },
         "model": {"image": image, **model},
         "auth": {"api_keys": ["{{ vault_api_key_one }}", "{{ vault_api_key_two }}"]},
