@@ -10,40 +10,28 @@ It refuses a request without the header Metadata-Flavor: Google, as the real one
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.metadata_server import MetadataHandler, MetadataServer
 
 ACCOUNT_PATH = "/computeMetadata/v1/instance/service-accounts/default/"
 
 
-class GcpMetadata:
+class GcpMetadata(MetadataServer):
     def __init__(self, email: str, token: str) -> None:
         self.email = email
         self.token = token
         self.served: list[str] = []
-        self.server: ThreadingHTTPServer | None = None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve in a thread; the port it listens on."""
+    def handler(self) -> type[MetadataHandler]:
         metadata = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def reply(self, status: int, body: str, kind: str = "application/text") -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Metadata-Flavor", "Google")
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(MetadataHandler):
+            answer_headers = (("Metadata-Flavor", "Google"),)
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if self.headers.get("Metadata-Flavor") != "Google":
-                    self.reply(403, "Missing Metadata-Flavor:Google header.")
+                    self.reply(403, "Missing Metadata-Flavor:Google header.", "application/text")
                 elif path == ACCOUNT_PATH + "token":
                     metadata.served.append(path)
                     answer = {
@@ -54,15 +42,8 @@ class GcpMetadata:
                     self.reply(200, json.dumps(answer), "application/json")
                 elif path == ACCOUNT_PATH + "email":
                     metadata.served.append(path)
-                    self.reply(200, metadata.email)
+                    self.reply(200, metadata.email, "application/text")
                 else:
-                    self.reply(404, "")
+                    self.reply(404, "", "application/text")
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self.server.server_address[1]
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        return Handler

@@ -12,40 +12,27 @@ It refuses a credentials request without the session token, as IMDSv2 does. Azur
 """
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.azure.rbac import token_for
+from tests.fakes.metadata_server import MetadataHandler, MetadataServer
 
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 
 
-class InstanceMetadata:
+class InstanceMetadata(MetadataServer):
     def __init__(self, role: str, credentials: dict[str, str]) -> None:
         self.role = role
         self.credentials = credentials
         self.token = "imds-session-token"
         self.served: list[str] = []
-        self.server: ThreadingHTTPServer | None = None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve in a thread; the port it listens on."""
+    def handler(self) -> type[MetadataHandler]:
         metadata = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def reply(self, status: int, body: str) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(MetadataHandler):
             def do_PUT(self) -> None:
                 if self.path == TOKEN_PATH and self.headers.get(
                     "X-aws-ec2-metadata-token-ttl-seconds"
@@ -67,20 +54,13 @@ class InstanceMetadata:
                 else:
                     self.reply(404, "")
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self.server.server_address[1]
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        return Handler
 
 
 AZURE_TOKEN_PATH = "/metadata/identity/oauth2/token"
 
 
-class AzureInstanceMetadata:
+class AzureInstanceMetadata(MetadataServer):
     """Azure's instance metadata service, the part that hands a VM its managed identities'
     tokens: GET /metadata/identity/oauth2/token?api-version=...&resource=...&client_id=...
     with the header Metadata: true (400 without it, as IMDS refuses a proxied request).
@@ -96,23 +76,11 @@ class AzureInstanceMetadata:
     def __init__(self, identities: Callable[[], dict[str, str]]) -> None:
         self.identities = identities
         self.served: list[tuple[str, str]] = []  # (client_id, resource) of each token
-        self.server: ThreadingHTTPServer | None = None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    def handler(self) -> type[MetadataHandler]:
         metadata = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(MetadataHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = dict(parse_qsl(url.query))
@@ -143,11 +111,4 @@ class AzureInstanceMetadata:
                         },
                     )
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self.server.server_address[1]
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        return Handler
