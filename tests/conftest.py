@@ -89,3 +89,15 @@ def reference_model(platform, tmp_path_factory):
 @pytest.fixture
 def unique_name() -> str:
     return f"mlops-vm-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    """A child that inherits this process's stdin, stdout or stderr (ssh does) may leave it
+    non-blocking for every later test of the worker, and Ansible refuses to start on one:
+    put it back, and name the test that left it so in the warnings summary."""
+    yield
+    for fd in (0, 1, 2):
+        if not os.get_blocking(fd):
+            os.set_blocking(fd, True)
+            item.warn(pytest.PytestWarning(f"file descriptor {fd} was left non-blocking"))

@@ -114,6 +114,8 @@ def ansible_configure(
             done = run(
                 command,
                 cwd=paths.PROJECT_DIR,
+                # Ansible refuses a non-blocking stdin, and needs none.
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "ANSIBLE_NOCOLOR": "1"},

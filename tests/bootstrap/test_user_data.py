@@ -304,6 +304,7 @@ def test_the_embedded_playbook_passes_ansibles_syntax_check(tmp_path):
             str(boot_dir / "site.yml"),
         ],
         env=ansible_env(boot_dir),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
@@ -329,7 +330,12 @@ def validate_only(boot_dir: Path) -> subprocess.CompletedProcess:
         "mlops-vm-validate-only",
     ]
     return subprocess.run(
-        command, env=ansible_env(boot_dir), capture_output=True, text=True, check=False
+        command,
+        env=ansible_env(boot_dir),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

@@ -1,15 +1,13 @@
 """The same playbooks without the CLI: `ansible-playbook -i <env> playbooks/provision.yml`."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mlops_vm import paths
+from tests import ansible_cli
 from tests.environments import make_environment, nothing_labelled
 
 pytestmark = pytest.mark.slow
@@ -20,16 +18,7 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 def ansible_playbook(directory: Path, playbook: str) -> tuple[int, str]:
-    binary = Path(sys.executable).parent / "ansible-playbook"
-    proc = subprocess.run(
-        [str(binary), "-i", str(directory), f"playbooks/{playbook}"],
-        cwd=paths.PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"},
-        check=False,
-    )
+    proc = ansible_cli.ansible_playbook("-i", str(directory), f"playbooks/{playbook}", timeout=1500)
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -88,7 +88,14 @@ print(urllib.request.urlopen(request, context=context, timeout=30).read().decode
 
 def run(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=1500, check=False
+        list(args),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
     )
 
 

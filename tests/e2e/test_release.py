@@ -8,9 +8,7 @@ test_local_lb_failover, which leaves both hosts serving).
 """
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from mlops_vm.localcloud import images, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
+from tests import ansible_cli
 from tests.environments import LOCAL_PAIR_ENV, LOCAL_PAIR_PORT, cli, cli_json
 from tests.load import RequestLoop
 
@@ -229,20 +228,12 @@ def test_ansible_playbook_releases_safely(environment, load):
 
 
 def ansible_playbook(environment: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(environment),
-            str(paths.PROJECT_DIR / "playbooks" / "release.yml"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=paths.PROJECT_DIR,
-        env={**os.environ, "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg")},
+    return ansible_cli.ansible_playbook(
+        "-i",
+        str(environment),
+        str(paths.PROJECT_DIR / "playbooks" / "release.yml"),
+        *args,
         timeout=1200,
-        check=False,
     )
 
 

@@ -83,6 +83,7 @@ def test_the_installed_package_runs_the_playbooks_it_carries(wheel: Path, tmp_pa
             ],
             cwd=tmp_path,
             env={**env, "ANSIBLE_CONFIG": str(project / "ansible.cfg")},
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=300,

@@ -10,10 +10,8 @@ targets healthy at once) and the root file system growing onto the larger volume
 
 import base64
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -21,8 +19,8 @@ import pytest
 import requests
 import yaml
 
-from mlops_vm import paths
 from mlops_vm.provision import ErrorCode, InstanceSpec, LoadBalancerSpec, ProvisionError
+from tests.ansible_cli import ansible_playbook
 from tests.providers import test_aws
 from tests.providers.cloud_fixtures import resized
 from tests.providers.test_aws import FAST, REGION, FakeRefreshes, refresh_details, scaling_spec
@@ -177,18 +175,9 @@ def write_inventory(directory: Path, name: str, endpoint: str, machine_type: str
 
 
 def run_resize_playbook(directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", str(directory), "playbooks/resize.yml"),
-            *("-e", "mlops_vm_release_batch=1"),
-        ],
-        cwd=paths.PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"},
-        check=False,
+    return ansible_playbook(
+        *("-i", str(directory), "playbooks/resize.yml"),
+        *("-e", "mlops_vm_release_batch=1"),
     )
 
 

@@ -5,9 +5,6 @@ requires a key and its keys file accepts none, and the file the boot hook writes
 and all)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import yaml
 
 from mlops_vm import paths
 from mlops_vm.bootstrap.fetch_script import api_keys_conf
+from tests.ansible_cli import render_locally
 
 NGINX = paths.PROJECT_DIR / "roles" / "nginx_proxy"
 KEYS = ["render-key-one-0123456789", "render.key~two+/=-9876543210"]
@@ -64,21 +62,8 @@ def rendered(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("api-keys-render")
     playbook = out / "render.yml"
     playbook.write_text(yaml.safe_dump(render_playbook(out)))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "localhost,", str(playbook)),
-            *("-e", f"ansible_python_interpreter={sys.executable}"),
-            # The controller-side facts the template reads, as on a real host.
-            *("-e", json.dumps({"nginx_proxy_metrics_host_label": "h1"})),
-        ],
-        cwd=paths.PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg")},
-        check=False,
-    )
+    # The controller-side facts the template reads, as on a real host.
+    proc = render_locally(playbook, json.dumps({"nginx_proxy_metrics_host_label": "h1"}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return out
 

@@ -8,16 +8,14 @@ the rendered configuration is what is checked.
 """
 
 import json
-import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlops_vm import paths
+from tests.ansible_cli import render_locally
 
 ROLES = paths.PROJECT_DIR / "roles"
 EXTRA_VARS = {
@@ -89,21 +87,8 @@ def rendered(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gpu-render")
     playbook = out / "render.yml"
     playbook.write_text(yaml.safe_dump(render_playbook(out)))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "localhost,", str(playbook)),
-            *("-e", f"ansible_python_interpreter={sys.executable}"),
-            # Extra variables: above the defaults the playbook includes.
-            *("-e", json.dumps(EXTRA_VARS)),
-        ],
-        cwd=paths.PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg")},
-        check=False,
-    )
+    # Extra variables: above the defaults the playbook includes.
+    proc = render_locally(playbook, json.dumps(EXTRA_VARS))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return out
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mlops_vm import paths
+from tests.ansible_cli import ansible_playbook
 
 # The first host's certificate keeps serving while the others are replaced.
 SERVING = "serving"
@@ -107,25 +105,16 @@ def apply(work: Path) -> Run:
     inventory = {"all": {"hosts": {host: {"ansible_connection": "local"} for host in HOSTS}}}
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (work / "playbook.yml").write_text(yaml.safe_dump(playbook(work), sort_keys=False))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", str(work / "inventory.yml"), str(work / "playbook.yml")),
-            *("-e", f"ansible_python_interpreter={sys.executable}"),
-        ],
-        cwd=paths.PROJECT_DIR,
-        capture_output=True,
-        text=True,
+    proc = ansible_playbook(
+        *("-i", str(work / "inventory.yml"), str(work / "playbook.yml")),
+        *("-e", f"ansible_python_interpreter={sys.executable}"),
         timeout=300,
         env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg"),
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             # The facts the role gathers on the first run serve the later ones.
             "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
             "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(work / "facts"),
         },
-        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return Run(json.loads(proc.stdout))

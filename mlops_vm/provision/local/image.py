@@ -140,6 +140,8 @@ def configure(builder: str, env: str, user_data: str) -> None:
                 str(directory / "bake.yml"),
             ],
             cwd=paths.PROJECT_DIR,
+            # Ansible refuses a non-blocking stdin, and needs none.
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
