@@ -122,6 +122,9 @@ def read_host(
     try:
         done = subprocess.run(
             ssh_command(host_vars(instance), remote),
+            # Not the caller's stdin: ssh makes its stdin non-blocking (a terminal's too)
+            # and would read what the user types.
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,

@@ -93,7 +93,14 @@ class StaticProvider(Provider):
         ]
 
         def run() -> None:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,  # a hook, not a session: it reads nothing of ours
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
             if done.returncode != 0:
                 raise ProvisionError(
                     ErrorCode.INTERNAL,
