@@ -4,7 +4,7 @@ tracking on average CPU and on ALB requests per task."""
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.aws.scaling_group import request_count_label
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
@@ -39,12 +39,13 @@ def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
     }
 
 
+SCALABLE_TARGET = Lookup("application-autoscaling", "describe_scalable_targets", "ScalableTargets")
+
+
 def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
     return ctx.first(
-        "application-autoscaling",
-        "describe_scalable_targets",
+        SCALABLE_TARGET,
         "read the scalable target",
-        "ScalableTargets",
         ServiceNamespace=NAMESPACE,
         ResourceIds=[resource_id],  # a list here, unlike target_key's ResourceId
         ScalableDimension=DIMENSION,
