@@ -1,6 +1,7 @@
 """Application Auto Scaling of the service's task count: min/max from the spec, target
 tracking on average CPU and on ALB requests per task."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
@@ -10,6 +11,7 @@ from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.settings import EcsServiceConfig
 
+SERVICE = "application-autoscaling"
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
 CPU_POLICY = "cpu"
@@ -18,15 +20,6 @@ REQUESTS_POLICY = "requests"
 
 def policy_name(service: str, kind: str) -> str:
     return f"{service}-{kind}"
-
-
-def target_key(resource_id: str) -> dict[str, str]:
-    """The parameters that name the service's scalable target in every call about it."""
-    return {
-        "ServiceNamespace": NAMESPACE,
-        "ResourceId": resource_id,
-        "ScalableDimension": DIMENSION,
-    }
 
 
 def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
@@ -39,27 +32,47 @@ def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
     }
 
 
-SCALABLE_TARGET = Lookup("application-autoscaling", "describe_scalable_targets", "ScalableTargets")
+SCALABLE_TARGET = Lookup(SERVICE, "describe_scalable_targets", "ScalableTargets")
 
 
-def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
-    return ctx.first(
-        SCALABLE_TARGET,
-        "read the scalable target",
-        ServiceNamespace=NAMESPACE,
-        ResourceIds=[resource_id],  # a list here, unlike target_key's ResourceId
-        ScalableDimension=DIMENSION,
-    )
+@dataclass(frozen=True)
+class ScalableTarget:
+    """The service's task count as Application Auto Scaling knows it: every call about it
+    names it by the same three parameters (`key`)."""
 
+    ctx: AwsContext
+    resource_id: str
 
-def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:
-    found = ctx.call(
-        "application-autoscaling",
-        "describe_scaling_policies",
-        "read the scaling policies",
-        **target_key(resource_id),
-    )["ScalingPolicies"]
-    return {policy["PolicyName"]: policy for policy in found}
+    @property
+    def key(self) -> dict[str, str]:
+        return {
+            "ServiceNamespace": NAMESPACE,
+            "ResourceId": self.resource_id,
+            "ScalableDimension": DIMENSION,
+        }
+
+    def call(self, operation: str, doing: str, /, **params: Any) -> dict[str, Any]:
+        return self.ctx.call(SERVICE, operation, doing, **self.key, **params)
+
+    def delete(self, operation: str, doing: str, /, **params: Any) -> None:
+        self.ctx.delete(SERVICE, operation, doing, **self.key, **params)
+
+    def read(self) -> dict[str, Any] | None:
+        """Its bounds (MinCapacity, MaxCapacity); None before it is registered."""
+        return self.ctx.first(
+            SCALABLE_TARGET,
+            "read the scalable target",
+            ServiceNamespace=NAMESPACE,
+            ResourceIds=[self.resource_id],  # a list here, unlike key's ResourceId
+            ScalableDimension=DIMENSION,
+        )
+
+    def policies(self) -> dict[str, dict[str, Any]]:
+        found = self.call("describe_scaling_policies", "read the scaling policies")
+        return {policy["PolicyName"]: policy for policy in found["ScalingPolicies"]}
+
+    def delete_policy(self, name: str) -> None:
+        self.delete("delete_scaling_policy", f"delete scaling policy {name}", PolicyName=name)
 
 
 def wanted_policies(
@@ -94,24 +107,23 @@ def ensure_scaling(
     target_group_arn: str | None,
 ) -> None:
     resource_id = names.scaling_resource_id(spec.env, spec.name)
-    target = scalable_target(ctx, resource_id)
+    target = ScalableTarget(ctx, resource_id)
+    registered = target.read()
     bounds = (spec.min_instances, spec.max_instances)
-    if target is None or (target["MinCapacity"], target["MaxCapacity"]) != bounds:
+    if registered is None or (registered["MinCapacity"], registered["MaxCapacity"]) != bounds:
         log.apply(
-            "create" if target is None else "update",
+            "create" if registered is None else "update",
             "scalable_target",
             resource_id,
-            lambda: ctx.call(
-                "application-autoscaling",
+            lambda: target.call(
                 "register_scalable_target",
                 "set the task count's bounds",
-                **target_key(resource_id),
                 MinCapacity=bounds[0],
                 MaxCapacity=bounds[1],
             ),
             "{}..{} tasks".format(*bounds),
         )
-    have = {} if target is None else policies(ctx, resource_id)
+    have = {} if registered is None else target.policies()
     for name, configuration in wanted_policies(spec, options, alb_arn, target_group_arn).items():
         current = have.pop(name, None)
         if current and current.get("TargetTrackingScalingPolicyConfiguration") == configuration:
@@ -121,44 +133,28 @@ def ensure_scaling(
             "update" if current else "create",
             "scaling_policy",
             name,
-            lambda name=name, configuration=configuration: ctx.call(
-                "application-autoscaling",
+            lambda name=name, configuration=configuration: target.call(
                 "put_scaling_policy",
                 f"set scaling policy {name}",
                 PolicyName=name,
-                **target_key(resource_id),
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration=configuration,
             ),
             f"{metric} {configuration['TargetValue']:g}",
         )
     for name in have:  # a policy switched off (its target set to null)
-        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
-
-
-def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
-    ctx.delete(
-        "application-autoscaling",
-        "delete_scaling_policy",
-        f"delete scaling policy {name}",
-        PolicyName=name,
-        **target_key(resource_id),
-    )
+        log.delete("scaling_policy", name, lambda name=name: target.delete_policy(name))
 
 
 def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> None:
     resource_id = names.scaling_resource_id(env, service)
-    if scalable_target(ctx, resource_id) is None:
+    target = ScalableTarget(ctx, resource_id)
+    if target.read() is None:
         return
-    for name in policies(ctx, resource_id):
-        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
+    for name in target.policies():
+        log.delete("scaling_policy", name, lambda name=name: target.delete_policy(name))
     log.delete(
         "scalable_target",
         resource_id,
-        lambda: ctx.delete(
-            "application-autoscaling",
-            "deregister_scalable_target",
-            "remove the scalable target",
-            **target_key(resource_id),
-        ),
+        lambda: target.delete("deregister_scalable_target", "remove the scalable target"),
     )
