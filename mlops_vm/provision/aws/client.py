@@ -15,7 +15,7 @@ of a create that takes no client token, to look for what a lost answer created
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -328,6 +328,29 @@ class AwsContext:
             return (resource,) if state == ready else None
 
         return self.wait_until(reached, f"{what} is {ready}")[0]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The calls about one resource that SERVICE's API names by the same parameters (KEY)
+    in each of them: an ECS service's scalable target, a Lambda function's alias."""
+
+    ctx: AwsContext
+    service: str
+    key: Mapping[str, str]
+
+    def call(
+        self, operation: str, doing: str, /, *, missing_ok: bool = False, **params: Any
+    ) -> dict[str, Any]:
+        return self.ctx.call(
+            self.service, operation, doing, missing_ok=missing_ok, **self.key, **params
+        )
+
+    def delete(self, operation: str, doing: str, /, **params: Any) -> None:
+        self.ctx.delete(self.service, operation, doing, **self.key, **params)
+
+    def find(self, operation: str, doing: str, /, **params: Any) -> dict[str, Any] | None:
+        return self.ctx.find(self.service, operation, doing, **self.key, **params)
 
 
 def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:

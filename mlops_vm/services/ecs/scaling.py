@@ -1,11 +1,10 @@
 """Application Auto Scaling of the service's task count: min/max from the spec, target
 tracking on average CPU and on ALB requests per task."""
 
-from dataclasses import dataclass
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.aws.client import AwsContext, Lookup
+from mlops_vm.provision.aws.client import AwsContext, Lookup, Resource
 from mlops_vm.provision.aws.scaling_group import request_count_label
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
@@ -35,44 +34,30 @@ def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
 SCALABLE_TARGET = Lookup(SERVICE, "describe_scalable_targets", "ScalableTargets")
 
 
-@dataclass(frozen=True)
-class ScalableTarget:
-    """The service's task count as Application Auto Scaling knows it: every call about it
-    names it by the same three parameters (`key`)."""
+def scalable_target(ctx: AwsContext, resource_id: str) -> Resource:
+    """The service's task count as Application Auto Scaling knows it (the calls about it)."""
+    key = {"ServiceNamespace": NAMESPACE, "ResourceId": resource_id, "ScalableDimension": DIMENSION}
+    return Resource(ctx, SERVICE, key)
 
-    ctx: AwsContext
-    resource_id: str
 
-    @property
-    def key(self) -> dict[str, str]:
-        return {
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": DIMENSION,
-        }
+def registered(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
+    """The scalable target's bounds (MinCapacity, MaxCapacity); None before it is registered."""
+    return ctx.first(
+        SCALABLE_TARGET,
+        "read the scalable target",
+        ServiceNamespace=NAMESPACE,
+        ResourceIds=[resource_id],  # a list here, unlike the calls' ResourceId
+        ScalableDimension=DIMENSION,
+    )
 
-    def call(self, operation: str, doing: str, /, **params: Any) -> dict[str, Any]:
-        return self.ctx.call(SERVICE, operation, doing, **self.key, **params)
 
-    def delete(self, operation: str, doing: str, /, **params: Any) -> None:
-        self.ctx.delete(SERVICE, operation, doing, **self.key, **params)
+def policies(target: Resource) -> dict[str, dict[str, Any]]:
+    found = target.call("describe_scaling_policies", "read the scaling policies")
+    return {policy["PolicyName"]: policy for policy in found["ScalingPolicies"]}
 
-    def read(self) -> dict[str, Any] | None:
-        """Its bounds (MinCapacity, MaxCapacity); None before it is registered."""
-        return self.ctx.first(
-            SCALABLE_TARGET,
-            "read the scalable target",
-            ServiceNamespace=NAMESPACE,
-            ResourceIds=[self.resource_id],  # a list here, unlike key's ResourceId
-            ScalableDimension=DIMENSION,
-        )
 
-    def policies(self) -> dict[str, dict[str, Any]]:
-        found = self.call("describe_scaling_policies", "read the scaling policies")
-        return {policy["PolicyName"]: policy for policy in found["ScalingPolicies"]}
-
-    def delete_policy(self, name: str) -> None:
-        self.delete("delete_scaling_policy", f"delete scaling policy {name}", PolicyName=name)
+def delete_policy(target: Resource, name: str) -> None:
+    target.delete("delete_scaling_policy", f"delete scaling policy {name}", PolicyName=name)
 
 
 def wanted_policies(
@@ -107,12 +92,12 @@ def ensure_scaling(
     target_group_arn: str | None,
 ) -> None:
     resource_id = names.scaling_resource_id(spec.env, spec.name)
-    target = ScalableTarget(ctx, resource_id)
-    registered = target.read()
+    target = scalable_target(ctx, resource_id)
+    current = registered(ctx, resource_id)
     bounds = (spec.min_instances, spec.max_instances)
-    if registered is None or (registered["MinCapacity"], registered["MaxCapacity"]) != bounds:
+    if current is None or (current["MinCapacity"], current["MaxCapacity"]) != bounds:
         log.apply(
-            "create" if registered is None else "update",
+            "create" if current is None else "update",
             "scalable_target",
             resource_id,
             lambda: target.call(
@@ -123,14 +108,14 @@ def ensure_scaling(
             ),
             "{}..{} tasks".format(*bounds),
         )
-    have = {} if registered is None else target.policies()
+    have = {} if current is None else policies(target)
     for name, configuration in wanted_policies(spec, options, alb_arn, target_group_arn).items():
-        current = have.pop(name, None)
-        if current and current.get("TargetTrackingScalingPolicyConfiguration") == configuration:
+        policy = have.pop(name, None)
+        if policy and policy.get("TargetTrackingScalingPolicyConfiguration") == configuration:
             continue
         metric = configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
         log.apply(
-            "update" if current else "create",
+            "update" if policy else "create",
             "scaling_policy",
             name,
             lambda name=name, configuration=configuration: target.call(
@@ -143,16 +128,16 @@ def ensure_scaling(
             f"{metric} {configuration['TargetValue']:g}",
         )
     for name in have:  # a policy switched off (its target set to null)
-        log.delete("scaling_policy", name, lambda name=name: target.delete_policy(name))
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(target, name))
 
 
 def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> None:
     resource_id = names.scaling_resource_id(env, service)
-    target = ScalableTarget(ctx, resource_id)
-    if target.read() is None:
+    if registered(ctx, resource_id) is None:
         return
-    for name in target.policies():
-        log.delete("scaling_policy", name, lambda name=name: target.delete_policy(name))
+    target = scalable_target(ctx, resource_id)
+    for name in policies(target):
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(target, name))
     log.delete(
         "scalable_target",
         resource_id,
