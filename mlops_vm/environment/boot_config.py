@@ -75,21 +75,9 @@ def environment_boot_config(
     )
 
 
-def environment_user_data(
-    config: EnvironmentConfig,
-    inventory_dir: Path,
-    *,
-    registry_username: str = "",
-    registry_password: str = "",
-    api_keys: list[str] | None = None,
-) -> str:
-    boot = environment_boot_config(
-        config,
-        inventory_dir,
-        registry_username=registry_username,
-        registry_password=registry_password,
-        api_keys=api_keys,
-    )
+def environment_user_data(config: EnvironmentConfig, boot: BootConfig) -> str:
+    """BOOT (environment_boot_config's, with the run's secrets) as the user-data of
+    CONFIG's cloud."""
     # A provider without a limit of its own (local) gets the tightest of the clouds that
     # embed the payload (AWS boots by identity from S3 instead).
     cloud = config.provider.name if config.provider.name in USER_DATA_LIMITS else "azure"

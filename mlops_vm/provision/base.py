@@ -38,6 +38,12 @@ class Provider(ABC):
     def __init__(self, settings: model.ProviderSettings) -> None:
         self.settings = settings
 
+    def error(
+        self, code: ErrorCode, message: str, hint: str, operation: str = ""
+    ) -> ProvisionError:
+        """A ProvisionError of this provider (its name is the error's provider)."""
+        return ProvisionError(code, message, hint=hint, provider=self.name, operation=operation)
+
     def reporting(self, changes: list[Change]) -> AbstractContextManager[None]:
         """How a ProvisionError raised in an operation carries CHANGES, what it made before."""
         return reporting_changes(changes)
@@ -94,12 +100,11 @@ class Provider(ABC):
 
         The plan records a bake as one change ("create image"): the builder lives only
         inside that call, so `--check` lists exactly what the run leaves behind."""
-        raise ProvisionError(
+        raise self.error(
             ErrorCode.INVALID_INPUT,
             f"the {self.name} provider does not bake machine images",
-            hint="use fleet.mode: fleet for this provider",
-            provider=self.name,
-            operation="ensure_release_image",
+            "use fleet.mode: fleet for this provider",
+            "ensure_release_image",
         )
 
     @staticmethod
@@ -123,12 +128,11 @@ class Provider(ABC):
         caller's error: the fleet step bakes the image and hands both."""
         plan = spec.instance.boot
         if plan is not None and plan.baked and spec.release_image is None:
-            raise ProvisionError(
+            raise self.error(
                 ErrorCode.INTERNAL,
                 f"{spec.env}: a baked boot plan without its release image",
-                hint="converge the fleet through the fleet step, which bakes the image",
-                provider=self.name,
-                operation="boot by identity",
+                "converge the fleet through the fleet step, which bakes the image",
+                "boot by identity",
             )
         return spec.release_image
 
@@ -204,13 +208,8 @@ class Provider(ABC):
 
     def timeout(self, message: str, operation: str, plural: bool = False) -> ProvisionError:
         instances = "the instances'" if plural else "the instance's"
-        return ProvisionError(
-            ErrorCode.TIMEOUT,
-            message,
-            hint=f"check {instances} Nginx and model containers (/healthz)",
-            provider=self.name,
-            operation=operation,
-        )
+        hint = f"check {instances} Nginx and model containers (/healthz)"
+        return self.error(ErrorCode.TIMEOUT, message, hint, operation)
 
     def target_reader(
         self, spec: model.LoadBalancerSpec, instance_id: str

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import names as tags
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.services.base import RegistryAuth
 
 
@@ -37,15 +37,11 @@ def lifecycle_policy(keep_images: int) -> str:
     )
 
 
+REPOSITORY = Lookup("ecr", "describe_repositories", "repositories", missing_ok=True)
+
+
 def find_repository(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    return ctx.first(
-        "ecr",
-        "describe_repositories",
-        "find the ECR repository",
-        "repositories",
-        missing_ok=True,
-        repositoryNames=[name],
-    )
+    return ctx.first(REPOSITORY, "find the ECR repository", repositoryNames=[name])
 
 
 def ensure_repository(

@@ -139,15 +139,19 @@ def main() -> None:
         ):
             # The user-data carries the payload and the run's secrets. (Booting by identity,
             # the provider renders secret-free user-data from fleet_spec's boot plan.)
-            from mlops_vm.environment.boot_config import environment_user_data
+            from mlops_vm.environment.boot_config import (
+                environment_boot_config,
+                environment_user_data,
+            )
 
-            user_data = environment_user_data(
+            boot = environment_boot_config(
                 config,
                 run.inventory_dir,
                 registry_username=params["registry_username"],
                 registry_password=params["registry_password"],
                 api_keys=params["api_keys"],
             )
+            user_data = environment_user_data(config, boot)
         spec = fleet_spec(config, run.inventory_dir, user_data, image)
         if params["user_data"] is not None:
             # The caller's own user-data is used as given, no boot by identity around it.

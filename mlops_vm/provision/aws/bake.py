@@ -19,7 +19,7 @@ from typing import Any
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instances, names
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.aws.network import NetworkIds
 from mlops_vm.provision.model import (
     FINGERPRINT_SHOWN,
@@ -142,11 +142,13 @@ def bake(
     return image_id
 
 
+# The image this bake has just made: unlike images.IMAGE, an unknown id is an error here.
+BAKED_IMAGE = Lookup("ec2", "describe_images", "Images")
+
+
 def wait_available(ctx: AwsContext, image_id: str) -> dict[str, Any]:
     def read() -> tuple[str, str, dict[str, Any]]:
-        raw = ctx.first(
-            "ec2", "describe_images", f"read image {image_id}", "Images", ImageIds=[image_id]
-        )
+        raw = ctx.first(BAKED_IMAGE, f"read image {image_id}", ImageIds=[image_id])
         raw = raw or {}
         reason = raw.get("StateReason", {}).get("Message", "no reason given")
         return raw.get("State", ""), reason, raw

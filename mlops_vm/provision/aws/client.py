@@ -15,7 +15,7 @@ of a create that takes no client token, to look for what a lost answer created
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -106,6 +106,19 @@ def as_bool(value: Any) -> bool:
     raise ValueError(value)
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A describe by name or id, as data: SERVICE.OPERATION lists what it finds under KEY
+    (read by `AwsContext.first`). MISSING_OK where the API answers an unknown name with a
+    not-found error (EC2's, ECR's and ELB's describes by name) instead of an empty list:
+    that answer is None too."""
+
+    service: str
+    operation: str
+    key: str
+    missing_ok: bool = False
+
+
 class AwsContext:
     """The region, the options and lazily created clients of one provider instance."""
 
@@ -188,18 +201,11 @@ class AwsContext:
                 return {}
             raise errors.translate(error, doing) from error
 
-    def first(
-        self,
-        service: str,
-        operation: str,
-        doing: str,
-        key: str,
-        *,
-        missing_ok: bool = False,
-        **params: Any,
-    ) -> dict[str, Any] | None:
-        """The first item under KEY of a describe by name or id; None when it lists none."""
-        found = self.call(service, operation, doing, missing_ok=missing_ok, **params).get(key)
+    def first(self, lookup: Lookup, doing: str, /, **params: Any) -> dict[str, Any] | None:
+        """The first item LOOKUP's describe by name or id lists; None when it lists none."""
+        found = self.call(
+            lookup.service, lookup.operation, doing, missing_ok=lookup.missing_ok, **params
+        ).get(lookup.key)
         return found[0] if found else None
 
     def delete(self, service: str, operation: str, doing: str, /, **params: Any) -> None:
@@ -322,6 +328,29 @@ class AwsContext:
             return (resource,) if state == ready else None
 
         return self.wait_until(reached, f"{what} is {ready}")[0]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The calls about one resource that SERVICE's API names by the same parameters (KEY)
+    in each of them: an ECS service's scalable target, a Lambda function's alias."""
+
+    ctx: AwsContext
+    service: str
+    key: Mapping[str, str]
+
+    def call(
+        self, operation: str, doing: str, /, *, missing_ok: bool = False, **params: Any
+    ) -> dict[str, Any]:
+        return self.ctx.call(
+            self.service, operation, doing, missing_ok=missing_ok, **self.key, **params
+        )
+
+    def delete(self, operation: str, doing: str, /, **params: Any) -> None:
+        self.ctx.delete(self.service, operation, doing, **self.key, **params)
+
+    def find(self, operation: str, doing: str, /, **params: Any) -> dict[str, Any] | None:
+        return self.ctx.find(self.service, operation, doing, **self.key, **params)
 
 
 def _pagination_tokens(service: str, operation: str) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import names as tags
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Resource
 from mlops_vm.provision.model import TAG_ENV
 
 POLICY_VERSION = "2012-10-17"  # the current version of the IAM policy language
@@ -84,15 +84,15 @@ def ensure_role(ctx: AwsContext, log: ChangeLog, role: ServiceRole) -> str:
     return found["Arn"]
 
 
+def role_policy(ctx: AwsContext, role: str, policy: str) -> Resource:
+    """The calls about ROLE's inline POLICY (read, put, delete: each names both)."""
+    return Resource(ctx, "iam", {"RoleName": role, "PolicyName": policy})
+
+
 def inline_policy(ctx: AwsContext, role: str, policy: str) -> dict[str, Any] | None:
-    document = ctx.call(
-        "iam",
-        "get_role_policy",
-        f"read the role's {policy} policy",
-        missing_ok=True,
-        RoleName=role,
-        PolicyName=policy,
-    ).get("PolicyDocument")
+    doing = f"read the role's {policy} policy"
+    found = role_policy(ctx, role, policy).call("get_role_policy", doing, missing_ok=True)
+    document = found.get("PolicyDocument")
     # boto3 decodes the URL-encoded document into a dict; some endpoints leave it a string.
     return json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
 
@@ -122,26 +122,15 @@ def ensure_inline_policy(
         "update" if current else "create",
         "iam_role_policy",
         label,
-        lambda: ctx.call(
-            "iam",
-            "put_role_policy",
-            f"let the role {purpose}",
-            RoleName=role,
-            PolicyName=policy,
-            PolicyDocument=json.dumps(wanted),
+        lambda: role_policy(ctx, role, policy).call(
+            "put_role_policy", f"let the role {purpose}", PolicyDocument=json.dumps(wanted)
         ),
         purpose,
     )
 
 
 def delete_inline_policy(ctx: AwsContext, role: str, policy: str) -> None:
-    ctx.delete(
-        "iam",
-        "delete_role_policy",
-        f"remove the {policy} policy",
-        RoleName=role,
-        PolicyName=policy,
-    )
+    role_policy(ctx, role, policy).delete("delete_role_policy", f"remove the {policy} policy")
 
 
 def delete_role(ctx: AwsContext, log: ChangeLog, name: str, env: str) -> None:

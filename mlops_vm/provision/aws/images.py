@@ -8,21 +8,17 @@ pattern looked up among the images of the `image_owner` option's account.
 from typing import Any
 
 from mlops_vm.provision.aws import errors, names
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 
 DEBIAN_OWNER = "136693071363"
 DEBIAN_12_PATTERN = "debian-12-amd64-*"
 
 
+IMAGE = Lookup("ec2", "describe_images", "Images", missing_ok=True)
+
+
 def describe_image(ctx: AwsContext, image_id: str) -> dict[str, Any] | None:
-    return ctx.first(
-        "ec2",
-        "describe_images",
-        f"read image {image_id}",
-        "Images",
-        missing_ok=True,
-        ImageIds=[image_id],
-    )
+    return ctx.first(IMAGE, f"read image {image_id}", ImageIds=[image_id])
 
 
 def newest_image(ctx: AwsContext, pattern: str, owner: str) -> dict[str, Any] | None:

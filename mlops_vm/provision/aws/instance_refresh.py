@@ -13,13 +13,14 @@ stopped halfway; or the template moved on while the last refresh ran).
 from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 
 RUNNING = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 ENDED_BADLY = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
 IN_PROGRESS_CODE = "InstanceRefreshInProgress"
 ALREADY_RUNNING = "instance refresh already running: run provision again once it has ended"
+INSTANCE_REFRESH = Lookup("autoscaling", "describe_instance_refreshes", "InstanceRefreshes")
 
 
 def preferences(ctx: AwsContext) -> dict[str, Any]:
@@ -34,14 +35,8 @@ def preferences(ctx: AwsContext) -> dict[str, Any]:
 
 def latest_refresh(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     """The group's most recent instance refresh (AWS lists the newest first)."""
-    return ctx.first(
-        "autoscaling",
-        "describe_instance_refreshes",
-        "read the scaling group's instance refreshes",
-        "InstanceRefreshes",
-        AutoScalingGroupName=name,
-        MaxRecords=1,
-    )
+    doing = "read the scaling group's instance refreshes"
+    return ctx.first(INSTANCE_REFRESH, doing, AutoScalingGroupName=name, MaxRecords=1)
 
 
 def stale_instances(group: dict[str, Any], template_id: str, version: str) -> list[str]:

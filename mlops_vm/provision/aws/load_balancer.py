@@ -21,7 +21,7 @@ from typing import Any
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import certificates, errors, names, network, scaling_group
 from mlops_vm.provision.aws import security_groups as sg
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.errors import ErrorCode, ProvisionError, reporting_changes
 from mlops_vm.provision.model import (
     ROLE_LB,
@@ -34,6 +34,7 @@ from mlops_vm.provision.model import (
 WORLD = "0.0.0.0/0"
 DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
 TAGS_PER_CALL = 20  # elbv2 describe_tags takes at most 20 ARNs
+LOAD_BALANCER = Lookup("elbv2", "describe_load_balancers", "LoadBalancers", missing_ok=True)
 
 
 def load_balancer_name(env: str) -> str:
@@ -696,14 +697,7 @@ def delete_load_balancer(ctx: AwsContext, arn: str) -> None:
     )
 
     def gone() -> bool:
-        found = ctx.first(
-            "elbv2",
-            "describe_load_balancers",
-            "check that the load balancer is gone",
-            "LoadBalancers",
-            missing_ok=True,
-            LoadBalancerArns=[arn],
-        )
-        return found is None
+        doing = "check that the load balancer is gone"
+        return ctx.first(LOAD_BALANCER, doing, LoadBalancerArns=[arn]) is None
 
     ctx.wait_for(gone, "the load balancer is deleted")

@@ -11,20 +11,15 @@ from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import instances, names
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.aws.validate import invalid, offered_in
 from mlops_vm.provision.model import FleetSpec, Instance
 
+INSTANCE_TYPE = Lookup("ec2", "describe_instance_types", "InstanceTypes", missing_ok=True)
+
 
 def instance_type_info(ctx: AwsContext, machine_type: str) -> dict[str, Any]:
-    found = ctx.first(
-        "ec2",
-        "describe_instance_types",
-        "read the instance type",
-        "InstanceTypes",
-        missing_ok=True,
-        InstanceTypes=[machine_type],
-    )
+    found = ctx.first(INSTANCE_TYPE, "read the instance type", InstanceTypes=[machine_type])
     if found is None:
         raise invalid(
             f"instance type {machine_type!r} does not exist in {ctx.region}",

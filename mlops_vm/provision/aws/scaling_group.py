@@ -21,7 +21,7 @@ from typing import Any
 from mlops_vm.bootstrap.user_data import user_data_bytes
 from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import errors, instance_refresh, names
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 from mlops_vm.provision.errors import ProvisionError
 from mlops_vm.provision.model import TAG_RELEASE, FleetSpec
 
@@ -68,15 +68,11 @@ def digest(data: dict[str, Any]) -> str:
 # --- launch template --------------------------------------------------------------------
 
 
+LAUNCH_TEMPLATE = Lookup("ec2", "describe_launch_templates", "LaunchTemplates", missing_ok=True)
+
+
 def find_template(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    return ctx.first(
-        "ec2",
-        "describe_launch_templates",
-        "find the launch template",
-        "LaunchTemplates",
-        missing_ok=True,
-        LaunchTemplateNames=[name],
-    )
+    return ctx.first(LAUNCH_TEMPLATE, "find the launch template", LaunchTemplateNames=[name])
 
 
 def default_version(ctx: AwsContext, template_id: str) -> dict[str, Any]:
@@ -193,14 +189,11 @@ def add_default_version(
 # --- the group --------------------------------------------------------------------------
 
 
+SCALING_GROUP = Lookup("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups")
+
+
 def find_group(ctx: AwsContext, name: str) -> dict[str, Any] | None:
-    return ctx.first(
-        "autoscaling",
-        "describe_auto_scaling_groups",
-        "find the scaling group",
-        "AutoScalingGroups",
-        AutoScalingGroupNames=[name],
-    )
+    return ctx.first(SCALING_GROUP, "find the scaling group", AutoScalingGroupNames=[name])
 
 
 def tagged_groups(ctx: AwsContext, env: str) -> list[dict[str, Any]]:

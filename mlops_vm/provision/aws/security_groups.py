@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.aws import names
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup
 
 
 @dataclass(frozen=True, order=True)
@@ -51,12 +51,13 @@ class Rule:
         return f"{self.protocol}/{ports} from {self.source}"
 
 
+SECURITY_GROUP = Lookup("ec2", "describe_security_groups", "SecurityGroups")
+
+
 def find_group(ctx: AwsContext, vpc_id: str, name: str) -> dict[str, Any] | None:
     return ctx.first(
-        "ec2",
-        "describe_security_groups",
+        SECURITY_GROUP,
         f"find security group {name}",
-        "SecurityGroups",
         Filters=names.filters({"vpc-id": vpc_id, "group-name": name}),
     )
 

@@ -11,7 +11,7 @@ from mlops_vm.localcloud.vm import remove_vm, run_vm, storage_volume, wait_boote
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision import model
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.local import addresses, image, lb_admin, resize, scaling_group, ssh_access
 from mlops_vm.provision.local import resources as res
@@ -25,9 +25,6 @@ class LocalProvider(Provider):
     name = "local"
     # HAProxy's admin socket answers in milliseconds: a release waits no longer than needed.
     target_poll_s = 0.25
-
-    def error(self, code: ErrorCode, message: str, hint: str, operation: str) -> ProvisionError:
-        return ProvisionError(code, message, hint=hint, provider=self.name, operation=operation)
 
     # -- checks ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import subprocess
 
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode, ProvisionError
+from mlops_vm.provision.errors import ErrorCode
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.model import (
     ROLE_MODEL,
@@ -40,11 +40,8 @@ class StaticProvider(Provider):
 
     def check_offline(self, fleet: FleetSpec, lb: LoadBalancerSpec | None) -> None:
         if not self.hosts:
-            raise ProvisionError(
-                ErrorCode.INVALID_INPUT,
-                "no hosts configured",
-                hint="list them under fleet.hosts",
-                provider=self.name,
+            raise self.error(
+                ErrorCode.INVALID_INPUT, "no hosts configured", "list them under fleet.hosts"
             )
 
     def list_instances(self, env: str, role: str | None = None) -> list[Instance]:
@@ -102,13 +99,12 @@ class StaticProvider(Provider):
                 timeout=600,
             )
             if done.returncode != 0:
-                raise ProvisionError(
+                raise self.error(
                     ErrorCode.INTERNAL,
                     f"{option} for {instance.name} exited {done.returncode}: "
                     f"{(done.stderr or done.stdout).strip()[-500:]}",
-                    hint=f"check provider.options.{option}",
-                    provider=self.name,
-                    operation=option,
+                    f"check provider.options.{option}",
+                    option,
                 )
 
         log = ChangeLog(dry_run=dry_run)

@@ -4,12 +4,13 @@ tracking on average CPU and on ALB requests per task."""
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Lookup, Resource
 from mlops_vm.provision.aws.scaling_group import request_count_label
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.ecs import names
 from mlops_vm.services.settings import EcsServiceConfig
 
+SERVICE = "application-autoscaling"
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
 CPU_POLICY = "cpu"
@@ -18,15 +19,6 @@ REQUESTS_POLICY = "requests"
 
 def policy_name(service: str, kind: str) -> str:
     return f"{service}-{kind}"
-
-
-def target_key(resource_id: str) -> dict[str, str]:
-    """The parameters that name the service's scalable target in every call about it."""
-    return {
-        "ServiceNamespace": NAMESPACE,
-        "ResourceId": resource_id,
-        "ScalableDimension": DIMENSION,
-    }
 
 
 def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
@@ -39,26 +31,33 @@ def tracking(target: float, metric: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def scalable_target(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
+SCALABLE_TARGET = Lookup(SERVICE, "describe_scalable_targets", "ScalableTargets")
+
+
+def scalable_target(ctx: AwsContext, resource_id: str) -> Resource:
+    """The service's task count as Application Auto Scaling knows it (the calls about it)."""
+    key = {"ServiceNamespace": NAMESPACE, "ResourceId": resource_id, "ScalableDimension": DIMENSION}
+    return Resource(ctx, SERVICE, key)
+
+
+def registered(ctx: AwsContext, resource_id: str) -> dict[str, Any] | None:
+    """The scalable target's bounds (MinCapacity, MaxCapacity); None before it is registered."""
     return ctx.first(
-        "application-autoscaling",
-        "describe_scalable_targets",
+        SCALABLE_TARGET,
         "read the scalable target",
-        "ScalableTargets",
         ServiceNamespace=NAMESPACE,
-        ResourceIds=[resource_id],  # a list here, unlike target_key's ResourceId
+        ResourceIds=[resource_id],  # a list here, unlike the calls' ResourceId
         ScalableDimension=DIMENSION,
     )
 
 
-def policies(ctx: AwsContext, resource_id: str) -> dict[str, dict[str, Any]]:
-    found = ctx.call(
-        "application-autoscaling",
-        "describe_scaling_policies",
-        "read the scaling policies",
-        **target_key(resource_id),
-    )["ScalingPolicies"]
-    return {policy["PolicyName"]: policy for policy in found}
+def policies(target: Resource) -> dict[str, dict[str, Any]]:
+    found = target.call("describe_scaling_policies", "read the scaling policies")
+    return {policy["PolicyName"]: policy for policy in found["ScalingPolicies"]}
+
+
+def delete_policy(target: Resource, name: str) -> None:
+    target.delete("delete_scaling_policy", f"delete scaling policy {name}", PolicyName=name)
 
 
 def wanted_policies(
@@ -94,70 +93,53 @@ def ensure_scaling(
 ) -> None:
     resource_id = names.scaling_resource_id(spec.env, spec.name)
     target = scalable_target(ctx, resource_id)
+    current = registered(ctx, resource_id)
     bounds = (spec.min_instances, spec.max_instances)
-    if target is None or (target["MinCapacity"], target["MaxCapacity"]) != bounds:
+    if current is None or (current["MinCapacity"], current["MaxCapacity"]) != bounds:
         log.apply(
-            "create" if target is None else "update",
+            "create" if current is None else "update",
             "scalable_target",
             resource_id,
-            lambda: ctx.call(
-                "application-autoscaling",
+            lambda: target.call(
                 "register_scalable_target",
                 "set the task count's bounds",
-                **target_key(resource_id),
                 MinCapacity=bounds[0],
                 MaxCapacity=bounds[1],
             ),
             "{}..{} tasks".format(*bounds),
         )
-    have = {} if target is None else policies(ctx, resource_id)
+    have = {} if current is None else policies(target)
     for name, configuration in wanted_policies(spec, options, alb_arn, target_group_arn).items():
-        current = have.pop(name, None)
-        if current and current.get("TargetTrackingScalingPolicyConfiguration") == configuration:
+        policy = have.pop(name, None)
+        if policy and policy.get("TargetTrackingScalingPolicyConfiguration") == configuration:
             continue
         metric = configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
         log.apply(
-            "update" if current else "create",
+            "update" if policy else "create",
             "scaling_policy",
             name,
-            lambda name=name, configuration=configuration: ctx.call(
-                "application-autoscaling",
+            lambda name=name, configuration=configuration: target.call(
                 "put_scaling_policy",
                 f"set scaling policy {name}",
                 PolicyName=name,
-                **target_key(resource_id),
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration=configuration,
             ),
             f"{metric} {configuration['TargetValue']:g}",
         )
     for name in have:  # a policy switched off (its target set to null)
-        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
-
-
-def delete_policy(ctx: AwsContext, resource_id: str, name: str) -> None:
-    ctx.delete(
-        "application-autoscaling",
-        "delete_scaling_policy",
-        f"delete scaling policy {name}",
-        PolicyName=name,
-        **target_key(resource_id),
-    )
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(target, name))
 
 
 def delete_scaling(ctx: AwsContext, log: ChangeLog, env: str, service: str) -> None:
     resource_id = names.scaling_resource_id(env, service)
-    if scalable_target(ctx, resource_id) is None:
+    if registered(ctx, resource_id) is None:
         return
-    for name in policies(ctx, resource_id):
-        log.delete("scaling_policy", name, lambda name=name: delete_policy(ctx, resource_id, name))
+    target = scalable_target(ctx, resource_id)
+    for name in policies(target):
+        log.delete("scaling_policy", name, lambda name=name: delete_policy(target, name))
     log.delete(
         "scalable_target",
         resource_id,
-        lambda: ctx.delete(
-            "application-autoscaling",
-            "deregister_scalable_target",
-            "remove the scalable target",
-            **target_key(resource_id),
-        ),
+        lambda: target.delete("deregister_scalable_target", "remove the scalable target"),
     )

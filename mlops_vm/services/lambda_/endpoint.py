@@ -7,16 +7,16 @@ import json
 from typing import Any
 
 from mlops_vm.plan import ChangeLog
-from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws.client import AwsContext, Resource
 from mlops_vm.provision.errors import ProvisionError
 from mlops_vm.services.base import ServiceSpec
 from mlops_vm.services.lambda_ import names
 
 
-def on_alias(function: str) -> dict[str, str]:
-    """The parameters that address the function's alias (where the URL, the permissions
-    and the provisioned concurrency live) in every call about it."""
-    return {"FunctionName": function, "Qualifier": names.ALIAS}
+def alias(ctx: AwsContext, function: str) -> Resource:
+    """The calls about the function's alias, where the URL, the permissions and the
+    provisioned concurrency live."""
+    return Resource(ctx, "lambda", {"FunctionName": function, "Qualifier": names.ALIAS})
 
 
 def auth_type(spec: ServiceSpec) -> str:
@@ -24,23 +24,13 @@ def auth_type(spec: ServiceSpec) -> str:
 
 
 def find_url(ctx: AwsContext, function: str) -> dict[str, Any] | None:
-    return ctx.find(
-        "lambda",
-        "get_function_url_config",
-        "find the function URL",
-        **on_alias(function),
-    )
+    return alias(ctx, function).find("get_function_url_config", "find the function URL")
 
 
 def alias_statements(ctx: AwsContext, function: str) -> list[dict[str, Any]]:
     """The statements of the alias's resource policy (who may invoke it): [] without one."""
-    policy = ctx.call(
-        "lambda",
-        "get_policy",
-        "read the alias's permissions",
-        missing_ok=True,
-        **on_alias(function),
-    ).get("Policy")
+    doing = "read the alias's permissions"
+    policy = alias(ctx, function).call("get_policy", doing, missing_ok=True).get("Policy")
     return json.loads(policy)["Statement"] if policy else []
 
 
@@ -57,11 +47,9 @@ def ensure_url(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
             "create" if url is None else "update",
             "function_url",
             label,
-            lambda: ctx.call(
-                "lambda",
+            lambda: alias(ctx, function).call(
                 "create_function_url_config" if url is None else "update_function_url_config",
                 "set up the function URL",
-                **on_alias(function),
                 AuthType=wanted,
             ),
             wanted,
@@ -95,25 +83,13 @@ def add_permission(
     ctx: AwsContext, function: str, statement: str, doing: str, **grant: str
 ) -> None:
     """The alias's permission STATEMENT (a statement id): GRANT says who may do what."""
-    ctx.call(
-        "lambda",
-        "add_permission",
-        doing,
-        **on_alias(function),
-        StatementId=statement,
-        **grant,
-    )
+    alias(ctx, function).call("add_permission", doing, StatementId=statement, **grant)
 
 
 def remove_permission(ctx: AwsContext, function: str, statement: str) -> None:
     """The alias's permission STATEMENT (a statement id) gone."""
-    ctx.delete(
-        "lambda",
-        "remove_permission",
-        f"remove the permission {statement}",
-        **on_alias(function),
-        StatementId=statement,
-    )
+    doing = f"remove the permission {statement}"
+    alias(ctx, function).delete("remove_permission", doing, StatementId=statement)
 
 
 def ensure_reserved(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> None:
@@ -144,12 +120,10 @@ def provisioned(ctx: AwsContext, function: str) -> int:
     """Provisioned concurrency on the alias; 0 when none (or the endpoint has no such API:
     moto answers a bare 404)."""
     try:
-        found = ctx.call(
-            "lambda",
+        found = alias(ctx, function).call(
             "get_provisioned_concurrency_config",
             "read the provisioned concurrency",
             missing_ok=True,
-            **on_alias(function),
         )
     except ProvisionError as error:
         if "404" in str(error):
@@ -162,24 +136,19 @@ def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> No
     current, wanted = provisioned(ctx, spec.name), spec.min_instances
     if current == wanted:
         return
-    keep_warm = {
-        "FunctionName": spec.name,
-        "Qualifier": names.ALIAS,
-        **({"ProvisionedConcurrentExecutions": wanted} if wanted else {}),
-    }
+    on_alias = alias(ctx, spec.name)
     log.update(
         "provisioned_concurrency",
         f"{spec.name}:{names.ALIAS}",
         lambda: (
-            ctx.call(
-                "lambda", "put_provisioned_concurrency_config", "provision concurrency", **keep_warm
+            on_alias.call(
+                "put_provisioned_concurrency_config",
+                "provision concurrency",
+                ProvisionedConcurrentExecutions=wanted,
             )
             if wanted
-            else ctx.delete(
-                "lambda",
-                "delete_provisioned_concurrency_config",
-                "remove the provisioned concurrency",
-                **keep_warm,
+            else on_alias.delete(
+                "delete_provisioned_concurrency_config", "remove the provisioned concurrency"
             )
         ),
         f"{wanted} instances",
@@ -189,16 +158,12 @@ def ensure_provisioned(ctx: AwsContext, log: ChangeLog, spec: ServiceSpec) -> No
 def remove_url(ctx: AwsContext, log: ChangeLog, function: str) -> None:
     """No function URL (endpoint: alb): the ALB is the one way in."""
     label = f"{function}:{names.ALIAS}"
-    alias = {"FunctionName": function, "Qualifier": names.ALIAS}
     if find_url(ctx, function) is not None:
         log.delete(
             "function_url",
             label,
-            lambda: ctx.delete(
-                "lambda",
-                "delete_function_url_config",
-                "remove the function URL",
-                **alias,
+            lambda: alias(ctx, function).delete(
+                "delete_function_url_config", "remove the function URL"
             ),
             "the ALB is the endpoint",
         )
