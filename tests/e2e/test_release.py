@@ -350,3 +350,23 @@ def test_a_resize_under_load_goes_host_by_host_without_a_failed_request(environm
     loaded = load_environment(environment)
     provider = get_provider(provider_settings(loaded.config))
     assert provider.plan_resizes(fleet_spec(loaded.config, loaded.inventory_dir)) == {}
+
+
+def test_a_release_that_leaves_the_load_balancer_drains_host_by_host(environment, load):
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    data = yaml.safe_load(path.read_text())
+    data["mlops_vm"].setdefault("release", {})["leave_load_balancer"] = True
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    try:
+        with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+            code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    finally:
+        data["mlops_vm"]["release"].pop("leave_load_balancer")
+        path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    assert code == 0, summary
+    assert_no_failed_request(load)
+    assert {h["running_image"] for h in running(environment).values()} == {IMAGE_11}
+    # Each host left the load balancer for its swap, never both at once, and came back.
+    assert set().union(*watch.out) == set(HOSTS), watch.out
+    assert max(len(out) for out in watch.out) == 1, watch.out
+    assert_every_host_serves_behind_the_load_balancer()
