@@ -193,6 +193,11 @@ class ReleaseConfig(Strict):
     ready_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 180
     # Seconds a host back in the load balancer has to be reported healthy.
     healthy_timeout_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    # false: a batch swaps its replicas in place, behind the host's own Nginx (each successor
+    # ready before the switch, the switch waits for the requests in flight), so the host keeps
+    # serving; true: it also leaves the load balancer and drains first, and rejoins after.
+    # Either way the next batch starts only once the load balancer reports the host healthy.
+    leave_load_balancer: bool = False
     canary: CanaryConfig = CanaryConfig()
 
     @field_validator("batch", mode="before")
@@ -292,7 +297,7 @@ class EnvironmentConfig(Strict):
 # What only VMs have: refused (with its line) when the target is a managed platform.
 VM_ONLY_SECTIONS = ("fleet", "load_balancer", "tls")
 VM_ONLY_MODEL_FIELDS = ("replicas", "workers", "cpus", "memory")
-VM_ONLY_RELEASE_FIELDS = ("batch", "ready_timeout_s")
+VM_ONLY_RELEASE_FIELDS = ("batch", "ready_timeout_s", "leave_load_balancer")
 
 
 def target_problems(config: EnvironmentConfig) -> list[tuple[tuple[str, ...], str]]:

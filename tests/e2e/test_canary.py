@@ -129,6 +129,14 @@ def test_a_canary_that_serves_worse_is_rolled_back_naming_the_figure(
     text = str(summary)
     assert named in text and "against" in text and "old release" in text, text
     assert running_images(environment) == {IMAGE_10}
+    # The old release's host had its successor staged in the pre-flight: never served, removed.
+    names = subprocess.run(
+        ["docker", "exec", HOSTS[1], "docker", "ps", "--all", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert names == ["model-0"], names
     failed = loop.failures(since=started)
     # Only the bad canary's own answers failed: none from the old release, none refused.
     assert {o.version for o in failed} <= {version}, loop.summary()

@@ -8,9 +8,11 @@ test_local_lb_failover, which leaves both hosts serving).
 """
 
 import json
+import re
 import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -89,9 +91,25 @@ def set_inventory(environment: Path, **model) -> None:
     path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
 
 
+def created_at(host: str, container: str) -> float:
+    """When CONTAINER was created on HOST, in this machine's time.monotonic()."""
+    created = replica(host, "inspect", "--format", "{{.Created}}", container).strip()
+    # RFC 3339 with nanoseconds: datetime takes microseconds.
+    wall = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", created).replace("Z", "+00:00"))
+    return time.monotonic() - (time.time() - wall.timestamp())
+
+
+def first_answer(loop: RequestLoop, version: str) -> float:
+    """When the first request answered by VERSION started (time.monotonic())."""
+    return min(o.started for o in loop.outcomes if o.ok and o.version == version)
+
+
 def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
-    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+        code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
     assert code == 0, summary
+    # In place (release.leave_load_balancer false): no host ever left the load balancer.
+    assert watch.out == [], watch.out
     assert summary["release"]["image"] == IMAGE_11
     assert sorted(summary["release"]["hosts_changed"]) == HOSTS
     assert_no_failed_request(load)
@@ -104,6 +122,9 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     # Host by host: one host's release finished before the next one's.
     moments = sorted(h["deployed_at"] for h in hosts.values())
     assert moments[0] < moments[1], moments
+    # The second host's new replica was started (staged in the pre-flight) before the first
+    # host switched: the slow part of the swap overlapped, not host after host.
+    assert created_at(HOSTS[1], "model-0") < first_answer(load[0], "1.1")
 
 
 def test_status_shows_running_and_previous_and_exits_0(environment):
@@ -164,29 +185,32 @@ def assert_every_host_serves_behind_the_load_balancer() -> None:
     }, {name: server.reason for name, server in servers.items()}
 
 
-def test_a_release_that_never_gets_ready_is_rolled_back(environment, load):
+def test_a_release_that_never_gets_ready_stops_before_any_host_switched(environment, load):
     before = running(environment)
-    code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
+    with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+        code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
     assert code == 1, summary
     failure = summary["release"]["failure"]
     assert failure["image"] == BROKEN
     assert failure["host"] == HOSTS[0]
+    # Found in the pre-flight, where every host staged its successor beside its replica.
+    assert failure["task"] == "Stage the successor of the first replica beside it"
     assert "keeps restarting" in failure["reason"] or "exited" in failure["reason"]
     assert "/nonexistent/model.joblib" in failure["reason"]  # the container's own log
     assert_no_failed_request(load)
     assert load[0].versions() == ["1.0"]
-    after = running(environment)
-    assert {h["running_image"] for h in after.values()} == {IMAGE_10}
-    # The second host was never touched.
-    assert after[HOSTS[1]]["deployed_at"] == before[HOSTS[1]]["deployed_at"]
-    # The failed host is back in the load balancer (its rescue put it back, not only its
-    # replicas): a host left out would halve the capacity until the next release.
+    # No host switched or left the load balancer, and no successor is left behind.
+    assert releases(running(environment)) == releases(before)
+    assert watch.out == [], watch.out
+    for host in HOSTS:
+        assert replica(host, "ps", "--all", "--format", "{{.Names}}").split() == ["model-0"]
     assert_every_host_serves_behind_the_load_balancer()
 
 
-def test_a_memory_limit_the_model_cannot_live_in_is_rolled_back_through_provision(
+def test_a_memory_limit_the_model_cannot_live_in_stops_provision_before_any_host_switched(
     environment, load
 ):
+    before = running(environment)
     set_inventory(environment, memory="40m")
     try:
         code, summary = cli_json("provision", str(environment))
@@ -195,9 +219,8 @@ def test_a_memory_limit_the_model_cannot_live_in_is_rolled_back_through_provisio
     assert code == 1, summary
     assert "out of memory" in summary["release"]["failure"]["reason"]
     assert_no_failed_request(load)
-    hosts = running(environment)
-    assert {h["running_image"] for h in hosts.values()} == {IMAGE_10}
-    assert {h["deployed_by"] for h in hosts.values()} == {"rollback"}
+    # Stopped in the pre-flight: every host still runs what it ran, as it recorded it.
+    assert releases(running(environment)) == releases(before)
 
 
 def test_a_missing_tag_is_refused_before_any_host_leaves_the_load_balancer(environment, load):
@@ -327,3 +350,23 @@ def test_a_resize_under_load_goes_host_by_host_without_a_failed_request(environm
     loaded = load_environment(environment)
     provider = get_provider(provider_settings(loaded.config))
     assert provider.plan_resizes(fleet_spec(loaded.config, loaded.inventory_dir)) == {}
+
+
+def test_a_release_that_leaves_the_load_balancer_drains_host_by_host(environment, load):
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    data = yaml.safe_load(path.read_text())
+    data["mlops_vm"].setdefault("release", {})["leave_load_balancer"] = True
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    try:
+        with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+            code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    finally:
+        data["mlops_vm"]["release"].pop("leave_load_balancer")
+        path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    assert code == 0, summary
+    assert_no_failed_request(load)
+    assert {h["running_image"] for h in running(environment).values()} == {IMAGE_11}
+    # Each host left the load balancer for its swap, never both at once, and came back.
+    assert set().union(*watch.out) == set(HOSTS), watch.out
+    assert max(len(out) for out in watch.out) == 1, watch.out
+    assert_every_host_serves_behind_the_load_balancer()
