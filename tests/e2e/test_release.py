@@ -197,6 +197,9 @@ def test_a_release_that_never_gets_ready_stops_before_any_host_switched(environm
     assert failure["task"] == "Stage the successor of the first replica beside it"
     assert "keeps restarting" in failure["reason"] or "exited" in failure["reason"]
     assert "/nonexistent/model.joblib" in failure["reason"]  # the container's own log
+    # Nothing switched, so nothing is said to have changed or been rolled back.
+    assert summary["release"]["hosts_changed"] == []
+    assert any("before any host switched to it" in f["message"] for f in summary["failures"])
     assert_no_failed_request(load)
     assert load[0].versions() == ["1.0"]
     # No host switched or left the load balancer, and no successor is left behind.
