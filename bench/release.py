@@ -52,6 +52,13 @@ def one_host_pull_and_ready(vm: str) -> dict[str, float]:
     return {"pull_s": pulled - started, "ready_s": ready - pulled, "total_s": ready - started}
 
 
+def versions_seen(versions: list[str]) -> dict:
+    """First and last version answered, and how often the answer flipped (none unloaded)."""
+    if not versions:
+        return {"first": None, "last": None, "flips": 0}
+    return {"first": versions[0], "last": versions[-1], "flips": len(versions) - 1}
+
+
 def under_load(endpoint: str, ca_file: str, clients: int, *command: str) -> dict:
     with RequestLoop(endpoint, ca_file, threads=clients, interval_s=0.0) as loop:
         time.sleep(1)
@@ -66,18 +73,16 @@ def under_load(endpoint: str, ca_file: str, clients: int, *command: str) -> dict
         "failed": len(loop.failures()),
         # Both versions answer while the hosts are mixed: first, last, and how often the
         # answer flipped between them (host by host, not all at once).
-        "versions": {
-            "first": loop.versions()[0],
-            "last": loop.versions()[-1],
-            "flips": len(loop.versions()) - 1,
-        },
+        "versions": versions_seen(loop.versions()),
         "hosts_changed": (summary.get("release") or {}).get("hosts_changed"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=4, help="concurrent request loops")
+    parser.add_argument(
+        "--clients", type=int, default=4, help="concurrent request loops (0: unloaded)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     # Two runs side by side (before and after a change) need their own names and ports.
     parser.add_argument("--name", default="benchrel", help="environment name")
