@@ -41,7 +41,6 @@ from mlops_vm.release.deploy_lock import (
     state_of,
 )
 from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
-from mlops_vm.release.ledger_s3 import S3Ledger
 
 # Where the lock lives
 
@@ -55,6 +54,9 @@ def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
     host (VM fleets with a running host; a scaling group has none), else None."""
     config = loaded.config
     if config.ledger.s3_bucket:
+        # Here only: boto3 is no import of every command (~0.3 s).
+        from mlops_vm.release.ledger_s3 import S3Ledger
+
         prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
         return S3Ledger(config.ledger.s3_bucket, prefix, provider_settings(config))
     if loaded.config.managed or loaded.config.fleet.mode == "scaling_group":
