@@ -53,6 +53,8 @@ class RunState:
     failures: list[Failure] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # set_stats of the playbook
+    # Each set_stats as its task ran: what an interrupted run (no final stats) got to say.
+    told: dict[str, Any] = field(default_factory=dict)
     # The modules' `changes` as their results arrive: a failed play never reaches the
     # playbook's set_stats, and a failed module still says what it made before failing.
     changes: list[str] = field(default_factory=list)
@@ -187,6 +189,7 @@ class PlaybookRun:
                 progress.changed += bool(result.get("changed"))
             if kind == "runner_on_ok":
                 progress.ok += 1
+                self.state.told.update((result.get("ansible_stats") or {}).get("data") or {})
             elif kind == "runner_on_skipped":
                 progress.skipped += 1
             elif kind in FAILED_EVENTS and not data.get("ignore_errors"):

@@ -6,13 +6,14 @@ prints it; `rollback --to N` rolls the release of entry N.
 It is kept with the lock (commands/lock.py): on the environment's load balancer host or
 first model host for VM fleets, so every operator reads the same one; on this machine for
 managed targets (their own revision lists are in the cloud; keeping this history there too
-is left to do). A release is recorded by its image and sizes, never its `env` settings
-(they may hold secrets): `rollback --to N` takes `env` from the inventory.
+is left to do); a run's entry is appended as the run releases the lock, in the same
+ledger call. A release is recorded by its image and sizes (release/running.py), never its
+`env` settings (they may hold secrets): `rollback --to N` takes `env` from the inventory.
+A VM fleet's run tells what its hosts ran before and after it; the release of a managed
+target or a scaling group is read before and after the run.
 """
 
-import json
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,20 +28,13 @@ from mlops_vm.provision.model import ROLE_MODEL
 from mlops_vm.release.deploy_lock import Holder
 from mlops_vm.release.hosts import read_hosts
 from mlops_vm.release.ledger import Ledger, LedgerError
+from mlops_vm.release.running import most_run, release_of
 
-# What an entry keeps of a release (a host's release.json `current`, a revision's image).
-RELEASE_FIELDS = ("image", "replicas", "workers", "cpus", "memory", "gpus", "fingerprint")
 RECORDED_VERBS = ("provision", "deploy", "rollback")
 
 
 def history_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger:
     return shared_ledger(loaded, as_json) or local_ledger(loaded.config.env)
-
-
-def release_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not record or not record.get("image"):
-        return None
-    return {key: record[key] for key in RELEASE_FIELDS if key in record}
 
 
 def running_release(loaded: LoadedEnvironment, as_json: bool) -> dict[str, Any] | None:
@@ -60,9 +54,35 @@ def running_release(loaded: LoadedEnvironment, as_json: bool) -> dict[str, Any] 
         readings = read_hosts(instances, host_vars_of(loaded.config, loaded.inventory_dir))
     except (ProvisionError, OSError, ValueError, Stop):
         return None
-    releases = [release_of(r.current) for r in readings.values() if not r.error]
-    counted = Counter(json.dumps(r, sort_keys=True) for r in releases if r)
-    return json.loads(counted.most_common(1)[0][0]) if counted else None
+    return most_run({name: release_of(r.current) for name, r in readings.items() if not r.error})
+
+
+def run_tells_releases(loaded: LoadedEnvironment) -> bool:
+    """Whether the run itself reports what the hosts ran before and after it (a fixed
+    fleet of VMs: release-plan.yml and release-roll.yml), so no host is read for the
+    history; a managed target's revisions and a scaling group's release are read."""
+    return not loaded.config.managed and loaded.config.fleet.mode != "scaling_group"
+
+
+def releases_of_run(
+    loaded: LoadedEnvironment,
+    summary: dict[str, Any],
+    told: dict[str, Any],
+    before: dict[str, Any] | None,
+    as_json: bool,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(from, to) of the run: what the run told (TOLD, its set_stats), else BEFORE (read
+    before the run) and what runs now. A run that failed other than by a release rolled
+    back (its hosts may be anywhere), or that never reached its report, is read after."""
+    if not run_tells_releases(loaded):
+        return before, running_release(loaded, as_json)
+    if "release_before" in told:
+        before = most_run(told["release_before"])
+    trusted = summary["ok"] or (summary.get("release") or {}).get("failure")
+    if "release_after" in told and trusted:
+        return before, most_run(told["release_after"])
+    after = running_release(loaded, as_json)
+    return (before if "release_before" in told else after), after
 
 
 @dataclass
@@ -100,24 +120,26 @@ def changed_the_model(summary: dict[str, Any], before: Any, after: Any) -> bool:
     return not summary["ok"] or before != after or bool(hosts_changed) or resized
 
 
-def record(
+def history_entry(
     loaded: LoadedEnvironment,
     verb: str,
     holder: Holder,
     before: dict[str, Any] | None,
     summary: dict[str, Any],
+    told: dict[str, Any],
     started: float,
     as_json: bool,
 ) -> Entry | None:
-    """Append the run's entry (when it changed the model); a history that cannot be
-    written is said, not fatal: the run itself is done."""
+    """The run's entry, when it changed the model (commands/lock.py appends it as it
+    releases the lock, in the same ledger call). BEFORE: the release read before the run
+    when the run cannot tell it (run_tells_releases); TOLD: the run's set_stats."""
     if verb not in RECORDED_VERBS or summary.get("check"):
         return None
-    after = running_release(loaded, as_json)
+    before, after = releases_of_run(loaded, summary, told, before, as_json)
     if not changed_the_model(summary, before, after):
         return None
     result, detail = result_of(summary)
-    entry = Entry(
+    return Entry(
         time=holder.started_at,
         user=holder.user,
         host=holder.host,
@@ -129,11 +151,6 @@ def record(
         duration_s=round(time.monotonic() - started, 1),
         detail=detail,
     )
-    try:
-        history_ledger(loaded, as_json).call("append", json.dumps(asdict(entry)))
-    except (LedgerError, ProvisionError) as error:
-        display.console.print(f"[yellow]the history could not be written: {error}[/]")
-    return entry
 
 
 def entries(loaded: LoadedEnvironment, as_json: bool) -> list[dict[str, Any]]:

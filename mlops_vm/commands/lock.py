@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -40,7 +41,6 @@ from mlops_vm.release.deploy_lock import (
     state_of,
 )
 from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
-from mlops_vm.release.ledger_s3 import S3Ledger
 
 # Where the lock lives
 
@@ -54,6 +54,9 @@ def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
     host (VM fleets with a running host; a scaling group has none), else None."""
     config = loaded.config
     if config.ledger.s3_bucket:
+        # Here only: boto3 is no import of every command (~0.3 s).
+        from mlops_vm.release.ledger_s3 import S3Ledger
+
         prefix = config.ledger.s3_prefix or f"mlops-vm/{config.env}/"
         return S3Ledger(config.ledger.s3_bucket, prefix, provider_settings(config))
     if loaded.config.managed or loaded.config.fleet.mode == "scaling_group":
@@ -71,10 +74,21 @@ def ledgers(loaded: LoadedEnvironment, as_json: bool) -> list[Ledger]:
     return [local_ledger(loaded.config.env), *([shared] if shared else [])]
 
 
+@dataclass
+class HeldLock:
+    """A run's hold of the lock: who holds it, and the run's history entry (JSON), appended
+    as the lock is released (commands/history.py makes it)."""
+
+    holder: Holder
+    entry: str = ""
+
+
 @contextmanager
-def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) -> Iterator[Holder]:
+def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) -> Iterator[HeldLock]:
     """Hold the environment's lock around the block; stops the command (exit 1) naming the
-    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock)."""
+    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock).
+    The entry the block leaves is appended where the history is kept, in the same ledger
+    call as the lock's release there."""
     now = datetime.now(UTC)
     holder = Holder.of_this_run(loaded.config.env, now)
     try:
@@ -83,12 +97,30 @@ def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) ->
         raise refused(loaded.config.env, locked.state, now, as_json) from None
     except (LedgerError, ProvisionError) as error:
         raise lock_failure(str(error), as_json) from None
+    hold = HeldLock(holder)
     try:
         with terminate_as_interrupt():
-            yield holder
+            yield hold
     finally:
-        for error in release(taken, holder.token, hosts_gone=destroys):
+        if hold.entry and len(taken) == 1:
+            hold.entry = append_to_new_host(loaded, as_json, hold.entry)
+        for error in release(taken, holder.token, hosts_gone=destroys, entry=hold.entry):
             display.console.print(f"[yellow]could not release the lock: {error}[/]")
+
+
+def append_to_new_host(loaded: LoadedEnvironment, as_json: bool, entry: str) -> str:
+    """A run that took the lock on this machine only (no shared ledger then: a first
+    provision) appends its ENTRY to the shared ledger when it made one (its host), in a
+    call of its own; "" once done (or said to have failed), else ENTRY, for this machine's
+    ledger."""
+    try:
+        shared = shared_ledger(loaded, as_json)
+        if shared is None:
+            return entry
+        shared.call("append", entry)
+    except (LedgerError, ProvisionError) as error:
+        display.console.print(f"[yellow]the history could not be written: {error}[/]")
+    return ""
 
 
 @contextmanager

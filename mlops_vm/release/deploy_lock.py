@@ -191,17 +191,22 @@ def acquire(places: list[Ledger], holder: Holder, now: datetime) -> list[Ledger]
     return taken
 
 
-def release(places: list[Ledger], token: str, *, hosts_gone: bool = False) -> list[str]:
+def release(
+    places: list[Ledger], token: str, *, hosts_gone: bool = False, entry: str = ""
+) -> list[str]:
     """Release the lock of TOKEN in PLACES; what could not be released (not fatal: `lock
     --release` clears it). HOSTS_GONE (after destroy): a host's lock went with the host, so
-    not reaching it is no news."""
+    not reaching it is no news. ENTRY (JSON): the run's history entry, appended to the last
+    place (the one every operator reads) in the same call as its release."""
     errors = []
     for place in reversed(places):
+        given = json.dumps({"token": token, "append": json.loads(entry)}) if entry else token
         try:
-            place.call("release", token)
+            place.call("release", given)
         except LedgerError as error:
             if not (hosts_gone and isinstance(place, HostLedger)):
-                errors.append(str(error))
+                errors.append(str(error) + (" (the history entry is not written)" if entry else ""))
+        entry = ""
     return errors
 
 

@@ -23,13 +23,18 @@ from mlops_vm.release.hosts import ssh_command
 HOST_DIR = "/var/lib/mlops-vm"
 
 # argv: ACTION DIR; stdin: the lock holder (acquire), the token (release) or the entry
-# (append). Prints one JSON object.
+# (append); for a run's end, the token and the entry to append (release: {"token": ...,
+# "append": {...}}), so the entry costs no call of its own. Prints one JSON object.
 LEDGER = """
 import json, os, sys, tempfile
 action, folder = sys.argv[1], sys.argv[2]
 given = sys.stdin.read()
 os.makedirs(folder, exist_ok=True)
 lock, history = os.path.join(folder, "lock.json"), os.path.join(folder, "history.jsonl")
+def append(entry):
+    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, (json.dumps(entry) + "\\n").encode())
+    os.close(fd)
 def holder():
     try:
         with open(lock) as f:
@@ -53,16 +58,19 @@ if action == "acquire":
 elif action == "read":
     out = {"holder": holder()}
 elif action == "release":
+    token = given.strip()
+    if token.startswith("{"):
+        asked = json.loads(token)
+        token = asked["token"]
+        append(asked["append"])
     current = holder()
-    if current is not None and current.get("token", "") == given.strip():
+    if current is not None and current.get("token", "") == token:
         os.unlink(lock)
         out = {"released": current}
     else:
         out = {"released": None, "holder": current}
 elif action == "append":
-    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(fd, (json.dumps(json.loads(given)) + "\\n").encode())
-    os.close(fd)
+    append(json.loads(given))
 elif action == "history":
     try:
         with open(history) as f:

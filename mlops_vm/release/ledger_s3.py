@@ -81,9 +81,17 @@ class S3Ledger:
     def read(self, _: str) -> dict[str, Any]:
         return {"holder": self.holder()}
 
-    def release(self, token: str) -> dict[str, Any]:
+    def release(self, given: str) -> dict[str, Any]:
+        """Release the lock of the token GIVEN; or GIVEN is {"token", "append"}: the run's
+        history entry is written first (S3 has no transaction across two objects: an
+        entry without its release leaves a lock to clear, never a lost entry)."""
+        token = given.strip()
+        if token.startswith("{"):
+            asked = json.loads(token)
+            token = asked["token"]
+            self.append(json.dumps(asked["append"]))
         current = self.holder()
-        if current is None or current.get("token", "") != token.strip():
+        if current is None or current.get("token", "") != token:
             return {"released": None, "holder": current}
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + "lock.json")
         return {"released": current}

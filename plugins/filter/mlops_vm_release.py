@@ -1,5 +1,6 @@
-"""Filters of a release: the release a run rolls out (see mlops_vm/release/choose.py), and
-the canary decision (mlops_vm/release/canary.py)."""
+"""Filters of a release: the release a run rolls out (see mlops_vm/release/choose.py), what
+each host runs before and after it, for the history (mlops_vm/release/running.py), and the
+canary decision (mlops_vm/release/canary.py)."""
 
 import json
 from dataclasses import asdict
@@ -9,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 from mlops_vm.environment.config import CanaryConfig
 from mlops_vm.release.canary import decide
 from mlops_vm.release.choose import ReleaseError, choose_release, inventory_release
+from mlops_vm.release.running import releases_after, releases_before
 
 
 def mlops_vm_choose_release(
@@ -22,6 +24,22 @@ def mlops_vm_choose_release(
         return asdict(choose_release(mode, model, records, image, to))
     except ReleaseError as error:
         raise AnsibleFilterError(str(error)) from None
+
+
+def plain(data):
+    """Plain data from Ansible's lazy containers."""
+    return json.loads(json.dumps(data))
+
+
+def mlops_vm_releases_before(records: dict) -> dict:
+    """Each host's release (image and sizes, no `env`) from its release record."""
+    return releases_before(plain(records))
+
+
+def mlops_vm_releases_after(records: dict, changed: list, chosen: dict) -> dict:
+    """Each host's release after the run: the CHANGED hosts run CHOSEN, the others what
+    their records say."""
+    return releases_after(plain(records), plain(changed), plain(chosen or {}))
 
 
 def canary_settings(settings: dict | None) -> CanaryConfig:
@@ -58,4 +76,6 @@ class FilterModule:
             "mlops_vm_canary_decision": mlops_vm_canary_decision,
             "mlops_vm_canary_settings": mlops_vm_canary_settings,
             "mlops_vm_inventory_release": inventory_release,
+            "mlops_vm_releases_before": mlops_vm_releases_before,
+            "mlops_vm_releases_after": mlops_vm_releases_after,
         }

@@ -10,6 +10,7 @@ the entries since the environment was provisioned.
 """
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ PORT = 18527
 REPOSITORY = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}"
 IMAGE_10 = f"{REPOSITORY}:1.0"
 IMAGE_11 = f"{REPOSITORY}:1.1"
+BROKEN = f"{REPOSITORY}:{images.BROKEN_MODEL_VERSION}"
 LB_HOST = f"host mlops-vm-{ENV}-lb"
 
 
@@ -138,6 +140,29 @@ def test_history_lists_every_change_in_order_and_rollback_to_goes_back_to_any(en
 
     code, answer = cli_json("rollback", str(environment), "--to", "9")
     assert code == 2 and "no entry 9" in answer["error"], answer
+
+    # The run tells its releases (no host read for them): each entry names the image and
+    # sizes (never env), and one entry's to is the next one's from.
+    entries = cli_json("history", str(environment))[1]["entries"]
+    provisioned = entries[0]["to_release"]
+    assert set(provisioned) == {"image", "replicas", "workers", "cpus", "memory", "gpus"}
+    assert entries[1]["to_release"] == {**provisioned, "image": IMAGE_11}
+    for earlier, later in itertools.pairwise(entries):
+        assert later["from_release"] == earlier["to_release"], (earlier, later)
+    assert entries[4]["to_release"] == provisioned
+
+    # A deploy of the running release changes nothing: no entry.
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_10)
+    assert code == 0 and summary["release"]["hosts_changed"] == [], summary
+    # A release that never gets ready stops before any host switched: from and to the same.
+    code, summary = cli_json("deploy", str(environment), "--image", BROKEN)
+    assert code == 1 and summary["release"]["failure"], summary
+    entries = cli_json("history", str(environment))[1]["entries"]
+    assert [e["n"] for e in entries] == [1, 2, 3, 4, 5, 6]
+    failed = entries[-1]
+    assert (failed["verb"], failed["result"]) == ("deploy", "rolled back"), failed
+    assert failed["from_release"] == failed["to_release"] == provisioned, failed
+    one_release(environment, IMAGE_10)
 
 
 def test_a_second_deploy_is_refused_at_once_naming_the_first(environment, steady):

@@ -59,6 +59,21 @@ def test_history_objects_list_in_order(ledger: S3Ledger):
     assert [e["n"] for e in ledger.call("history")["entries"]] == [0, 1, 2]
 
 
+def test_a_run_s_entry_is_written_by_the_call_that_releases_its_lock(ledger: S3Ledger):
+    mine = Holder.of_this_run("ecsteam", NOW)
+    acquire([ledger], mine, NOW)
+    entry = {"time": NOW.isoformat(), "verb": "deploy", "result": "ok"}
+    assert release([ledger], mine.token, entry=json.dumps(entry)) == []
+    assert ledger.call("history")["entries"] == [entry]
+    assert ledger.call("read") == {"holder": None}
+    # A lock another run holds now (this one's was cleared) stays; the entry is kept.
+    acquire([ledger], other_machine(), NOW)
+    later = {**entry, "time": "2099-01-01T00:00:00+00:00", "result": "failed"}  # listed last
+    release([ledger], mine.token, entry=json.dumps(later))
+    assert [e["result"] for e in ledger.call("history")["entries"]] == ["ok", "failed"]
+    assert ledger.call("read")["holder"]["token"] == "theirs"
+
+
 def ecs_environment(root: Path, endpoint: str) -> Path:
     settings = {
         "env": "ecsteam",

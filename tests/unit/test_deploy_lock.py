@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,6 +127,63 @@ def test_history_appends_in_order(tmp_path: Path):
     for n in range(3):
         place.call("append", json.dumps({"n": n, "command": f"mlops-vm deploy {n}"}))
     assert [e["n"] for e in place.call("history")["entries"]] == [0, 1, 2]
+
+
+class Counted:
+    """A ledger that counts the calls made to it."""
+
+    def __init__(self, ledger: LocalLedger) -> None:
+        self.ledger, self.where, self.calls = ledger, ledger.where, []
+
+    def call(self, action: str, given: str = "") -> dict:
+        self.calls.append(action)
+        return self.ledger.call(action, given)
+
+
+def test_a_run_s_entry_goes_with_its_release_in_one_call_to_the_last_place(tmp_path: Path):
+    here, shared = Counted(LocalLedger(tmp_path / "here")), Counted(LocalLedger(tmp_path / "s"))
+    run = Holder.of_this_run("dev", NOW)
+    acquire([here, shared], run, NOW)
+    entry = {"time": "2026-12-05T14:00:00+00:00", "verb": "deploy", "result": "ok"}
+    assert release([here, shared], run.token, entry=json.dumps(entry)) == []
+    assert (here.calls, shared.calls) == (["acquire", "release"], ["acquire", "release"])
+    assert shared.call("history")["entries"] == [entry]
+    assert here.call("history")["entries"] == []  # every operator reads the shared one
+    assert here.call("read")["holder"] is None and shared.call("read")["holder"] is None
+
+
+def test_an_entry_is_kept_even_when_its_lock_was_cleared_meanwhile(tmp_path: Path):
+    place = LocalLedger(tmp_path / "ledger")
+    cleared, next_run = Holder.of_this_run("dev", NOW), Holder.of_this_run("dev", NOW)
+    acquire([place], next_run, NOW)  # `lock --release` cleared the first, another run took it
+    release([place], cleared.token, entry=json.dumps({"verb": "deploy"}))
+    assert place.call("history")["entries"] == [{"verb": "deploy"}]
+    assert place.call("read")["holder"]["token"] == next_run.token  # not the first's to free
+
+
+def test_a_second_operator_waiting_gets_the_lock_only_once_the_first_s_entry_is_in(
+    tmp_path: Path,
+):
+    shared = LocalLedger(tmp_path / "shared")
+    first, second = Holder.of_this_run("dev", NOW), Holder.of_this_run("dev", NOW)
+    acquire([shared], first, NOW)
+
+    def keep_trying() -> list[dict]:
+        while True:
+            try:
+                acquire([shared], second, NOW)
+            except Locked:
+                continue
+            return shared.call("history")["entries"]  # what the second sees on taking it
+
+    with ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(keep_trying)
+        time.sleep(0.3)  # refused meanwhile
+        release([shared], first.token, entry=json.dumps({"by": "first"}))
+        assert seen.result(timeout=30) == [{"by": "first"}]
+    release([shared], second.token, entry=json.dumps({"by": "second"}))
+    assert shared.call("history")["entries"] == [{"by": "first"}, {"by": "second"}]
+    assert shared.call("read")["holder"] is None
 
 
 def instance(name: str, role: str, status=InstanceStatus.RUNNING) -> Instance:

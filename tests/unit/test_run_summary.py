@@ -183,3 +183,21 @@ def test_loop_items_changes_are_collected(tmp_path):
         ],
     )
     assert run.state.changes == ["update target i-1 (deregister)"]
+
+
+def test_an_interrupted_run_keeps_what_its_set_stats_told_before_it_stopped(tmp_path):
+    """The history's release before a run (release-plan.yml's set_stats) is known even when
+    the run is stopped before its end (no playbook_on_stats)."""
+    run = new_run(tmp_path)
+    before = {"m-1": {"image": "r/m:1.0"}, "m-2": None}
+    told = {"data": {"release_before": before}, "per_host": False, "aggregate": True}
+    feed(
+        run,
+        [
+            task_start("Record what every model host runs before the release"),
+            event("runner_on_ok", host="localhost", task="Record", res={"ansible_stats": told}),
+            # Ctrl-C here.
+        ],
+    )
+    assert run.state.told == {"release_before": before}
+    assert run.state.data == {}
