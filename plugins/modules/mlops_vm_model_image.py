@@ -245,7 +245,7 @@ def main() -> None:
         image_id = engine.image_id(reference) if pulling else before
         containers = engine.containers(params["containers_label"])
     except EngineError as error:
-        module.fail_json(msg=failure(str(error), reference, registry, params))
+        module.fail_json(msg=failure(str(error), reference, bool(auth), params))
     except OSError as error:
         module.fail_json(
             msg=f"Cannot talk to the Docker engine at {params['docker_socket']}: {error}"
@@ -262,11 +262,11 @@ def main() -> None:
     )
 
 
-def failure(error: str, reference: str, registry: str, params: dict) -> str:
+def failure(error: str, reference: str, logged_in: bool, params: dict) -> str:
     """What failed, in words a person can act on; the password never in it."""
     if params["password"]:
         error = error.replace(params["password"], "********")
-    if registry and any(marker in error.lower() for marker in REFUSED_LOGIN_MARKERS):
+    if logged_in and any(marker in error.lower() for marker in REFUSED_LOGIN_MARKERS):
         return (
             f"The registry {params['registry']} refused the login of {params['username']!r} "
             f"to pull {reference}: {error}"

@@ -180,3 +180,22 @@ def test_the_listing_has_the_engine_api_shape_and_only_the_services_containers(p
     assert listed["State"] == "created"
     assert (listed["Labels"][LABEL], listed["Labels"]["mlops-vm.replica"]) == (service, "0")
     assert listed["Image"] == image
+
+
+def test_credentials_go_only_to_the_registry_they_are_for(platform, tmp_path):
+    """The right password, but for another registry: the pull goes without it, and the
+    registry's refusal is not reported as a refused login."""
+    result = run_module(
+        tmp_path,
+        {
+            "image": REPOSITORY,
+            "tag": "1.0",
+            "containers_label": f"{LABEL}=x",
+            "registry": "registry.example.com:5443",
+            "username": platform.username,
+        },
+        password=platform.password,
+    )
+    assert result["failed"], result
+    assert result["msg"].startswith(f"Cannot pull {REPOSITORY}:1.0: "), result["msg"]
+    assert "refused the login" not in result["msg"]
