@@ -191,6 +191,12 @@ def test_registry_login_is_not_in_the_containers(host):
         pytest.fail("the registry password is in the container's configuration")
 
 
+def test_registry_login_is_not_stored_on_the_host(host):
+    """The credentials go with each pull (X-Registry-Auth): no login outlives the run."""
+    config = host.file("/root/.docker/config.json")
+    assert not config.exists or "5443" not in config.content_string
+
+
 def test_replica_that_never_becomes_ready_fails_the_role_with_its_logs(host):
     result = apply_role(
         "model_service",
