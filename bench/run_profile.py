@@ -76,9 +76,11 @@ def main() -> None:
     phases: dict[str, float] = collections.defaultdict(float)
     for (play, task), value in wall.items():
         phases[phase(play, task)] += value
-    print("per phase (wall s):")
+    # Task dispatches: each is a round trip at least, whatever it does.
+    dispatches = collections.Counter(phase(play, task) for _, play, task in starts)
+    print("per phase (wall s, task starts):")
     for name in sorted(phases):
-        print(f"  {phases[name]:6.1f}  {name}")
+        print(f"  {phases[name]:6.1f}  {dispatches[name]:4d}  {name}")
 
 
 if __name__ == "__main__":
