@@ -78,6 +78,10 @@ changes:
   elements: str
   returned: always
   sample: [upstream /etc/mlops-vm/model/upstream.conf, retire model-0 for model-0-next]
+seconds:
+  description: The seconds each step took (ready, switch_and_drain, retire, record).
+  type: dict
+  returned: unless in check mode
 """
 
 import os
@@ -206,16 +210,29 @@ def main() -> None:
     )
     if module.check_mode:
         module.exit_json(changed=bool(changes), changes=changes)
+    # Where a swap's time goes (the drain waits on the clients' requests in flight).
+    seconds = {}
+    started = time.monotonic()
+
+    def lap(step: str) -> None:
+        nonlocal started
+        seconds[step] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+
     if params["ready_url"]:
         check_ready(module, params["ready_url"])
+        lap("ready")
     if upstream:
         write(module, params["upstream_file"], params["upstream_content"])
         switch_proxy(module)
+        lap("switch_and_drain")
     if params["retire"]:
         retire(module, params["retire"], params["successor"])
+        lap("retire")
     if record:
         write(module, params["record_file"], params["record_content"])
-    module.exit_json(changed=bool(changes), changes=changes)
+        lap("record")
+    module.exit_json(changed=bool(changes), changes=changes, seconds=seconds)
 
 
 if __name__ == "__main__":
