@@ -16,12 +16,12 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mlops_vm.environment.target_fields import REFUSES
-from mlops_vm.provision.aws.instance_identity import is_ecr
-from mlops_vm.provision.aws.secret_refs import PARAMETER_ARN, SECRET_ARN
+
+# The clouds' reference forms without their providers (no SDK loaded to validate settings).
+from mlops_vm.provision.aws_refs import PARAMETER_ARN, SECRET_ARN, is_ecr
 from mlops_vm.provision.azure_refs import KEY_VAULT_SECRET_URI, is_acr
 from mlops_vm.provision.dispatch import PROVIDER_NAMES
-from mlops_vm.provision.gcp import secret_refs as gcp_secret_refs
-from mlops_vm.provision.gcp.instance_identity import is_artifact_registry
+from mlops_vm.provision.gcp_refs import SECRET_FORM, is_artifact_registry, is_secret_reference
 from mlops_vm.schema import NetworkConfig, Strict
 from mlops_vm.services.dispatch import TARGET_NAMES, VMS, target_cloud
 from mlops_vm.services.settings import (
@@ -364,8 +364,8 @@ SECRET_STORES = {
     ),
     "gcp": SecretStore(
         "Secret Manager",
-        gcp_secret_refs.FORM,
-        gcp_secret_refs.is_reference,
+        SECRET_FORM,
+        is_secret_reference,
         "Artifact Registry",
         is_artifact_registry,
     ),

@@ -10,7 +10,6 @@ statement allows). The instances exchange it for a registry login at boot: no pa
 anywhere, and none that expires before they launch.
 """
 
-import re
 from typing import Any
 
 from mlops_vm.bootstrap.boot_source import PAYLOAD_PREFIX, BootPlan
@@ -18,12 +17,12 @@ from mlops_vm.plan import ChangeLog
 from mlops_vm.provision.aws import iam, names, secret_refs
 from mlops_vm.provision.aws.boot_payload import bucket_arn
 from mlops_vm.provision.aws.client import AwsContext
+from mlops_vm.provision.aws_refs import ECR_REGISTRY, is_ecr
 
 POLICY = "mlops-vm-boot"
 # The services the instances' fetcher calls.
 BOOT_SERVICES = ("s3", "secretsmanager", "ssm", "ecr")
 EC2 = "ec2.amazonaws.com"
-ECR_REGISTRY = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[\w-]+)\.amazonaws\.com$")
 PULL_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -33,10 +32,6 @@ PULL_ACTIONS = [
 
 def role_name(env: str, role: str) -> str:
     return f"{names.base_name(env, role)}-instance"
-
-
-def is_ecr(registry_host: str | None) -> bool:
-    return bool(registry_host and ECR_REGISTRY.match(registry_host))
 
 
 def repository_arn(registry_host: str, repository: str) -> str:

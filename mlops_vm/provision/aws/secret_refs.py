@@ -4,16 +4,12 @@ metadata only: the value never passes through mlops-vm). One check for every AWS
 (ECS and Lambda's service.secrets, scaling-group instances' fleet.secrets): a reference
 one refuses, the others refuse the same way."""
 
-import re
 from typing import Any
 
 from mlops_vm.provision.aws.client import AwsContext
 from mlops_vm.provision.aws.iam import allow
+from mlops_vm.provision.aws_refs import PARAMETER_ARN, SECRET_ARN
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
-
-SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$")
-PARAMETER_ARN = re.compile(r"^arn:aws[\w-]*:ssm:[\w-]+:\d{12}:parameter(?P<name>/.+)$")
-
 
 SERVICE_SECRETS = "service.secrets"
 

@@ -13,7 +13,6 @@ policy (its etag guards a concurrent change); the grants made are recorded in th
 bucket, so a secret no longer named loses its grant and destroy takes them all back.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +23,8 @@ from mlops_vm.provision.gcp import boot_payload, secret_refs
 from mlops_vm.provision.gcp.boot_apis import BootApis
 from mlops_vm.provision.gcp.client import ComputeClient
 from mlops_vm.provision.gcp.names import description, digest, owned_by
+from mlops_vm.provision.gcp_refs import ARTIFACT_REGISTRY, is_artifact_registry
 
-ARTIFACT_REGISTRY = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
 ACCOUNT_ID_LENGTH = 30
 # A new service account takes a few seconds to be known to IAM policies ("does not exist").
 PROPAGATION_ATTEMPTS = 8
@@ -34,10 +33,6 @@ ROLES = {
     "secret": "roles/secretmanager.secretAccessor",
     "repository": "roles/artifactregistry.reader",
 }
-
-
-def is_artifact_registry(registry_host: str | None) -> bool:
-    return bool(registry_host and ARTIFACT_REGISTRY.match(registry_host))
 
 
 def repository_name(registry_host: str, repository: str) -> str:

@@ -5,23 +5,15 @@ mlops-vm). A version that does not exist, is not enabled, or that the operator m
 see is refused, each reported as what it is. The same for the Artifact Registry
 repository the instances pull from with their identity."""
 
-import re
 from typing import Any
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.gcp.boot_apis import BootApis
 from mlops_vm.provision.gcp.client import ComputeClient, Request
 from mlops_vm.provision.gcp.errors import PROVIDER
-
-SECRET_VERSION = re.compile(
-    r"^(?P<secret>projects/(?P<project>[a-z0-9][a-z0-9-]{4,28}[a-z0-9]|\d+)"
-    r"/secrets/[A-Za-z0-9_-]{1,255})(?:/versions/(?P<version>latest|[1-9]\d*))?$"
-)
-FORM = "a Secret Manager version (projects/PROJECT/secrets/NAME[/versions/VERSION])"
-
-
-def is_reference(reference: str) -> bool:
-    return SECRET_VERSION.match(reference) is not None
+from mlops_vm.provision.gcp_refs import SECRET_FORM as FORM
+from mlops_vm.provision.gcp_refs import SECRET_VERSION
+from mlops_vm.provision.gcp_refs import is_secret_reference as is_reference
 
 
 def secret_of(reference: str) -> str:
