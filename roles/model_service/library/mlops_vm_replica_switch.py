@@ -89,9 +89,10 @@ import shlex
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import fetch_url
 
 # The proxy's workers that still finish requests from before the switch (anchored, so
 # that it does not match a shell or pgrep that carries the pattern in its own arguments).
@@ -119,11 +120,20 @@ def write(module: AnsibleModule, path: str, content: str) -> None:
 
 
 def check_ready(module: AnsibleModule, url: str) -> None:
-    _, info = fetch_url(module, url, timeout=module.params["ready_timeout"], use_proxy=False)
-    if info["status"] != 200:
+    """One GET (the standard library's: this module is sent to the host on each call, and
+    Ansible's urls helpers would ride along with their own dependencies)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local replica
+    try:
+        with direct.open(url, timeout=module.params["ready_timeout"]) as response:
+            status, why = response.status, response.reason
+    except urllib.error.HTTPError as error:
+        status, why = error.code, error.reason
+    except (urllib.error.URLError, OSError) as error:
+        status, why = None, getattr(error, "reason", error)
+    if status != 200:
         module.fail_json(
-            msg=f"The successor does not answer ready at {url} (status {info['status']}: "
-            f"{info.get('msg', '')}); nothing was switched, the running replica keeps serving.",
+            msg=f"The successor does not answer ready at {url} (status {status}: {why}); "
+            "nothing was switched, the running replica keeps serving.",
             changed=False,
             changes=[],
         )
