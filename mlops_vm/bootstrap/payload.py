@@ -204,7 +204,7 @@ def role_files(
         content = path.read_bytes()
         if path.suffix in (".yml", ".yaml") and "templates" not in relative.parts:
             content = minify_yaml(content.decode(), meta=relative.parts[1] == "meta").encode()
-        elif relative.parts[1] in ("templates", "files"):
+        elif relative.parts[1] in ("templates", "files", "library"):
             content = script_for_boot(content.decode()).encode()
         files.append((f"roles/{relative.as_posix()}", content))
     return files

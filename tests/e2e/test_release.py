@@ -104,6 +104,20 @@ def first_answer(loop: RequestLoop, version: str) -> float:
     return min(o.started for o in loop.outcomes if o.ok and o.version == version)
 
 
+def swap_results(task: str) -> dict[str, dict]:
+    """The results of TASK, by host, in the swap play of the latest run that had one (the
+    CLI keeps each run's runner events; a later `status` is a run too)."""
+    for run_dir in sorted((paths.STATE_DIR / "runs" / ENV).iterdir(), reverse=True):
+        events = [
+            json.loads(path.read_text()).get("event_data", {})
+            for path in run_dir.rglob("job_events/*.json")
+        ]
+        swap = [data for data in events if data.get("play", "").startswith("Roll the release")]
+        if swap:
+            return {d["host"]: d["res"] for d in swap if d.get("task") == task and "res" in d}
+    raise AssertionError(f"no run of {ENV} rolled a release")
+
+
 def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
         code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
@@ -125,6 +139,13 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     # The second host's new replica was started (staged in the pre-flight) before the first
     # host switched: the slow part of the swap overlapped, not host after host.
     assert created_at(HOSTS[1], "model-0") < first_answer(load[0], "1.1")
+    # Each host's swap was the one task that switches to its staged successor (not the
+    # general replicas.yml), and it recorded the release.
+    switched = swap_results("Switch to the staged successor and record the release")
+    assert sorted(switched) == HOSTS, switched
+    for result in switched.values():
+        assert result["changed"] and "record" in result["seconds"], result
+    assert swap_results("Wait until the successor is ready, replica model-0") == {}
 
 
 def test_status_shows_running_and_previous_and_exits_0(environment):

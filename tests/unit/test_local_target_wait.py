@@ -5,6 +5,7 @@ import pytest
 
 from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.local import lb_admin
+from mlops_vm.provision.local import resources as res
 from mlops_vm.provision.local.provider import LocalProvider
 from mlops_vm.provision.model import CertificateSpec, LoadBalancerSpec, ProviderSettings
 
@@ -17,11 +18,9 @@ def server(status: str, check_status: str) -> lb_admin.ServerState:
 
 @pytest.fixture
 def answers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, lb_admin.ServerState]]:
-    """HAProxy's successive answers (the last repeats); lb_server finds the LB host."""
+    """HAProxy's successive answers (the last repeats); lb_host finds the LB host."""
     queue: list[dict[str, lb_admin.ServerState]] = []
-    monkeypatch.setattr(
-        LocalProvider, "lb_server", lambda self, spec, name, operation: ("dev-lb", None)
-    )
+    monkeypatch.setattr(LocalProvider, "lb_host", lambda self, spec, operation: "dev-lb")
 
     def servers(lb: str) -> dict[str, lb_admin.ServerState]:
         assert lb == "dev-lb"
@@ -55,3 +54,19 @@ def test_a_server_not_in_the_backend_times_out_saying_so(answers):
     with pytest.raises(ProvisionError) as raised:
         provider().wait_target_healthy(SPEC, "model-1", timeout_s=0.01, poll_s=0.001)
     assert "not registered with the load balancer" in raised.value.message
+
+
+def test_the_load_balancer_host_is_looked_up_once_for_register_and_wait(monkeypatch):
+    """A rejoin registers, then waits: one listing of the LB host, not one per step."""
+    listings = []
+
+    def find_containers(env, role=None):
+        listings.append((env, role))
+        return [res.Container(name="dev-lb", running=True, labels={}, ips={}, ports={})]
+
+    monkeypatch.setattr(res, "find_containers", find_containers)
+    monkeypatch.setattr(lb_admin, "servers", lambda lb: {"model-1": server("UP", "L7OK")})
+    local = provider()
+    assert local.lb_server(SPEC, "model-1", "register target")[0] == "dev-lb"
+    assert local.wait_target_healthy(SPEC, "model-1", timeout_s=1).healthy
+    assert listings == [("dev", "lb")]

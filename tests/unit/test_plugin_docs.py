@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+PROJECT = Path(__file__).resolve().parents[2]
+PLUGINS = PROJECT / "plugins"
+# A role's own modules (roles/<role>/library): they travel with the role (boot payload).
+ROLE_MODULES = sorted(PROJECT.glob("roles/*/library/*.py"))
 DOC_NAMES = ("DOCUMENTATION", "EXAMPLES", "RETURN")
 
 
 def documented() -> list[tuple[Path, str, str]]:
     found = []
-    for path in sorted(PLUGINS.rglob("*.py")):
+    for path in sorted(PLUGINS.rglob("*.py")) + ROLE_MODULES:
         # Module level, and the class attributes of doc fragments.
         for node in ast.walk(ast.parse(path.read_text())):
             if (

@@ -11,7 +11,7 @@ from mlops_vm.localcloud.vm import remove_vm, run_vm, storage_volume, wait_boote
 from mlops_vm.plan import Change, ChangeLog
 from mlops_vm.provision import model
 from mlops_vm.provision.base import Provider
-from mlops_vm.provision.errors import ErrorCode
+from mlops_vm.provision.errors import ErrorCode, ProvisionError
 from mlops_vm.provision.health import probe_https
 from mlops_vm.provision.local import addresses, image, lb_admin, resize, scaling_group, ssh_access
 from mlops_vm.provision.local import resources as res
@@ -297,32 +297,55 @@ class LocalProvider(Provider):
             for instance in instances
         ]
 
+    def __init__(self, settings: model.ProviderSettings) -> None:
+        super().__init__(settings)
+        # The LB host's container by environment, once found (its name is fixed): a rejoin
+        # asks for it to register and again to wait, a listing each time otherwise.
+        self.lb_hosts: dict[str, str] = {}
+
+    def lb_host(self, spec: model.LoadBalancerSpec, operation: str) -> str:
+        """The running LB host's container of spec.env."""
+        if spec.env not in self.lb_hosts:
+            lb_hosts = [c for c in res.find_containers(spec.env, model.ROLE_LB) if c.running]
+            if not lb_hosts:
+                raise self.admin_unavailable(spec, "no running load balancer host", operation)
+            self.lb_hosts[spec.env] = lb_hosts[0].name
+        return self.lb_hosts[spec.env]
+
+    def admin_unavailable(
+        self, spec: model.LoadBalancerSpec, why: str, operation: str
+    ) -> ProvisionError:
+        return self.error(
+            ErrorCode.NOT_FOUND,
+            f"the load balancer of {spec.env} does not answer on its admin socket ({why})",
+            f"run `mlops-vm provision {spec.env}` to configure the load balancer host",
+            operation,
+        )
+
     def lb_server(
         self, spec: model.LoadBalancerSpec, name: str, operation: str
     ) -> tuple[str, lb_admin.ServerState | None]:
         """The LB host's container and the server NAME there (None: not in the backend)."""
-        lb_hosts = [c for c in res.find_containers(spec.env, model.ROLE_LB) if c.running]
+        lb = self.lb_host(spec, operation)
         try:
-            if not lb_hosts:
-                raise lb_admin.AdminUnavailable("no running load balancer host")
-            return lb_hosts[0].name, lb_admin.servers(lb_hosts[0].name).get(name)
+            return lb, lb_admin.servers(lb).get(name)
         except lb_admin.AdminUnavailable as error:
-            raise self.error(
-                ErrorCode.NOT_FOUND,
-                f"the load balancer of {spec.env} does not answer on its admin socket ({error})",
-                f"run `mlops-vm provision {spec.env}` to configure the load balancer host",
-                operation,
-            ) from None
+            raise self.admin_unavailable(spec, str(error), operation) from None
 
     def target_reader(
         self, spec: model.LoadBalancerSpec, instance_id: str
     ) -> Callable[[], model.TargetHealth | None]:
         """Ask HAProxy about this one server only (one docker exec per poll, not the
         container listings of target_health): a release waits on it host by host."""
-        lb, _ = self.lb_server(spec, instance_id, "wait for a healthy target")
+        lb = self.lb_host(spec, "wait for a healthy target")
 
         def read() -> model.TargetHealth | None:
-            server = lb_admin.servers(lb).get(instance_id)
+            try:
+                server = lb_admin.servers(lb).get(instance_id)
+            except lb_admin.AdminUnavailable as error:
+                raise self.admin_unavailable(
+                    spec, str(error), "wait for a healthy target"
+                ) from None
             return (
                 None
                 if server is None

@@ -1,0 +1,249 @@
+#!/usr/bin/python
+"""Ansible module: the swap of a model replica on its host, in one round trip."""
+
+DOCUMENTATION = r"""
+module: mlops_vm_replica_switch
+short_description: Switch a host's proxy to a model replica's successor and retire the old one
+description:
+  - Runs on the model host what the model_service role's swap does after a successor is
+    ready, in one call instead of one task each, in this order (each step only when given).
+  - Asks I(ready_url) once; anything but HTTP 200 fails the module before anything changed
+    (the old replica keeps serving, the upstream file is left as it was).
+  - Writes I(upstream_content) to I(upstream_file) (root, 0644) when it differs; only then
+    runs I(switch_command) and waits, up to I(drain_timeout) seconds, until no Nginx worker
+    is left shutting down (those still serve requests in flight on the previous replicas).
+  - Renames the running replica I(retire) to C(<retire>-old) and I(successor) to I(retire),
+    then stops C(<retire>-old) (SIGTERM, I(stop_timeout)) and removes it in the background,
+    in its own session, so that its stop does not hold up the release.
+  - Writes I(record_content) to I(record_file) (root, 0644) when it differs.
+  - Changed only when it wrote a file or renamed a replica; in check mode it says whether it
+    would and changes nothing (without asking the readiness, since no successor is started then).
+options:
+  ready_url:
+    description: A URL of the successor that must answer HTTP 200 before anything changes.
+    type: str
+  ready_timeout:
+    description: Seconds to wait for the answer of I(ready_url).
+    type: int
+    default: 5
+  upstream_file:
+    description: The proxy's upstream file (the replicas that take traffic).
+    type: path
+  upstream_content:
+    description: What I(upstream_file) must contain.
+    type: str
+  switch_command:
+    description: Shell command that makes the proxy read I(upstream_file) (e.g. an Nginx reload).
+    type: str
+    default: ""
+  drain_timeout:
+    description: Seconds to wait, after the switch, for the proxy's previous workers to exit.
+    type: int
+    default: 30
+  retire:
+    description: The replica's container to retire; it gives its name to I(successor).
+    type: str
+  successor:
+    description: The container that takes the name of I(retire) (required with I(retire)).
+    type: str
+  stop_timeout:
+    description: Seconds the retired replica gets to stop after SIGTERM before it is killed.
+    type: int
+    default: 30
+  record_file:
+    description: The host's release record.
+    type: path
+  record_content:
+    description: What I(record_file) must contain.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Switch to the staged successor of model-0 and record the release
+  mlops_vm_replica_switch:
+    ready_url: http://127.0.0.1:9081/ready
+    upstream_file: /etc/mlops-vm/model/upstream.conf
+    upstream_content: "server 127.0.0.1:9081;\n"
+    switch_command: systemctl reload nginx
+    retire: model-0
+    successor: model-0-next
+    record_file: /etc/mlops-vm/model/release.json
+    record_content: '{"current": {"image": "model:1.1"}}'
+"""
+
+RETURN = r"""
+changes:
+  description: What was (or, in check mode, would be) changed, in order.
+  type: list
+  elements: str
+  returned: always
+  sample: [upstream /etc/mlops-vm/model/upstream.conf, retire model-0 for model-0-next]
+seconds:
+  description: The seconds each step took (ready, switch_and_drain, retire, record).
+  type: dict
+  returned: unless in check mode
+"""
+
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+
+# The proxy's workers that still finish requests from before the switch (anchored, so
+# that it does not match a shell or pgrep that carries the pattern in its own arguments).
+SHUTTING_DOWN = "^nginx: worker process is shutting down"
+DRAIN_POLL_S = 0.2
+
+
+def differs(path: str, content: str) -> bool:
+    try:
+        with open(path, "rb") as current:
+            return current.read() != content.encode()
+    except FileNotFoundError:
+        return True
+
+
+def write(module: AnsibleModule, path: str, content: str) -> None:
+    """Replace PATH atomically (a reader sees the old or the new file), root 0644."""
+    descriptor, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".mlops-vm-")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content.encode())
+    module.atomic_move(staged, path)
+    module.set_owner_if_different(path, "root", False)
+    module.set_group_if_different(path, "root", False)
+    module.set_mode_if_different(path, "0644", False)
+
+
+def check_ready(module: AnsibleModule, url: str) -> None:
+    """One GET (the standard library's: this module is sent to the host on each call, and
+    Ansible's urls helpers would ride along with their own dependencies)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local replica
+    try:
+        with direct.open(url, timeout=module.params["ready_timeout"]) as response:
+            status, why = response.status, response.reason
+    except urllib.error.HTTPError as error:
+        status, why = error.code, error.reason
+    except (urllib.error.URLError, OSError) as error:
+        status, why = None, getattr(error, "reason", error)
+    if status != 200:
+        module.fail_json(
+            msg=f"The successor does not answer ready at {url} (status {status}: {why}); "
+            "nothing was switched, the running replica keeps serving.",
+            changed=False,
+            changes=[],
+        )
+
+
+def run(module: AnsibleModule, args, **kwargs) -> str:
+    rc, out, err = module.run_command(args, **kwargs)
+    if rc != 0:
+        module.fail_json(
+            msg=f"{args} failed (rc {rc}): {err or out}", rc=rc, stdout=out, stderr=err
+        )
+    return out
+
+
+def switch_proxy(module: AnsibleModule) -> None:
+    """The switch, then a fine poll (a release waits on it) that ends as soon as the old
+    workers are gone, or after drain_timeout."""
+    if module.params["switch_command"]:
+        run(module, module.params["switch_command"], use_unsafe_shell=True)
+    deadline = time.monotonic() + module.params["drain_timeout"]
+    while time.monotonic() < deadline:
+        rc, _, _ = module.run_command(["pgrep", "-f", SHUTTING_DOWN])
+        if rc != 0:
+            return
+        time.sleep(DRAIN_POLL_S)
+
+
+def retire(module: AnsibleModule, name: str, successor: str) -> None:
+    """Set the replica aside first (so the watchdog never starts it again while it stops),
+    give the successor its name, then stop and remove it in the background: the proxy sends
+    it nothing any more and its requests in flight are done (the switch waited for them). A
+    later swap removes what an interrupted stop left."""
+    old = f"{name}-old"
+    run(module, ["docker", "rename", name, old])
+    run(module, ["docker", "rename", successor, name])
+    stop = (
+        f"docker stop --time {module.params['stop_timeout']} {shlex.quote(old)}; "
+        f"docker rm --force {shlex.quote(old)}"
+    )
+    # Its own session (setsid) and no descriptor of this module's: the stop outlives the
+    # module and does not hold its connection open.
+    subprocess.Popen(
+        ["sh", "-c", stop],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "ready_url": {"type": "str"},
+            "ready_timeout": {"type": "int", "default": 5},
+            "upstream_file": {"type": "path"},
+            "upstream_content": {"type": "str"},
+            "switch_command": {"type": "str", "default": ""},
+            "drain_timeout": {"type": "int", "default": 30},
+            "retire": {"type": "str"},
+            "successor": {"type": "str"},
+            "stop_timeout": {"type": "int", "default": 30},
+            "record_file": {"type": "path"},
+            "record_content": {"type": "str"},
+        },
+        required_together=[
+            ("upstream_file", "upstream_content"),
+            ("retire", "successor"),
+            ("record_file", "record_content"),
+        ],
+        supports_check_mode=True,
+    )
+    params = module.params
+    upstream = params["upstream_file"] is not None and differs(
+        params["upstream_file"], params["upstream_content"]
+    )
+    record = params["record_file"] is not None and differs(
+        params["record_file"], params["record_content"]
+    )
+    changes = (
+        ([f"upstream {params['upstream_file']}"] if upstream else [])
+        + ([f"retire {params['retire']} for {params['successor']}"] if params["retire"] else [])
+        + ([f"record {params['record_file']}"] if record else [])
+    )
+    if module.check_mode:
+        module.exit_json(changed=bool(changes), changes=changes)
+    # Where a swap's time goes (the drain waits on the clients' requests in flight).
+    seconds = {}
+    started = time.monotonic()
+
+    def lap(step: str) -> None:
+        nonlocal started
+        seconds[step] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+
+    if params["ready_url"]:
+        check_ready(module, params["ready_url"])
+        lap("ready")
+    if upstream:
+        write(module, params["upstream_file"], params["upstream_content"])
+        switch_proxy(module)
+        lap("switch_and_drain")
+    if params["retire"]:
+        retire(module, params["retire"], params["successor"])
+        lap("retire")
+    if record:
+        write(module, params["record_file"], params["record_content"])
+        lap("record")
+    module.exit_json(changed=bool(changes), changes=changes, seconds=seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The model_service role's swap module (roles/model_service/library/mlops_vm_replica_switch),
+run on this machine as Ansible runs it on a host: a successor that does not answer ready
+switches nothing, the proxy is switched only when its upstream file changes, the record is
+written root 0644 and only when it differs, and the retired replica hands its name to its
+successor (real containers) and goes in the background."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops_vm import paths
+
+MODULE = paths.PROJECT_DIR / "roles" / "model_service" / "library" / "mlops_vm_replica_switch.py"
+UPSTREAM = "server 127.0.0.1:9081 max_fails=2 fail_timeout=10s;\n"
+
+
+class Ready:
+    """A successor's readiness endpoint answering `status`."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        ready = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(ready.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ready"
+
+
+@pytest.fixture
+def ready() -> Iterator[Ready]:
+    endpoint = Ready()
+    thread = threading.Thread(target=endpoint.server.serve_forever, daemon=True)
+    thread.start()
+    yield endpoint
+    endpoint.server.shutdown()
+
+
+def switch(tmp_path: Path, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    """The module's result for ARGS (the switch command leaves a mark in tmp_path)."""
+    defaults = {
+        "upstream_file": str(tmp_path / "upstream.conf"),
+        "upstream_content": UPSTREAM,
+        "switch_command": f"echo switched >> {tmp_path / 'switches'}",
+        "drain_timeout": 2,
+    }
+    arguments = {**defaults, **args, "_ansible_check_mode": check_mode}
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
+    done = subprocess.run(
+        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, timeout=60
+    )
+    return json.loads(done.stdout)
+
+
+def switches(tmp_path: Path) -> int:
+    marks = tmp_path / "switches"
+    return len(marks.read_text().splitlines()) if marks.exists() else 0
+
+
+def test_a_successor_not_ready_fails_and_switches_nothing(tmp_path, ready):
+    (tmp_path / "upstream.conf").write_text("server 127.0.0.1:8081;\n")
+    ready.status = 503
+    result = switch(
+        tmp_path,
+        ready_url=ready.url,
+        record_file=str(tmp_path / "release.json"),
+        record_content="{}",
+    )
+    assert result["failed"] and "does not answer ready" in result["msg"]
+    assert "status 503" in result["msg"]
+    assert (tmp_path / "upstream.conf").read_text() == "server 127.0.0.1:8081;\n"
+    assert switches(tmp_path) == 0
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_a_ready_successor_is_switched_to_and_recorded_once(tmp_path, ready):
+    record = {"record_file": str(tmp_path / "release.json"), "record_content": '{"a": 1}'}
+    (tmp_path / "upstream.conf").write_text("server 127.0.0.1:8081;\n")
+
+    first = switch(tmp_path, ready_url=ready.url, **record)
+    assert first["changed"] and not first.get("failed")
+    assert (tmp_path / "upstream.conf").read_text() == UPSTREAM
+    assert (tmp_path / "release.json").read_text() == '{"a": 1}'
+    assert (tmp_path / "release.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "release.json").stat().st_uid == 0
+    assert switches(tmp_path) == 1
+
+    again = switch(tmp_path, ready_url=ready.url, **record)
+    assert not again["changed"] and again["changes"] == []
+    assert switches(tmp_path) == 1  # the same upstream: the proxy is not switched again
+
+
+def test_check_mode_says_what_it_would_change_and_changes_nothing(tmp_path):
+    planned = switch(
+        tmp_path, check_mode=True, record_file=str(tmp_path / "r.json"), record_content="{}"
+    )
+    assert planned["changed"]
+    assert planned["changes"] == [
+        f"upstream {tmp_path / 'upstream.conf'}",
+        f"record {tmp_path / 'r.json'}",
+    ]
+    assert not (tmp_path / "upstream.conf").exists() and not (tmp_path / "r.json").exists()
+    assert switches(tmp_path) == 0
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def names(prefix: str) -> set[str]:
+    return set(
+        docker("ps", "--all", "--format", "{{.Names}}", "--filter", f"name={prefix}").split()
+    )
+
+
+def test_the_retired_replica_hands_its_name_to_its_successor_and_goes(tmp_path):
+    replica = f"mlops-switch-test-{uuid.uuid4().hex[:8]}"
+    image = "mlops-vm/debian:12"
+    try:
+        docker("create", "--name", replica, "--label", "generation=old", image, "sleep", "60")
+        docker("create", "--name", f"{replica}-next", "--label", "generation=new", image, "true")
+        result = switch(tmp_path, retire=replica, successor=f"{replica}-next", stop_timeout=1)
+        assert result["changed"] and not result.get("failed")
+        label = docker("inspect", "--format", "{{.Config.Labels.generation}}", replica).strip()
+        assert label == "new"
+        deadline = time.monotonic() + 30
+        while names(replica) != {replica} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert names(replica) == {replica}  # the old one, set aside as -old, is removed
+    finally:
+        subprocess.run(
+            ["docker", "rm", "--force", replica, f"{replica}-next", f"{replica}-old"],
+            capture_output=True,
+        )
