@@ -48,7 +48,7 @@ def run_module(tmp_path: Path, args: dict, *, password: str = "", check: bool = 
         extravars={"model_image_password": password},
         envvars={
             "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg"),
-            "ANSIBLE_LIBRARY": str(paths.PROJECT_DIR / "plugins" / "modules"),
+            "ANSIBLE_LIBRARY": str(paths.PROJECT_DIR / "roles" / "model_service" / "library"),
         },
         quiet=True,
     )
