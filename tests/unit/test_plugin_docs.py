@@ -18,7 +18,9 @@ DOC_NAMES = ("DOCUMENTATION", "EXAMPLES", "RETURN")
 
 def documented() -> list[tuple[Path, str, str]]:
     found = []
-    for path in sorted(PLUGINS.rglob("*.py")) + ROLE_MODULES:
+    # The collection's links to the role modules (plugins/modules) are read once, as the role's.
+    plugins = [path for path in sorted(PLUGINS.rglob("*.py")) if not path.is_symlink()]
+    for path in plugins + ROLE_MODULES:
         # Module level, and the class attributes of doc fragments.
         for node in ast.walk(ast.parse(path.read_text())):
             if (

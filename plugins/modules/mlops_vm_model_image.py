@@ -1,0 +1,1 @@
+../../roles/model_service/library/mlops_vm_model_image.py
