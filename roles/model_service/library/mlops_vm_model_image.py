@@ -2,8 +2,8 @@
 """Ansible module, run on a model host: the model image pulled and the service's containers
 listed, in one round trip (the pre-flight of a release waits for every one it makes).
 
-It talks to the Docker Engine API over its UNIX socket with the standard library only: the
-hosts have python3, not the docker SDK.
+It talks to the Docker Engine API over its UNIX socket with the standard library only (the
+hosts have python3, not the docker SDK), through the role's module_utils/mlops_vm_engine_api.
 """
 
 from __future__ import annotations
@@ -98,12 +98,20 @@ containers:
 """
 
 import base64
-import http.client
 import json
-import socket
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import AnsibleModule
+
+try:  # the role's module_utils (the checkout, Molecule, the boot payload)
+    from ansible.module_utils import mlops_vm_engine_api as engine_api
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import (
+        mlops_vm_engine_api as engine_api,
+    )
+
+EngineError = engine_api.EngineError
+message_of = engine_api.message_of
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
@@ -111,38 +119,8 @@ DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 REFUSED_LOGIN_MARKERS = ("unauthorized", "authentication required", "no basic auth credentials")
 
 
-class EngineError(Exception):
-    """An answer of the Docker Engine API that is not a success."""
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over the engine's UNIX socket."""
-
-    def __init__(self, socket_path: str, timeout: int) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-class Engine:
+class Engine(engine_api.Engine):
     """The few Engine API calls the module makes, one connection per call."""
-
-    def __init__(self, socket_path: str, timeout: int) -> None:
-        self.socket_path = socket_path
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, headers: dict | None = None) -> tuple[int, bytes]:
-        connection = UnixHTTPConnection(self.socket_path, self.timeout)
-        try:
-            connection.request(method, path, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
 
     def image_id(self, reference: str) -> str:
         """The Id of the image on the host, "" when there is none."""
@@ -175,14 +153,6 @@ class Engine:
         if status != 200:
             raise EngineError(message_of(body))
         return json.loads(body)
-
-
-def message_of(body: bytes) -> str:
-    """The engine's error message ({"message": ...}), else its answer as text."""
-    try:
-        return json.loads(body)["message"]
-    except (ValueError, KeyError, TypeError):
-        return body.decode(errors="replace").strip()
 
 
 def registry_of(repository: str) -> str:

@@ -1,0 +1,1 @@
+../../roles/model_service/module_utils/mlops_vm_engine_api.py

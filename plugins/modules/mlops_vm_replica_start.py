@@ -1,0 +1,1 @@
+../../roles/model_service/library/mlops_vm_replica_start.py
