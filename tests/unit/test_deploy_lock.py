@@ -234,9 +234,36 @@ def test_rollback_to_a_history_release_keeps_the_inventory_env():
     assert "fingerprint" not in choice.release
 
 
-def test_sigterm_stops_a_locked_run_like_ctrl_c_so_the_lock_is_released():
+@pytest.fixture
+def sigint_handler():
+    """Python's own Ctrl-C handler for the test: ansible-runner, run in-process by an earlier
+    test of the same worker, leaves its own (it sets a cancel flag instead of raising)."""
+
+    def use(handler) -> None:
+        signal.signal(signal.SIGINT, handler)
+
+    before = signal.getsignal(signal.SIGINT)
+    use(signal.default_int_handler)
+    yield use
+    signal.signal(signal.SIGINT, before)
+
+
+def test_sigterm_stops_a_locked_run_like_ctrl_c_so_the_lock_is_released(sigint_handler):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # interrupted long before
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigterm_goes_to_the_ctrl_c_handler_a_running_playbook_installed(sigint_handler):
+    """During a playbook, ansible-runner's Ctrl-C handler cancels the run cleanly: SIGTERM
+    takes the same way."""
+    seen = []
+    sigint_handler(lambda signum, frame: seen.append(signum))
+    with terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert seen == [signal.SIGINT]

@@ -294,8 +294,14 @@ def test_provided_certificate_is_served_then_replaced_by_a_generated_one(
     # so the role signs a new one.
     generated = apply_role("nginx_proxy", {})
     assert generated.returncode == 0, generated.stdout
-    assert (
-        host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' https://vm1/healthz") == "200"
+    # Nginx's reload returns before its new workers answer: until then an old one may still
+    # present the provided certificate (seen on a loaded machine), so wait for the switch.
+    wait_until(
+        lambda: (
+            host.run(f"{CURL} -o /dev/null -w '%{{http_code}}' https://vm1/healthz").stdout == "200"
+        ),
+        30,
+        "the generated certificate served",
     )
 
 
