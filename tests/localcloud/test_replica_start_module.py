@@ -13,11 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
-import ansible_runner
 import pytest
 
-from mlops_vm import paths
 from mlops_vm.localcloud import images
+from tests.localcloud.role_modules import artifacts_text, run_role_module
 
 pytestmark = pytest.mark.slow
 
@@ -48,36 +47,13 @@ def run_module(tmp_path: Path, args: dict, *, secret: str = "", check: bool = Fa
     """The module's result on localhost. ARGS go as JSON; the secret reaches the module as an
     extra variable (`{{ replica_start_secret }}` in ARGS): the runner's env/ folder is the
     caller's input, not an artifact of the run."""
-    tmp_path.mkdir(exist_ok=True)
-    result = ansible_runner.run(
-        private_data_dir=str(tmp_path),
-        project_dir=str(paths.PROJECT_DIR),
-        host_pattern="localhost",
-        inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
-        module="mlops_vm_replica_start",
-        module_args=json.dumps(args),
-        **({"cmdline": "--check"} if check else {}),
+    return run_role_module(
+        tmp_path,
+        "mlops_vm_replica_start",
+        json.dumps(args),
         extravars={SECRET_VARIABLE: secret},
-        envvars={
-            "ANSIBLE_CONFIG": str(paths.PROJECT_DIR / "ansible.cfg"),
-            "ANSIBLE_LIBRARY": str(paths.PROJECT_DIR / "roles" / "model_service" / "library"),
-        },
-        quiet=True,
+        check=check,
     )
-    # The failed event's result does not say so itself.
-    outcomes = [
-        {**event["event_data"]["res"], "failed": event["event"] == "runner_on_failed"}
-        for event in result.events
-        if event["event"] in ("runner_on_ok", "runner_on_failed")
-    ]
-    assert len(outcomes) == 1, result.stdout.read()
-    return outcomes[0]
-
-
-def artifacts_text(tmp_path: Path) -> str:
-    files = [path for path in (tmp_path / "artifacts").rglob("*") if path.is_file()]
-    assert any(path.name == "stdout" for path in files)
-    return "".join(path.read_text(errors="replace") for path in files)
 
 
 def inspect(container: str) -> dict | None:
