@@ -27,6 +27,8 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 BASE_IMAGE = "mlops-vm/debian:12"
 VM_IMAGE = "mlops-vm/vm:debian12"
+# VM_IMAGE with a model host's packages installed (images/vm-packaged: a golden image).
+PACKAGED_VM_IMAGE = "mlops-vm/vm:debian12-packaged"
 REGISTRY_IMAGE = "mlops-vm/registry:2"
 MODEL_REPOSITORY = "mlops-vm/model-service"
 MODEL_VERSIONS = ("1.0", "1.1")
@@ -172,6 +174,7 @@ def all_specs() -> list[ImageSpec]:
             extra_inputs=(DEBIAN_SUITE, DEBIAN_MIRROR, "minbase", "ca-certificates", "v1"),
         ),
         ImageSpec(VM_IMAGE, context=paths.IMAGES_DIR / "vm", parent=BASE_IMAGE),
+        ImageSpec(PACKAGED_VM_IMAGE, context=paths.IMAGES_DIR / "vm-packaged", parent=VM_IMAGE),
         ImageSpec(REGISTRY_IMAGE, context=paths.IMAGES_DIR / "registry", parent=BASE_IMAGE),
     ]
     specs += [

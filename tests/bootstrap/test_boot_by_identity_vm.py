@@ -27,7 +27,7 @@ from mlops_vm.bootstrap import BootConfig
 from mlops_vm.bootstrap.boot_source import BootPlan, render_fetch_user_data
 from mlops_vm.bootstrap.payload import DONE_MARKER
 from mlops_vm.bootstrap.user_data import user_data_bytes
-from mlops_vm.localcloud import pki, registry
+from mlops_vm.localcloud import images, pki, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import container_ip, remove_vm, run_vm
 from tests.bootstrap.test_boot_vm import (
@@ -150,6 +150,9 @@ def booted_vm(platform, wheel_mirror, cloud, tmp_path_factory):
         name,
         network=NETWORK,
         labels=LABEL,
+        # The packages already installed (tests/environments.py PACKAGED_HOSTS): this test is
+        # about what the VM fetches by identity; test_boot_vm boots the plain image.
+        image=images.PACKAGED_VM_IMAGE,
         extra_args=("--volume", f"{seed}:/var/lib/cloud/seed/nocloud:ro"),
     )
     try:

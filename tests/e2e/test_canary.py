@@ -20,7 +20,7 @@ from mlops_vm.metrics.prometheus import (
     read_host_metrics,
     read_lb_servers,
 )
-from tests.environments import cli_json, fresh_environment
+from tests.environments import cli_json, provisioned_environment
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,7 @@ def environment(platform, tmp_path_factory) -> Iterator[Path]:
         "release": {"ready_timeout_s": 60, "canary": CANARY},
     }
     root = tmp_path_factory.mktemp("inventories")
-    with fresh_environment(root, ENV, overrides) as directory:
-        code, summary = cli_json("provision", str(directory))
-        assert code == 0, summary
+    with provisioned_environment(root, ENV, overrides, packaged_hosts=True) as (directory, _):
         yield directory
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from mlops_vm.localcloud import registry
 from mlops_vm.provision.local import group, lb_admin
-from tests.environments import cli_json, fresh_environment
+from tests.environments import cli_json, provisioned_environment
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
@@ -94,10 +94,8 @@ def in_service() -> list[str]:
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory) -> Iterator[tuple]:
     root = tmp_path_factory.mktemp("inventories")
-    with fresh_environment(root, ENV, OVERRIDES) as directory:
-        code, summary = cli_json("provision", str(directory))
-        assert code == 0, summary
-        yield directory, summary
+    with provisioned_environment(root, ENV, OVERRIDES, packaged_hosts=True) as provisioned:
+        yield provisioned
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlops_vm.localcloud import images, registry
-from tests.environments import CLI, cli, cli_json, fresh_environment
+from tests.environments import CLI, cli, cli_json, provisioned_environment
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
@@ -38,9 +38,8 @@ LB_HOST = f"host mlops-vm-{ENV}-lb"
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory):
     overrides = {"load_balancer": {"publish_port": PORT}, "release": {"ready_timeout_s": 60}}
-    with fresh_environment(tmp_path_factory.mktemp("inventories"), ENV, overrides) as directory:
-        code, summary = cli_json("provision", str(directory))
-        assert code == 0, summary
+    root = tmp_path_factory.mktemp("inventories")
+    with provisioned_environment(root, ENV, overrides, packaged_hosts=True) as (directory, _):
         yield directory
 
 
