@@ -18,6 +18,11 @@ from mlops_vm.localcloud.setup import ensure_platform
 # How ./scripts/test spreads the suite over pytest-xdist workers: a unit of work goes to one
 # worker, whose tests run in order. A unit is a module: its module-scoped environment is
 # made once, and its fixed environment name and publish port are never in use twice.
+# Modules on one shared environment form one unit (tests/e2e/conftest.py's `local_pair`).
+SHARED_ENVIRONMENT_UNITS = {
+    "tests/e2e/test_local_lb_failover.py": "local_pair",
+    "tests/e2e/test_release.py": "local_pair",
+}
 # Modules whose tests share nothing: each test is a unit (a Molecule scenario's VMs,
 # volumes and state carry the scenario's name).
 ONE_UNIT_PER_TEST = {"tests/roles/test_molecule.py"}
@@ -27,7 +32,7 @@ def unit_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     if module in ONE_UNIT_PER_TEST:
         return nodeid
-    return module
+    return SHARED_ENVIRONMENT_UNITS.get(module, module)
 
 
 class ModuleUnits(LoadScopeScheduling):

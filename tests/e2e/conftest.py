@@ -1,9 +1,9 @@
-"""Local environments for end-to-end modules, provisioned once per package run.
+"""Local environments shared by end-to-end modules, provisioned once for all of them.
 
-`local_pair`: 2 model VMs x 1 replica behind the local load balancer, serving, for a module
-that only needs such an environment (test_local_lb_failover, which ./scripts/test runs
-alone: its timings are what a user feels). It is destroyed once the package's tests are
-done.
+`local_pair`: 2 model VMs x 1 replica behind the local load balancer, for the modules that
+only need such an environment serving (test_local_lb_failover, then test_release): a fresh
+provision and destroy cost about two minutes on 2 cores. Each module leaves both hosts
+serving; the environment is destroyed once the package's tests are done.
 """
 
 from collections.abc import Iterator
@@ -25,6 +25,8 @@ class ProvisionedEnvironment:
 def local_pair(platform, tmp_path_factory) -> Iterator[ProvisionedEnvironment]:
     overrides = {
         "load_balancer": {"publish_port": LOCAL_PAIR_PORT},
+        # test_release's bad releases give up after a minute instead of the default.
+        "release": {"ready_timeout_s": 60},
     }
     root = tmp_path_factory.mktemp("inventories")
     with provisioned_environment(root, LOCAL_PAIR_ENV, overrides, packaged_hosts=True) as made:

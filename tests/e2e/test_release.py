@@ -3,9 +3,8 @@ plus a concurrent load generator through the endpoint while releases, a bad rele
 its automatic rollback run, counting every failed request.
 
 Runs the real thing: 2 local VMs x 1 replica behind the local load balancer, images from
-the TLS registry. One environment of its own is shared by the tests of this module, in
-order; the module runs beside the others (./scripts/test), so every release here also
-loses no request on a busy machine.
+the TLS registry. One environment is shared by the tests of this module, in order (and with
+test_local_lb_failover, which leaves both hosts serving).
 """
 
 import json
@@ -27,13 +26,13 @@ from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.provision import get_provider
 from mlops_vm.provision.local import lb_admin
 from tests import ansible_cli
-from tests.environments import cli, cli_json, provisioned_environment
+from tests.environments import LOCAL_PAIR_ENV, LOCAL_PAIR_PORT, cli, cli_json
 from tests.load import RequestLoop
 
 pytestmark = pytest.mark.slow
 
-ENV = "release"
-PORT = 18551
+ENV = LOCAL_PAIR_ENV
+PORT = LOCAL_PAIR_PORT
 REPOSITORY = f"{registry.ADDRESS}/{images.MODEL_REPOSITORY}"
 IMAGE_10 = f"{REPOSITORY}:1.0"
 IMAGE_11 = f"{REPOSITORY}:1.1"
@@ -42,13 +41,9 @@ HOSTS = [f"mlops-vm-{ENV}-model-1", f"mlops-vm-{ENV}-model-2"]
 
 
 @pytest.fixture(scope="module")
-def environment(platform, tmp_path_factory):
-    """2 hosts serving the 1.0 image, releases to be made on them; the bad releases give up
-    after a minute instead of the default."""
-    overrides = {"load_balancer": {"publish_port": PORT}, "release": {"ready_timeout_s": 60}}
-    root = tmp_path_factory.mktemp("inventories")
-    with provisioned_environment(root, ENV, overrides, packaged_hosts=True) as (directory, _):
-        yield directory
+def environment(local_pair):
+    """The shared 2-host environment (tests/e2e/conftest.py), releases to be made on it."""
+    return local_pair.directory
 
 
 @pytest.fixture
