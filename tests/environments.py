@@ -29,8 +29,8 @@ LOCAL_PAIR_PORT = 18463
 # Model hosts started from the VM image that has their packages installed (images/
 # vm-packaged, as a team's golden image would): a provision then installs nothing (2 VMs on
 # a quiet machine: 54 s instead of 91 s). For the modules whose subject is not installation;
-# Molecule, test_local_cli, test_ansible_playbook, test_static_ssh and test_boot_vm keep the
-# plain image, whose hosts install every package for real.
+# Molecule, test_local_cli, test_static_ssh (through sudo as another user), test_boot_vm and
+# test_image_builder keep the plain image, whose hosts install every package for real.
 PACKAGED_HOSTS = {"fleet": {"image": images.PACKAGED_VM_IMAGE}}
 
 

@@ -29,6 +29,8 @@ def recap(output: str) -> dict[str, tuple[int, int, int]]:
 
 @pytest.fixture(scope="module")
 def environment(platform, tmp_path_factory):
+    # Its subject is the playbooks without the CLI, not installation: the host starts with
+    # its packages (test_local_cli installs them from nothing).
     directory = make_environment(
         tmp_path_factory.mktemp("inventories"),
         ENV,
@@ -36,6 +38,7 @@ def environment(platform, tmp_path_factory):
             "fleet": {"count": 1},
             "load_balancer": {"publish_port": PORT},
         },
+        packaged_hosts=True,
     )
     yield directory
     ansible_playbook(directory, "destroy.yml")

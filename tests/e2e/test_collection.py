@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mlops_vm import paths
+from mlops_vm.localcloud import images
 from tests.e2e.test_ansible_playbook import recap
 from tests.environments import labelled, nothing_labelled
 
@@ -135,7 +136,8 @@ def scratch(platform, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     settings = {
         "env": ENV,
         "provider": {"name": "local"},
-        "fleet": {"count": 1},
+        # Its subject is the collection, not installation: the host starts with its packages.
+        "fleet": {"count": 1, "image": images.PACKAGED_VM_IMAGE},
         "model": {"image": IMAGE, "replicas": 1, "memory": "512m"},
         "load_balancer": {"publish_port": 18445},
     }
