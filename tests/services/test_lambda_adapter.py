@@ -4,7 +4,6 @@ moto, which does not verify SigV4 signatures), and binary bodies returned base64
 (a real HTTP server on 127.0.0.1)."""
 
 import base64
-import importlib.util
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ import pytest
 
 from mlops_vm import paths
 from tests.providers.test_aws import REGION, aws_environment, boto, moto_endpoint
+from tests.source_files import load_source_file
 
 __all__ = ["aws_environment", "boto", "moto_endpoint"]  # fixtures shared with the AWS tests
 
@@ -22,10 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 @pytest.fixture(scope="module")
 def adapter():
-    spec = importlib.util.spec_from_file_location("mlops_vm_lambda_adapter", ADAPTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source_file("mlops_vm_lambda_adapter", ADAPTER)
 
 
 def test_secret_references_resolve_to_values(adapter, boto, moto_endpoint, monkeypatch):

@@ -3,8 +3,6 @@ canary decision of a VM release (its filter, its settings), the figures `status`
 the view `top` renders. The texts are the exporters' own: the model hosts' exporter renders
 them (its `exposition`), HAProxy's are a recorded answer of the Debian 12 package's exporter."""
 
-import importlib.machinery
-import importlib.util
 import json
 
 import pytest
@@ -20,6 +18,7 @@ from mlops_vm.release.canary import decide
 from mlops_vm.release.hosts import HostReading
 from plugins.filter.mlops_vm_release import mlops_vm_canary_decision, mlops_vm_canary_settings
 from tests.environments import make_environment
+from tests.source_files import load_source_file
 
 EXPORTER = paths.PROJECT_DIR / "roles/nginx_proxy/files/mlops-vm-request-metrics"
 HAPROXY_ANSWER = """\
@@ -37,12 +36,7 @@ haproxy_server_status{proxy="model_service",server="model-1",state="UP"} 1
 
 
 def load_exporter():
-    loader = importlib.machinery.SourceFileLoader("request_metrics", str(EXPORTER))
-    spec = importlib.util.spec_from_loader("request_metrics", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_source_file("request_metrics", EXPORTER)
 
 
 exporter = load_exporter()

@@ -1,7 +1,6 @@
 """The provider modules (plugins/modules) hand a failed provider's partial changes back to
 the run, in fail_json's `changes`, where the runner's event handler collects them."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import mlops_vm.provision
 from mlops_vm import paths
 from mlops_vm.plan import Change
 from mlops_vm.provision import ErrorCode, FleetResult, LoadBalancerResult, ProvisionError
+from tests.source_files import load_source_file
 
 CONFIG = {
     "env": "dev",
@@ -26,20 +26,12 @@ VPC = Change("create", "vpc", "mlops-vm-dev", "10.42.0.0/16")
 ALB = Change("create", "load_balancer", "dev-alb")
 
 
-def load_file(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_module(name: str) -> ModuleType:
     """A module of plugins/modules, with its module_utils where Ansible's payload puts them."""
     plugins = paths.PROJECT_DIR / "plugins"
     common = "ansible.module_utils.mlops_vm_common"
-    sys.modules[common] = load_file(common, plugins / "module_utils" / "mlops_vm_common.py")
-    return load_file(name, plugins / "modules" / f"{name}.py")
+    sys.modules[common] = load_source_file(common, plugins / "module_utils" / "mlops_vm_common.py")
+    return load_source_file(name, plugins / "modules" / f"{name}.py")
 
 
 class FailingProvider:
