@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 from mlops_vm import paths
-from mlops_vm.localcloud import images
 from tests.e2e.test_ansible_playbook import recap
-from tests.environments import labelled, nothing_labelled
+from tests.environments import PACKAGED_HOSTS, labelled, nothing_labelled
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +136,7 @@ def scratch(platform, tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "env": ENV,
         "provider": {"name": "local"},
         # Its subject is the collection, not installation: the host starts with its packages.
-        "fleet": {"count": 1, "image": images.PACKAGED_VM_IMAGE},
+        "fleet": {"count": 1, **PACKAGED_HOSTS["fleet"]},
         "model": {"image": IMAGE, "replicas": 1, "memory": "512m"},
         "load_balancer": {"publish_port": 18445},
     }
