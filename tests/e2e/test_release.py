@@ -38,6 +38,8 @@ IMAGE_10 = f"{REPOSITORY}:1.0"
 IMAGE_11 = f"{REPOSITORY}:1.1"
 BROKEN = f"{REPOSITORY}:{images.BROKEN_MODEL_VERSION}"
 HOSTS = [f"mlops-vm-{ENV}-model-1", f"mlops-vm-{ENV}-model-2"]
+# The rejoin of release-roll.yml (playbooks/release/rejoin.yml).
+REJOIN = "Register the host with the load balancer and wait until it is healthy"
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,12 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     assert sorted(switched) == HOSTS, switched
     for result in switched.values():
         assert result["changed"] and "record" in result["seconds"], result
+        # In place, the batch's gate: the host's own Nginx answered the health check after
+        # the switch (in the same round trip), and the host, never out of the load
+        # balancer, was not registered again.
+        assert "proxy" in result["seconds"], result
     assert swap_results("Wait until the successor is ready, replica model-0") == {}
+    assert swap_results(REJOIN) == {}
 
 
 def test_status_shows_running_and_previous_and_exits_0(environment):
@@ -169,8 +176,14 @@ def test_provision_keeps_the_deployed_release_and_says_so(environment):
 
 
 def test_rollback_returns_to_the_previous_release(environment, load):
+    # A host out of the load balancer before the release (as an interrupted run may leave
+    # one): the release, in place, registers it again and waits until it is healthy; the
+    # host the load balancer reported healthy is not registered again.
+    lb_admin.set_state(f"mlops-vm-{ENV}-lb", HOSTS[1], "maint")
     code, summary = cli_json("rollback", str(environment))
     assert code == 0, summary
+    assert sorted(swap_results(REJOIN)) == [HOSTS[1]]
+    assert_every_host_serves_behind_the_load_balancer()
     assert_no_failed_request(load)
     versions = load[0].versions()
     assert (versions[0], versions[-1], set(versions)) == ("1.1", "1.0", {"1.0", "1.1"}), versions

@@ -1,10 +1,12 @@
 """The model_service role's swap module (roles/model_service/library/mlops_vm_replica_switch),
 run on this machine as Ansible runs it on a host: a successor that does not answer ready
 switches nothing, the proxy is switched only when its upstream file changes, the record is
-written root 0644 and only when it differs, and the retired replica hands its name to its
-successor (real containers) and goes in the background."""
+written root 0644 and only when it differs, the retired replica hands its name to its
+successor (real containers) and goes in the background, and the host's proxy must answer
+its health check (HTTPS, a certificate no client trusts) after the switch."""
 
 import json
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,6 +47,27 @@ class Ready:
 @pytest.fixture
 def ready() -> Iterator[Ready]:
     endpoint = Ready()
+    thread = threading.Thread(target=endpoint.server.serve_forever, daemon=True)
+    thread.start()
+    yield endpoint
+    endpoint.server.shutdown()
+
+
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[Ready]:
+    """The host's proxy health check: HTTPS with a self-signed certificate, as the switch
+    finds a host's Nginx at 127.0.0.1 (its certificate names the endpoint, not 127.0.0.1)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=endpoint.example.test", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    endpoint = Ready()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    endpoint.server.socket = tls.wrap_socket(endpoint.server.socket, server_side=True)
+    endpoint.url = endpoint.url.replace("http://", "https://").replace("/ready", "/healthz")
     thread = threading.Thread(target=endpoint.server.serve_forever, daemon=True)
     thread.start()
     yield endpoint
@@ -104,6 +127,27 @@ def test_a_ready_successor_is_switched_to_and_recorded_once(tmp_path, ready):
     again = switch(tmp_path, ready_url=ready.url, **record)
     assert not again["changed"] and again["changes"] == []
     assert switches(tmp_path) == 1  # the same upstream: the proxy is not switched again
+
+
+def test_the_switch_is_done_once_the_proxy_answers_its_health_check(tmp_path, ready, proxy):
+    (tmp_path / "upstream.conf").write_text("server 127.0.0.1:8081;\n")
+    result = switch(tmp_path, ready_url=ready.url, proxy_url=proxy.url, proxy_timeout=2)
+    assert result["changed"] and not result.get("failed"), result
+    assert "proxy" in result["seconds"]
+
+
+def test_a_proxy_that_does_not_answer_healthy_after_the_switch_fails_it(tmp_path, ready, proxy):
+    (tmp_path / "upstream.conf").write_text("server 127.0.0.1:8081;\n")
+    proxy.status = 502  # Nginx with no ready replica behind it
+    started = time.monotonic()
+    result = switch(tmp_path, ready_url=ready.url, proxy_url=proxy.url, proxy_timeout=1)
+    assert result["failed"] and "does not answer its health check" in result["msg"], result
+    assert "status 502" in result["msg"] and proxy.url in result["msg"]
+    # Polled for proxy_timeout, not given up at the first answer nor waited on forever.
+    assert 1 <= time.monotonic() - started < 30
+    # What it changed before is reported: the release puts the host back.
+    assert result["changed"] and result["changes"] == [f"upstream {tmp_path / 'upstream.conf'}"]
+    assert switches(tmp_path) == 1
 
 
 def test_check_mode_says_what_it_would_change_and_changes_nothing(tmp_path):

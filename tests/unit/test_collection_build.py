@@ -51,6 +51,7 @@ def test_the_tarball_holds_the_collection_and_the_package_version(tmp_path: Path
         "mlops_vm_resize",
         "mlops_vm_service",
         "mlops_vm_target",
+        "mlops_vm_target_health",
     } <= modules
     assert "plugins/module_utils/mlops_vm_common.py" in names
     assert "plugins/doc_fragments/environment.py" in names

@@ -16,6 +16,9 @@ description:
     then stops C(<retire>-old) (SIGTERM, I(stop_timeout)) and removes it in the background,
     in its own session, so that its stop does not hold up the release.
   - Writes I(record_content) to I(record_file) (root, 0644) when it differs.
+  - Then asks I(proxy_url), the host's own proxy (what the load balancer's health check
+    asks), until it answers HTTP 200 or I(proxy_timeout) seconds have passed; anything
+    else fails the module, with what it changed (a release then puts the host back).
   - Changed only when it wrote a file or renamed a replica; in check mode it says whether it
     would and changes nothing (without asking the readiness, since no successor is started then).
 options:
@@ -56,6 +59,15 @@ options:
   record_content:
     description: What I(record_file) must contain.
     type: str
+  proxy_url:
+    description:
+      - The host's proxy health check (HTTPS to the host itself; its answer is checked, not
+        its certificate, which the load balancer checks), asked after everything else.
+    type: str
+  proxy_timeout:
+    description: Seconds I(proxy_url) gets to answer HTTP 200.
+    type: int
+    default: 10
 """
 
 EXAMPLES = r"""
@@ -69,6 +81,7 @@ EXAMPLES = r"""
     successor: model-0-next
     record_file: /etc/mlops-vm/model/release.json
     record_content: '{"current": {"image": "model:1.1"}}'
+    proxy_url: https://127.0.0.1:443/healthz
 """
 
 RETURN = r"""
@@ -79,13 +92,14 @@ changes:
   returned: always
   sample: [upstream /etc/mlops-vm/model/upstream.conf, retire model-0 for model-0-next]
 seconds:
-  description: The seconds each step took (ready, switch_and_drain, retire, record).
+  description: The seconds each step took (ready, switch_and_drain, retire, record, proxy).
   type: dict
   returned: unless in check mode
 """
 
 import os
 import shlex
+import ssl
 import subprocess
 import tempfile
 import time
@@ -119,17 +133,28 @@ def write(module: AnsibleModule, path: str, content: str) -> None:
     module.set_mode_if_different(path, "0644", False)
 
 
-def check_ready(module: AnsibleModule, url: str) -> None:
+def answer(url: str, timeout: float) -> tuple[int | None, object]:
     """One GET (the standard library's: this module is sent to the host on each call, and
-    Ansible's urls helpers would ride along with their own dependencies)."""
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local replica
+    Ansible's urls helpers would ride along with their own dependencies): status, reason.
+    HTTPS unverified: the host's own proxy at 127.0.0.1 (the load balancer checks its
+    certificate)."""
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    direct = urllib.request.build_opener(  # no HTTP proxy: a local address
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=unverified)
+    )
     try:
-        with direct.open(url, timeout=module.params["ready_timeout"]) as response:
-            status, why = response.status, response.reason
+        with direct.open(url, timeout=timeout) as response:
+            return response.status, response.reason
     except urllib.error.HTTPError as error:
-        status, why = error.code, error.reason
+        return error.code, error.reason
     except (urllib.error.URLError, OSError) as error:
-        status, why = None, getattr(error, "reason", error)
+        return None, getattr(error, "reason", error)
+
+
+def check_ready(module: AnsibleModule, url: str) -> None:
+    status, why = answer(url, module.params["ready_timeout"])
     if status != 200:
         module.fail_json(
             msg=f"The successor does not answer ready at {url} (status {status}: {why}); "
@@ -137,6 +162,26 @@ def check_ready(module: AnsibleModule, url: str) -> None:
             changed=False,
             changes=[],
         )
+
+
+def check_proxy(module: AnsibleModule, changes: list[str]) -> None:
+    """The host's proxy answers its health check through the replicas it now lists (what the
+    load balancer's next check sees), polled until PROXY_TIMEOUT: the gate of an in-place
+    release before its next batch."""
+    url = module.params["proxy_url"]
+    deadline = time.monotonic() + module.params["proxy_timeout"]
+    while True:
+        status, why = answer(url, max(1.0, deadline - time.monotonic()))
+        if status == 200:
+            return
+        if time.monotonic() >= deadline:
+            module.fail_json(
+                msg=f"The host's proxy does not answer its health check at {url} after the "
+                f"switch (status {status}: {why}).",
+                changed=bool(changes),
+                changes=changes,
+            )
+        time.sleep(DRAIN_POLL_S)
 
 
 def run(module: AnsibleModule, args, **kwargs) -> str:
@@ -198,6 +243,8 @@ def main() -> None:
             "stop_timeout": {"type": "int", "default": 30},
             "record_file": {"type": "path"},
             "record_content": {"type": "str"},
+            "proxy_url": {"type": "str"},
+            "proxy_timeout": {"type": "int", "default": 10},
         },
         required_together=[
             ("upstream_file", "upstream_content"),
@@ -242,6 +289,9 @@ def main() -> None:
     if record:
         write(module, params["record_file"], params["record_content"])
         lap("record")
+    if params["proxy_url"]:
+        check_proxy(module, changes)
+        lap("proxy")
     module.exit_json(changed=bool(changes), changes=changes, seconds=seconds)
 
 
