@@ -12,9 +12,9 @@ host or here, so the two places behave alike.
 import json
 import shlex
 import subprocess
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,63 +22,72 @@ from mlops_vm.release.hosts import ssh_command
 
 HOST_DIR = "/var/lib/mlops-vm"
 
-# argv: ACTION DIR; stdin: the lock holder (acquire), the token (release) or the entry
-# (append); for a run's end, the token and the entry to append (release: {"token": ...,
-# "append": {...}}), so the entry costs no call of its own. Prints one JSON object.
+# ledger(ACTION, DIR, GIVEN) -> one JSON-able answer. GIVEN: the lock holder (acquire),
+# the token (release) or the entry (append); for a run's end, the token and the entry to
+# append (release: {"token": ..., "append": {...}}), so the entry costs no call of its own.
+# On a host it runs as `python3 -c HOST_PROGRAM ACTION DIR` (GIVEN on stdin, the answer
+# printed); on this machine in the CLI's own process (a Python start less at each end of a
+# run).
 LEDGER = """
-import json, os, sys, tempfile
-action, folder = sys.argv[1], sys.argv[2]
-given = sys.stdin.read()
-os.makedirs(folder, exist_ok=True)
-lock, history = os.path.join(folder, "lock.json"), os.path.join(folder, "history.jsonl")
-def append(entry):
-    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(fd, (json.dumps(entry) + "\\n").encode())
-    os.close(fd)
-def holder():
-    try:
-        with open(lock) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        return {"unreadable": True}
-out = {}
-if action == "acquire":
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lock-")
-    os.write(fd, given.encode())
-    os.close(fd)
-    try:
-        os.link(tmp, lock)
-        out = {"acquired": True, "holder": None}
-    except FileExistsError:
-        out = {"acquired": False, "holder": holder()}
-    finally:
-        os.unlink(tmp)
-elif action == "read":
-    out = {"holder": holder()}
-elif action == "release":
-    token = given.strip()
-    if token.startswith("{"):
-        asked = json.loads(token)
-        token = asked["token"]
-        append(asked["append"])
-    current = holder()
-    if current is not None and current.get("token", "") == token:
-        os.unlink(lock)
-        out = {"released": current}
-    else:
-        out = {"released": None, "holder": current}
-elif action == "append":
-    append(json.loads(given))
-elif action == "history":
-    try:
-        with open(history) as f:
-            out = {"entries": [json.loads(line) for line in f if line.strip()]}
-    except FileNotFoundError:
-        out = {"entries": []}
-print(json.dumps(out))
+import json, os, tempfile
+def ledger(action, folder, given):
+    os.makedirs(folder, exist_ok=True)
+    lock, history = os.path.join(folder, "lock.json"), os.path.join(folder, "history.jsonl")
+    def append(entry):
+        fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, (json.dumps(entry) + "\\n").encode())
+        os.close(fd)
+    def holder():
+        try:
+            with open(lock) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"unreadable": True}
+    out = {}
+    if action == "acquire":
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lock-")
+        os.write(fd, given.encode())
+        os.close(fd)
+        try:
+            os.link(tmp, lock)
+            out = {"acquired": True, "holder": None}
+        except FileExistsError:
+            out = {"acquired": False, "holder": holder()}
+        finally:
+            os.unlink(tmp)
+    elif action == "read":
+        out = {"holder": holder()}
+    elif action == "release":
+        token = given.strip()
+        if token.startswith("{"):
+            asked = json.loads(token)
+            token = asked["token"]
+            append(asked["append"])
+        current = holder()
+        if current is not None and current.get("token", "") == token:
+            os.unlink(lock)
+            out = {"released": current}
+        else:
+            out = {"released": None, "holder": current}
+    elif action == "append":
+        append(json.loads(given))
+    elif action == "history":
+        try:
+            with open(history) as f:
+                out = {"entries": [json.loads(line) for line in f if line.strip()]}
+        except FileNotFoundError:
+            out = {"entries": []}
+    return out
 """
+HOST_PROGRAM = (
+    LEDGER
+    + """
+import sys
+print(json.dumps(ledger(sys.argv[1], sys.argv[2], sys.stdin.read())))
+"""
+)
 
 
 class LedgerError(RuntimeError):
@@ -114,7 +123,7 @@ class HostLedger:
         return f"host {self.name}"
 
     def call(self, action: str, given: str = "") -> dict[str, Any]:
-        remote = f"python3 -c {shlex.quote(LEDGER)} {action} {HOST_DIR}"
+        remote = f"python3 -c {shlex.quote(HOST_PROGRAM)} {action} {HOST_DIR}"
         try:
             done = subprocess.run(
                 ssh_command(self.host_vars, remote),
@@ -140,12 +149,15 @@ class LocalLedger:
         return f"this machine ({self.folder})"
 
     def call(self, action: str, given: str = "") -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-c", LEDGER, action, str(self.folder)],
-            input=given,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return parse(done, self.where)
+        try:
+            return local_ledger_program()(action, str(self.folder), given)
+        except (OSError, ValueError, KeyError) as error:
+            raise LedgerError(f"{self.where}: {error}") from None
+
+
+@cache
+def local_ledger_program() -> Callable[[str, str, str], dict[str, Any]]:
+    """LEDGER's ledger(), compiled once in this process."""
+    namespace: dict[str, Any] = {}
+    exec(compile(LEDGER, "<mlops-vm ledger>", "exec"), namespace)  # the text sent to hosts
+    return namespace["ledger"]

@@ -1,5 +1,7 @@
 #!/usr/bin/python
-"""Ansible module: what an mlops-vm environment's load balancer reports of its targets."""
+"""Documentation of the action plugin mlops_vm_target_health (plugins/action/), which reads
+the load balancer on the controller in Ansible's worker process; like ansible.builtin.debug,
+the module file only documents it."""
 
 DOCUMENTATION = r"""
 module: mlops_vm_target_health
@@ -9,6 +11,7 @@ description:
     (ALB target health, GCP backend health, Application Gateway backend health, the local
     LB's server states; C(static), each host's HTTPS health check).
   - Changes nothing; the same in check mode.
+  - An action plugin; it runs on the controller, with the Python that has C(mlops_vm).
   - A release reads it before its swaps; a host the load balancer reports healthy, swapped
     in place, never leaves it and is not registered again.
 extends_documentation_fragment:
@@ -38,28 +41,3 @@ serving:
   type: dict
   returned: always
 """
-
-from dataclasses import asdict
-
-try:  # from the checkout: ansible.cfg's module_utils path
-    from ansible.module_utils import mlops_vm_common as common
-except ImportError:  # from the built collection
-    from ansible_collections.mlops_vm.deploy.plugins.module_utils import mlops_vm_common as common
-
-
-def main() -> None:
-    run = common.EnvironmentRun({}, report_changes=False)
-    with run:
-        config = run.load_config()
-        provider = run.provider()
-        from mlops_vm.environment.specs import load_balancer_spec
-
-        targets = provider.target_health(load_balancer_spec(config, run.inventory_dir))
-    serving: dict[str, bool] = {}
-    for target in targets:
-        serving[target.instance_id] = serving.get(target.instance_id, False) or target.healthy
-    run.module.exit_json(changed=False, targets=[asdict(t) for t in targets], serving=serving)
-
-
-if __name__ == "__main__":
-    main()

@@ -106,9 +106,9 @@ def first_answer(loop: RequestLoop, version: str) -> float:
     return min(o.started for o in loop.outcomes if o.ok and o.version == version)
 
 
-def swap_results(task: str) -> dict[str, dict]:
-    """The results of TASK, by host, in the swap play of the latest run that had one (the
-    CLI keeps each run's runner events; a later `status` is a run too)."""
+def swap_events(task: str) -> dict[str, dict]:
+    """The result events of TASK (res, start, end), by host, in the swap play of the latest
+    run that had one (the CLI keeps each run's runner events; a later `status` is a run too)."""
     for run_dir in sorted((paths.STATE_DIR / "runs" / ENV).iterdir(), reverse=True):
         events = [
             json.loads(path.read_text()).get("event_data", {})
@@ -116,8 +116,13 @@ def swap_results(task: str) -> dict[str, dict]:
         ]
         swap = [data for data in events if data.get("play", "").startswith("Roll the release")]
         if swap:
-            return {d["host"]: d["res"] for d in swap if d.get("task") == task and "res" in d}
+            return {d["host"]: d for d in swap if d.get("task") == task and "res" in d}
     raise AssertionError(f"no run of {ENV} rolled a release")
+
+
+def swap_results(task: str) -> dict[str, dict]:
+    """The results of TASK, by host, in the latest run's swap play (swap_events)."""
+    return {host: event["res"] for host, event in swap_events(task).items()}
 
 
 def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
@@ -135,9 +140,13 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     hosts = running(environment)
     assert {h["running_image"] for h in hosts.values()} == {IMAGE_11}
     assert {h["previous_image"] for h in hosts.values()} == {IMAGE_10}
-    # Host by host: one host's release finished before the next one's.
+    # Host by host: one host's swap ended before the next one's began (the records'
+    # deployed_at, to the second, may be the same second now).
     moments = sorted(h["deployed_at"] for h in hosts.values())
-    assert moments[0] < moments[1], moments
+    assert moments[0] <= moments[1], moments
+    swaps = swap_events("Switch to the staged successor and record the release")
+    first, second = sorted(swaps.values(), key=lambda event: event["start"])
+    assert first["end"] <= second["start"], (first["end"], second["start"])
     # The second host's new replica was started (staged in the pre-flight) before the first
     # host switched: the slow part of the swap overlapped, not host after host.
     assert created_at(HOSTS[1], "model-0") < first_answer(load[0], "1.1")
