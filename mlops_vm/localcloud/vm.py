@@ -83,8 +83,11 @@ def run_vm(
     )
 
 
-def wait_booted(name: str, timeout_s: float = 90.0) -> str:
-    """Wait until systemd in NAME has finished booting; returns the system state."""
+def wait_booted(name: str, timeout_s: float = 180.0) -> str:
+    """Wait until systemd in NAME has finished booting; returns the system state. The limit
+    is that of a scaling group's instance (health_timeout_s): a VM that boots beside a
+    machine's other work (several VMs and their engines starting at once) takes its time,
+    and only a VM that never boots should reach it."""
     deadline = time.monotonic() + timeout_s
     state = ""
     while time.monotonic() < deadline:

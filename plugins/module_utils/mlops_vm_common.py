@@ -31,7 +31,8 @@ class EnvironmentRun:
 
     Used as a context manager around the work: a configuration error, a release error or a
     provider error ends the run with fail_json, the provider's error as `error`, and (with
-    report_changes) what was made before it as `changes`.
+    report_changes) what was made before it as `changes`; any other exception too, named
+    with its type and the function that raised it.
     """
 
     def __init__(
@@ -98,7 +99,19 @@ class EnvironmentRun:
         if isinstance(error, ReleaseError):
             self.module.fail_json(msg=str(error))
         if not isinstance(error, ProvisionError):
-            return
+            # Not a classified failure (a local Docker call, a wait's timeout, a bug): the
+            # run still gets its reason and where it came from, not a module that printed
+            # no result ("Module result deserialization failed").
+            import traceback
+
+            where = traceback.extract_tb(_trace)[-1]
+            changes = strings(self.made)
+            self.module.fail_json(
+                msg=f"{kind.__name__}: {error} (in {where.name}, "
+                f"{Path(where.filename).name}:{where.lineno})",
+                changed=bool(changes),
+                changes=changes,
+            )
         if self.gpu_hint and self.config is not None:
             # A GPU quota or stock-out: what to do about GPUs first.
             from mlops_vm.provision.gpu_hints import with_gpu_hint

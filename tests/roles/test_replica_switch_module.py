@@ -2,10 +2,13 @@
 run on this machine as Ansible runs it on a host: a successor that does not answer ready
 switches nothing, the proxy is switched only when its upstream file changes, the record is
 written root 0644 and only when it differs, the retired replica hands its name to its
-successor (real containers) and goes in the background, and the host's proxy must answer
-its health check (HTTPS, a certificate no client trusts) after the switch."""
+successor (real containers) and goes in the background, the switch waits until the proxy's
+workers from before it have gone (a stand-in master that reloads as Nginx does: later than
+the reload command returns), and the host's proxy must answer its health check (HTTPS, a
+certificate no client trusts) after the switch."""
 
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -81,6 +84,7 @@ def switch(tmp_path: Path, check_mode: bool = False, **args: Any) -> dict[str, A
         "upstream_content": UPSTREAM,
         "switch_command": f"echo switched >> {tmp_path / 'switches'}",
         "drain_timeout": 2,
+        "proxy_pid_file": str(tmp_path / "no-proxy.pid"),  # no proxy runs: nothing to wait for
     }
     arguments = {**defaults, **args, "_ansible_check_mode": check_mode}
     args_file = tmp_path / "args.json"
@@ -161,6 +165,139 @@ def test_check_mode_says_what_it_would_change_and_changes_nothing(tmp_path):
     ]
     assert not (tmp_path / "upstream.conf").exists() and not (tmp_path / "r.json").exists()
     assert switches(tmp_path) == 0
+
+
+# A stand-in for Nginx's master and its workers, as a reload behaves: the signal returns at
+# once, the master reads its configuration for RELOAD_S (its old worker still takes new
+# requests), starts a new worker, tells the old one to shut down (it retitles itself, same
+# process), and the old one exits once its requests in flight are done (FINISH_S; -1:
+# never). IGNORE: a master that never takes the new configuration.
+WORKER_SCRIPT = (
+    "trap 'exec -a \"nginx: worker process is shutting down\" sleep 600' USR1; "
+    "while :; do sleep 0.05; done"
+)
+MASTER_SCRIPT = """
+import os, shutil, signal, subprocess, sys, time
+pid_file, mode, script = sys.argv[1], sys.argv[2], sys.argv[5]
+reload_s, finish_s = float(sys.argv[3]), float(sys.argv[4])
+def worker():
+    bash = shutil.which("bash")
+    return subprocess.Popen(["nginx: worker process", "-c", script], executable=bash)
+workers = [worker()]
+def reload(*_):
+    if mode == "ignore":
+        return
+    time.sleep(reload_s)
+    old = workers.pop()
+    workers.append(worker())
+    old.send_signal(signal.SIGUSR1)
+    if finish_s >= 0:
+        time.sleep(finish_s)
+        old.kill()
+        old.wait()
+    else:
+        workers.append(old)
+def stop(*_):
+    for each in workers:
+        each.kill()
+    sys.exit(0)
+signal.signal(signal.SIGHUP, reload)
+signal.signal(signal.SIGTERM, stop)
+with open(pid_file + ".new", "w") as handle:
+    handle.write(f"{os.getpid()}\\n")
+os.rename(pid_file + ".new", pid_file)
+while True:
+    signal.pause()
+"""
+RELOAD_S = 0.5
+
+
+class Master:
+    """The stand-in master's pid file and process."""
+
+    def __init__(self, tmp_path: Path, mode: str, finish_s: float) -> None:
+        self.pid_file = tmp_path / "nginx.pid"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", MASTER_SCRIPT, str(self.pid_file), mode, str(RELOAD_S),
+             str(finish_s), WORKER_SCRIPT]
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not (self.pid_file.exists() and self.workers()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def workers(self) -> set[str]:
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        )
+        return set(found.stdout.split())
+
+    def switch(self, tmp_path: Path, **args: Any) -> dict[str, Any]:
+        return switch(
+            tmp_path,
+            switch_command=f"kill -HUP {self.process.pid}",  # returns at once, as a reload
+            proxy_pid_file=str(self.pid_file),
+            **args,
+        )
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[Any]:
+    started: list[Master] = []
+
+    def start(mode: str = "reload", finish_s: float = 0.3) -> Master:
+        started.append(Master(tmp_path, mode, finish_s))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.process.terminate()
+        each.process.wait(timeout=10)
+
+
+def alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/cmdline").read_bytes() != b""  # not a zombie
+
+
+def test_the_switch_waits_until_the_proxy_replaced_the_workers_it_had(tmp_path, master):
+    proxy = master()
+    before = proxy.workers()
+    assert len(before) == 1
+    result = proxy.switch(tmp_path, drain_timeout=10)
+    assert result["changed"] and not result.get("failed"), result
+    # Not done when the reload command returned: the old worker still took requests then.
+    assert result["seconds"]["switch_and_drain"] >= RELOAD_S
+    assert not any(alive(pid) for pid in before)
+    assert len(proxy.workers() - before) == 1
+
+
+def test_a_proxy_that_never_takes_the_new_upstream_fails_the_switch(tmp_path, master):
+    proxy = master("ignore")
+    before = proxy.workers()
+    result = proxy.switch(tmp_path, drain_timeout=1)
+    assert result["failed"] and "did not take the new upstream" in result["msg"], result
+    # What it changed is reported (the release puts the host back), and its worker serves on.
+    assert result["changed"] and result["changes"] == [f"upstream {tmp_path / 'upstream.conf'}"]
+    assert proxy.workers() == before and all(alive(pid) for pid in before)
+
+
+def test_old_workers_still_finishing_requests_at_the_drain_timeout_let_the_switch_go_on(
+    tmp_path, master
+):
+    proxy = master(finish_s=-1)  # a request in flight longer than the drain timeout
+    before = proxy.workers()
+    started = time.monotonic()
+    result = proxy.switch(tmp_path, drain_timeout=1)
+    assert result["changed"] and not result.get("failed"), result
+    assert time.monotonic() - started >= 1
+    shutting_down = subprocess.run(
+        ["pgrep", "-P", str(proxy.process.pid), "-f", "^nginx: worker process is shutting"],
+        capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert set(shutting_down) == before
 
 
 def docker(*args: str) -> str:

@@ -1,5 +1,6 @@
 """The provider modules (plugins/modules) hand a failed provider's partial changes back to
-the run, in fail_json's `changes`, where the runner's event handler collects them."""
+the run, in fail_json's `changes`, where the runner's event handler collects them; an
+error of no project type still ends the module with its reason as the result."""
 
 import json
 import sys
@@ -60,8 +61,18 @@ class FailingProvider:
         raise ProvisionError(ErrorCode.TIMEOUT, "targets never got healthy")
 
 
-def run_module(name: str, args: dict[str, Any], monkeypatch, capsys) -> dict[str, Any]:
-    monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: FailingProvider())
+class BrokenProvider(FailingProvider):
+    """A provider whose own code fails with an error of no project type (as a local Docker
+    call or a wait's TimeoutError can)."""
+
+    def ensure_fleet(self, spec: Any, *, dry_run: bool = False) -> FleetResult:
+        raise TimeoutError("mlops-vm-dev-builder did not boot within 90s (state: 'starting')")
+
+
+def run_module(
+    name: str, args: dict[str, Any], monkeypatch, capsys, provider: type = FailingProvider
+) -> dict[str, Any]:
+    monkeypatch.setattr(mlops_vm.provision, "get_provider", lambda settings: provider())
     module = load_module(name)
     with patch_module_args(args), pytest.raises(SystemExit) as exited:
         module.main()
@@ -90,3 +101,16 @@ def test_load_balancer_health_failure_still_returns_the_lb_changes(
     result = run_module("mlops_vm_load_balancer", args, monkeypatch, capsys)
     assert result["failed"] is True
     assert result["changes"] == [str(ALB)]
+
+
+def test_an_unexpected_error_is_the_result_with_its_type_and_origin(
+    tmp_path: Path, monkeypatch, capsys
+):
+    args = {"config": CONFIG, "inventory_dir": str(tmp_path)}
+    result = run_module("mlops_vm_fleet", args, monkeypatch, capsys, BrokenProvider)
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "TimeoutError: mlops-vm-dev-builder did not boot within 90s (state: 'starting') "
+        "(in ensure_fleet, test_provider_modules.py:"
+    ), result["msg"]
+    assert result["changed"] is False and result["changes"] == []

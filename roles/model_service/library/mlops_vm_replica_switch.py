@@ -10,8 +10,12 @@ description:
   - Asks I(ready_url) once; anything but HTTP 200 fails the module before anything changed
     (the old replica keeps serving, the upstream file is left as it was).
   - Writes I(upstream_content) to I(upstream_file) (root, 0644) when it differs; only then
-    runs I(switch_command) and waits, up to I(drain_timeout) seconds, until no Nginx worker
-    is left shutting down (those still serve requests in flight on the previous replicas).
+    runs I(switch_command) and waits, up to I(drain_timeout) seconds, until every Nginx
+    worker from before the command has exited (a reload only signals the master: until it
+    has read the new upstream its old workers still send new requests to the previous
+    replicas, then they finish those in flight). An old worker that is not shutting down
+    at I(drain_timeout) means the proxy never took the new upstream: the module fails, with
+    what it changed, before any replica is retired.
   - Renames the running replica I(retire) to C(<retire>-old) and I(successor) to I(retire),
     then stops C(<retire>-old) (SIGTERM, I(stop_timeout)) and removes it in the background,
     in its own session, so that its stop does not hold up the release.
@@ -68,6 +72,10 @@ options:
     description: Seconds I(proxy_url) gets to answer HTTP 200.
     type: int
     default: 10
+  proxy_pid_file:
+    description: The pid file of the proxy's master, whose workers the switch waits on.
+    type: path
+    default: /run/nginx.pid
 """
 
 EXAMPLES = r"""
@@ -108,8 +116,10 @@ import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
 
-# The proxy's workers that still finish requests from before the switch (anchored, so
-# that it does not match a shell or pgrep that carries the pattern in its own arguments).
+# The proxy's workers (anchored, so that it does not match a shell or pgrep that carries
+# the pattern in its own arguments), and those of them that finish the requests they had
+# when the proxy was told to read its configuration again.
+WORKER = "^nginx: worker process"
 SHUTTING_DOWN = "^nginx: worker process is shutting down"
 DRAIN_POLL_S = 0.2
 
@@ -193,15 +203,47 @@ def run(module: AnsibleModule, args, **kwargs) -> str:
     return out
 
 
-def switch_proxy(module: AnsibleModule) -> None:
-    """The switch, then a fine poll (a release waits on it) that ends as soon as the old
-    workers are gone, or after drain_timeout."""
+def proxy_workers(module: AnsibleModule, pattern: str = WORKER) -> set[str]:
+    """The process ids of the proxy's workers that match PATTERN: the children of the master
+    named in proxy_pid_file (none when no proxy runs)."""
+    try:
+        with open(module.params["proxy_pid_file"]) as pid_file:
+            master = pid_file.read().strip()
+    except OSError:
+        return set()
+    if not master.isdigit():
+        return set()
+    rc, out, _ = module.run_command(["pgrep", "-P", master, "-f", pattern])
+    return set(out.split()) if rc == 0 else set()
+
+
+def switch_proxy(module: AnsibleModule, changes: list[str]) -> None:
+    """The switch, then a fine poll (a release waits on it) that ends as soon as every
+    worker the proxy had before the switch has exited.
+
+    A reload only signals the proxy's master (`systemctl reload nginx` and `nginx -s reload`
+    return at once): until the master has read the new upstream, its old workers still send
+    new requests to the old replica, and they do not say "shutting down" yet. So the wait is
+    on the workers from before the command, not on those shutting down when it returns:
+    gone means the new workers took over and the old ones finished their requests.
+    After drain_timeout, old workers that still shut down are long requests (the replica's
+    own graceful stop lets them finish); one that does not shut down means the proxy never
+    read the new upstream, and the old replica must not stop: the switch fails."""
+    before = proxy_workers(module)
     if module.params["switch_command"]:
         run(module, module.params["switch_command"], use_unsafe_shell=True)
     deadline = time.monotonic() + module.params["drain_timeout"]
-    while time.monotonic() < deadline:
-        rc, _, _ = module.run_command(["pgrep", "-f", SHUTTING_DOWN])
-        if rc != 0:
+    while left := before & proxy_workers(module):
+        if time.monotonic() >= deadline:
+            if left - proxy_workers(module, SHUTTING_DOWN):
+                module.fail_json(
+                    msg="The proxy did not take the new upstream: its workers from before the "
+                    f"switch still take requests after {module.params['drain_timeout']}s "
+                    f"({module.params['switch_command']!r}; see the proxy's error log). The "
+                    "running replica keeps serving.",
+                    changed=bool(changes),
+                    changes=changes,
+                )
             return
         time.sleep(DRAIN_POLL_S)
 
@@ -245,6 +287,7 @@ def main() -> None:
             "record_content": {"type": "str"},
             "proxy_url": {"type": "str"},
             "proxy_timeout": {"type": "int", "default": 10},
+            "proxy_pid_file": {"type": "path", "default": "/run/nginx.pid"},
         },
         required_together=[
             ("upstream_file", "upstream_content"),
@@ -281,7 +324,7 @@ def main() -> None:
         lap("ready")
     if upstream:
         write(module, params["upstream_file"], params["upstream_content"])
-        switch_proxy(module)
+        switch_proxy(module, changes)
         lap("switch_and_drain")
     if params["retire"]:
         retire(module, params["retire"], params["successor"])
