@@ -11,14 +11,16 @@ description:
     (the old replica keeps serving, the upstream file is left as it was).
   - Writes I(upstream_content) to I(upstream_file) (root, 0644) when it differs; only then
     runs I(switch_command) and waits, up to I(drain_timeout) seconds, until every Nginx
-    worker from before the command has exited (a reload only signals the master: until it
-    has read the new upstream its old workers still send new requests to the previous
-    replicas, then they finish those in flight). An old worker that is not shutting down
-    at I(drain_timeout) means the proxy never took the new upstream: the module fails, with
-    what it changed, before any replica is retired.
+    worker from before the command has exited or is shutting down (a reload only signals
+    the master, and until it has read the new upstream its old workers still send new
+    requests to the previous replicas). An old worker that is not shutting down at
+    I(drain_timeout) means the proxy never took the new upstream, so the module fails,
+    with what it changed, before any replica is retired.
   - Renames the running replica I(retire) to C(<retire>-old) and I(successor) to I(retire),
-    then stops C(<retire>-old) (SIGTERM, I(stop_timeout)) and removes it in the background,
-    in its own session, so that its stop does not hold up the release.
+    then, in the background and in its own session (its stop does not hold up the
+    release), waits until the proxy's old workers have exited (they finish their requests
+    in flight on it; I(drain_timeout) at most), stops C(<retire>-old) (SIGTERM,
+    I(stop_timeout)) and removes it.
   - Writes I(record_content) to I(record_file) (root, 0644) when it differs.
   - Then asks I(proxy_url), the host's own proxy (what the load balancer's health check
     asks), until it answers HTTP 200 or I(proxy_timeout) seconds have passed; anything
@@ -44,7 +46,9 @@ options:
     type: str
     default: ""
   drain_timeout:
-    description: Seconds to wait, after the switch, for the proxy's previous workers to exit.
+    description:
+      - Seconds the proxy's previous workers get to shut down after the switch (else the
+        module fails), then to finish their requests in flight before the retired replica stops.
     type: int
     default: 30
   retire:
@@ -100,7 +104,7 @@ changes:
   returned: always
   sample: [upstream /etc/mlops-vm/model/upstream.conf, retire model-0 for model-0-next]
 seconds:
-  description: The seconds each step took (ready, switch_and_drain, retire, record, proxy).
+  description: The seconds each step took (ready, switch, retire, record, proxy).
   type: dict
   returned: unless in check mode
 """
@@ -217,47 +221,60 @@ def proxy_workers(module: AnsibleModule, pattern: str = WORKER) -> set[str]:
     return set(out.split()) if rc == 0 else set()
 
 
-def switch_proxy(module: AnsibleModule, changes: list[str]) -> None:
+def switch_proxy(module: AnsibleModule, changes: list[str]) -> set[str]:
     """The switch, then a fine poll (a release waits on it) that ends as soon as every
-    worker the proxy had before the switch has exited.
+    worker the proxy had before the switch has exited or is shutting down; returns those
+    still shutting down (they finish their requests in flight, on the old replicas).
 
     A reload only signals the proxy's master (`systemctl reload nginx` and `nginx -s reload`
-    return at once): until the master has read the new upstream, its old workers still send
-    new requests to the old replica, and they do not say "shutting down" yet. So the wait is
-    on the workers from before the command, not on those shutting down when it returns:
-    gone means the new workers took over and the old ones finished their requests.
-    After drain_timeout, old workers that still shut down are long requests (the replica's
-    own graceful stop lets them finish); one that does not shut down means the proxy never
-    read the new upstream, and the old replica must not stop: the switch fails."""
+    return at once): until the master has read the new upstream, its old workers still take
+    new requests for the old replicas and do not say "shutting down" yet. So the wait is on
+    the workers from before the command, not on those shutting down when it returns. Not on
+    their exit either: a worker shutting down sends no new request anywhere, but it may
+    linger for many seconds on a client connection (Nginx's lingering close), and the
+    release need not wait for that (retire waits for it before the old replica stops).
+    One that does not shut down within drain_timeout means the proxy never read the new
+    upstream, and the old replica must not stop: the switch fails."""
     before = proxy_workers(module)
     if module.params["switch_command"]:
         run(module, module.params["switch_command"], use_unsafe_shell=True)
     deadline = time.monotonic() + module.params["drain_timeout"]
-    while left := before & proxy_workers(module):
+    while True:
+        left = before & proxy_workers(module)
+        serving = left - proxy_workers(module, SHUTTING_DOWN)
+        if not serving:
+            return left
         if time.monotonic() >= deadline:
-            if left - proxy_workers(module, SHUTTING_DOWN):
-                module.fail_json(
-                    msg="The proxy did not take the new upstream: its workers from before the "
-                    f"switch still take requests after {module.params['drain_timeout']}s "
-                    f"({module.params['switch_command']!r}; see the proxy's error log). The "
-                    "running replica keeps serving.",
-                    changed=bool(changes),
-                    changes=changes,
-                )
-            return
+            module.fail_json(
+                msg="The proxy did not take the new upstream: its workers from before the "
+                f"switch still take requests after {module.params['drain_timeout']}s "
+                f"({module.params['switch_command']!r}; see the proxy's error log). The "
+                "running replica keeps serving.",
+                changed=bool(changes),
+                changes=changes,
+            )
         time.sleep(DRAIN_POLL_S)
 
 
-def retire(module: AnsibleModule, name: str, successor: str) -> None:
+def retire(module: AnsibleModule, name: str, successor: str, draining: set[str]) -> None:
     """Set the replica aside first (so the watchdog never starts it again while it stops),
-    give the successor its name, then stop and remove it in the background: the proxy sends
-    it nothing any more and its requests in flight are done (the switch waited for them). A
-    later swap removes what an interrupted stop left."""
+    give the successor its name, then, in the background, wait until the proxy's workers
+    DRAINING have exited (their requests in flight on it are done; drain_timeout at most),
+    stop it and remove it: the proxy sends it no new request any more (the switch waited
+    for that). A later swap removes what an interrupted stop left."""
     old = f"{name}-old"
     run(module, ["docker", "rename", name, old])
     run(module, ["docker", "rename", successor, name])
+    polls = int(module.params["drain_timeout"] / DRAIN_POLL_S)
+    wait = (
+        f"for _ in $(seq {polls}); do alive=; for pid in {' '.join(sorted(draining))}; do "
+        'kill -0 "$pid" 2>/dev/null && alive=1; done; [ -n "$alive" ] || break; '
+        f"sleep {DRAIN_POLL_S}; done; "
+        if draining
+        else ""
+    )
     stop = (
-        f"docker stop --time {module.params['stop_timeout']} {shlex.quote(old)}; "
+        f"{wait}docker stop --time {module.params['stop_timeout']} {shlex.quote(old)}; "
         f"docker rm --force {shlex.quote(old)}"
     )
     # Its own session (setsid) and no descriptor of this module's: the stop outlives the
@@ -322,12 +339,13 @@ def main() -> None:
     if params["ready_url"]:
         check_ready(module, params["ready_url"])
         lap("ready")
+    draining: set[str] = set()
     if upstream:
         write(module, params["upstream_file"], params["upstream_content"])
-        switch_proxy(module, changes)
-        lap("switch_and_drain")
+        draining = switch_proxy(module, changes)
+        lap("switch")
     if params["retire"]:
-        retire(module, params["retire"], params["successor"])
+        retire(module, params["retire"], params["successor"], draining)
         lap("retire")
     if record:
         write(module, params["record_file"], params["record_content"])
