@@ -225,11 +225,17 @@ class Master:
         while not (self.pid_file.exists() and self.workers()) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def workers(self) -> set[str]:
+    def workers(self, *pattern: str) -> set[str]:
+        """Its workers' process ids (those whose command line matches PATTERN, if given)."""
         found = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+            ["pgrep", "-P", str(self.process.pid), *(("-f", *pattern) if pattern else ())],
+            capture_output=True,
+            text=True,
         )
         return set(found.stdout.split())
+
+    def shutting_down(self) -> set[str]:
+        return self.workers("^nginx: worker process is shutting")
 
     def switch(self, tmp_path: Path, **args: Any) -> dict[str, Any]:
         return switch(
@@ -262,14 +268,6 @@ def alive(pid: str) -> bool:
     return Path(f"/proc/{pid}/cmdline").read_bytes() != b""  # not a zombie
 
 
-def shutting_down(proxy: Master) -> set[str]:
-    found = subprocess.run(
-        ["pgrep", "-P", str(proxy.process.pid), "-f", "^nginx: worker process is shutting"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return set(found.stdout.split())
-
-
 def test_the_switch_waits_until_every_worker_of_the_proxy_took_the_new_upstream(tmp_path, master):
     proxy = master()
     before = proxy.workers()
@@ -278,7 +276,7 @@ def test_the_switch_waits_until_every_worker_of_the_proxy_took_the_new_upstream(
     assert result["changed"] and not result.get("failed"), result
     # Not done when the reload command returned: the old worker still took requests then.
     assert result["seconds"]["switch"] >= RELOAD_S
-    assert all(pid in shutting_down(proxy) or not alive(pid) for pid in before)
+    assert all(pid in proxy.shutting_down() or not alive(pid) for pid in before)
     assert len(proxy.workers() - before) == 1
 
 
@@ -298,7 +296,7 @@ def test_an_old_worker_that_lingers_does_not_hold_up_the_switch(tmp_path, master
     result = proxy.switch(tmp_path, drain_timeout=20)
     assert result["changed"] and not result.get("failed"), result
     assert result["seconds"]["switch"] < 10  # not the drain timeout
-    assert shutting_down(proxy) == before
+    assert proxy.shutting_down() == before
 
 
 def docker(*args: str) -> str:
@@ -346,12 +344,12 @@ def test_the_retired_replica_stops_once_the_old_workers_finished_their_requests(
         # The release goes on at once; the old replica serves the old worker until it exits.
         assert names(replica) == {replica, f"{replica}-old"}
         time.sleep(2.5)  # a stop that did not wait would be over (1 s to stop, then removed)
-        assert f"{replica}-old" in names(replica) and shutting_down(proxy)
+        assert f"{replica}-old" in names(replica) and proxy.shutting_down()
         deadline = time.monotonic() + 30
         while names(replica) != {replica} and time.monotonic() < deadline:
             time.sleep(0.2)
         assert names(replica) == {replica}
-        assert not shutting_down(proxy)  # it went after the old worker, not before
+        assert not proxy.shutting_down()  # it went after the old worker, not before
     finally:
         subprocess.run(
             ["docker", "rm", "--force", replica, f"{replica}-next", f"{replica}-old"],
