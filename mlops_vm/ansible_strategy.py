@@ -29,14 +29,11 @@ def use_mitogen(environ: Mapping[str, str], provider: str) -> bool:
     return choice == "1" or (choice == "" and provider in HOST_KEYS_RECORDED_BY)
 
 
-def mitogen_environment() -> dict[str, str]:
-    """Environment variables that run ansible-playbook under Mitogen's strategy."""
+def strategy_environment(environ: Mapping[str, str], provider: str) -> dict[str, str]:
+    """Environment variables that select Mitogen for an environment on PROVIDER."""
+    if not use_mitogen(environ, provider):
+        return {}
     import ansible_mitogen
 
     plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
-
-
-def strategy_environment(environ: Mapping[str, str], provider: str) -> dict[str, str]:
-    """Environment variables that select Mitogen for an environment on PROVIDER."""
-    return mitogen_environment() if use_mitogen(environ, provider) else {}

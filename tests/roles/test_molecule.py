@@ -1,5 +1,4 @@
-"""The roles' Molecule scenarios, run whole (create, converge, idempotence, verify, destroy),
-the actions that apply the roles under Mitogen's strategy (MLOPS_VM_MITOGEN=0: Ansible's).
+"""The roles' Molecule scenarios, run whole (create, converge, idempotence, verify, destroy).
 
 Each scenario's Testinfra tests also apply its role with bad variables against the running VM
 (wrong type, missing required value, unknown choice, a TCP docker socket, an invalid Nginx or
@@ -14,17 +13,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
-
-from mlops_vm.ansible_strategy import OPT_IN, mitogen_environment
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-SHARED_CONFIG = PROJECT / ".config" / "molecule" / "config.yml"
 TIMEOUT_S = 20 * 60
 
 # Bad-variable tests of each scenario that must have run and passed.
@@ -64,61 +58,23 @@ REFUSAL_TESTS = {
 }
 
 
-# Molecule's own docker playbooks (create, destroy) wait on async tasks that Mitogen's
-# strategy never sees finish; the actions that apply the roles run under it (a converge of
-# nginx_proxy in 11 s instead of 21, the whole scenario in 196 s instead of 230).
-MITOGEN_ACTIONS = {"converge", "idempotence", "side_effect", "verify"}
-
-
-def molecule_test_sequence(scenario: str) -> list[str]:
-    """The actions of `molecule test -s SCENARIO`: its test_sequence, else the shared one."""
-    for config in (PROJECT / "molecule" / scenario / "molecule.yml", SHARED_CONFIG):
-        sequence = (yaml.safe_load(config.read_text()).get("scenario") or {}).get("test_sequence")
-        if sequence:
-            return sequence
-    raise AssertionError(f"no test_sequence in {SHARED_CONFIG}")
-
-
-def skipped_by_molecule_test(scenario: str, action: str) -> bool:
-    """`molecule test` skips a side effect the scenario has no playbook for (alone, it fails)."""
-    config = yaml.safe_load((PROJECT / "molecule" / scenario / "molecule.yml").read_text())
-    playbooks = (config.get("provisioner") or {}).get("playbooks") or {}
-    return action == "side_effect" and not (
-        "side_effect" in playbooks or (PROJECT / "molecule" / scenario / "side_effect.yml").exists()
-    )
-
-
 def run_molecule(scenario: str, log_file: Path) -> int:
-    """`molecule test -s SCENARIO`, one action at a time: the first failing action ends it,
-    and the VMs are destroyed whatever happened, as `molecule test` does."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     # One line per output line, no colour codes: a secret cannot hide behind a wrap.
     env.update({"NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "COLUMNS": "100000", "PY_COLORS": "0"})
-    mitogen = os.environ.get(OPT_IN) != "0" and not os.environ.get("ANSIBLE_STRATEGY")
-    deadline = time.monotonic() + TIMEOUT_S
-    returncode = 0
     with log_file.open("w") as log:
-        for action in molecule_test_sequence(scenario):
-            if (returncode and action != "destroy") or skipped_by_molecule_test(scenario, action):
-                continue
-            action_env = (
-                {**env, **mitogen_environment()} if (mitogen and action in MITOGEN_ACTIONS) else env
-            )
-            completed = subprocess.run(
-                # The sequence names actions as molecule.yml does (side_effect), the CLI
-                # as commands (side-effect).
-                [str(VENV_BIN / "molecule"), action.replace("_", "-"), "-s", scenario],
-                cwd=PROJECT,
-                env=action_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=max(deadline - time.monotonic(), 60),
-                check=False,
-            )
-            returncode = returncode or completed.returncode
-    return returncode
+        completed = subprocess.run(
+            [str(VENV_BIN / "molecule"), "test", "-s", scenario],
+            cwd=PROJECT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    return completed.returncode
 
 
 @pytest.mark.slow
