@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from conftest import CA_ON_VM
@@ -178,6 +180,68 @@ def test_drained_server_gets_no_new_request_keeps_its_state_over_a_reload_and_co
     assert server_status(host)["backend-1"] == "UP"
     answers = predict(host, 6)
     assert {a["upstream"] for a in answers} == {8441, 8442}
+
+
+# One keep-alive client on the VM, a prediction every 300 ms (under the scenario's rate
+# limit of 60 in 10 s with the other requests of the test) until the stop file exists.
+KEEP_ALIVE_LOOP = r"""
+import json, os, sys, time, requests
+session, sent, failed = requests.Session(), 0, []
+while not os.path.exists(sys.argv[2]):
+    try:
+        answer = session.post(
+            "https://localhost/predict", json={"instances": [[1, 2, 3, 4]]},
+            verify=sys.argv[1], timeout=10,
+        )
+        if answer.status_code != 200:
+            failed.append(answer.status_code)
+    except requests.RequestException as error:
+        failed.append(repr(error))
+    sent += 1
+    time.sleep(0.3)
+print(json.dumps({"sent": sent, "failed": failed}))
+"""
+
+
+@contextmanager
+def keep_alive_loop(host) -> Iterator[dict]:
+    """Requests on one keep-alive connection while the block runs; the dict gets `sent` and
+    `failed` when it ends."""
+    outcome: dict = {}
+    host.check_output("rm -f /tmp/loop.stop /tmp/loop.out")
+    host.check_output(f"cat > /tmp/loop.py <<'EOF'\n{KEEP_ALIVE_LOOP}\nEOF")
+    host.check_output(
+        f"nohup python3 /tmp/loop.py {CA_ON_VM} /tmp/loop.stop > /tmp/loop.out 2>&1 &"
+    )
+    try:
+        yield outcome
+    finally:
+        host.check_output("touch /tmp/loop.stop")
+        out = wait_until(
+            lambda: host.run("cat /tmp/loop.out").stdout.strip(), 20, "the loop's count"
+        )
+        outcome.update(json.loads(out.splitlines()[-1]))
+
+
+def test_a_server_leaves_and_comes_back_with_no_reload_and_no_failed_request(host):
+    """Scaling in and out changes servers through the runtime API: a reload would close the
+    idle keep-alive connections, and a request sent at that moment gets no answer."""
+    worker = worker_pid(host)
+    only_backend_1 = [{"name": "backend-1", "address": "127.0.0.1", "port": 8441}]
+    with keep_alive_loop(host) as outcome:
+        result = apply_role("haproxy_lb", {"haproxy_lb_servers": only_backend_1})
+        assert result.returncode == 0, result.stdout
+        assert "backend-2" not in server_status(host)
+        assert {a["upstream"] for a in predict(host, 4)} == {8441}
+        result = apply_role("haproxy_lb", {})
+        assert result.returncode == 0, result.stdout
+        wait_status(host, "backend-2", "UP", 10)
+    assert worker_pid(host) == worker, "HAProxy was reloaded"
+    assert outcome["sent"] > 10 and outcome["failed"] == [], outcome
+    assert {a["upstream"] for a in predict(host, 6)} == {8441, 8442}
+    config = host.file("/etc/haproxy/haproxy.cfg").content_string
+    assert "server backend-2 127.0.0.1:8442" in config
+    assert host.file("/etc/haproxy/haproxy.cfg.applied").content_string == config
 
 
 def test_admin_socket_is_root_only(host):
