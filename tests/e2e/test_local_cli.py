@@ -1,8 +1,8 @@
 """`mlops-vm provision` on the local cloud, from nothing to predictions and back to nothing.
 
 One environment is shared by the tests of this module, in order: plan, provision, second
-run, status, a failure in the middle and its repair, a release then a scale-in under a
-request loop, destroy.
+run, status, a failure in the middle and its repair, a release then a scale-in and a
+scale-out under a request loop, destroy.
 """
 
 import secrets
@@ -17,6 +17,7 @@ from sklearn.datasets import load_iris
 from mlops_vm.localcloud import images, registry
 from mlops_vm.localcloud.docker_cli import docker
 from mlops_vm.localcloud.vm import container_ip
+from mlops_vm.provision.local import lb_admin
 from mlops_vm.provision.local import resources as res
 from tests.environments import cli, cli_json, fresh_environment, labelled, nothing_labelled
 from tests.load import RequestLoop
@@ -235,13 +236,10 @@ def set_fleet_count(environment: Path, count: int) -> None:
     path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
 
 
-def test_scale_in_drains_the_removed_vm_and_converges(provisioned, environment):
-    """Issue 26: with a release made by `deploy --image`, fleet.count 2 -> 1 crashed the run
-    and the removed VM cut a request off. The VM that goes must leave the load balancer and
-    drain before it is removed, the play must not contact it, and the run must converge."""
-    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
-    assert code == 0, summary.get("failures") or summary
-    set_fleet_count(environment, 1)
+def provision_count_under_a_request_loop(provisioned, environment: Path, count: int) -> dict:
+    """fleet.count set to COUNT, then `provision` while a keep-alive client sends a request
+    every 0.1 s through the endpoint: the run succeeds and no request fails."""
+    set_fleet_count(environment, count)
     endpoint, ca_file = provisioned["endpoint"], provisioned["ca_file"]
     with RequestLoop(endpoint, ca_file, threads=1, interval_s=0.1, headers=AUTH) as loop:
         code, summary = cli_json("provision", str(environment))
@@ -249,6 +247,30 @@ def test_scale_in_drains_the_removed_vm_and_converges(provisioned, environment):
     assert loop.outcomes, "the request loop sent nothing"
     assert not loop.failures(), loop.summary()
     print("requests:", len(loop.outcomes), "none failed")
+    return summary
+
+
+def assert_the_fleet_serves_and_converged(environment: Path, names: list[str]) -> None:
+    """The model VMs are NAMES, healthy, on the deployed release; a second run changes nothing."""
+    code, status = cli_json("status", str(environment))
+    assert code == 0, status
+    rows = {row["name"]: row for row in status["instances"] if row["role"] == "model"}
+    assert sorted(rows) == names
+    assert all(row["healthy"] is True for row in rows.values()), rows
+    assert {row["running_image"] for row in rows.values()} == {IMAGE_11}  # the deployed one
+
+    code, again = cli_json("provision", str(environment))
+    assert code == 0, again.get("failures") or again
+    assert again["changed"] == 0, again.get("changed_by_host")
+
+
+def test_scale_in_drains_the_removed_vm_and_converges(provisioned, environment):
+    """Issue 26: with a release made by `deploy --image`, fleet.count 2 -> 1 crashed the run
+    and the removed VM cut a request off. The VM that goes must leave the load balancer and
+    drain before it is removed, the play must not contact it, and the run must converge."""
+    code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
+    assert code == 0, summary.get("failures") or summary
+    summary = provision_count_under_a_request_loop(provisioned, environment, 1)
 
     removed = "mlops-vm-e2e-model-2"
     changes = summary["changes"]
@@ -256,17 +278,29 @@ def test_scale_in_drains_the_removed_vm_and_converges(provisioned, environment):
     assert drained in changes, changes
     assert changes.index(drained) < changes.index(f"delete instance {removed}"), changes
     assert not docker("ps", "-aq", "--filter", f"name=^{removed}$")
+    assert_the_fleet_serves_and_converged(environment, ["mlops-vm-e2e-model-1"])
 
-    code, status = cli_json("status", str(environment))
-    assert code == 0, status
-    rows = {row["name"]: row for row in status["instances"] if row["role"] == "model"}
-    assert sorted(rows) == ["mlops-vm-e2e-model-1"]
-    assert all(row["healthy"] is True for row in rows.values()), rows
-    assert {row["running_image"] for row in rows.values()} == {IMAGE_11}  # the deployed one
 
-    code, again = cli_json("provision", str(environment))
-    assert code == 0, again.get("failures") or again
-    assert again["changed"] == 0, again.get("changed_by_host")
+def test_scale_out_adds_a_vm_on_the_running_release_with_no_failed_request(
+    provisioned, environment
+):
+    """After the scale-in above (fleet.count 1, release 1.1 from `deploy --image`): back to 2.
+    The new VM runs the release the fleet runs, and joins the load balancer at run time:
+    HAProxy is not reloaded (a reload closes the clients' idle keep-alive connections, and a
+    request sent at that moment gets no answer)."""
+    lb = res.vm_name(ENV, "lb")
+    worker = haproxy_pid(lb)
+    provision_count_under_a_request_loop(provisioned, environment, 2)
+    assert haproxy_pid(lb) == worker, "HAProxy was reloaded"
+    assert_the_fleet_serves_and_converged(
+        environment, ["mlops-vm-e2e-model-1", "mlops-vm-e2e-model-2"]
+    )
+
+
+def haproxy_pid(lb: str) -> str:
+    """The process id of the HAProxy worker answering the runtime API (a reload changes it)."""
+    info = lb_admin.command(lb, "show info")
+    return next(line for line in info.splitlines() if line.startswith("Pid:"))
 
 
 def test_destroy_leaves_nothing_labelled_and_twice_is_a_no_op(provisioned, environment):
