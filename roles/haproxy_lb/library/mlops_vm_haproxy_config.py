@@ -254,7 +254,8 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "path", "required": True},
-            "content": {"type": "str", "required": True},
+            # Kept out of the run's logs and events: extra settings may hold anything.
+            "content": {"type": "str", "required": True, "no_log": True},
             "applied": {"type": "path", "required": True},
             "socket": {"type": "path", "required": True},
             "backend": {"type": "str", "required": True},
