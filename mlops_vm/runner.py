@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_vm import paths
+from mlops_vm import paths, ssh_connections
 from mlops_vm.ansible_strategy import strategy_environment
 
 CENSORED = "********"
@@ -160,6 +160,7 @@ class PlaybookRun:
         # before the inventory's accept-new: a changed host key would be accepted.
         env.setdefault("ANSIBLE_HOST_KEY_CHECKING", "True")
         env.update(strategy_environment(os.environ, self.provider))
+        env.update(ssh_connections.ansible_environment(os.environ))
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text

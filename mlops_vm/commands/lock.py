@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
-from mlops_vm import display, paths
+from mlops_vm import display, paths, ssh_connections
 from mlops_vm.commands.checks import load, provider_for
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_OK, Stop
 from mlops_vm.environment.config import LoadedEnvironment
@@ -37,9 +37,12 @@ from mlops_vm.release.deploy_lock import (
     LockState,
     acquire,
     ledger_host,
+    reachable_hosts,
     release,
     state_of,
+    still_there,
 )
+from mlops_vm.release.hosts import ssh_login
 from mlops_vm.release.ledger import HostLedger, Ledger, LedgerError, LocalLedger
 
 # Where the lock lives
@@ -49,9 +52,13 @@ def local_ledger(env: str) -> LocalLedger:
     return LocalLedger(paths.STATE_DIR / "envs" / env / "ledger")
 
 
-def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
+def shared_ledger(
+    loaded: LoadedEnvironment, as_json: bool, *, reach_all: bool = False
+) -> Ledger | None:
     """The environment's ledger every operator sees: in S3 (`ledger.s3_bucket`), else on a
-    host (VM fleets with a running host; a scaling group has none), else None."""
+    host (VM fleets with a running host; a scaling group has none), else None. REACH_ALL (a
+    run that goes on to reach every host): the SSH masters of the other hosts are opened in
+    the background meanwhile (ssh_connections.open_early; the host list is at hand here)."""
     config = loaded.config
     if config.ledger.s3_bucket:
         # Here only: boto3 is no import of every command (~0.3 s).
@@ -65,12 +72,16 @@ def shared_ledger(loaded: LoadedEnvironment, as_json: bool) -> Ledger | None:
     host = ledger_host(instances)
     if host is None:
         return None
-    return HostLedger(host.name, host_vars_of(loaded.config, loaded.inventory_dir)(host))
+    host_vars = host_vars_of(loaded.config, loaded.inventory_dir)
+    if reach_all:
+        others = [i for i in reachable_hosts(instances) if i is not host]
+        ssh_connections.open_early(ssh_login(host_vars(i)) for i in others)
+    return HostLedger(host.name, host_vars(host))
 
 
-def ledgers(loaded: LoadedEnvironment, as_json: bool) -> list[Ledger]:
-    """Every place the lock is taken, this machine's first."""
-    shared = shared_ledger(loaded, as_json)
+def ledgers(loaded: LoadedEnvironment, as_json: bool, *, reach_all: bool = False) -> list[Ledger]:
+    """Every place the lock is taken, this machine's first (REACH_ALL: shared_ledger's)."""
+    shared = shared_ledger(loaded, as_json, reach_all=reach_all)
     return [local_ledger(loaded.config.env), *([shared] if shared else [])]
 
 
@@ -86,13 +97,14 @@ class HeldLock:
 @contextmanager
 def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) -> Iterator[HeldLock]:
     """Hold the environment's lock around the block; stops the command (exit 1) naming the
-    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock).
+    holder when another run has it. DESTROYS: the block deletes the hosts (and their lock);
+    any other block reaches every host (their SSH masters are opened as the lock is taken).
     The entry the block leaves is appended where the history is kept, in the same ledger
     call as the lock's release there."""
     now = datetime.now(UTC)
     holder = Holder.of_this_run(loaded.config.env, now)
     try:
-        taken = acquire(ledgers(loaded, as_json), holder, now)
+        taken = acquire(ledgers(loaded, as_json, reach_all=not destroys), holder, now)
     except Locked as locked:
         raise refused(loaded.config.env, locked.state, now, as_json) from None
     except (LedgerError, ProvisionError) as error:
@@ -104,8 +116,23 @@ def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) ->
     finally:
         if hold.entry and len(taken) == 1:
             hold.entry = append_to_new_host(loaded, as_json, hold.entry)
+        if destroys:
+            taken = standing(loaded, as_json, taken)
         for error in release(taken, holder.token, hosts_gone=destroys, entry=hold.entry):
             display.console.print(f"[yellow]could not release the lock: {error}[/]")
+
+
+def standing(loaded: LoadedEnvironment, as_json: bool, places: list[Ledger]) -> list[Ledger]:
+    """PLACES without the hosts that are gone (a destroy deleted them, their lock with them):
+    an SSH call to a host that is gone waits for its timeout (10 s) to learn it. A host still
+    there (a destroy that failed) keeps its place, so its lock is released."""
+    if not any(isinstance(place, HostLedger) for place in places):
+        return places
+    try:
+        instances = provider_for(loaded, as_json).list_instances(loaded.config.env)
+    except ProvisionError:
+        return places
+    return still_there(places, instances)
 
 
 def append_to_new_host(loaded: LoadedEnvironment, as_json: bool, entry: str) -> str:

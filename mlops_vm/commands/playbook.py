@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.live import Live
 
-from mlops_vm import display
+from mlops_vm import display, ssh_connections
 from mlops_vm.commands.checks import check_environment, load
 from mlops_vm.commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from mlops_vm.commands.history import (
@@ -114,7 +114,8 @@ def run_verb(
         step(loaded)
     check_environment(loaded, as_json, with_cloud=verb.with_cloud)
     lock = held(loaded, as_json, destroys=verb.name == "destroy")
-    with nullcontext() if check else lock as hold:
+    # One SSH master per host for the lock's calls and the playbook's (ssh_connections.py).
+    with ssh_connections.shared(), nullcontext() if check else lock as hold:
         if before_run is not None:
             before_run(loaded)
         recorded = hold is not None and verb.name in RECORDED_VERBS

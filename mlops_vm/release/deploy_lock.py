@@ -164,19 +164,30 @@ class Locked(Exception):
         self.state = state
 
 
-def ledger_host(instances: list[Instance]) -> Instance | None:
-    """The host that keeps the lock and the history: the load balancer host when the
-    environment has one (the local cloud), else the first model host by name."""
-    reachable = [
+def reachable_hosts(instances: list[Instance]) -> list[Instance]:
+    """The instances reached over SSH that are running."""
+    return [
         i
         for i in instances
         if i.status == InstanceStatus.RUNNING and i.connection == "ssh" and i.address
     ]
+
+
+def ledger_host(instances: list[Instance]) -> Instance | None:
+    """The host that keeps the lock and the history: the load balancer host when the
+    environment has one (the local cloud), else the first model host by name."""
+    reachable = reachable_hosts(instances)
     for role in (ROLE_LB, ROLE_MODEL):
         hosts = sorted((i for i in reachable if i.role == role), key=lambda i: i.name)
         if hosts:
             return hosts[0]
     return None
+
+
+def still_there(places: list[Ledger], instances: list[Instance]) -> list[Ledger]:
+    """PLACES without the hosts that are not among the running INSTANCES."""
+    there = {instance.name for instance in reachable_hosts(instances)}
+    return [p for p in places if not isinstance(p, HostLedger) or p.name in there]
 
 
 def acquire(places: list[Ledger], holder: Holder, now: datetime) -> list[Ledger]:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from mlops_vm import ssh_connections
 from mlops_vm.metrics.prometheus import METRICS_PORT
 from mlops_vm.provision.model import Instance, InstanceStatus
 
@@ -89,6 +90,7 @@ def ssh_login(hv: Mapping[str, Any], *, terminal: bool = False) -> list[str]:
     argv += shlex.split(hv.get("ansible_ssh_common_args", ""))
     if hv.get("ansible_ssh_private_key_file"):
         argv += ["-i", hv["ansible_ssh_private_key_file"]]
+    argv += ssh_connections.ssh_options()  # the command's master to the host, if shared
     if terminal:
         argv.append("-t")
     return [*argv, f"{hv['ansible_user']}@{hv['ansible_host']}"]

@@ -125,10 +125,21 @@ def swap_results(task: str) -> dict[str, dict]:
     return {host: event["res"] for host, event in swap_events(task).items()}
 
 
+def ssh_logins(vm: str) -> int:
+    """How many SSH logins the VM's sshd accepted so far."""
+    return docker("exec", vm, "journalctl", "-u", "ssh", "--no-pager").count("Accepted publickey")
+
+
 def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
-    with LoadBalancerWatch(f"mlops-vm-{ENV}-lb") as watch:
+    lb = f"mlops-vm-{ENV}-lb"
+    logins_before = {vm: ssh_logins(vm) for vm in [lb, *HOSTS]}
+    with LoadBalancerWatch(lb) as watch:
         code, summary = cli_json("deploy", str(environment), "--image", IMAGE_11)
     assert code == 0, summary
+    # The lock, taken and released on the LB host at either end of the run, logged in once:
+    # its release went over the command's master (mlops_vm/ssh_connections.py).
+    logins = {vm: ssh_logins(vm) - before for vm, before in logins_before.items()}
+    assert logins[lb] == 1, logins
     # In place (release.leave_load_balancer false): no host ever left the load balancer.
     assert watch.out == [], watch.out
     assert summary["release"]["image"] == IMAGE_11

@@ -27,8 +27,9 @@ from mlops_vm.release.deploy_lock import (
     release,
     stale_reason,
     state_of,
+    still_there,
 )
-from mlops_vm.release.ledger import LocalLedger
+from mlops_vm.release.ledger import HostLedger, LocalLedger
 
 NOW = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
 
@@ -197,6 +198,17 @@ def test_the_lock_lives_on_the_lb_host_else_the_first_running_model_host():
     stopped = [instance("m-1", ROLE_MODEL, InstanceStatus.STOPPED), models[0]]
     assert ledger_host(stopped).name == "m-2"
     assert ledger_host([]) is None
+
+
+def test_after_a_destroy_the_lock_is_released_only_where_the_host_is_still_there(tmp_path):
+    """A host that went with the destroy is not called (an SSH timeout, 10 s, to learn it);
+    one a failed destroy left keeps its lock's release; this machine's is always released."""
+    here = LocalLedger(tmp_path)
+    gone, kept = HostLedger("lb", {}), HostLedger("m-1", {})
+    running = [instance("m-1", ROLE_MODEL), instance("lb", ROLE_LB, InstanceStatus.TERMINATED)]
+    assert still_there([here, gone], running) == [here]
+    assert still_there([here, kept], running) == [here, kept]
+    assert still_there([here, kept], []) == [here]
 
 
 def summary(ok=True, **fields) -> dict:
