@@ -100,10 +100,9 @@ def split_servers(config, backend):
     rest, servers, defaults = [], {}, []
     inside = False
     for line in config.splitlines():
-        if line and not line[0].isspace():
-            words = line.split()
-            inside = len(words) >= 2 and words[0] == "backend" and words[1] == backend
         words = line.split()
+        if line and not line[0].isspace():
+            inside = words[:2] == ["backend", backend]
         if inside and words[:1] == ["server"] and len(words) >= 3:
             servers[words[1]] = (words[2], words[3:])
             continue
