@@ -130,6 +130,27 @@ def ssh_logins(vm: str) -> int:
     return docker("exec", vm, "journalctl", "-u", "ssh", "--no-pager").count("Accepted publickey")
 
 
+def latest_masters_folder() -> Path:
+    """The folder of the SSH masters of the latest run of ENV, from the variables its run
+    record says Ansible was given (mlops_vm/ssh_connections.py)."""
+    run_dir = max((paths.STATE_DIR / "runs" / ENV).iterdir())
+    extra = json.loads((run_dir / "env" / "envvars").read_text())["ANSIBLE_SSH_EXTRA_ARGS"]
+    return Path(re.search(r"ControlPath=(\S+)/%C", extra).group(1))
+
+
+def processes_naming(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain TEXT."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if text in line:
+            found.append(line)
+    return found
+
+
 def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     lb = f"mlops-vm-{ENV}-lb"
     logins_before = {vm: ssh_logins(vm) for vm in [lb, *HOSTS]}
@@ -140,6 +161,10 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     # its release went over the command's master (mlops_vm/ssh_connections.py).
     logins = {vm: ssh_logins(vm) - before for vm, before in logins_before.items()}
     assert logins[lb] == 1, logins
+    # ... and closed every master as it ended: none outlives the command.
+    masters = latest_masters_folder()
+    assert not masters.exists(), sorted(masters.iterdir())
+    assert processes_naming(str(masters)) == []
     # In place (release.leave_load_balancer false): no host ever left the load balancer.
     assert watch.out == [], watch.out
     assert summary["release"]["image"] == IMAGE_11

@@ -1,7 +1,7 @@
 """The command's shared SSH masters: the options every ssh gets inside `shared()` and none
 outside, Ansible's share of them, the folder's life, and the masters opened early (the
-real sharing over SSH is asserted end to end: tests/e2e/test_local_cli.py counts the
-logins a deploy makes)."""
+real sharing over SSH is asserted end to end: tests/e2e/test_release.py counts the
+logins a deploy makes, and finds none of its masters left once it has returned)."""
 
 import stat
 import time
