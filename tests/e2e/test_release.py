@@ -164,6 +164,11 @@ def test_deploy_rolls_host_by_host_without_a_failed_request(environment, load):
     # ... and closed every master as it ended: none outlives the command.
     masters = latest_masters_folder()
     assert not masters.exists(), sorted(masters.iterdir())
+    # `ssh -O exit` returns once a master has agreed to go, a moment before it has gone; a
+    # master left open would stay 60 s (ControlPersist).
+    deadline = time.monotonic() + 10
+    while processes_naming(str(masters)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert processes_naming(str(masters)) == []
     # In place (release.leave_load_balancer false): no host ever left the load balancer.
     assert watch.out == [], watch.out
