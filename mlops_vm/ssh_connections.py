@@ -22,7 +22,8 @@ from pathlib import Path
 
 # The folder of the open command's masters (None outside `shared()`).
 _folder: Path | None = None
-# The masters being opened in the background, waited for (and reaped) when the command ends.
+# The masters being opened in the background; the command's end reaps them (killing any
+# still connecting).
 _opening: list[subprocess.Popen[bytes]] = []
 
 # A master stays up this long after its last session: any later ssh of the command reuses it
@@ -86,18 +87,18 @@ def open_early(logins: Iterable[Sequence[str]]) -> int:
     which reports why."""
     if _folder is None:
         return 0
-    before = len(_opening)
-    for login in logins:
-        # No waiting and no output kept: the master runs on by itself (ControlPersist).
-        _opening.append(
-            subprocess.Popen(
-                [*login, "true"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+    # No waiting and no output kept: the master runs on by itself (ControlPersist).
+    started = [
+        subprocess.Popen(
+            [*login, "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    return len(_opening) - before
+        for login in logins
+    ]
+    _opening.extend(started)
+    return len(started)
 
 
 def close(folder: Path) -> None:
