@@ -17,6 +17,7 @@ from pathlib import Path
 # The swap's tasks whose time is the model container's, not Ansible's.
 CONTAINER_WORK = (
     "Start the successor",
+    # Before the start and the wait were one task (successor.yml).
     "Wait until the successor is ready",
     "Stop the old replica gracefully",
     "Retire the old",

@@ -1,7 +1,8 @@
 """The module mlops_vm_model_image (the model hosts' pull and listing in one round trip),
 run through ansible-runner against this machine's Docker engine and the platform registry:
 a refused login names the registry and never shows the password, a missing tag is not a
-login failure, check mode pulls nothing, and the listing has the Engine API's shape."""
+login failure, check mode pulls nothing, the listing has the Engine API's shape, and the
+release record comes back in the same call."""
 
 from __future__ import annotations
 
@@ -175,3 +176,36 @@ def test_credentials_go_only_to_the_registry_they_are_for(platform, tmp_path):
     assert result["failed"], result
     assert result["msg"].startswith(f"Cannot pull {REPOSITORY}:1.0: "), result["msg"]
     assert "refused the login" not in result["msg"]
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check-mode"])
+def test_the_release_record_is_read_in_the_same_call(platform, tmp_path, check):
+    record = {"current": {"image": f"{REPOSITORY}:1.0", "fingerprint": "abc"}, "previous": None}
+    record_file = tmp_path / "release.json"
+    record_file.write_text(json.dumps(record))
+    common = {
+        "image": REPOSITORY,
+        "tag": "1.0",
+        "pull": "not_present",
+        "containers_label": f"{LABEL}=x",
+    }
+    found = run_module(tmp_path / "found", {**common, "record_file": record_file}, check=check)
+    assert not found["failed"], found
+    assert found["record"] == record
+    missing = run_module(
+        tmp_path / "missing", {**common, "record_file": tmp_path / "none.json"}, check=check
+    )
+    assert not missing["failed"], missing
+    assert missing["record"] is None
+
+
+def test_a_release_record_that_is_not_json_fails_naming_the_file(platform, tmp_path):
+    record_file = tmp_path / "release.json"
+    record_file.write_text("{not json")
+    result = run_module(
+        tmp_path / "run",
+        {"image": REPOSITORY, "tag": "1.0", "pull": "not_present", "containers_label": f"{LABEL}=x",
+         "record_file": record_file},
+    )  # fmt: skip
+    assert result["failed"], result
+    assert result["msg"].startswith(f"Cannot read the release record {record_file}: "), result

@@ -249,3 +249,67 @@ def test_check_mode_changes_nothing(platform, tmp_path, name):
     assert not result["failed"], result
     assert result["changed"] is True
     assert inspect(absent) is None
+
+
+def test_the_ready_command_runs_after_the_start_and_what_is_in_the_way_goes_first(
+    platform, tmp_path, name, secret
+):
+    leftover = f"{name}-old"
+    create_container(leftover)
+    try:
+        # The command sees the container already running (one round trip: start, then wait),
+        # and its output comes back with env values masked.
+        result = run_module(
+            tmp_path,
+            {
+                "name": name,
+                "image": IMAGE,
+                "env": {"MODEL_API_TOKEN": "{{ " + SECRET_VARIABLE + " }}"},
+                "remove": [leftover],
+                "ready_command": [
+                    "sh",
+                    "-c",
+                    f"docker top {name} > /dev/null && echo true; "
+                    f"docker exec {name} printenv MODEL_API_TOKEN; exit 3",
+                ],
+            },
+            secret=secret,
+        )
+    finally:
+        subprocess.run(["docker", "rm", "--force", leftover], check=False, capture_output=True)
+    assert not result["failed"], result
+    assert (result["changed"], result["ready_rc"]) == (True, 3)
+    assert result["ready_output"].split() == ["true", "********"], result
+    assert inspect(name)["Id"] == result["container_id"]
+    assert inspect(leftover) is None
+    assert secret not in json.dumps(result)
+
+
+def test_without_start_only_the_ready_command_runs(platform, tmp_path, name):
+    staged_id = create_container(name)
+    result = run_module(
+        tmp_path,
+        {"name": name, "image": IMAGE, "start": False, "ready_command": ["echo", "ready"]},
+    )
+    assert not result["failed"], result
+    assert (result["changed"], result["ready_rc"], result["ready_output"].strip()) == (
+        False,
+        0,
+        "ready",
+    )
+    assert "container_id" not in result
+    # The staged container was neither removed nor recreated.
+    assert inspect(name)["Id"] == staged_id
+
+
+def test_check_mode_runs_no_ready_command(platform, tmp_path, name):
+    marker = tmp_path / "ran"
+    result = run_module(
+        tmp_path / "run",
+        {"name": name, "image": IMAGE, "ready_command": ["touch", str(marker)]},
+        check=True,
+    )
+    assert not result["failed"], result
+    assert (result["changed"], result["ready_rc"]) == (True, 0)
+    assert not marker.exists()
+    assert inspect(name) is None

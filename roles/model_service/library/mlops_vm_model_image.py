@@ -1,6 +1,7 @@
 #!/usr/bin/python
-"""Ansible module, run on a model host: the model image pulled and the service's containers
-listed, in one round trip (the pre-flight of a release waits for every one it makes).
+"""Ansible module, run on a model host: the model image pulled, the service's containers
+listed and the release record read, in one round trip (the pre-flight of a release waits for
+every one it makes).
 
 It talks to the Docker Engine API over its UNIX socket with the standard library only (the
 hosts have python3, not the docker SDK), through the role's module_utils/mlops_vm_engine_api.
@@ -14,7 +15,8 @@ short_description: Pull a model image and list the service's containers on a Doc
 description:
   - Pulls the image per the pull policy, returns its image Id, and lists the containers
     that carry the service's label, in the Docker Engine API's shape (C(Names), C(State),
-    C(Labels), ...), all in one call on the host.
+    C(Labels), ...), and reads the release record the host keeps (O(record_file)), all in
+    one call on the host.
   - Registry credentials go with the pull itself (the Engine API's X-Registry-Auth
     header), only to the registry of the image; nothing is stored on the host, so no
     login outlives the run and an image made from the host carries none. A registry that
@@ -58,6 +60,12 @@ options:
     description: List the containers (also stopped ones) with this label, as C(key=value).
     type: str
     required: true
+  record_file:
+    description:
+      - The JSON file in which the host records the release it runs (read, never written);
+        empty for none. Also read in check mode.
+    type: path
+    default: ""
   docker_socket:
     description: The Docker Engine's UNIX socket.
     type: path
@@ -77,6 +85,7 @@ EXAMPLES = r"""
     username: deploy
     password: "{{ vault_registry_password }}"
     containers_label: mlops-vm.model-service=model
+    record_file: /etc/mlops-vm/model/release.json
   register: pulled
 """
 
@@ -94,6 +103,10 @@ containers:
   description: The containers with the label, running or not, as the Engine API lists them.
   type: list
   elements: dict
+  returned: success
+record:
+  description: The content of O(record_file), parsed; null when there is no such file.
+  type: dict
   returned: success
 """
 
@@ -185,6 +198,7 @@ def main() -> None:
             "username": {"type": "str", "default": ""},
             "password": {"type": "str", "default": "", "no_log": True},
             "containers_label": {"type": "str", "required": True},
+            "record_file": {"type": "path", "default": ""},
             "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
             "timeout": {"type": "int", "default": 600},
         },
@@ -223,13 +237,28 @@ def main() -> None:
 
     if pulling and not image_id:
         module.fail_json(msg=f"The pull of {reference} left no image on the host.")
+    record = read_record(module, params["record_file"])
     module.exit_json(
         # In check mode: a pull would bring an image that is not there.
         changed=(image_id != before) if pulling else (module.check_mode and not before),
         image_id=image_id,
         pulled=pulling,
         containers=containers,
+        record=record,
     )
+
+
+def read_record(module: AnsibleModule, path: str) -> dict | None:
+    """The release record at PATH, None when there is none; one that is not JSON fails."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as record:
+            return json.load(record)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        module.fail_json(msg=f"Cannot read the release record {path}: {error}")
 
 
 def failure(error: str, reference: str, logged_in: bool, params: dict) -> str:

@@ -2,7 +2,8 @@
 """Ansible module, run on a model host: a model replica's container (re)created and started in
 one call, as community.docker.docker_container did it with `recreate: true, state: started,
 container_default_behavior: no_defaults`, at a fraction of the cost (three Engine API calls,
-no docker SDK, no big import): it is on the path of every swap of a release.
+no docker SDK, no big import), then waited for until ready (the role's readiness helper), in
+the same round trip: it is on the path of every swap of a release.
 
 It talks to the Docker Engine API over its UNIX socket with the standard library only (the
 hosts have python3, not the docker SDK), through the role's module_utils/mlops_vm_engine_api.
@@ -24,7 +25,29 @@ description:
   - A setting the engine refuses (a memory limit below its minimum, an unknown log driver, a
     port already taken, a missing image) fails the module with the engine's message. The
     values of O(env) never appear in a result, an error or a log.
+  - With O(ready_command), the command then runs on the host (the role's readiness helper)
+    and its exit code and output are returned; it does not fail the module (the caller
+    decides). Start and wait are one round trip, which a release waits for on every host.
 options:
+  start:
+    description:
+      - Whether to (re)create and start the container; C(false) only runs O(ready_command)
+        (a successor already started, e.g. staged by a release's pre-flight).
+    type: bool
+    default: true
+  remove:
+    description: Containers removed (forced) before the start, e.g. what an interrupted swap left.
+    type: list
+    elements: str
+    default: []
+  ready_command:
+    description:
+      - A command (argv) run on the host once the container is started, e.g. the wait until
+        it is ready; its exit code and output are returned as RV(ready_rc) and
+        RV(ready_output). Not run in check mode (RV(ready_rc) is then 0).
+    type: list
+    elements: str
+    default: []
   name:
     description: The container's name.
     type: str
@@ -172,8 +195,16 @@ RETURN = r"""
 container_id:
   description: The Id of the container created and started.
   type: str
-  returned: success, not in check mode
+  returned: success, when started, not in check mode
   sample: 4c5a9f0e2b7d...
+ready_rc:
+  description: The exit code of O(ready_command) (0 without one, and in check mode).
+  type: int
+  returned: success
+ready_output:
+  description: The output of O(ready_command), env values masked (why it is not ready).
+  type: str
+  returned: success
 """
 
 import json
@@ -475,6 +506,9 @@ def main() -> None:
             "log_options": {"type": "dict"},
             "stop_timeout": {"type": "int"},
             "labels": {"type": "dict"},
+            "start": {"type": "bool", "default": True},
+            "remove": {"type": "list", "elements": "str", "default": []},
+            "ready_command": {"type": "list", "elements": "str", "default": []},
             "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
             "timeout": {"type": "int", "default": 60},
         },
@@ -489,13 +523,31 @@ def main() -> None:
     except OptionError as error:
         finish(module, failed=True, msg=f"Cannot start {name}: {error}")
     if module.check_mode:
-        finish(module, changed=True)
+        finish(module, changed=params["start"], ready_rc=0, ready_output="")
 
+    started = start(module, name, settings, secrets) if params["start"] else {}
+    rc, output = 0, ""
+    if params["ready_command"]:
+        rc, output, _ = module.run_command(params["ready_command"])
+    finish(
+        module,
+        changed=bool(started),
+        ready_rc=rc,
+        ready_output=redacted(output, secrets),
+        **started,
+    )
+
+
+def start(module: AnsibleModule, name: str, settings: dict, secrets: list[str]) -> dict:
+    """Remove what is in the way, (re)create NAME and start it; the container's Id."""
+    params = module.params
     engine = Engine(params["docker_socket"], params["timeout"])
     # Whether the host changed before a call failed (a removed or created container).
     changed = False
     try:
-        changed = engine.remove(name)
+        for leftover in params["remove"]:
+            changed = engine.remove(leftover) or changed
+        changed = engine.remove(name) or changed
         container_id, warnings = engine.create(name, settings)
         changed = True
         engine.start(container_id)
@@ -515,7 +567,7 @@ def main() -> None:
         )
     for warning in warnings:
         module.warn(redacted(f"Docker engine: {warning}", secrets))
-    finish(module, changed=True, container_id=container_id)
+    return {"container_id": container_id}
 
 
 if __name__ == "__main__":

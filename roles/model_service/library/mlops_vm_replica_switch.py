@@ -125,6 +125,10 @@ from ansible.module_utils.basic import AnsibleModule
 # when the proxy was told to read its configuration again.
 WORKER = "^nginx: worker process"
 SHUTTING_DOWN = "^nginx: worker process is shutting down"
+# The switch and the proxy's check poll finely: a release waits on them, host after host
+# (two pgreps or one local GET per poll). The background wait before an old replica stops
+# waits on nobody, so it polls coarsely.
+SWITCH_POLL_S = 0.05
 DRAIN_POLL_S = 0.2
 
 
@@ -195,7 +199,7 @@ def check_proxy(module: AnsibleModule, changes: list[str]) -> None:
                 changed=bool(changes),
                 changes=changes,
             )
-        time.sleep(DRAIN_POLL_S)
+        time.sleep(SWITCH_POLL_S)
 
 
 def run(module: AnsibleModule, args, **kwargs) -> str:
@@ -253,7 +257,7 @@ def switch_proxy(module: AnsibleModule, changes: list[str]) -> set[str]:
                 changed=bool(changes),
                 changes=changes,
             )
-        time.sleep(DRAIN_POLL_S)
+        time.sleep(SWITCH_POLL_S)
 
 
 def retire(module: AnsibleModule, name: str, successor: str, draining: set[str]) -> None:
