@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_vm.localcloud import images, registry
 from mlops_vm.metrics.prometheus import (
@@ -154,4 +155,23 @@ def test_the_healthy_release_is_promoted(environment, loop):
     assert canary["promote"] is True, canary
     assert canary["canary"]["requests"] >= CANARY["min_requests"]
     assert running_images(environment) == {IMAGE_11}
+    assert not loop.failures(since=started), loop.summary()
+
+
+def test_a_canary_with_no_host_left_on_the_old_release_goes_on_and_says_why(environment, loop):
+    # Both hosts in the first batch: nothing to judge the canary against.
+    path = environment / "group_vars" / "all" / "mlops_vm.yml"
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    data["mlops_vm"]["release"]["batch"] = 2
+    path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
+    started = time.monotonic()
+    try:
+        code, summary = cli_json("deploy", str(environment), "--image", IMAGE_10, "--canary")
+    finally:
+        path.write_text(original)
+    assert code == 0, summary
+    assert summary["release"]["canary"] == "every host to release is in the first batch", summary
+    assert sorted(summary["release"]["hosts_changed"]) == HOSTS
+    assert running_images(environment) == {IMAGE_10}
     assert not loop.failures(since=started), loop.summary()

@@ -226,6 +226,8 @@ EngineError = engine_api.EngineError
 message_of = engine_api.message_of
 
 MASK = "********"
+# As the CLI's run folder scrubs them (mlops_vm/runner.py): shorter values are settings.
+SECRET_MIN_LENGTH = 6
 VOLUME_MODES = re.compile(r"^(ro|rw|z|Z|nocopy|[rs]?(shared|slave|private)|rbind|bind)(,|$)")
 IPV4 = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 IPV6_IN_BRACKETS = re.compile(r"^\[([0-9a-fA-F:]+(?:%[^\]/]+)?)\]$")
@@ -529,11 +531,14 @@ def main() -> None:
     rc, output = 0, ""
     if params["ready_command"]:
         rc, output, _ = module.run_command(params["ready_command"])
+    # The container's log lines may repeat an env value: masked, but only the values long
+    # enough to be secrets (a "1" or "8080" would garble the URL and the figures of why).
+    long_values = [secret for secret in secrets if len(secret) >= SECRET_MIN_LENGTH]
     finish(
         module,
         changed=bool(started),
         ready_rc=rc,
-        ready_output=redacted(output, secrets),
+        ready_output=redacted(output, long_values),
         **started,
     )
 
