@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from mlops_vm import paths
+from tests.localcloud.role_modules import run_role_module
 
-MODULE = paths.PROJECT_DIR / "roles" / "model_service" / "library" / "mlops_vm_replica_switch.py"
 UPSTREAM = "server 127.0.0.1:9081 max_fails=2 fail_timeout=10s;\n"
 
 
@@ -78,7 +77,8 @@ def proxy(tmp_path: Path) -> Iterator[Ready]:
 
 
 def switch(tmp_path: Path, check_mode: bool = False, **args: Any) -> dict[str, Any]:
-    """The module's result for ARGS (the switch command leaves a mark in tmp_path)."""
+    """The module's result for ARGS, run through Ansible as on a host (with the role's
+    module_utils); the switch command leaves a mark in tmp_path."""
     defaults = {
         "upstream_file": str(tmp_path / "upstream.conf"),
         "upstream_content": UPSTREAM,
@@ -86,13 +86,13 @@ def switch(tmp_path: Path, check_mode: bool = False, **args: Any) -> dict[str, A
         "drain_timeout": 2,
         "proxy_pid_file": str(tmp_path / "no-proxy.pid"),  # no proxy runs: nothing to wait for
     }
-    arguments = {**defaults, **args, "_ansible_check_mode": check_mode}
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
-    done = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, timeout=60
+    return run_role_module(
+        tmp_path / f"run-{uuid.uuid4().hex[:8]}",
+        "mlops_vm_replica_switch",
+        json.dumps({**defaults, **args}),
+        extravars={},
+        check=check_mode,
     )
-    return json.loads(done.stdout)
 
 
 def switches(tmp_path: Path) -> int:

@@ -80,6 +80,10 @@ options:
     description: The pid file of the proxy's master, whose workers the switch waits on.
     type: path
     default: /run/nginx.pid
+  docker_socket:
+    description: The Docker Engine's UNIX socket (the renames of I(retire) and I(successor)).
+    type: path
+    default: /var/run/docker.sock
 """
 
 EXAMPLES = r"""
@@ -110,6 +114,7 @@ seconds:
 """
 
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -117,17 +122,25 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import AnsibleModule
 
-# The proxy's workers (anchored, so that it does not match a shell or pgrep that carries
-# the pattern in its own arguments), and those of them that finish the requests they had
-# when the proxy was told to read its configuration again.
+try:  # the role's module_utils (the checkout, Molecule, the boot payload)
+    from ansible.module_utils import mlops_vm_engine_api as engine_api
+except ImportError:  # from the built collection
+    from ansible_collections.mlops_vm.deploy.plugins.module_utils import (
+        mlops_vm_engine_api as engine_api,
+    )
+
+# The proxy's workers (anchored: the command line the worker set for itself starts so, not
+# one that only carries the pattern in its arguments), and those of them that finish the
+# requests they had when the proxy was told to read its configuration again.
 WORKER = "^nginx: worker process"
 SHUTTING_DOWN = "^nginx: worker process is shutting down"
 # The switch and the proxy's check poll finely: a release waits on them, host after host
-# (two pgreps or one local GET per poll). The background wait before an old replica stops
-# waits on nobody, so it polls coarsely.
+# (a read of /proc or one local GET per poll). The background wait before an old replica
+# stops waits on nobody, so it polls coarsely.
 SWITCH_POLL_S = 0.05
 DRAIN_POLL_S = 0.2
 
@@ -211,18 +224,36 @@ def run(module: AnsibleModule, args, **kwargs) -> str:
     return out
 
 
-def proxy_workers(module: AnsibleModule, pattern: str = WORKER) -> set[str]:
-    """The process ids of the proxy's workers that match PATTERN: the children of the master
-    named in proxy_pid_file (none when no proxy runs)."""
+def proxy_workers(module: AnsibleModule) -> dict[str, str]:
+    """The command lines of the proxy's workers, by process id: the children of the master
+    named in proxy_pid_file whose command line matches WORKER (none when no proxy runs).
+    Read from /proc, as `pgrep -P <master> -f` reads it, without a process per poll."""
     try:
         with open(module.params["proxy_pid_file"]) as pid_file:
             master = pid_file.read().strip()
     except OSError:
-        return set()
+        return {}
     if not master.isdigit():
-        return set()
-    rc, out, _ = module.run_command(["pgrep", "-P", master, "-f", pattern])
-    return set(out.split()) if rc == 0 else set()
+        return {}
+    workers = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+            # "pid (comm) state ppid ...": the name may hold spaces and parentheses.
+            if stat[stat.rindex(b")") + 2 :].split()[1].decode() != master:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline_file:
+                cmdline = cmdline_file.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+        if re.search(WORKER, cmdline):
+            workers[pid] = cmdline
+    return workers
+
+
+def shutting_down(workers: dict[str, str]) -> set[str]:
+    return {pid for pid, cmdline in workers.items() if re.search(SHUTTING_DOWN, cmdline)}
 
 
 def switch_proxy(module: AnsibleModule, changes: list[str]) -> set[str]:
@@ -239,13 +270,14 @@ def switch_proxy(module: AnsibleModule, changes: list[str]) -> set[str]:
     release need not wait for that (retire waits for it before the old replica stops).
     One that does not shut down within drain_timeout means the proxy never read the new
     upstream, and the old replica must not stop: the switch fails."""
-    before = proxy_workers(module)
+    before = set(proxy_workers(module))
     if module.params["switch_command"]:
         run(module, module.params["switch_command"], use_unsafe_shell=True)
     deadline = time.monotonic() + module.params["drain_timeout"]
     while True:
-        left = before & proxy_workers(module)
-        serving = left - proxy_workers(module, SHUTTING_DOWN)
+        workers = proxy_workers(module)
+        left = before & set(workers)
+        serving = left - shutting_down(workers)
         if not serving:
             return left
         if time.monotonic() >= deadline:
@@ -260,6 +292,19 @@ def switch_proxy(module: AnsibleModule, changes: list[str]) -> set[str]:
         time.sleep(SWITCH_POLL_S)
 
 
+def rename(module: AnsibleModule, name: str, new_name: str) -> None:
+    """The container NAME renamed NEW_NAME, through the Engine API (no docker process: a
+    release waits for it, host after host)."""
+    engine = engine_api.Engine(module.params["docker_socket"], 60)
+    query = urlencode({"name": new_name})
+    try:
+        status, body = engine.request("POST", f"/containers/{quote(name, safe='')}/rename?{query}")
+    except OSError as error:
+        module.fail_json(msg=f"Cannot talk to the Docker engine to rename {name}: {error}")
+    if status != 204:
+        module.fail_json(msg=f"Cannot rename {name} to {new_name}: {engine_api.message_of(body)}")
+
+
 def retire(module: AnsibleModule, name: str, successor: str, draining: set[str]) -> None:
     """Set the replica aside first (so the watchdog never starts it again while it stops),
     give the successor its name, then, in the background, wait until the proxy's workers
@@ -267,8 +312,8 @@ def retire(module: AnsibleModule, name: str, successor: str, draining: set[str])
     stop it and remove it: the proxy sends it no new request any more (the switch waited
     for that). A later swap removes what an interrupted stop left."""
     old = f"{name}-old"
-    run(module, ["docker", "rename", name, old])
-    run(module, ["docker", "rename", successor, name])
+    rename(module, name, old)
+    rename(module, successor, name)
     polls = int(module.params["drain_timeout"] / DRAIN_POLL_S)
     wait = (
         f"for _ in $(seq {polls}); do alive=; for pid in {' '.join(sorted(draining))}; do "
@@ -309,6 +354,7 @@ def main() -> None:
             "proxy_url": {"type": "str"},
             "proxy_timeout": {"type": "int", "default": 10},
             "proxy_pid_file": {"type": "path", "default": "/run/nginx.pid"},
+            "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
         },
         required_together=[
             ("upstream_file", "upstream_content"),
