@@ -36,7 +36,9 @@ options:
     type: bool
     default: true
   remove:
-    description: Containers removed (forced) before the start, e.g. what an interrupted swap left.
+    description:
+      - Containers removed (forced) before the start, e.g. what an interrupted swap left;
+        nothing is removed without O(start).
     type: list
     elements: str
     default: []
@@ -202,7 +204,9 @@ ready_rc:
   type: int
   returned: success
 ready_output:
-  description: The output of O(ready_command), env values masked (why it is not ready).
+  description:
+    - The output of O(ready_command) (why it is not ready), the env values of 6 characters
+      or more masked.
   type: str
   returned: success
 """
