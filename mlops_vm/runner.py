@@ -164,6 +164,9 @@ class PlaybookRun:
         # ansible-playbook and the modules must use this Python (mlops_vm is installed here).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text
+        # ansible-runner adds its own callback folder to this variable, which then hides
+        # ansible.cfg's callback_plugins: name ours here too.
+        env.setdefault("ANSIBLE_CALLBACK_PLUGINS", str(paths.PROJECT_DIR / "plugins" / "callback"))
         return env
 
     def handle_event(self, event: dict[str, Any]) -> bool:

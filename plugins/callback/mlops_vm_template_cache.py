@@ -1,0 +1,33 @@
+"""Callback plugin: compile each Jinja template once per process (see DOCUMENTATION)."""
+
+DOCUMENTATION = r"""
+name: mlops_vm_template_cache
+type: aggregate
+short_description: Compile each Jinja template once per ansible-playbook process
+description:
+  - ansible-core 2.19 compiles a template's Jinja source to Python on every evaluation; a
+    role variable read by several others is compiled again at each reading.
+  - This plugin keeps the compiled code by source and compile settings, in
+    ansible-playbook's process and in each worker forked from it.
+requirements:
+  - enabled in C(callbacks_enabled) (the repository's ansible.cfg)
+"""
+
+from ansible.plugins.callback import CallbackBase
+
+try:
+    from mlops_vm.ansible_template_cache import install
+except ImportError:  # the collection without the mlops_vm package: nothing to speed up
+    install = None
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "mlops_vm_template_cache"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if install is not None:
+            install()

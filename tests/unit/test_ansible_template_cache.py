@@ -1,0 +1,99 @@
+"""The compiled-template cache (mlops_vm/ansible_template_cache.py): each source compiled
+once per process, and never the code of one compile setting served for another: the
+backslash escaping of Ansible's top-level templates, a `#jinja2:` header's syntax."""
+
+from pathlib import Path
+
+import pytest
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from jinja2 import Environment
+
+from mlops_vm import ansible_template_cache, paths
+from tests.ansible_cli import ansible_playbook
+
+FIXTURES = Path(__file__).parent / "template_cache_fixtures"
+
+
+@pytest.fixture
+def compiles(monkeypatch) -> list[str]:
+    """The sources Jinja compiles (a spy under the cache), with the cache installed anew."""
+    seen: list[str] = []
+    uncached = Environment.compile
+
+    def spy(self, source, *args, **kwargs):
+        seen.append(source if isinstance(source, str) else "<tree>")
+        return uncached(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", spy)
+    # A class attribute only while the test runs: install() patches the subclass.
+    monkeypatch.setattr(AnsibleEnvironment, "compile", Environment.compile, raising=False)
+    monkeypatch.setattr(ansible_template_cache, "_cache", {})
+    ansible_template_cache.install()
+    return seen
+
+
+def render(template: str, escape_backslashes: bool = True, **variables) -> object:
+    # A template from code must be trusted to be rendered (ansible-core 2.19).
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template(template), escape_backslashes=escape_backslashes)
+
+
+def test_a_source_is_compiled_once_and_renders_each_time_with_its_variables(compiles):
+    source = "{{ name ~ '-' ~ index }}"
+    assert render(source, name="model", index=0) == "model-0"
+    assert render(source, name="model", index=1) == "model-1"
+    assert render(source, name="other", index=7) == "other-7"
+    assert compiles.count(source) == 1
+
+
+def test_install_twice_wraps_once(compiles):
+    ansible_template_cache.install()
+    source = "{{ 1 + 2 }}"
+    assert render(source) == 3
+    assert render(source) == 3
+    assert compiles.count(source) == 1
+
+
+def test_backslash_escaping_keeps_its_own_code(compiles):
+    # Ansible escapes backslashes in string constants of top-level templates only; the
+    # same source compiled without it reads '\n' as a newline.
+    source = "{{ 'a\\nb' }}"
+    escaped = render(source, escape_backslashes=True)
+    plain = render(source, escape_backslashes=False)
+    assert escaped == "a\\nb"
+    assert plain == "a\nb"
+    assert render(source, escape_backslashes=True) == escaped
+    assert render(source, escape_backslashes=False) == plain
+    assert compiles.count(source) == 2
+
+
+def test_a_jinja_header_compiles_with_its_own_syntax(compiles):
+    body = "[% greeting %] {{ greeting }}"
+    with_header = "#jinja2:variable_start_string:'[%', variable_end_string:'%]'\n" + body
+    assert render(with_header, greeting="hi") == "hi {{ greeting }}"
+    assert render(body, greeting="hi") == "[% greeting %] hi"
+    assert render(with_header, greeting="hello") == "hello {{ greeting }}"
+
+
+def test_a_syntax_error_is_raised_each_time_and_not_kept(compiles):
+    for _ in range(2):
+        with pytest.raises(Exception, match="unexpected"):
+            render("{{ 1 + }}")
+    assert not [key for key in ansible_template_cache._cache if key[0] == "{{ 1 + }}"]
+
+
+def test_ansible_playbook_runs_with_the_cache_in_its_workers():
+    # The repository's ansible.cfg enables the callback; a fixture filter reports, from
+    # the worker that runs the task, whether compile is the cached one.
+    run = ansible_playbook(
+        "-i",
+        "localhost,",
+        str(FIXTURES / "cache_state.yml"),
+        env={"ANSIBLE_FILTER_PLUGINS": f"{FIXTURES}:{paths.PROJECT_DIR / 'plugins' / 'filter'}"},
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "template cache in the worker: True" in run.stdout, run.stdout
+    assert "WARNING" not in run.stdout + run.stderr, run.stdout + run.stderr
