@@ -1,25 +1,48 @@
-"""A per-process cache of compiled Jinja code for ansible-core's templating.
+"""A cache of compiled Jinja code for ansible-core's templating, in memory and on disk.
 
 ansible-core 2.19 compiles a template's source to Python (Jinja's parse, code generation
 and Python's compile) each time it evaluates it: a role variable that others read is
-compiled again at every reading, in every worker. A release's tasks compiled about 870
-templates for 160 distinct sources (1.1 s of CPU on an idle machine, bench/README.md).
-install() keeps Jinja's compiled code object per source and the settings that shape it
-(plugins/callback/mlops_vm_template_cache.py calls it in ansible-playbook's process, before
-it forks its workers; each worker then starts with the parent's cache and adds its own).
+compiled again at every reading, and again in every worker ansible-playbook forks for a
+task. A 2-host release compiled about 870 templates of 160 distinct sources: 1.1 s of CPU
+on an idle 2-core machine, more than its Nginx switches took (docs/benchmark.md).
 
-Only what Jinja's compile step reads is in the key: the source text and the names it is
-given, the environment's class and its syntax settings (the ones a template may override
-with a `#jinja2:` header), its optimizer, async and autoescape settings, and Ansible's
-backslash-escaping context. A parsed tree (compile_expression's) is compiled as before.
+install() keeps Jinja's compiled code per source and the settings that shape it: in memory
+(a worker reads a role variable many times) and in FOLDER, one file per entry, like
+Python's __pycache__ (a worker is a new process; so is the next run). The callback plugin
+plugins/callback/mlops_vm_template_cache.py installs it in ansible-playbook's process
+before it forks any worker.
+
+The key holds what Jinja's compile step reads: the source text and the names it is given,
+the environment's class and its syntax settings (those a `#jinja2:` header may override),
+its optimizer, async and autoescape settings, and Ansible's backslash-escaping context; the
+folder is per Python, Jinja and ansible-core version (compiled code is specific to each).
+A parsed tree (compile_expression's) is compiled as before, as is any source while
+Ansible's template debugging is on. A source that does not compile raises each time.
 """
 
+import hashlib
+import marshal
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-_cache: dict[tuple, Any] = {}
+_memory: dict[tuple, Any] = {}
 
 
-def install() -> None:
+def versions_folder(folder: Path) -> Path:
+    """FOLDER's subfolder for this Python, Jinja and ansible-core."""
+    import jinja2
+    from ansible.release import __version__ as ansible_version
+
+    python = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
+    return folder / f"{python}-jinja{jinja2.__version__}-ansible{ansible_version}"
+
+
+def install(folder: Path | None = None) -> None:
+    """Compile through the cache from now on in this process and the ones it forks; FOLDER
+    (none: memory only) keeps the compiled code for other processes."""
     from ansible._internal._templating import _jinja_bits
 
     environment = _jinja_bits.AnsibleEnvironment
@@ -28,6 +51,7 @@ def install() -> None:
     compile_uncached = environment.compile
     override_fields = _jinja_bits._TEMPLATE_OVERRIDE_FIELD_NAMES
     compile_context = _jinja_bits._TemplateCompileContext
+    stored = Stored(versions_folder(folder)) if folder is not None else None
 
     def compile_cached(self, source, name=None, filename=None, raw=False, defer_init=False):
         if not isinstance(source, str) or self._debuggable_template_source:
@@ -39,17 +63,49 @@ def install() -> None:
             filename,
             raw,
             defer_init,
-            type(self),
+            f"{type(self).__module__}.{type(self).__qualname__}",
             tuple(getattr(self, field) for field in override_fields),
             self.optimized,
             self.is_async,
             self.autoescape,
             context.escape_backslashes if context else None,
         )
-        code = _cache.get(key)
+        code = _memory.get(key)
+        if code is None and stored is not None:
+            code = stored.get(key)
         if code is None:
-            code = _cache[key] = compile_uncached(self, source, name, filename, raw, defer_init)
+            code = compile_uncached(self, source, name, filename, raw, defer_init)
+            if stored is not None:
+                stored.put(key, code)
+        _memory[key] = code
         return code
 
     compile_cached.mlops_vm_cached = True
     environment.compile = compile_cached
+
+
+class Stored:
+    """Compiled code in FOLDER, one marshal file per key (its SHA-256)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, key: tuple) -> Path:
+        return self.folder / f"{hashlib.sha256(repr(key).encode()).hexdigest()}.code"
+
+    def get(self, key: tuple) -> Any:
+        try:
+            return marshal.loads(self.path(key).read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None  # none yet, or unreadable: compiled again and written anew
+
+    def put(self, key: tuple, code: Any) -> None:
+        """Written whole or not at all (another process may read it meanwhile); a folder
+        that cannot be written to only costs the compile next time."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.NamedTemporaryFile(dir=self.folder, delete=False) as staged:
+                staged.write(marshal.dumps(code))
+            os.replace(staged.name, self.path(key))
+        except OSError:
+            pass

@@ -7,8 +7,10 @@ short_description: Compile each Jinja template once per ansible-playbook process
 description:
   - ansible-core 2.19 compiles a template's Jinja source to Python on every evaluation; a
     role variable read by several others is compiled again at each reading.
-  - This plugin keeps the compiled code by source and compile settings, in
-    ansible-playbook's process and in each worker forked from it.
+  - This plugin keeps the compiled code by source and compile settings, in memory for
+    ansible-playbook's process and each worker it forks, and on disk for the next ones
+    (C(~/.mlops-vm/cache/jinja), or under C(MLOPS_VM_HOME)), as Python keeps bytecode in
+    C(__pycache__). mlops_vm/ansible_template_cache.py says what the key holds.
 requirements:
   - enabled in C(callbacks_enabled) (the repository's ansible.cfg)
 """
@@ -17,6 +19,7 @@ from ansible.plugins.callback import CallbackBase
 
 try:
     from mlops_vm.ansible_template_cache import install
+    from mlops_vm.paths import CACHE_DIR
 except ImportError:  # the collection without the mlops_vm package: nothing to speed up
     install = None
 
@@ -30,4 +33,4 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if install is not None:
-            install()
+            install(CACHE_DIR / "jinja")

@@ -17,8 +17,8 @@ FIXTURES = Path(__file__).parent / "template_cache_fixtures"
 
 
 @pytest.fixture
-def compiles(monkeypatch) -> list[str]:
-    """The sources Jinja compiles (a spy under the cache), with the cache installed anew."""
+def spied(monkeypatch) -> list[str]:
+    """The sources Jinja compiles (a spy under the cache), nothing installed yet."""
     seen: list[str] = []
     uncached = Environment.compile
 
@@ -29,9 +29,21 @@ def compiles(monkeypatch) -> list[str]:
     monkeypatch.setattr(Environment, "compile", spy)
     # A class attribute only while the test runs: install() patches the subclass.
     monkeypatch.setattr(AnsibleEnvironment, "compile", Environment.compile, raising=False)
-    monkeypatch.setattr(ansible_template_cache, "_cache", {})
-    ansible_template_cache.install()
+    monkeypatch.setattr(ansible_template_cache, "_memory", {})
     return seen
+
+
+@pytest.fixture
+def compiles(spied) -> list[str]:
+    """spied, with the cache installed in memory only."""
+    ansible_template_cache.install()
+    return spied
+
+
+def another_process(monkeypatch) -> None:
+    """As a new process starts: nothing in memory, compile not wrapped yet."""
+    monkeypatch.setattr(ansible_template_cache, "_memory", {})
+    monkeypatch.setattr(AnsibleEnvironment, "compile", Environment.compile, raising=False)
 
 
 def render(template: str, escape_backslashes: bool = True, **variables) -> object:
@@ -81,19 +93,62 @@ def test_a_syntax_error_is_raised_each_time_and_not_kept(compiles):
     for _ in range(2):
         with pytest.raises(Exception, match="unexpected"):
             render("{{ 1 + }}")
-    assert not [key for key in ansible_template_cache._cache if key[0] == "{{ 1 + }}"]
+    assert not [key for key in ansible_template_cache._memory if key[0] == "{{ 1 + }}"]
 
 
-def test_ansible_playbook_runs_with_the_cache_in_its_workers():
+def test_the_folder_serves_the_next_process_without_a_compile(spied, monkeypatch, tmp_path):
+    source = "{{ items | map('upper') | join(',') }}"
+    ansible_template_cache.install(tmp_path)
+    assert render(source, items=["a", "b"]) == "A,B"
+    assert spied.count(source) == 1
+    another_process(monkeypatch)
+    ansible_template_cache.install(tmp_path)
+    assert render(source, items=["c"]) == "C"
+    assert spied.count(source) == 1  # read from the folder
+    # One folder per Python, Jinja and ansible-core version, private to the user.
+    (versions,) = tmp_path.iterdir()
+    assert "jinja" in versions.name and "ansible" in versions.name
+    assert versions.stat().st_mode & 0o077 == 0
+
+
+def test_an_unreadable_entry_is_compiled_again_and_rewritten(spied, monkeypatch, tmp_path):
+    source = "{{ 6 * 7 }}"
+    ansible_template_cache.install(tmp_path)
+    assert render(source) == 42
+    (entry,) = next(tmp_path.iterdir()).iterdir()
+    entry.write_bytes(b"not marshal data")
+    another_process(monkeypatch)
+    ansible_template_cache.install(tmp_path)
+    assert render(source) == 42
+    assert spied.count(source) == 2
+    another_process(monkeypatch)
+    ansible_template_cache.install(tmp_path)
+    assert render(source) == 42
+    assert spied.count(source) == 2  # the rewritten entry serves
+
+
+def test_a_folder_that_cannot_be_written_only_costs_the_compile(spied, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the folder would be")
+    ansible_template_cache.install(blocked)
+    assert render("{{ 'still' ~ ' works' }}") == "still works"
+
+
+def test_ansible_playbook_runs_with_the_cache_in_its_workers(tmp_path):
     # The repository's ansible.cfg enables the callback; a fixture filter reports, from
     # the worker that runs the task, whether compile is the cached one.
     run = ansible_playbook(
         "-i",
         "localhost,",
         str(FIXTURES / "cache_state.yml"),
-        env={"ANSIBLE_FILTER_PLUGINS": f"{FIXTURES}:{paths.PROJECT_DIR / 'plugins' / 'filter'}"},
+        env={
+            "ANSIBLE_FILTER_PLUGINS": f"{FIXTURES}:{paths.PROJECT_DIR / 'plugins' / 'filter'}",
+            "MLOPS_VM_HOME": str(tmp_path),
+        },
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "template cache in the worker: True" in run.stdout, run.stdout
     assert "WARNING" not in run.stdout + run.stderr, run.stdout + run.stderr
+    # The state folder's cache keeps what the run compiled.
+    assert list((tmp_path / "cache" / "jinja").glob("*/*.code"))
