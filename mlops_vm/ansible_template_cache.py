@@ -16,10 +16,12 @@ The key holds what Jinja's compile step reads: the source text and the names it 
 the environment's class and its syntax settings (those a `#jinja2:` header may override),
 its optimizer, async and autoescape settings, and Ansible's backslash-escaping context; the
 folder is per Python, Jinja and ansible-core version (compiled code is specific to each).
-A parsed tree (compile_expression's) is compiled as before, as is any source while
-Ansible's template debugging is on. A source that does not compile raises each time.
+An expression (compile_expression's: a `when`, a loop's condition) is keyed on its own
+source. Any other parsed tree is compiled as before, as is any source while Ansible's
+template debugging is on. A source that does not compile raises each time.
 """
 
+import contextvars
 import hashlib
 import marshal
 import os
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 _memory: dict[tuple, Any] = {}
+# The source of the expression being compiled (compile_expression hands compile a parsed
+# tree, which has no source of its own to key on).
+_expression: contextvars.ContextVar[str | None] = contextvars.ContextVar("expression", default=None)
 
 
 def versions_folder(folder: Path) -> Path:
@@ -54,11 +59,13 @@ def install(folder: Path | None = None) -> None:
     stored = Stored(versions_folder(folder)) if folder is not None else None
 
     def compile_cached(self, source, name=None, filename=None, raw=False, defer_init=False):
-        if not isinstance(source, str) or self._debuggable_template_source:
+        text = str(source) if isinstance(source, str) else _expression.get()
+        if text is None or self._debuggable_template_source:
             return compile_uncached(self, source, name, filename, raw, defer_init)
         context = compile_context.current(optional=True)
         key = (
-            str(source),
+            "template" if isinstance(source, str) else "expression",
+            text,
             name,
             filename,
             raw,
@@ -80,8 +87,30 @@ def install(folder: Path | None = None) -> None:
         _memory[key] = code
         return code
 
+    compile_expression_uncached = environment.compile_expression
+
+    def compile_expression_keyed(self, source, *args, **kwargs):
+        token = _expression.set(str(source))
+        try:
+            return compile_expression_uncached(self, source, *args, **kwargs)
+        finally:
+            _expression.reset(token)
+
     compile_cached.mlops_vm_cached = True
     environment.compile = compile_cached
+    environment.compile_expression = compile_expression_keyed
+
+
+def load_jinja_plugins() -> None:
+    """Load every Jinja filter and test plugin in this process. Ansible loads them all at
+    the first lookup of one; in ansible-playbook's process before it forks, each worker has
+    them. Otherwise the first worker that templates loads them (the project's filters with
+    their imports: the environment's schema, the metrics parser) and loses them on exit,
+    and ansible-playbook loads them again for its next template of its own."""
+    from ansible.plugins.loader import filter_loader, test_loader
+
+    filter_loader.get("ansible.builtin.to_json")
+    test_loader.get("ansible.builtin.match")
 
 
 class Stored:

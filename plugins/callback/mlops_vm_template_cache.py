@@ -1,9 +1,9 @@
-"""Callback plugin: compile each Jinja template once per process (see DOCUMENTATION)."""
+"""Callback plugin: templating prepared once per process and run (see DOCUMENTATION)."""
 
 DOCUMENTATION = r"""
 name: mlops_vm_template_cache
 type: aggregate
-short_description: Compile each Jinja template once per ansible-playbook process
+short_description: Compile Jinja templates once, load the Jinja plugins before workers fork
 description:
   - ansible-core 2.19 compiles a template's Jinja source to Python on every evaluation; a
     role variable read by several others is compiled again at each reading.
@@ -11,6 +11,8 @@ description:
     ansible-playbook's process and each worker it forks, and on disk for the next ones
     (C(~/.mlops-vm/cache/jinja), or under C(MLOPS_VM_HOME)), as Python keeps bytecode in
     C(__pycache__). mlops_vm/ansible_template_cache.py says what the key holds.
+  - It also loads the Jinja filter and test plugins once in ansible-playbook's process,
+    before it forks workers, instead of in the first worker that templates.
 requirements:
   - enabled in C(callbacks_enabled) (the repository's ansible.cfg)
 """
@@ -18,7 +20,7 @@ requirements:
 from ansible.plugins.callback import CallbackBase
 
 try:
-    from mlops_vm.ansible_template_cache import install
+    from mlops_vm.ansible_template_cache import install, load_jinja_plugins
     from mlops_vm.paths import CACHE_DIR
 except ImportError:  # the collection without the mlops_vm package: nothing to speed up
     install = None
@@ -34,3 +36,4 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         if install is not None:
             install(CACHE_DIR / "jinja")
+            load_jinja_plugins()

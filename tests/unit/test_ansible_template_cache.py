@@ -14,6 +14,8 @@ from mlops_vm import ansible_template_cache, paths
 from tests.ansible_cli import ansible_playbook
 
 FIXTURES = Path(__file__).parent / "template_cache_fixtures"
+# As ansible-core defines it (install() wraps it; each test puts it back).
+COMPILE_EXPRESSION = AnsibleEnvironment.compile_expression
 
 
 @pytest.fixture
@@ -29,6 +31,7 @@ def spied(monkeypatch) -> list[str]:
     monkeypatch.setattr(Environment, "compile", spy)
     # A class attribute only while the test runs: install() patches the subclass.
     monkeypatch.setattr(AnsibleEnvironment, "compile", Environment.compile, raising=False)
+    monkeypatch.setattr(AnsibleEnvironment, "compile_expression", COMPILE_EXPRESSION)
     monkeypatch.setattr(ansible_template_cache, "_memory", {})
     return seen
 
@@ -44,6 +47,7 @@ def another_process(monkeypatch) -> None:
     """As a new process starts: nothing in memory, compile not wrapped yet."""
     monkeypatch.setattr(ansible_template_cache, "_memory", {})
     monkeypatch.setattr(AnsibleEnvironment, "compile", Environment.compile, raising=False)
+    monkeypatch.setattr(AnsibleEnvironment, "compile_expression", COMPILE_EXPRESSION)
 
 
 def render(template: str, escape_backslashes: bool = True, **variables) -> object:
@@ -58,6 +62,18 @@ def test_a_source_is_compiled_once_and_renders_each_time_with_its_variables(comp
     assert render(source, name="model", index=1) == "model-1"
     assert render(source, name="other", index=7) == "other-7"
     assert compiles.count(source) == 1
+
+
+def test_an_expression_is_compiled_once_by_its_own_source(compiles):
+    def evaluate(expression: str, **variables) -> object:
+        templar = Templar(loader=DataLoader(), variables=variables)
+        return templar.evaluate_expression(trust_as_template(expression))
+
+    assert evaluate("x * 21", x=2) == 42
+    assert evaluate("x * 21", x=1) == 21
+    assert evaluate("x * 2", x=1) == 2  # another expression, the same shape of tree
+    assert evaluate("x * 21", x=3) == 63
+    assert compiles.count("<tree>") == 2
 
 
 def test_install_twice_wraps_once(compiles):
