@@ -9,7 +9,7 @@ on an idle 2-core machine, more than its Nginx switches took (docs/benchmark.md)
 install() keeps Jinja's compiled code per source and the settings that shape it: in memory
 (a worker reads a role variable many times) and in FOLDER, one file per entry, like
 Python's __pycache__ (a worker is a new process; so is the next run). The callback plugin
-plugins/callback/mlops_vm_template_cache.py installs it in ansible-playbook's process
+plugins/callback/mlops_vm_overhead.py installs it in ansible-playbook's process
 before it forks any worker.
 
 The key holds what Jinja's compile step reads: the source text and the names it is given,

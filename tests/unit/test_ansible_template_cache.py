@@ -168,3 +168,24 @@ def test_ansible_playbook_runs_with_the_cache_in_its_workers(tmp_path):
     assert "WARNING" not in run.stdout + run.stderr, run.stdout + run.stderr
     # The state folder's cache keeps what the run compiled.
     assert list((tmp_path / "cache" / "jinja").glob("*/*.code"))
+
+
+def test_the_callback_freezes_the_heap_once_the_stats_are_out(monkeypatch):
+    # The collection at the interpreter's exit then skips every object of the run.
+    import gc
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mlops_vm_overhead", paths.PROJECT_DIR / "plugins" / "callback" / "mlops_vm_overhead.py"
+    )
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    monkeypatch.setattr(plugin, "install", None)  # only the exit's part here
+    callback = plugin.CallbackModule()
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        callback.v2_playbook_on_stats(None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
