@@ -14,8 +14,11 @@ before it forks any worker.
 
 The key holds what Jinja's compile step reads: the source text and the names it is given,
 the environment's class and its syntax settings (those a `#jinja2:` header may override),
-its optimizer, async and autoescape settings, and Ansible's backslash-escaping context; the
-folder is per Python, Jinja and ansible-core version (compiled code is specific to each).
+its optimizer, async and autoescape settings, and Ansible's backslash-escaping context. The
+folder is per Python, Jinja and ansible-core version (compiled code is specific to each)
+and per compile_settings(): the settings of a whole run that also shape the code, the
+filter and test plugins among them. A source naming a collection's filter or test is kept
+in memory only (the collection's plugins are loaded on first use, after that).
 An expression (compile_expression's: a `when`, a loop's condition) is keyed on its own
 source. Any other parsed tree is compiled as before, as is any source while Ansible's
 template debugging is on. A source that does not compile raises each time.
@@ -25,24 +28,57 @@ import contextvars
 import hashlib
 import marshal
 import os
+import re
 import sys
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
 _memory: dict[tuple, Any] = {}
+# A filter or test named by a collection's name (`| community.general.x`, `is a.b.c`).
+COLLECTION_PLUGIN = re.compile(r"(\||\bis(\s+not)?)\s*\w+\.\w+\.\w+")
 # The source of the expression being compiled (compile_expression hands compile a parsed
 # tree, which has no source of its own to key on).
 _expression: contextvars.ContextVar[str | None] = contextvars.ContextVar("expression", default=None)
 
 
 def versions_folder(folder: Path) -> Path:
-    """FOLDER's subfolder for this Python, Jinja and ansible-core."""
+    """FOLDER's subfolder for this Python, Jinja and ansible-core, and for what else shapes
+    the compiled code the same way for every template of a run (compile_settings)."""
     import jinja2
     from ansible.release import __version__ as ansible_version
 
     python = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
-    return folder / f"{python}-jinja{jinja2.__version__}-ansible{ansible_version}"
+    settings = hashlib.sha256(repr(compile_settings()).encode()).hexdigest()[:16]
+    return folder / f"{python}-jinja{jinja2.__version__}-ansible{ansible_version}-{settings}"
+
+
+def compile_settings() -> tuple:
+    """What Jinja's code generation reads besides the key's settings, the same for a whole
+    run: whether Ansible expands templates embedded in constants, the Jinja extensions,
+    and each filter and test plugin's name with what it is handed besides its arguments
+    (context, environment: decided at compile time). Another filter plugin under a known
+    name, or a new one, makes another folder."""
+    from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+    from ansible._internal._templating._jinja_common import _TemplateConfig
+    from ansible.plugins.loader import filter_loader, test_loader
+    from jinja2.utils import _PassArg
+
+    load_jinja_plugins()
+    environment = AnsibleEnvironment()
+    plugins = []
+    for kind, loader, found in (
+        ("filter", filter_loader, environment.filters),
+        ("test", test_loader, environment.tests),
+    ):
+        for name in sorted(loader._cached_non_collection_wrappers):
+            plugins.append((kind, name, str(_PassArg.from_obj(found.get(name)))))
+    return (
+        _TemplateConfig.allow_embedded_templates,
+        sorted(type(extension).__qualname__ for extension in environment.extensions.values()),
+        plugins,
+    )
 
 
 def install(folder: Path | None = None) -> None:
@@ -60,6 +96,7 @@ def install(folder: Path | None = None) -> None:
 
     def compile_cached(self, source, name=None, filename=None, raw=False, defer_init=False):
         text = str(source) if isinstance(source, str) else _expression.get()
+        _expression.set(None)  # the expression's own tree only, never a nested one
         if text is None or self._debuggable_template_source:
             return compile_uncached(self, source, name, filename, raw, defer_init)
         context = compile_context.current(optional=True)
@@ -77,12 +114,14 @@ def install(folder: Path | None = None) -> None:
             self.autoescape,
             context.escape_backslashes if context else None,
         )
+        # A collection's plugin (a.b.c) is loaded on first use: not in compile_settings.
+        on_disk = stored is not None and not COLLECTION_PLUGIN.search(text)
         code = _memory.get(key)
-        if code is None and stored is not None:
+        if code is None and on_disk:
             code = stored.get(key)
         if code is None:
             code = compile_uncached(self, source, name, filename, raw, defer_init)
-            if stored is not None:
+            if on_disk:
                 stored.put(key, code)
         _memory[key] = code
         return code
@@ -124,17 +163,21 @@ class Stored:
 
     def get(self, key: tuple) -> Any:
         try:
-            return marshal.loads(self.path(key).read_bytes())
+            code = marshal.loads(self.path(key).read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
             return None  # none yet, or unreadable: compiled again and written anew
+        # Compiled code, or a raw compile's Python source; anything else is not ours.
+        return code if isinstance(code, types.CodeType | str) else None
 
     def put(self, key: tuple, code: Any) -> None:
         """Written whole or not at all (another process may read it meanwhile); a folder
         that cannot be written to only costs the compile next time."""
+        staged = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             with tempfile.NamedTemporaryFile(dir=self.folder, delete=False) as staged:
                 staged.write(marshal.dumps(code))
             os.replace(staged.name, self.path(key))
         except OSError:
-            pass
+            if staged is not None:
+                Path(staged.name).unlink(missing_ok=True)

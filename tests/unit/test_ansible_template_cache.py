@@ -170,9 +170,8 @@ def test_ansible_playbook_runs_with_the_cache_in_its_workers(tmp_path):
     assert list((tmp_path / "cache" / "jinja").glob("*/*.code"))
 
 
-def test_the_callback_freezes_the_heap_once_the_stats_are_out(monkeypatch):
+def test_the_callback_freezes_the_heap_at_the_exit(monkeypatch):
     # The collection at the interpreter's exit then skips every object of the run.
-    import gc
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -181,11 +180,45 @@ def test_the_callback_freezes_the_heap_once_the_stats_are_out(monkeypatch):
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
     monkeypatch.setattr(plugin, "install", None)  # only the exit's part here
-    callback = plugin.CallbackModule()
-    gc.unfreeze()
-    try:
-        assert gc.get_freeze_count() == 0
-        callback.v2_playbook_on_stats(None)
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
+    registered = []
+    monkeypatch.setattr(plugin.atexit, "register", registered.append)
+    plugin.CallbackModule()
+    assert registered == [plugin.gc.freeze]
+
+
+def test_the_embedded_templates_setting_has_its_own_folder(spied, monkeypatch, tmp_path):
+    # Ansible's code generator expands a template embedded in a constant unless
+    # ALLOW_EMBEDDED_TEMPLATES is off: the same source compiles to other code.
+    from ansible._internal._templating._jinja_common import _TemplateConfig
+
+    def condition() -> bool:
+        templar = Templar(loader=DataLoader(), variables={"x": "a", "y": "a"})
+        return templar.evaluate_conditional(trust_as_template("x == '{{ y }}'"))
+
+    monkeypatch.setattr(_TemplateConfig, "allow_embedded_templates", True)
+    ansible_template_cache.install(tmp_path)
+    assert condition() is True
+    another_process(monkeypatch)
+    monkeypatch.setattr(_TemplateConfig, "allow_embedded_templates", False)
+    ansible_template_cache.install(tmp_path)
+    assert condition() is False
+    assert spied.count("<tree>") == 2
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_what_a_filter_is_handed_is_part_of_the_folder(monkeypatch, tmp_path):
+    # Whether a filter gets the context or the environment is compiled into the code: a
+    # plugin that changes it under the same name must not be served the old code.
+    from jinja2 import utils
+
+    before = ansible_template_cache.versions_folder(tmp_path)
+    monkeypatch.setattr(utils._PassArg, "from_obj", classmethod(lambda cls, obj: cls.environment))
+    assert ansible_template_cache.versions_folder(tmp_path) != before
+
+
+def test_a_collection_plugin_is_kept_in_memory_only(spied, tmp_path):
+    ansible_template_cache.install(tmp_path)
+    assert render("{{ 'a' | ansible.builtin.upper }}") == "A"
+    assert render("{{ 'b' | upper }}") == "B"
+    (folder,) = tmp_path.iterdir()
+    assert len(list(folder.iterdir())) == 1  # the second template only
