@@ -3,13 +3,16 @@
 One class owns the runner arguments (like ansible-navigator): quiet unless verbose, a cancel
 callback tied to Ctrl-C, an event handler that feeds the display and drops secrets, only
 ANSIBLE_* variables passed through on top of a clean environment, and one artifact folder
-per run under ~/.mlops-vm/runs/<env>/<timestamp>.
+per run under ~/.mlops-vm/runs/<env>/<timestamp>. A run starts in a thread of its own
+(start), so that the CLI can take the lock meanwhile (run_gate.py), and is waited for
+(wait).
 """
 
 import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any
 
 from mlops_vm import paths, ssh_connections
 from mlops_vm.ansible_strategy import strategy_environment
+from mlops_vm.run_gate import RunGate
 
 CENSORED = "********"
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
@@ -150,6 +154,9 @@ class PlaybookRun:
         self.on_event = on_event
         self.state = RunState()
         self.cancel_requested = False
+        self._runner: Any = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = paths.STATE_DIR / "runs" / env / f"{stamp}-{os.getpid()}"
 
@@ -213,32 +220,77 @@ class PlaybookRun:
             self.on_event(self.state)
         return True
 
-    def run(self) -> RunResult:
-        import ansible_runner
+    def start(self, gate: RunGate | None = None) -> "PlaybookRun":
+        """Start ansible-playbook in a thread of its own; with GATE, it waits at its first
+        task until the gate lets it go on (run_gate.py)."""
+        from ansible_runner.interface import init_runner
 
+        no_pause_after_exit()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        envvars = self.environment()
+        if gate is not None:
+            envvars.update(gate.environment())
+        self._runner = init_runner(
+            private_data_dir=str(self.run_dir),
+            project_dir=str(paths.PROJECT_DIR),
+            playbook=self.playbook,
+            inventory=str(self.inventory_dir),
+            envvars=envvars,
+            cmdline="--check" if self.check else None,
+            extravars=self.extravars or None,
+            quiet=not self.verbose,
+            event_handler=self.handle_event,
+            cancel_callback=lambda: self.cancel_requested,
+            settings={"suppress_env_files": True},
+            ident="run",
+        )
+        self._thread = threading.Thread(target=self._run_runner, name="ansible-runner")
+        self._thread.start()
+        return self
+
+    def _run_runner(self) -> None:
+        try:
+            self._runner.run()
+        except BaseException as error:  # raised again by wait(), in the caller's thread
+            self._error = error
+
+    def wait(self) -> RunResult:
+        """Wait for the started run to end (Ctrl-C: stop ansible cleanly, keep the log)."""
+        if self._thread is None:
+            raise RuntimeError("wait() before start()")
         previous = signal.getsignal(signal.SIGINT)
 
-        def request_cancel(signum, frame):  # Ctrl-C: stop ansible cleanly, keep the log
+        def request_cancel(signum, frame):
             self.cancel_requested = True
 
         signal.signal(signal.SIGINT, request_cancel)
         try:
-            runner = ansible_runner.run(
-                private_data_dir=str(self.run_dir),
-                project_dir=str(paths.PROJECT_DIR),
-                playbook=self.playbook,
-                inventory=str(self.inventory_dir),
-                envvars=self.environment(),
-                cmdline="--check" if self.check else None,
-                extravars=self.extravars or None,
-                quiet=not self.verbose,
-                event_handler=self.handle_event,
-                cancel_callback=lambda: self.cancel_requested,
-                settings={"suppress_env_files": True},
-                ident="run",
-            )
+            self._thread.join()
         finally:
             signal.signal(signal.SIGINT, previous)
-        status = "canceled" if self.cancel_requested else runner.status
-        return RunResult(status, runner.rc, self.state, self.run_dir)
+        if self._error is not None:
+            raise self._error
+        status = "canceled" if self.cancel_requested else self._runner.status
+        return RunResult(status, self._runner.rc, self.state, self.run_dir)
+
+    def run(self) -> RunResult:
+        return self.start().wait()
+
+
+def no_pause_after_exit() -> None:
+    """ansible-runner closes pexpect's terminal once ansible-playbook has exited, and
+    ptyprocess then sleeps 0.1 s "to give the kernel time" to report an exit it has already
+    reported: no sleep when the child is known to be gone."""
+    from ptyprocess import PtyProcess
+
+    close = PtyProcess.close
+    if getattr(close, "no_pause_after_exit", False):
+        return
+
+    def close_without_pause(self: PtyProcess, force: bool = True) -> None:
+        if self.terminated:
+            self.delayafterclose = 0
+        close(self, force)
+
+    close_without_pause.no_pause_after_exit = True  # type: ignore[attr-defined]
+    PtyProcess.close = close_without_pause

@@ -3,9 +3,10 @@ rollback): load the environment, check it, run the playbook, report the run, and
 its code."""
 
 import json
+import shutil
 import time
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from mlops_vm.commands.history import (
 from mlops_vm.commands.lock import held
 from mlops_vm.commands.report import run_summary, show_run
 from mlops_vm.environment.config import LoadedEnvironment
+from mlops_vm.run_gate import RunGate
 from mlops_vm.runner import PlaybookRun, RunResult
 
 # A command's own check of the loaded environment, or its question before the run: raises
@@ -56,17 +58,15 @@ def known_secrets(loaded: LoadedEnvironment) -> list[str]:
     return secrets
 
 
-def run_playbook(
+def new_run(
     loaded: LoadedEnvironment,
     playbook: str,
-    title: str,
     *,
     check: bool,
     verbose: bool,
-    as_json: bool,
     extravars: dict[str, Any] | None = None,
-) -> RunResult:
-    run = PlaybookRun(
+) -> PlaybookRun:
+    return PlaybookRun(
         env=loaded.config.env,
         inventory_dir=loaded.inventory_dir,
         playbook=playbook,
@@ -76,8 +76,12 @@ def run_playbook(
         secrets=known_secrets(loaded),
         extravars={"mlops_vm_release_batch": loaded.config.release.batch, **(extravars or {})},
     )
+
+
+def follow(run: PlaybookRun, title: str, *, as_json: bool, verbose: bool) -> RunResult:
+    """Wait for the started RUN, with a live view of its progress on a terminal."""
     if as_json or verbose or not display.console.is_terminal:
-        return run.run()
+        return run.wait()
     with Live(
         display.progress_view(run.state, title),
         console=display.console,
@@ -85,7 +89,34 @@ def run_playbook(
         transient=True,
     ) as live:
         run.on_event = lambda state: live.update(display.progress_view(state, title))
-        return run.run()
+        return run.wait()
+
+
+@contextmanager
+def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[[], None]]:
+    """Start RUN now when EARLY, behind a gate (run_gate.py): ansible-playbook's start
+    (about a second under load) overlaps the lock's. Yields what lets the run go on (or
+    starts it, when not EARLY). A block that ends before that (the lock refused, Ctrl-C)
+    stops the run at the gate, before anything ran, and removes its run folder."""
+    if not early:
+        yield run.start
+        return
+    gate = RunGate()
+    try:
+        run.start(gate)
+        try:
+            yield gate.go
+        except BaseException:
+            if gate.let_through:
+                run.cancel_requested = True
+            else:
+                gate.stop()
+            run.wait()
+            if not gate.let_through:
+                shutil.rmtree(run.run_dir, ignore_errors=True)
+            raise
+    finally:
+        gate.close()
 
 
 def exit_code(result: RunResult) -> int:
@@ -113,28 +144,52 @@ def run_verb(
     for step in checks:
         step(loaded)
     check_environment(loaded, as_json, with_cloud=verb.with_cloud)
-    lock = held(loaded, as_json, destroys=verb.name == "destroy")
+    run = new_run(loaded, verb.playbook, check=check, verbose=verbose, extravars=extravars)
+    title = f"{verb.planned if check else verb.done} {loaded.config.env}"
     # One SSH master per host for the lock's calls and the playbook's (ssh_connections.py).
-    with ssh_connections.shared(), nullcontext() if check else lock as hold:
+    with ssh_connections.shared():
+        if check:
+            result = follow(run.start(), title, as_json=as_json, verbose=verbose)
+            summary = run_summary(result, check)
+        else:
+            result, summary = run_locked(
+                verb, loaded, run, title, before_run=before_run, verbose=verbose, as_json=as_json
+            )
+    if as_json:
+        display.print_json(summary)
+    else:
+        show_run(summary, title)
+    return exit_code(result)
+
+
+def run_locked(
+    verb: Verb,
+    loaded: LoadedEnvironment,
+    run: PlaybookRun,
+    title: str,
+    *,
+    before_run: Step | None,
+    verbose: bool,
+    as_json: bool,
+) -> tuple[RunResult, dict[str, Any]]:
+    """RUN under the environment's lock, BEFORE_RUN (a question) first; leaves the history
+    entry to append as the lock is released. A run with no question starts before the lock
+    is taken, and waits for it at its first task (started_before_the_lock)."""
+    with (
+        started_before_the_lock(run, early=before_run is None) as go,
+        held(loaded, as_json, destroys=verb.name == "destroy") as hold,
+    ):
         if before_run is not None:
             before_run(loaded)
-        recorded = hold is not None and verb.name in RECORDED_VERBS
+        recorded = verb.name in RECORDED_VERBS
         # A VM fleet's run tells what its hosts ran (no host read here, ~0.75 s each).
         read_before = recorded and not run_tells_releases(loaded)
         before = running_release(loaded, as_json) if read_before else None
         started = time.monotonic()
-        title = f"{verb.planned if check else verb.done} {loaded.config.env}"
-        result = run_playbook(
-            loaded,
-            verb.playbook,
-            title,
-            check=check,
-            verbose=verbose,
-            as_json=as_json,
-            extravars=extravars,
-        )
-        summary = run_summary(result, check)
-        if recorded and hold is not None:
+        go()
+        result = follow(run, title, as_json=as_json, verbose=verbose)
+        summary = run_summary(result, False)
+        if recorded:
             entry = history_entry(
                 loaded,
                 verb.name,
@@ -147,8 +202,4 @@ def run_verb(
             )
             # Appended as the lock is released, in the same ledger call.
             hold.entry = json.dumps(asdict(entry)) if entry else ""
-    if as_json:
-        display.print_json(summary)
-    else:
-        show_run(summary, title)
-    return exit_code(result)
+    return result, summary

@@ -84,11 +84,19 @@ def wait_for_lock_on_the_host(environment: Path, run: subprocess.Popen[str]) -> 
     pytest.fail("the first run never took the lock on the LB host")
 
 
+def run_folders() -> set[Path]:
+    return set((Path.home() / ".mlops-vm" / "runs" / ENV).glob("*"))
+
+
 def refused_at_once(environment: Path, *args: str) -> tuple[dict, float]:
+    """The refused run's answer and how long it took. Its ansible-playbook, started while
+    the lock was asked for (run_gate.py), stopped at its first task: no run folder left."""
+    before = run_folders()
     started = time.monotonic()
     code, answer = cli_json(*args, str(environment))
     elapsed = time.monotonic() - started
     assert code == 1, answer
+    assert run_folders() <= before, "a refused run left a run folder"
     return answer, elapsed
 
 

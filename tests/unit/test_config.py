@@ -107,13 +107,14 @@ def test_a_relative_inventory_path_is_made_absolute_for_the_runner(tmp_path, mon
     class Finished:
         status, rc = "successful", 0
 
-    def run(**kwargs):
+        def run(self) -> None:
+            pass
+
+    def init_runner(**kwargs):
         seen.update(kwargs)
         return Finished()
 
-    import ansible_runner
-
-    monkeypatch.setattr(ansible_runner, "run", run)
+    monkeypatch.setattr("ansible_runner.interface.init_runner", init_runner)
     monkeypatch.setattr("mlops_vm.paths.STATE_DIR", tmp_path / "state")
     runner = PlaybookRun(
         env="relative", inventory_dir=loaded.inventory_dir, playbook="playbooks/provision.yml"
