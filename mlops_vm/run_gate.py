@@ -33,14 +33,12 @@ class RunGate:
         self.path = self.folder / "gate"
         os.mkfifo(self.path, 0o600)
         self._fd = os.open(self.path, os.O_RDWR)
-        self.let_through = False  # True once the run was told to go on
 
     def environment(self) -> dict[str, str]:
         return {GATE_VARIABLE: str(self.path)}
 
     def go(self) -> None:
         os.write(self._fd, GO)
-        self.let_through = True
 
     def stop(self) -> None:
         os.write(self._fd, STOP)

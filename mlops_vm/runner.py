@@ -226,6 +226,7 @@ class PlaybookRun:
         from ansible_runner.interface import init_runner
 
         no_pause_after_exit()
+        self.state, self.cancel_requested, self._error = RunState(), False, None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         envvars = self.environment()
         if gate is not None:

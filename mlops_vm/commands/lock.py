@@ -92,6 +92,7 @@ class HeldLock:
 
     holder: Holder
     entry: str = ""
+    quiet_s: float = 0.0  # how long the lock had been free before (deploy_lock.Taken)
 
 
 @contextmanager
@@ -109,7 +110,7 @@ def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) ->
         raise refused(loaded.config.env, locked.state, now, as_json) from None
     except (LedgerError, ProvisionError) as error:
         raise lock_failure(str(error), as_json) from None
-    hold = HeldLock(holder)
+    hold = HeldLock(holder, quiet_s=taken.quiet_s)
     try:
         with terminate_as_interrupt():
             yield hold

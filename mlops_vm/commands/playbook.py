@@ -93,27 +93,50 @@ def follow(run: PlaybookRun, title: str, *, as_json: bool, verbose: bool) -> Run
 
 
 @contextmanager
-def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[[], None]]:
+def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[[float], None]]:
     """Start RUN now when EARLY, behind a gate (run_gate.py): ansible-playbook's start
-    (about a second under load) overlaps the lock's. Yields what lets the run go on (or
-    starts it, when not EARLY). A block that ends before that (the lock refused, Ctrl-C)
-    stops the run at the gate, before anything ran, and removes its run folder."""
+    (about a second under load) overlaps the lock's. Yields what lets the run go on once the
+    lock is held (or starts it, when not EARLY), given how long the lock had been free. A
+    block that ends before that (the lock refused, Ctrl-C) stops the run at the gate,
+    before anything ran, and removes its run folder.
+
+    ansible-playbook read the inventory as it started: when another run released the lock
+    since (it may have added or removed hosts), the early run is stopped and started again."""
     if not early:
-        yield run.start
+
+        def start(quiet_s: float) -> None:
+            run.start()
+
+        yield start
         return
     gate = RunGate()
+    started = time.monotonic()
+    going = False
+
+    def discard() -> None:
+        gate.stop()
+        run.wait()
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+
+    def go(quiet_s: float) -> None:
+        nonlocal going
+        going = True
+        if quiet_s > time.monotonic() - started:
+            gate.go()
+        else:  # another run ended after this one read the inventory
+            discard()
+            run.start()
+
     try:
         run.start(gate)
         try:
-            yield gate.go
+            yield go
         except BaseException:
-            if gate.let_through:
+            if going:
                 run.cancel_requested = True
+                run.wait()
             else:
-                gate.stop()
-            run.wait()
-            if not gate.let_through:
-                shutil.rmtree(run.run_dir, ignore_errors=True)
+                discard()
             raise
     finally:
         gate.close()
@@ -175,8 +198,10 @@ def run_locked(
     """RUN under the environment's lock, BEFORE_RUN (a question) first; leaves the history
     entry to append as the lock is released. A run with no question starts before the lock
     is taken, and waits for it at its first task (started_before_the_lock)."""
+    # The S3 ledger cannot tell when its lock was last released (started_before_the_lock).
+    early = before_run is None and not loaded.config.ledger.s3_bucket
     with (
-        started_before_the_lock(run, early=before_run is None) as go,
+        started_before_the_lock(run, early=early) as go,
         held(loaded, as_json, destroys=verb.name == "destroy") as hold,
     ):
         if before_run is not None:
@@ -186,7 +211,7 @@ def run_locked(
         read_before = recorded and not run_tells_releases(loaded)
         before = running_release(loaded, as_json) if read_before else None
         started = time.monotonic()
-        go()
+        go(hold.quiet_s)
         result = follow(run, title, as_json=as_json, verbose=verbose)
         summary = run_summary(result, False)
         if recorded:

@@ -7,6 +7,7 @@ the commands around a run are commands/lock.py.
 
 import getpass
 import json
+import math
 import os
 import shlex
 import socket
@@ -190,15 +191,25 @@ def still_there(places: list[Ledger], instances: list[Instance]) -> list[Ledger]
     return [p for p in places if not isinstance(p, HostLedger) or p.name in there]
 
 
-def acquire(places: list[Ledger], holder: Holder, now: datetime) -> list[Ledger]:
+class Taken(list):
+    """The places where a run took the lock, and QUIET_S: how long the lock had been free
+    before, the shortest of them (0 where a place cannot tell, infinite where it was never
+    released)."""
+
+    quiet_s: float = math.inf
+
+
+def acquire(places: list[Ledger], holder: Holder, now: datetime) -> Taken:
     """Take the lock in every place (all or none); raises Locked naming the holder found."""
-    taken: list[Ledger] = []
+    taken = Taken()
     for place in places:
         answer = place.call("acquire", json_of(holder))
         if not answer["acquired"]:
             release(taken, holder.token)
             raise Locked(state_of(place.where, answer["holder"] or {}, now))
         taken.append(place)
+        quiet = answer.get("quiet_s", 0.0)
+        taken.quiet_s = min(taken.quiet_s, math.inf if quiet is None else quiet)
     return taken
 
 

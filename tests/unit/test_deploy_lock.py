@@ -3,6 +3,7 @@ Docker: the ledger program runs for real on folders of this machine (the same pr
 on a host over SSH)."""
 
 import json
+import math
 import os
 import signal
 import socket
@@ -99,6 +100,25 @@ def test_only_the_holder_s_token_releases_and_then_the_next_run_gets_it(tmp_path
     release([place], first.token)
     assert place.call("read")["holder"] is None
     assert acquire([place], Holder.of_this_run("dev", NOW), NOW) == [place]
+
+
+def test_an_acquire_tells_how_long_the_lock_had_been_free(tmp_path: Path):
+    """What tells a run started before it took the lock (commands/playbook.py) whether
+    another run ended meanwhile: the shortest quiet time of every place."""
+    here, shared = LocalLedger(tmp_path / "here"), LocalLedger(tmp_path / "shared")
+    first = Holder.of_this_run("dev", NOW)
+    assert acquire([here, shared], first, NOW).quiet_s == math.inf  # never released
+    release([here, shared], first.token)
+    a_minute_ago = time.time() - 60
+    os.utime(tmp_path / "here" / "released", (a_minute_ago, a_minute_ago))
+    second = Holder.of_this_run("dev", NOW)
+    quiet = acquire([here, shared], second, NOW).quiet_s
+    assert 0 <= quiet < 30  # the shared place was released just now
+    release([shared], "not-the-token")  # no release, no news
+    release([here, shared], second.token)
+    for place in ("here", "shared"):
+        os.utime(tmp_path / place / "released", (a_minute_ago, a_minute_ago))
+    assert acquire([here, shared], first, NOW).quiet_s >= 60
 
 
 def test_a_lock_of_a_dead_process_reads_as_stale_until_released(tmp_path: Path):

@@ -3,6 +3,7 @@ mlops_vm_run_gate): a real ansible-playbook, started through the CLI's PlaybookR
 the repository's ansible.cfg, waits at its first task until the gate says go, and ends
 there, having run nothing, when it says stop or when the CLI is gone."""
 
+import math
 import os
 import sys
 import threading
@@ -103,16 +104,33 @@ def test_a_refused_lock_stops_the_early_run_and_leaves_no_run_folder(gated_run, 
 def test_a_held_lock_lets_the_early_run_go_on(gated_run, tmp_path):
     with started_before_the_lock(gated_run, early=True) as go:
         at_the_gate(gated_run)
-        go()
+        thread = gated_run._thread
+        go(math.inf)  # the lock had been free all along
         result = gated_run.wait()
     assert result.ok, result.status
+    assert gated_run._thread is thread, "the early run was started again"
     assert (tmp_path / "mark").exists()
+
+
+def test_a_lock_released_by_another_run_since_the_start_starts_the_run_again(gated_run, tmp_path):
+    """The early run read the inventory before another run (that may have changed the
+    hosts) released the lock: it is stopped at the gate and a new run reads it again."""
+    with started_before_the_lock(gated_run, early=True) as go:
+        at_the_gate(gated_run)
+        thread = gated_run._thread
+        go(0.2)  # the lock was released 0.2 s ago, after this run started
+        result = gated_run.wait()
+    assert result.ok, result.status
+    assert gated_run._thread is not thread
+    assert (tmp_path / "mark").exists()
+    stdout = (gated_run.run_dir / "artifacts" / "run" / "stdout").read_text()
+    assert "stopped before its first task" not in stdout  # the first run's folder went
 
 
 def test_a_run_with_a_question_first_starts_only_once_let_go(gated_run, tmp_path):
     with started_before_the_lock(gated_run, early=False) as go:
         assert gated_run._thread is None  # nothing started before the question
-        go()
+        go(0.0)
         assert gated_run.wait().ok
     assert (tmp_path / "mark").exists()
 
