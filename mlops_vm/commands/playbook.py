@@ -198,8 +198,10 @@ def run_locked(
     """RUN under the environment's lock, BEFORE_RUN (a question) first; leaves the history
     entry to append as the lock is released. A run with no question starts before the lock
     is taken, and waits for it at its first task (started_before_the_lock)."""
-    # The S3 ledger cannot tell when its lock was last released (started_before_the_lock).
-    early = before_run is None and not loaded.config.ledger.s3_bucket
+    # Not with a question first, nor when ansible's output is shown (a refused run would
+    # show its first task), nor with the S3 ledger, which cannot tell when its lock was
+    # last released (started_before_the_lock).
+    early = before_run is None and not verbose and not loaded.config.ledger.s3_bucket
     with (
         started_before_the_lock(run, early=early) as go,
         held(loaded, as_json, destroys=verb.name == "destroy") as hold,

@@ -13,6 +13,9 @@ description:
     and the settings that shape it, in memory and on disk for the next processes
     (C(~/.mlops-vm/cache/jinja), or under C(MLOPS_VM_HOME)), as Python keeps bytecode in
     C(__pycache__). mlops_vm/ansible_template_cache.py says what the key holds.
+  - Parses each of a play's vars_files once per content. ansible-core reads them again,
+    YAML parse included, each time it builds a host's variables for a task
+    (mlops_vm/ansible_vars_file_cache.py); a file a task rewrites is parsed again.
   - Loads the Jinja filter and test plugins in ansible-playbook's process before it forks
     a worker, instead of in the first worker that templates, which loses them on exit.
   - At the process's exit, moves every object to the garbage collector's permanent
@@ -30,6 +33,7 @@ import gc
 from ansible.plugins.callback import CallbackBase
 
 try:
+    from mlops_vm import ansible_vars_file_cache
     from mlops_vm.ansible_template_cache import install, load_jinja_plugins
     from mlops_vm.paths import CACHE_DIR
 except ImportError:  # the collection without the mlops_vm package: nothing to speed up
@@ -53,3 +57,7 @@ class CallbackModule(CallbackBase):
             install(CACHE_DIR / "jinja")
         except Exception as error:  # another ansible-core's internals: nothing to speed up
             self._display.vvv(f"mlops_vm_overhead: no template cache ({error!r})")
+        try:
+            ansible_vars_file_cache.install()
+        except Exception as error:
+            self._display.vvv(f"mlops_vm_overhead: no vars_files cache ({error!r})")
