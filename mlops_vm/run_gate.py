@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 GATE_VARIABLE = "MLOPS_VM_RUN_GATE"
+PLUGIN = "mlops_vm_run_gate"
 GO = b"1"
 STOP = b"0"
 
@@ -33,19 +34,32 @@ class RunGate:
         self.path = self.folder / "gate"
         os.mkfifo(self.path, 0o600)
         self._fd = os.open(self.path, os.O_RDWR)
+        self.word: bytes | None = None  # what the run was told
 
-    def environment(self) -> dict[str, str]:
-        return {GATE_VARIABLE: str(self.path)}
+    def environment(self, ansible_environment: dict[str, str]) -> dict[str, str]:
+        """The variables that put ansible-playbook behind the gate, on top of
+        ANSIBLE_ENVIRONMENT: a list of callbacks the user enables there replaces
+        ansible.cfg's, so the gate's plugin is added to it (a run that would not wait at
+        the gate is cancelled by the CLI as soon as it reports a task on a host)."""
+        variables = {GATE_VARIABLE: str(self.path)}
+        enabled = ansible_environment.get("ANSIBLE_CALLBACKS_ENABLED")
+        if enabled is not None and PLUGIN not in enabled:
+            variables["ANSIBLE_CALLBACKS_ENABLED"] = f"{enabled},{PLUGIN}".lstrip(",")
+        return variables
 
     def go(self) -> None:
         os.write(self._fd, GO)
+        self.word = GO
 
     def stop(self) -> None:
         os.write(self._fd, STOP)
+        self.word = STOP
 
     def close(self) -> None:
-        os.close(self._fd)
+        # The name first: an ansible-playbook that comes to the gate only now finds none
+        # (and stops), instead of waiting forever for a writer.
         shutil.rmtree(self.folder, ignore_errors=True)
+        os.close(self._fd)
 
 
 def wait_at(path: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlops_vm import paths, ssh_connections
 from mlops_vm.ansible_strategy import strategy_environment
-from mlops_vm.run_gate import RunGate
+from mlops_vm.run_gate import GO, RunGate
 
 CENSORED = "********"
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
@@ -155,6 +155,7 @@ class PlaybookRun:
         self.state = RunState()
         self.cancel_requested = False
         self._runner: Any = None
+        self._gate: RunGate | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -172,8 +173,10 @@ class PlaybookRun:
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env.setdefault("ANSIBLE_NOCOLOR", "1")  # the run folder keeps plain text
         # ansible-runner adds its own callback folder to this variable, which then hides
-        # ansible.cfg's callback_plugins: name ours here too.
-        env.setdefault("ANSIBLE_CALLBACK_PLUGINS", str(paths.PROJECT_DIR / "plugins" / "callback"))
+        # ansible.cfg's callback_plugins: name ours here too (after the user's own).
+        ours = str(paths.PROJECT_DIR / "plugins" / "callback")
+        folders = [p for p in os.environ.get("ANSIBLE_CALLBACK_PLUGINS", "").split(os.pathsep) if p]
+        env["ANSIBLE_CALLBACK_PLUGINS"] = os.pathsep.join(dict.fromkeys([*folders, ours]))
         return env
 
     def handle_event(self, event: dict[str, Any]) -> bool:
@@ -185,6 +188,8 @@ class PlaybookRun:
             event.update(scrubbed)
         data = event.get("event_data", {})
         kind = event.get("event", "")
+        if kind.startswith("runner_on_") and self._gate is not None and self._gate.word != GO:
+            self.cancel_requested = True  # a task ran before the gate let it: stop it all
         host = data.get("host") or data.get("remote_addr")
         if kind == "playbook_on_play_start":
             self.state.play = data.get("play", "")
@@ -229,8 +234,9 @@ class PlaybookRun:
         self.state, self.cancel_requested, self._error = RunState(), False, None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         envvars = self.environment()
+        self._gate = gate
         if gate is not None:
-            envvars.update(gate.environment())
+            envvars.update(gate.environment(envvars))
         self._runner = init_runner(
             private_data_dir=str(self.run_dir),
             project_dir=str(paths.PROJECT_DIR),
@@ -273,6 +279,12 @@ class PlaybookRun:
             raise self._error
         status = "canceled" if self.cancel_requested else self._runner.status
         return RunResult(status, self._runner.rc, self.state, self.run_dir)
+
+    def stop(self) -> None:
+        """Cancel a started run that may still be going, and wait for it to end."""
+        if self._thread is not None and self._thread.is_alive():
+            self.cancel_requested = True
+            self.wait()
 
     def run(self) -> RunResult:
         return self.start().wait()

@@ -92,7 +92,8 @@ class HeldLock:
 
     holder: Holder
     entry: str = ""
-    quiet_s: float = 0.0  # how long the lock had been free before (deploy_lock.Taken)
+    # Since when the lock had been left alone before this run took it (deploy_lock.Taken).
+    free_since: float = 0.0
 
 
 @contextmanager
@@ -110,7 +111,7 @@ def held(loaded: LoadedEnvironment, as_json: bool, *, destroys: bool = False) ->
         raise refused(loaded.config.env, locked.state, now, as_json) from None
     except (LedgerError, ProvisionError) as error:
         raise lock_failure(str(error), as_json) from None
-    hold = HeldLock(holder, quiet_s=taken.quiet_s)
+    hold = HeldLock(holder, free_since=taken.free_since)
     try:
         with terminate_as_interrupt():
             yield hold

@@ -96,15 +96,16 @@ def follow(run: PlaybookRun, title: str, *, as_json: bool, verbose: bool) -> Run
 def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[[float], None]]:
     """Start RUN now when EARLY, behind a gate (run_gate.py): ansible-playbook's start
     (about a second under load) overlaps the lock's. Yields what lets the run go on once the
-    lock is held (or starts it, when not EARLY), given how long the lock had been free. A
-    block that ends before that (the lock refused, Ctrl-C) stops the run at the gate,
-    before anything ran, and removes its run folder.
+    lock is held (or starts it, when not EARLY), given since when the lock had been left
+    alone (HeldLock.free_since). A block that ends before that (the lock refused, Ctrl-C)
+    stops the run at the gate, before anything ran, and removes its run folder.
 
-    ansible-playbook read the inventory as it started: when another run released the lock
-    since (it may have added or removed hosts), the early run is stopped and started again."""
+    ansible-playbook read the inventory as it started: when another run took or released
+    the lock since (it may have added or removed hosts), the early run is stopped and
+    started again."""
     if not early:
 
-        def start(quiet_s: float) -> None:
+        def start(free_since: float) -> None:
             run.start()
 
         yield start
@@ -115,13 +116,15 @@ def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[
 
     def discard() -> None:
         gate.stop()
+        # Should the run not wait at the gate (its plugin not loaded), it is killed.
+        run.cancel_requested = True
         run.wait()
         shutil.rmtree(run.run_dir, ignore_errors=True)
 
-    def go(quiet_s: float) -> None:
+    def go(free_since: float) -> None:
         nonlocal going
         going = True
-        if quiet_s > time.monotonic() - started:
+        if free_since < started:
             gate.go()
         else:  # another run ended after this one read the inventory
             discard()
@@ -132,10 +135,7 @@ def started_before_the_lock(run: PlaybookRun, early: bool) -> Iterator[Callable[
         try:
             yield go
         except BaseException:
-            if going:
-                run.cancel_requested = True
-                run.wait()
-            else:
+            if not going:
                 discard()
             raise
     finally:
@@ -213,8 +213,12 @@ def run_locked(
         read_before = recorded and not run_tells_releases(loaded)
         before = running_release(loaded, as_json) if read_before else None
         started = time.monotonic()
-        go(hold.quiet_s)
-        result = follow(run, title, as_json=as_json, verbose=verbose)
+        try:
+            go(hold.free_since)
+            result = follow(run, title, as_json=as_json, verbose=verbose)
+        except BaseException:
+            run.stop()  # before the lock is released: nothing may run without it
+            raise
         summary = run_summary(result, False)
         if recorded:
             entry = history_entry(

@@ -12,6 +12,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -192,11 +193,11 @@ def still_there(places: list[Ledger], instances: list[Instance]) -> list[Ledger]
 
 
 class Taken(list):
-    """The places where a run took the lock, and QUIET_S: how long the lock had been free
-    before, the shortest of them (0 where a place cannot tell, infinite where it was never
-    released)."""
+    """The places where a run took the lock, and FREE_SINCE: since when (time.monotonic(),
+    this process's clock) the lock had been left alone in all of them, as late as it may
+    have been (now, where a place cannot tell; -inf, where it was never used)."""
 
-    quiet_s: float = math.inf
+    free_since: float = -math.inf
 
 
 def acquire(places: list[Ledger], holder: Holder, now: datetime) -> Taken:
@@ -208,8 +209,11 @@ def acquire(places: list[Ledger], holder: Holder, now: datetime) -> Taken:
             release(taken, holder.token)
             raise Locked(state_of(place.where, answer["holder"] or {}, now))
         taken.append(place)
+        # Read after the answer came: the place's quiet time, counted back from here, ends
+        # no earlier than it did.
         quiet = answer.get("quiet_s", 0.0)
-        taken.quiet_s = min(taken.quiet_s, math.inf if quiet is None else quiet)
+        if quiet is not None:
+            taken.free_since = max(taken.free_since, time.monotonic() - quiet)
     return taken
 
 

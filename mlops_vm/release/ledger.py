@@ -27,15 +27,16 @@ HOST_DIR = "/var/lib/mlops-vm"
 # append (release: {"token": ..., "append": {...}}), so the entry costs no call of its own.
 # On a host it runs as `python3 -c HOST_PROGRAM ACTION DIR` (GIVEN on stdin, the answer
 # printed); on this machine in the CLI's own process (a Python start less at each end of a
-# run). A release touches `released`: an acquire tells how long the lock had been free
-# (quiet_s, on the ledger's own clock; None when it was never released there), which tells
-# a run started before it took the lock whether another run ended meanwhile (run_gate.py).
+# run). An acquire also tells how long the folder's entries had been left alone before it
+# (quiet_s, on the ledger's own clock; None for a folder this call made): every taking and
+# release of the lock (by any version of this program) changes them, so it tells a run
+# started before it took the lock whether another run ended meanwhile (run_gate.py).
 LEDGER = """
 import json, os, tempfile, time
 def ledger(action, folder, given):
+    existed = os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)
     lock, history = os.path.join(folder, "lock.json"), os.path.join(folder, "history.jsonl")
-    released = os.path.join(folder, "released")
     def append(entry):
         fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(fd, (json.dumps(entry) + "\\n").encode())
@@ -50,15 +51,12 @@ def ledger(action, folder, given):
             return {"unreadable": True}
     out = {}
     if action == "acquire":
+        quiet = time.time() - os.stat(folder).st_mtime if existed else None
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lock-")
         os.write(fd, given.encode())
         os.close(fd)
         try:
             os.link(tmp, lock)
-            try:
-                quiet = time.time() - os.stat(released).st_mtime
-            except FileNotFoundError:
-                quiet = None
             out = {"acquired": True, "holder": None, "quiet_s": quiet}
         except FileExistsError:
             out = {"acquired": False, "holder": holder()}
@@ -75,9 +73,6 @@ def ledger(action, folder, given):
         current = holder()
         if current is not None and current.get("token", "") == token:
             os.unlink(lock)
-            with open(released, "a"):
-                pass
-            os.utime(released)
             out = {"released": current}
         else:
             out = {"released": None, "holder": current}

@@ -25,7 +25,7 @@ from ansible.plugins.callback import CallbackBase
 try:
     from mlops_vm.run_gate import GATE_VARIABLE, wait_at
 except ImportError:  # the collection without the mlops_vm package: no CLI, no gate
-    GATE_VARIABLE, wait_at = "", None
+    GATE_VARIABLE, wait_at = "MLOPS_VM_RUN_GATE", None
 
 
 class CallbackModule(CallbackBase):
@@ -38,7 +38,9 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         # Taken out of the environment: no process this run starts (a worker, a nested
         # ansible-playbook) waits at the gate again.
-        self._gate = os.environ.pop(GATE_VARIABLE, None) if wait_at else None
+        self._gate = os.environ.pop(GATE_VARIABLE, None)
+        if self._gate is not None and wait_at is None:  # a gate it cannot read: run nothing
+            sys.exit("mlops-vm: the run gate needs the mlops_vm package in Ansible's Python")
 
     def _pass(self) -> None:
         if self._gate is None:

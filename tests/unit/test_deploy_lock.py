@@ -102,23 +102,23 @@ def test_only_the_holder_s_token_releases_and_then_the_next_run_gets_it(tmp_path
     assert acquire([place], Holder.of_this_run("dev", NOW), NOW) == [place]
 
 
-def test_an_acquire_tells_how_long_the_lock_had_been_free(tmp_path: Path):
+def test_an_acquire_tells_since_when_the_lock_had_been_left_alone(tmp_path: Path):
     """What tells a run started before it took the lock (commands/playbook.py) whether
-    another run ended meanwhile: the shortest quiet time of every place."""
+    another run took or released it meanwhile: the latest change of any place's folder,
+    which every version of the ledger program makes as it takes or releases the lock."""
     here, shared = LocalLedger(tmp_path / "here"), LocalLedger(tmp_path / "shared")
     first = Holder.of_this_run("dev", NOW)
-    assert acquire([here, shared], first, NOW).quiet_s == math.inf  # never released
+    assert acquire([here, shared], first, NOW).free_since == -math.inf  # never used
     release([here, shared], first.token)
     a_minute_ago = time.time() - 60
-    os.utime(tmp_path / "here" / "released", (a_minute_ago, a_minute_ago))
-    second = Holder.of_this_run("dev", NOW)
-    quiet = acquire([here, shared], second, NOW).quiet_s
-    assert 0 <= quiet < 30  # the shared place was released just now
-    release([shared], "not-the-token")  # no release, no news
-    release([here, shared], second.token)
     for place in ("here", "shared"):
-        os.utime(tmp_path / place / "released", (a_minute_ago, a_minute_ago))
-    assert acquire([here, shared], first, NOW).quiet_s >= 60
+        os.utime(tmp_path / place, (a_minute_ago, a_minute_ago))
+    second = Holder.of_this_run("dev", NOW)
+    assert acquire([here, shared], second, NOW).free_since <= time.monotonic() - 59
+    # Another run's release, by any version of the program: the lock file goes.
+    (tmp_path / "shared" / "lock.json").unlink()
+    (tmp_path / "here" / "lock.json").unlink()
+    assert acquire([here, shared], first, NOW).free_since >= time.monotonic() - 30
 
 
 def test_a_lock_of_a_dead_process_reads_as_stale_until_released(tmp_path: Path):
