@@ -47,13 +47,14 @@ class RunGate:
             variables["ANSIBLE_CALLBACKS_ENABLED"] = f"{enabled},{PLUGIN}".lstrip(",")
         return variables
 
+    # The word is noted before it is written: the run's first event may come back at once.
     def go(self) -> None:
-        os.write(self._fd, GO)
         self.word = GO
+        os.write(self._fd, GO)
 
     def stop(self) -> None:
-        os.write(self._fd, STOP)
         self.word = STOP
+        os.write(self._fd, STOP)
 
     def close(self) -> None:
         # The name first: an ansible-playbook that comes to the gate only now finds none
