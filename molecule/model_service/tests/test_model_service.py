@@ -214,8 +214,9 @@ def test_replica_that_never_becomes_ready_fails_the_role_with_its_logs(host):
         assert result.returncode != 0
         assert "broken-0" in result.stdout and "did not become ready" in result.stdout
         assert "no 200 from http://127.0.0.1:8091/never-ready within 8s" in result.stdout
-        # A line of the container's own log, which only `docker logs` knows.
-        assert "Application startup complete" in result.stdout, result.stdout
+        # A line of the container's own log, which only `docker logs` knows: the first
+        # the server prints (on a busy machine its startup may not complete in the 8 s).
+        assert "Started server process" in result.stdout, result.stdout
     finally:
         host.run("docker rm -f broken-0")
         host.run("rm -rf /etc/mlops-vm/broken")
