@@ -16,6 +16,8 @@ description:
   - Parses each of a play's vars_files once per content. ansible-core reads them again,
     YAML parse included, each time it builds a host's variables for a task
     (mlops_vm/ansible_vars_file_cache.py); a file a task rewrites is parsed again.
+  - Wakes ansible-playbook's process when a task's result comes, instead of its looking
+    for one every millisecond while a task runs (mlops_vm/ansible_result_wait.py).
   - Loads the Jinja filter and test plugins in ansible-playbook's process before it forks
     a worker, instead of in the first worker that templates, which loses them on exit.
   - At the process's exit, moves every object to the garbage collector's permanent
@@ -33,7 +35,7 @@ import gc
 from ansible.plugins.callback import CallbackBase
 
 try:
-    from mlops_vm import ansible_vars_file_cache
+    from mlops_vm import ansible_result_wait, ansible_vars_file_cache
     from mlops_vm.ansible_template_cache import install, load_jinja_plugins
     from mlops_vm.paths import CACHE_DIR
 except ImportError:  # the collection without the mlops_vm package: nothing to speed up
@@ -61,3 +63,7 @@ class CallbackModule(CallbackBase):
             ansible_vars_file_cache.install()
         except Exception as error:
             self._display.vvv(f"mlops_vm_overhead: no vars_files cache ({error!r})")
+        try:
+            ansible_result_wait.install()
+        except Exception as error:
+            self._display.vvv(f"mlops_vm_overhead: results still polled ({error!r})")
