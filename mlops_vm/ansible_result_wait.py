@@ -49,7 +49,8 @@ def install() -> None:
     original_init = StrategyBase.__init__
     if getattr(original_init, "result_wait", False):
         return
-    if not hasattr(StrategyBase, "_wait_on_pending_results"):
+    original_wait = getattr(StrategyBase, "_wait_on_pending_results", None)
+    if original_wait is None:
         raise RuntimeError("ansible-core's strategy has no _wait_on_pending_results")
 
     @functools.wraps(original_init)
@@ -75,7 +76,6 @@ def install() -> None:
                         self._results_lock.wait(CHECK_S)
         return results
 
-    original_wait = StrategyBase._wait_on_pending_results
     __init__.result_wait = True  # type: ignore[attr-defined]
     StrategyBase.__init__ = __init__
     StrategyBase._wait_on_pending_results = _wait_on_pending_results
